@@ -1,0 +1,220 @@
+"""The snapshot as a struct of numpy arrays, built once per planning call.
+
+Kernels see only these arrays. Hosts and VMs keep their snapshot order (index
+= position in ``snapshot.hosts`` / ``snapshot.vms``), which is also the
+documented tie-break order of every planner.
+
+Shapes (H hosts, V VMs, P enabled policies, G server groups, C extra-spec classes):
+    score      H×P f8   current per-policy score
+    sc         H×P f8   score_capacity (absolute amount a score of 1.0 means)
+    cap, used  H×3 f8   vcpus, memory_mb, disk_gb
+    active     H   b1   enabled and up: counts in the imbalance
+    dest_ok    H   b1   may receive VMs (enabled and up)
+    az         H   i4   availability-zone id, -1 for none
+    vm_host    V   i8   current host index
+    load       V×P f8   absolute load: weight × sc[original host]
+    size       V×3 f8   flavor vcpus, memory_mb, disk_gb
+    spec       V   i4   extra-spec class; spec_ok C×H b1 says where it may land
+    group      V   i4   server-group index or -1
+    g_kind     G   i1   0 affinity, 1 anti-affinity, 2 soft-affinity, 3 soft-anti-affinity
+    g_lim      G   i4   members allowed per host (anti-affinity kinds)
+    g_cnt      G×H i4   members per host
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+from attrs import define
+
+from kronos.core.model import EXTRA_SPEC_PREFIX, UNASSIGNED, Snapshot, State
+
+GROUP_KINDS = {"affinity": 0, "anti-affinity": 1, "soft-affinity": 2, "soft-anti-affinity": 3}
+
+# reasons a VM cannot be moved by balancing phases, as bit flags
+NOT_ACTIVE, BUSY, NOT_MIGRATABLE, COOLDOWN, QUARANTINE, NO_PROFILE = 1, 2, 4, 8, 16, 32
+
+
+@define(slots=True)
+class World:
+    """Mutable planning state for one call of the planner; never shared."""
+
+    host_names: list[str]
+    vm_ids: list[str]
+    vm_names: list[str | None]
+    policy_names: list[str]
+    pw: np.ndarray
+    pmax: np.ndarray
+    threshold: np.ndarray
+    score: np.ndarray
+    sc: np.ndarray
+    cap: np.ndarray
+    used: np.ndarray
+    active: np.ndarray
+    dest_ok: np.ndarray
+    az: np.ndarray
+    vm_host: np.ndarray
+    load: np.ndarray
+    size: np.ndarray
+    spec: np.ndarray
+    spec_ok: np.ndarray
+    group: np.ndarray
+    g_kind: np.ndarray
+    g_lim: np.ndarray
+    g_cnt: np.ndarray
+    g_names: list[str]
+    blocked: np.ndarray  # V i4: NOT_ACTIVE | BUSY | ... flags for balancing moves
+    moved: np.ndarray  # V b1
+    aggregates: dict[str, np.ndarray]  # name -> host indices, snapshot order
+    host_index: dict[str, int]
+
+    def copy_scores(self) -> np.ndarray:
+        return self.score.copy()
+
+
+def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | None = None) -> World:
+    pols = snapshot.enabled_policies
+    pnames = [p.name for p in pols]
+    P = len(pnames)
+    H = len(snapshot.hosts)
+    host_index = {h.name: i for i, h in enumerate(snapshot.hosts)}
+
+    score = np.zeros((H, P))
+    sc = np.ones((H, P))
+    cap = np.zeros((H, 3))
+    active = np.zeros(H, dtype=np.bool_)
+    for i, h in enumerate(snapshot.hosts):
+        cap[i] = (h.capacity.vcpus, h.capacity.memory_mb, h.capacity.disk_gb)
+        active[i] = h.enabled and h.up
+        for j, p in enumerate(pnames):
+            score[i, j] = h.scores.get(p, 0.0)
+            sc[i, j] = h.score_capacity.get(p, 1.0)
+
+    aggregates: dict[str, np.ndarray] = {}
+    meta: list[dict[str, set[str]]] = [{} for _ in range(H)]
+    az_names: dict[str, int] = {}
+    az = np.full(H, -1, dtype=np.int32)
+    member = np.zeros(H, dtype=np.bool_)
+    for a in snapshot.aggregates:
+        idx = sorted({host_index[n] for n in a.hosts if n in host_index})
+        aggregates[a.name] = np.array(idx, dtype=np.int64)
+        member[idx] = True
+        zone = a.metadata.get("availability_zone")
+        for i in idx:
+            for k, v in a.metadata.items():
+                meta[i].setdefault(k, set()).add(v)
+            if zone is not None:
+                az[i] = az_names.setdefault(zone, len(az_names))
+    if not member.all():
+        aggregates[UNASSIGNED] = np.flatnonzero(~member).astype(np.int64)
+
+    V = len(snapshot.vms)
+    vm_host = np.empty(V, dtype=np.int64)
+    size = np.empty((V, 3))
+    weights = np.full((V, P), np.nan)
+    for k, v in enumerate(snapshot.vms):
+        vm_host[k] = host_index[v.host]
+        f = v.flavor
+        size[k] = (f.vcpus, f.memory_mb, f.disk_gb)
+        w = v.weights
+        for j, p in enumerate(pnames):
+            x = w.get(p)
+            if x is not None:
+                weights[k, j] = x
+    used = np.zeros((H, 3))
+    np.add.at(used, vm_host, size)
+    count = np.bincount(vm_host, minlength=H)
+
+    blocked = np.zeros(V, dtype=np.int32)
+    missing = np.isnan(weights)
+    if missing.any():
+        avg = score / np.maximum(count, 1)[:, None]
+        weights = np.where(missing, avg[vm_host], weights)
+        skip = np.array([p.vm_profile_fallback == "skip" for p in pols], dtype=np.bool_)
+        blocked[(missing & skip[None, :]).any(axis=1)] |= NO_PROFILE
+    load = weights * sc[vm_host]
+
+    spec_classes: dict[tuple[tuple[str, str], ...], int] = {}
+    spec = np.empty(V, dtype=np.int32)
+    cd = state.instance_cooldown_until if state else {}
+    quar = state.quarantined_until if state else {}
+    for k, v in enumerate(snapshot.vms):
+        key = tuple(
+            sorted(
+                (s.removeprefix(EXTRA_SPEC_PREFIX), val)
+                for s, val in v.flavor.extra_specs.items()
+                if s.startswith(EXTRA_SPEC_PREFIX)
+            )
+        )
+        spec[k] = spec_classes.setdefault(key, len(spec_classes))
+        flags = 0
+        if v.status != "ACTIVE":
+            flags |= NOT_ACTIVE
+        if v.task_state is not None:
+            flags |= BUSY
+        if not v.migratable:
+            flags |= NOT_MIGRATABLE
+        if v.id in cd and (now is None or cd[v.id] > now):
+            flags |= COOLDOWN
+        if v.id in quar and (quar[v.id] is None or now is None or quar[v.id] > now):  # type: ignore[operator]
+            flags |= QUARANTINE
+        blocked[k] |= flags
+    spec_ok = np.ones((len(spec_classes), H), dtype=np.bool_)
+    for key, c in spec_classes.items():
+        for i in range(H):
+            spec_ok[c, i] = all(val in meta[i].get(k, ()) for k, val in key)
+
+    vm_index = {v.id: k for k, v in enumerate(snapshot.vms)}
+    G = len(snapshot.server_groups)
+    group = np.full(V, -1, dtype=np.int32)
+    g_kind = np.zeros(G, dtype=np.int8)
+    g_lim = np.ones(G, dtype=np.int32)
+    g_cnt = np.zeros((G, H), dtype=np.int32)
+    for g, sg in enumerate(snapshot.server_groups):
+        g_kind[g] = GROUP_KINDS[sg.policy]
+        g_lim[g] = sg.max_server_per_host if sg.policy == "anti-affinity" else 1
+        for m in sg.members:
+            k = vm_index[m]
+            group[k] = g
+            g_cnt[g, vm_host[k]] += 1
+
+    return World(
+        host_names=[h.name for h in snapshot.hosts],
+        vm_ids=[v.id for v in snapshot.vms],
+        vm_names=[v.name for v in snapshot.vms],
+        policy_names=pnames,
+        pw=np.array([p.weight for p in pols], dtype=np.float64),
+        pmax=np.array([p.max_host_score for p in pols], dtype=np.float64),
+        threshold=np.array([p.threshold for p in pols], dtype=np.float64),
+        score=score,
+        sc=sc,
+        cap=cap,
+        used=used,
+        active=active,
+        dest_ok=active.copy(),
+        az=az,
+        vm_host=vm_host,
+        load=load,
+        size=size,
+        spec=spec,
+        spec_ok=spec_ok,
+        group=group,
+        g_kind=g_kind,
+        g_lim=g_lim,
+        g_cnt=g_cnt,
+        g_names=[sg.label for sg in snapshot.server_groups],
+        blocked=blocked,
+        moved=np.zeros(V, dtype=np.bool_),
+        aggregates=aggregates,
+        host_index=host_index,
+    )
+
+
+def imbalance(world: World, hosts: np.ndarray) -> tuple[np.ndarray, float]:
+    """Per-policy population std over the active hosts of ``hosts``, and the weighted sum."""
+    act = hosts[world.active[hosts]]
+    if act.size == 0 or world.pw.size == 0:
+        return np.zeros(world.pw.size), 0.0
+    std = world.score[act].std(axis=0)
+    return std, float(np.dot(world.pw, std))

@@ -1,0 +1,198 @@
+"""The data model: snapshot, plan and state as frozen, slotted attrs classes.
+
+These mirror ``FORMATS.md`` field for field. They hold data only; whether the
+data makes sense together is decided in one place, :mod:`kronos.core.validate`,
+so a document with ten problems reports ten, not the first.
+Optional fields default to ``None`` and are left out when written.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from attrs import field, frozen
+
+SNAPSHOT_FORMAT = "kronos.snapshot/1"
+PLAN_FORMAT = "kronos.plan/1"
+STATE_FORMAT = "kronos.state/1"
+UNASSIGNED = "_unassigned_"
+EXTRA_SPEC_PREFIX = "aggregate_instance_extra_specs:"
+
+Mode = Literal["spread", "pack"]
+GroupPolicy = Literal["affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity"]
+Phase = str  # affinity | spread | pack | evacuate | drain | later additions
+Action = Literal["live-migrate", "cold-migrate", "evacuate"]
+RESOURCES = ("vcpus", "memory_mb", "disk_gb")
+
+
+@frozen
+class Policy:
+    name: str
+    mode: str = "spread"
+    weight: float = 1.0
+    threshold: float = 0.0
+    max_migrations_per_cycle: int | None = None
+    vm_profile_fallback: str = "host_average"
+    max_host_score: float = 1.0
+    enabled: bool = True
+    imbalance_query: str | None = None
+    host_label: str | None = None
+    vm_profile_query: str | None = None
+    vm_profile_label: str | None = None
+    vm_profile_label_type: str | None = None
+
+
+@frozen
+class Capacity:
+    vcpus: float
+    memory_mb: float
+    disk_gb: float
+
+
+@frozen
+class Flavor:
+    name: str
+    vcpus: float
+    memory_mb: float
+    disk_gb: float
+    extra_specs: dict[str, str] = field(factory=dict)
+
+
+@frozen
+class Host:
+    name: str
+    capacity: Capacity
+    enabled: bool = True
+    up: bool = True
+    scores: dict[str, float] = field(factory=dict)
+    score_capacity: dict[str, float] = field(factory=dict)
+    cost_per_hour: float | None = None
+    cluster: str | None = None
+    forced_down: bool | None = None
+
+
+@frozen
+class Aggregate:
+    name: str
+    hosts: tuple[str, ...] = ()
+    metadata: dict[str, str] = field(factory=dict)
+
+
+@frozen
+class VM:
+    id: str
+    host: str
+    flavor: Flavor
+    name: str | None = None
+    status: str = "ACTIVE"
+    task_state: str | None = None
+    weights: dict[str, float] = field(factory=dict)
+    tags: tuple[str, ...] = ()
+    migratable: bool = True
+    project_id: str | None = None
+    metadata: dict[str, str] | None = None
+
+
+@frozen
+class ServerGroup:
+    id: str
+    policy: str
+    members: tuple[str, ...] = ()
+    name: str | None = None
+    rules: dict[str, int] = field(factory=dict)
+
+    @property
+    def max_server_per_host(self) -> int:
+        """Nova's rule: anti-affinity allows this many members per host (default 1)."""
+        return int(self.rules.get("max_server_per_host", 1))
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+
+@frozen
+class Snapshot:
+    taken_at: datetime
+    policies: tuple[Policy, ...] = ()
+    aggregates: tuple[Aggregate, ...] = ()
+    hosts: tuple[Host, ...] = ()
+    vms: tuple[VM, ...] = ()
+    server_groups: tuple[ServerGroup, ...] = ()
+    format: str = SNAPSHOT_FORMAT
+    source: dict[str, Any] | None = None
+
+    @property
+    def enabled_policies(self) -> tuple[Policy, ...]:
+        return tuple(p for p in self.policies if p.enabled)
+
+
+@frozen
+class Step:
+    seq: int
+    wave: int
+    phase: str
+    action: str
+    instance: str
+    source: str
+    destination: str
+    aggregate: str
+    reason: str
+    combined_after: float
+    name: str | None = None
+
+
+@frozen
+class AggregateSummary:
+    imbalance_before: dict[str, float]
+    imbalance_after: dict[str, float]
+    combined_before: float
+    combined_after: float
+    migrations: int = 0
+    hosts_emptied: tuple[str, ...] = ()
+    skipped: str | None = None
+    hosts: int | None = None
+    notes: tuple[str, ...] | None = None
+
+
+@frozen
+class Unplaced:
+    instance: str
+    reason: str
+    aggregate: str | None = None
+    phase: str | None = None
+
+
+@frozen
+class PlanSummary:
+    aggregates: dict[str, AggregateSummary] = field(factory=dict)
+    unplaced: tuple[Unplaced, ...] = ()
+    warnings: tuple[str, ...] | None = None
+
+
+@frozen
+class Plan:
+    created_at: datetime
+    snapshot_digest: str
+    options: dict[str, Any] = field(factory=dict)
+    steps: tuple[Step, ...] = ()
+    summary: PlanSummary = field(factory=PlanSummary)
+    format: str = PLAN_FORMAT
+
+
+@frozen
+class Result:
+    instance: str
+    outcome: str
+    at: datetime
+    error: str | None = None
+
+
+@frozen
+class State:
+    aggregate_cooldown_until: dict[str, datetime] = field(factory=dict)
+    instance_cooldown_until: dict[str, datetime] = field(factory=dict)
+    quarantined_until: dict[str, datetime | None] = field(factory=dict)
+    results: tuple[Result, ...] = ()
+    format: str = STATE_FORMAT

@@ -1,0 +1,53 @@
+"""What every planning mode returns: moves with their explanation, and per-aggregate outcomes."""
+
+from __future__ import annotations
+
+import numpy as np
+from attrs import frozen
+
+from kronos.core.arrays import World
+from kronos.core.model import Unplaced
+
+
+@frozen
+class Move:
+    vm: int
+    source: int
+    destination: int
+    aggregate: str
+    phase: str
+    action: str
+    reason: str
+    combined_after: float
+
+
+@frozen
+class AggregateOutcome:
+    """A mode's result for one aggregate: its moves, or why it was skipped."""
+
+    moves: tuple[Move, ...] = ()
+    skipped: str | None = None
+    notes: tuple[str, ...] = ()
+    unplaced: tuple[Unplaced, ...] = ()
+
+
+def describe_move(world: World, v: int, a: int, b: int, score_before: np.ndarray,
+                  combined_before: float, combined_after: float) -> str:
+    """`vm-1 cmp-017 → cmp-042: cmp-017 cpu 0.91 → 0.84 ...; combined 0.0810 → 0.0740`.
+
+    ``score_before`` is H×P, the scores just before this move.
+    """
+    parts = []
+    for h, sign in ((a, -1.0), (b, 1.0)):
+        cells = []
+        for p, name in enumerate(world.policy_names):
+            old = score_before[h, p]
+            new = old + sign * world.load[v, p] / world.sc[h, p]
+            cells.append(f"{name} {old:.3f} → {new:.3f}")
+        parts.append(f"{world.host_names[h]} " + ", ".join(cells))
+    who = world.vm_names[v] or world.vm_ids[v]
+    return (
+        f"{who} {world.host_names[a]} → {world.host_names[b]}: "
+        + "; ".join(parts)
+        + f"; combined {combined_before:.4f} → {combined_after:.4f}"
+    )

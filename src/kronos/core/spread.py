@@ -1,0 +1,106 @@
+"""Spread: greedy best single move per round, minimising the combined imbalance.
+
+The search itself is :func:`kronos.core.kernels.greedy_spread`; this module
+decides whether an aggregate should be planned at all (thresholds and the
+load-leveller's ``min_load`` / ``min_diff_ratio`` gates), feeds the kernel the
+aggregate's arrays, and explains each resulting move.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kronos.core import kernels
+from kronos.core.arrays import World, imbalance
+from kronos.core.moves import AggregateOutcome, Move, describe_move
+from kronos.core.options import PlannerOptions
+
+_STOPS = {
+    kernels.STOP_BUDGET: "budget used",
+    kernels.STOP_NO_MOVE: "no feasible move lowers the combined imbalance by min_improvement",
+    kernels.STOP_BALANCED: "every policy within its threshold",
+}
+
+
+def gate(world: World, hosts: np.ndarray, opts: PlannerOptions) -> str | None:
+    """Why this aggregate should not be balanced now, or None to go ahead."""
+    act = hosts[world.active[hosts]]
+    if act.size < 2:
+        return "fewer than two enabled, up hosts"
+    std, _ = imbalance(world, hosts)
+    over = std > world.threshold
+    if not over.any():
+        return "balanced: every policy within its threshold"
+    combined = world.score[act] @ world.pw
+    busiest, idlest = float(combined.max()), float(combined.min())
+    if busiest < opts.min_load:
+        return f"below min_load: busiest host's combined score {busiest:.3f} < {opts.min_load:g}"
+    if idlest > 0 and busiest / idlest - 1.0 < opts.min_diff_ratio:
+        return (
+            f"below min_diff_ratio: busiest/least busy − 1 = {busiest / idlest - 1.0:.3f} "
+            f"< {opts.min_diff_ratio:g}"
+        )
+    return None
+
+
+def candidates(world: World, hosts: np.ndarray) -> np.ndarray:
+    """VMs on ``hosts`` that balancing may move, in snapshot order."""
+    on = np.isin(world.vm_host, hosts)
+    return np.flatnonzero(on & (world.blocked == 0) & ~world.moved).astype(np.int64)
+
+
+def host_classes(world: World, hosts: np.ndarray) -> tuple[np.ndarray, int]:
+    """Score-capacity class of each host (equal rows of ``sc`` share a class)."""
+    if hosts.size == 0:
+        return np.zeros(0, dtype=np.int64), 1
+    _, inverse = np.unique(world.sc[hosts], axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1).astype(np.int64)
+    return inverse, int(inverse.max()) + 1
+
+
+def group_extremes(world: World) -> tuple[np.ndarray, np.ndarray]:
+    g_max = world.g_cnt.max(axis=1, initial=0).astype(np.int32)
+    g_nmax = ((world.g_cnt == g_max[:, None]) & (world.g_cnt > 0)).sum(axis=1).astype(np.int32)
+    return g_max, g_nmax
+
+
+def run_kernel(world: World, hosts: np.ndarray, cands: np.ndarray, budget: int,
+               opts: PlannerOptions, phase: str, aggregate: str) -> tuple[list[Move], str]:
+    """Run the greedy kernel over ``cands`` and explain its moves."""
+    host_cls, n_cls = host_classes(world, hosts)
+    g_max, g_nmax = group_extremes(world)
+    before = world.score.copy()
+    origin = world.vm_host.copy()  # a VM moves at most once, so this is its source
+    _, combined = imbalance(world, hosts)
+    mv, after, code = kernels.greedy_spread(
+        hosts, cands, host_cls, n_cls, min(budget, cands.size), opts.min_improvement,
+        opts.stop_below_threshold, world.threshold, opts.prune, world.vm_host, world.active,
+        world.dest_ok, world.az, world.spec, world.spec_ok, world.cap, world.used, world.size,
+        world.score, world.sc, world.load, world.pw, world.pmax, world.group, world.g_kind,
+        world.g_lim, world.g_cnt, g_max, g_nmax, world.moved,
+    )
+    moves = []
+    for k in range(mv.shape[0]):
+        v, b = int(mv[k, 0]), int(mv[k, 1])
+        a = int(origin[v])
+        reason = describe_move(world, v, a, b, before, combined, float(after[k]))
+        moves.append(Move(v, a, b, aggregate, phase, "live-migrate", reason, float(after[k])))
+        before[a] -= world.load[v] / world.sc[a]
+        before[b] += world.load[v] / world.sc[b]
+        combined = float(after[k])
+    stop = _STOPS[int(code)] if mv.shape[0] < budget else _STOPS[kernels.STOP_BUDGET]
+    return moves, stop
+
+
+def plan_spread(world: World, aggregate: str, hosts: np.ndarray, budget: int,
+                opts: PlannerOptions) -> AggregateOutcome:
+    why = gate(world, hosts, opts)
+    if why is not None:
+        return AggregateOutcome(skipped=why)
+    cands = candidates(world, hosts)
+    if cands.size == 0:
+        return AggregateOutcome(skipped="no movable VMs")
+    if budget <= 0:
+        return AggregateOutcome(skipped="budget is 0")
+    moves, stop = run_kernel(world, hosts, cands, budget, opts, "spread", aggregate)
+    return AggregateOutcome(moves=tuple(moves), notes=(f"spread stopped: {stop}",))

@@ -1,0 +1,78 @@
+"""Every error Kronos raises on purpose, each carrying its sysexits code.
+
+The CLI turns a ``KronosError`` into its message on stderr and its exit code;
+anything else escaping is a bug (exit 70, traceback shown).
+
+    KronosError                      exit 70 unless a subclass says otherwise
+    ├── UsageError                   64  the command line is wrong
+    ├── DataError                    65  an input document is wrong
+    │   └── ValidationError          65  ... with the full list of problems
+    ├── NoInputError                 66  an input file does not exist
+    ├── UnavailableError             69  a service (Prometheus, Nova) cannot be reached
+    ├── NotImplementedKronosError    70  a documented feature not built yet
+    ├── KronosIOError                74  reading or writing a file failed
+    ├── TemporaryFailure             75  try again later (e.g. the world drifted)
+    ├── PermissionDenied             77  credentials lack a permission
+    └── ConfigError                  78  kronos.conf / policies.yaml is wrong
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from kronos.core.validate import Issue
+
+
+class KronosError(Exception):
+    """Base class; ``exit_code`` follows sysexits.h."""
+
+    exit_code: ClassVar[int] = 70
+
+
+class UsageError(KronosError):
+    exit_code = 64
+
+
+class DataError(KronosError):
+    exit_code = 65
+
+
+class ValidationError(DataError):
+    """A document failed validation; ``issues`` holds every problem found."""
+
+    def __init__(self, source: str, issues: Sequence[Issue]) -> None:
+        self.source = source
+        self.issues = list(issues)
+        lines = [f"{source}: {len(self.issues)} problem(s)"]
+        lines += [f"  {issue}" for issue in self.issues]
+        super().__init__("\n".join(lines))
+
+
+class NoInputError(KronosError):
+    exit_code = 66
+
+
+class UnavailableError(KronosError):
+    exit_code = 69
+
+
+class NotImplementedKronosError(KronosError):
+    exit_code = 70
+
+
+class KronosIOError(KronosError):
+    exit_code = 74
+
+
+class TemporaryFailure(KronosError):
+    exit_code = 75
+
+
+class PermissionDenied(KronosError):
+    exit_code = 77
+
+
+class ConfigError(KronosError):
+    exit_code = 78
