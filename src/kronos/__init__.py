@@ -6,10 +6,16 @@ The public API::
     problems = kronos.validate(snap)
     plan = kronos.plan(snap, budget=10)
     kronos.dump(plan, "plan.json")
+
+``plan``, ``next_state`` and ``generate`` load numpy and numba on first use,
+so ``import kronos`` (and ``kronos --help``) stays fast.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from kronos import errors
-from kronos.core.generate import generate
 from kronos.core.model import (
     VM,
     Aggregate,
@@ -27,11 +33,31 @@ from kronos.core.model import (
     Step,
     Unplaced,
 )
-from kronos.core.planner import next_state, plan
 from kronos.core.validate import Issue, validate
 from kronos.files import dump, load_plan, load_snapshot, load_state
 
+if TYPE_CHECKING:
+    from kronos.core.generate import generate
+    from kronos.core.planner import UNLIMITED, next_state, plan
+
+_LAZY = {
+    "plan": "kronos.core.planner",
+    "next_state": "kronos.core.planner",
+    "UNLIMITED": "kronos.core.planner",
+    "generate": "kronos.core.generate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'kronos' has no attribute {name!r}")
+
+
 __all__ = [
+    "UNLIMITED",
     "VM",
     "Aggregate",
     "AggregateSummary",

@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 
 from kronos.core.convert import make_converter, structure, unstructure
 from kronos.core.model import Plan, Snapshot, State
@@ -121,11 +121,10 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         with contextlib.suppress(FileNotFoundError):
-            os.chmod(tmp, 0o644 & ~_umask())
-        os.replace(tmp, target)
+            Path(tmp).chmod(0o644 & ~_umask())
+        Path(tmp).replace(target)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
         raise
 
 
@@ -152,6 +151,6 @@ def dump(obj: Any, dest: PathOrFile) -> None:
     name = _name(dest)
     text = render(obj, yaml=name.endswith(YAML_SUFFIXES))
     if isinstance(dest, io.TextIOBase) or "b" not in getattr(dest, "mode", ""):
-        dest.write(text)  # type: ignore[arg-type]
+        cast(IO[str], dest).write(text)
     else:
-        dest.write(text.encode())  # type: ignore[arg-type]
+        cast(IO[bytes], dest).write(text.encode())

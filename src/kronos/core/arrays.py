@@ -102,8 +102,8 @@ def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | 
         member[idx] = True
         zone = a.metadata.get("availability_zone")
         for i in idx:
-            for k, v in a.metadata.items():
-                meta[i].setdefault(k, set()).add(v)
+            for mkey, mval in a.metadata.items():
+                meta[i].setdefault(mkey, set()).add(mval)
             if zone is not None:
                 az[i] = az_names.setdefault(zone, len(az_names))
     if not member.all():
@@ -113,11 +113,11 @@ def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | 
     vm_host = np.empty(V, dtype=np.int64)
     size = np.empty((V, 3))
     weights = np.full((V, P), np.nan)
-    for k, v in enumerate(snapshot.vms):
-        vm_host[k] = host_index[v.host]
-        f = v.flavor
+    for k, vm in enumerate(snapshot.vms):
+        vm_host[k] = host_index[vm.host]
+        f = vm.flavor
         size[k] = (f.vcpus, f.memory_mb, f.disk_gb)
-        w = v.weights
+        w = vm.weights
         for j, p in enumerate(pnames):
             x = w.get(p)
             if x is not None:
@@ -139,31 +139,33 @@ def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | 
     spec = np.empty(V, dtype=np.int32)
     cd = state.instance_cooldown_until if state else {}
     quar = state.quarantined_until if state else {}
-    for k, v in enumerate(snapshot.vms):
+    for k, vm in enumerate(snapshot.vms):
         key = tuple(
             sorted(
                 (s.removeprefix(EXTRA_SPEC_PREFIX), val)
-                for s, val in v.flavor.extra_specs.items()
+                for s, val in vm.flavor.extra_specs.items()
                 if s.startswith(EXTRA_SPEC_PREFIX)
             )
         )
         spec[k] = spec_classes.setdefault(key, len(spec_classes))
         flags = 0
-        if v.status != "ACTIVE":
+        if vm.status != "ACTIVE":
             flags |= NOT_ACTIVE
-        if v.task_state is not None:
+        if vm.task_state is not None:
             flags |= BUSY
-        if not v.migratable:
+        if not vm.migratable:
             flags |= NOT_MIGRATABLE
-        if v.id in cd and (now is None or cd[v.id] > now):
+        if vm.id in cd and (now is None or cd[vm.id] > now):
             flags |= COOLDOWN
-        if v.id in quar and (quar[v.id] is None or now is None or quar[v.id] > now):  # type: ignore[operator]
-            flags |= QUARANTINE
+        if vm.id in quar:
+            until = quar[vm.id]
+            if until is None or now is None or until > now:
+                flags |= QUARANTINE
         blocked[k] |= flags
     spec_ok = np.ones((len(spec_classes), H), dtype=np.bool_)
-    for key, c in spec_classes.items():
+    for spec_key, c in spec_classes.items():
         for i in range(H):
-            spec_ok[c, i] = all(val in meta[i].get(k, ()) for k, val in key)
+            spec_ok[c, i] = all(val in meta[i].get(name, ()) for name, val in spec_key)
 
     vm_index = {v.id: k for k, v in enumerate(snapshot.vms)}
     G = len(snapshot.server_groups)
@@ -175,9 +177,9 @@ def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | 
         g_kind[g] = GROUP_KINDS[sg.policy]
         g_lim[g] = sg.max_server_per_host if sg.policy == "anti-affinity" else 1
         for m in sg.members:
-            k = vm_index[m]
-            group[k] = g
-            g_cnt[g, vm_host[k]] += 1
+            j = vm_index[m]
+            group[j] = g
+            g_cnt[g, vm_host[j]] += 1
 
     return World(
         host_names=[h.name for h in snapshot.hosts],

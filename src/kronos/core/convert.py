@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -92,10 +93,8 @@ def make_converter() -> cattrs.Converter:
     conv.register_unstructure_hook(datetime, format_time)
 
     def omit_none_factory(cls: type) -> Any:
-        base = make_dict_unstructure_fn(cls, conv)
-        optional = {
-            a.name for a in attrs.fields(cls) if a.default is None
-        }
+        base: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(cls, conv)
+        optional = {a.name for a in attrs.fields(cls) if a.default is None}
 
         def unstructure(obj: Any) -> dict[str, Any]:
             d: dict[str, Any] = base(obj)
@@ -149,7 +148,7 @@ def unstructure(obj: Any, conv: cattrs.Converter | None = None) -> Any:
 
 
 def canonical_json(data: Any) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
 
 def snapshot_digest(snapshot: Snapshot, conv: cattrs.Converter | None = None) -> str:

@@ -145,9 +145,7 @@ def generate(
 
     # -- flavors and placement --------------------------------------------
     flavors = [Flavor(f[0], f[1], f[2], f[3]) for f in _FLAVORS]
-    ssd_flavors = [
-        Flavor(f[0] + ".ssd", f[1], f[2], f[3], {SSD_SPEC: "true"}) for f in _FLAVORS
-    ]
+    ssd_flavors = [Flavor(f[0] + ".ssd", f[1], f[2], f[3], {SSD_SPEC: "true"}) for f in _FLAVORS]
     fsize = np.array([[f[1], f[2], f[3]] for f in _FLAVORS], dtype=float)
     choice = rng.choice(len(_FLAVORS), size=vms, p=probs)
     wants_ssd = rng.random(vms) < (0.1 if host_ssd.any() else 0.0)
@@ -208,7 +206,9 @@ def generate(
 
     down_set = set(rng.choice(hosts, size=min(down, hosts), replace=False).tolist()) if down else set()
     rest = [h for h in range(hosts) if h not in down_set]
-    dis_set = set(rng.choice(rest, size=min(disabled, len(rest)), replace=False).tolist()) if disabled else set()
+    dis_set = (
+        set(rng.choice(rest, size=min(disabled, len(rest)), replace=False).tolist()) if disabled else set()
+    )
 
     vm_objs: list[VM] = []
     pnames = [p.name for p in pols]
@@ -228,7 +228,7 @@ def generate(
         w = {
             pnames[p]: float(weights[i, p])
             for p in range(P)
-            if not (missing_roll[i, p] < missing_weights or h in down_set and missing_roll[i, p] < 0.5)
+            if not (missing_roll[i, p] < missing_weights or (h in down_set and missing_roll[i, p] < 0.5))
         }
         vm_objs.append(
             VM(
@@ -249,8 +249,8 @@ def generate(
     for h in range(hosts):
         sc = {}
         if heterogeneous:
-            for p in pnames:
-                sc[p] = float(ram_gib[h] * 1024**3) if p.startswith("mem") else float(cores[h])
+            for pname in pnames:
+                sc[pname] = float(ram_gib[h] * 1024**3) if pname.startswith("mem") else float(cores[h])
         host_objs.append(
             Host(
                 name=names[h],
@@ -259,7 +259,7 @@ def generate(
                 up=h not in down_set,
                 scores={} if h in down_set else {p: float(scores[h, j]) for j, p in enumerate(pnames)},
                 score_capacity=sc,
-                cost_per_hour=round(0.02 * cores[h] + 0.002 * ram_gib[h], 4),
+                cost_per_hour=float(round(0.02 * cores[h] + 0.002 * ram_gib[h], 4)),
             )
         )
 
@@ -329,4 +329,3 @@ def _groups(
             )
         )
     return tuple(out)
-

@@ -35,7 +35,7 @@ STOP_BUDGET, STOP_NO_MOVE, STOP_BALANCED = 0, 1, 2
 
 
 @nb.njit(cache=True)
-def stats(hosts, active, score, pw, var, tot):  # type: ignore[no-untyped-def]
+def stats(hosts, active, score, pw, var, tot):
     """Fill var[p] (population variance) and tot[p] (sum) over active ``hosts``.
 
     Returns (n_active, combined imbalance). Two-pass, sequential: the same
@@ -70,7 +70,7 @@ def stats(hosts, active, score, pw, var, tot):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(cache=True, inline="always")
-def _term(var_p, tot_p, n, sa, da, src_active, sb, db):  # type: ignore[no-untyped-def]
+def _term(var_p, tot_p, n, sa, da, src_active, sb, db):
     dq = 0.0
     ds = 0.0
     if src_active:
@@ -85,7 +85,7 @@ def _term(var_p, tot_p, n, sa, da, src_active, sb, db):  # type: ignore[no-untyp
 
 
 @nb.njit(cache=True)
-def move_value(v, a, b, n, var, tot, score, sc, load, active, pw):  # type: ignore[no-untyped-def]
+def move_value(v, a, b, n, var, tot, score, sc, load, active, pw):
     """Combined imbalance after moving VM v from host a to host b (b active)."""
     val = 0.0
     for p in range(pw.shape[0]):
@@ -96,7 +96,7 @@ def move_value(v, a, b, n, var, tot, score, sc, load, active, pw):  # type: igno
 
 
 @nb.njit(cache=True)
-def group_worse(g, a, b, g_kind, g_lim, g_cnt, g_max, g_nmax):  # type: ignore[no-untyped-def]
+def group_worse(g, a, b, g_kind, g_lim, g_cnt, g_max, g_nmax):
     """Would moving one member of group g from a to b raise its violation measure?
 
     Measures (as FORMATS.md / check.py): affinity kinds n − max_h count;
@@ -117,8 +117,29 @@ def group_worse(g, a, b, g_kind, g_lim, g_cnt, g_max, g_nmax):  # type: ignore[n
 
 
 @nb.njit(cache=True)
-def feasible(v, a, b, dest_ok, az, spec, spec_ok, cap, used, size, score, sc, load, pmax,
-             group, soft_hard, g_kind, g_lim, g_cnt, g_max, g_nmax):  # type: ignore[no-untyped-def]
+def feasible(
+    v,
+    a,
+    b,
+    dest_ok,
+    az,
+    spec,
+    spec_ok,
+    cap,
+    used,
+    size,
+    score,
+    sc,
+    load,
+    pmax,
+    group,
+    soft_hard,
+    g_kind,
+    g_lim,
+    g_cnt,
+    g_max,
+    g_nmax,
+):
     """Every hard rule of a single move, cheapest first.
 
     ``soft_hard``: soft group rules are hard too (balancing phases); an
@@ -134,14 +155,13 @@ def feasible(v, a, b, dest_ok, az, spec, spec_ok, cap, used, size, score, sc, lo
         if d > 0.0 and score[b, p] + d > pmax[p] + EPS:
             return False
     g = group[v]
-    if g >= 0 and (soft_hard or g_kind[g] <= 1):
-        if group_worse(g, a, b, g_kind, g_lim, g_cnt, g_max, g_nmax):
-            return False
-    return True
+    return not (
+        g >= 0 and (soft_hard or g_kind[g] <= 1) and group_worse(g, a, b, g_kind, g_lim, g_cnt, g_max, g_nmax)
+    )
 
 
 @nb.njit(cache=True)
-def group_extremes(g_cnt, g_max, g_nmax, g):  # type: ignore[no-untyped-def]
+def group_extremes(g_cnt, g_max, g_nmax, g):
     mx = 0
     nmx = 0
     for h in range(g_cnt.shape[1]):
@@ -156,7 +176,7 @@ def group_extremes(g_cnt, g_max, g_nmax, g):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(cache=True)
-def apply_move(v, b, vm_host, used, size, score, sc, load, group, g_cnt, g_max, g_nmax, moved):  # type: ignore[no-untyped-def]
+def apply_move(v, b, vm_host, used, size, score, sc, load, group, g_cnt, g_max, g_nmax, moved):
     a = vm_host[v]
     for r in range(3):
         used[a, r] -= size[v, r]
@@ -174,7 +194,7 @@ def apply_move(v, b, vm_host, used, size, score, sc, load, group, g_cnt, g_max, 
 
 
 @nb.njit(cache=True)
-def _vm_bound(v, a, n, var, tot, score, sc, load, active, pw, cls_min, cls_sc):  # type: ignore[no-untyped-def]
+def _vm_bound(v, a, n, var, tot, score, sc, load, active, pw, cls_min, cls_sc):
     best = np.inf
     for c in range(cls_min.shape[0]):
         val = 0.0
@@ -188,9 +208,39 @@ def _vm_bound(v, a, n, var, tot, score, sc, load, active, pw, cls_min, cls_sc): 
 
 
 @nb.njit(cache=True)
-def best_move(hosts, cands, host_cls, n_cls, limit, prune, vm_host, active, dest_ok, az, spec,
-              spec_ok, cap, used, size, score, sc, load, pw, pmax, group, soft_hard, g_kind,
-              g_lim, g_cnt, g_max, g_nmax, moved, var, tot, n):  # type: ignore[no-untyped-def]
+def best_move(
+    hosts,
+    cands,
+    host_cls,
+    n_cls,
+    limit,
+    prune,
+    vm_host,
+    active,
+    dest_ok,
+    az,
+    spec,
+    spec_ok,
+    cap,
+    used,
+    size,
+    score,
+    sc,
+    load,
+    pw,
+    pmax,
+    group,
+    soft_hard,
+    g_kind,
+    g_lim,
+    g_cnt,
+    g_max,
+    g_nmax,
+    moved,
+    var,
+    tot,
+    n,
+):
     """The best single move of ``cands`` (VM indices) to ``hosts`` (destinations).
 
     Returns (v, b, value); v = -1 when no feasible move reaches ``limit``.
@@ -233,28 +283,132 @@ def best_move(hosts, cands, host_cls, n_cls, limit, prune, vm_host, active, dest
             if k < 0 or kv > bval:
                 break
             done[k] = True
-            bv, bh, bval = _scan_vm(cands[k], hosts, bv, bh, bval, vm_host, active, dest_ok, az,
-                                    spec, spec_ok, cap, used, size, score, sc, load, pw, pmax,
-                                    group, soft_hard, g_kind, g_lim, g_cnt, g_max, g_nmax, var,
-                                    tot, n)
+            bv, bh, bval = _scan_vm(
+                cands[k],
+                hosts,
+                bv,
+                bh,
+                bval,
+                vm_host,
+                active,
+                dest_ok,
+                az,
+                spec,
+                spec_ok,
+                cap,
+                used,
+                size,
+                score,
+                sc,
+                load,
+                pw,
+                pmax,
+                group,
+                soft_hard,
+                g_kind,
+                g_lim,
+                g_cnt,
+                g_max,
+                g_nmax,
+                var,
+                tot,
+                n,
+            )
     for k in range(V):
         if done[k] or moved[cands[k]] or lb[k] > bval:
             continue
-        bv, bh, bval = _scan_vm(cands[k], hosts, bv, bh, bval, vm_host, active, dest_ok, az,
-                                spec, spec_ok, cap, used, size, score, sc, load, pw, pmax, group,
-                                soft_hard, g_kind, g_lim, g_cnt, g_max, g_nmax, var, tot, n)
+        bv, bh, bval = _scan_vm(
+            cands[k],
+            hosts,
+            bv,
+            bh,
+            bval,
+            vm_host,
+            active,
+            dest_ok,
+            az,
+            spec,
+            spec_ok,
+            cap,
+            used,
+            size,
+            score,
+            sc,
+            load,
+            pw,
+            pmax,
+            group,
+            soft_hard,
+            g_kind,
+            g_lim,
+            g_cnt,
+            g_max,
+            g_nmax,
+            var,
+            tot,
+            n,
+        )
     return bv, bh, bval
 
 
 @nb.njit(cache=True)
-def _scan_vm(v, hosts, bv, bh, bval, vm_host, active, dest_ok, az, spec, spec_ok, cap, used,
-             size, score, sc, load, pw, pmax, group, soft_hard, g_kind, g_lim, g_cnt, g_max,
-             g_nmax, var, tot, n):  # type: ignore[no-untyped-def]
+def _scan_vm(
+    v,
+    hosts,
+    bv,
+    bh,
+    bval,
+    vm_host,
+    active,
+    dest_ok,
+    az,
+    spec,
+    spec_ok,
+    cap,
+    used,
+    size,
+    score,
+    sc,
+    load,
+    pw,
+    pmax,
+    group,
+    soft_hard,
+    g_kind,
+    g_lim,
+    g_cnt,
+    g_max,
+    g_nmax,
+    var,
+    tot,
+    n,
+):
     a = vm_host[v]
     for i in range(hosts.shape[0]):
         b = hosts[i]
-        if not feasible(v, a, b, dest_ok, az, spec, spec_ok, cap, used, size, score, sc, load,
-                        pmax, group, soft_hard, g_kind, g_lim, g_cnt, g_max, g_nmax):
+        if not feasible(
+            v,
+            a,
+            b,
+            dest_ok,
+            az,
+            spec,
+            spec_ok,
+            cap,
+            used,
+            size,
+            score,
+            sc,
+            load,
+            pmax,
+            group,
+            soft_hard,
+            g_kind,
+            g_lim,
+            g_cnt,
+            g_max,
+            g_nmax,
+        ):
             continue
         val = move_value(v, a, b, n, var, tot, score, sc, load, active, pw)
         if val < bval or (val == bval and (bv < 0 or v < bv or (v == bv and b < bh))):
@@ -265,10 +419,38 @@ def _scan_vm(v, hosts, bv, bh, bval, vm_host, active, dest_ok, az, spec, spec_ok
 
 
 @nb.njit(cache=True)
-def greedy_spread(hosts, cands, host_cls, n_cls, budget, min_improvement, stop_below,
-                  threshold, prune, vm_host, active, dest_ok, az, spec, spec_ok, cap, used, size,
-                  score, sc, load, pw, pmax, group, g_kind, g_lim, g_cnt, g_max, g_nmax,
-                  moved):  # type: ignore[no-untyped-def]
+def greedy_spread(
+    hosts,
+    cands,
+    host_cls,
+    n_cls,
+    budget,
+    min_improvement,
+    stop_below,
+    threshold,
+    prune,
+    vm_host,
+    active,
+    dest_ok,
+    az,
+    spec,
+    spec_ok,
+    cap,
+    used,
+    size,
+    score,
+    sc,
+    load,
+    pw,
+    pmax,
+    group,
+    g_kind,
+    g_lim,
+    g_cnt,
+    g_max,
+    g_nmax,
+    moved,
+):
     """Greedy best-single-move rounds until budget, no improving move, or balance.
 
     Mutates the world arrays as moves are applied. Returns (moves k×2 [vm, dst],
@@ -291,10 +473,39 @@ def greedy_spread(hosts, cands, host_cls, n_cls, budget, min_improvement, stop_b
             if below:
                 code = STOP_BALANCED
                 break
-        v, b, _ = best_move(hosts, cands, host_cls, n_cls, cur - min_improvement, prune,
-                            vm_host, active, dest_ok, az, spec, spec_ok, cap, used, size, score,
-                            sc, load, pw, pmax, group, True, g_kind, g_lim, g_cnt, g_max, g_nmax,
-                            moved, var, tot, n)
+        v, b, _ = best_move(
+            hosts,
+            cands,
+            host_cls,
+            n_cls,
+            cur - min_improvement,
+            prune,
+            vm_host,
+            active,
+            dest_ok,
+            az,
+            spec,
+            spec_ok,
+            cap,
+            used,
+            size,
+            score,
+            sc,
+            load,
+            pw,
+            pmax,
+            group,
+            True,
+            g_kind,
+            g_lim,
+            g_cnt,
+            g_max,
+            g_nmax,
+            moved,
+            var,
+            tot,
+            n,
+        )
         if v < 0:
             code = STOP_NO_MOVE
             break
@@ -305,3 +516,41 @@ def greedy_spread(hosts, cands, host_cls, n_cls, budget, min_improvement, stop_b
         after[k] = cur
         k += 1
     return out[:k], after[:k], code
+
+
+def warm() -> None:
+    """Compile (or load from the on-disk cache) every kernel on a two-host world."""
+    H, V, P = 2, 1, 1
+    hosts = np.arange(H, dtype=np.int64)
+    greedy_spread(
+        hosts,
+        np.zeros(V, dtype=np.int64),
+        np.zeros(H, dtype=np.int64),
+        1,
+        1,
+        1e-6,
+        True,
+        np.zeros(P),
+        True,
+        np.zeros(V, dtype=np.int64),
+        np.ones(H, dtype=np.bool_),
+        np.ones(H, dtype=np.bool_),
+        np.zeros(H, dtype=np.int32),
+        np.zeros(V, dtype=np.int32),
+        np.ones((1, H), dtype=np.bool_),
+        np.full((H, 3), 10.0),
+        np.zeros((H, 3)),
+        np.ones((V, 3)),
+        np.array([[0.5], [0.1]]),
+        np.ones((H, P)),
+        np.full((V, P), 0.1),
+        np.ones(P),
+        np.ones(P),
+        np.full(V, -1, dtype=np.int32),
+        np.zeros(0, dtype=np.int8),
+        np.ones(0, dtype=np.int32),
+        np.zeros((0, H), dtype=np.int32),
+        np.zeros(0, dtype=np.int32),
+        np.zeros(0, dtype=np.int32),
+        np.zeros(V, dtype=np.bool_),
+    )

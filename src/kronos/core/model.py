@@ -45,17 +45,17 @@ class Policy:
 
 @frozen
 class Capacity:
-    vcpus: float
-    memory_mb: float
-    disk_gb: float
+    vcpus: float = field(converter=float)
+    memory_mb: float = field(converter=float)
+    disk_gb: float = field(converter=float)
 
 
 @frozen
 class Flavor:
     name: str
-    vcpus: float
-    memory_mb: float
-    disk_gb: float
+    vcpus: float = field(converter=float)
+    memory_mb: float = field(converter=float)
+    disk_gb: float = field(converter=float)
     extra_specs: dict[str, str] = field(factory=dict)
 
 

@@ -31,8 +31,15 @@ class AggregateOutcome:
     unplaced: tuple[Unplaced, ...] = ()
 
 
-def describe_move(world: World, v: int, a: int, b: int, score_before: np.ndarray,
-                  combined_before: float, combined_after: float) -> str:
+def describe_move(
+    world: World,
+    v: int,
+    a: int,
+    b: int,
+    score_before: np.ndarray,
+    combined_before: float,
+    combined_after: float,
+) -> str:
     """`vm-1 cmp-017 → cmp-042: cmp-017 cpu 0.91 → 0.84 ...; combined 0.0810 → 0.0740`.
 
     ``score_before`` is H×P, the scores just before this move.

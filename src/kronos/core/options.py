@@ -112,7 +112,9 @@ def unknown_option(name: str, known: tuple[str, ...] = OPTION_NAMES) -> str:
     return f"unknown option {name!r}{hint}"
 
 
-def make_options(values: Mapping[str, Any] | None = None, base: PlannerOptions | None = None) -> PlannerOptions:
+def make_options(
+    values: Mapping[str, Any] | None = None, base: PlannerOptions | None = None
+) -> PlannerOptions:
     """Validated options from ``values`` over ``base``; errors name the key and the value."""
     base = base or PlannerOptions()
     changes: dict[str, Any] = {}
@@ -126,8 +128,8 @@ def make_options(values: Mapping[str, Any] | None = None, base: PlannerOptions |
             raise UsageError(f"option {name} = {raw!r}: {exc}") from exc
         if name in _CHOICES and value not in _CHOICES[name]:
             raise UsageError(f"option {name} = {raw!r}: must be one of {', '.join(_CHOICES[name])}")
-        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
-            if not (name == "instance_quarantine_seconds" and value == -1):
-                raise UsageError(f"option {name} = {raw!r}: must be >= 0")
+        negative = isinstance(value, int | float) and not isinstance(value, bool) and value < 0
+        if negative and not (name == "instance_quarantine_seconds" and value == -1):
+            raise UsageError(f"option {name} = {raw!r}: must be >= 0")
         changes[name] = value
     return attrs.evolve(base, **changes)

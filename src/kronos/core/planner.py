@@ -67,16 +67,19 @@ def plan(
     budget: int | str | None = None,
     state: State | None = None,
     now: datetime | None = None,
+    validate_input: bool = True,
     **options: Any,
 ) -> Plan:
     """Plan migrations for every aggregate in scope; raises on invalid input only.
 
     ``now`` (default: the snapshot's ``taken_at``) decides which cooldowns have
-    expired; nothing here reads a clock.
+    expired; nothing here reads a clock. ``validate_input=False`` skips
+    validation for callers that just ran :func:`kronos.validate` themselves.
     """
-    problems = errors_only(validate(snapshot))
-    if problems:
-        raise ValidationError("snapshot", problems)
+    if validate_input:
+        problems = errors_only(validate(snapshot))
+        if problems:
+            raise ValidationError("snapshot", problems)
     opts = make_options(options)
     enabled = snapshot.enabled_policies
     if not enabled:
@@ -185,9 +188,7 @@ def next_state(state: State | None, plan: Plan, *, now: datetime, **options: Any
     quar = {k: t for k, t in state.quarantined_until.items() if t is None or t > now}
     for step in plan.steps:
         if opts.cooldown > 0:
-            agg[step.aggregate] = max(
-                agg.get(step.aggregate, now), now + timedelta(seconds=opts.cooldown)
-            )
+            agg[step.aggregate] = max(agg.get(step.aggregate, now), now + timedelta(seconds=opts.cooldown))
         if opts.instance_cooldown > 0:
             inst[step.instance] = max(
                 inst.get(step.instance, now), now + timedelta(seconds=opts.instance_cooldown)

@@ -64,8 +64,15 @@ def group_extremes(world: World) -> tuple[np.ndarray, np.ndarray]:
     return g_max, g_nmax
 
 
-def run_kernel(world: World, hosts: np.ndarray, cands: np.ndarray, budget: int,
-               opts: PlannerOptions, phase: str, aggregate: str) -> tuple[list[Move], str]:
+def run_kernel(
+    world: World,
+    hosts: np.ndarray,
+    cands: np.ndarray,
+    budget: int,
+    opts: PlannerOptions,
+    phase: str,
+    aggregate: str,
+) -> tuple[list[Move], str]:
     """Run the greedy kernel over ``cands`` and explain its moves."""
     host_cls, n_cls = host_classes(world, hosts)
     g_max, g_nmax = group_extremes(world)
@@ -73,11 +80,36 @@ def run_kernel(world: World, hosts: np.ndarray, cands: np.ndarray, budget: int,
     origin = world.vm_host.copy()  # a VM moves at most once, so this is its source
     _, combined = imbalance(world, hosts)
     mv, after, code = kernels.greedy_spread(
-        hosts, cands, host_cls, n_cls, min(budget, cands.size), opts.min_improvement,
-        opts.stop_below_threshold, world.threshold, opts.prune, world.vm_host, world.active,
-        world.dest_ok, world.az, world.spec, world.spec_ok, world.cap, world.used, world.size,
-        world.score, world.sc, world.load, world.pw, world.pmax, world.group, world.g_kind,
-        world.g_lim, world.g_cnt, g_max, g_nmax, world.moved,
+        hosts,
+        cands,
+        host_cls,
+        n_cls,
+        min(budget, cands.size),
+        opts.min_improvement,
+        opts.stop_below_threshold,
+        world.threshold,
+        opts.prune,
+        world.vm_host,
+        world.active,
+        world.dest_ok,
+        world.az,
+        world.spec,
+        world.spec_ok,
+        world.cap,
+        world.used,
+        world.size,
+        world.score,
+        world.sc,
+        world.load,
+        world.pw,
+        world.pmax,
+        world.group,
+        world.g_kind,
+        world.g_lim,
+        world.g_cnt,
+        g_max,
+        g_nmax,
+        world.moved,
     )
     moves = []
     for k in range(mv.shape[0]):
@@ -92,8 +124,9 @@ def run_kernel(world: World, hosts: np.ndarray, cands: np.ndarray, budget: int,
     return moves, stop
 
 
-def plan_spread(world: World, aggregate: str, hosts: np.ndarray, budget: int,
-                opts: PlannerOptions) -> AggregateOutcome:
+def plan_spread(
+    world: World, aggregate: str, hosts: np.ndarray, budget: int, opts: PlannerOptions
+) -> AggregateOutcome:
     why = gate(world, hosts, opts)
     if why is not None:
         return AggregateOutcome(skipped=why)

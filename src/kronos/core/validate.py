@@ -103,9 +103,7 @@ def _policies(s: Snapshot) -> list[Issue]:
                 )
             )
         if p.max_migrations_per_cycle is not None and p.max_migrations_per_cycle < 0:
-            out.append(
-                Issue(f"{at}.max_migrations_per_cycle", "must be >= 0", p.max_migrations_per_cycle)
-            )
+            out.append(Issue(f"{at}.max_migrations_per_cycle", "must be >= 0", p.max_migrations_per_cycle))
     enabled = s.enabled_policies
     if enabled:
         total = sum(p.weight for p in enabled)
@@ -208,9 +206,7 @@ def _groups(s: Snapshot) -> list[Issue]:
             if m not in known:
                 out.append(Issue(f"{at}.members[{j}]", "member is not a VM of the snapshot", m))
             elif m in owner and owner[m] != g.id:
-                out.append(
-                    Issue(f"{at}.members[{j}]", f"VM is already in server group {owner[m]}", m)
-                )
+                out.append(Issue(f"{at}.members[{j}]", f"VM is already in server group {owner[m]}", m))
             else:
                 owner[m] = g.id
     return out

@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-def assign_waves(
-    touches: Sequence[tuple[int, int, int]], max_parallel: int | None = None
-) -> list[int]:
+def assign_waves(touches: Sequence[tuple[int, int, int]], max_parallel: int | None = None) -> list[int]:
     """``touches[i]`` = (source, destination, group or -1); returns wave numbers from 1."""
     waves: list[int] = []
     wave = 0

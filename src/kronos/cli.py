@@ -1,0 +1,279 @@
+"""The ``kronos`` command: parse options, call adapters and the core, render.
+
+Heavy imports (numpy, numba, openstacksdk, requests) happen inside commands
+so ``kronos --help`` is fast. Every ``KronosError`` becomes one line on
+stderr and its sysexits code; anything else is a bug (exit 70).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kronos.errors import KronosError, UsageError
+
+EX_USAGE, EX_SOFTWARE = 64, 70
+
+
+def _prepare_numba_cache() -> None:
+    """Keep compiled kernels on disk even when site-packages is read-only."""
+    if "NUMBA_CACHE_DIR" in os.environ:
+        return
+    pkg = Path(__file__).resolve().parent / "core"
+    if os.access(pkg, os.W_OK):
+        return
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    os.environ["NUMBA_CACHE_DIR"] = str(Path(base) / "kronos" / "numba")
+
+
+class Timer:
+    """Wall time per phase for ``--time`` (the core reads no clock; the CLI may)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.phases: list[tuple[str, float]] = []
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases.append((name, time.perf_counter() - t0))
+
+    def report(self) -> None:
+        if not self.enabled:
+            return
+        total = sum(t for _, t in self.phases)
+        for name, t in self.phases:
+            click.echo(f"time {name:<16} {t * 1000:9.1f} ms", err=True)
+        click.echo(f"time {'total':<16} {total * 1000:9.1f} ms", err=True)
+
+
+def _parse_sets(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise UsageError(f"--set {item!r}: expected KEY=VALUE")
+        out[key.strip()] = value
+    return out
+
+
+def _parse_now(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    from kronos.core.convert import parse_time
+
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise UsageError(f"--now {text!r}: not an RFC 3339 time") from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kronos-planner")
+def cli() -> None:
+    """Plan constraint-safe VM live-migrations for OpenStack host aggregates."""
+
+
+@cli.command()
+@click.argument("snapshot")
+def validate(snapshot: str) -> None:
+    """Check SNAPSHOT against the contract; list every problem with its path."""
+    import kronos
+    from kronos.errors import ValidationError
+
+    snap = kronos.load_snapshot(snapshot)
+    issues = kronos.validate(snap)
+    errors = [i for i in issues if i.severity == "error"]
+    for issue in issues:
+        click.echo(f"{snapshot}: {issue}", err=True)
+    if errors:
+        raise ValidationError(snapshot, errors)
+    click.echo(
+        f"{snapshot}: OK ({len(snap.hosts)} hosts, {len(snap.vms)} VMs, "
+        f"{len(snap.server_groups)} server groups, {len(snap.policies)} policies"
+        f"{f', {len(issues)} warning(s)' if issues else ''})"
+    )
+
+
+@cli.command()
+@click.option("--hosts", default=50, show_default=True, type=click.IntRange(1))
+@click.option("--vms", default=5000, show_default=True, type=click.IntRange(0))
+@click.option("--groups", default=100, show_default=True, type=click.IntRange(0))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--policies", default="cpu,mem", show_default=True, help="comma-separated")
+@click.option("--aggregates", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--heterogeneous", is_flag=True, help="mixed host sizes (score_capacity)")
+@click.option("--skew", default=0.6, show_default=True, type=click.FloatRange(0))
+@click.option("--mode", type=click.Choice(["spread", "pack"]), default="spread", show_default=True)
+@click.option("--broken-groups", default=0.1, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--unmovable", default=0.03, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--missing-weights", default=0.0, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--down", default=0, show_default=True, type=click.IntRange(0), help="failed hosts")
+@click.option("--disabled", default=0, show_default=True, type=click.IntRange(0))
+@click.option("--unassigned", default=0, show_default=True, type=click.IntRange(0))
+@click.option("--overlapping", is_flag=True, help="add an aggregate overlapping others")
+@click.option("--fill", default=0.65, show_default=True, type=click.FloatRange(0.05, 1.0))
+@click.option("-o", "--output", default="-", show_default=True, help="file (.json/.yaml) or -")
+def generate(output: str, policies: str, **kw: Any) -> None:
+    """Write a realistic synthetic snapshot (same seed, same bytes)."""
+    import kronos
+
+    names = tuple(p.strip() for p in policies.split(",") if p.strip())
+    if not names:
+        raise UsageError("--policies: give at least one policy name")
+    snap = kronos.generate(policies=names, **kw)
+    kronos.dump(snap, output)
+
+
+@cli.command()
+@click.argument("snapshot")
+@click.option("--mode", type=click.Choice(["spread", "pack"]), help="default: the policies' mode")
+@click.option("--budget", help="steps per aggregate, or 'unlimited' (default: policies' cap)")
+@click.option("--aggregate", "aggregates", multiple=True, help="plan only this aggregate (repeatable)")
+@click.option("--state", "state_path", help="state file: read for cooldowns, then rewritten")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="planner option")
+@click.option("--now", help="RFC 3339 time cooldowns are judged at (default: snapshot taken_at)")
+@click.option("-o", "--output", help="write the plan here (.json/.yaml, - for stdout)")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="what to print when not writing the plan to stdout",
+)
+@click.option("--time", "timing", is_flag=True, help="print per-phase wall times on stderr")
+def plan(
+    snapshot: str,
+    mode: str | None,
+    budget: str | None,
+    aggregates: tuple[str, ...],
+    state_path: str | None,
+    sets: tuple[str, ...],
+    now: str | None,
+    output: str | None,
+    fmt: str,
+    timing: bool,
+) -> None:
+    """Plan migrations for SNAPSHOT and print or write the plan."""
+    timer = Timer(timing)
+    options: dict[str, Any] = _parse_sets(sets)
+    if aggregates:
+        options["aggregates"] = aggregates
+    when = _parse_now(now)
+    with timer.phase("load"):
+        import kronos
+        from kronos.core.planner import effective_budget  # noqa: F401  (numpy import timed here)
+
+        snap = kronos.load_snapshot(snapshot)
+        state = _load_state(state_path)
+    with timer.phase("validate"):
+        problems = [i for i in kronos.validate(snap) if i.severity == "error"]
+        if problems:
+            from kronos.errors import ValidationError
+
+            raise ValidationError(snapshot, problems)
+    with timer.phase("compile/arrays"):
+        from kronos.core import kernels
+
+        kernels.warm()
+    with timer.phase("plan"):
+        from kronos.core.planner import plan as make_plan
+
+        result = make_plan(
+            snap, mode=mode, budget=budget, state=state, now=when, validate_input=False, **options
+        )
+    with timer.phase("write"):
+        _emit(result, output, fmt)
+        if state_path is not None:
+            opts = {k: v for k, v in options.items() if k != "aggregates"}
+            new = kronos.next_state(state, result, now=result.created_at, **opts)
+            kronos.dump(new, state_path)
+    timer.report()
+
+
+def _load_state(path: str | None) -> Any:
+    if path is None:
+        return None
+    import kronos
+
+    if path != "-" and not Path(path).exists():
+        return kronos.State()
+    return kronos.load_state(path)
+
+
+def _emit(result: Any, output: str | None, fmt: str) -> None:
+    import kronos
+    from kronos.render import plan_table
+
+    if output is not None:
+        kronos.dump(result, output)
+        if output == "-":
+            return
+    if fmt == "json" and output is None:
+        kronos.dump(result, "-")
+    else:
+        click.echo(plan_table(result), nl=False)
+
+
+@cli.command()
+@click.argument("plan_file", metavar="PLAN")
+@click.option("--no-reasons", is_flag=True, help="one line per step")
+def show(plan_file: str, no_reasons: bool) -> None:
+    """Print PLAN as a readable table of steps and the before/after summary."""
+    import kronos
+    from kronos.render import plan_table
+
+    click.echo(plan_table(kronos.load_plan(plan_file), reasons=not no_reasons), nl=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the click group and map failures to sysexits codes."""
+    _prepare_numba_cache()
+    sys.exit(run(cli.main, argv))
+
+
+def run(entry: Callable[..., Any], argv: list[str] | None) -> int:
+    try:
+        entry(args=argv, prog_name="kronos", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.format_message() if hasattr(exc, "format_message") else str(exc), err=True)
+        return EX_USAGE
+    except click.UsageError as exc:
+        exc.show()
+        return EX_USAGE
+    except click.exceptions.Abort:
+        click.echo("kronos: aborted", err=True)
+        return 130
+    except KronosError as exc:
+        click.echo(f"kronos: error: {exc}", err=True)
+        return exc.exit_code
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        click.echo("kronos: interrupted", err=True)
+        return 130
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        click.echo("kronos: internal error (a bug: please report it with the traceback)", err=True)
+        return EX_SOFTWARE
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,49 @@
+"""Plain-text tables of plans for people; documents stay the machine interface."""
+
+from __future__ import annotations
+
+from kronos.core.model import Plan
+
+
+def plan_table(plan: Plan, reasons: bool = True) -> str:
+    lines = []
+    opts = plan.options
+    budget = opts.get("budget")
+    lines.append(
+        f"plan {plan.snapshot_digest[:19]}…  mode {opts.get('mode')}  "
+        f"budget {'unlimited' if budget is None else budget} per aggregate  "
+        f"{len(plan.steps)} step(s) in {len({s.wave for s in plan.steps})} wave(s)"
+    )
+    if plan.steps:
+        lines.append("")
+        lines.append(f"{'seq':>4} {'wave':>4}  {'phase':<9} {'action':<13} {'instance':<14} move")
+        for s in plan.steps:
+            who = s.name or s.instance[:13]
+            lines.append(
+                f"{s.seq:>4} {s.wave:>4}  {s.phase:<9} {s.action:<13} {who:<14} "
+                f"{s.source} → {s.destination}  [{s.aggregate}] combined {s.combined_after:.4f}"
+            )
+            if reasons:
+                lines.append(f"{'':>11}{s.reason}")
+    lines.append("")
+    lines.append(f"{'aggregate':<16} {'hosts':>5} {'moves':>5}  {'combined':<17} per policy / skipped")
+    for name, a in plan.summary.aggregates.items():
+        comb = f"{a.combined_before:.4f} → {a.combined_after:.4f}"
+        pol = ", ".join(
+            f"{p} {a.imbalance_before[p]:.4f} → {a.imbalance_after.get(p, 0.0):.4f}"
+            for p in a.imbalance_before
+        )
+        hosts = "" if a.hosts is None else str(a.hosts)
+        lines.append(f"{name:<16} {hosts:>5} {a.migrations:>5}  {comb:<17} {pol}")
+        if a.skipped:
+            lines.append(f"{'':<18}skipped: {a.skipped}")
+        for note in a.notes or ():
+            lines.append(f"{'':<18}{note}")
+        if a.hosts_emptied:
+            lines.append(f"{'':<18}emptied: {', '.join(a.hosts_emptied)}")
+    if plan.summary.unplaced:
+        lines.append("")
+        lines.append(f"unplaced ({len(plan.summary.unplaced)}):")
+        for u in plan.summary.unplaced:
+            lines.append(f"  {u.instance}: {u.reason}")
+    return "\n".join(lines) + "\n"

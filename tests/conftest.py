@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+import kronos
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKER = ROOT.parent / "shared" / "tools" / "check.py"
+
+settings.register_profile(
+    "default",
+    deadline=None,
+    max_examples=40,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile("default")
+
+
+def run_checker(tmp: Path, snap: kronos.Snapshot, plan: kronos.Plan, *extra: str) -> dict[str, Any] | None:
+    """Run ../shared/tools/check.py when it is there (it is a development aid, not a dependency).
+
+    Plans are also kept under $KRONOS_PLAN_DIR so .ci/run can re-check them.
+    """
+    if not CHECKER.exists():
+        return None
+    s, p = tmp / "snap.json", tmp / "plan.json"
+    kronos.dump(snap, s)
+    kronos.dump(plan, p)
+    proc = subprocess.run(
+        [sys.executable, str(CHECKER), str(s), str(p), "--strict-waves", "--strict-claims", "--json", *extra],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def checker(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """check(snapshot, plan, *flags): assert check.py finds no violation (when present)."""
+
+    def check(snap: kronos.Snapshot, plan: kronos.Plan, *extra: str) -> None:
+        result = run_checker(tmp_path_factory.mktemp("check"), snap, plan, *extra)
+        if result is not None:
+            assert result["violations"] == [], result["violations"][:5]
+
+    return check
+
+
+@pytest.fixture(scope="session")
+def small() -> kronos.Snapshot:
+    return kronos.generate(hosts=12, vms=240, groups=12, seed=5)
+
+
+def kronos_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real ``kronos`` entry point in a subprocess (exit codes, stdout, stderr)."""
+    return subprocess.run(
+        [sys.executable, "-c", "from kronos.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        check=False,
+    )

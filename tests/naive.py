@@ -1,0 +1,230 @@
+"""Slow, obviously-correct references for the planner, written from FORMATS.md.
+
+Nothing here imports kronos.core.arrays or kernels: it works on the Snapshot
+objects directly with dicts and loops, so it can catch mistakes in the array
+encoding as well as in the kernels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from kronos.core.model import EXTRA_SPEC_PREFIX, UNASSIGNED, Snapshot
+
+EPS = 1e-9
+
+
+def pstdev(xs: list[float]) -> float:
+    if not xs:
+        return 0.0
+    m = sum(xs) / len(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / len(xs))
+
+
+@dataclass
+class NaiveWorld:
+    snap: Snapshot
+    host: dict[str, str] = field(default_factory=dict)  # vm -> host
+    score: dict[str, dict[str, float]] = field(default_factory=dict)
+    used: dict[str, list[float]] = field(default_factory=dict)
+    load: dict[str, dict[str, float]] = field(default_factory=dict)  # absolute
+    moved: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        s = self.snap
+        self.pols = [p for p in s.policies if p.enabled]
+        self.hosts = {h.name: h for h in s.hosts}
+        self.vms = {v.id: v for v in s.vms}
+        self.aggs: dict[str, list[str]] = {}
+        self.meta: dict[str, dict[str, set[str]]] = {h.name: {} for h in s.hosts}
+        self.az: dict[str, str | None] = {h.name: None for h in s.hosts}
+        for a in s.aggregates:
+            self.aggs[a.name] = [h.name for h in s.hosts if h.name in set(a.hosts)]
+            for hn in a.hosts:
+                for k, v in a.metadata.items():
+                    self.meta[hn].setdefault(k, set()).add(v)
+                if "availability_zone" in a.metadata:
+                    self.az[hn] = a.metadata["availability_zone"]
+        loose = [h.name for h in s.hosts if not any(h.name in a.hosts for a in s.aggregates)]
+        if loose:
+            self.aggs[UNASSIGNED] = loose
+        count = {h.name: 0 for h in s.hosts}
+        for v in s.vms:
+            count[v.host] += 1
+        for h in s.hosts:
+            self.score[h.name] = {p.name: h.scores.get(p.name, 0.0) for p in self.pols}
+            self.used[h.name] = [0.0, 0.0, 0.0]
+        for v in s.vms:
+            self.host[v.id] = v.host
+            u = self.used[v.host]
+            u[0] += v.flavor.vcpus
+            u[1] += v.flavor.memory_mb
+            u[2] += v.flavor.disk_gb
+            sc = self.hosts[v.host].score_capacity
+            self.load[v.id] = {}
+            for p in self.pols:
+                w = v.weights.get(p.name)
+                if w is None:
+                    w = self.score[v.host][p.name] / max(1, count[v.host])
+                self.load[v.id][p.name] = w * sc.get(p.name, 1.0)
+        self.group_of = {}
+        for g in s.server_groups:
+            for m in g.members:
+                self.group_of[m] = g
+
+    def sc(self, h: str, p: str) -> float:
+        return self.hosts[h].score_capacity.get(p, 1.0)
+
+    def active(self, h: str) -> bool:
+        return self.hosts[h].enabled and self.hosts[h].up
+
+    def imbalance(self, agg: str) -> tuple[dict[str, float], float]:
+        hs = [h for h in self.aggs[agg] if self.active(h)]
+        per = {p.name: pstdev([self.score[h][p.name] for h in hs]) for p in self.pols}
+        return per, sum(p.weight * per[p.name] for p in self.pols)
+
+    def group_measure(self, g, moved: str | None = None, to: str | None = None) -> int:  # type: ignore[no-untyped-def]
+        cnt: dict[str, int] = {}
+        for m in g.members:
+            h = to if m == moved else self.host[m]
+            cnt[h] = cnt.get(h, 0) + 1
+        if not cnt:
+            return 0
+        if g.policy in ("affinity", "soft-affinity"):
+            return sum(cnt.values()) - max(cnt.values())
+        lim = g.max_server_per_host if g.policy == "anti-affinity" else 1
+        return sum(max(0, c - lim) for c in cnt.values())
+
+    def movable(self, vid: str, cooldown: frozenset[str] = frozenset()) -> bool:
+        v = self.vms[vid]
+        if v.status != "ACTIVE" or v.task_state is not None or not v.migratable:
+            return False
+        if vid in self.moved or vid in cooldown:
+            return False
+        for p in self.pols:
+            if p.vm_profile_fallback == "skip" and p.name not in v.weights:
+                return False
+        return True
+
+    def why_not(self, vid: str, dst: str, agg: str, soft_hard: bool = True) -> str | None:
+        """The first rule a move of vid to dst (within agg) breaks, or None."""
+        src = self.host[vid]
+        v = self.vms[vid]
+        if dst == src:
+            return "no-op"
+        if dst not in self.aggs[agg] or src not in self.aggs[agg]:
+            return "cross-aggregate"
+        if not self.active(dst):
+            return "dest-disabled"
+        if self.az[dst] != self.az[src]:
+            return "cross-az"
+        for k, val in v.flavor.extra_specs.items():
+            if k.startswith(EXTRA_SPEC_PREFIX) and val not in self.meta[dst].get(
+                k[len(EXTRA_SPEC_PREFIX) :], set()
+            ):
+                return "extra-spec"
+        need = (v.flavor.vcpus, v.flavor.memory_mb, v.flavor.disk_gb)
+        cap = self.hosts[dst].capacity
+        for u, n, c in zip(self.used[dst], need, (cap.vcpus, cap.memory_mb, cap.disk_gb), strict=True):
+            if u + n > c + EPS:
+                return "capacity"
+        for p in self.pols:
+            d = self.load[vid][p.name] / self.sc(dst, p.name)
+            if d > 0 and self.score[dst][p.name] + d > p.max_host_score + EPS:
+                return "max-host-score"
+        g = self.group_of.get(vid)
+        if g is not None and (soft_hard or not g.policy.startswith("soft")):
+            if self.group_measure(g, vid, dst) > self.group_measure(g):
+                return "group"
+        return None
+
+    def apply(self, vid: str, dst: str) -> None:
+        src = self.host[vid]
+        v = self.vms[vid]
+        need = (v.flavor.vcpus, v.flavor.memory_mb, v.flavor.disk_gb)
+        for k in range(3):
+            self.used[src][k] -= need[k]
+            self.used[dst][k] += need[k]
+        for p in self.pols:
+            self.score[src][p.name] -= self.load[vid][p.name] / self.sc(src, p.name)
+            self.score[dst][p.name] += self.load[vid][p.name] / self.sc(dst, p.name)
+        self.host[vid] = dst
+        self.moved.add(vid)
+
+
+def naive_greedy(
+    snap: Snapshot, agg: str, budget: int, min_improvement: float
+) -> list[tuple[str, str, float]]:
+    """Exhaustive best single move per round, full recomputation of every candidate."""
+    w = NaiveWorld(snap)
+    out = []
+    _, cur = w.imbalance(agg)
+    for _ in range(budget):
+        best = None
+        for v in snap.vms:
+            if w.host[v.id] not in w.aggs[agg] or not w.movable(v.id):
+                continue
+            for h in w.aggs[agg]:
+                if w.why_not(v.id, h, agg) is not None:
+                    continue
+                src = w.host[v.id]
+                w.apply(v.id, h)
+                _, val = w.imbalance(agg)
+                w.apply(v.id, src)
+                w.moved.discard(v.id)
+                if best is None or val < best[0]:
+                    best = (val, v.id, h)
+        if best is None or best[0] > cur - min_improvement:
+            break
+        w.apply(best[1], best[2])
+        cur = best[0]
+        out.append((best[1], best[2], cur))
+    return out
+
+
+def replay(snap: Snapshot, steps, cooldown: frozenset[str] = frozenset()) -> list[str]:  # type: ignore[no-untyped-def]
+    """Apply plan steps in order; return every contract violation found (empty = clean)."""
+    w = NaiveWorld(snap)
+    problems = []
+    for s in steps:
+        if s.instance not in w.vms:
+            problems.append(f"step {s.seq}: unknown instance")
+            continue
+        if w.host[s.instance] != s.source:
+            problems.append(f"step {s.seq}: source mismatch")
+        soft_hard = s.phase not in ("evacuate", "drain")
+        if s.action == "live-migrate" and not w.movable(s.instance, cooldown):
+            problems.append(f"step {s.seq}: VM not movable")
+        why = w.why_not(s.instance, s.destination, s.aggregate, soft_hard)
+        if why is not None:
+            problems.append(f"step {s.seq}: {why}")
+        w.apply(s.instance, s.destination)
+        _, comb = w.imbalance(s.aggregate)
+        if abs(comb - s.combined_after) > 1e-6:
+            problems.append(f"step {s.seq}: combined_after {s.combined_after} != {comb}")
+    return problems
+
+
+def apply_plan(snap: Snapshot, plan) -> Snapshot:  # type: ignore[no-untyped-def]
+    """The snapshot as it would look after the plan: VMs moved, scores and weights carried."""
+    import attrs
+
+    w = NaiveWorld(snap)
+    for s in plan.steps:
+        w.apply(s.instance, s.destination)
+    hosts = tuple(
+        attrs.evolve(
+            h, scores={p: min(1.0, max(0.0, x)) for p, x in w.score[h.name].items()} if h.scores else h.scores
+        )
+        for h in snap.hosts
+    )
+    vms = tuple(
+        attrs.evolve(
+            v,
+            host=w.host[v.id],
+            weights={p: w.load[v.id][p] / w.sc(w.host[v.id], p) for p in v.weights},
+        )
+        for v in snap.vms
+    )
+    return attrs.evolve(snap, hosts=hosts, vms=vms)

@@ -1,0 +1,71 @@
+"""The command line: outputs, exit codes, state file handling, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import kronos
+from tests.conftest import ROOT, kronos_cli
+
+
+def test_plan_writes_file_prints_table_and_times(tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    proc = kronos_cli("plan", str(ROOT / "examples" / "snapshot.json"), "-o", str(out), "--time")
+    assert proc.returncode == 0, proc.stderr
+    plan = kronos.load_plan(out)
+    assert plan.steps and "combined" in proc.stdout
+    for phase in ("load", "validate", "compile/arrays", "plan", "write"):
+        assert f"time {phase}" in proc.stderr
+    shown = kronos_cli("show", str(out))
+    assert shown.returncode == 0
+    assert plan.steps[0].reason in shown.stdout
+
+
+def test_plan_json_to_stdout_is_the_document(small: kronos.Snapshot, tmp_path: Path) -> None:
+    snap = tmp_path / "s.yaml"
+    kronos.dump(small, snap)
+    proc = kronos_cli("plan", str(snap), "--format", "json", "--budget", "2")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["format"] == "kronos.plan/1" and len(doc["steps"]) == 2
+    assert doc["options"]["budget"] == 2
+
+
+def test_plan_with_state_file_sets_cooldowns(small: kronos.Snapshot, tmp_path: Path) -> None:
+    snap, state = tmp_path / "s.json", tmp_path / "state.json"
+    kronos.dump(small, snap)
+    first = kronos_cli("plan", str(snap), "--state", str(state), "-o", str(tmp_path / "p1.json"))
+    assert first.returncode == 0, first.stderr
+    st = kronos.load_state(state)
+    assert "agg-01" in st.aggregate_cooldown_until
+    second = kronos_cli("plan", str(snap), "--state", str(state), "--format", "json")
+    assert json.loads(second.stdout)["steps"] == []
+    assert "cooldown" in json.loads(second.stdout)["summary"]["aggregates"]["agg-01"]["skipped"]
+
+
+def test_usage_errors_exit_64_without_traceback(small: kronos.Snapshot, tmp_path: Path) -> None:
+    snap = tmp_path / "s.json"
+    kronos.dump(small, snap)
+    for args, fragment in [
+        (("plan", str(snap), "--set", "min_lod=1"), "did you mean min_load"),
+        (("plan", str(snap), "--set", "min_load"), "expected KEY=VALUE"),
+        (("plan", str(snap), "--budget", "lots"), "budget"),
+        (("plan", str(snap), "--aggregate", "nope"), "not in the snapshot"),
+        (("plan", str(snap), "--set", "stop_below_threshold=maybe"), "true or false"),
+        (("plan",), "Missing argument"),
+    ]:
+        proc = kronos_cli(*args)
+        assert proc.returncode == 64, (args, proc.stderr)
+        assert fragment in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unwritable_output_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    proc = kronos_cli("plan", str(ROOT / "examples" / "snapshot.json"), "-o", str(tmp_path / "no" / "p.json"))
+    assert proc.returncode == 74
+    assert "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bundled_example_plan_matches_the_recorded_output() -> None:
+    proc = kronos_cli("plan", str(ROOT / "examples" / "snapshot.json"))
+    assert proc.stdout == (ROOT / "examples" / "plan.txt").read_text()

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import attrs
+import pytest
+
+import kronos
+from tests.conftest import kronos_cli
+
+
+def _kronos(*args: str) -> tuple[int, str]:
+    proc = kronos_cli(*args)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def _ten_errors(doc: dict) -> dict:  # type: ignore[type-arg]
+    d = json.loads(json.dumps(doc))
+    d["hosts"][3]["scores"]["cpu-spread"] = 1.7  # 1 score out of range
+    d["hosts"][4]["scores"]["memory-spread"] = float("nan")  # 2 NaN score
+    d["hosts"][5]["capacity"]["vcpus"] = -4  # 3 negative capacity
+    d["hosts"][6]["name"] = d["hosts"][7]["name"]  # 4 duplicate host (and VMs on 6 now unknown)
+    d["vms"][0]["host"] = "cmp-999"  # 5 unknown host
+    d["vms"][2]["id"] = d["vms"][1]["id"]  # 6 duplicate VM id
+    d["vms"][3]["weights"]["cpu-spread"] = -0.2  # 7 weight out of range
+    d["server_groups"][0]["members"].append("no-such-vm")  # 8 unknown member
+    d["server_groups"][1]["members"].append(d["server_groups"][2]["members"][0])  # 9 two groups
+    d["policies"][0]["weight"] = 0.5  # 10 weights no longer sum to 1
+    d["policies"][1]["mode"] = "pack"  # 11 mixed modes
+    return d
+
+
+def test_validate_reports_every_injected_error(tmp_path: Path, small: kronos.Snapshot) -> None:
+    good = tmp_path / "good.json"
+    kronos.dump(small, good)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(_ten_errors(json.loads(good.read_text()))))
+    code, out = _kronos("validate", str(bad))
+    assert code == 65
+    expected = [
+        "hosts[3].scores.cpu-spread = 1.7: scores must be in [0, 1]",
+        "hosts[4].scores.memory-spread = NaN",
+        "hosts[5].capacity.vcpus = -4.0",
+        "hosts[6].name = 'cmp-008': duplicate host name",
+        "vms[0].host = 'cmp-999': unknown host",
+        "vms[2].id",
+        "vms[3].weights.cpu-spread = -0.2",
+        "server_groups[0].members[",
+        "is already in server group",
+        "enabled policy weights sum to 1.2",
+        "enabled policies mix modes pack, spread",
+    ]
+    for fragment in expected:
+        assert fragment in out, fragment
+    code, out = _kronos("validate", str(good))
+    assert code == 0, out
+    assert "OK (12 hosts, 240 VMs" in out
+
+
+def test_overcommitted_host_is_a_warning_not_an_error(small: kronos.Snapshot) -> None:
+    h = small.hosts[0]
+    tight = attrs.evolve(h, capacity=kronos.Capacity(1, 1, 1))
+    snap = attrs.evolve(small, hosts=(tight, *small.hosts[1:]))
+    issues = kronos.validate(snap)
+    assert issues and all(i.severity == "warning" for i in issues)
+    assert "already over capacity" in str(issues[0])
+    plan = kronos.plan(snap, budget=5)  # accepted, and the host is never a destination
+    assert all(s.destination != h.name for s in plan.steps)
+
+
+def test_structural_errors_name_the_path(tmp_path: Path) -> None:
+    p = tmp_path / "s.json"
+    p.write_text(
+        json.dumps(
+            {
+                "format": "kronos.snapshot/1",
+                "taken_at": "2026-11-21T10:00:00Z",
+                "hosts": [
+                    {
+                        "name": "a",
+                        "capacity": {"vcpus": "many", "memory_mb": 1, "disk_gb": 1},
+                        "enabled": "yes",
+                    }
+                ],
+            }
+        )
+    )
+    code, out = _kronos("validate", str(p))
+    assert code == 65
+    assert "hosts[0].capacity.vcpus" in out and "hosts[0].enabled" in out
+    assert "Traceback" not in out
+
+
+@pytest.mark.parametrize(
+    ("content", "code", "fragment"),
+    [
+        (None, 66, "no such file"),
+        ("{not json", 65, "invalid JSON"),
+        ('{"format": "kronos.snapshot/2", "taken_at": "2026-11-21T10:00:00Z"}', 65, "unknown major version"),
+        ('{"format": "kronos.plan/1"}', 65, "expected kronos.snapshot/1"),
+    ],
+)
+def test_bad_files_exit_with_sysexits(tmp_path: Path, content: str | None, code: int, fragment: str) -> None:
+    p = tmp_path / "in.json"
+    if content is not None:
+        p.write_text(content)
+    got, out = _kronos("validate", str(p))
+    assert got == code
+    assert fragment in out and "Traceback" not in out
+
+
+def test_nan_weight_is_reported(small: kronos.Snapshot) -> None:
+    v = attrs.evolve(small.vms[0], weights={"cpu-spread": math.nan, "memory-spread": 0.1})
+    issues = kronos.validate(attrs.evolve(small, vms=(v, *small.vms[1:])))
+    assert [str(i) for i in issues] == ["vms[0].weights.cpu-spread = NaN: weights must be in [0, 1]"]
