@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,8 @@ settings.register_profile(
     max_examples=40,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-settings.load_profile("default")
+settings.register_profile("ci", parent=settings.get_profile("default"), max_examples=120)
+settings.load_profile("ci" if os.environ.get("CI") == "true" else "default")
 
 
 def run_checker(tmp: Path, snap: kronos.Snapshot, plan: kronos.Plan, *extra: str) -> dict[str, Any] | None:

@@ -60,7 +60,12 @@ def test_planning_again_on_the_result_changes_little(args: dict) -> None:  # typ
     snap = kronos.generate(**{**args, "down": 0, "missing_weights": 0.0})
     first = kronos.plan(snap, budget="unlimited", min_improvement=1e-4)
     again = kronos.plan(apply_plan(snap, first), budget="unlimited", min_improvement=1e-4)
-    assert len(again.steps) <= max(2, len(first.steps) // 10)
+    # a second pass may move VMs the first had already moved once, but it finds
+    # little left to gain compared with what the first pass achieved
+    for name, a in again.summary.aggregates.items():
+        f = first.summary.aggregates[name]
+        gained_first = max(0.0, f.combined_before - f.combined_after)
+        assert a.combined_before - a.combined_after <= 0.2 * gained_first + 2e-3, name
 
 
 def test_waves_never_reuse_a_host_or_group_and_respect_max_parallel(small: kronos.Snapshot) -> None:

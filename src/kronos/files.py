@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, TypeVar, cast
 
-from kronos.core.convert import make_converter, structure, unstructure
+from kronos.core.convert import digest_of, make_converter, structure, unstructure
 from kronos.core.model import Plan, Snapshot, State
 from kronos.errors import DataError, KronosIOError, NoInputError, PermissionDenied
 
@@ -81,7 +81,10 @@ def _load(src: PathOrFile, cls: type[T]) -> T:
 
 def load_snapshot(src: PathOrFile) -> Snapshot:
     """Read a ``kronos.snapshot/1`` document (structure only; see ``kronos.validate``)."""
-    return _load(src, Snapshot)
+    data, name = read_document(src)
+    snap = structure(data, Snapshot, name)
+    object.__setattr__(snap, "digest", digest_of(data))  # frozen; set once, here
+    return snap
 
 
 def load_plan(src: PathOrFile) -> Plan:

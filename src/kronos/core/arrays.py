@@ -109,19 +109,13 @@ def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | 
     if not member.all():
         aggregates[UNASSIGNED] = np.flatnonzero(~member).astype(np.int64)
 
-    V = len(snapshot.vms)
-    vm_host = np.empty(V, dtype=np.int64)
-    size = np.empty((V, 3))
-    weights = np.full((V, P), np.nan)
-    for k, vm in enumerate(snapshot.vms):
-        vm_host[k] = host_index[vm.host]
-        f = vm.flavor
-        size[k] = (f.vcpus, f.memory_mb, f.disk_gb)
-        w = vm.weights
-        for j, p in enumerate(pnames):
-            x = w.get(p)
-            if x is not None:
-                weights[k, j] = x
+    vms = snapshot.vms
+    V = len(vms)
+    vm_host = np.fromiter((host_index[v.host] for v in vms), dtype=np.int64, count=V)
+    size = np.array([(v.flavor.vcpus, v.flavor.memory_mb, v.flavor.disk_gb) for v in vms]).reshape(V, 3)
+    weights = np.empty((V, P))
+    for j, p in enumerate(pnames):
+        weights[:, j] = np.fromiter((v.weights.get(p, np.nan) for v in vms), dtype=float, count=V)
     used = np.zeros((H, 3))
     np.add.at(used, vm_host, size)
     count = np.bincount(vm_host, minlength=H)
@@ -135,39 +129,41 @@ def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | 
         blocked[(missing & skip[None, :]).any(axis=1)] |= NO_PROFILE
     load = weights * sc[vm_host]
 
-    spec_classes: dict[tuple[tuple[str, str], ...], int] = {}
-    spec = np.empty(V, dtype=np.int32)
-    cd = state.instance_cooldown_until if state else {}
-    quar = state.quarantined_until if state else {}
-    for k, vm in enumerate(snapshot.vms):
-        key = tuple(
-            sorted(
-                (s.removeprefix(EXTRA_SPEC_PREFIX), val)
-                for s, val in vm.flavor.extra_specs.items()
-                if s.startswith(EXTRA_SPEC_PREFIX)
+    spec_classes: dict[tuple[tuple[str, str], ...], int] = {(): 0}
+    spec = np.zeros(V, dtype=np.int32)
+    for k, vm in enumerate(vms):
+        if vm.flavor.extra_specs:
+            key = tuple(
+                sorted(
+                    (s.removeprefix(EXTRA_SPEC_PREFIX), val)
+                    for s, val in vm.flavor.extra_specs.items()
+                    if s.startswith(EXTRA_SPEC_PREFIX)
+                )
             )
-        )
-        spec[k] = spec_classes.setdefault(key, len(spec_classes))
-        flags = 0
-        if vm.status != "ACTIVE":
-            flags |= NOT_ACTIVE
-        if vm.task_state is not None:
-            flags |= BUSY
-        if not vm.migratable:
-            flags |= NOT_MIGRATABLE
-        if vm.id in cd and (now is None or cd[vm.id] > now):
-            flags |= COOLDOWN
-        if vm.id in quar:
-            until = quar[vm.id]
-            if until is None or now is None or until > now:
-                flags |= QUARANTINE
-        blocked[k] |= flags
+            spec[k] = spec_classes.setdefault(key, len(spec_classes))
+    blocked |= np.fromiter(
+        (
+            (NOT_ACTIVE if v.status != "ACTIVE" else 0)
+            | (BUSY if v.task_state is not None else 0)
+            | (0 if v.migratable else NOT_MIGRATABLE)
+            for v in vms
+        ),
+        dtype=np.int32,
+        count=V,
+    )
+    vm_index = {v.id: k for k, v in enumerate(vms)}
+    if state is not None:
+        for vid, until in state.instance_cooldown_until.items():
+            if vid in vm_index and (now is None or until > now):
+                blocked[vm_index[vid]] |= COOLDOWN
+        for vid, q_until in state.quarantined_until.items():
+            if vid in vm_index and (q_until is None or now is None or q_until > now):
+                blocked[vm_index[vid]] |= QUARANTINE
     spec_ok = np.ones((len(spec_classes), H), dtype=np.bool_)
     for spec_key, c in spec_classes.items():
         for i in range(H):
             spec_ok[c, i] = all(val in meta[i].get(name, ()) for name, val in spec_key)
 
-    vm_index = {v.id: k for k, v in enumerate(snapshot.vms)}
     G = len(snapshot.server_groups)
     group = np.full(V, -1, dtype=np.int32)
     g_kind = np.zeros(G, dtype=np.int8)

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_unstructure_fn
+from cattrs.gen import make_dict_unstructure_fn, override
 
 from kronos.core.model import Plan, Snapshot, State
 from kronos.core.validate import Issue, check_format
@@ -93,7 +93,8 @@ def make_converter() -> cattrs.Converter:
     conv.register_unstructure_hook(datetime, format_time)
 
     def omit_none_factory(cls: type) -> Any:
-        base: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(cls, conv)
+        hidden: dict[str, Any] = {a.name: override(omit=True) for a in attrs.fields(cls) if not a.init}
+        base: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(cls, conv, **hidden)
         optional = {a.name for a in attrs.fields(cls) if a.default is None}
 
         def unstructure(obj: Any) -> dict[str, Any]:
@@ -151,6 +152,16 @@ def canonical_json(data: Any) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
 
+def digest_of(data: Any) -> str:
+    return "sha256:" + hashlib.sha256(canonical_json(data)).hexdigest()
+
+
 def snapshot_digest(snapshot: Snapshot, conv: cattrs.Converter | None = None) -> str:
-    """sha256 over the canonical JSON form (sorted keys, no spaces) of the snapshot."""
-    return "sha256:" + hashlib.sha256(canonical_json(unstructure(snapshot, conv))).hexdigest()
+    """sha256 over the canonical JSON form (sorted keys, no spaces) of the snapshot.
+
+    A loaded snapshot carries the digest of the document it was read from
+    (the same canonical form, as ``check.py`` computes it).
+    """
+    if snapshot.digest is not None:
+        return snapshot.digest
+    return digest_of(unstructure(snapshot, conv))

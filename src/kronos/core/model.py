@@ -122,6 +122,10 @@ class Snapshot:
     server_groups: tuple[ServerGroup, ...] = ()
     format: str = SNAPSHOT_FORMAT
     source: dict[str, Any] | None = None
+    #: sha256 of the document this snapshot was read from, set by the loader so a
+    #: plan need not serialise 100 000 VMs again; not part of the data (init=False:
+    #: ``attrs.evolve`` drops it, so a changed snapshot never carries a stale digest)
+    digest: str | None = field(default=None, init=False, eq=False, repr=False)
 
     @property
     def enabled_policies(self) -> tuple[Policy, ...]:
