@@ -38,11 +38,14 @@ from kronos.files import dump, load_plan, load_snapshot, load_state
 
 if TYPE_CHECKING:
     from kronos.core.generate import generate
-    from kronos.core.planner import UNLIMITED, next_state, plan
+    from kronos.core.planner import UNLIMITED, plan
+    from kronos.core.state import next_state, record_result, release
 
 _LAZY = {
     "plan": "kronos.core.planner",
-    "next_state": "kronos.core.planner",
+    "next_state": "kronos.core.state",
+    "record_result": "kronos.core.state",
+    "release": "kronos.core.state",
     "UNLIMITED": "kronos.core.planner",
     "generate": "kronos.core.generate",
 }
@@ -82,6 +85,8 @@ __all__ = [
     "load_state",
     "next_state",
     "plan",
+    "record_result",
+    "release",
     "validate",
 ]
 __version__ = "0.1.0"

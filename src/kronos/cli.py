@@ -238,6 +238,95 @@ def show(plan_file: str, no_reasons: bool) -> None:
     click.echo(plan_table(kronos.load_plan(plan_file), reasons=not no_reasons), nl=False)
 
 
+@cli.group()
+def state() -> None:
+    """Inspect and change the cooldown / quarantine state file."""
+
+
+STATE_OPT = click.option(
+    "--state",
+    "state_path",
+    default="state.json",
+    show_default=True,
+    help="state file (created if missing, rewritten atomically)",
+)
+
+
+def _now_or_clock(text: str | None) -> datetime:
+    from datetime import UTC
+
+    return _parse_now(text) or datetime.now(UTC)
+
+
+@state.command("record-result")
+@STATE_OPT
+@click.option("--instance", required=True, help="instance UUID")
+@click.option(
+    "--outcome",
+    required=True,
+    type=click.Choice(["Succeeded", "PreFlightError", "MigrationFailed", "MigrationTimeout"]),
+)
+@click.option("--error", help="error text to keep with the result")
+@click.option("--at", "at", help="RFC 3339 time of the outcome (default: now)")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="e.g. instance_quarantine_seconds=-1")
+def record_result_cmd(
+    state_path: str, instance: str, outcome: str, error: str | None, at: str | None, sets: tuple[str, ...]
+) -> None:
+    """Feed back a migration outcome: failures quarantine the VM, others cool it down."""
+    import kronos
+
+    new = kronos.record_result(
+        _load_state(state_path), instance, outcome, at=_now_or_clock(at), error=error, **_parse_sets(sets)
+    )
+    kronos.dump(new, state_path)
+    from kronos.core.convert import format_time
+
+    if instance in new.quarantined_until:
+        q = new.quarantined_until[instance]
+        click.echo(
+            f"{instance}: {outcome}; quarantined until {'released by hand' if q is None else format_time(q)}"
+        )
+    elif instance in new.instance_cooldown_until:
+        click.echo(
+            f"{instance}: {outcome}; in cooldown until {format_time(new.instance_cooldown_until[instance])}"
+        )
+    else:
+        click.echo(f"{instance}: {outcome}")
+
+
+@state.command("release")
+@STATE_OPT
+@click.argument("instance")
+def release_cmd(state_path: str, instance: str) -> None:
+    """Lift INSTANCE's quarantine and cooldown."""
+    import kronos
+
+    kronos.dump(kronos.release(_load_state(state_path), instance), state_path)
+    click.echo(f"{instance}: released")
+
+
+@state.command("show")
+@STATE_OPT
+@click.option("--now", help="judge expiry at this RFC 3339 time (default: now)")
+def show_state(state_path: str, now: str | None) -> None:
+    """List aggregates and VMs in cooldown or quarantine (expired entries hidden)."""
+    from kronos.core.convert import format_time
+    from kronos.core.state import prune
+
+    current = prune(_load_state(state_path), _now_or_clock(now))
+    rows = [("aggregate cooldown", k, format_time(t)) for k, t in current.aggregate_cooldown_until.items()]
+    rows += [("instance cooldown", k, format_time(t)) for k, t in current.instance_cooldown_until.items()]
+    rows += [
+        ("quarantine", k, "released by hand" if t is None else format_time(t))
+        for k, t in current.quarantined_until.items()
+    ]
+    if not rows:
+        click.echo("nothing in cooldown or quarantine")
+    for kind, key, until in sorted(rows):
+        click.echo(f"{kind:<19} {key:<38} until {until}")
+    click.echo(f"{len(current.results)} recorded result(s)")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the click group and map failures to sysexits codes."""
     _prepare_numba_cache()

@@ -9,10 +9,9 @@ planned one after another, each on the placement the previous ones left.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-import attrs
 import numpy as np
 
 from kronos.core.arrays import World, build_world, imbalance
@@ -177,25 +176,3 @@ def _source_skips(snapshot: Snapshot) -> dict[str, str]:
 
 def _iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def next_state(state: State | None, plan: Plan, *, now: datetime, **options: Any) -> State:
-    """The state after emitting ``plan`` at ``now``: cooldowns set, expired entries pruned."""
-    opts = make_options(options)
-    state = state or State()
-    agg = {k: t for k, t in state.aggregate_cooldown_until.items() if t > now}
-    inst = {k: t for k, t in state.instance_cooldown_until.items() if t > now}
-    quar = {k: t for k, t in state.quarantined_until.items() if t is None or t > now}
-    for step in plan.steps:
-        if opts.cooldown > 0:
-            agg[step.aggregate] = max(agg.get(step.aggregate, now), now + timedelta(seconds=opts.cooldown))
-        if opts.instance_cooldown > 0:
-            inst[step.instance] = max(
-                inst.get(step.instance, now), now + timedelta(seconds=opts.instance_cooldown)
-            )
-    return attrs.evolve(
-        state,
-        aggregate_cooldown_until=agg,
-        instance_cooldown_until=inst,
-        quarantined_until=quar,
-    )
