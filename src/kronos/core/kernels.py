@@ -253,6 +253,11 @@ def best_move(
     V = cands.shape[0]
     lb = np.full(V, -np.inf)
     done = np.zeros(V, dtype=np.bool_)
+    for k in range(V):
+        done[k] = moved[cands[k]]
+    # scan order: the most promising VMs first (they set a tight bound), then all
+    order = np.empty(V + 8, dtype=np.int64)
+    m = 0
     if prune:
         cls_min = np.full((n_cls, P), np.inf)
         cls_sc = np.ones((n_cls, P))
@@ -266,88 +271,31 @@ def best_move(
                 if score[h, p] < cls_min[c, p]:
                     cls_min[c, p] = score[h, p]
         for k in range(V):
-            v = cands[k]
-            if moved[v]:
-                lb[k] = np.inf
-                done[k] = True
-                continue
-            lb[k] = _vm_bound(v, vm_host[v], n, var, tot, score, sc, load, active, pw, cls_min, cls_sc)
-        # seed the bound with the most promising VMs
+            if not done[k]:
+                v = cands[k]
+                lb[k] = _vm_bound(v, vm_host[v], n, var, tot, score, sc, load, active, pw, cls_min, cls_sc)
+        seeded = done.copy()
         for _ in range(8):
-            k = -1
-            kv = np.inf
+            best_k = -1
             for j in range(V):
-                if not done[j] and lb[j] < kv:
-                    kv = lb[j]
-                    k = j
-            if k < 0 or kv > bval:
+                if not seeded[j] and (best_k < 0 or lb[j] < lb[best_k]):
+                    best_k = j
+            if best_k < 0:
                 break
-            done[k] = True
-            bv, bh, bval = _scan_vm(
-                cands[k],
-                hosts,
-                bv,
-                bh,
-                bval,
-                vm_host,
-                active,
-                dest_ok,
-                az,
-                spec,
-                spec_ok,
-                cap,
-                used,
-                size,
-                score,
-                sc,
-                load,
-                pw,
-                pmax,
-                group,
-                soft_hard,
-                g_kind,
-                g_lim,
-                g_cnt,
-                g_max,
-                g_nmax,
-                var,
-                tot,
-                n,
-            )
+            seeded[best_k] = True
+            order[m] = best_k
+            m += 1
     for k in range(V):
-        if done[k] or moved[cands[k]] or lb[k] > bval:
+        order[m] = k
+        m += 1
+    for t in range(m):
+        k = order[t]
+        if done[k] or lb[k] > bval:
             continue
-        bv, bh, bval = _scan_vm(
-            cands[k],
-            hosts,
-            bv,
-            bh,
-            bval,
-            vm_host,
-            active,
-            dest_ok,
-            az,
-            spec,
-            spec_ok,
-            cap,
-            used,
-            size,
-            score,
-            sc,
-            load,
-            pw,
-            pmax,
-            group,
-            soft_hard,
-            g_kind,
-            g_lim,
-            g_cnt,
-            g_max,
-            g_nmax,
-            var,
-            tot,
-            n,
-        )
+        done[k] = True
+        bv, bh, bval = _scan_vm(cands[k], hosts, bv, bh, bval, vm_host, active, dest_ok, az, spec,
+                                spec_ok, cap, used, size, score, sc, load, pw, pmax, group, soft_hard,
+                                g_kind, g_lim, g_cnt, g_max, g_nmax, var, tot, n)  # fmt: skip
     return bv, bh, bval
 
 
