@@ -37,6 +37,8 @@ def plan_table(plan: Plan, reasons: bool = True) -> str:
         lines.append(f"{name:<16} {hosts:>5} {a.migrations:>5}  {comb:<17} {pol}")
         if a.skipped:
             lines.append(f"{'':<18}skipped: {a.skipped}")
+        for note in a.unrepaired or ():
+            lines.append(f"{'':<18}not repaired: {note}")
         for note in a.notes or ():
             lines.append(f"{'':<18}{note}")
         if a.hosts_emptied:

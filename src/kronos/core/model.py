@@ -158,6 +158,7 @@ class AggregateSummary:
     skipped: str | None = None
     hosts: int | None = None
     notes: tuple[str, ...] | None = None
+    unrepaired: tuple[str, ...] | None = None
 
 
 @frozen

@@ -29,6 +29,7 @@ class AggregateOutcome:
     skipped: str | None = None
     notes: tuple[str, ...] = ()
     unplaced: tuple[Unplaced, ...] = ()
+    unrepaired: tuple[str, ...] = ()
 
 
 def describe_move(

@@ -12,8 +12,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import attrs
 import numpy as np
 
+from kronos.core.affinity import repair
 from kronos.core.arrays import World, build_world, imbalance
 from kronos.core.convert import snapshot_digest
 from kronos.core.model import (
@@ -105,7 +107,14 @@ def plan(
             outcomes[name] = AggregateOutcome(skipped=f"bad data: {skips[name]}")
         else:
             budget_here = cap if cap is not None else len(world.vm_ids)
-            outcomes[name] = MODES[mode](world, name, hosts, budget_here, opts)
+            repairs, left = repair(world, name, hosts, budget_here, opts)
+            out = MODES[mode](world, name, hosts, budget_here - len(repairs), opts)
+            outcomes[name] = attrs.evolve(
+                out,
+                moves=(*repairs, *out.moves),
+                skipped=None if repairs else out.skipped,
+                unrepaired=tuple(left),
+            )
         moves.extend(outcomes[name].moves)
 
     waves = assign_waves(
@@ -145,6 +154,7 @@ def plan(
             skipped=out.skipped,
             hosts=int(world.active[hosts].sum()),
             notes=out.notes or None,
+            unrepaired=out.unrepaired or None,
         )
     unplaced = tuple(u for o in outcomes.values() for u in o.unplaced)
     return Plan(

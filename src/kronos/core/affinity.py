@@ -1,0 +1,176 @@
+"""Affinity repair (phase ``affinity``): fix server-group violations Nova let through.
+
+Runs before balancing and shares its budget. Anti-affinity kinds: members
+beyond the per-host limit move, each to the feasible host (below the limit)
+that leaves the lowest combined imbalance. Affinity kinds: members gather on
+the host that already holds most of them (fewest moves), lowest index on ties.
+Every repair strictly lowers the group's violation measure and keeps every
+other rule. What cannot be repaired is reported, with the reason.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kronos.core import kernels
+from kronos.core.arrays import World, imbalance
+from kronos.core.moves import Move, describe_move
+from kronos.core.options import PlannerOptions
+from kronos.core.spread import group_extremes
+
+KIND_NAMES = ("affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity")
+
+
+def repair(
+    world: World, aggregate: str, hosts: np.ndarray, budget: int, opts: PlannerOptions
+) -> tuple[list[Move], list[str]]:
+    """Repair moves (at most ``budget``) and the violations left, as sentences."""
+    kinds = {
+        k
+        for k, on in (
+            (0, opts.enforce_hard_affinity),
+            (1, opts.enforce_hard_affinity),
+            (2, opts.enforce_soft_affinity),
+            (3, opts.enforce_soft_affinity),
+        )
+        if on
+    }
+    if not kinds:
+        return [], []
+    in_agg = np.zeros(len(world.host_names), dtype=np.bool_)
+    in_agg[hosts] = True
+    g_max, g_nmax = group_extremes(world)
+    moves: list[Move] = []
+    left: list[str] = []
+    for g in range(world.g_kind.size):
+        kind = int(world.g_kind[g])
+        if kind not in kinds:
+            continue
+        members = [int(v) for v in np.flatnonzero(world.group == g) if in_agg[world.vm_host[v]]]
+        if not members:
+            continue
+        name = f"{KIND_NAMES[kind]} group {world.g_names[g]}"
+        if kind in (1, 3):
+            lim = int(world.g_lim[g])
+            for h in hosts:
+                excess = int(world.g_cnt[g, h]) - lim
+                if excess <= 0:
+                    continue
+                why = f"{name} has {int(world.g_cnt[g, h])} members on {world.host_names[h]} (max {lim})"
+                on_h = [v for v in members if world.vm_host[v] == h]
+                for v in on_h:
+                    if excess == 0:
+                        break
+                    if len(moves) >= budget:
+                        left.append(f"{why}: budget exhausted")
+                        excess = 0
+                        break
+                    if world.blocked[v] or world.moved[v]:
+                        continue
+                    dests = hosts[world.g_cnt[g, hosts] < lim]
+                    move = _best(world, v, dests, hosts, aggregate, why, g_max, g_nmax)
+                    if move is not None:
+                        moves.append(move)
+                        excess -= 1
+                if excess > 0:
+                    left.append(f"{why}: no movable member has a feasible host with room in the group")
+        else:
+            counts = world.g_cnt[g, hosts]
+            if (world.g_cnt[g] > 0).sum() > (counts > 0).sum():
+                left.append(
+                    f"{name} has members outside aggregate {aggregate}; migrations never cross aggregates"
+                )
+            if (counts > 0).sum() <= 1:
+                continue
+            # members that cannot move pin the target; otherwise the fullest host
+            pinned = {int(world.vm_host[v]) for v in members if world.blocked[v] or world.moved[v]}
+            target = pinned.pop() if len(pinned) == 1 else int(hosts[int(np.argmax(counts))])
+            why = f"{name} is spread over {(counts > 0).sum()} hosts; gathering on {world.host_names[target]}"
+            stuck = 0
+            for v in members:
+                if world.vm_host[v] == target:
+                    continue
+                if len(moves) >= budget:
+                    left.append(f"{why}: budget exhausted")
+                    stuck = 0
+                    break
+                move = None
+                if not (world.blocked[v] or world.moved[v]):
+                    move = _best(world, v, np.array([target]), hosts, aggregate, why, g_max, g_nmax)
+                if move is None:
+                    stuck += 1
+                else:
+                    moves.append(move)
+            if stuck:
+                left.append(f"{why}: {stuck} member(s) not movable or do not fit there")
+    return moves, left
+
+
+def _best(
+    world: World,
+    v: int,
+    dests: np.ndarray,
+    hosts: np.ndarray,
+    aggregate: str,
+    why: str,
+    g_max: np.ndarray,
+    g_nmax: np.ndarray,
+) -> Move | None:
+    """Apply and return the lowest-imbalance feasible move of v to one of ``dests``."""
+    P = world.pw.size
+    var, tot = np.zeros(P), np.zeros(P)
+    n, before = kernels.stats(hosts, world.active, world.score, world.pw, var, tot)
+    a = int(world.vm_host[v])
+    best, best_val = -1, np.inf
+    for b in dests:
+        b = int(b)
+        if not kernels.feasible(
+            v,
+            a,
+            b,
+            world.dest_ok,
+            world.az,
+            world.spec,
+            world.spec_ok,
+            world.cap,
+            world.used,
+            world.size,
+            world.score,
+            world.sc,
+            world.load,
+            world.pmax,
+            world.group,
+            True,
+            world.g_kind,
+            world.g_lim,
+            world.g_cnt,
+            g_max,
+            g_nmax,
+        ):
+            continue
+        val = kernels.move_value(
+            v, a, b, max(n, 1), var, tot, world.score, world.sc, world.load, world.active, world.pw
+        )
+        if val < best_val:
+            best, best_val = b, val
+    if best < 0:
+        return None
+    score_before = world.score.copy()
+    kernels.apply_move(
+        v,
+        best,
+        world.vm_host,
+        world.used,
+        world.size,
+        world.score,
+        world.sc,
+        world.load,
+        world.group,
+        world.g_cnt,
+        g_max,
+        g_nmax,
+        world.moved,
+    )
+    _, after = imbalance(world, hosts)
+    reason = f"{why}; " + describe_move(world, v, a, best, score_before, before, after)
+    return Move(v, a, best, aggregate, "affinity", "live-migrate", reason, after)
