@@ -174,7 +174,6 @@ def plan(
     when = _parse_now(now)
     with timer.phase("load"):
         import kronos
-        from kronos.core.planner import effective_budget  # noqa: F401  (numpy import timed here)
 
         snap = kronos.load_snapshot(snapshot)
         state = _load_state(state_path)
