@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 import kronos
 from kronos.core import kernels
 from kronos.core.arrays import build_world
-from kronos.core.spread import group_extremes
 from tests.naive import NaiveWorld, naive_greedy, pstdev
 
 gen_args = st.fixed_dictionaries(
@@ -68,7 +67,7 @@ def test_move_value_is_the_recomputed_imbalance(args: dict, data: st.DataObject)
     a = int(world.vm_host[v])
     if b == a or not world.active[b]:
         return
-    got = kernels.move_value(v, a, b, n, var, tot, world.score, world.sc, world.load, world.active, world.pw)
+    got = kernels.move_value(v, a, b, n, var, tot, world.arrays())
     vid = snap.vms[v].id
     naive.apply(vid, world.host_names[b])
     assert got == pytest.approx(naive.imbalance("agg-01")[1], abs=1e-10)
@@ -79,34 +78,11 @@ def test_feasibility_kernel_matches_reference(args: dict, data: st.DataObject) -
     snap = kronos.generate(**{**args, "groups": max(args["groups"], 4)})
     world = build_world(snap)
     naive = NaiveWorld(snap)
-    g_max, g_nmax = group_extremes(world)
     for _ in range(30):
         v = data.draw(st.integers(0, len(snap.vms) - 1))
         b = data.draw(st.integers(0, len(snap.hosts) - 1))
         a = int(world.vm_host[v])
-        got = kernels.feasible(
-            v,
-            a,
-            b,
-            world.dest_ok,
-            world.az,
-            world.spec,
-            world.spec_ok,
-            world.cap,
-            world.used,
-            world.size,
-            world.score,
-            world.sc,
-            world.load,
-            world.pmax,
-            world.group,
-            True,
-            world.g_kind,
-            world.g_lim,
-            world.g_cnt,
-            g_max,
-            g_nmax,
-        )
+        got = kernels.feasible(v, a, b, world.arrays(), True)
         assert got == (naive.why_not(snap.vms[v].id, world.host_names[b], "agg-01") is None)
 
 

@@ -16,7 +16,6 @@ from kronos.core import kernels
 from kronos.core.arrays import World, imbalance
 from kronos.core.moves import Move, describe_move
 from kronos.core.options import PlannerOptions
-from kronos.core.spread import group_extremes
 
 KIND_NAMES = ("affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity")
 
@@ -39,7 +38,6 @@ def repair(
         return [], []
     in_agg = np.zeros(len(world.host_names), dtype=np.bool_)
     in_agg[hosts] = True
-    g_max, g_nmax = group_extremes(world)
     moves: list[Move] = []
     left: list[str] = []
     for g in range(world.g_kind.size):
@@ -68,7 +66,7 @@ def repair(
                     if world.blocked[v] or world.moved[v]:
                         continue
                     dests = hosts[world.g_cnt[g, hosts] < lim]
-                    move = _best(world, v, dests, hosts, aggregate, why, g_max, g_nmax)
+                    move = _best(world, v, dests, hosts, aggregate, why)
                     if move is not None:
                         moves.append(move)
                         excess -= 1
@@ -96,7 +94,7 @@ def repair(
                     break
                 move = None
                 if not (world.blocked[v] or world.moved[v]):
-                    move = _best(world, v, np.array([target]), hosts, aggregate, why, g_max, g_nmax)
+                    move = _best(world, v, np.array([target]), hosts, aggregate, why)
                 if move is None:
                     stuck += 1
                 else:
@@ -107,70 +105,25 @@ def repair(
 
 
 def _best(
-    world: World,
-    v: int,
-    dests: np.ndarray,
-    hosts: np.ndarray,
-    aggregate: str,
-    why: str,
-    g_max: np.ndarray,
-    g_nmax: np.ndarray,
+    world: World, v: int, dests: np.ndarray, hosts: np.ndarray, aggregate: str, why: str
 ) -> Move | None:
     """Apply and return the lowest-imbalance feasible move of v to one of ``dests``."""
     P = world.pw.size
     var, tot = np.zeros(P), np.zeros(P)
     n, before = kernels.stats(hosts, world.active, world.score, world.pw, var, tot)
     a = int(world.vm_host[v])
+    w = world.arrays()
     best, best_val = -1, np.inf
     for b in dests:
-        b = int(b)
-        if not kernels.feasible(
-            v,
-            a,
-            b,
-            world.dest_ok,
-            world.az,
-            world.spec,
-            world.spec_ok,
-            world.cap,
-            world.used,
-            world.size,
-            world.score,
-            world.sc,
-            world.load,
-            world.pmax,
-            world.group,
-            True,
-            world.g_kind,
-            world.g_lim,
-            world.g_cnt,
-            g_max,
-            g_nmax,
-        ):
+        if not kernels.feasible(v, a, int(b), w, True):
             continue
-        val = kernels.move_value(
-            v, a, b, max(n, 1), var, tot, world.score, world.sc, world.load, world.active, world.pw
-        )
+        val = kernels.move_value(v, a, int(b), max(n, 1), var, tot, w)
         if val < best_val:
-            best, best_val = b, val
+            best, best_val = int(b), val
     if best < 0:
         return None
     score_before = world.score.copy()
-    kernels.apply_move(
-        v,
-        best,
-        world.vm_host,
-        world.used,
-        world.size,
-        world.score,
-        world.sc,
-        world.load,
-        world.group,
-        world.g_cnt,
-        g_max,
-        g_nmax,
-        world.moved,
-    )
+    kernels.apply_move(v, best, w)
     _, after = imbalance(world, hosts)
     reason = f"{why}; " + describe_move(world, v, a, best, score_before, before, after)
     return Move(v, a, best, aggregate, "affinity", "live-migrate", reason, after)

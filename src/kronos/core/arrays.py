@@ -23,12 +23,22 @@ Shapes (H hosts, V VMs, P enabled policies, G server groups, C extra-spec classe
 
 from __future__ import annotations
 
+from collections import namedtuple
 from datetime import datetime
 
 import numpy as np
 from attrs import define
 
 from kronos.core.model import EXTRA_SPEC_PREFIX, UNASSIGNED, Snapshot, State
+
+#: The world's arrays as the kernels see them (shapes in kronos.core.arrays),
+#: one argument instead of twenty. A collections.namedtuple because numba
+#: types it field by field and caches kernels that take it.
+Arrays = namedtuple(
+    "Arrays",
+    "vm_host active dest_ok az spec spec_ok cap used size score sc load pw pmax "
+    "group g_kind g_lim g_cnt g_max g_nmax moved",
+)
 
 GROUP_KINDS = {"affinity": 0, "anti-affinity": 1, "soft-affinity": 2, "soft-anti-affinity": 3}
 
@@ -63,14 +73,17 @@ class World:
     g_kind: np.ndarray
     g_lim: np.ndarray
     g_cnt: np.ndarray
+    g_max: np.ndarray  # G i4: most members on one host (kept current by kernels.apply_move)
+    g_nmax: np.ndarray  # G i4: how many hosts hold that many
     g_names: list[str]
     blocked: np.ndarray  # V i4: NOT_ACTIVE | BUSY | ... flags for balancing moves
     moved: np.ndarray  # V b1
     aggregates: dict[str, np.ndarray]  # name -> host indices, snapshot order
     host_index: dict[str, int]
 
-    def copy_scores(self) -> np.ndarray:
-        return self.score.copy()
+    def arrays(self) -> Arrays:
+        """The kernels' view: the same arrays (not copies), so kernels mutate this world."""
+        return Arrays(*(getattr(self, name) for name in Arrays._fields))
 
 
 def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | None = None) -> World:
@@ -201,6 +214,8 @@ def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | 
         g_kind=g_kind,
         g_lim=g_lim,
         g_cnt=g_cnt,
+        g_max=g_cnt.max(axis=1, initial=0).astype(np.int32),
+        g_nmax=((g_cnt == g_cnt.max(axis=1, initial=0)[:, None]) & (g_cnt > 0)).sum(axis=1).astype(np.int32),
         g_names=[sg.label for sg in snapshot.server_groups],
         blocked=blocked,
         moved=np.zeros(V, dtype=np.bool_),

@@ -30,7 +30,10 @@ import math
 import numba as nb
 import numpy as np
 
+from kronos.core.arrays import Arrays
+
 EPS = 1e-9
+
 STOP_BUDGET, STOP_NO_MOVE, STOP_BALANCED = 0, 1, 2
 
 
@@ -85,13 +88,13 @@ def _term(var_p, tot_p, n, sa, da, src_active, sb, db):
 
 
 @nb.njit(cache=True)
-def move_value(v, a, b, n, var, tot, score, sc, load, active, pw):
+def move_value(v, a, b, n, var, tot, w):
     """Combined imbalance after moving VM v from host a to host b (b active)."""
     val = 0.0
-    for p in range(pw.shape[0]):
-        da = load[v, p] / sc[a, p]
-        db = load[v, p] / sc[b, p]
-        val += pw[p] * _term(var[p], tot[p], n, score[a, p], da, active[a], score[b, p], db)
+    for p in range(w.pw.shape[0]):
+        da = w.load[v, p] / w.sc[a, p]
+        db = w.load[v, p] / w.sc[b, p]
+        val += w.pw[p] * _term(var[p], tot[p], n, w.score[a, p], da, w.active[a], w.score[b, p], db)
     return val
 
 
@@ -117,46 +120,26 @@ def group_worse(g, a, b, g_kind, g_lim, g_cnt, g_max, g_nmax):
 
 
 @nb.njit(cache=True)
-def feasible(
-    v,
-    a,
-    b,
-    dest_ok,
-    az,
-    spec,
-    spec_ok,
-    cap,
-    used,
-    size,
-    score,
-    sc,
-    load,
-    pmax,
-    group,
-    soft_hard,
-    g_kind,
-    g_lim,
-    g_cnt,
-    g_max,
-    g_nmax,
-):
+def feasible(v, a, b, w, soft_hard):
     """Every hard rule of a single move, cheapest first.
 
     ``soft_hard``: soft group rules are hard too (balancing phases); an
     evacuation or drain passes False and only prefers not to break them.
     """
-    if b == a or not dest_ok[b] or az[b] != az[a] or not spec_ok[spec[v], b]:
+    if b == a or not w.dest_ok[b] or w.az[b] != w.az[a] or not w.spec_ok[w.spec[v], b]:
         return False
     for r in range(3):
-        if used[b, r] + size[v, r] > cap[b, r] + EPS:
+        if w.used[b, r] + w.size[v, r] > w.cap[b, r] + EPS:
             return False
-    for p in range(pmax.shape[0]):
-        d = load[v, p] / sc[b, p]
-        if d > 0.0 and score[b, p] + d > pmax[p] + EPS:
+    for p in range(w.pmax.shape[0]):
+        d = w.load[v, p] / w.sc[b, p]
+        if d > 0.0 and w.score[b, p] + d > w.pmax[p] + EPS:
             return False
-    g = group[v]
+    g = w.group[v]
     return not (
-        g >= 0 and (soft_hard or g_kind[g] <= 1) and group_worse(g, a, b, g_kind, g_lim, g_cnt, g_max, g_nmax)
+        g >= 0
+        and (soft_hard or w.g_kind[g] <= 1)
+        and group_worse(g, a, b, w.g_kind, w.g_lim, w.g_cnt, w.g_max, w.g_nmax)
     )
 
 
@@ -176,77 +159,61 @@ def group_extremes(g_cnt, g_max, g_nmax, g):
 
 
 @nb.njit(cache=True)
-def apply_move(v, b, vm_host, used, size, score, sc, load, group, g_cnt, g_max, g_nmax, moved):
-    a = vm_host[v]
+def apply_move(v, b, w):
+    a = w.vm_host[v]
     for r in range(3):
-        used[a, r] -= size[v, r]
-        used[b, r] += size[v, r]
-    for p in range(score.shape[1]):
-        score[a, p] -= load[v, p] / sc[a, p]
-        score[b, p] += load[v, p] / sc[b, p]
-    vm_host[v] = b
-    g = group[v]
+        w.used[a, r] -= w.size[v, r]
+        w.used[b, r] += w.size[v, r]
+    for p in range(w.score.shape[1]):
+        w.score[a, p] -= w.load[v, p] / w.sc[a, p]
+        w.score[b, p] += w.load[v, p] / w.sc[b, p]
+    w.vm_host[v] = b
+    g = w.group[v]
     if g >= 0:
-        g_cnt[g, a] -= 1
-        g_cnt[g, b] += 1
-        group_extremes(g_cnt, g_max, g_nmax, g)
-    moved[v] = True
+        w.g_cnt[g, a] -= 1
+        w.g_cnt[g, b] += 1
+        group_extremes(w.g_cnt, w.g_max, w.g_nmax, g)
+    w.moved[v] = True
 
 
 @nb.njit(cache=True)
-def _vm_bound(v, a, n, var, tot, score, sc, load, active, pw, cls_min, cls_sc):
+def _vm_bound(v, n, var, tot, w, cls_min, cls_sc):
+    a = w.vm_host[v]
     best = np.inf
     for c in range(cls_min.shape[0]):
         val = 0.0
-        for p in range(pw.shape[0]):
-            da = load[v, p] / sc[a, p]
-            db = load[v, p] / cls_sc[c, p]
-            val += pw[p] * _term(var[p], tot[p], n, score[a, p], da, active[a], cls_min[c, p], db)
+        for p in range(w.pw.shape[0]):
+            da = w.load[v, p] / w.sc[a, p]
+            db = w.load[v, p] / cls_sc[c, p]
+            val += w.pw[p] * _term(var[p], tot[p], n, w.score[a, p], da, w.active[a], cls_min[c, p], db)
         if val < best:
             best = val
     return best
 
 
 @nb.njit(cache=True)
-def best_move(
-    hosts,
-    cands,
-    host_cls,
-    n_cls,
-    limit,
-    prune,
-    vm_host,
-    active,
-    dest_ok,
-    az,
-    spec,
-    spec_ok,
-    cap,
-    used,
-    size,
-    score,
-    sc,
-    load,
-    pw,
-    pmax,
-    group,
-    soft_hard,
-    g_kind,
-    g_lim,
-    g_cnt,
-    g_max,
-    g_nmax,
-    moved,
-    var,
-    tot,
-    n,
-):
+def _scan_vm(v, hosts, bv, bh, bval, w, soft_hard, var, tot, n):
+    a = w.vm_host[v]
+    for i in range(hosts.shape[0]):
+        b = hosts[i]
+        if not feasible(v, a, b, w, soft_hard):
+            continue
+        val = move_value(v, a, b, n, var, tot, w)
+        if val < bval or (val == bval and (bv < 0 or v < bv or (v == bv and b < bh))):
+            bv = v
+            bh = b
+            bval = val
+    return bv, bh, bval
+
+
+@nb.njit(cache=True)
+def best_move(hosts, cands, host_cls, n_cls, limit, prune, w, soft_hard, var, tot, n):
     """The best single move of ``cands`` (VM indices) to ``hosts`` (destinations).
 
     Returns (v, b, value); v = -1 when no feasible move reaches ``limit``.
     ``host_cls[i]`` is the score-capacity class of ``hosts[i]``.
     """
-    P = pw.shape[0]
+    P = w.pw.shape[0]
     bv = -1
     bh = -1
     bval = limit
@@ -254,7 +221,7 @@ def best_move(
     lb = np.full(V, -np.inf)
     done = np.zeros(V, dtype=np.bool_)
     for k in range(V):
-        done[k] = moved[cands[k]]
+        done[k] = w.moved[cands[k]]
     # scan order: the most promising VMs first (they set a tight bound), then all
     order = np.empty(V + 8, dtype=np.int64)
     m = 0
@@ -263,17 +230,16 @@ def best_move(
         cls_sc = np.ones((n_cls, P))
         for i in range(hosts.shape[0]):
             h = hosts[i]
-            if not dest_ok[h]:
+            if not w.dest_ok[h]:
                 continue
             c = host_cls[i]
             for p in range(P):
-                cls_sc[c, p] = sc[h, p]
-                if score[h, p] < cls_min[c, p]:
-                    cls_min[c, p] = score[h, p]
+                cls_sc[c, p] = w.sc[h, p]
+                if w.score[h, p] < cls_min[c, p]:
+                    cls_min[c, p] = w.score[h, p]
         for k in range(V):
             if not done[k]:
-                v = cands[k]
-                lb[k] = _vm_bound(v, vm_host[v], n, var, tot, score, sc, load, active, pw, cls_min, cls_sc)
+                lb[k] = _vm_bound(cands[k], n, var, tot, w, cls_min, cls_sc)
         seeded = done.copy()
         for _ in range(8):
             best_k = -1
@@ -293,125 +259,25 @@ def best_move(
         if done[k] or lb[k] > bval:
             continue
         done[k] = True
-        bv, bh, bval = _scan_vm(cands[k], hosts, bv, bh, bval, vm_host, active, dest_ok, az, spec,
-                                spec_ok, cap, used, size, score, sc, load, pw, pmax, group, soft_hard,
-                                g_kind, g_lim, g_cnt, g_max, g_nmax, var, tot, n)  # fmt: skip
+        bv, bh, bval = _scan_vm(cands[k], hosts, bv, bh, bval, w, soft_hard, var, tot, n)
     return bv, bh, bval
 
 
 @nb.njit(cache=True)
-def _scan_vm(
-    v,
-    hosts,
-    bv,
-    bh,
-    bval,
-    vm_host,
-    active,
-    dest_ok,
-    az,
-    spec,
-    spec_ok,
-    cap,
-    used,
-    size,
-    score,
-    sc,
-    load,
-    pw,
-    pmax,
-    group,
-    soft_hard,
-    g_kind,
-    g_lim,
-    g_cnt,
-    g_max,
-    g_nmax,
-    var,
-    tot,
-    n,
-):
-    a = vm_host[v]
-    for i in range(hosts.shape[0]):
-        b = hosts[i]
-        if not feasible(
-            v,
-            a,
-            b,
-            dest_ok,
-            az,
-            spec,
-            spec_ok,
-            cap,
-            used,
-            size,
-            score,
-            sc,
-            load,
-            pmax,
-            group,
-            soft_hard,
-            g_kind,
-            g_lim,
-            g_cnt,
-            g_max,
-            g_nmax,
-        ):
-            continue
-        val = move_value(v, a, b, n, var, tot, score, sc, load, active, pw)
-        if val < bval or (val == bval and (bv < 0 or v < bv or (v == bv and b < bh))):
-            bv = v
-            bh = b
-            bval = val
-    return bv, bh, bval
-
-
-@nb.njit(cache=True)
-def greedy_spread(
-    hosts,
-    cands,
-    host_cls,
-    n_cls,
-    budget,
-    min_improvement,
-    stop_below,
-    threshold,
-    prune,
-    vm_host,
-    active,
-    dest_ok,
-    az,
-    spec,
-    spec_ok,
-    cap,
-    used,
-    size,
-    score,
-    sc,
-    load,
-    pw,
-    pmax,
-    group,
-    g_kind,
-    g_lim,
-    g_cnt,
-    g_max,
-    g_nmax,
-    moved,
-):
+def greedy_spread(hosts, cands, host_cls, n_cls, budget, min_improvement, stop_below, threshold, prune, w):
     """Greedy best-single-move rounds until budget, no improving move, or balance.
 
     Mutates the world arrays as moves are applied. Returns (moves k×2 [vm, dst],
     combined_after k, stop code).
     """
-    P = pw.shape[0]
+    P = w.pw.shape[0]
     var = np.zeros(P)
     tot = np.zeros(P)
     out = np.empty((max(budget, 0), 2), dtype=np.int64)
     after = np.empty(max(budget, 0))
     k = 0
     code = STOP_BUDGET
-    n, cur = stats(hosts, active, score, pw, var, tot)
+    n, cur = stats(hosts, w.active, w.score, w.pw, var, tot)
     while k < budget:
         if stop_below:
             below = True
@@ -421,44 +287,12 @@ def greedy_spread(
             if below:
                 code = STOP_BALANCED
                 break
-        v, b, _ = best_move(
-            hosts,
-            cands,
-            host_cls,
-            n_cls,
-            cur - min_improvement,
-            prune,
-            vm_host,
-            active,
-            dest_ok,
-            az,
-            spec,
-            spec_ok,
-            cap,
-            used,
-            size,
-            score,
-            sc,
-            load,
-            pw,
-            pmax,
-            group,
-            True,
-            g_kind,
-            g_lim,
-            g_cnt,
-            g_max,
-            g_nmax,
-            moved,
-            var,
-            tot,
-            n,
-        )
+        v, b, _ = best_move(hosts, cands, host_cls, n_cls, cur - min_improvement, prune, w, True, var, tot, n)
         if v < 0:
             code = STOP_NO_MOVE
             break
-        apply_move(v, b, vm_host, used, size, score, sc, load, group, g_cnt, g_max, g_nmax, moved)
-        n, cur = stats(hosts, active, score, pw, var, tot)
+        apply_move(v, b, w)
+        n, cur = stats(hosts, w.active, w.score, w.pw, var, tot)
         out[k, 0] = v
         out[k, 1] = b
         after[k] = cur
@@ -469,36 +303,29 @@ def greedy_spread(
 def warm() -> None:
     """Compile (or load from the on-disk cache) every kernel on a two-host world."""
     H, V, P = 2, 1, 1
-    hosts = np.arange(H, dtype=np.int64)
-    greedy_spread(
-        hosts,
-        np.zeros(V, dtype=np.int64),
-        np.zeros(H, dtype=np.int64),
-        1,
-        1,
-        1e-6,
-        True,
-        np.zeros(P),
-        True,
-        np.zeros(V, dtype=np.int64),
-        np.ones(H, dtype=np.bool_),
-        np.ones(H, dtype=np.bool_),
-        np.zeros(H, dtype=np.int32),
-        np.zeros(V, dtype=np.int32),
-        np.ones((1, H), dtype=np.bool_),
-        np.full((H, 3), 10.0),
-        np.zeros((H, 3)),
-        np.ones((V, 3)),
-        np.array([[0.5], [0.1]]),
-        np.ones((H, P)),
-        np.full((V, P), 0.1),
-        np.ones(P),
-        np.ones(P),
-        np.full(V, -1, dtype=np.int32),
-        np.zeros(0, dtype=np.int8),
-        np.ones(0, dtype=np.int32),
-        np.zeros((0, H), dtype=np.int32),
-        np.zeros(0, dtype=np.int32),
-        np.zeros(0, dtype=np.int32),
-        np.zeros(V, dtype=np.bool_),
+    w = Arrays(
+        vm_host=np.zeros(V, dtype=np.int64),
+        active=np.ones(H, dtype=np.bool_),
+        dest_ok=np.ones(H, dtype=np.bool_),
+        az=np.zeros(H, dtype=np.int32),
+        spec=np.zeros(V, dtype=np.int32),
+        spec_ok=np.ones((1, H), dtype=np.bool_),
+        cap=np.full((H, 3), 10.0),
+        used=np.zeros((H, 3)),
+        size=np.ones((V, 3)),
+        score=np.array([[0.5], [0.1]]),
+        sc=np.ones((H, P)),
+        load=np.full((V, P), 0.1),
+        pw=np.ones(P),
+        pmax=np.ones(P),
+        group=np.full(V, -1, dtype=np.int32),
+        g_kind=np.zeros(0, dtype=np.int8),
+        g_lim=np.ones(0, dtype=np.int32),
+        g_cnt=np.zeros((0, H), dtype=np.int32),
+        g_max=np.zeros(0, dtype=np.int32),
+        g_nmax=np.zeros(0, dtype=np.int32),
+        moved=np.zeros(V, dtype=np.bool_),
     )
+    hosts = np.arange(H, dtype=np.int64)
+    greedy_spread(hosts, np.zeros(V, dtype=np.int64), np.zeros(H, dtype=np.int64), 1, 1, 1e-6, True,
+                  np.zeros(P), True, w)  # fmt: skip

@@ -58,12 +58,6 @@ def host_classes(world: World, hosts: np.ndarray) -> tuple[np.ndarray, int]:
     return inverse, int(inverse.max()) + 1
 
 
-def group_extremes(world: World) -> tuple[np.ndarray, np.ndarray]:
-    g_max = world.g_cnt.max(axis=1, initial=0).astype(np.int32)
-    g_nmax = ((world.g_cnt == g_max[:, None]) & (world.g_cnt > 0)).sum(axis=1).astype(np.int32)
-    return g_max, g_nmax
-
-
 def run_kernel(
     world: World,
     hosts: np.ndarray,
@@ -75,42 +69,13 @@ def run_kernel(
 ) -> tuple[list[Move], str]:
     """Run the greedy kernel over ``cands`` and explain its moves."""
     host_cls, n_cls = host_classes(world, hosts)
-    g_max, g_nmax = group_extremes(world)
     before = world.score.copy()
     origin = world.vm_host.copy()  # a VM moves at most once, so this is its source
     _, combined = imbalance(world, hosts)
     mv, after, code = kernels.greedy_spread(
-        hosts,
-        cands,
-        host_cls,
-        n_cls,
-        min(budget, cands.size),
-        opts.min_improvement,
-        opts.stop_below_threshold,
-        world.threshold,
-        opts.prune,
-        world.vm_host,
-        world.active,
-        world.dest_ok,
-        world.az,
-        world.spec,
-        world.spec_ok,
-        world.cap,
-        world.used,
-        world.size,
-        world.score,
-        world.sc,
-        world.load,
-        world.pw,
-        world.pmax,
-        world.group,
-        world.g_kind,
-        world.g_lim,
-        world.g_cnt,
-        g_max,
-        g_nmax,
-        world.moved,
-    )
+        hosts, cands, host_cls, n_cls, min(budget, cands.size), opts.min_improvement,
+        opts.stop_below_threshold, world.threshold, opts.prune, world.arrays(),
+    )  # fmt: skip
     moves = []
     for k in range(mv.shape[0]):
         v, b = int(mv[k, 0]), int(mv[k, 1])
