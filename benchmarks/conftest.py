@@ -17,6 +17,26 @@ CASES = {
         "aggregates": 4,
     },
     "1000x100000": {"hosts": 1000, "vms": 100000, "groups": 100, "seed": 42},
+    # pack: a low-density cloud (a third full) that consolidation can shrink
+    # (few pinned VMs: with the defaults nearly every host holds one that may not move)
+    "pack-50x5000": {
+        "hosts": 50,
+        "vms": 5000,
+        "groups": 20,
+        "seed": 42,
+        "mode": "pack",
+        "fill": 0.35,
+        "unmovable": 0.0,
+    },
+    "pack-1000x100000": {
+        "hosts": 1000,
+        "vms": 100000,
+        "groups": 200,
+        "seed": 42,
+        "mode": "pack",
+        "fill": 0.35,
+        "unmovable": 0.0,
+    },
 }
 BUDGETS = {"50x5000": 20, "200x20000-het-4agg": 20, "1000x100000": 50}
 

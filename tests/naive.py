@@ -107,11 +107,17 @@ class NaiveWorld:
                 return False
         return True
 
-    def why_not(self, vid: str, dst: str, agg: str, soft_hard: bool = True) -> str | None:
-        """The first rule a move of vid to dst (within agg) breaks, or None."""
+    def why_not(
+        self, vid: str, dst: str, agg: str, soft_hard: bool = True, *, placing: bool = False
+    ) -> str | None:
+        """The first rule a move of vid to dst (within agg) breaks, or None.
+
+        ``placing``: vid is not counted anywhere (a from-scratch packing), so
+        its own host is a destination like any other.
+        """
         src = self.host[vid]
         v = self.vms[vid]
-        if dst == src:
+        if dst == src and not placing:
             return "no-op"
         if dst not in self.aggs[agg] or src not in self.aggs[agg]:
             return "cross-aggregate"
@@ -196,6 +202,11 @@ def replay(snap: Snapshot, steps, cooldown: frozenset[str] = frozenset()) -> lis
         soft_hard = s.phase not in ("evacuate", "drain")
         if s.action == "live-migrate" and not w.movable(s.instance, cooldown):
             problems.append(f"step {s.seq}: VM not movable")
+        if s.action == "cold-migrate":
+            v = w.vms[s.instance]
+            cold_ok = v.status in ("ACTIVE", "SHUTOFF") and v.task_state is None and v.migratable
+            if not cold_ok or s.instance in w.moved or s.instance in cooldown:
+                problems.append(f"step {s.seq}: VM not cold-migratable")
         why = w.why_not(s.instance, s.destination, s.aggregate, soft_hard)
         if why is not None:
             problems.append(f"step {s.seq}: {why}")
@@ -228,3 +239,59 @@ def apply_plan(snap: Snapshot, plan) -> Snapshot:  # type: ignore[no-untyped-def
         for v in snap.vms
     )
     return attrs.evolve(snap, hosts=hosts, vms=vms)
+
+
+def utilisation(w: NaiveWorld, vid: str, host: str) -> float:
+    """A VM's size as one number on ``host``: shares of capacity and of max score, summed."""
+    v = w.vms[vid]
+    cap = w.hosts[host].capacity
+    share = v.flavor.vcpus / cap.vcpus + v.flavor.memory_mb / cap.memory_mb + v.flavor.disk_gb / cap.disk_gb
+    return share + sum(w.load[vid][p.name] / (w.sc(host, p.name) * p.max_host_score) for p in w.pols)
+
+
+def ffd_hosts(snap: Snapshot, agg: str) -> int:
+    """Hosts First-Fit-Decreasing by combined utilisation fills with the aggregate's VMs.
+
+    From scratch, ignoring where VMs are: every VM leaves, hosts keep their
+    base load (score less their VMs' share), VMs that may not move are put
+    back first, then the rest biggest first into the first host (snapshot
+    order) where every rule of a move holds. Groups are not modelled, so
+    use it on snapshots without server groups.
+    """
+    w = NaiveWorld(snap)
+    hosts = [h for h in w.aggs[agg] if w.active(h)]
+    items = [v.id for v in snap.vms if w.host[v.id] in hosts]
+    for vid in items:  # empty every host, keeping its base load
+        src = w.host[vid]
+        v = w.vms[vid]
+        for k, need in enumerate((v.flavor.vcpus, v.flavor.memory_mb, v.flavor.disk_gb)):
+            w.used[src][k] -= need
+        for p in w.pols:
+            w.score[src][p.name] -= w.load[vid][p.name] / w.sc(src, p.name)
+        w.host[vid] = "-"
+    used: set[str] = set()
+    pinned = [vid for vid in items if not w.movable(vid)]
+    rest = sorted((vid for vid in items if w.movable(vid)), key=lambda vid: -utilisation(w, vid, hosts[0]))
+    home = {v.id: v.host for v in snap.vms}
+    for vid in pinned:
+        _put(w, vid, home[vid])
+        used.add(home[vid])
+    for vid in rest:
+        for h in hosts:
+            w.host[vid] = home[vid]  # rules (AZ, specs) are judged from where it was
+            if w.why_not(vid, h, agg, placing=True) is None:
+                break
+        else:
+            raise AssertionError(f"FFD found no host for {vid}")
+        _put(w, vid, h)
+        used.add(h)
+    return len(used)
+
+
+def _put(w: NaiveWorld, vid: str, dst: str) -> None:
+    v = w.vms[vid]
+    for k, need in enumerate((v.flavor.vcpus, v.flavor.memory_mb, v.flavor.disk_gb)):
+        w.used[dst][k] += need
+    for p in w.pols:
+        w.score[dst][p.name] += w.load[vid][p.name] / w.sc(dst, p.name)
+    w.host[vid] = dst

@@ -37,7 +37,7 @@ from kronos.core.validate import Issue, validate
 from kronos.files import dump, load_plan, load_snapshot, load_state
 
 if TYPE_CHECKING:
-    from kronos.core.generate import generate
+    from kronos.core.generate import generate, generate_packable
     from kronos.core.planner import UNLIMITED, plan
     from kronos.core.state import next_state, record_result, release
 
@@ -48,6 +48,7 @@ _LAZY = {
     "release": "kronos.core.state",
     "UNLIMITED": "kronos.core.planner",
     "generate": "kronos.core.generate",
+    "generate_packable": "kronos.core.generate",
 }
 
 
@@ -80,6 +81,7 @@ __all__ = [
     "dump",
     "errors",
     "generate",
+    "generate_packable",
     "load_plan",
     "load_snapshot",
     "load_state",

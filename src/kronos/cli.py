@@ -124,11 +124,20 @@ def validate(snapshot: str) -> None:
 @click.option("--unassigned", default=0, show_default=True, type=click.IntRange(0))
 @click.option("--overlapping", is_flag=True, help="add an aggregate overlapping others")
 @click.option("--fill", default=0.65, show_default=True, type=click.FloatRange(0.05, 1.0))
+@click.option(
+    "--packable",
+    type=click.IntRange(1),
+    metavar="K",
+    help="instead: a pack instance whose optimum is K hosts, one VM per host (uses --seed only)",
+)
 @click.option("-o", "--output", default="-", show_default=True, help="file (.json/.yaml) or -")
-def generate(output: str, policies: str, **kw: Any) -> None:
+def generate(output: str, policies: str, packable: int | None, **kw: Any) -> None:
     """Write a realistic synthetic snapshot (same seed, same bytes)."""
     import kronos
 
+    if packable is not None:
+        kronos.dump(kronos.generate_packable(packable, kw["seed"]), output)
+        return
     names = tuple(p.strip() for p in policies.split(",") if p.strip())
     if not names:
         raise UsageError("--policies: give at least one policy name")

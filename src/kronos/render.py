@@ -43,6 +43,13 @@ def plan_table(plan: Plan, reasons: bool = True) -> str:
             lines.append(f"{'':<18}{note}")
         if a.hosts_emptied:
             lines.append(f"{'':<18}emptied: {', '.join(a.hosts_emptied)}")
+        then = sorted({act for act in (a.post_drain or {}).values() if act != "none"})
+        for act in then:
+            hosts_then = [h for h, x in (a.post_drain or {}).items() if x == act]
+            lines.append(f"{'':<18}then {act}: {', '.join(hosts_then)}")
+    if plan.summary.hosts_to_enable:
+        lines.append("")
+        lines.append(f"enable these hosts (short of capacity): {', '.join(plan.summary.hosts_to_enable)}")
     if plan.summary.unplaced:
         lines.append("")
         lines.append(f"unplaced ({len(plan.summary.unplaced)}):")

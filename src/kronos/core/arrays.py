@@ -42,8 +42,10 @@ Arrays = namedtuple(
 
 GROUP_KINDS = {"affinity": 0, "anti-affinity": 1, "soft-affinity": 2, "soft-anti-affinity": 3}
 
-# reasons a VM cannot be moved by balancing phases, as bit flags
-NOT_ACTIVE, BUSY, NOT_MIGRATABLE, COOLDOWN, QUARANTINE, NO_PROFILE = 1, 2, 4, 8, 16, 32
+# reasons a VM cannot be live-migrated by balancing phases, as bit flags. SHUTOFF
+# is set instead of NOT_ACTIVE for a SHUTOFF VM: phases that empty hosts may
+# cold-migrate it (FORMATS.md), balancing leaves it alone.
+NOT_ACTIVE, BUSY, NOT_MIGRATABLE, COOLDOWN, QUARANTINE, NO_PROFILE, SHUTOFF = 1, 2, 4, 8, 16, 32, 64
 
 
 @define(slots=True)
@@ -62,6 +64,8 @@ class World:
     cap: np.ndarray
     used: np.ndarray
     active: np.ndarray
+    up: np.ndarray  # H b1: the compute service is up (a disabled host may be up)
+    cost: np.ndarray  # H f8: cost_per_hour, 0 when unknown
     dest_ok: np.ndarray
     az: np.ndarray
     vm_host: np.ndarray
@@ -97,9 +101,13 @@ def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | 
     sc = np.ones((H, P))
     cap = np.zeros((H, 3))
     active = np.zeros(H, dtype=np.bool_)
+    up = np.zeros(H, dtype=np.bool_)
+    cost = np.zeros(H)
     for i, h in enumerate(snapshot.hosts):
         cap[i] = (h.capacity.vcpus, h.capacity.memory_mb, h.capacity.disk_gb)
         active[i] = h.enabled and h.up
+        up[i] = h.up
+        cost[i] = h.cost_per_hour or 0.0
         for j, p in enumerate(pnames):
             score[i, j] = h.scores.get(p, 0.0)
             sc[i, j] = h.score_capacity.get(p, 1.0)
@@ -156,7 +164,7 @@ def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | 
             spec[k] = spec_classes.setdefault(key, len(spec_classes))
     blocked |= np.fromiter(
         (
-            (NOT_ACTIVE if v.status != "ACTIVE" else 0)
+            (SHUTOFF if v.status == "SHUTOFF" else NOT_ACTIVE if v.status != "ACTIVE" else 0)
             | (BUSY if v.task_state is not None else 0)
             | (0 if v.migratable else NOT_MIGRATABLE)
             for v in vms
@@ -203,6 +211,8 @@ def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | 
         cap=cap,
         used=used,
         active=active,
+        up=up,
+        cost=cost,
         dest_ok=active.copy(),
         az=az,
         vm_host=vm_host,

@@ -329,3 +329,71 @@ def _groups(
             )
         )
     return tuple(out)
+
+
+def generate_packable(
+    k: int = 20,
+    seed: int = 0,
+    *,
+    pieces: tuple[int, int] = (3, 9),
+    taken_at: datetime = DEFAULT_TAKEN_AT,
+) -> Snapshot:
+    """A bin-packing instance whose optimum is known: exactly ``k`` hosts.
+
+    ``k`` full hosts (64 vCPU, 256 GiB, 2000 GB; two pack policies) are each
+    cut into ``pieces`` VMs, every dimension independently, so the VMs' sizes
+    sum to exactly ``k`` hosts and no fewer can hold them. Then every VM gets
+    a host of its own, scattered in random order, one VM per host: the worst
+    start a consolidation can have. Weights follow the cut of vCPU and memory
+    (scores never bind before capacity does).
+    """
+    rng = np.random.default_rng(seed)
+    cap = np.array([64.0, 262144.0, 2000.0])
+    unit = np.array([1.0, 512.0, 10.0])  # sizes are whole vCPUs, 512 MiB, 10 GB
+    sizes: list[np.ndarray] = []
+    for _ in range(k):
+        m = int(rng.integers(pieces[0], pieces[1] + 1))
+        cols = []
+        for r in range(3):
+            slots = int(cap[r] / unit[r])
+            cuts = np.sort(rng.choice(np.arange(1, slots), size=m - 1, replace=False))
+            cols.append(np.diff(np.concatenate(([0], cuts, [slots]))) * unit[r])
+        sizes.append(np.stack(cols, axis=1))
+    size = np.concatenate(sizes)[rng.permutation(sum(len(s) for s in sizes))]
+    n = size.shape[0]
+    width = max(3, len(str(n)))
+    names = [f"cmp-{i + 1:0{width}d}" for i in range(n)]
+    pols = tuple(
+        Policy(name=name, mode="pack", weight=wt, threshold=0.05, max_migrations_per_cycle=None)
+        for name, wt in (("cpu-pack", 0.5), ("memory-pack", 0.5))
+    )
+    hosts = []
+    vms = []
+    for i in range(n):
+        cpu, mem = float(size[i, 0] / cap[0]), float(size[i, 1] / cap[1])
+        hosts.append(
+            Host(
+                name=names[i],
+                capacity=Capacity(*map(float, cap)),
+                scores={"cpu-pack": round(cpu * 0.9, 9), "memory-pack": round(mem * 0.9, 9)},
+            )
+        )
+        vms.append(
+            VM(
+                id=str(uuid.UUID(int=int(rng.integers(0, 2**62)) << 64 | i, version=4)),
+                name=f"vm-{i + 1:0{width}d}",
+                host=names[i],
+                status="ACTIVE",
+                task_state=None,
+                flavor=Flavor(f"cut-{i + 1}", float(size[i, 0]), float(size[i, 1]), float(size[i, 2])),
+                weights={"cpu-pack": round(cpu * 0.9, 9), "memory-pack": round(mem * 0.9, 9)},
+            )
+        )
+    return Snapshot(
+        taken_at=taken_at,
+        policies=pols,
+        aggregates=(Aggregate("agg-pack", tuple(names), {}),),
+        hosts=tuple(hosts),
+        vms=tuple(vms),
+        server_groups=(),
+    )

@@ -35,6 +35,7 @@ from kronos.core.arrays import Arrays
 EPS = 1e-9
 
 STOP_BUDGET, STOP_NO_MOVE, STOP_BALANCED = 0, 1, 2
+DONE, MISSED, SKIPPED = 0, 1, 2  # pack: outcomes of one attempt to empty a host
 
 
 @nb.njit(cache=True)
@@ -300,6 +301,431 @@ def greedy_spread(hosts, cands, host_cls, n_cls, budget, min_improvement, stop_b
     return out[:k], after[:k], code
 
 
+@nb.njit(cache=True)
+def fit_residual(v, b, w, norm):
+    """Squared L2 norm of b's free room once v is on it: lower = tighter.
+
+    Every dimension a move must respect counts: the three resources against
+    capacity and each policy's score against its ``max_host_score``, each in
+    units of ``norm`` (the aggregate's average host), so that room means the
+    same on a big host as on a small one. Placing each VM where the least
+    room is left over is the vector form of Best Fit.
+    """
+    s = 0.0
+    for r in range(3):
+        x = (w.cap[b, r] - w.used[b, r] - w.size[v, r]) / norm[r]
+        s += x * x
+    for p in range(w.pmax.shape[0]):
+        x = (w.pmax[p] - w.score[b, p] - w.load[v, p] / w.sc[b, p]) * w.sc[b, p] / norm[3 + p]
+        s += x * x
+    return s
+
+
+@nb.njit(cache=True)
+def best_fit(v, a, hosts, open_, w, norm):
+    """The open host of ``hosts`` that v (now on a) fits tightest; -1 if none is feasible."""
+    best = -1
+    bval = np.inf
+    for i in range(hosts.shape[0]):
+        b = hosts[i]
+        if not open_[b] or not feasible(v, a, b, w, True):
+            continue
+        val = fit_residual(v, b, w, norm)
+        if val < bval:
+            best = b
+            bval = val
+    return best
+
+
+@nb.njit(cache=True)
+def fits(v, o, b, extra_v, w):
+    """Target space: may VM v (which started on o) end on b? ``extra_v``: a VM leaving b first.
+
+    The static rules are judged from o; capacity, ``max_host_score`` and
+    anti-affinity from what b holds now (less ``extra_v`` when >= 0). A member
+    may join b only below its group's limit, so no final placement is worse
+    than the start; affinity members never reach here (pack leaves them).
+    """
+    if not w.dest_ok[b] or w.az[b] != w.az[o] or not w.spec_ok[w.spec[v], b]:
+        return False
+    for r in range(3):
+        free = w.cap[b, r] - w.used[b, r]
+        if extra_v >= 0:
+            free += w.size[extra_v, r]
+        if w.size[v, r] > free + EPS:
+            return False
+    for p in range(w.pmax.shape[0]):
+        d = w.load[v, p] / w.sc[b, p]
+        if d > 0.0:
+            s = w.score[b, p] + d
+            if extra_v >= 0:
+                s -= w.load[extra_v, p] / w.sc[b, p]
+            if s > w.pmax[p] + EPS:
+                return False
+    g = w.group[v]
+    if g >= 0 and (w.g_kind[g] == 1 or w.g_kind[g] == 3):
+        c = w.g_cnt[g, b]
+        if extra_v >= 0 and w.group[extra_v] == g:
+            c -= 1
+        if c + 1 > w.g_lim[g]:
+            return False
+    return True
+
+
+@nb.njit(cache=True)
+def room_for(items, h, hosts, open_, w):
+    """Do the open hosts other than h have, in total, room for ``items`` in every dimension?"""
+    P = w.pmax.shape[0]
+    need = np.zeros(3 + P)
+    for i in range(items.shape[0]):
+        v = items[i]
+        for r in range(3):
+            need[r] += w.size[v, r]
+        for p in range(P):
+            need[3 + p] += w.load[v, p]
+    for i in range(hosts.shape[0]):
+        b = hosts[i]
+        if b == h or not open_[b]:
+            continue
+        for r in range(3):
+            need[r] -= w.cap[b, r] - w.used[b, r]
+        for p in range(P):
+            need[3 + p] -= (w.pmax[p] - w.score[b, p]) * w.sc[b, p]
+    return bool((need <= EPS).all())
+
+
+@nb.njit(cache=True)
+def _residual_swap(v, u, b, w, norm):
+    """fit_residual of b once u has left it and v has arrived."""
+    s = 0.0
+    for r in range(3):
+        x = (w.cap[b, r] - w.used[b, r] + w.size[u, r] - w.size[v, r]) / norm[r]
+        s += x * x
+    for p in range(w.pmax.shape[0]):
+        x = ((w.pmax[p] - w.score[b, p]) * w.sc[b, p] + w.load[u, p] - w.load[v, p]) / norm[3 + p]
+        s += x * x
+    return s
+
+
+@nb.njit(cache=True)
+def _undo(log_v, log_h, n, w):
+    for i in range(n - 1, -1, -1):
+        apply_move(log_v[i], log_h[i], w)
+
+
+@nb.njit(cache=True)
+def eliminate(h, hosts, vms, movable, origin, key, open_, limit, swaps, w, norm):
+    """Empty host h in target space, all or nothing; returns (status, moves delta).
+
+    status: DONE; MISSED when the search failed; SKIPPED when a cheap test
+    ruled h out first (a VM that may not move, the budget, too little room in
+    total), which costs next to nothing and so does not count as a miss.
+
+    The VMs on h form a pool. The biggest goes where it fits tightest; if it
+    fits nowhere, it swaps with a strictly smaller VM that is parked away from
+    its own host (never a VM still on its starting host: those stay put, so a
+    kept host only ever gains), and that one joins the pool. The pool's total
+    size falls with every step, so this ends. A swap search scans every VM;
+    ``swaps`` caps them per attempt. On failure, or when more than ``limit`` more VMs
+    would end away from their starting host, everything is put back.
+    """
+    pool = np.empty(vms.shape[0] + 1, dtype=np.int64)
+    m = 0
+    home = 0
+    for j in range(vms.shape[0]):
+        v = vms[j]
+        if w.vm_host[v] == h:
+            if not movable[v]:
+                return SKIPPED, 0
+            pool[m] = v
+            m += 1
+            if origin[v] == h:
+                home += 1
+    if m == 0 or home > limit or not room_for(pool[:m], h, hosts, open_, w):
+        return SKIPPED, 0
+    swaps_left = swaps
+    cap_log = 4 * m + 64
+    log_v = np.empty(cap_log, dtype=np.int64)
+    log_h = np.empty(cap_log, dtype=np.int64)
+    n_log = 0
+    delta = 0
+    open_[h] = False
+    ok = True
+    while m > 0:
+        k = 0
+        for i in range(1, m):
+            if key[pool[i]] > key[pool[k]] or (key[pool[i]] == key[pool[k]] and pool[i] < pool[k]):
+                k = i
+        v = pool[k]
+        o = origin[v]
+        best = -1
+        bval = np.inf
+        for i in range(hosts.shape[0]):
+            b = hosts[i]
+            if open_[b] and fits(v, o, b, -1, w):
+                val = fit_residual(v, b, w, norm)
+                if val < bval:
+                    best = b
+                    bval = val
+        victim = -1
+        if best < 0 and swaps_left > 0:
+            swaps_left -= 1
+            for j in range(vms.shape[0]):
+                u = vms[j]
+                b = w.vm_host[u]
+                if not open_[b] or b == origin[u] or not movable[u] or key[u] >= key[v]:
+                    continue
+                if fits(v, o, b, u, w):
+                    val = _residual_swap(v, u, b, w, norm)
+                    if val < bval:
+                        best = b
+                        bval = val
+                        victim = u
+        if best < 0 or n_log + 2 > cap_log:
+            ok = False
+            break
+        if victim >= 0:
+            log_v[n_log] = victim
+            log_h[n_log] = best
+            n_log += 1
+            delta += (1 if h != origin[victim] else 0) - 1
+            apply_move(victim, h, w)
+            pool[m] = victim
+            m += 1
+        log_v[n_log] = v
+        log_h[n_log] = h
+        n_log += 1
+        delta += (1 if best != o else 0) - (1 if h != o else 0)
+        apply_move(v, best, w)
+        pool[k] = pool[m - 1]
+        m -= 1
+    if not ok or delta > limit:
+        _undo(log_v, log_h, n_log, w)
+        open_[h] = True
+        return MISSED, 0
+    return DONE, delta
+
+
+@nb.njit(cache=True)
+def slack(b, w, norm):
+    """Free room of b summed over every dimension in ``norm`` units (MBS's slack)."""
+    s = 0.0
+    for r in range(3):
+        s += (w.cap[b, r] - w.used[b, r]) / norm[r]
+    for p in range(w.pmax.shape[0]):
+        s += (w.pmax[p] - w.score[b, p]) * w.sc[b, p] / norm[3 + p]
+    return s
+
+
+@nb.njit(cache=True)
+def fill_bin(b, cand, n, park, origin, taken, nodes, w, norm):
+    """Move to b the subset of ``cand[:n]`` (biggest first) that leaves it least slack.
+
+    Minimum Bin Slack (Gupta & Ho): a depth-first search over subsets in
+    order; its first path is First Fit Decreasing into this one host, and
+    backtracking stops after ``n + nodes`` evaluations. The chosen VMs leave
+    ``park`` and are marked ``taken``. Returns the evaluations spent.
+    """
+    chosen = np.empty(n, dtype=np.int64)
+    best = np.empty(n, dtype=np.int64)
+    n_best = 0
+    best_slack = slack(b, w, norm)
+    d = 0
+    j = 0
+    spent = 0
+    while True:
+        found = False
+        while j < n:
+            v = cand[j]
+            spent += 1
+            if not taken[v] and fits(v, origin[v], b, -1, w):
+                apply_move(v, b, w)
+                chosen[d] = j
+                d += 1
+                found = True
+                j += 1
+                s = slack(b, w, norm)
+                if s < best_slack - EPS:
+                    best_slack = s
+                    n_best = d
+                    best[:d] = chosen[:d]
+                break
+            j += 1
+        if best_slack <= EPS or spent >= n + nodes:
+            break
+        if not found:
+            if d == 0:
+                break
+            d -= 1
+            apply_move(cand[chosen[d]], park, w)
+            j = chosen[d] + 1
+    for i in range(d - 1, -1, -1):
+        apply_move(cand[chosen[i]], park, w)
+    for i in range(n_best):
+        v = cand[best[i]]
+        apply_move(v, b, w)
+        taken[v] = True
+    return spent
+
+
+@nb.njit(cache=True)
+def repack(h, hosts, vms, movable, origin, key, open_, limit, nodes, work, w, norm):
+    """Empty h by packing every parked VM again, host by host (fullest first), with MBS.
+
+    The pool is h's VMs plus every VM already away from its starting host;
+    kept hosts keep their own VMs and are refilled from the pool with
+    :func:`fill_bin`. Success when the pool empties and no more than
+    ``limit`` VMs end away from home; otherwise everything is put back.
+    Returns (status as :func:`eliminate`, moves after, work left); SKIPPED
+    also when one attempt could cost more than the ``work`` left.
+    """
+    away = 0
+    for j in range(vms.shape[0]):
+        v = vms[j]
+        if w.vm_host[v] == h and not movable[v]:
+            return SKIPPED, 0, work
+        if w.vm_host[v] != origin[v] or origin[v] == h:
+            away += 1
+    if away > limit:
+        return SKIPPED, 0, work
+    saved = w.vm_host.copy()
+    open_[h] = False
+    # park the pool on h: it is closed, so nothing is placed there
+    m = 0
+    cand = np.empty(vms.shape[0], dtype=np.int64)
+    for j in range(vms.shape[0]):
+        v = vms[j]
+        if w.vm_host[v] == h or (w.vm_host[v] != origin[v] and movable[v]):
+            if w.vm_host[v] != h:
+                apply_move(v, h, w)
+            cand[m] = v
+            m += 1
+    cand = cand[:m][np.argsort(-key[cand[:m]], kind="mergesort")]
+    n_open = 0
+    for i in range(hosts.shape[0]):
+        if open_[hosts[i]]:
+            n_open += 1
+    if n_open * (m + nodes) > work:
+        for j in range(vms.shape[0]):
+            v = vms[j]
+            if w.vm_host[v] != saved[v]:
+                apply_move(v, saved[v], w)
+        open_[h] = True
+        return SKIPPED, 0, work
+    taken = np.zeros(w.vm_host.shape[0], dtype=np.bool_)
+    # bins: the open hosts, fullest first
+    nb_ = 0
+    bins = np.empty(hosts.shape[0], dtype=np.int64)
+    fill = np.empty(hosts.shape[0])
+    for i in range(hosts.shape[0]):
+        b = hosts[i]
+        if open_[b]:
+            bins[nb_] = b
+            fill[nb_] = -slack(b, w, norm)
+            nb_ += 1
+    order = np.argsort(-fill[:nb_], kind="mergesort")
+    left = m
+    for t in range(nb_):
+        if left == 0 or work <= 0:
+            break
+        work -= fill_bin(bins[order[t]], cand, m, h, origin, taken, nodes, w, norm)
+        left = 0
+        for i in range(m):
+            if not taken[cand[i]]:
+                left += 1
+    moves = 0
+    for j in range(vms.shape[0]):
+        v = vms[j]
+        if w.vm_host[v] != origin[v]:
+            moves += 1
+    if left > 0 or moves > limit:
+        for j in range(vms.shape[0]):
+            v = vms[j]
+            if w.vm_host[v] != saved[v]:
+                apply_move(v, saved[v], w)
+        open_[h] = True
+        return MISSED, 0, work
+    return DONE, moves, work
+
+
+@nb.njit(cache=True)
+def pack_hosts(
+    hosts, order, vms, movable, key, open_, budget, rounds, swaps, work, nodes, misses_max, w, norm
+):
+    """Empty hosts of ``order`` one after another with :func:`eliminate`, then retry the rest.
+
+    Works in *target space*: a VM parked on a host that is emptied later is
+    placed again, and the plan moves it once, from where it started to where
+    it ends. ``open_`` marks the hosts that may receive (cleared as hosts
+    empty). ``budget`` caps the VMs that end away from their starting host;
+    ``rounds`` passes of :func:`eliminate` (``swaps`` swap searches per
+    attempt), then :func:`repack` (``nodes`` per host, ``work`` evaluations
+    in all); either phase stops after ``misses_max`` misses in a row.
+    Returns the emptied hosts in order.
+    """
+    origin = w.vm_host.copy()
+    emptied = np.empty(order.shape[0], dtype=np.int64)
+    n_emptied = 0
+    moves = 0
+    for rnd in range(rounds):
+        if rnd > 0:
+            # later rounds: whatever is still open, emptiest first
+            fill = np.full(order.shape[0], np.inf)
+            for t in range(order.shape[0]):
+                h = order[t]
+                if open_[h]:
+                    fill[t] = 0.0
+                    for r in range(3):
+                        if w.cap[h, r] > 0.0:
+                            fill[t] += w.used[h, r] / w.cap[h, r]
+            order = order[np.argsort(fill, kind="mergesort")]
+        progress = False
+        misses = 0
+        for t in range(order.shape[0]):
+            h = order[t]
+            if not open_[h]:
+                continue
+            left = budget - moves
+            status, delta = eliminate(h, hosts, vms, movable, origin, key, open_, left, swaps, w, norm)
+            if status == DONE:
+                moves += delta
+                emptied[n_emptied] = h
+                n_emptied += 1
+                progress = True
+                misses = 0
+            elif status == MISSED:
+                # hosts come emptiest first: after a run of misses the rest are fuller
+                misses += 1
+                if misses >= misses_max:
+                    break
+        if not progress:
+            break
+    # then MBS repacks, emptiest open host first, until ``misses_max`` in a row fail
+    fill = np.full(order.shape[0], np.inf)
+    for t in range(order.shape[0]):
+        if open_[order[t]]:
+            fill[t] = -slack(order[t], w, norm)
+    order = order[np.argsort(fill, kind="mergesort")]
+    misses = 0
+    for t in range(order.shape[0]):
+        h = order[t]
+        if not open_[h] or work <= 0:
+            continue
+        status, total, work = repack(h, hosts, vms, movable, origin, key, open_, budget, nodes, work, w, norm)
+        if status == SKIPPED:
+            continue
+        if status == MISSED:
+            misses += 1
+            if misses >= misses_max:
+                break
+            continue
+        misses = 0
+        moves = total
+        emptied[n_emptied] = h
+        n_emptied += 1
+    return emptied[:n_emptied]
+
+
 def warm() -> None:
     """Compile (or load from the on-disk cache) every kernel on a two-host world."""
     H, V, P = 2, 1, 1
@@ -329,3 +755,10 @@ def warm() -> None:
     hosts = np.arange(H, dtype=np.int64)
     greedy_spread(hosts, np.zeros(V, dtype=np.int64), np.zeros(H, dtype=np.int64), 1, 1, 1e-6, True,
                   np.zeros(P), True, w)  # fmt: skip
+    pack_hosts(hosts, hosts, np.zeros(V, dtype=np.int64), np.ones(V, dtype=np.bool_), np.ones(V),
+               np.ones(H, dtype=np.bool_), 1, 1, 1, 1000, 10, 1, w, np.ones(3 + P))  # fmt: skip
+    # the ones the planners also call from Python
+    best_fit(0, 0, hosts, np.ones(H, dtype=np.bool_), w, np.ones(3 + P))
+    feasible(0, 0, 1, w, True)
+    apply_move(0, 0, w)
+    stats(hosts, w.active, w.score, w.pw, np.zeros(P), np.zeros(P))

@@ -159,6 +159,14 @@ class AggregateSummary:
     hosts: int | None = None
     notes: tuple[str, ...] | None = None
     unrepaired: tuple[str, ...] | None = None
+    #: pack: hosts holding VMs before / after the plan, and the fewest that could
+    hosts_used_before: int | None = None
+    hosts_used_after: int | None = None
+    hosts_lower_bound: int | None = None
+    #: pack: what to do with each emptied host (``post_drain_action``)
+    post_drain: dict[str, str] | None = None
+    #: pack: disabled, empty hosts that would take load no enabled host can
+    hosts_to_enable: tuple[str, ...] | None = None
 
 
 @frozen
@@ -174,6 +182,8 @@ class PlanSummary:
     aggregates: dict[str, AggregateSummary] = field(factory=dict)
     unplaced: tuple[Unplaced, ...] = ()
     warnings: tuple[str, ...] | None = None
+    #: every aggregate's ``hosts_to_enable``, for the executor or the operator
+    hosts_to_enable: tuple[str, ...] | None = None
 
 
 @frozen

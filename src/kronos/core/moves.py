@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from attrs import frozen
+from attrs import field, frozen
 
 from kronos.core.arrays import World
 from kronos.core.model import Unplaced
@@ -30,6 +30,9 @@ class AggregateOutcome:
     notes: tuple[str, ...] = ()
     unplaced: tuple[Unplaced, ...] = ()
     unrepaired: tuple[str, ...] = ()
+    hosts_lower_bound: int | None = None
+    hosts_to_enable: tuple[str, ...] = ()
+    post_drain: dict[str, str] = field(factory=dict)
 
 
 def describe_move(

@@ -28,6 +28,7 @@ from kronos.core.model import (
 )
 from kronos.core.moves import AggregateOutcome, Move
 from kronos.core.options import PlannerOptions, make_options
+from kronos.core.pack import plan_pack
 from kronos.core.spread import plan_spread
 from kronos.core.validate import errors_only, validate
 from kronos.core.waves import assign_waves
@@ -37,6 +38,7 @@ UNLIMITED = "unlimited"
 Planner = Callable[[World, str, np.ndarray, int, PlannerOptions], AggregateOutcome]
 MODES: dict[str, Planner] = {
     "spread": plan_spread,
+    "pack": plan_pack,
 }
 
 
@@ -144,6 +146,8 @@ def plan(
         std_a, comb_a = imbalance(world, hosts)
         emptied = [world.host_names[h] for h in hosts if count_before[h] > 0 and count_after[h] == 0]
         out = outcomes[name]
+        packing = out.hosts_lower_bound is not None
+        active = hosts[world.active[hosts]]
         summaries[name] = AggregateSummary(
             imbalance_before=dict(zip(world.policy_names, map(float, std_b), strict=True)),
             imbalance_after=dict(zip(world.policy_names, map(float, std_a), strict=True)),
@@ -155,6 +159,11 @@ def plan(
             hosts=int(world.active[hosts].sum()),
             notes=out.notes or None,
             unrepaired=out.unrepaired or None,
+            hosts_used_before=int((count_before[active] > 0).sum()) if packing else None,
+            hosts_used_after=int((count_after[active] > 0).sum()) if packing else None,
+            hosts_lower_bound=out.hosts_lower_bound,
+            post_drain=out.post_drain or None,
+            hosts_to_enable=out.hosts_to_enable or None,
         )
     unplaced = tuple(u for o in outcomes.values() for u in o.unplaced)
     return Plan(
@@ -162,7 +171,11 @@ def plan(
         snapshot_digest=snapshot_digest(snapshot),
         options={"mode": mode, "budget": cap, **opts.as_dict()},
         steps=steps,
-        summary=PlanSummary(aggregates=summaries, unplaced=unplaced),
+        summary=PlanSummary(
+            aggregates=summaries,
+            unplaced=unplaced,
+            hosts_to_enable=tuple(h for o in outcomes.values() for h in o.hosts_to_enable) or None,
+        ),
     )
 
 
