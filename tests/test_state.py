@@ -19,11 +19,13 @@ from tests.conftest import kronos_cli
     picks=st.lists(st.integers(0, 10_000), max_size=20),
     minutes=st.integers(0, 120),
     outcome=st.sampled_from(["MigrationFailed", "MigrationTimeout", "PreFlightError", "Succeeded"]),
+    mode=st.sampled_from(["spread", "pack"]),
 )
 def test_vms_in_cooldown_or_quarantine_never_move_until_expiry(
-    seed: int, picks: list[int], minutes: int, outcome: str, checker
+    seed: int, picks: list[int], minutes: int, outcome: str, mode: str, checker
 ) -> None:  # type: ignore[no-untyped-def]
-    snap = kronos.generate(hosts=8, vms=120, groups=4, seed=seed)
+    fill = 0.3 if mode == "pack" else 0.65
+    snap = kronos.generate(hosts=8, vms=120, groups=4, seed=seed, mode=mode, fill=fill, unmovable=0.0)
     t0 = snap.taken_at
     state = None
     held = {snap.vms[i % len(snap.vms)].id for i in picks}
