@@ -524,7 +524,7 @@ def fill_bin(b, cand, n, park, origin, taken, nodes, w, norm):
     Minimum Bin Slack (Gupta & Ho): a depth-first search over subsets in
     order; its first path is First Fit Decreasing into this one host, and
     backtracking stops after ``n + nodes`` evaluations. The chosen VMs leave
-    ``park`` and are marked ``taken``. Returns the evaluations spent.
+    ``park`` and are marked ``taken``. Returns (evaluations spent, VMs placed).
     """
     chosen = np.empty(n, dtype=np.int64)
     best = np.empty(n, dtype=np.int64)
@@ -565,7 +565,7 @@ def fill_bin(b, cand, n, park, origin, taken, nodes, w, norm):
         v = cand[best[i]]
         apply_move(v, b, w)
         taken[v] = True
-    return spent
+    return spent, n_best
 
 
 @nb.njit(cache=True)
@@ -580,38 +580,34 @@ def repack(h, hosts, vms, movable, origin, key, open_, limit, nodes, work, w, no
     also when one attempt could cost more than the ``work`` left.
     """
     away = 0
+    m = 0
     for j in range(vms.shape[0]):
         v = vms[j]
         if w.vm_host[v] == h and not movable[v]:
             return SKIPPED, 0, work
         if w.vm_host[v] != origin[v] or origin[v] == h:
             away += 1
-    if away > limit:
+        if w.vm_host[v] == h or (w.vm_host[v] != origin[v] and movable[v]):
+            m += 1
+    n_open = 0
+    for i in range(hosts.shape[0]):
+        if open_[hosts[i]] and hosts[i] != h:
+            n_open += 1
+    if away > limit or n_open * (m + nodes) > work:
         return SKIPPED, 0, work
     saved = w.vm_host.copy()
     open_[h] = False
     # park the pool on h: it is closed, so nothing is placed there
-    m = 0
-    cand = np.empty(vms.shape[0], dtype=np.int64)
+    cand = np.empty(m, dtype=np.int64)
+    k = 0
     for j in range(vms.shape[0]):
         v = vms[j]
         if w.vm_host[v] == h or (w.vm_host[v] != origin[v] and movable[v]):
             if w.vm_host[v] != h:
                 apply_move(v, h, w)
-            cand[m] = v
-            m += 1
-    cand = cand[:m][np.argsort(-key[cand[:m]], kind="mergesort")]
-    n_open = 0
-    for i in range(hosts.shape[0]):
-        if open_[hosts[i]]:
-            n_open += 1
-    if n_open * (m + nodes) > work:
-        for j in range(vms.shape[0]):
-            v = vms[j]
-            if w.vm_host[v] != saved[v]:
-                apply_move(v, saved[v], w)
-        open_[h] = True
-        return SKIPPED, 0, work
+            cand[k] = v
+            k += 1
+    cand = cand[np.argsort(-key[cand], kind="mergesort")]
     taken = np.zeros(w.vm_host.shape[0], dtype=np.bool_)
     # bins: the open hosts, fullest first
     nb_ = 0
@@ -628,11 +624,9 @@ def repack(h, hosts, vms, movable, origin, key, open_, limit, nodes, work, w, no
     for t in range(nb_):
         if left == 0 or work <= 0:
             break
-        work -= fill_bin(bins[order[t]], cand, m, h, origin, taken, nodes, w, norm)
-        left = 0
-        for i in range(m):
-            if not taken[cand[i]]:
-                left += 1
+        spent, placed = fill_bin(bins[order[t]], cand, m, h, origin, taken, nodes, w, norm)
+        work -= spent
+        left -= placed
     moves = 0
     for j in range(vms.shape[0]):
         v = vms[j]

@@ -262,9 +262,8 @@ def plan_pack(
         notes.append("nothing emptied while the aggregate is short of capacity")
     else:
         notes.extend(_consolidate(rec, act, vms, open_, budget))
-    emptied_here = [m.source for m in rec.moves if m.phase == "pack"]
     now = np.bincount(world.vm_host, minlength=len(world.host_names))
-    emptied = sorted({h for h in emptied_here if now[h] == 0})
+    emptied = sorted({m.source for m in rec.moves if now[m.source] == 0})
     used_after = int((now[act] > 0).sum())
     notes.append(f"hosts in use {used_before} → {used_after}, lower bound {bound}")
     return AggregateOutcome(
