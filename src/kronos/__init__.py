@@ -5,6 +5,8 @@ The public API::
     snap = kronos.load_snapshot("snap.json")
     problems = kronos.validate(snap)
     plan = kronos.plan(snap, budget=10)
+    plan = kronos.evacuate(snap, ["cmp-007"])        # a failed, fenced host
+    plan = kronos.drain(snap, ["cmp-003"])           # maintenance
     kronos.dump(plan, "plan.json")
 
 ``plan``, ``next_state`` and ``generate`` load numpy and numba on first use,
@@ -38,11 +40,15 @@ from kronos.files import dump, load_plan, load_snapshot, load_state
 
 if TYPE_CHECKING:
     from kronos.core.generate import generate, generate_packable
-    from kronos.core.planner import UNLIMITED, plan
+    from kronos.core.planner import UNLIMITED, Prepared, drain, evacuate, plan, prepare
     from kronos.core.state import next_state, record_result, release
 
 _LAZY = {
     "plan": "kronos.core.planner",
+    "evacuate": "kronos.core.planner",
+    "drain": "kronos.core.planner",
+    "prepare": "kronos.core.planner",
+    "Prepared": "kronos.core.planner",
     "next_state": "kronos.core.state",
     "record_result": "kronos.core.state",
     "release": "kronos.core.state",
@@ -72,14 +78,17 @@ __all__ = [
     "Plan",
     "PlanSummary",
     "Policy",
+    "Prepared",
     "Result",
     "ServerGroup",
     "Snapshot",
     "State",
     "Step",
     "Unplaced",
+    "drain",
     "dump",
     "errors",
+    "evacuate",
     "generate",
     "generate_packable",
     "load_plan",
@@ -87,6 +96,7 @@ __all__ = [
     "load_state",
     "next_state",
     "plan",
+    "prepare",
     "record_result",
     "release",
     "validate",

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections import namedtuple
 from datetime import datetime
 
+import attrs
 import numpy as np
 from attrs import define
 
@@ -84,6 +85,12 @@ class World:
     moved: np.ndarray  # V b1
     aggregates: dict[str, np.ndarray]  # name -> host indices, snapshot order
     host_index: dict[str, int]
+    az_names: list[str]  # az id -> zone name, for explanations
+    spec_names: list[str]  # extra-spec class -> "key=value, ..." ("" for class 0)
+
+    def copy(self) -> World:
+        """An independent world to plan on: arrays copied, names shared (they never change)."""
+        return attrs.evolve(self, **{f.name: getattr(self, f.name).copy() for f in _ARRAY_FIELDS})
 
     def arrays(self) -> Arrays:
         """The kernels' view: the same arrays (not copies), so kernels mutate this world."""
@@ -231,7 +238,12 @@ def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | 
         moved=np.zeros(V, dtype=np.bool_),
         aggregates=aggregates,
         host_index=host_index,
+        az_names=list(az_names),
+        spec_names=[", ".join(f"{k}={v}" for k, v in key) for key in spec_classes],
     )
+
+
+_ARRAY_FIELDS = [f for f in attrs.fields(World) if str(f.type) == "np.ndarray"]
 
 
 def imbalance(world: World, hosts: np.ndarray) -> tuple[np.ndarray, float]:

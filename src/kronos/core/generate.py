@@ -15,9 +15,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import attrs
 import numpy as np
 
 from kronos.core.model import (
+    EXTRA_SPEC_PREFIX,
     VM,
     Aggregate,
     Capacity,
@@ -397,3 +399,126 @@ def generate_packable(
         vms=tuple(vms),
         server_groups=(),
     )
+
+
+def generate_evacuable(
+    hosts: int = 40,
+    vms: int = 1600,
+    failed: int = 1,
+    seed: int = 0,
+    *,
+    groups: int = 40,
+    slack: float = 0.0,
+    aggregates: int = 1,
+    heterogeneous: bool = False,
+    taken_at: datetime = DEFAULT_TAKEN_AT,
+) -> Snapshot:
+    """An evacuation whose every evacuee has a known place: feasible by construction.
+
+    Starts from :func:`generate` with ``failed`` hosts down, then places each
+    VM of the failed hosts on a random survivor that every rule allows, in a
+    random order (so one valid sequence of steps exists), and shrinks every
+    survivor's capacity to what it holds plus what it received, times
+    ``1 + slack``. With ``slack=0`` the survivors' free room is exactly the
+    evacuees' size in every resource, a perfect packing. An evacuee no rule
+    allows anywhere (a hard affinity group living wholly on a failed host) is
+    left out of the snapshot.
+    """
+    base = generate(
+        hosts, vms, groups, seed, down=failed, unmovable=0.0, broken_groups=0.0,
+        aggregates=aggregates, heterogeneous=heterogeneous, fill=0.5, taken_at=taken_at,
+    )  # fmt: skip
+    rng = np.random.default_rng(seed + 7919)
+    by_name = {h.name: h for h in base.hosts}
+    pols = base.enabled_policies
+    aggs_of: dict[str, set[str]] = {h.name: set() for h in base.hosts}
+    meta: dict[str, dict[str, set[str]]] = {h.name: {} for h in base.hosts}
+    for a in base.aggregates:
+        for n in a.hosts:
+            aggs_of[n].add(a.name)
+            for k, val in a.metadata.items():
+                meta[n].setdefault(k, set()).add(val)
+    used = {h.name: np.zeros(3) for h in base.hosts}
+    count = {h.name: 0 for h in base.hosts}
+    for v in base.vms:
+        used[v.host] += (v.flavor.vcpus, v.flavor.memory_mb, v.flavor.disk_gb)
+        count[v.host] += 1
+    score = {h.name: {p.name: h.scores.get(p.name, 0.0) for p in pols} for h in base.hosts}
+    group_of = {m: g for g in base.server_groups for m in g.members}
+    where = {v.id: v.host for v in base.vms}
+
+    def group_ok(vid: str, dst: str) -> bool:
+        g = group_of.get(vid)
+        if g is None or g.policy.startswith("soft"):
+            return True
+        hosts_now = [where[m] for m in g.members]
+        after = [dst if m == vid else where[m] for m in g.members]
+        return _group_measure(g, after) <= _group_measure(g, hosts_now)
+
+    survivors = [h.name for h in base.hosts if h.up and h.enabled]
+    arrived = {n: np.zeros(3) for n in survivors}
+    dropped: set[str] = set()
+    evacuees = [v for v in base.vms if not by_name[v.host].up]
+    for i in rng.permutation(len(evacuees)):
+        v = evacuees[int(i)]
+        src = by_name[v.host]
+        load = {
+            p.name: v.weights.get(p.name, score[v.host][p.name] / max(1, count[v.host]))
+            * src.score_capacity.get(p.name, 1.0)
+            for p in pols
+        }
+        specs = {
+            k.removeprefix(EXTRA_SPEC_PREFIX): str(val)
+            for k, val in v.flavor.extra_specs.items()
+            if k.startswith(EXTRA_SPEC_PREFIX)
+        }
+        cands = [
+            n
+            for n in survivors
+            if aggs_of[n] & aggs_of[v.host]
+            and meta[n].get("availability_zone") == meta[v.host].get("availability_zone")
+            and all(val in meta[n].get(k, ()) for k, val in specs.items())
+            and group_ok(v.id, n)
+            and all(
+                score[n][p.name] + load[p.name] / by_name[n].score_capacity.get(p.name, 1.0)
+                <= p.max_host_score
+                for p in pols
+            )
+        ]
+        if not cands:
+            dropped.add(v.id)
+            continue
+        n = cands[int(rng.integers(0, len(cands)))]
+        where[v.id] = n
+        arrived[n] += (v.flavor.vcpus, v.flavor.memory_mb, v.flavor.disk_gb)
+        for p in pols:
+            score[n][p.name] += load[p.name] / by_name[n].score_capacity.get(p.name, 1.0)
+
+    new_hosts = []
+    for h in base.hosts:
+        if h.name in arrived:
+            cap = used[h.name] + arrived[h.name] * (1.0 + slack)
+            h = attrs.evolve(h, capacity=Capacity(*(float(np.ceil(c)) for c in cap)))
+        new_hosts.append(h)
+    sgs = tuple(
+        attrs.evolve(g, members=tuple(m for m in g.members if m not in dropped)) for g in base.server_groups
+    )
+    return attrs.evolve(
+        base,
+        hosts=tuple(new_hosts),
+        vms=tuple(v for v in base.vms if v.id not in dropped),
+        server_groups=tuple(g for g in sgs if len(g.members) >= 2),
+    )
+
+
+def _group_measure(g: ServerGroup, hosts: list[str]) -> int:
+    """FORMATS.md's violation measure of ``g`` with its members on ``hosts``."""
+    cnt: dict[str, int] = {}
+    for h in hosts:
+        cnt[h] = cnt.get(h, 0) + 1
+    if not cnt:
+        return 0
+    if g.policy.endswith("anti-affinity"):
+        lim = g.max_server_per_host if g.policy == "anti-affinity" else 1
+        return sum(max(0, c - lim) for c in cnt.values())
+    return len(hosts) - max(cnt.values())

@@ -184,6 +184,10 @@ class PlanSummary:
     warnings: tuple[str, ...] | None = None
     #: every aggregate's ``hosts_to_enable``, for the executor or the operator
     hosts_to_enable: tuple[str, ...] | None = None
+    #: evacuate / drain with a selector: instances on the hosts it left where they are
+    not_selected: tuple[Unplaced, ...] | None = None
+    #: evacuate: hosts to fence (power off) before any step runs
+    fence_first: tuple[str, ...] | None = None
 
 
 @frozen

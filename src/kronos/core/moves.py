@@ -6,7 +6,7 @@ import numpy as np
 from attrs import field, frozen
 
 from kronos.core.arrays import World
-from kronos.core.model import Unplaced
+from kronos.core.model import RESOURCES, Unplaced
 
 
 @frozen
@@ -62,3 +62,19 @@ def describe_move(
         + "; ".join(parts)
         + f"; combined {combined_before:.4f} → {combined_after:.4f}"
     )
+
+
+def describe_arrival(world: World, v: int, a: int, b: int, why: str) -> str:
+    """What a move does to its destination, after it is applied:
+
+    `empty cmp-003 (2 VMs): vm-1 cmp-003 → cmp-007 (vcpus 40→44/64, …; cpu-pack 0.41→0.45)`.
+    """
+    cells = []
+    for r, name in enumerate(RESOURCES):
+        before = world.used[b, r] - world.size[v, r]
+        cells.append(f"{name} {before:g}→{world.used[b, r]:g}/{world.cap[b, r]:g}")
+    for p, name in enumerate(world.policy_names):
+        new = world.score[b, p]
+        cells.append(f"{name} {new - world.load[v, p] / world.sc[b, p]:.3f}→{new:.3f}")
+    who = world.vm_names[v] or world.vm_ids[v]
+    return f"{why}: {who} {world.host_names[a]} → {world.host_names[b]} ({', '.join(cells)})"

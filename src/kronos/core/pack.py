@@ -24,11 +24,8 @@ import numpy as np
 
 from kronos.core import kernels
 from kronos.core.arrays import SHUTOFF, Arrays, World
-from kronos.core.moves import AggregateOutcome, Move
+from kronos.core.moves import AggregateOutcome, Move, describe_arrival
 from kronos.core.options import PlannerOptions
-
-RESOURCES = ("vcpus", "memory_mb", "disk_gb")
-
 
 # Search limits: deterministic caps on time, counted in work, never read off a clock.
 ROUNDS = 2  # passes of host-by-host emptying over the hosts still in use
@@ -136,19 +133,6 @@ def _copy(w: Arrays) -> Arrays:
     return Arrays(*(a.copy() for a in w))
 
 
-def _describe(world: World, v: int, a: int, b: int, why: str) -> str:
-    """`empty cmp-003 (2 VMs): vm-1 cmp-003 → cmp-007 (vcpus 40→44/64, …; cpu-pack 0.41→0.45)`."""
-    cells = []
-    for r, name in enumerate(RESOURCES):
-        before = world.used[b, r] - world.size[v, r]
-        cells.append(f"{name} {before:g}→{world.used[b, r]:g}/{world.cap[b, r]:g}")
-    for p, name in enumerate(world.policy_names):
-        new = world.score[b, p]
-        cells.append(f"{name} {new - world.load[v, p] / world.sc[b, p]:.3f}→{new:.3f}")
-    who = world.vm_names[v] or world.vm_ids[v]
-    return f"{why}: {who} {world.host_names[a]} → {world.host_names[b]} ({', '.join(cells)})"
-
-
 class _Recorder:
     """Applies moves to the real world, one host's at a time, and can take them back."""
 
@@ -166,7 +150,7 @@ class _Recorder:
         a = int(world.vm_host[v])
         kernels.apply_move(v, b, self.w)
         _, combined = kernels.stats(self.hosts, world.active, world.score, world.pw, self.var, self.tot)
-        reason = _describe(world, v, a, b, why)
+        reason = describe_arrival(world, v, a, b, why)
         self.moves.append(Move(v, a, b, self.aggregate, "pack", action_of(world, v), reason, combined))
 
     def undo_to(self, k: int) -> None:

@@ -8,16 +8,18 @@ planned one after another, each on the placement the previous ones left.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import attrs
 import numpy as np
+from attrs import frozen
 
 from kronos.core.affinity import repair
 from kronos.core.arrays import World, build_world, imbalance
 from kronos.core.convert import snapshot_digest
+from kronos.core.evacuate import Leaving, LeavingResult, Selector, fence, plan_leaving
 from kronos.core.model import (
     AggregateSummary,
     Plan,
@@ -31,7 +33,7 @@ from kronos.core.options import PlannerOptions, make_options
 from kronos.core.pack import plan_pack
 from kronos.core.spread import plan_spread
 from kronos.core.validate import errors_only, validate
-from kronos.core.waves import assign_waves
+from kronos.core.waves import ONE_WAY, assign_waves
 from kronos.errors import DataError, UsageError, ValidationError
 
 UNLIMITED = "unlimited"
@@ -63,14 +65,53 @@ def effective_budget(snapshot: Snapshot, budget: int | str | None) -> int | None
     return int(budget)
 
 
+@frozen
+class Prepared:
+    """A validated snapshot with its arrays built, for callers that plan on it repeatedly.
+
+    An HA daemon keeps one per aggregate set and plans an evacuation the
+    moment a host fails, without re-reading 100 000 VMs. Each planning call
+    works on its own copy of the world; this one is never changed.
+    """
+
+    snapshot: Snapshot
+    world: World
+    state: State | None
+    now: datetime
+    digest: str  # the snapshot's: hashing 100 000 VMs costs more than planning for them
+
+
+def prepare(
+    snapshot: Snapshot, state: State | None = None, now: datetime | None = None, validate_input: bool = True
+) -> Prepared:
+    """Validate ``snapshot`` and build its arrays once (``now`` defaults to ``taken_at``)."""
+    if validate_input:
+        problems = errors_only(validate(snapshot))
+        if problems:
+            raise ValidationError("snapshot", problems)
+    if not snapshot.enabled_policies:
+        raise DataError("snapshot: no enabled policy, nothing to plan against")
+    now = now or snapshot.taken_at
+    return Prepared(snapshot, build_world(snapshot, state, now), state, now, snapshot_digest(snapshot))
+
+
+def _prepared(
+    source: Snapshot | Prepared, state: State | None, now: datetime | None, validate_input: bool
+) -> tuple[Prepared, World]:
+    ready = source if isinstance(source, Prepared) else prepare(source, state, now, validate_input)
+    return ready, ready.world.copy()
+
+
 def plan(
-    snapshot: Snapshot,
+    snapshot: Snapshot | Prepared,
     *,
     mode: str | None = None,
     budget: int | str | None = None,
     state: State | None = None,
     now: datetime | None = None,
     validate_input: bool = True,
+    drain: Sequence[str] = (),
+    cold_migrate_stopped: bool = False,
     **options: Any,
 ) -> Plan:
     """Plan migrations for every aggregate in scope; raises on invalid input only.
@@ -78,105 +119,255 @@ def plan(
     ``now`` (default: the snapshot's ``taken_at``) decides which cooldowns have
     expired; nothing here reads a clock. ``validate_input=False`` skips
     validation for callers that just ran :func:`kronos.validate` themselves.
+    ``drain``: hosts to empty first (phase ``drain``, no budget), after which
+    their aggregates are balanced as usual under ``budget``.
     """
-    if validate_input:
-        problems = errors_only(validate(snapshot))
-        if problems:
-            raise ValidationError("snapshot", problems)
     opts = make_options(options)
-    enabled = snapshot.enabled_policies
-    if not enabled:
-        raise DataError("snapshot: no enabled policy, nothing to plan against")
-    mode = mode or enabled[0].mode
+    ready, world = _prepared(snapshot, state, now, validate_input)
+    snap, state, now = ready.snapshot, ready.state, ready.now
+    mode = mode or snap.enabled_policies[0].mode
     if mode not in MODES:
         raise UsageError(f"mode = {mode!r}: must be one of {', '.join(MODES)}")
-    cap = effective_budget(snapshot, budget)
-    now = now or snapshot.taken_at
-    world = build_world(snapshot, state, now)
+    cap = effective_budget(snap, budget)
     scope = _scope(world, opts)
-    skips = _source_skips(snapshot)
+    skips = _source_skips(snap)
+    cycle = _Cycle(world, scope)
 
-    before = {name: imbalance(world, world.aggregates[name]) for name in scope}
-    count_before = np.bincount(world.vm_host, minlength=len(world.host_names))
-    outcomes: dict[str, AggregateOutcome] = {}
-    moves: list[Move] = []
+    leaving = None
+    if drain:
+        req = Leaving("drain", _drain_hosts(world, drain), cold_migrate_stopped=cold_migrate_stopped)
+        leaving = plan_leaving(world, snap, req, scope, state)
+        for name, out in leaving.outcomes.items():
+            cycle.add(name, out)
     for name in scope:
         hosts = world.aggregates[name]
         until = state.aggregate_cooldown_until.get(name) if state else None
         if until is not None and until > now:
-            outcomes[name] = AggregateOutcome(skipped=f"in cooldown until {_iso(until)}")
+            cycle.add(name, AggregateOutcome(skipped=f"in cooldown until {_iso(until)}"))
         elif name in skips:
-            outcomes[name] = AggregateOutcome(skipped=f"bad data: {skips[name]}")
+            cycle.add(name, AggregateOutcome(skipped=f"bad data: {skips[name]}"))
         else:
             budget_here = cap if cap is not None else len(world.vm_ids)
             repairs, left = repair(world, name, hosts, budget_here, opts)
             out = MODES[mode](world, name, hosts, budget_here - len(repairs), opts)
-            outcomes[name] = attrs.evolve(
-                out,
-                moves=(*repairs, *out.moves),
-                skipped=None if repairs else out.skipped,
-                unrepaired=tuple(left),
+            cycle.add(
+                name,
+                attrs.evolve(
+                    out,
+                    moves=(*repairs, *out.moves),
+                    skipped=None if repairs else out.skipped,
+                    unrepaired=tuple(left),
+                ),
             )
-        moves.extend(outcomes[name].moves)
+    # the drain has no cap, so neither has the plan; the balancing cap is recorded apart
+    caps = {"budget": None, "drain": list(drain), "balance_budget": cap} if drain else {"budget": cap}
+    return cycle.finish(ready.digest, now, {"mode": mode, **caps, **opts.as_dict()}, opts, leaving)
 
-    waves = assign_waves(
-        [(m.source, m.destination, int(world.group[m.vm])) for m in moves], opts.max_parallel
-    )
-    steps = tuple(
-        Step(
-            seq=i + 1,
-            wave=waves[i],
-            phase=m.phase,
-            action=m.action,
-            instance=world.vm_ids[m.vm],
-            name=world.vm_names[m.vm],
-            source=world.host_names[m.source],
-            destination=world.host_names[m.destination],
-            aggregate=m.aggregate,
-            reason=m.reason,
-            combined_after=m.combined_after,
+
+def evacuate(
+    snapshot: Snapshot | Prepared,
+    hosts: Sequence[str],
+    *,
+    assume_fenced: bool = False,
+    tags: Sequence[str] = (),
+    flavor_specs: Mapping[str, str] | None = None,
+    metadata: Mapping[str, str] | None = None,
+    priority: str | None = None,
+    largest_first: bool = True,
+    state: State | None = None,
+    now: datetime | None = None,
+    validate_input: bool = True,
+    **options: Any,
+) -> Plan:
+    """Plan the evacuation of failed ``hosts`` (phase and action ``evacuate``).
+
+    A host that is still ``up`` is refused (:class:`DataError`): rebuilding
+    its VMs elsewhere while it runs could start each twice on shared
+    storage. ``assume_fenced=True`` plans against a copy of the snapshot in
+    which they are down instead, and the plan records that assumption; its
+    ``snapshot_digest`` is the copy's (:func:`kronos.core.evacuate.fence`).
+    """
+    opts = make_options(options)
+    names = list(dict.fromkeys(hosts))
+    ready = snapshot if isinstance(snapshot, Prepared) else prepare(snapshot, state, now, validate_input)
+    up = [n for n in names if ready.world.up[_host(ready.world, n)]]
+    if up and not assume_fenced:
+        raise DataError(
+            f"host {', '.join(up)} is up: evacuating from a running host can start its VMs twice. "
+            "Fence it (power it off) and mark it down in Nova, or pass --assume-fenced if it already is"
         )
-        for i, m in enumerate(moves)
+    if up:
+        fenced = fence(ready.snapshot, up)
+        world = ready.world.copy()
+        idx = [_host(world, n) for n in up]
+        world.up[idx] = world.active[idx] = world.dest_ok[idx] = False
+        ready = Prepared(fenced, world, ready.state, ready.now, snapshot_digest(fenced))
+    world = ready.world.copy()
+    selector = Selector(tuple(tags), tuple((flavor_specs or {}).items()), tuple((metadata or {}).items()))
+    req = Leaving("evacuate", tuple(_host(world, n) for n in names), selector, priority, largest_first)
+    return _leave(ready, world, req, opts, {"evacuate": names, "assumed_fenced": up or None})
+
+
+def drain(
+    snapshot: Snapshot | Prepared,
+    hosts: Sequence[str],
+    *,
+    budget: int | str | None = UNLIMITED,
+    cold_migrate_stopped: bool = False,
+    tags: Sequence[str] = (),
+    flavor_specs: Mapping[str, str] | None = None,
+    metadata: Mapping[str, str] | None = None,
+    priority: str | None = None,
+    largest_first: bool = True,
+    state: State | None = None,
+    now: datetime | None = None,
+    validate_input: bool = True,
+    **options: Any,
+) -> Plan:
+    """Plan moving every movable VM off running ``hosts`` for maintenance (phase ``drain``).
+
+    ``budget`` caps the drain's steps per aggregate (default: unlimited).
+    """
+    opts = make_options(options)
+    ready, world = _prepared(snapshot, state, now, validate_input)
+    cap = effective_budget(ready.snapshot, budget)
+    selector = Selector(tuple(tags), tuple((flavor_specs or {}).items()), tuple((metadata or {}).items()))
+    req = Leaving(
+        "drain", _drain_hosts(world, hosts), selector, priority, largest_first, cap, cold_migrate_stopped
     )
-    count_after = np.bincount(world.vm_host, minlength=len(world.host_names))
-    summaries = {}
+    return _leave(ready, world, req, opts, {"drain": list(dict.fromkeys(hosts)), "budget": cap})
+
+
+def _leave(ready: Prepared, world: World, req: Leaving, opts: PlannerOptions, extra: dict[str, Any]) -> Plan:
+    """Run an evacuation or drain over the aggregates that hold its hosts."""
+    held = set(req.hosts)
+    scope = [n for n in _scope(world, opts) if held & set(world.aggregates[n].tolist())]
+    cycle = _Cycle(world, scope)
+    result = plan_leaving(world, ready.snapshot, req, scope, ready.state)
     for name in scope:
+        cycle.add(name, result.outcomes.get(name, AggregateOutcome(skipped="nothing to move here")))
+    options = {"mode": req.phase, **extra, **opts.as_dict()}
+    fence_first = [world.host_names[h] for h in req.hosts] if req.phase == "evacuate" else None
+    return cycle.finish(ready.digest, ready.now, options, opts, result, fence_first)
+
+
+def _host(world: World, name: str) -> int:
+    if name not in world.host_index:
+        raise UsageError(f"--host {name!r}: no such host in the snapshot ({len(world.host_names)} hosts)")
+    return world.host_index[name]
+
+
+def _drain_hosts(world: World, names: Sequence[str]) -> tuple[int, ...]:
+    idx = tuple(_host(world, n) for n in dict.fromkeys(names))
+    down = [world.host_names[h] for h in idx if not world.up[h]]
+    if down:
+        raise DataError(
+            f"host {', '.join(down)} is down: a drain live-migrates from a running host; "
+            "use kronos evacuate for a failed one"
+        )
+    return idx
+
+
+class _Cycle:
+    """Collects each aggregate's outcome in plan order and turns them into a Plan."""
+
+    def __init__(self, world: World, scope: list[str]) -> None:
+        self.world = world
+        self.scope = scope
+        self.before = {name: imbalance(world, world.aggregates[name]) for name in scope}
+        self.count_before = np.bincount(world.vm_host, minlength=len(world.host_names))
+        self.outcomes: dict[str, AggregateOutcome] = {}
+        self.moves: list[Move] = []
+
+    def add(self, name: str, out: AggregateOutcome) -> None:
+        """Record ``out``; a second outcome for the same aggregate (drain, then balance) merges."""
+        self.moves.extend(out.moves)
+        prev = self.outcomes.get(name)
+        if prev is not None:
+            out = attrs.evolve(
+                out,
+                moves=(*prev.moves, *out.moves),
+                notes=(*prev.notes, *out.notes),
+                skipped=out.skipped if not prev.moves else None,
+                unplaced=(*prev.unplaced, *out.unplaced),
+            )
+        self.outcomes[name] = out
+
+    def finish(
+        self,
+        digest: str,
+        now: datetime,
+        options: dict[str, Any],
+        opts: PlannerOptions,
+        leaving: LeavingResult | None = None,
+        fence_first: list[str] | None = None,
+    ) -> Plan:
+        world, moves = self.world, self.moves
+        waves = assign_waves(
+            [(m.source, m.destination, int(world.group[m.vm]), m.phase in ONE_WAY) for m in moves],
+            opts.max_parallel,
+        )
+        steps = tuple(
+            Step(
+                seq=i + 1,
+                wave=waves[i],
+                phase=m.phase,
+                action=m.action,
+                instance=world.vm_ids[m.vm],
+                name=world.vm_names[m.vm],
+                source=world.host_names[m.source],
+                destination=world.host_names[m.destination],
+                aggregate=m.aggregate,
+                reason=m.reason,
+                combined_after=m.combined_after,
+            )
+            for i, m in enumerate(moves)
+        )
+        count_after = np.bincount(world.vm_host, minlength=len(world.host_names))
+        summaries = {name: self._summary(name, count_after) for name in self.scope}
+        unplaced = tuple(u for o in self.outcomes.values() for u in o.unplaced)
+        if leaving is not None:
+            unplaced += leaving.unplaced
+        return Plan(
+            created_at=now,
+            snapshot_digest=digest,
+            options=options,
+            steps=steps,
+            summary=PlanSummary(
+                aggregates=summaries,
+                unplaced=unplaced,
+                hosts_to_enable=tuple(h for o in self.outcomes.values() for h in o.hosts_to_enable) or None,
+                not_selected=leaving.not_selected or None if leaving is not None else None,
+                fence_first=tuple(fence_first) if fence_first else None,
+            ),
+        )
+
+    def _summary(self, name: str, count_after: np.ndarray) -> AggregateSummary:
+        world = self.world
         hosts = world.aggregates[name]
-        std_b, comb_b = before[name]
+        std_b, comb_b = self.before[name]
         std_a, comb_a = imbalance(world, hosts)
-        emptied = [world.host_names[h] for h in hosts if count_before[h] > 0 and count_after[h] == 0]
-        out = outcomes[name]
+        emptied = [world.host_names[h] for h in hosts if self.count_before[h] > 0 and count_after[h] == 0]
+        out = self.outcomes.get(name, AggregateOutcome())
         packing = out.hosts_lower_bound is not None
         active = hosts[world.active[hosts]]
-        summaries[name] = AggregateSummary(
+        return AggregateSummary(
             imbalance_before=dict(zip(world.policy_names, map(float, std_b), strict=True)),
             imbalance_after=dict(zip(world.policy_names, map(float, std_a), strict=True)),
             combined_before=comb_b,
             combined_after=comb_a,
-            migrations=sum(1 for m in moves if m.aggregate == name),
+            migrations=sum(1 for m in self.moves if m.aggregate == name),
             hosts_emptied=tuple(emptied),
             skipped=out.skipped,
             hosts=int(world.active[hosts].sum()),
             notes=out.notes or None,
             unrepaired=out.unrepaired or None,
-            hosts_used_before=int((count_before[active] > 0).sum()) if packing else None,
+            hosts_used_before=int((self.count_before[active] > 0).sum()) if packing else None,
             hosts_used_after=int((count_after[active] > 0).sum()) if packing else None,
             hosts_lower_bound=out.hosts_lower_bound,
             post_drain=out.post_drain or None,
             hosts_to_enable=out.hosts_to_enable or None,
         )
-    unplaced = tuple(u for o in outcomes.values() for u in o.unplaced)
-    return Plan(
-        created_at=now,
-        snapshot_digest=snapshot_digest(snapshot),
-        options={"mode": mode, "budget": cap, **opts.as_dict()},
-        steps=steps,
-        summary=PlanSummary(
-            aggregates=summaries,
-            unplaced=unplaced,
-            hosts_to_enable=tuple(h for o in outcomes.values() for h in o.hosts_to_enable) or None,
-        ),
-    )
 
 
 def _scope(world: World, opts: PlannerOptions) -> list[str]:

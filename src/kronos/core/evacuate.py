@@ -1,0 +1,380 @@
+"""Evacuate (phase ``evacuate``) and drain (phase ``drain``): empty named hosts.
+
+Both move every VM in scope off a set of hosts; they differ in why and how.
+An evacuation rebuilds the instances of a failed, fenced host elsewhere
+(Nova's evacuate: status ACTIVE, SHUTOFF or ERROR, task_state ignored). A
+drain live-migrates the VMs of a running host being taken out for
+maintenance (cold-migrates the stopped ones if asked), under the same rules
+as any balancing move. Placement is the same for both:
+
+1. Order: by ``priority`` (a number from metadata or a ``key=value`` tag,
+   highest first), then largest first, as bin packing wants.
+2. Targets, on a copy of the world: each VM to the feasible host that keeps
+   its soft server-group rule and leaves the aggregate's combined imbalance
+   lowest. If some VM finds no room, a second pass uses vector Best Fit (the
+   tightest host) and re-balances afterwards, and in both a VM without room
+   may send an earlier one elsewhere (:func:`placement.make_room`). The pass
+   that places more (by priority level) wins; ties keep the first.
+3. Steps: re-checked on the real world in that order. Destinations only
+   gain, so the order cannot break capacity or scores; a step a group rule
+   holds back waits for the others and, failing that, finds a host of its own.
+
+Every VM on the hosts ends up as a step, or in ``unplaced`` with the rule
+that stopped it, or (with a selector) in ``not_selected``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+import numpy as np
+from attrs import frozen
+
+from kronos.core import kernels, placement
+from kronos.core.arrays import BUSY, COOLDOWN, NOT_MIGRATABLE, QUARANTINE, World
+from kronos.core.convert import format_time
+from kronos.core.model import VM, Snapshot, State, Unplaced
+from kronos.core.moves import AggregateOutcome, Move, describe_arrival
+from kronos.core.pack import action_of, unit
+from kronos.errors import DataError
+
+EVACUABLE = ("ACTIVE", "SHUTOFF", "ERROR")
+IMPROVE_ROUNDS = 2  # passes of re-balancing after a pass that placed by fit, not balance
+NODES = 20_000  # Minimum Bin Slack: evaluations per host beyond its first pass
+WORK = 5_000_000  # ... and in all, per aggregate (deterministic, never read off a clock)
+_LABELS = ("vCPUs", "MiB of RAM", "GiB of disk")
+
+
+@frozen
+class Selector:
+    """Which instances an evacuation or drain takes: those matching any criterion.
+
+    Each criterion is one way an instance can be opted in (a tag, a flavor
+    extra spec, a metadata item), so one match is enough. No criterion: all.
+    """
+
+    tags: tuple[str, ...] = ()
+    flavor_specs: tuple[tuple[str, str], ...] = ()
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.tags or self.flavor_specs or self.metadata)
+
+    def matches(self, vm: VM) -> bool:
+        if not self:
+            return True
+        meta = vm.metadata or {}
+        return (
+            any(t in vm.tags for t in self.tags)
+            or any(str(vm.flavor.extra_specs.get(k)) == v for k, v in self.flavor_specs)
+            or any(meta.get(k) == v for k, v in self.metadata)
+        )
+
+    def describe(self) -> str:
+        parts = [f"tag {t}" for t in self.tags]
+        parts += [f"flavor extra spec {k}={v}" for k, v in self.flavor_specs]
+        parts += [f"metadata {k}={v}" for k, v in self.metadata]
+        return " or ".join(parts)
+
+
+@frozen
+class Leaving:
+    """One request: empty ``hosts`` (indices) in ``phase`` ``evacuate`` or ``drain``."""
+
+    phase: str
+    hosts: tuple[int, ...]
+    selector: Selector = Selector()
+    priority: str | None = None
+    largest_first: bool = True
+    budget: int | None = None
+    cold_migrate_stopped: bool = False
+
+
+@frozen
+class LeavingResult:
+    outcomes: dict[str, AggregateOutcome]
+    unplaced: tuple[Unplaced, ...]
+    not_selected: tuple[Unplaced, ...]
+
+
+def priority_of(vm: VM, index: int, key: str) -> float | None:
+    """The VM's priority: metadata ``key``, else a tag ``key=N`` or ``key:N``; None if absent."""
+    where = f"vms[{index}].metadata.{key}"
+    value = (vm.metadata or {}).get(key)
+    if value is None:
+        for tag in vm.tags:
+            if tag[: len(key) + 1] in (f"{key}=", f"{key}:"):
+                value, where = tag[len(key) + 1 :], f"vms[{index}].tags"
+                break
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise DataError(
+            f"{where} = {value!r}: --priority values must be numbers (higher goes first)"
+        ) from None
+
+
+def plan_leaving(
+    world: World,
+    snapshot: Snapshot,
+    req: Leaving,
+    scope: list[str],
+    state: State | None = None,
+) -> LeavingResult:
+    """Empty ``req.hosts`` aggregate by aggregate; mutates ``world`` with the moves."""
+    leaving = np.array(req.hosts, dtype=np.int64)
+    world.dest_ok[leaving] = False  # a failed host already is not one; a drained one stops being one
+    on = np.flatnonzero(np.isin(world.vm_host, leaving))
+    not_selected = tuple(
+        Unplaced(snapshot.vms[v].id, f"not selected: matches no {req.selector.describe()}", phase=req.phase)
+        for v in on
+        if not req.selector.matches(snapshot.vms[v])
+    )
+    todo = np.array([v for v in on if req.selector.matches(snapshot.vms[v])], dtype=np.int64)
+    prio = np.full(len(world.vm_ids), -np.inf)
+    if req.priority is not None:
+        for v in todo:
+            p = priority_of(snapshot.vms[v], int(v), req.priority)
+            prio[v] = -np.inf if p is None else p
+    why: dict[int, tuple[str, str | None]] = {}
+    for v in todo:
+        text = _unmovable(world, snapshot.vms[v], int(v), req, state)
+        if text:
+            why[int(v)] = (text, None)
+    pending = np.array([v for v in todo if int(v) not in why], dtype=np.int64)
+
+    outcomes: dict[str, AggregateOutcome] = {}
+    for name in scope:
+        hosts = world.aggregates[name]
+        here = pending[np.isin(world.vm_host[pending], hosts)]
+        if here.size == 0:
+            continue
+        outcomes[name] = _plan_aggregate(world, req, name, hosts, here, prio, why)
+        pending = pending[~world.moved[pending]]
+    unplaced = []
+    for v in todo:
+        if world.moved[v]:
+            continue
+        text, agg = why.get(int(v), ("none of its host's aggregates is being planned (--aggregate)", None))
+        unplaced.append(Unplaced(world.vm_ids[v], text, aggregate=agg, phase=req.phase))
+    return LeavingResult(outcomes, tuple(unplaced), not_selected)
+
+
+def _unmovable(world: World, vm: VM, v: int, req: Leaving, state: State | None) -> str:
+    """Why Nova (or the contract) would refuse to move this VM at all; "" if it may move."""
+    flags = int(world.blocked[v])
+    out = []
+    if req.phase == "evacuate":
+        if vm.status not in EVACUABLE:
+            out.append(f"status {vm.status}: Nova evacuates only ACTIVE, SHUTOFF or ERROR instances")
+    else:
+        if vm.status == "SHUTOFF" and not req.cold_migrate_stopped:
+            out.append("status SHUTOFF: not live-migratable (--cold-migrate-stopped plans a cold migration)")
+        elif vm.status not in ("ACTIVE", "SHUTOFF"):
+            out.append(f"status {vm.status}: only ACTIVE (or, cold, SHUTOFF) instances migrate")
+        if flags & BUSY:
+            out.append(f"task_state {vm.task_state}: busy")
+        if flags & COOLDOWN and state is not None:
+            out.append(f"in cooldown until {format_time(state.instance_cooldown_until[vm.id])}")
+    if flags & NOT_MIGRATABLE:
+        out.append("migratable: false")
+    if flags & QUARANTINE and state is not None:
+        until = state.quarantined_until[vm.id]
+        out.append(f"quarantined until {'released by hand' if until is None else format_time(until)}")
+    if world.moved[v]:
+        out.append("already moved by this plan")
+    return "; ".join(out)
+
+
+def _plan_aggregate(
+    world: World,
+    req: Leaving,
+    name: str,
+    hosts: np.ndarray,
+    vms: np.ndarray,
+    prio: np.ndarray,
+    why: dict[int, tuple[str, str | None]],
+) -> AggregateOutcome:
+    dest_hosts = hosts[world.dest_ok[hosts]]
+    norm = unit(world, dest_hosts if dest_hosts.size else hosts)
+    size = (world.size[vms] / norm[:3]).sum(axis=1) + (world.load[vms] / norm[3:]).sum(
+        axis=1
+    )  # pack.size_key
+    order = vms[np.lexsort((vms, -size if req.largest_first else size, -prio[vms]))]
+    target = _targets(world, order, hosts, prio[order], norm)
+
+    w = world.arrays()
+    P = world.pw.size
+    var, tot = np.zeros(P), np.zeros(P)
+    moves: list[Move] = []
+    budget = len(order) if req.budget is None else req.budget
+
+    def move(v: int, b: int) -> None:
+        a = int(world.vm_host[v])
+        worse = placement.soft_worse(v, a, b, w)
+        kernels.apply_move(v, b, w)
+        _, combined = kernels.stats(hosts, world.active, world.score, world.pw, var, tot)
+        reason = describe_arrival(world, v, a, b, _purpose(world, req.phase, a))
+        if worse:
+            g = int(world.group[v])
+            kind = "soft-affinity" if world.g_kind[g] == 2 else "soft-anti-affinity"
+            reason += f"; {kind} group {world.g_names[g]} made worse: no host that keeps it can take the VM"
+        action = "evacuate" if req.phase == "evacuate" else action_of(world, v)
+        moves.append(Move(v, a, b, name, req.phase, action, reason, combined))
+
+    goal = {int(v): int(b) for v, b in zip(order, target, strict=True) if b >= 0}
+    queue = list(goal)
+    while queue and len(moves) < budget:
+        held = []
+        for v in queue:
+            if len(moves) >= budget:
+                held.append(v)
+            elif kernels.feasible(v, int(world.vm_host[v]), goal[v], w, False):
+                move(v, goal[v])
+            else:
+                held.append(v)
+        if len(held) == len(queue):
+            break
+        queue = held
+    n, _ = kernels.stats(hosts, world.active, world.score, world.pw, var, tot)
+    for v in order:
+        v = int(v)
+        if world.moved[v]:
+            continue
+        if len(moves) >= budget:
+            why[v] = (f"{req.phase} budget {budget} used; plan again to continue", name)
+            continue
+        a = int(world.vm_host[v])
+        b, _ = placement.best_destination(v, a, hosts, placement.MIN_IMBALANCE, False, w, norm, var, tot, n)
+        if b >= 0:
+            move(v, int(b))
+            n, _ = kernels.stats(hosts, world.active, world.score, world.pw, var, tot)
+        elif v not in why:
+            why[v] = (why_unplaced(world, v, hosts, name), name)
+
+    placed = len(moves)
+    left = int(vms.size) - placed
+    note = f"{req.phase}: {placed} of {vms.size} instances placed" + (f", {left} not" if left else "")
+    return AggregateOutcome(moves=tuple(moves), notes=(note,))
+
+
+def _targets(
+    world: World, order: np.ndarray, hosts: np.ndarray, prio: np.ndarray, norm: np.ndarray
+) -> np.ndarray:
+    """Each VM's destination in target space (-1: none), by the best of the passes in the module doc."""
+    origin = world.vm_host.copy()
+    best: np.ndarray | None = None
+    best_key: tuple[int, ...] = ()
+    levels = np.unique(prio)[::-1]
+    for how in (placement.MIN_IMBALANCE, placement.BEST_FIT, placement.FILL_HOSTS):
+        trial = world.copy()
+        w = trial.arrays()
+        if how == placement.FILL_HOSTS:
+            placement.fill_hosts(order, hosts, origin, NODES, WORK, w, norm)
+            placement.place_all(
+                order[trial.vm_host[order] == origin[order]], hosts, placement.BEST_FIT, w, norm
+            )
+        else:
+            placement.place_all(order, hosts, how, w, norm)
+        work = WORK
+        for v in order:
+            if trial.vm_host[v] == origin[v] and work > 0:
+                placed = order[trial.vm_host[order] != origin[order]][::-1]
+                _, work = placement.make_room(v, placed, origin, hosts, work, w, norm)
+        done = trial.vm_host[order] != origin[order]
+        if how != placement.MIN_IMBALANCE:
+            placement.improve(order[done], hosts, IMPROVE_ROUNDS, w)
+        key = tuple(int(done[prio == p].sum()) for p in levels)
+        if best is None or key > best_key:
+            best, best_key = np.where(done, trial.vm_host[order], -1), key
+        if done.all():
+            break
+    assert best is not None
+    return best
+
+
+def _purpose(world: World, phase: str, a: int) -> str:
+    host = world.host_names[a]
+    if phase == "evacuate":
+        return f"evacuate failed host {host} (fence it first)"
+    return f"drain {host} for maintenance"
+
+
+def why_unplaced(world: World, v: int, hosts: np.ndarray, aggregate: str) -> str:
+    """The first rule that leaves no host for v, named with the numbers that break it.
+
+    Rules are applied as filters in the order an operator would check them:
+    where the VM may go at all (aggregate, AZ, extra specs, hard groups),
+    then room (each resource, then all at once), then ``max_host_score``.
+    """
+    a = int(world.vm_host[v])
+    cand = hosts[world.dest_ok[hosts] & (hosts != a)]
+    if cand.size == 0:
+        return f"no enabled, up host left in aggregate {aggregate}"
+    zone = int(world.az[a])
+    where = f"in AZ {world.az_names[zone]}" if zone >= 0 else f"in aggregate {aggregate}"
+    cand = cand[world.az[cand] == zone]
+    if cand.size == 0:
+        return f"no enabled, up host {where} of aggregate {aggregate}"
+    spec = int(world.spec[v])
+    if spec:
+        cand = cand[world.spec_ok[spec, cand]]
+        if cand.size == 0:
+            return f"no enabled, up host {where} is in an aggregate with {world.spec_names[spec]}"
+    g = int(world.group[v])
+    if g >= 0 and world.g_kind[g] <= 1:
+        ok = np.array(
+            [
+                b
+                for b in cand
+                if not kernels.group_worse(
+                    g, a, b, world.g_kind, world.g_lim, world.g_cnt, world.g_max, world.g_nmax
+                )
+            ],
+            dtype=np.int64,
+        )
+        label = world.g_names[g]
+        if ok.size == 0:
+            if world.g_kind[g] == 1:
+                lim = int(world.g_lim[g])
+                each = "a member" if lim == 1 else f"{lim} members"
+                return f"anti-affinity group {label} already has {each} on every surviving host {where}"
+            at = [world.host_names[h] for h in np.flatnonzero(world.g_cnt[g] > 0)]
+            return (
+                f"affinity group {label} has its members on {', '.join(at)}; moving this one "
+                "anywhere else splits the group"
+            )
+        if ok.size < cand.size:
+            kind = "anti-affinity" if world.g_kind[g] == 1 else "affinity"
+            where = f"{where} allowed by {kind} group {label}"
+        cand = ok
+    free = world.cap[cand] - world.used[cand]
+    need = world.size[v]
+    for r, unit_name in enumerate(_LABELS):
+        if not (free[:, r] + kernels.EPS >= need[r]).any():
+            return f"no host {where} has {need[r]:g} free {unit_name} (most free: {free[:, r].max():g})"
+    fit = (free + kernels.EPS >= need).all(axis=1)
+    if not fit.any():
+        at_once = f"{need[0]:g} vCPUs, {need[1]:g} MiB of RAM and {need[2]:g} GiB of disk"
+        return f"no host {where} has {at_once} free at once"
+    cand = cand[fit]
+    for p, pname in enumerate(world.policy_names):
+        d = world.load[v, p] / world.sc[cand, p]
+        ok_p = (d <= 0) | (world.score[cand, p] + d <= world.pmax[p] + kernels.EPS)
+        if not ok_p.any():
+            return (
+                f"no host {where} with room stays within max_host_score {world.pmax[p]:g} of {pname} "
+                f"(it would add {d.min():.3f})"
+            )
+        cand = cand[ok_p]
+    return "no host satisfies every rule at once"
+
+
+def fence(snapshot: Snapshot, names: Iterable[str]) -> Snapshot:
+    """The snapshot with ``names`` marked down (``up: false``): the ``--assume-fenced`` copy."""
+    down = set(names)
+    hosts = tuple(attrs.evolve(h, up=False) if h.name in down else h for h in snapshot.hosts)
+    return attrs.evolve(snapshot, hosts=hosts)

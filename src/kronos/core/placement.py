@@ -1,0 +1,243 @@
+"""numba kernels that place VMs leaving hosts (evacuate, drain) on the rest.
+
+Unlike spread and pack, the VMs to move are given: everything on the failed
+or drained hosts. The question is only where each goes. The kernels work in
+target space on a copy of the world: an evacuee already given a host may be
+given another while the plan is being built (its one step goes from its own
+host to its final one), which is what lets :func:`make_room` fit a VM that
+found no room by moving an earlier evacuee aside.
+
+``how`` picks what "best" means among feasible hosts: ``MIN_IMBALANCE`` is
+the combined imbalance of the aggregate afterwards (the issue's rule);
+``BEST_FIT`` is the tightest vector fit (:func:`kernels.fit_residual`), which
+wastes least room when room is short. In both, a host that keeps a soft
+server-group rule beats any host that makes it worse.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from kronos.core.kernels import EPS, apply_move, feasible, fit_residual, group_worse, move_value, slack, stats
+
+MIN_IMBALANCE, BEST_FIT, FILL_HOSTS = 0, 1, 2
+
+
+@nb.njit(cache=True)
+def soft_worse(v, a, b, w):
+    """Would moving v from a to b make its soft server-group rule worse?"""
+    g = w.group[v]
+    return g >= 0 and w.g_kind[g] >= 2 and group_worse(g, a, b, w.g_kind, w.g_lim, w.g_cnt, w.g_max, w.g_nmax)
+
+
+@nb.njit(cache=True)
+def best_destination(v, a, hosts, how, soft_hard, w, norm, var, tot, n):
+    """The feasible host of ``hosts`` for v (now on a): (host or -1, soft rule made worse).
+
+    Order: keeps soft rules, then the lowest value for ``how``, then the
+    lowest host index.
+    """
+    best = -1
+    bworse = True
+    bval = np.inf
+    for i in range(hosts.shape[0]):
+        b = hosts[i]
+        if not feasible(v, a, b, w, soft_hard):
+            continue
+        worse = soft_worse(v, a, b, w)
+        val = move_value(v, a, b, n, var, tot, w) if how == MIN_IMBALANCE else fit_residual(v, b, w, norm)
+        if best < 0 or (bworse and not worse) or (worse == bworse and val < bval):
+            best = b
+            bworse = worse
+            bval = val
+    return best, bworse
+
+
+@nb.njit(cache=True)
+def place_all(order, hosts, how, w, norm):
+    """Give each VM of ``order`` in turn its best destination; -1 where none is feasible."""
+    P = w.pw.shape[0]
+    var = np.zeros(P)
+    tot = np.zeros(P)
+    n, _ = stats(hosts, w.active, w.score, w.pw, var, tot)
+    dest = np.full(order.shape[0], -1, dtype=np.int64)
+    for k in range(order.shape[0]):
+        v = order[k]
+        b, _ = best_destination(v, w.vm_host[v], hosts, how, False, w, norm, var, tot, n)
+        if b >= 0:
+            apply_move(v, b, w)
+            n, _ = stats(hosts, w.active, w.score, w.pw, var, tot)
+            dest[k] = b
+    return dest
+
+
+@nb.njit(cache=True)
+def make_room(u, placed, origin, hosts, work, w, norm):
+    """Fit u (waiting where it is) by pushing placed VMs along a chain of up to two:
+    u takes the host of e, and e takes a free spot or the host of f, which
+    takes a free spot. (Written out, not recursive: numba's on-disk cache
+    does not survive recursion.)
+
+    ``origin[e]`` is the host e is leaving (its step's source); ``work`` caps
+    evaluations. Returns (placed?, work left); a failure leaves the world as it was.
+    """
+    P = w.pw.shape[0]
+    var = np.zeros(P)
+    tot = np.zeros(P)
+    a_u = w.vm_host[u]
+    c, _ = best_destination(u, a_u, hosts, BEST_FIT, False, w, norm, var, tot, 1)
+    if c >= 0:
+        apply_move(u, c, w)
+        return True, work
+    for i in range(placed.shape[0]):
+        e = placed[i]
+        b = w.vm_host[e]
+        x = origin[e]
+        if b == x or work <= 0:
+            continue
+        work -= 1
+        apply_move(e, x, w)
+        if feasible(u, a_u, b, w, False):
+            apply_move(u, b, w)
+            c, _ = best_destination(e, x, hosts, BEST_FIT, False, w, norm, var, tot, 1)
+            work -= hosts.shape[0]
+            if c >= 0:
+                apply_move(e, c, w)
+                return True, work
+            for j in range(placed.shape[0]):
+                f = placed[j]
+                d = w.vm_host[f]
+                y = origin[f]
+                if f == e or d == y or work <= 0:
+                    continue
+                work -= 1
+                apply_move(f, y, w)
+                if feasible(e, x, d, w, False):
+                    apply_move(e, d, w)
+                    c, _ = best_destination(f, y, hosts, BEST_FIT, False, w, norm, var, tot, 1)
+                    work -= hosts.shape[0]
+                    if c >= 0:
+                        apply_move(f, c, w)
+                        return True, work
+                    apply_move(e, x, w)
+                apply_move(f, d, w)
+            apply_move(u, a_u, w)
+        apply_move(e, b, w)
+    return False, work
+
+
+@nb.njit(cache=True)
+def improve(placed, hosts, rounds, w):
+    """Re-target placed VMs where that lowers the combined imbalance (soft rules kept).
+
+    Used after a Best-Fit placement: everything stays placed, and the load
+    then spreads as the min-imbalance rule would have spread it. Returns the
+    number of re-targetings.
+    """
+    P = w.pw.shape[0]
+    var = np.zeros(P)
+    tot = np.zeros(P)
+    changed = 0
+    for _ in range(rounds):
+        before = changed
+        for k in range(placed.shape[0]):
+            e = placed[k]
+            b = w.vm_host[e]
+            n, cur = stats(hosts, w.active, w.score, w.pw, var, tot)
+            best = -1
+            bval = cur - 1e-12
+            for i in range(hosts.shape[0]):
+                c = hosts[i]
+                if not feasible(e, b, c, w, True):
+                    continue
+                val = move_value(e, b, c, n, var, tot, w)
+                if val < bval:
+                    best = c
+                    bval = val
+            if best >= 0:
+                apply_move(e, best, w)
+                changed += 1
+        if changed == before:
+            break
+    return changed
+
+
+@nb.njit(cache=True)
+def fill_host(b, cand, origin, taken, nodes, w, norm):
+    """Move to b the subset of ``cand`` (biggest first) that leaves it least slack.
+
+    Minimum Bin Slack as :func:`kernels.fill_bin`, but each VM is judged by
+    the full single-move rules from where it waits (its ``origin``: the host
+    it leaves), so group rules hold in the order the steps will run.
+    Returns (evaluations spent, VMs placed).
+    """
+    n = cand.shape[0]
+    chosen = np.empty(n, dtype=np.int64)
+    best = np.empty(n, dtype=np.int64)
+    n_best = 0
+    best_slack = slack(b, w, norm)
+    d = 0
+    j = 0
+    spent = 0
+    while True:
+        found = False
+        while j < n:
+            v = cand[j]
+            spent += 1
+            if not taken[v] and feasible(v, origin[v], b, w, False) and not soft_worse(v, origin[v], b, w):
+                apply_move(v, b, w)
+                chosen[d] = j
+                d += 1
+                found = True
+                j += 1
+                s = slack(b, w, norm)
+                if s < best_slack - EPS:
+                    best_slack = s
+                    n_best = d
+                    best[:d] = chosen[:d]
+                break
+            j += 1
+        if best_slack <= EPS or spent >= n + nodes:
+            break
+        if not found:
+            if d == 0:
+                break
+            d -= 1
+            apply_move(cand[chosen[d]], origin[cand[chosen[d]]], w)
+            j = chosen[d] + 1
+    for i in range(d - 1, -1, -1):
+        apply_move(cand[chosen[i]], origin[cand[chosen[i]]], w)
+    for i in range(n_best):
+        v = cand[best[i]]
+        apply_move(v, b, w)
+        taken[v] = True
+    return spent, n_best
+
+
+@nb.njit(cache=True)
+def fill_hosts(order, hosts, origin, nodes, work, w, norm):
+    """Place ``order`` (biggest first) host by host, fullest host first, with :func:`fill_host`.
+
+    For tight cases, where VM-by-VM rules leave room in scattered pieces: each
+    host gets the set of VMs that fills it best. ``work`` caps evaluations.
+    """
+    taken = np.zeros(w.vm_host.shape[0], dtype=np.bool_)
+    m = 0
+    bins = np.empty(hosts.shape[0], dtype=np.int64)
+    fill = np.empty(hosts.shape[0])
+    for i in range(hosts.shape[0]):
+        b = hosts[i]
+        if w.dest_ok[b]:
+            bins[m] = b
+            fill[m] = slack(b, w, norm)
+            m += 1
+    ranked = np.argsort(fill[:m], kind="mergesort")
+    left = order.shape[0]
+    for t in range(m):
+        if left == 0 or work <= 0:
+            break
+        spent, placed = fill_host(bins[ranked[t]], order, origin, taken, nodes, w, norm)
+        work -= spent
+        left -= placed
+    return left
