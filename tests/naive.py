@@ -96,14 +96,15 @@ class NaiveWorld:
         lim = g.max_server_per_host if g.policy == "anti-affinity" else 1
         return sum(max(0, c - lim) for c in cnt.values())
 
-    def movable(self, vid: str, cooldown: frozenset[str] = frozenset()) -> bool:
+    def movable(self, vid: str, cooldown: frozenset[str] = frozenset(), profile: bool = True) -> bool:
+        """``profile``: a VM without a weight under fallback ``skip`` stays (not for drains)."""
         v = self.vms[vid]
         if v.status != "ACTIVE" or v.task_state is not None or not v.migratable:
             return False
         if vid in self.moved or vid in cooldown:
             return False
         for p in self.pols:
-            if p.vm_profile_fallback == "skip" and p.name not in v.weights:
+            if profile and p.vm_profile_fallback == "skip" and p.name not in v.weights:
                 return False
         return True
 
@@ -200,8 +201,13 @@ def replay(snap: Snapshot, steps, cooldown: frozenset[str] = frozenset()) -> lis
         if w.host[s.instance] != s.source:
             problems.append(f"step {s.seq}: source mismatch")
         soft_hard = s.phase not in ("evacuate", "drain")
-        if s.action == "live-migrate" and not w.movable(s.instance, cooldown):
+        if s.action == "live-migrate" and not w.movable(s.instance, cooldown, profile=soft_hard):
             problems.append(f"step {s.seq}: VM not movable")
+        if s.action == "evacuate":
+            v = w.vms[s.instance]
+            ok = v.status in ("ACTIVE", "SHUTOFF", "ERROR") and v.migratable and not w.hosts[s.source].up
+            if not ok or s.instance in w.moved or s.instance in cooldown:
+                problems.append(f"step {s.seq}: VM not evacuable")
         if s.action == "cold-migrate":
             v = w.vms[s.instance]
             cold_ok = v.status in ("ACTIVE", "SHUTOFF") and v.task_state is None and v.migratable

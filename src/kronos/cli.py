@@ -162,6 +162,8 @@ def generate(output: str, policies: str, packable: int | None, **kw: Any) -> Non
     show_default=True,
     help="what to print when not writing the plan to stdout",
 )
+@click.option("--drain", "drain_hosts", multiple=True, metavar="HOST", help="drain HOST first, then balance")
+@click.option("--cold-migrate-stopped", is_flag=True, help="with --drain: cold-migrate SHUTOFF VMs")
 @click.option("--time", "timing", is_flag=True, help="print per-phase wall times on stderr")
 def plan(
     snapshot: str,
@@ -173,13 +175,32 @@ def plan(
     now: str | None,
     output: str | None,
     fmt: str,
+    drain_hosts: tuple[str, ...],
+    cold_migrate_stopped: bool,
     timing: bool,
 ) -> None:
     """Plan migrations for SNAPSHOT and print or write the plan."""
-    timer = Timer(timing)
     options: dict[str, Any] = _parse_sets(sets)
     if aggregates:
         options["aggregates"] = aggregates
+    if drain_hosts:
+        options.update(drain=drain_hosts, cold_migrate_stopped=cold_migrate_stopped)
+    _run_planner("plan", snapshot, state_path, now, output, fmt, timing, mode=mode, budget=budget, **options)
+
+
+def _run_planner(
+    entry: str,
+    snapshot: str,
+    state_path: str | None,
+    now: str | None,
+    output: str | None,
+    fmt: str,
+    timing: bool,
+    fenced_snapshot: str | None = None,
+    **kwargs: Any,
+) -> None:
+    """Load, validate, plan with ``kronos.<entry>``, write the plan and the next state."""
+    timer = Timer(timing)
     when = _parse_now(now)
     with timer.phase("load"):
         import kronos
@@ -197,18 +218,107 @@ def plan(
 
         kernels.warm()
     with timer.phase("plan"):
-        from kronos.core.planner import plan as make_plan
+        from kronos.core import planner
+        from kronos.errors import DataError
 
-        result = make_plan(
-            snap, mode=mode, budget=budget, state=state, now=when, validate_input=False, **options
-        )
+        ready = planner.prepare(snap, state, when, validate_input=False)
+        try:
+            result = getattr(planner, entry)(ready, **kwargs)
+        except DataError as exc:
+            raise DataError(f"{snapshot}: {exc}") from None
     with timer.phase("write"):
+        if fenced_snapshot is not None:
+            from kronos.core.evacuate import fence
+
+            kronos.dump(fence(snap, result.options.get("assumed_fenced") or ()), fenced_snapshot)
         _emit(result, output, fmt)
         if state_path is not None:
-            opts = {k: v for k, v in options.items() if k != "aggregates"}
+            from kronos.core.options import OPTION_NAMES
+
+            opts = {k: v for k, v in kwargs.items() if k in OPTION_NAMES and k != "aggregates"}
             new = kronos.next_state(state, result, now=result.created_at, **opts)
             kronos.dump(new, state_path)
     timer.report()
+
+
+def _pairs(flag: str, values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise UsageError(f"{flag} {item!r}: expected KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _leaving_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Options evacuate and drain share: which hosts, which VMs, in what order, and output."""
+    for opt in reversed(
+        [
+            click.argument("snapshot"),
+            click.option("--host", "hosts", multiple=True, required=True, help="host to empty (repeatable)"),
+            click.option("--tag", "tags", multiple=True, help="only VMs with this tag (any selector)"),
+            click.option("--flavor-spec", "flavor_specs", multiple=True, metavar="KEY=VALUE",
+                         help="only VMs whose flavor has this extra spec"),
+            click.option("--metadata", "metadata", multiple=True, metavar="KEY=VALUE",
+                         help="only VMs with this metadata item"),
+            click.option("--priority", metavar="KEY",
+                         help="order by the number in metadata KEY or tag KEY=N, highest first"),
+            click.option("--smallest-first", is_flag=True, help="within a priority, smallest VMs first"),
+            click.option("--aggregate", "aggregates", multiple=True, help="only this aggregate (repeatable)"),
+            click.option("--state", "state_path", help="state file: read for quarantine, then rewritten"),
+            click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="planner option"),
+            click.option("--now", help="RFC 3339 time quarantines are judged at (default: taken_at)"),
+            click.option("-o", "--output", help="write the plan here (.json/.yaml, - for stdout)"),
+            click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+                         show_default=True),
+            click.option("--time", "timing", is_flag=True, help="print per-phase wall times on stderr"),
+        ]
+    ):  # fmt: skip
+        f = opt(f)
+    return f
+
+
+def _leaving_kwargs(kw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split click's keywords into the runner's and the planner's."""
+    run = {k: kw.pop(k) for k in ("snapshot", "state_path", "now", "output", "fmt", "timing")}
+    options = _parse_sets(kw.pop("sets"))
+    aggregates = kw.pop("aggregates")
+    if aggregates:
+        options["aggregates"] = aggregates
+    kw["flavor_specs"] = _pairs("--flavor-spec", kw["flavor_specs"])
+    kw["metadata"] = _pairs("--metadata", kw["metadata"])
+    kw["largest_first"] = not kw.pop("smallest_first")
+    return run, {**kw, **options}
+
+
+@cli.command()
+@_leaving_options
+@click.option("--assume-fenced", is_flag=True, help="plan for hosts still up as if fenced and down")
+@click.option(
+    "--fenced-snapshot", metavar="PATH", help="with --assume-fenced: write the snapshot planned against"
+)
+def evacuate(**kw: Any) -> None:
+    """Plan rebuilding the VMs of failed HOSTs elsewhere (Nova evacuate).
+
+    The hosts must be down (fenced) or --assume-fenced given. Every VM on
+    them ends up as a step, unplaced with a reason, or not selected.
+    """
+    fenced = kw.pop("fenced_snapshot")
+    if fenced is not None and not kw["assume_fenced"]:
+        raise UsageError("--fenced-snapshot: only with --assume-fenced")
+    run, kwargs = _leaving_kwargs(kw)
+    _run_planner("evacuate", **run, fenced_snapshot=fenced, **kwargs)
+
+
+@cli.command()
+@_leaving_options
+@click.option("--budget", default="unlimited", show_default=True, help="steps per aggregate")
+@click.option("--cold-migrate-stopped", is_flag=True, help="cold-migrate SHUTOFF VMs instead of listing them")
+def drain(**kw: Any) -> None:
+    """Plan live-migrating every movable VM off running HOSTs for maintenance."""
+    run, kwargs = _leaving_kwargs(kw)
+    _run_planner("drain", **run, **kwargs)
 
 
 def _load_state(path: str | None) -> Any:

@@ -14,6 +14,14 @@ def plan_table(plan: Plan, reasons: bool = True) -> str:
         f"budget {'unlimited' if budget is None else budget} per aggregate  "
         f"{len(plan.steps)} step(s) in {len({s.wave for s in plan.steps})} wave(s)"
     )
+    fence = plan.summary.fence_first
+    if fence:
+        assumed = opts.get("assumed_fenced")
+        lines.append(
+            f"FENCE FIRST: power off {', '.join(fence)} before any step runs "
+            "(an evacuated VM must never run twice)"
+            + (f"; planned assuming {', '.join(assumed)} already down" if assumed else "")
+        )
     if plan.steps:
         lines.append("")
         lines.append(f"{'seq':>4} {'wave':>4}  {'phase':<9} {'action':<13} {'instance':<14} move")
@@ -54,5 +62,10 @@ def plan_table(plan: Plan, reasons: bool = True) -> str:
         lines.append("")
         lines.append(f"unplaced ({len(plan.summary.unplaced)}):")
         for u in plan.summary.unplaced:
+            lines.append(f"  {u.instance}: {u.reason}")
+    if plan.summary.not_selected:
+        lines.append("")
+        lines.append(f"not selected, left where they are ({len(plan.summary.not_selected)}):")
+        for u in plan.summary.not_selected:
             lines.append(f"  {u.instance}: {u.reason}")
     return "\n".join(lines) + "\n"

@@ -756,3 +756,12 @@ def warm() -> None:
     feasible(0, 0, 1, w, True)
     apply_move(0, 0, w)
     stats(hosts, w.active, w.score, w.pw, np.zeros(P), np.zeros(P))
+    from kronos.core import placement  # it imports this module
+
+    order = np.zeros(V, dtype=np.int64)
+    norm = np.ones(3 + P)
+    placement.place_all(order, hosts, placement.MIN_IMBALANCE, w, norm)
+    placement.make_room(0, order, w.vm_host.copy(), hosts, 100, w, norm)
+    placement.fill_hosts(order, hosts, w.vm_host.copy(), 10, 100, w, norm)
+    placement.improve(order, hosts, 1, w)
+    placement.soft_worse(0, 0, 1, w)
