@@ -37,6 +37,8 @@ CASES = {
         "fill": 0.35,
         "unmovable": 0.0,
     },
+    # evacuate: one failed host (about 100 VMs) in the big cloud
+    "evac-1000x100000": {"hosts": 1000, "vms": 100000, "groups": 100, "seed": 42, "down": 1},
 }
 BUDGETS = {"50x5000": 20, "200x20000-het-4agg": 20, "1000x100000": 50}
 

@@ -130,13 +130,26 @@ def validate(snapshot: str) -> None:
     metavar="K",
     help="instead: a pack instance whose optimum is K hosts, one VM per host (uses --seed only)",
 )
+@click.option(
+    "--evacuable",
+    type=click.IntRange(1),
+    metavar="N",
+    help="instead: N failed hosts whose VMs have a known place on the tightened survivors "
+    "(uses --hosts --vms --groups --seed --aggregates --heterogeneous)",
+)
 @click.option("-o", "--output", default="-", show_default=True, help="file (.json/.yaml) or -")
-def generate(output: str, policies: str, packable: int | None, **kw: Any) -> None:
+def generate(output: str, policies: str, packable: int | None, evacuable: int | None, **kw: Any) -> None:
     """Write a realistic synthetic snapshot (same seed, same bytes)."""
     import kronos
 
     if packable is not None:
         kronos.dump(kronos.generate_packable(packable, kw["seed"]), output)
+        return
+    if evacuable is not None:
+        from kronos.core.generate import generate_evacuable
+
+        keep = ("hosts", "vms", "groups", "seed", "aggregates", "heterogeneous")
+        kronos.dump(generate_evacuable(failed=evacuable, **{k: kw[k] for k in keep}), output)
         return
     names = tuple(p.strip() for p in policies.split(",") if p.strip())
     if not names:
