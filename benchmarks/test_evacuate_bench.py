@@ -8,6 +8,8 @@ from a loaded snapshot is measured too.
 
 from __future__ import annotations
 
+import pytest
+
 import kronos
 from kronos.core.generate import generate_evacuable
 from kronos.core.kernels import warm
@@ -17,10 +19,16 @@ def _down(snap: kronos.Snapshot) -> list[str]:
     return [h.name for h in snap.hosts if not h.up]
 
 
-def test_evacuate_one_host_prepared(benchmark, snapshot_file) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module")
+def big(snapshot_file):  # type: ignore[no-untyped-def]
+    """The 1 000 × 100 000 cloud with one failed host: loaded, and prepared once."""
     snap = kronos.load_snapshot(snapshot_file("evac-1000x100000"))
     warm()
-    ready = kronos.prepare(snap)
+    return snap, kronos.prepare(snap)
+
+
+def test_evacuate_one_host_prepared(benchmark, big) -> None:  # type: ignore[no-untyped-def]
+    snap, ready = big
     failed = _down(snap)
     plan = benchmark(kronos.evacuate, ready, failed)
     on = sum(1 for v in snap.vms if v.host in failed)
@@ -28,16 +36,13 @@ def test_evacuate_one_host_prepared(benchmark, snapshot_file) -> None:  # type: 
     assert len(plan.steps) + len(plan.summary.unplaced) == on
 
 
-def test_evacuate_one_host_from_loaded_snapshot(benchmark, snapshot_file) -> None:  # type: ignore[no-untyped-def]
-    snap = kronos.load_snapshot(snapshot_file("evac-1000x100000"))
-    warm()
+def test_evacuate_one_host_from_loaded_snapshot(benchmark, big) -> None:  # type: ignore[no-untyped-def]
+    snap, _ = big
     benchmark.pedantic(kronos.evacuate, args=(snap, _down(snap)), rounds=3)
 
 
-def test_drain_one_host_prepared(benchmark, snapshot_file) -> None:  # type: ignore[no-untyped-def]
-    snap = kronos.load_snapshot(snapshot_file("evac-1000x100000"))
-    warm()
-    ready = kronos.prepare(snap)
+def test_drain_one_host_prepared(benchmark, big) -> None:  # type: ignore[no-untyped-def]
+    _, ready = big
     plan = benchmark(kronos.drain, ready, ["cmp-0001"])
     print(f"\ndrain cmp-0001: {len(plan.steps)} steps, {len(plan.summary.unplaced)} listed")
 

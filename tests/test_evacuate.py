@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kronos
-from kronos.core import placement
+from kronos.core import kernels, placement
 from kronos.core.arrays import build_world
 from kronos.core.convert import snapshot_digest
 from kronos.core.evacuate import fence
@@ -352,8 +352,6 @@ def test_best_destination_matches_the_reference(args) -> None:  # type: ignore[n
     hosts = w.aggregates["agg-01"]
     arr = w.arrays()
     var, tot = np.zeros(w.pw.size), np.zeros(w.pw.size)
-    from kronos.core import kernels
-
     n, _ = kernels.stats(hosts, w.active, w.score, w.pw, var, tot)
     for v in range(0, len(snap.vms), max(1, len(snap.vms) // 15)):
         b, _ = placement.best_destination(v, int(w.vm_host[v]), hosts, placement.MIN_IMBALANCE, False, arr,
@@ -386,7 +384,7 @@ def test_fill_host_finds_the_least_slack_subset(seed: int, n: int) -> None:
     norm = np.ones(4)
     order = np.argsort(-w.size[:, 0], kind="stable").astype(np.int64)
     taken = np.zeros(n, dtype=np.bool_)
-    placement.fill_host(1, order, w.vm_host.copy(), taken, 10**9, w.arrays(), norm)
+    kernels.fill_bin(1, order, n, -1, w.vm_host.copy(), taken, 10**9, w.arrays(), norm)
     cap = w.cap[1]
     best = min(
         (cap - w.size[list(s)].sum(axis=0)).sum()

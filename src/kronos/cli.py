@@ -58,12 +58,12 @@ class Timer:
         click.echo(f"time {'total':<16} {total * 1000:9.1f} ms", err=True)
 
 
-def _parse_sets(values: tuple[str, ...]) -> dict[str, str]:
+def _parse_sets(values: tuple[str, ...], flag: str = "--set") -> dict[str, str]:
     out = {}
     for item in values:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
-            raise UsageError(f"--set {item!r}: expected KEY=VALUE")
+            raise UsageError(f"{flag} {item!r}: expected KEY=VALUE")
         out[key.strip()] = value
     return out
 
@@ -254,16 +254,6 @@ def _run_planner(
     timer.report()
 
 
-def _pairs(flag: str, values: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for item in values:
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise UsageError(f"{flag} {item!r}: expected KEY=VALUE")
-        out[key.strip()] = value.strip()
-    return out
-
-
 def _leaving_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options evacuate and drain share: which hosts, which VMs, in what order, and output."""
     for opt in reversed(
@@ -299,8 +289,8 @@ def _leaving_kwargs(kw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     aggregates = kw.pop("aggregates")
     if aggregates:
         options["aggregates"] = aggregates
-    kw["flavor_specs"] = _pairs("--flavor-spec", kw["flavor_specs"])
-    kw["metadata"] = _pairs("--metadata", kw["metadata"])
+    kw["flavor_specs"] = _parse_sets(kw["flavor_specs"], "--flavor-spec")
+    kw["metadata"] = _parse_sets(kw["metadata"], "--metadata")
     kw["largest_first"] = not kw.pop("smallest_first")
     return run, {**kw, **options}
 

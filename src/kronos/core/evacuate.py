@@ -25,7 +25,7 @@ that stopped it, or (with a selector) in ``not_selected``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import attrs
 import numpy as np
@@ -36,7 +36,7 @@ from kronos.core.arrays import BUSY, COOLDOWN, NOT_MIGRATABLE, QUARANTINE, World
 from kronos.core.convert import format_time
 from kronos.core.model import VM, Snapshot, State, Unplaced
 from kronos.core.moves import AggregateOutcome, Move, describe_arrival
-from kronos.core.pack import action_of, unit
+from kronos.core.pack import action_of, size_key, unit
 from kronos.errors import DataError
 
 EVACUABLE = ("ACTIVE", "SHUTOFF", "ERROR")
@@ -57,6 +57,13 @@ class Selector:
     tags: tuple[str, ...] = ()
     flavor_specs: tuple[tuple[str, str], ...] = ()
     metadata: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(
+        cls, tags: Iterable[str], flavor_specs: Mapping[str, str] | None, metadata: Mapping[str, str] | None
+    ) -> Selector:
+        """From the keyword arguments of ``kronos.evacuate`` / ``kronos.drain``."""
+        return cls(tuple(tags), tuple((flavor_specs or {}).items()), tuple((metadata or {}).items()))
 
     def __bool__(self) -> bool:
         return bool(self.tags or self.flavor_specs or self.metadata)
@@ -128,12 +135,12 @@ def plan_leaving(
     leaving = np.array(req.hosts, dtype=np.int64)
     world.dest_ok[leaving] = False  # a failed host already is not one; a drained one stops being one
     on = np.flatnonzero(np.isin(world.vm_host, leaving))
+    chosen = np.array([req.selector.matches(snapshot.vms[v]) for v in on], dtype=np.bool_)
     not_selected = tuple(
-        Unplaced(snapshot.vms[v].id, f"not selected: matches no {req.selector.describe()}", phase=req.phase)
-        for v in on
-        if not req.selector.matches(snapshot.vms[v])
+        Unplaced(world.vm_ids[v], f"not selected: matches no {req.selector.describe()}", phase=req.phase)
+        for v in on[~chosen]
     )
-    todo = np.array([v for v in on if req.selector.matches(snapshot.vms[v])], dtype=np.int64)
+    todo = on[chosen].astype(np.int64)
     prio = np.full(len(world.vm_ids), -np.inf)
     if req.priority is not None:
         for v in todo:
@@ -200,9 +207,7 @@ def _plan_aggregate(
 ) -> AggregateOutcome:
     dest_hosts = hosts[world.dest_ok[hosts]]
     norm = unit(world, dest_hosts if dest_hosts.size else hosts)
-    size = (world.size[vms] / norm[:3]).sum(axis=1) + (world.load[vms] / norm[3:]).sum(
-        axis=1
-    )  # pack.size_key
+    size = size_key(world, norm, vms)
     order = vms[np.lexsort((vms, -size if req.largest_first else size, -prio[vms]))]
     target = _targets(world, order, hosts, prio[order], norm)
 
@@ -214,7 +219,7 @@ def _plan_aggregate(
 
     def move(v: int, b: int) -> None:
         a = int(world.vm_host[v])
-        worse = placement.soft_worse(v, a, b, w)
+        worse = kernels.soft_worse(v, a, b, w)
         kernels.apply_move(v, b, w)
         _, combined = kernels.stats(hosts, world.active, world.score, world.pw, var, tot)
         reason = describe_arrival(world, v, a, b, _purpose(world, req.phase, a))

@@ -145,6 +145,13 @@ def feasible(v, a, b, w, soft_hard):
 
 
 @nb.njit(cache=True)
+def soft_worse(v, a, b, w):
+    """Would moving v from a to b make its soft server-group rule worse?"""
+    g = w.group[v]
+    return g >= 0 and w.g_kind[g] >= 2 and group_worse(g, a, b, w.g_kind, w.g_lim, w.g_cnt, w.g_max, w.g_nmax)
+
+
+@nb.njit(cache=True)
 def group_extremes(g_cnt, g_max, g_nmax, g):
     mx = 0
     nmx = 0
@@ -525,6 +532,11 @@ def fill_bin(b, cand, n, park, origin, taken, nodes, w, norm):
     order; its first path is First Fit Decreasing into this one host, and
     backtracking stops after ``n + nodes`` evaluations. The chosen VMs leave
     ``park`` and are marked ``taken``. Returns (evaluations spent, VMs placed).
+
+    ``park`` < 0: each VM waits on its ``origin`` (the host its step leaves),
+    and is judged by the full single-move rules from there, soft groups kept
+    (evacuate and drain, whose steps run in this order). Otherwise the pool
+    is parked on ``park`` and judged in target space (:func:`fits`, pack).
     """
     chosen = np.empty(n, dtype=np.int64)
     best = np.empty(n, dtype=np.int64)
@@ -538,7 +550,13 @@ def fill_bin(b, cand, n, park, origin, taken, nodes, w, norm):
         while j < n:
             v = cand[j]
             spent += 1
-            if not taken[v] and fits(v, origin[v], b, -1, w):
+            if taken[v]:
+                ok = False
+            elif park < 0:
+                ok = feasible(v, origin[v], b, w, False) and not soft_worse(v, origin[v], b, w)
+            else:
+                ok = fits(v, origin[v], b, -1, w)
+            if ok:
                 apply_move(v, b, w)
                 chosen[d] = j
                 d += 1
@@ -557,10 +575,12 @@ def fill_bin(b, cand, n, park, origin, taken, nodes, w, norm):
             if d == 0:
                 break
             d -= 1
-            apply_move(cand[chosen[d]], park, w)
+            v = cand[chosen[d]]
+            apply_move(v, origin[v] if park < 0 else park, w)
             j = chosen[d] + 1
     for i in range(d - 1, -1, -1):
-        apply_move(cand[chosen[i]], park, w)
+        v = cand[chosen[i]]
+        apply_move(v, origin[v] if park < 0 else park, w)
     for i in range(n_best):
         v = cand[best[i]]
         apply_move(v, b, w)
@@ -763,5 +783,6 @@ def warm() -> None:
     placement.place_all(order, hosts, placement.MIN_IMBALANCE, w, norm)
     placement.make_room(0, order, w.vm_host.copy(), hosts, 100, w, norm)
     placement.fill_hosts(order, hosts, w.vm_host.copy(), 10, 100, w, norm)
+    fill_bin(1, order, V, -1, w.vm_host.copy(), np.zeros(V, dtype=np.bool_), 10, w, norm)
     placement.improve(order, hosts, 1, w)
-    placement.soft_worse(0, 0, 1, w)
+    soft_worse(0, 0, 1, w)

@@ -63,9 +63,12 @@ def unit(world: World, hosts: np.ndarray) -> np.ndarray:
     return norm
 
 
-def size_key(world: World, norm: np.ndarray) -> np.ndarray:
-    """Each VM's size as one number: its share of the average host (``norm``), summed."""
-    key: np.ndarray = (world.size / norm[:3]).sum(axis=1) + (world.load / norm[3:]).sum(axis=1)
+def size_key(world: World, norm: np.ndarray, vms: np.ndarray | slice = slice(None)) -> np.ndarray:
+    """Each VM's size as one number: its share of the average host (``norm``), summed.
+
+    ``vms``: only these (an evacuation sizes a hundred VMs, not the cloud's 100 000).
+    """
+    key: np.ndarray = (world.size[vms] / norm[:3]).sum(axis=1) + (world.load[vms] / norm[3:]).sum(axis=1)
     return key
 
 

@@ -19,16 +19,18 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from kronos.core.kernels import EPS, apply_move, feasible, fit_residual, group_worse, move_value, slack, stats
+from kronos.core.kernels import (
+    apply_move,
+    feasible,
+    fill_bin,
+    fit_residual,
+    move_value,
+    slack,
+    soft_worse,
+    stats,
+)
 
 MIN_IMBALANCE, BEST_FIT, FILL_HOSTS = 0, 1, 2
-
-
-@nb.njit(cache=True)
-def soft_worse(v, a, b, w):
-    """Would moving v from a to b make its soft server-group rule worse?"""
-    g = w.group[v]
-    return g >= 0 and w.g_kind[g] >= 2 and group_worse(g, a, b, w.g_kind, w.g_lim, w.g_cnt, w.g_max, w.g_nmax)
 
 
 @nb.njit(cache=True)
@@ -164,60 +166,8 @@ def improve(placed, hosts, rounds, w):
 
 
 @nb.njit(cache=True)
-def fill_host(b, cand, origin, taken, nodes, w, norm):
-    """Move to b the subset of ``cand`` (biggest first) that leaves it least slack.
-
-    Minimum Bin Slack as :func:`kernels.fill_bin`, but each VM is judged by
-    the full single-move rules from where it waits (its ``origin``: the host
-    it leaves), so group rules hold in the order the steps will run.
-    Returns (evaluations spent, VMs placed).
-    """
-    n = cand.shape[0]
-    chosen = np.empty(n, dtype=np.int64)
-    best = np.empty(n, dtype=np.int64)
-    n_best = 0
-    best_slack = slack(b, w, norm)
-    d = 0
-    j = 0
-    spent = 0
-    while True:
-        found = False
-        while j < n:
-            v = cand[j]
-            spent += 1
-            if not taken[v] and feasible(v, origin[v], b, w, False) and not soft_worse(v, origin[v], b, w):
-                apply_move(v, b, w)
-                chosen[d] = j
-                d += 1
-                found = True
-                j += 1
-                s = slack(b, w, norm)
-                if s < best_slack - EPS:
-                    best_slack = s
-                    n_best = d
-                    best[:d] = chosen[:d]
-                break
-            j += 1
-        if best_slack <= EPS or spent >= n + nodes:
-            break
-        if not found:
-            if d == 0:
-                break
-            d -= 1
-            apply_move(cand[chosen[d]], origin[cand[chosen[d]]], w)
-            j = chosen[d] + 1
-    for i in range(d - 1, -1, -1):
-        apply_move(cand[chosen[i]], origin[cand[chosen[i]]], w)
-    for i in range(n_best):
-        v = cand[best[i]]
-        apply_move(v, b, w)
-        taken[v] = True
-    return spent, n_best
-
-
-@nb.njit(cache=True)
 def fill_hosts(order, hosts, origin, nodes, work, w, norm):
-    """Place ``order`` (biggest first) host by host, fullest host first, with :func:`fill_host`.
+    """Place ``order`` (biggest first) host by host, fullest host first, with :func:`kernels.fill_bin`.
 
     For tight cases, where VM-by-VM rules leave room in scattered pieces: each
     host gets the set of VMs that fills it best. ``work`` caps evaluations.
@@ -237,7 +187,7 @@ def fill_hosts(order, hosts, origin, nodes, work, w, norm):
     for t in range(m):
         if left == 0 or work <= 0:
             break
-        spent, placed = fill_host(bins[ranked[t]], order, origin, taken, nodes, w, norm)
+        spent, placed = fill_bin(bins[ranked[t]], order, order.shape[0], -1, origin, taken, nodes, w, norm)
         work -= spent
         left -= placed
     return left

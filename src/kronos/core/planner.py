@@ -203,7 +203,7 @@ def evacuate(
         world.up[idx] = world.active[idx] = world.dest_ok[idx] = False
         ready = Prepared(fenced, world, ready.state, ready.now, snapshot_digest(fenced))
     world = ready.world.copy()
-    selector = Selector(tuple(tags), tuple((flavor_specs or {}).items()), tuple((metadata or {}).items()))
+    selector = Selector.of(tags, flavor_specs, metadata)
     req = Leaving("evacuate", tuple(_host(world, n) for n in names), selector, priority, largest_first)
     return _leave(ready, world, req, opts, {"evacuate": names, "assumed_fenced": up or None})
 
@@ -231,7 +231,7 @@ def drain(
     opts = make_options(options)
     ready, world = _prepared(snapshot, state, now, validate_input)
     cap = effective_budget(ready.snapshot, budget)
-    selector = Selector(tuple(tags), tuple((flavor_specs or {}).items()), tuple((metadata or {}).items()))
+    selector = Selector.of(tags, flavor_specs, metadata)
     req = Leaving(
         "drain", _drain_hosts(world, hosts), selector, priority, largest_first, cap, cold_migrate_stopped
     )
