@@ -359,6 +359,136 @@ def show(plan_file: str, no_reasons: bool) -> None:
     click.echo(plan_table(kronos.load_plan(plan_file), reasons=not no_reasons), nl=False)
 
 
+def _load_config(path: str | None, require_scope: bool = True) -> Any:
+    from kronos.adapters.config import load_config
+
+    return load_config(path, os.environ, require_scope=require_scope)
+
+
+def _parse_at(text: str | None) -> datetime:
+    """--at: RFC 3339 or Unix seconds; default now (the CLI may read the clock)."""
+    from datetime import UTC
+
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        return datetime.fromtimestamp(float(text), UTC)
+    except ValueError:
+        pass
+    from kronos.core.convert import parse_time
+
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise UsageError(f"--at {text!r}: not an RFC 3339 time or Unix seconds") from exc
+
+
+def _score_scope(
+    snapshot_path: str | None, chosen: tuple[str, ...], config: Any, reported: set[str]
+) -> tuple[dict[str, list[str]], set[str]]:
+    """Aggregate → hosts to score, and the hosts known to be down."""
+    if snapshot_path is None:
+        if chosen:
+            raise UsageError("--aggregate needs --snapshot FILE to know the aggregate's hosts")
+        return {"*": sorted(reported)}, set()
+    import kronos
+    from kronos.core.model import UNASSIGNED
+    from kronos.core.options import unknown_option
+
+    snap = kronos.load_snapshot(snapshot_path)
+    pools = {a.name: list(a.hosts) for a in snap.aggregates}
+    member = {h for a in snap.aggregates for h in a.hosts}
+    loose = [h.name for h in snap.hosts if h.name not in member]
+    if loose:
+        pools[UNASSIGNED] = loose
+    names = chosen or config.scope or tuple(pools)
+    for name in names:
+        if name not in pools:
+            why = unknown_option(name, tuple(pools)).replace("option", "aggregate")
+            raise UsageError(f"{why} in {snapshot_path}")
+    return {n: pools[n] for n in names}, {h.name for h in snap.hosts if not h.up}
+
+
+@cli.command()
+@click.option("--config", "config_path", help="kronos.conf (default: KRONOS_* environment only)")
+@click.option("--aggregate", "aggregates", multiple=True, help="only this aggregate (repeatable)")
+@click.option("--at", "at_text", help="evaluation time, RFC 3339 or Unix seconds (default: now)")
+@click.option("--snapshot", "snapshot_path", help="take aggregates and their hosts from this snapshot")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def scores(
+    config_path: str | None,
+    aggregates: tuple[str, ...],
+    at_text: str | None,
+    snapshot_path: str | None,
+    fmt: str,
+) -> None:
+    """Per aggregate and policy: host scores, imbalance vs threshold, data health.
+
+    Without --snapshot every host the policies' queries return is scored as
+    one pool, ``*``. Exit 0 even when an aggregate is skipped for bad data
+    (the report says why); 69 when Prometheus cannot be reached.
+    """
+    from kronos.adapters.prometheus import PrometheusClient
+    from kronos.adapters.scores import assess, read_policies
+    from kronos.core.convert import format_time
+    from kronos.render import scores_table
+
+    config = _load_config(config_path, require_scope=False)
+    at = _parse_at(at_text)
+    client = PrometheusClient.from_config(config.prometheus)
+    readings = read_policies(client, config.policies, at)
+    reported = set().union(*(r.hosts for r in readings.values()))
+    pools, down = _score_scope(snapshot_path, aggregates, config, reported)
+    reports = assess(
+        readings,
+        pools,
+        at,
+        down=down,
+        max_sample_age=config.prometheus.max_sample_age,
+        min_host_coverage=config.prometheus.min_host_coverage,
+    )
+    if fmt == "json":
+        click.echo(_scores_json(reports, format_time(at)))
+    else:
+        click.echo(scores_table(reports, config.prometheus.url, format_time(at)), nl=False)
+
+
+def _scores_json(reports: Any, at: str) -> str:
+    import json
+    import math
+
+    def num(x: float | None) -> float | str | None:
+        return x if x is None or math.isfinite(x) else str(x).replace("inf", "Inf").replace("nan", "NaN")
+
+    doc = {
+        "at": at,
+        "aggregates": [
+            {
+                "name": r.name,
+                "hosts": list(r.hosts),
+                "skipped": r.skipped,
+                "combined_imbalance": r.combined,
+                "policies": [
+                    {
+                        "name": p.policy,
+                        "weight": p.weight,
+                        "threshold": p.threshold,
+                        "imbalance": p.imbalance,
+                        "exceeded": p.exceeded,
+                        "scores": {h: [num(v) for v in vs] for h, vs in p.values.items()},
+                        "problems": [
+                            {"kind": x.kind, "subject": x.subject, "detail": x.detail} for x in p.problems
+                        ],
+                    }
+                    for p in r.policies
+                ],
+            }
+            for r in reports
+        ],
+    }
+    return json.dumps(doc, indent=2)
+
+
 @cli.group()
 def state() -> None:
     """Inspect and change the cooldown / quarantine state file."""

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from kronos.core.model import Plan
+
+if TYPE_CHECKING:
+    from kronos.adapters.scores import AggregateReport
 
 
 def plan_table(plan: Plan, reasons: bool = True) -> str:
@@ -69,3 +76,38 @@ def plan_table(plan: Plan, reasons: bool = True) -> str:
         for u in plan.summary.not_selected:
             lines.append(f"  {u.instance}: {u.reason}")
     return "\n".join(lines) + "\n"
+
+
+def scores_table(reports: Sequence[AggregateReport], url: str, at: str) -> str:
+    """The original Kronos M1 dry-run view: scores, imbalance vs threshold, data health."""
+    lines = [f"Prometheus {url} at {at}"]
+    for rep in reports:
+        combined = rep.combined
+        head = f"aggregate {rep.name}: {len(rep.hosts)} host(s)"
+        head += f", combined imbalance {combined:.4f}" if combined is not None else ""
+        lines += ["", head + (f"  SKIPPED ({rep.skipped})" if rep.skipped else "")]
+        lines.append(f"  {'policy':<20} {'weight':>6} {'imbalance':>9} {'threshold':>9}  exceeded")
+        for p in rep.policies:
+            imb = "-" if p.imbalance is None else f"{p.imbalance:.4f}"
+            exceeded = {None: "unknown", True: "yes", False: "no"}[p.exceeded]
+            lines.append(f"  {p.policy:<20} {p.weight:>6.2f} {imb:>9} {p.threshold:>9.4f}  {exceeded}")
+        width = max([14, *(len(p.policy) for p in rep.policies)])
+        lines.append(f"  {'host':<20} " + " ".join(f"{p.policy:>{width}}" for p in rep.policies))
+        bad = {x.subject for x in rep.problems}
+        for host in rep.hosts:
+            cells = [_score_cell(p.values.get(host, ())) for p in rep.policies]
+            flag = "  !" if host in bad else ""
+            lines.append(f"  {host:<20} " + " ".join(f"{c:>{width}}" for c in cells) + flag)
+        if rep.problems:
+            lines.append("  problems:")
+            lines += [f"    {x}" for x in rep.problems]
+    return "\n".join(lines) + "\n"
+
+
+def _score_cell(values: tuple[float, ...]) -> str:
+    if not values:
+        return "missing"
+    if len(values) > 1:
+        return f"{len(values)} series"
+    v = values[0]
+    return "NaN" if math.isnan(v) else ("+Inf" if v == math.inf else "-Inf" if v == -math.inf else f"{v:.4f}")

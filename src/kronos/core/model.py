@@ -41,6 +41,8 @@ class Policy:
     vm_profile_query: str | None = None
     vm_profile_label: str | None = None
     vm_profile_label_type: str | None = None
+    #: PromQL giving, per host, the newest sample time behind its score (data health)
+    freshness_query: str | None = None
 
 
 @frozen

@@ -63,7 +63,7 @@ _FALSE = {"false", "no", "off", "0"}
 _NONE = {"none", "null", "unlimited", ""}
 
 
-def _coerce(name: str, value: Any, typ: Any) -> Any:
+def coerce(name: str, value: Any, typ: Any) -> Any:
     """Turn a string (CLI, INI, env) or a Python value into the field's type."""
     args = typing.get_args(typ)
     optional = type(None) in args
@@ -123,7 +123,7 @@ def make_options(
         if name not in _HINTS:
             raise UsageError(unknown_option(name))
         try:
-            value = _coerce(name, raw, _HINTS[name])
+            value = coerce(name, raw, _HINTS[name])
         except (TypeError, ValueError) as exc:
             raise UsageError(f"option {name} = {raw!r}: {exc}") from exc
         if name in _CHOICES and value not in _CHOICES[name]:

@@ -70,7 +70,7 @@ def _duplicates(names: Iterable[str]) -> set[str]:
 def validate(snapshot: Snapshot) -> list[Issue]:
     """Return every problem in ``snapshot``; errors first in document order."""
     issues: list[Issue] = check_format(snapshot.format, "kronos.snapshot")
-    issues += _policies(snapshot)
+    issues += validate_policies(snapshot)
     issues += _hosts(snapshot)
     issues += _aggregates(snapshot)
     issues += _vms(snapshot)
@@ -79,7 +79,7 @@ def validate(snapshot: Snapshot) -> list[Issue]:
     return issues
 
 
-def _policies(s: Snapshot) -> list[Issue]:
+def validate_policies(s: Snapshot) -> list[Issue]:
     out: list[Issue] = []
     dup = _duplicates(p.name for p in s.policies)
     for i, p in enumerate(s.policies):

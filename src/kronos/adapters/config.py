@@ -1,0 +1,316 @@
+"""kronos.conf: the daemon settings, INI as in the original Kronos.
+
+One loader for the file, the environment (``KRONOS_<SECTION>_<OPTION>``, as
+the load-leveller seed configured everything) and nothing else: the core
+never reads either, the CLI calls :func:`load_config` once and hands the
+result on. Everything is checked up front and every problem is reported at
+once (exit 78), naming the file, line, section and key, and for an unknown
+key the nearest valid one. Secrets live in :class:`Secret`, whose ``repr``
+and ``str`` never show the value, so a logged or printed config is safe.
+"""
+
+from __future__ import annotations
+
+import configparser
+import difflib
+import re
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import attrs
+from attrs import field, frozen
+
+from kronos.core.model import Policy
+from kronos.core.options import OPTION_NAMES, PlannerOptions, coerce, make_options
+from kronos.errors import ConfigError, KronosError, NoInputError
+
+ENV_PREFIX = "KRONOS_"
+
+
+@frozen
+class Secret:
+    """A password or token: usable by adapters, invisible in output."""
+
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+@frozen
+class EngineConfig:
+    evaluation_interval: float = 60.0
+    #: the ``kronos run`` loop only plans (logs the plan) unless this is false
+    dry_run: bool = True
+    policies_file: str = "policies.yaml"
+    include_unassigned_hosts: bool = False
+    #: every planner option (aggregates, cooldowns, min_load, ...), same names as ``--set``
+    options: PlannerOptions = field(factory=PlannerOptions)
+
+
+@frozen
+class PrometheusConfig:
+    url: str = "http://localhost:9090"
+    #: seconds per HTTP request
+    timeout: float = 10.0
+    verify: bool = True
+    ca_file: str | None = None
+    bearer_token_file: str | None = None
+    username: str | None = None
+    password: Secret | None = None
+    #: connection errors are retried this many times, backoff doubling from retry_backoff seconds
+    retries: int = 3
+    retry_backoff: float = 0.5
+    #: a host whose newest sample (policy freshness_query) is older than this is stale
+    max_sample_age: float = 180.0
+    #: fraction of an aggregate's up hosts that must have valid data, else the aggregate is skipped
+    min_host_coverage: float = 1.0
+
+
+@frozen
+class NovaConfig:
+    #: a clouds.yaml entry (openstacksdk's convention); or the explicit fields below
+    cloud: str | None = None
+    auth_type: str = "password"
+    auth_url: str | None = None
+    username: str | None = None
+    password: Secret | None = None
+    project_name: str | None = None
+    user_domain_name: str = "Default"
+    project_domain_name: str = "Default"
+    application_credential_id: str | None = None
+    application_credential_secret: Secret | None = None
+    region_name: str | None = None
+    interface: str = "public"
+    cacert: str | None = None
+    verify: bool = True
+
+    @property
+    def configured(self) -> bool:
+        return self.cloud is not None or self.auth_url is not None
+
+
+@frozen
+class ExecutorConfig:
+    max_concurrent_migrations: int = 2
+    migration_timeout: float = 600.0
+    max_retries: int = 3
+    stagger_seconds: float = 30.0
+    #: abort (exit 75) when more than this fraction of a plan's VMs changed since its snapshot
+    max_drift: float = 0.10
+    #: refuse plans older than this many seconds
+    max_plan_age: float = 900.0
+
+
+@frozen
+class Config:
+    source: str
+    engine: EngineConfig = field(factory=EngineConfig)
+    prometheus: PrometheusConfig = field(factory=PrometheusConfig)
+    nova: NovaConfig = field(factory=NovaConfig)
+    executor: ExecutorConfig = field(factory=ExecutorConfig)
+    policies: tuple[Policy, ...] = ()
+
+    @property
+    def scope(self) -> tuple[str, ...]:
+        """The aggregates this engine owns, ``_unassigned_`` included when asked for."""
+        names = self.engine.options.aggregates or ()
+        return (*names, "_unassigned_") if self.engine.include_unassigned_hosts else names
+
+
+_SECTIONS: dict[str, type] = {
+    "engine": EngineConfig,
+    "prometheus": PrometheusConfig,
+    "nova": NovaConfig,
+    "executor": ExecutorConfig,
+}
+_ENGINE_OWN = tuple(a.name for a in attrs.fields(EngineConfig) if a.name != "options")
+_KEYS: dict[str, tuple[str, ...]] = {
+    name: tuple(a.name for a in attrs.fields(cls)) for name, cls in _SECTIONS.items()
+}
+_KEYS["engine"] = (*_ENGINE_OWN, *OPTION_NAMES)
+_HINTS = {name: typing.get_type_hints(cls, vars(types) | globals()) for name, cls in _SECTIONS.items()}
+_POSITIVE = {
+    "evaluation_interval",
+    "timeout",
+    "migration_timeout",
+    "max_sample_age",
+    "max_concurrent_migrations",
+}
+_FRACTIONS = {"min_host_coverage", "max_drift"}
+
+
+@frozen
+class _Value:
+    raw: str
+    where: str  # "kronos.conf:12" or "$KRONOS_ENGINE_MIN_LOAD"
+
+
+def _lines(text: str) -> dict[tuple[str, str], int]:
+    """(section, key) → 1-based line, for error messages (configparser keeps none)."""
+    out: dict[tuple[str, str], int] = {}
+    section = ""
+    for n, line in enumerate(text.splitlines(), 1):
+        m = re.match(r"\s*\[([^\]]+)\]", line)
+        if m:
+            section = m.group(1).strip()
+            continue
+        m = re.match(r"\s*([^#;=:\s][^=:]*?)\s*[=:]", line)
+        if m and section:
+            out.setdefault((section, m.group(1).strip().lower()), n)
+    return out
+
+
+def _near(word: str, choices: tuple[str, ...] | list[str]) -> str:
+    near = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {near[0]}?)" if near else ""
+
+
+def _read_file(path: str) -> tuple[dict[str, dict[str, _Value]], list[str]]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise NoInputError(f"{path}: no such file (--config)") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    parser = configparser.ConfigParser(interpolation=None, strict=True, default_section="\0")
+    try:
+        parser.read_string(text, source=path)
+    except configparser.Error as exc:
+        raise ConfigError(f"{path}: {exc.message}") from exc
+    lines = _lines(text)
+    values: dict[str, dict[str, _Value]] = {}
+    problems: list[str] = []
+    for section in parser.sections():
+        if section not in _SECTIONS:
+            if section == "messaging":
+                problems.append(f"{path}: [messaging]: not used (plans are files; no RabbitMQ): remove it")
+            else:
+                problems.append(f"{path}: [{section}]: unknown section{_near(section, list(_SECTIONS))}")
+            continue
+        for key, raw in parser.items(section):
+            values.setdefault(section, {})[key] = _Value(raw, f"{path}:{lines.get((section, key), '?')}")
+    return values, problems
+
+
+def _read_env(environ: Mapping[str, str]) -> dict[str, dict[str, _Value]]:
+    values: dict[str, dict[str, _Value]] = {}
+    for var, raw in sorted(environ.items()):
+        if not var.startswith(ENV_PREFIX):
+            continue
+        rest = var[len(ENV_PREFIX) :].lower()
+        section = next((s for s in _SECTIONS if rest.startswith(s + "_")), None)
+        if section is None:
+            continue  # KRONOS_CONFIG and friends are not settings
+        key = rest[len(section) + 1 :]
+        values.setdefault(section, {})[key] = _Value(raw, f"${var}")
+    return values
+
+
+def _convert(section: str, key: str, value: _Value) -> Any:
+    hint = _HINTS[section][key]
+    if hint == Secret | None:
+        return Secret(value.raw) if value.raw else None
+    result = coerce(key, value.raw, hint)
+    if isinstance(result, int | float) and not isinstance(result, bool):
+        if key in _POSITIVE and not result > 0:
+            raise ValueError("must be > 0")
+        if key in _FRACTIONS and not 0 <= result <= 1:
+            raise ValueError("must be in [0, 1]")
+        if result < 0:
+            raise ValueError("must be >= 0")
+    return result
+
+
+def _build(values: dict[str, dict[str, _Value]], problems: list[str]) -> dict[str, Any]:
+    built: dict[str, Any] = {}
+    for section in _SECTIONS:
+        fields: dict[str, Any] = {}
+        options: dict[str, str] = {}
+        for key, value in values.get(section, {}).items():
+            label = f"{value.where}: [{section}] {key}"
+            if key not in _KEYS[section]:
+                problems.append(f"{label}: unknown option{_near(key, _KEYS[section])}")
+            elif section == "engine" and key in OPTION_NAMES:
+                try:
+                    make_options({key: value.raw})
+                    options[key] = value.raw
+                except KronosError as exc:
+                    problems.append(f"{value.where}: [engine] {exc}")
+            else:
+                try:
+                    fields[key] = _convert(section, key, value)
+                except (TypeError, ValueError) as exc:
+                    shown = "***" if _HINTS[section][key] == Secret | None else repr(value.raw)
+                    problems.append(f"{label} = {shown}: {exc}")
+        if options:
+            fields["options"] = make_options(options)
+        built[section] = fields
+    return built
+
+
+def _check(config: Config, problems: list[str], require_scope: bool) -> None:
+    p, n, e = config.prometheus, config.nova, config.engine
+    url = urlparse(p.url)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        problems.append(f"[prometheus] url = {p.url!r}: expected http(s)://HOST[:PORT][/PATH]")
+    if (p.username is None) != (p.password is None):
+        problems.append("[prometheus] username and password: give both for basic auth, or neither")
+    if p.bearer_token_file and p.username:
+        problems.append("[prometheus] bearer_token_file and username: choose one way to authenticate")
+    for key in ("ca_file", "bearer_token_file"):
+        name = getattr(p, key)
+        if name and not Path(name).is_file():
+            problems.append(f"[prometheus] {key} = {name!r}: no such file")
+    if n.cloud and n.auth_url:
+        problems.append("[nova] cloud and auth_url: use a clouds.yaml entry or explicit auth, not both")
+    if n.auth_url:
+        has_password = n.username is not None and n.password is not None
+        has_app_cred = n.application_credential_id is not None and n.application_credential_secret is not None
+        if not (has_password or has_app_cred):
+            problems.append(
+                "[nova] auth_url is set: also give username and password "
+                "(or application_credential_id and application_credential_secret)"
+            )
+    if require_scope and not e.options.aggregates and not e.include_unassigned_hosts:
+        problems.append(
+            "[engine]: set aggregates = NAME[, NAME...] and/or include_unassigned_hosts = true "
+            "(the aggregates this engine manages)"
+        )
+
+
+def load_config(
+    path: str | None, environ: Mapping[str, str] | None = None, *, require_scope: bool = True
+) -> Config:
+    """kronos.conf at ``path`` (None: defaults) overlaid with ``KRONOS_*`` from ``environ``.
+
+    The policies file is read too (relative to the config file's folder), so
+    a Config in hand is a configuration known to be usable.
+    """
+    values: dict[str, dict[str, _Value]] = {}
+    problems: list[str] = []
+    if path is not None:
+        values, problems = _read_file(path)
+    for section, items in _read_env(environ or {}).items():
+        values.setdefault(section, {}).update(items)
+    built = _build(values, problems)
+    source = path or "(environment)"
+    try:
+        config = Config(source=source, **{s: _SECTIONS[s](**f) for s, f in built.items()})
+    except TypeError as exc:  # pragma: no cover - only reachable through a bug in _build
+        raise ConfigError(f"{source}: {exc}") from exc
+    _check(config, problems, require_scope)
+    if problems:
+        raise ConfigError(f"{source}: {len(problems)} problem(s)\n  " + "\n  ".join(problems))
+    from kronos.adapters.policies import load_policies
+
+    policies_path = Path(config.engine.policies_file)
+    if path is not None and not policies_path.is_absolute():
+        policies_path = Path(path).parent / policies_path
+    return attrs.evolve(config, policies=load_policies(policies_path))

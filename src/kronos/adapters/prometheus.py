@@ -1,0 +1,163 @@
+"""A small Prometheus HTTP API client: instant queries at an explicit time.
+
+Why not a client library: Kronos needs one endpoint (``/api/v1/query``),
+strict error handling and a retry policy of its own, and already depends on
+requests. Every query names its evaluation time, so a cycle reads one
+consistent instant and a recorded run can be reproduced.
+
+Failures are sorted by who can fix them: a connection that cannot be made
+after the retries is :class:`~kronos.errors.UnavailableError` (exit 69),
+401/403 is :class:`~kronos.errors.PermissionDenied` (exit 77), and anything
+wrong with one query (PromQL error, HTTP 5xx, a read timeout, a result that
+is not an instant vector) is :class:`QueryFailed`, which the scorer turns
+into a data-health problem of that policy instead of stopping the cycle.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from attrs import frozen
+
+from kronos.errors import KronosError, PermissionDenied, UnavailableError
+
+if TYPE_CHECKING:
+    import requests
+
+    from kronos.adapters.config import PrometheusConfig
+
+
+class QueryFailed(KronosError):
+    """One query could not be answered; the message says what Prometheus said."""
+
+    exit_code = 69
+
+
+@frozen
+class Sample:
+    labels: dict[str, str]
+    value: float
+
+
+class PrometheusClient:
+    """Instant queries against one Prometheus, over an injected requests Session."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        session: requests.Session | None = None,
+        timeout: float = 10.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        verify: bool | str = True,
+        bearer_token: str | None = None,
+        basic_auth: tuple[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        import requests
+
+        self.url = url.rstrip("/")
+        self.session = session or requests.Session()
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.verify = verify
+        self._headers = {"Authorization": f"Bearer {bearer_token}"} if bearer_token else {}
+        self._auth = basic_auth
+        self._sleep = sleep
+
+    @classmethod
+    def from_config(cls, cfg: PrometheusConfig, session: requests.Session | None = None) -> PrometheusClient:
+        token = None
+        if cfg.bearer_token_file:
+            try:
+                token = Path(cfg.bearer_token_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                why = f"[prometheus] bearer_token_file: cannot read: {exc.strerror}"
+                raise PermissionDenied(why) from exc
+        basic = (cfg.username, cfg.password.value) if cfg.username and cfg.password else None
+        return cls(
+            cfg.url,
+            session=session,
+            timeout=cfg.timeout,
+            retries=cfg.retries,
+            backoff=cfg.retry_backoff,
+            verify=cfg.ca_file or cfg.verify,
+            bearer_token=token,
+            basic_auth=basic,
+        )
+
+    def _post(self, path: str, data: dict[str, str]) -> requests.Response:
+        import requests
+
+        endpoint = f"{self.url}{path}"
+        for attempt in range(self.retries + 1):
+            try:
+                return self.session.post(
+                    endpoint,
+                    data=data,
+                    headers=self._headers,
+                    auth=self._auth,
+                    timeout=self.timeout,
+                    verify=self.verify,
+                )
+            except requests.exceptions.SSLError as exc:
+                raise UnavailableError(f"Prometheus at {self.url}: TLS verification failed: {exc}") from exc
+            except requests.exceptions.ReadTimeout as exc:
+                raise QueryFailed(f"no answer within {self.timeout:g}s ([prometheus] timeout)") from exc
+            except requests.exceptions.ConnectionError as exc:
+                if attempt == self.retries:
+                    raise UnavailableError(
+                        f"Prometheus at {self.url} unreachable after {attempt + 1} attempt(s): {_root(exc)}"
+                    ) from exc
+                self._sleep(self.backoff * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def query(self, expr: str, at: datetime) -> list[Sample]:
+        """Evaluate ``expr`` at ``at``; the result must be an instant vector."""
+        resp = self._post("/api/v1/query", {"query": expr, "time": f"{at.timestamp():.3f}"})
+        if resp.status_code in (401, 403):
+            raise PermissionDenied(
+                f"Prometheus at {self.url} answered {resp.status_code}: "
+                "check [prometheus] bearer_token_file or username/password"
+            )
+        body = _json(resp)
+        if resp.status_code != 200 or body.get("status") != "success":
+            kind = body.get("errorType") or "error"
+            text = body.get("error") or resp.text[:200].strip() or resp.reason
+            raise QueryFailed(f"HTTP {resp.status_code} {kind}: {text}")
+        data = body.get("data") or {}
+        if data.get("resultType") != "vector":
+            raise QueryFailed(f"the query returned a {data.get('resultType')}; expected an instant vector")
+        return [_sample(item) for item in data.get("result") or ()]
+
+
+def _json(resp: requests.Response) -> dict[str, Any]:
+    try:
+        body = resp.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _sample(item: dict[str, Any]) -> Sample:
+    raw = item.get("value") or (None, "NaN")
+    try:
+        value = float(raw[1])
+    except (TypeError, ValueError):
+        value = math.nan
+    return Sample(labels={str(k): str(v) for k, v in (item.get("metric") or {}).items()}, value=value)
+
+
+def _root(exc: BaseException) -> str:
+    """The innermost cause, which is what an operator can act on ("Connection refused")."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    text = str(exc)
+    return text.split("] ", 1)[-1] if text.startswith("[Errno") else text

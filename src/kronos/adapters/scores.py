@@ -1,0 +1,281 @@
+"""Host scores and VM profiles from Prometheus, and the data-health verdict.
+
+Planning on half the hosts moves VMs onto hosts whose load is unknown, so
+every doubt about the data is reported per policy and per host, never
+silently fixed: a host missing from the result, NaN or Inf, a score outside
+[0, 1], two series for one host, a stale sample, a failed query. An
+aggregate whose host data is not trustworthy (by default: any bad host) is
+skipped for the cycle with the reason. VM profile gaps are not fatal: a VM
+without a weight follows its policy's ``vm_profile_fallback``.
+
+Reading (:func:`read_policy`, :func:`read_vm_weights`) is the only part that
+talks to Prometheus; :func:`assess` is a pure function of what was read.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+
+from attrs import frozen
+
+from kronos.adapters.prometheus import PrometheusClient, QueryFailed
+from kronos.core.model import Policy
+
+
+@frozen
+class Problem:
+    """One data-health finding: which policy, which host or VM, what is wrong."""
+
+    policy: str
+    kind: str  # query | missing | nan | inf | range | duplicate | stale | label | vm-*
+    detail: str
+    subject: str | None = None  # a host name or an instance UUID
+
+    def __str__(self) -> str:
+        who = f"{self.subject}: " if self.subject else ""
+        return f"{self.policy}: {who}{self.detail}"
+
+
+@frozen
+class PolicyReading:
+    """One policy's host data at one instant, for every host Prometheus reported."""
+
+    policy: Policy
+    values: dict[str, tuple[float, ...]]  # host → the value of each series carrying it
+    newest: dict[str, float] | None = None  # host → newest sample time (None: no freshness_query)
+    error: str | None = None
+    unlabeled: int = 0  # series without the host label
+
+    @property
+    def hosts(self) -> set[str]:
+        return set(self.values)
+
+
+def read_policy(client: PrometheusClient, policy: Policy, at: datetime) -> PolicyReading:
+    """Run the policy's imbalance (and freshness) query once, for all hosts."""
+    label = policy.host_label or "host"
+    if not policy.imbalance_query:
+        return PolicyReading(policy, {}, error="policy has no imbalance_query")
+    try:
+        samples = client.query(policy.imbalance_query, at)
+        newest = None
+        if policy.freshness_query:
+            fresh = client.query(policy.freshness_query, at)
+            newest = {s.labels[label]: s.value for s in fresh if label in s.labels and math.isfinite(s.value)}
+    except QueryFailed as exc:
+        return PolicyReading(policy, {}, error=str(exc))
+    values: dict[str, list[float]] = defaultdict(list)
+    unlabeled = 0
+    for s in samples:
+        if label in s.labels:
+            values[s.labels[label]].append(s.value)
+        else:
+            unlabeled += 1
+    return PolicyReading(policy, {h: tuple(v) for h, v in values.items()}, newest, None, unlabeled)
+
+
+def read_policies(
+    client: PrometheusClient, policies: Iterable[Policy], at: datetime
+) -> dict[str, PolicyReading]:
+    return {p.name: read_policy(client, p, at) for p in policies if p.enabled}
+
+
+def host_problem(reading: PolicyReading, host: str, at: float, max_sample_age: float) -> Problem | None:
+    """What is wrong with ``host``'s score under this policy, if anything."""
+    name = reading.policy.name
+    values = reading.values.get(host)
+    if not values:
+        return Problem(name, "missing", "missing from the query result", host)
+    if len(values) > 1:
+        shown = ", ".join(f"{v:.4g}" for v in values)
+        return Problem(name, "duplicate", f"{len(values)} series for one host ({shown})", host)
+    v = values[0]
+    if math.isnan(v):
+        return Problem(name, "nan", "score is NaN", host)
+    if math.isinf(v):
+        return Problem(name, "inf", f"score is {'+' if v > 0 else '-'}Inf", host)
+    if not 0.0 <= v <= 1.0:
+        return Problem(name, "range", f"score {v:.6g} outside [0, 1]", host)
+    if reading.newest is not None:
+        newest = reading.newest.get(host)
+        if newest is None:
+            return Problem(name, "stale", "no sample time from freshness_query", host)
+        age = at - newest
+        if age > max_sample_age:
+            why = f"newest sample {age:.0f}s old (max_sample_age {max_sample_age:g}s)"
+            return Problem(name, "stale", why, host)
+    return None
+
+
+@frozen
+class PolicyReport:
+    policy: str
+    weight: float
+    threshold: float
+    scores: dict[str, float]  # the good hosts' scores
+    values: dict[str, tuple[float, ...]]  # what was read for every host of the aggregate
+    problems: tuple[Problem, ...]
+    imbalance: float | None  # population std over good hosts; None when the data is not usable
+
+    @property
+    def exceeded(self) -> bool | None:
+        return None if self.imbalance is None else self.imbalance > self.threshold
+
+
+@frozen
+class AggregateReport:
+    name: str
+    hosts: tuple[str, ...]
+    policies: tuple[PolicyReport, ...]
+    skipped: str | None
+
+    @property
+    def combined(self) -> float | None:
+        if any(p.imbalance is None for p in self.policies):
+            return None
+        return sum(p.weight * (p.imbalance or 0.0) for p in self.policies)
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        return tuple(x for p in self.policies for x in p.problems)
+
+
+def assess(
+    readings: Mapping[str, PolicyReading],
+    aggregates: Mapping[str, Sequence[str]],
+    at: datetime,
+    *,
+    down: Iterable[str] = (),
+    max_sample_age: float = 180.0,
+    min_host_coverage: float = 1.0,
+) -> list[AggregateReport]:
+    """The health verdict per aggregate: good scores, problems, and whether to skip it.
+
+    Hosts in ``down`` export nothing when dead, so their absence is no problem
+    and they take no part in the imbalance (the snapshot treats them alike).
+    """
+    gone = set(down)
+    t = at.timestamp()
+    reports = []
+    for agg, members in aggregates.items():
+        live = [h for h in members if h not in gone]
+        policies, reasons = [], []
+        for reading in readings.values():
+            name = reading.policy.name
+            values = {h: reading.values[h] for h in members if h in reading.values}
+            if reading.error is not None:
+                problems: list[Problem] = [Problem(name, "query", f"query failed: {reading.error}")]
+                good: dict[str, float] = {}
+                reasons.append(f"{name}: query failed")
+            else:
+                problems = [p for h in live if (p := host_problem(reading, h, t, max_sample_age))]
+                bad = {p.subject for p in problems}
+                good = {h: reading.values[h][0] for h in live if h not in bad}
+                if reading.unlabeled:
+                    label = reading.policy.host_label
+                    problems.append(
+                        Problem(name, "label", f"{reading.unlabeled} series without the {label!r} label")
+                    )
+                if live and len(good) < min_host_coverage * len(live) - 1e-9:
+                    reasons.append(
+                        f"{name}: data of {len(bad)} of {len(live)} hosts not trustworthy "
+                        f"(min_host_coverage {min_host_coverage:g})"
+                    )
+            enough = len(good) >= max(1.0, min_host_coverage * len(live) - 1e-9)
+            usable = reading.error is None and enough
+            imbalance = statistics.pstdev(good.values()) if usable else None
+            policies.append(
+                PolicyReport(
+                    name,
+                    reading.policy.weight,
+                    reading.policy.threshold,
+                    good,
+                    values,
+                    tuple(problems),
+                    imbalance,
+                )
+            )
+        skipped = "bad data: " + "; ".join(reasons) if reasons else None
+        reports.append(AggregateReport(agg, tuple(members), tuple(policies), skipped))
+    return reports
+
+
+@frozen
+class VMRef:
+    """What Prometheus exporters may call a VM by, besides its UUID."""
+
+    id: str
+    name: str | None = None
+    instance_name: str | None = None  # the libvirt domain name, ``instance-0000abcd``
+
+
+@frozen
+class VMWeights:
+    policy: str
+    weights: dict[str, float]  # instance UUID → share of its host's score
+    missing: tuple[str, ...]  # UUIDs with no usable profile: they follow vm_profile_fallback
+    problems: tuple[Problem, ...]
+
+
+def _keys(label_type: str, vms: Sequence[VMRef]) -> tuple[dict[str, str], set[str]]:
+    """Label value → UUID, and the label values that name several VMs."""
+    keyed: dict[str, str] = {}
+    ambiguous: set[str] = set()
+    for vm in vms:
+        names = {"nova_instance_uuid": vm.id, "libvirt_domain_name": vm.instance_name, "server_name": vm.name}
+        key = names.get(label_type)
+        if key is None:
+            continue
+        if key in keyed and keyed[key] != vm.id:
+            ambiguous.add(key)
+        keyed[key] = vm.id
+    return keyed, ambiguous
+
+
+def read_vm_weights(
+    client: PrometheusClient, policy: Policy, at: datetime, vms: Sequence[VMRef]
+) -> VMWeights:
+    """Run the policy's VM profile query once for all ``vms``; gaps follow the fallback."""
+    name = policy.name
+    problems: list[Problem] = []
+    weights: dict[str, float] = {}
+    if policy.vm_profile_query and policy.vm_profile_label:
+        keyed, ambiguous = _keys(policy.vm_profile_label_type or "nova_instance_uuid", vms)
+        try:
+            samples = client.query(policy.vm_profile_query, at)
+        except QueryFailed as exc:
+            samples = []
+            problems.append(Problem(name, "vm-query", f"VM profile query failed: {exc}"))
+        seen: dict[str, list[float]] = defaultdict(list)
+        for s in samples:
+            key = s.labels.get(policy.vm_profile_label)
+            if key is None or key not in keyed:
+                continue  # another aggregate's VM, or not a Nova instance
+            if key in ambiguous:
+                problems.append(Problem(name, "vm-ambiguous", f"{key!r} names several servers", key))
+                continue
+            seen[keyed[key]].append(s.value)
+        for uuid, values in seen.items():
+            v = values[0]
+            if len(values) > 1:
+                problems.append(Problem(name, "vm-duplicate", f"{len(values)} profile series", uuid))
+            elif not math.isfinite(v) or not 0.0 <= v <= 1.0:
+                shown = "NaN" if math.isnan(v) else f"{v:.6g}"
+                problems.append(Problem(name, "vm-value", f"weight {shown} not in [0, 1]", uuid))
+            else:
+                weights[uuid] = v
+    missing = tuple(vm.id for vm in vms if vm.id not in weights)
+    if missing:
+        problems.append(
+            Problem(
+                name,
+                "vm-gap",
+                f"{len(missing)} of {len(vms)} VMs have no usable profile; "
+                f"they follow vm_profile_fallback = {policy.vm_profile_fallback}",
+            )
+        )
+    return VMWeights(name, weights, missing, tuple(problems))
