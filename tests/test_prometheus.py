@@ -104,7 +104,9 @@ def test_each_data_fault_is_reported_and_skips_its_aggregate(
     reports: dict, truth: promdata.Truth, agg: str, host: str, kind: str, policies_hit: set[str]
 ) -> None:
     rep = reports[agg]
-    assert {(p.policy, p.kind, p.subject) for p in rep.problems} == {(name, kind, host) for name in policies_hit}
+    assert {(p.policy, p.kind, p.subject) for p in rep.problems} == {
+        (name, kind, host) for name in policies_hit
+    }
     assert rep.skipped is not None
     for name in policies_hit:
         assert f"{name}: data of 1 of 5 hosts not trustworthy" in rep.skipped
@@ -119,7 +121,9 @@ def test_each_data_fault_is_reported_and_skips_its_aggregate(
         assert f"{promdata.STALE_FOR}s old" in rep.problems[0].detail
 
 
-def test_duplicate_series_for_one_host(prom: str, truth: promdata.Truth, policies: tuple[Policy, ...]) -> None:
+def test_duplicate_series_for_one_host(
+    prom: str, truth: promdata.Truth, policies: tuple[Policy, ...]
+) -> None:
     # the sample averages by nodename, so two exporters of one host do not show...
     sample = read_policies(PrometheusClient(prom), policies, AT)
     assert assess(sample, {"agg-dup": truth.aggregates["agg-dup"]}, AT)[0].skipped is None
@@ -172,13 +176,17 @@ def test_coverage_and_down_hosts(prom: str, truth: promdata.Truth, policies: tup
 
 def test_vm_label_types(prom: str, truth: promdata.Truth, policies: tuple[Policy, ...]) -> None:
     client = PrometheusClient(prom)
-    by_domain = attrs.evolve(policies[0], vm_profile_label="domain", vm_profile_label_type="libvirt_domain_name")
+    by_domain = attrs.evolve(
+        policies[0], vm_profile_label="domain", vm_profile_label_type="libvirt_domain_name"
+    )
     got = read_vm_weights(client, by_domain, AT, truth.refs)
     for vm in truth.good_vms:
         assert got.weights[vm.id] == pytest.approx(truth.vm_cpu(vm), abs=TOL)
     by_name = attrs.evolve(
         policies[0],
-        vm_profile_query=policies[0].vm_profile_query.replace("group_left(instance_id)", "group_left(instance_name)"),
+        vm_profile_query=policies[0].vm_profile_query.replace(
+            "group_left(instance_id)", "group_left(instance_name)"
+        ),
         vm_profile_label="instance_name",
         vm_profile_label_type="server_name",
     )
@@ -266,7 +274,11 @@ def test_kronos_scores_without_topology_scores_every_reported_host(
 ) -> None:
     proc = kronos_cli("scores", "--config", str(_conf(tmp_path, prom)), "--at", str(promdata.END))
     assert proc.returncode == 0, proc.stderr
-    hosts = {line.split()[0] for line in proc.stdout.splitlines() if line.startswith("  ") and not line.startswith("   ") and "-0" in line}
+    hosts = {
+        line.split()[0]
+        for line in proc.stdout.splitlines()
+        if line.startswith("  ") and not line.startswith("   ") and "-0" in line
+    }
     assert hosts == set(truth.hosts)  # every host with data; gone-01 has none
     assert "aggregate *:" in proc.stdout and "SKIPPED" in proc.stdout  # the faulty hosts are in the pool
 

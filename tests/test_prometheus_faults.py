@@ -1,0 +1,155 @@
+"""Network faults the real server will not produce on demand: injected, as the only mocks."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from kronos.adapters.config import load_config
+from kronos.adapters.prometheus import PrometheusClient
+from kronos.adapters.scores import read_policy
+from kronos.core.model import Policy
+from kronos.errors import PermissionDenied, UnavailableError
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+POLICY = Policy("cpu", imbalance_query="up", host_label="nodename")
+
+
+class Canned(requests.Session):
+    """Answers every POST with one canned response and keeps what was sent."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__()
+        self.status, self.body = status, body
+        self.calls: list[dict[str, Any]] = []
+
+    def post(self, url: str, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        self.calls.append({"url": url, **kwargs})
+        resp = requests.Response()
+        resp.status_code = self.status
+        resp._content = json.dumps(self.body).encode() if not isinstance(self.body, bytes) else self.body
+        resp.reason = "canned"
+        return resp
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def silent_server() -> Iterator[tuple[str, list[int]]]:
+    """Accepts connections and never answers (a hung Prometheus)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    accepted: list[int] = []
+    conns: list[socket.socket] = []
+
+    def loop() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            conns.append(conn)
+
+    threading.Thread(target=loop, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.getsockname()[1]}", accepted
+    srv.close()
+    for c in conns:
+        c.close()
+
+
+def test_refused_connections_are_retried_then_unavailable() -> None:
+    port = _closed_port()
+    slept: list[float] = []
+    client = PrometheusClient(f"http://127.0.0.1:{port}", retries=2, backoff=0.1, sleep=slept.append)
+    with pytest.raises(UnavailableError) as err:
+        client.query("up", AT)
+    assert slept == [0.1, 0.2]
+    assert f"http://127.0.0.1:{port} unreachable after 3 attempt(s)" in str(err.value)
+    assert "refused" in str(err.value).lower() and err.value.exit_code == 69
+    with pytest.raises(UnavailableError):  # not a data problem: the whole cycle cannot run
+        read_policy(client, POLICY, AT)
+
+
+def test_a_hung_server_times_out_once_and_is_not_retried(silent_server: tuple[str, list[int]]) -> None:
+    url, accepted = silent_server
+    client = PrometheusClient(url, timeout=0.3, retries=3, sleep=lambda _: None)
+    reading = read_policy(client, POLICY, AT)
+    assert reading.error == "no answer within 0.3s ([prometheus] timeout)"
+    assert len(accepted) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (
+            503,
+            {"status": "error", "errorType": "unavailable", "error": "too many queries"},
+            "HTTP 503 unavailable: too many queries",
+        ),
+        (502, b"<html>bad gateway</html>", "HTTP 502 error: <html>bad gateway</html>"),
+        (
+            422,
+            {"status": "error", "errorType": "execution", "error": "many-to-many"},
+            "HTTP 422 execution: many-to-many",
+        ),
+        (
+            200,
+            {"status": "success", "data": {"resultType": "scalar", "result": [0, "1"]}},
+            "returned a scalar",
+        ),
+    ],
+)
+def test_server_errors_become_one_policy_problem_without_retry(status: int, body: Any, expected: str) -> None:
+    session = Canned(status, body)
+    reading = read_policy(PrometheusClient("http://prom:9090", session=session), POLICY, AT)
+    assert reading.error == expected and reading.values == {}
+    assert len(session.calls) == 1
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_auth_failures_are_permission_errors(status: int) -> None:
+    with pytest.raises(PermissionDenied, match=f"answered {status}: check"):
+        PrometheusClient("http://prom:9090", session=Canned(status, {})).query("up", AT)
+
+
+def test_credentials_and_time_are_sent(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("tok-123\n")
+    (tmp_path / "policies.yaml").write_text(
+        "policies:\n  - {name: c, mode: spread, weight: 1, threshold: 0, imbalance_query: up, host_label: h}\n"
+    )
+    conf = tmp_path / "kronos.conf"
+    conf.write_text(
+        f"[engine]\naggregates = a\n[prometheus]\nurl = https://prom:9090/\nbearer_token_file = {token}\n"
+        "verify = false\ntimeout = 3\n"
+    )
+    ok = {
+        "status": "success",
+        "data": {"resultType": "vector", "result": [{"metric": {"h": "x"}, "value": [0, "0.5"]}]},
+    }
+    session = Canned(200, ok)
+    client = PrometheusClient.from_config(load_config(str(conf)).prometheus, session=session)
+    [sample] = client.query("up", AT)
+    assert sample.labels == {"h": "x"} and sample.value == 0.5
+    call = session.calls[0]
+    assert call["url"] == "https://prom:9090/api/v1/query"
+    assert call["headers"] == {"Authorization": "Bearer tok-123"}
+    assert call["data"] == {"query": "up", "time": f"{AT.timestamp():.3f}"}
+    assert call["verify"] is False and call["timeout"] == 3.0
+    basic = PrometheusClient("http://p", session=session, basic_auth=("u", "pw"))
+    basic.query("up", AT)
+    assert session.calls[1]["auth"] == ("u", "pw") and session.calls[1]["headers"] == {}
