@@ -109,7 +109,7 @@ def test_a_hung_server_times_out_once_and_is_not_retried(silent_server: tuple[st
         (
             200,
             {"status": "success", "data": {"resultType": "scalar", "result": [0, "1"]}},
-            "returned a scalar",
+            "the query returned a scalar; expected an instant vector",
         ),
     ],
 )
