@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -266,3 +267,19 @@ def test_the_cli_reports_config_errors_without_traceback(tmp_path: Path) -> None
     assert "policies.yaml:1: policies: enabled policy weights sum to 1.4" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert load_policies(SAMPLES / "policies.yaml.sample")  # the sample itself is valid
+
+
+def test_kronos_plan_takes_engine_options_from_the_config(tmp_path: Path) -> None:
+    example = str(ROOT / "examples" / "snapshot.json")
+    conf = _write(tmp_path, "[engine]\nmin_load = 0.99\n")
+    quiet = kronos_cli("plan", example, "--config", str(conf), "--format", "json")
+    assert quiet.returncode == 0, quiet.stderr
+    doc = json.loads(quiet.stdout)
+    assert doc["steps"] == [] and all(
+        "min_load" in a["skipped"] for a in doc["summary"]["aggregates"].values()
+    )
+    loud = kronos_cli("plan", example, "--config", str(conf), "--set", "min_load=0", "--format", "json")
+    assert json.loads(loud.stdout)["steps"]  # --set wins over the file
+    conf.write_text("[engine]\nmin_lod = 1\n")
+    bad = kronos_cli("plan", example, "--config", str(conf))
+    assert bad.returncode == 78 and "did you mean min_load?" in bad.stderr

@@ -175,6 +175,7 @@ def generate(output: str, policies: str, packable: int | None, evacuable: int | 
     show_default=True,
     help="what to print when not writing the plan to stdout",
 )
+@click.option("--config", "config_path", help="kronos.conf: its [engine] planner options (--set wins)")
 @click.option("--drain", "drain_hosts", multiple=True, metavar="HOST", help="drain HOST first, then balance")
 @click.option("--cold-migrate-stopped", is_flag=True, help="with --drain: cold-migrate SHUTOFF VMs")
 @click.option("--time", "timing", is_flag=True, help="print per-phase wall times on stderr")
@@ -188,17 +189,32 @@ def plan(
     now: str | None,
     output: str | None,
     fmt: str,
+    config_path: str | None,
     drain_hosts: tuple[str, ...],
     cold_migrate_stopped: bool,
     timing: bool,
 ) -> None:
     """Plan migrations for SNAPSHOT and print or write the plan."""
-    options: dict[str, Any] = _parse_sets(sets)
+    options: dict[str, Any] = {**_engine_options(config_path), **_parse_sets(sets)}
     if aggregates:
         options["aggregates"] = aggregates
     if drain_hosts:
         options.update(drain=drain_hosts, cold_migrate_stopped=cold_migrate_stopped)
     _run_planner("plan", snapshot, state_path, now, output, fmt, timing, mode=mode, budget=budget, **options)
+
+
+def _engine_options(config_path: str | None) -> dict[str, Any]:
+    """The planner options kronos.conf sets (its [engine] section and KRONOS_ENGINE_*)."""
+    if config_path is None:
+        return {}
+    from kronos.core.options import PlannerOptions
+
+    config = _load_config(config_path, require_scope=False)
+    defaults = PlannerOptions().as_dict()
+    chosen = {k: v for k, v in config.engine.options.as_dict().items() if v != defaults[k]}
+    if config.scope:
+        chosen["aggregates"] = config.scope
+    return chosen
 
 
 def _run_planner(
