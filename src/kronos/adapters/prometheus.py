@@ -20,9 +20,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from attrs import frozen
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kronos.errors import KronosError, PermissionDenied, UnavailableError
 
@@ -38,8 +36,9 @@ class QueryFailed(KronosError):
     exit_code = 69
 
 
-@frozen
-class Sample:
+class Sample(NamedTuple):
+    """One series of an instant vector (a tuple: a cycle reads 100 000 of them)."""
+
     labels: dict[str, str]
     value: float
 
@@ -147,12 +146,12 @@ def _json(resp: requests.Response) -> dict[str, Any]:
 
 
 def _sample(item: dict[str, Any]) -> Sample:
-    raw = item.get("value") or (None, "NaN")
+    """Prometheus sends label values as strings and the value as a string ("NaN", "+Inf" too)."""
     try:
-        value = float(raw[1])
-    except (TypeError, ValueError):
+        value = float(item["value"][1])
+    except (KeyError, IndexError, TypeError, ValueError):
         value = math.nan
-    return Sample(labels={str(k): str(v) for k, v in (item.get("metric") or {}).items()}, value=value)
+    return Sample(item.get("metric") or {}, value)
 
 
 def _root(exc: BaseException) -> str:

@@ -225,9 +225,9 @@ def _keys(label_type: str, vms: Sequence[VMRef]) -> tuple[dict[str, str], set[st
     """Label value → UUID, and the label values that name several VMs."""
     keyed: dict[str, str] = {}
     ambiguous: set[str] = set()
+    attribute = {"nova_instance_uuid": "id", "libvirt_domain_name": "instance_name", "server_name": "name"}
     for vm in vms:
-        names = {"nova_instance_uuid": vm.id, "libvirt_domain_name": vm.instance_name, "server_name": vm.name}
-        key = names.get(label_type)
+        key = getattr(vm, attribute[label_type])
         if key is None:
             continue
         if key in keyed and keyed[key] != vm.id:
