@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 import attrs
 from attrs import field, frozen
 
-from kronos.core.model import Policy
+from kronos.core.model import UNASSIGNED, Policy
 from kronos.core.options import OPTION_NAMES, PlannerOptions, coerce, make_options
 from kronos.errors import ConfigError, KronosError, NoInputError
 
@@ -121,7 +121,7 @@ class Config:
     def scope(self) -> tuple[str, ...]:
         """The aggregates this engine owns, ``_unassigned_`` included when asked for."""
         names = self.engine.options.aggregates or ()
-        return (*names, "_unassigned_") if self.engine.include_unassigned_hosts else names
+        return (*names, UNASSIGNED) if self.engine.include_unassigned_hosts else names
 
 
 _SECTIONS: dict[str, type] = {
@@ -301,10 +301,7 @@ def load_config(
         values.setdefault(section, {}).update(items)
     built = _build(values, problems)
     source = path or "(environment)"
-    try:
-        config = Config(source=source, **{s: _SECTIONS[s](**f) for s, f in built.items()})
-    except TypeError as exc:  # pragma: no cover - only reachable through a bug in _build
-        raise ConfigError(f"{source}: {exc}") from exc
+    config = Config(source=source, **{s: _SECTIONS[s](**f) for s, f in built.items()})
     _check(config, problems, require_scope)
     if problems:
         raise ConfigError(f"{source}: {len(problems)} problem(s)\n  " + "\n  ".join(problems))
