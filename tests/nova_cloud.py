@@ -1,0 +1,91 @@
+"""A real Nova API on 127.0.0.1 with the fake virt driver (run in its own virtualenv).
+
+Prototype for the Nova adapter's tests (issue #7), not yet used by them.
+Run with the Nova environment's python, never inside pytest (Nova's test
+base class patches openstacksdk, ``os.uname``, logging and global config):
+
+    OS_NOVA_DISABLE_EVENTLET_PATCHING=1 nova-venv/bin/python tests/nova_cloud.py cmp-1 cmp-2 cmp-3
+
+It prints ``READY http://127.0.0.1:PORT/v2.1`` and serves until its parent
+dies or stdin closes. Tokens: ``admin`` (roles reader, member, admin) and
+``member`` (reader, member), mapped by a tiny WSGI shim onto the headers
+Nova's functional-test Keystone stub reads.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+os.environ.setdefault("OS_NOVA_DISABLE_EVENTLET_PATCHING", "1")
+
+import nova.tests.functional  # noqa: F401  (first nova import: native threads)
+from nova.tests.functional import integrated_helpers
+
+PROJECT = "6f70656e737461636b20342065766572"
+TOKENS = {"admin": ("admin", "reader,member,admin"), "member": ("demo", "reader,member")}
+
+
+class Cloud(integrated_helpers.ProviderUsageBaseTestCase):
+    compute_driver = "fake.MediumFakeDriver"
+
+    def setUp(self) -> None:
+        paste = Path(sys.prefix) / "etc" / "nova" / "api-paste.ini"
+        self.flags(api_paste_config=str(paste), group="wsgi")
+        super().setUp()
+
+    def runTest(self) -> None:  # noqa: N802  (unittest's name)
+        pass
+
+
+def _shim(app):  # type: ignore[no-untyped-def]
+    def wrapped(environ, start_response):  # type: ignore[no-untyped-def]
+        user, roles = TOKENS.get(environ.get("HTTP_X_AUTH_TOKEN", ""), ("anonymous", ""))
+        environ["HTTP_X_AUTH_USER"] = user
+        environ["HTTP_X_USER_ID"] = user
+        environ["HTTP_X_AUTH_PROJECT_ID"] = PROJECT
+        environ["HTTP_X_ROLES"] = roles
+        return app(environ, start_response)
+
+    return wrapped
+
+
+def main(hosts: list[str]) -> None:
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    from nova import quota
+    from nova.api import wsgi
+
+    cloud = Cloud()
+    cloud.setUp()
+    cloud.flags(driver="nova.quota.NoopQuotaDriver", group="quota")
+    quota.QUOTAS._driver_cls = None  # re-read the driver
+    for host in hosts:
+        cloud._start_compute(host)
+    app = _shim(wsgi.Loader().load_app("osapi_compute"))
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = make_server("127.0.0.1", 0, app, server_class=Server, handler_class=Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(f"READY http://127.0.0.1:{server.server_port}/v2.1", flush=True)
+    sys.stdin.read()  # the parent closes stdin (or dies): stop
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:] or ["cmp-1", "cmp-2", "cmp-3"])
+    except BaseException:  # Nova's fixtures capture stderr: report on the real one
+        import traceback
+
+        traceback.print_exc(file=sys.__stderr__)
+        os._exit(1)
