@@ -180,14 +180,13 @@ def assess(
                     problems.append(
                         Problem(name, "label", f"{reading.unlabeled} series without the {label!r} label")
                     )
-                if live and len(good) < min_host_coverage * len(live) - 1e-9:
-                    reasons.append(
-                        f"{name}: data of {len(bad)} of {len(live)} hosts not trustworthy "
-                        f"(min_host_coverage {min_host_coverage:g})"
-                    )
-            enough = len(good) >= max(1.0, min_host_coverage * len(live) - 1e-9)
-            usable = reading.error is None and enough
-            imbalance = statistics.pstdev(good.values()) if usable else None
+            covered = reading.error is None and len(good) >= min_host_coverage * len(live) - 1e-9
+            if reading.error is None and not covered:
+                reasons.append(
+                    f"{name}: data of {len(live) - len(good)} of {len(live)} hosts not trustworthy "
+                    f"(min_host_coverage {min_host_coverage:g})"
+                )
+            imbalance = statistics.pstdev(good.values()) if covered and good else None
             policies.append(
                 PolicyReport(
                     name,

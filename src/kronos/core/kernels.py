@@ -589,6 +589,33 @@ def fill_bin(b, cand, n, park, origin, taken, nodes, w, norm):
 
 
 @nb.njit(cache=True)
+def fill_fullest_first(hosts, usable, cand, n, park, origin, taken, nodes, work, w, norm):
+    """:func:`fill_bin` each ``usable`` host of ``hosts``, fullest (least slack) first.
+
+    Stops when ``cand[:n]`` is all placed or ``work`` is spent; returns
+    (candidates left, work left).
+    """
+    m = 0
+    bins = np.empty(hosts.shape[0], dtype=np.int64)
+    room = np.empty(hosts.shape[0])
+    for i in range(hosts.shape[0]):
+        b = hosts[i]
+        if usable[b]:
+            bins[m] = b
+            room[m] = slack(b, w, norm)
+            m += 1
+    ranked = np.argsort(room[:m], kind="mergesort")
+    left = n
+    for t in range(m):
+        if left == 0 or work <= 0:
+            break
+        spent, placed = fill_bin(bins[ranked[t]], cand, n, park, origin, taken, nodes, w, norm)
+        work -= spent
+        left -= placed
+    return left, work
+
+
+@nb.njit(cache=True)
 def repack(h, hosts, vms, movable, origin, key, open_, limit, nodes, work, w, norm):
     """Empty h by packing every parked VM again, host by host (fullest first), with MBS.
 
@@ -629,24 +656,7 @@ def repack(h, hosts, vms, movable, origin, key, open_, limit, nodes, work, w, no
             k += 1
     cand = cand[np.argsort(-key[cand], kind="mergesort")]
     taken = np.zeros(w.vm_host.shape[0], dtype=np.bool_)
-    # bins: the open hosts, fullest first
-    nb_ = 0
-    bins = np.empty(hosts.shape[0], dtype=np.int64)
-    fill = np.empty(hosts.shape[0])
-    for i in range(hosts.shape[0]):
-        b = hosts[i]
-        if open_[b]:
-            bins[nb_] = b
-            fill[nb_] = -slack(b, w, norm)
-            nb_ += 1
-    order = np.argsort(-fill[:nb_], kind="mergesort")
-    left = m
-    for t in range(nb_):
-        if left == 0 or work <= 0:
-            break
-        spent, placed = fill_bin(bins[order[t]], cand, m, h, origin, taken, nodes, w, norm)
-        work -= spent
-        left -= placed
+    left, work = fill_fullest_first(hosts, open_, cand, m, h, origin, taken, nodes, work, w, norm)
     moves = 0
     for j in range(vms.shape[0]):
         v = vms[j]

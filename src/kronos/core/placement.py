@@ -22,10 +22,9 @@ import numpy as np
 from kronos.core.kernels import (
     apply_move,
     feasible,
-    fill_bin,
+    fill_fullest_first,
     fit_residual,
     move_value,
-    slack,
     soft_worse,
     stats,
 )
@@ -167,27 +166,12 @@ def improve(placed, hosts, rounds, w):
 
 @nb.njit(cache=True)
 def fill_hosts(order, hosts, origin, nodes, work, w, norm):
-    """Place ``order`` (biggest first) host by host, fullest host first, with :func:`kernels.fill_bin`.
+    """Place ``order`` (biggest first) host by host, fullest first (:func:`kernels.fill_fullest_first`).
 
     For tight cases, where VM-by-VM rules leave room in scattered pieces: each
     host gets the set of VMs that fills it best. ``work`` caps evaluations.
     """
     taken = np.zeros(w.vm_host.shape[0], dtype=np.bool_)
-    m = 0
-    bins = np.empty(hosts.shape[0], dtype=np.int64)
-    fill = np.empty(hosts.shape[0])
-    for i in range(hosts.shape[0]):
-        b = hosts[i]
-        if w.dest_ok[b]:
-            bins[m] = b
-            fill[m] = slack(b, w, norm)
-            m += 1
-    ranked = np.argsort(fill[:m], kind="mergesort")
-    left = order.shape[0]
-    for t in range(m):
-        if left == 0 or work <= 0:
-            break
-        spent, placed = fill_bin(bins[ranked[t]], order, order.shape[0], -1, origin, taken, nodes, w, norm)
-        work -= spent
-        left -= placed
+    n = order.shape[0]
+    left, _ = fill_fullest_first(hosts, w.dest_ok, order, n, -1, origin, taken, nodes, work, w, norm)
     return left
