@@ -86,14 +86,21 @@ class NovaConfig:
     project_domain_name: str = "Default"
     application_credential_id: str | None = None
     application_credential_secret: Secret | None = None
+    #: for auth_type = admin_token / token
+    token: Secret | None = None
     region_name: str | None = None
     interface: str = "public"
+    #: skip the service catalog (split networks, or a Nova without Keystone)
+    compute_endpoint_override: str | None = None
+    placement_endpoint_override: str | None = None
     cacert: str | None = None
     verify: bool = True
+    #: servers carrying this tag are never moved (``migratable: false``)
+    pinned_tag: str = "kronos:pinned"
 
     @property
     def configured(self) -> bool:
-        return self.cloud is not None or self.auth_url is not None
+        return self.cloud is not None or self.auth_url is not None or self.auth_type == "admin_token"
 
 
 @frozen
@@ -270,7 +277,12 @@ def _check(config: Config, problems: list[str], require_scope: bool) -> None:
             problems.append(f"[prometheus] {key} = {name!r}: no such file")
     if n.cloud and n.auth_url:
         problems.append("[nova] cloud and auth_url: use a clouds.yaml entry or explicit auth, not both")
-    if n.auth_url:
+    auth_types = ("password", "v3password", "v3applicationcredential", "admin_token", "token")
+    if n.auth_type not in auth_types:
+        problems.append(f"[nova] auth_type = {n.auth_type!r}: one of {', '.join(auth_types)}")
+    if n.auth_type == "admin_token" and not (n.token and n.compute_endpoint_override):
+        problems.append("[nova] auth_type = admin_token: also give token and compute_endpoint_override")
+    elif n.auth_url and n.auth_type != "token":
         has_password = n.username is not None and n.password is not None
         has_app_cred = n.application_credential_id is not None and n.application_credential_secret is not None
         if not (has_password or has_app_cred):

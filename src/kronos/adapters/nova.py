@@ -1,0 +1,361 @@
+"""What Nova and Placement say about the hosts in scope, read in a bounded number of calls.
+
+Kronos must see the cloud the way Nova's scheduler does: aggregates and
+their metadata (availability zone, AggregateInstanceExtraSpecsFilter keys),
+the compute services' enabled/up/forced_down, each server with the flavor
+embedded as Nova stored it at boot (2.47+, extra specs included), the server
+groups of every project, and the capacity Placement would allow. Every read
+is a list call (paginated where Nova paginates), never one call per server;
+Placement inventories cost one call per host in scope, made a few at a time.
+
+The reader takes an ``openstack.connection.Connection`` built elsewhere
+(:func:`connect`): tests hand in one pointed at a local Nova, operators one
+from clouds.yaml. It returns plain data (:class:`NovaWorld`); turning that
+into a snapshot is :mod:`kronos.adapters.record`'s job.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from attrs import field, frozen
+
+from kronos.adapters.config import NovaConfig
+from kronos.errors import ConfigError, DataError, PermissionDenied, UnavailableError
+
+#: the newest field the reader needs: server group ``policy``/``rules`` (2.64);
+#: also carries embedded flavors (2.47), tags (2.26), UUID ids (2.53), forced_down (2.11)
+COMPUTE_MICROVERSION = "2.64"
+PLACEMENT_MICROVERSION = "1.4"
+PAGE = 1000
+#: Placement inventory reads in flight at once
+PARALLEL_READS = 8
+
+#: what the reader needs, per call, for a 403 to say which permission is missing
+NEEDS = {
+    "/os-aggregates": "os_compute_api:os-aggregates:index (admin)",
+    "/os-services": "os_compute_api:os-services:list (admin)",
+    "/os-hypervisors/detail": "os_compute_api:os-hypervisors:list-detail (admin)",
+    "/servers/detail": "os_compute_api:servers:detail:get_all_tenants (admin)",
+    "/os-server-groups": "os_compute_api:os-server-groups:index:all_projects (admin)",
+    "/resource_providers": "placement:resource_providers:list (admin)",
+    "inventories": "placement:resource_providers:inventories:list (admin)",
+}
+
+
+@frozen
+class Service:
+    host: str
+    enabled: bool
+    up: bool
+    forced_down: bool
+    disabled_reason: str | None = None
+
+
+@frozen
+class Capacity:
+    vcpus: float
+    memory_mb: float
+    disk_gb: float
+
+    def __add__(self, other: Capacity) -> Capacity:
+        return Capacity(
+            self.vcpus + other.vcpus, self.memory_mb + other.memory_mb, self.disk_gb + other.disk_gb
+        )
+
+
+@frozen
+class Aggregate:
+    name: str
+    hosts: tuple[str, ...]
+    metadata: dict[str, str] = field(factory=dict)
+
+
+@frozen
+class Server:
+    id: str
+    name: str
+    host: str
+    instance_name: str | None
+    status: str
+    task_state: str | None
+    flavor: dict[str, Any]  # name, vcpus, memory_mb, disk_gb, extra_specs (the snapshot's shape)
+    project_id: str | None
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, str] = field(factory=dict)
+
+
+@frozen
+class ServerGroup:
+    id: str
+    name: str
+    policy: str
+    rules: dict[str, Any]
+    members: tuple[str, ...]
+    project_id: str | None = None
+
+
+@frozen
+class NovaWorld:
+    aggregates: tuple[Aggregate, ...]
+    services: dict[str, Service]  # compute host → its nova-compute service
+    capacity: dict[str, Capacity]  # compute host → schedulable capacity (Placement)
+    servers: tuple[Server, ...]  # on the hosts read
+    groups: tuple[ServerGroup, ...]
+    calls: int = 0  # API calls made, for the bounded-calls promise
+
+
+def connect(nova: NovaConfig, os_cloud: str | None = None) -> Any:
+    """An openstacksdk Connection from ``--os-cloud``, ``[nova]``, or OS_* variables.
+
+    Nothing is contacted here (openstacksdk authenticates lazily), so a
+    wrong password surfaces at the first read, as exit 77.
+    """
+    import openstack  # slow to import; only the commands that talk to Nova need it
+    import openstack.exceptions
+
+    kwargs: dict[str, Any] = {"app_name": "kronos", "load_envvars": True}
+    if nova.compute_endpoint_override:
+        kwargs["compute_endpoint_override"] = nova.compute_endpoint_override
+    if nova.placement_endpoint_override:
+        kwargs["placement_endpoint_override"] = nova.placement_endpoint_override
+    if nova.cacert:
+        kwargs["cacert"] = nova.cacert
+    if not nova.verify:
+        kwargs["verify"] = False
+    if nova.region_name:
+        kwargs["region_name"] = nova.region_name
+    cloud = os_cloud or nova.cloud
+    try:
+        if cloud:
+            return openstack.connect(cloud=cloud, **kwargs)
+        if nova.auth_url or nova.auth_type in ("admin_token", "token"):
+            auth = _auth(nova)
+            return openstack.connect(auth_type=nova.auth_type, auth=auth, interface=nova.interface, **kwargs)
+        return openstack.connect(**kwargs)  # OS_CLOUD / OS_AUTH_URL ... as openstacksdk reads them
+    except openstack.exceptions.ConfigException as exc:
+        where = f"clouds.yaml cloud {cloud!r}" if cloud else "[nova] (no cloud, auth_url or OS_* variables)"
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _auth(nova: NovaConfig) -> dict[str, Any]:
+    if nova.auth_type in ("admin_token", "token"):
+        token = nova.token.value if nova.token else ""
+        endpoint = nova.compute_endpoint_override or nova.auth_url
+        return (
+            {"endpoint": endpoint, "token": token}
+            if nova.auth_type == "admin_token"
+            else {
+                "auth_url": nova.auth_url,
+                "token": token,
+                "project_name": nova.project_name,
+                "project_domain_name": nova.project_domain_name,
+            }
+        )
+    if nova.auth_type == "v3applicationcredential":
+        return {
+            "auth_url": nova.auth_url,
+            "application_credential_id": nova.application_credential_id,
+            "application_credential_secret": nova.application_credential_secret.value
+            if nova.application_credential_secret
+            else None,
+        }
+    return {
+        "auth_url": nova.auth_url,
+        "username": nova.username,
+        "password": nova.password.value if nova.password else None,
+        "project_name": nova.project_name,
+        "user_domain_name": nova.user_domain_name,
+        "project_domain_name": nova.project_domain_name,
+    }
+
+
+class NovaReader:
+    """Reads the compute side of a snapshot through one Connection; counts its calls."""
+
+    def __init__(self, conn: Any, parallel: int = PARALLEL_READS, page: int = PAGE) -> None:
+        self.conn = conn
+        self.parallel = parallel
+        self.page = page
+        self.calls = 0
+
+    # -- transport ---------------------------------------------------------------------------
+    def _get(self, service: str, path: str, params: dict[str, Any] | None = None) -> Any:
+        from keystoneauth1 import exceptions as ksa
+
+        version = COMPUTE_MICROVERSION if service == "compute" else PLACEMENT_MICROVERSION
+        self.calls += 1
+        proxy = None
+        try:  # the first use of a proxy runs version discovery: already a request
+            proxy = self.conn.compute if service == "compute" else self.conn.placement
+            resp = proxy.get(path, params=params, microversion=version, raise_exc=False)
+        except ksa.Unauthorized as exc:
+            raise PermissionDenied(f"Nova: authentication failed ({_short(exc)})") from None
+        except (ksa.ConnectFailure, ksa.ConnectTimeout, ksa.DiscoveryFailure, ksa.EndpointNotFound) as exc:
+            raise UnavailableError(f"{service}: cannot reach {_where(proxy, path)}: {_short(exc)}") from None
+        except ksa.ClientException as exc:  # timeouts, SSL, catalog problems
+            raise UnavailableError(f"{service}: {path}: {_short(exc)}") from None
+        if resp.status_code in (401, 403):
+            need = NEEDS.get(path) or NEEDS.get(path.rsplit("/", 1)[-1], "admin")
+            what = "authentication failed" if resp.status_code == 401 else f"permission denied, needs {need}"
+            raise PermissionDenied(f"{service}: GET {path}: HTTP {resp.status_code}: {what}")
+        if resp.status_code >= 500:
+            raise UnavailableError(f"{service}: GET {_where(proxy, path)}: HTTP {resp.status_code}")
+        if resp.status_code >= 400:
+            raise DataError(f"{service}: GET {path}: HTTP {resp.status_code}: {resp.text[:300]}")
+        try:
+            return resp.json()
+        except ValueError:
+            raise UnavailableError(f"{service}: GET {path}: answer is not JSON") from None
+
+    def _pages(self, path: str, key: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every item of a Nova list, following ``<key>_links`` by marker."""
+        params = {**params, "limit": self.page}
+        while True:
+            body = self._get("compute", path, params)
+            items = body.get(key) or []
+            yield from items
+            nxt = [link for link in body.get(f"{key}_links") or [] if link.get("rel") == "next"]
+            if not nxt or not items:
+                return
+            params = {**params, "marker": items[-1]["id"]}
+
+    # -- reads ---------------------------------------------------------------------------------
+    def aggregates(self) -> tuple[Aggregate, ...]:
+        body = self._get("compute", "/os-aggregates")
+        return tuple(
+            Aggregate(
+                a["name"],
+                tuple(a.get("hosts") or ()),
+                {str(k): str(v) for k, v in (a.get("metadata") or {}).items()},
+            )
+            for a in body.get("aggregates") or []
+        )
+
+    def services(self) -> dict[str, Service]:
+        body = self._get("compute", "/os-services", {"binary": "nova-compute"})
+        out = {}
+        for s in body.get("services") or []:
+            out[s["host"]] = Service(
+                s["host"],
+                s.get("status") == "enabled",
+                s.get("state") == "up",
+                bool(s.get("forced_down")),
+                s.get("disabled_reason"),
+            )
+        return out
+
+    def capacity(self, hosts: Iterable[str] | None = None) -> dict[str, Capacity]:
+        """Placement's view: ``(total - reserved) * allocation_ratio`` per resource class.
+
+        Hypervisor ids are the compute nodes' UUIDs since 2.53, which are the
+        resource providers' UUIDs; a host with several nodes (Ironic) sums them.
+        ``hosts=None``: every hypervisor.
+        """
+        wanted = None if hosts is None else set(hosts)
+        nodes: list[tuple[str, str]] = []
+        for hv in self._pages("/os-hypervisors/detail", "hypervisors", {}):
+            host = (hv.get("service") or {}).get("host")
+            if host and (wanted is None or host in wanted):
+                nodes.append((host, hv["id"]))
+        with ThreadPoolExecutor(self.parallel) as pool:
+            invs = list(pool.map(self._inventory, [rp for _, rp in nodes]))
+        out: dict[str, Capacity] = {}
+        for (host, _), cap in zip(nodes, invs, strict=True):
+            out[host] = out[host] + cap if host in out else cap
+        return out
+
+    def _inventory(self, rp: str) -> Capacity:
+        inv = self._get("placement", f"/resource_providers/{rp}/inventories").get("inventories") or {}
+        return Capacity(*(_usable(inv.get(rc)) for rc in ("VCPU", "MEMORY_MB", "DISK_GB")))
+
+    def servers(self, hosts: Iterable[str]) -> tuple[Server, ...]:
+        """Servers of all projects on ``hosts``: one paginated list, filtered here."""
+        wanted = set(hosts)
+        out = []
+        for s in self._pages("/servers/detail", "servers", {"all_tenants": 1}):
+            host = s.get("OS-EXT-SRV-ATTR:host")
+            if host in wanted:
+                out.append(_server(s, host))
+        return tuple(out)
+
+    def server_groups(self) -> tuple[ServerGroup, ...]:
+        out = []
+        for g in self._pages("/os-server-groups", "server_groups", {"all_projects": True}):
+            out.append(
+                ServerGroup(
+                    g["id"],
+                    g.get("name") or g["id"],
+                    g.get("policy") or (g.get("policies") or ["?"])[0],
+                    dict(g.get("rules") or {}),
+                    tuple(g.get("members") or ()),
+                    g.get("project_id"),
+                )
+            )
+        return tuple(out)
+
+    def read(self, in_scope: Callable[[Aggregate], bool], include_unassigned: bool = False) -> NovaWorld:
+        """Everything a snapshot needs about the aggregates ``in_scope`` selects."""
+        every = self.aggregates()
+        aggregates = tuple(a for a in every if in_scope(a))
+        services = self.services()
+        hosts = {h for a in aggregates for h in a.hosts}
+        if include_unassigned:
+            hosts |= set(services) - {h for a in every for h in a.hosts}
+        hosts &= set(services)  # an aggregate may list a host whose service was deleted
+        capacity = self.capacity(hosts)
+        servers = self.servers(hosts)
+        groups = self.server_groups()
+        return NovaWorld(
+            aggregates, {h: services[h] for h in sorted(hosts)}, capacity, servers, groups, self.calls
+        )
+
+
+def _usable(inv: dict[str, Any] | None) -> float:
+    if not inv:
+        return 0.0
+    usable = (inv.get("total", 0) - inv.get("reserved", 0)) * inv.get("allocation_ratio", 1.0)
+    return float(math.floor(usable + 1e-9))  # Placement compares integers
+
+
+def _server(s: dict[str, Any], host: str) -> Server:
+    f = s.get("flavor") or {}
+    swap = f.get("swap") or 0
+    root = 0 if not s.get("image") else (f.get("disk") or 0)  # boot from volume: no local root disk
+    flavor = {
+        "name": f.get("original_name") or f.get("id") or "?",
+        "vcpus": f.get("vcpus", 0),
+        "memory_mb": f.get("ram", 0),
+        "disk_gb": root + (f.get("ephemeral") or 0) + math.ceil((swap or 0) / 1024),
+        "extra_specs": {str(k): str(v) for k, v in (f.get("extra_specs") or {}).items()},
+    }
+    return Server(
+        s["id"],
+        s.get("name") or "",
+        host,
+        s.get("OS-EXT-SRV-ATTR:instance_name"),
+        s.get("status") or "UNKNOWN",
+        s.get("OS-EXT-STS:task_state"),
+        flavor,
+        s.get("tenant_id") or s.get("project_id"),
+        tuple(s.get("tags") or ()),
+        {str(k): str(v) for k, v in (s.get("metadata") or {}).items()},
+    )
+
+
+def _where(proxy: Any, path: str) -> str:
+    if proxy is None:
+        return path
+    try:
+        base = proxy.get_endpoint()
+    except Exception:
+        base = None
+    return f"{base.rstrip('/')}{path}" if base else path
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:300]
