@@ -594,6 +594,21 @@ def show_state(state_path: str, now: str | None) -> None:
     click.echo(f"{len(current.results)} recorded result(s)")
 
 
+def _register_cloud_commands() -> None:
+    from kronos import cli_cloud
+
+    cli.add_command(cli_cloud.record)
+    cli.add_command(cli_cloud.check_config)
+    replay_help = (
+        "Plan on a snapshot `kronos record` wrote (as `kronos plan` does; the\n"
+        "original kronos-replay): same options, same plan."
+    )
+    cli.add_command(click.Command("replay", params=plan.params, callback=plan.callback, help=replay_help))
+
+
+_register_cloud_commands()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the click group and map failures to sysexits codes."""
     _prepare_numba_cache()
