@@ -6,8 +6,8 @@ base class patches openstacksdk, ``os.uname``, logging and global config):
 
     OS_NOVA_DISABLE_EVENTLET_PATCHING=1 nova-venv/bin/python tests/nova_cloud.py cmp-1 cmp-2 cmp-3
 
-It prints ``READY http://127.0.0.1:PORT/v2.1`` and serves until its parent
-dies or stdin closes. Tokens: ``admin`` (roles reader, member, admin) and
+It prints ``READY http://127.0.0.1:PORT/v2.1 http://127.0.0.1:PORT2`` (the
+compute API and Placement) and serves until its parent dies or stdin closes. Tokens: ``admin`` (roles reader, member, admin) and
 ``member`` (reader, member), mapped by a tiny WSGI shim onto the headers
 Nova's functional-test Keystone stub reads.
 """
@@ -52,20 +52,9 @@ def _shim(app):  # type: ignore[no-untyped-def]
     return wrapped
 
 
-def main(hosts: list[str]) -> None:
+def _serve(app):  # type: ignore[no-untyped-def]
     from socketserver import ThreadingMixIn
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
-    from nova import quota
-    from nova.api import wsgi
-
-    cloud = Cloud()
-    cloud.setUp()
-    cloud.flags(driver="nova.quota.NoopQuotaDriver", group="quota")
-    quota.QUOTAS._driver_cls = None  # re-read the driver
-    for host in hosts:
-        cloud._start_compute(host)
-    app = _shim(wsgi.Loader().load_app("osapi_compute"))
 
     class Server(ThreadingMixIn, WSGIServer):
         daemon_threads = True
@@ -76,9 +65,31 @@ def main(hosts: list[str]) -> None:
 
     server = make_server("127.0.0.1", 0, app, server_class=Server, handler_class=Quiet)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(f"READY http://127.0.0.1:{server.server_port}/v2.1", flush=True)
-    sys.stdin.read()  # the parent closes stdin (or dies): stop
+    return f"http://127.0.0.1:{server.server_port}"
+
+
+def _orphaned() -> None:
+    """Exit when the parent goes away (stdin closes), whatever the parent did."""
+    sys.stdin.read()
     os._exit(0)
+
+
+def main(hosts: list[str]) -> None:
+    from nova import quota
+    from nova.api import wsgi
+    from placement import deploy
+
+    cloud = Cloud()
+    cloud.setUp()
+    cloud.flags(driver="nova.quota.NoopQuotaDriver", group="quota")
+    quota.QUOTAS._driver_cls = None  # re-read the driver
+    for host in hosts:
+        cloud._start_compute(host)
+    compute = _serve(_shim(wsgi.Loader().load_app("osapi_compute")))
+    # the fixture's Placement (same database) over HTTP too: noauth2, token "admin" is admin
+    placement = _serve(deploy.loadapp(cloud.placement.fixture.conf_fixture.conf))
+    print(f"READY {compute}/v2.1 {placement}", flush=True)
+    _orphaned()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,213 @@
+"""Start the real Nova of tests/nova_cloud.py in its own process and talk to it.
+
+The Nova environment lives in its own virtualenv (``.nova-venv`` in the
+repository, made by ``.ci/run``; or ``KRONOS_NOVA_PYTHON``). Each test module
+gets a fresh cloud: the fake cloud slows down over hundreds of operations.
+Without the environment the tests skip locally and fail under ``CI=true``.
+
+Setup helpers drive Nova through its REST API with openstacksdk, exactly as
+an operator's tooling would; boots go at most ``BOOTS_IN_FLIGHT`` at a time
+(Nova's test fixtures can deadlock under more concurrency).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+
+IMAGE = "155d900f-4e14-4e4c-a73d-069cbf4541e6"  # the Glance fixture's first image
+MV = "2.74"  # server create with a requested host
+BOOTS_IN_FLIGHT = 4
+
+
+def unavailable(why: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"real Nova required under CI=true: {why}", pytrace=False)
+    pytest.skip(
+        f"no real Nova: {why} (python3 -m venv .nova-venv && "
+        ".nova-venv/bin/pip install -r tests/nova-requirements.txt -c tests/nova-constraints.txt)"
+    )
+
+
+def nova_python() -> Path:
+    chosen = os.environ.get("KRONOS_NOVA_PYTHON")
+    exe = Path(chosen) if chosen else ROOT / ".nova-venv" / "bin" / "python"
+    if not exe.exists():
+        unavailable(f"{exe} not found")
+    return exe
+
+
+@dataclass
+class Cloud:
+    compute: str
+    placement: str
+
+    def connect(self, token: str = "admin") -> Any:
+        from kronos.adapters.config import NovaConfig, Secret
+        from kronos.adapters.nova import connect
+
+        return connect(
+            NovaConfig(
+                auth_type="admin_token",
+                token=Secret(token),
+                compute_endpoint_override=self.compute,
+                placement_endpoint_override=self.placement,
+            )
+        )
+
+    def conf(self, token: str = "admin") -> str:
+        """The [nova] section of a kronos.conf for this cloud."""
+        return (
+            "[nova]\nauth_type = admin_token\n"
+            f"token = {token}\ncompute_endpoint_override = {self.compute}\n"
+            f"placement_endpoint_override = {self.placement}\n"
+        )
+
+
+@contextmanager
+def serve(hosts: Sequence[str], workdir: Path, limit: float = 120.0) -> Iterator[Cloud]:
+    exe = nova_python()
+    tmp = workdir / "tmp"
+    tmp.mkdir(exist_ok=True)
+    log = workdir / "nova.log"
+    env = {**os.environ, "OS_NOVA_DISABLE_EVENTLET_PATCHING": "1", "TMPDIR": str(tmp)}
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [str(exe), str(ROOT / "tests" / "nova_cloud.py"), *hosts],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=env,
+            cwd=workdir,
+            text=True,
+        )
+    assert proc.stdout is not None and proc.stdin is not None
+    line = ""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and proc.poll() is None:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready:
+            line = proc.stdout.readline()
+            if line.startswith("READY ") or not line:
+                break
+    if not line.startswith("READY "):
+        proc.kill()
+        proc.wait()
+        unavailable(f"nova_cloud.py did not become ready: {log.read_text()[-1500:]}")
+    _, compute, placement = line.split()
+    try:
+        yield Cloud(compute, placement)
+    finally:
+        proc.stdin.close()  # the cloud exits when its stdin closes
+        proc.stdout.close()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- building a world through the API ---------------------------------------------------------------
+def call(conn: Any, method: str, path: str, body: dict[str, Any] | None = None, mv: str = MV) -> Any:
+    resp = getattr(conn.compute, method)(path, json=body, microversion=mv, raise_exc=False)
+    if resp.status_code >= 400:
+        raise AssertionError(f"{method.upper()} {path}: HTTP {resp.status_code}: {resp.text[:400]}")
+    return resp.json() if resp.content else None
+
+
+def flavor(
+    conn: Any, name: str, vcpus: int, ram: int, disk: int, extra_specs: dict[str, str] | None = None
+) -> str:
+    fid = call(
+        conn, "post", "/flavors", {"flavor": {"name": name, "vcpus": vcpus, "ram": ram, "disk": disk}}
+    )["flavor"]["id"]
+    if extra_specs:
+        call(conn, "post", f"/flavors/{fid}/os-extra_specs", {"extra_specs": extra_specs})
+    return str(fid)
+
+
+def aggregate(conn: Any, name: str, hosts: Sequence[str], az: str | None = None, **metadata: str) -> int:
+    agg = call(conn, "post", "/os-aggregates", {"aggregate": {"name": name, "availability_zone": az}})
+    aid = agg["aggregate"]["id"]
+    for h in hosts:
+        call(conn, "post", f"/os-aggregates/{aid}/action", {"add_host": {"host": h}})
+    if metadata:
+        call(conn, "post", f"/os-aggregates/{aid}/action", {"set_metadata": {"metadata": metadata}})
+    return int(aid)
+
+
+def server_group(conn: Any, name: str, policy: str, rules: dict[str, int] | None = None) -> str:
+    body: dict[str, Any] = {"name": name, "policy": policy}
+    if rules:
+        body["rules"] = rules
+    return str(call(conn, "post", "/os-server-groups", {"server_group": body})["server_group"]["id"])
+
+
+@dataclass
+class Boot:
+    name: str
+    flavor: str
+    host: str | None = None
+    group: str | None = None
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, str] | None = None
+    az: str | None = None
+
+
+def boot(conn: Any, boots: Sequence[Boot], limit: float = 120.0) -> dict[str, str]:
+    """Boot every server (at most BOOTS_IN_FLIGHT at a time); name → id once all are ACTIVE."""
+    ids: dict[str, str] = {}
+    pending = list(boots)
+    while pending:
+        batch, pending = pending[:BOOTS_IN_FLIGHT], pending[BOOTS_IN_FLIGHT:]
+        for b in batch:
+            server: dict[str, Any] = {
+                "name": b.name,
+                "imageRef": IMAGE,
+                "flavorRef": b.flavor,
+                "networks": "none",
+                "tags": list(b.tags),
+                "metadata": b.metadata or {},
+            }
+            if b.host:
+                server["host"] = b.host
+            if b.az:
+                server["availability_zone"] = b.az
+            body: dict[str, Any] = {"server": server}
+            if b.group:
+                body["os:scheduler_hints"] = {"group": b.group}
+            ids[b.name] = call(conn, "post", "/servers", body)["server"]["id"]
+        for b in batch:
+            wait_status(conn, ids[b.name], "ACTIVE", limit)
+    return ids
+
+
+def wait_status(conn: Any, server_id: str, status: str, limit: float = 120.0) -> dict[str, Any]:
+    deadline = time.monotonic() + limit
+    while True:
+        s = call(conn, "get", f"/servers/{server_id}")["server"]
+        if s["status"] == status and not s.get("OS-EXT-STS:task_state"):
+            return dict(s)
+        if s["status"] == "ERROR" and status != "ERROR":
+            raise AssertionError(f"server {server_id} went to ERROR: {s.get('fault')}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"server {server_id} not {status} after {limit}s: {s['status']}")
+        time.sleep(0.1)
+
+
+if __name__ == "__main__":  # manual: python -m tests.nova_server cmp-1 cmp-2
+    with serve(sys.argv[1:] or ["cmp-1"], Path.cwd()) as cloud:
+        print(cloud)
+        input("serving; press Enter to stop ")
