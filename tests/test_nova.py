@@ -368,3 +368,73 @@ def test_record_json_is_a_valid_snapshot_document(conf: Path, tmp_path: Path) ->
     assert [a["name"] for a in doc["aggregates"]] == ["agg-a"]
     assert {h["name"] for h in doc["hosts"]} == set(AGG_A)
     assert doc["taken_at"] == "2026-01-01T00:00:00Z"
+
+
+def test_vm_profiles_keyed_by_libvirt_domain_name_map_to_instance_uuids(
+    conf: Path, world: World, prom: str
+) -> None:
+    """Exporters that only know the libvirt domain: Nova's instance_name maps it to the UUID."""
+    import attrs
+
+    config = load_config(str(conf), {})
+    by_domain = tuple(
+        attrs.evolve(p, vm_profile_label="domain", vm_profile_label_type="libvirt_domain_name")
+        for p in config.policies
+    )
+    snap = record(
+        attrs.evolve(config, policies=by_domain),
+        NovaReader(world.cloud.connect()),
+        PrometheusClient(prom),
+        AT,
+    )
+    truth = world.truth()
+    checked = 0
+    for vm in snap.vms:
+        if vm.id in truth.vms:
+            assert vm.weights["memory-spread"] == pytest.approx(truth.vm_mem(truth.vms[vm.id]), abs=1e-9)
+            checked += 1
+    assert checked == len(truth.vms) >= 15
+
+
+def test_os_cloud_reads_credentials_from_clouds_yaml(conf: Path, world: World, tmp_path: Path) -> None:
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text(
+        "clouds:\n  test-cloud:\n    auth_type: admin_token\n"
+        f"    auth:\n      endpoint: {world.cloud.compute}\n      token: admin\n"
+        f"    compute_endpoint_override: {world.cloud.compute}\n"
+        f"    placement_endpoint_override: {world.cloud.placement}\n"
+    )
+    bare = tmp_path / "kronos.conf"
+    bare.write_text(conf.read_text().split("[nova]")[0])  # no [nova] section at all
+    (tmp_path / "policies.yaml").write_text((conf.parent / "policies.yaml").read_text())
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from kronos.cli import main; main()",
+            "record",
+            "--config",
+            str(bare),
+            "--os-cloud",
+            "test-cloud",
+            "--aggregate",
+            "agg-b",
+            "--at",
+            str(promdata.END),
+            "-o",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "OS_CLIENT_CONFIG_FILE": str(clouds)},
+    )
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert {h["name"] for h in doc["hosts"]} == set(AGG_B)
+    unknown = kronos_cli("record", "--config", str(bare), "--os-cloud", "nope", "-o", "-")
+    assert unknown.returncode == 78 and "nope" in unknown.stderr and "Traceback" not in unknown.stderr
