@@ -179,3 +179,167 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None) ->
     click.echo("check-config: " + ("passed" if checks.code == 0 else "FAILED"))
     if checks.code:
         raise SystemExit(checks.code)
+
+
+def _done_steps(results_path: str | None, pid: str) -> set[int]:
+    """Steps of this plan a previous run finished (any outcome but Interrupted)."""
+    import json
+    from pathlib import Path
+
+    if not results_path or not Path(results_path).exists():
+        return set()
+    done = set()
+    for line in Path(results_path).read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # a line cut by SIGKILL: that step is reconciled from Nova instead
+        if row.get("plan") == pid and row.get("outcome") != "Interrupted":
+            done.add(int(row["seq"]))
+    return done
+
+
+@click.command()
+@click.argument("plan_file", metavar="PLAN")
+@click.option("--config", "config_path", required=True, help="kronos.conf ([nova], [executor])")
+@click.option("--state", "state_path", help="state file: cooldowns and quarantines are written back")
+@click.option("--results", "results_path", help="append one JSON line per step outcome here")
+@click.option("--dry-run", is_flag=True, help="print what would be done, touch nothing")
+@OS_CLOUD
+def execute(
+    plan_file: str,
+    config_path: str,
+    state_path: str | None,
+    results_path: str | None,
+    dry_run: bool,
+    os_cloud: str | None,
+) -> None:
+    """Carry out PLAN through Nova: pre-flight, migrate, poll, post-flight, retry.
+
+    Refuses a plan older than [executor] max_plan_age and, before starting,
+    one whose VMs drifted by more than max_drift (exit 75). SIGINT/SIGTERM:
+    no new steps, running ones finish and are recorded; a second signal
+    exits at once. A rerun of the same plan skips finished steps and
+    reconciles interrupted ones from Nova's migration records.
+    """
+    import json
+    import signal
+    import sys
+    import threading
+    from pathlib import Path
+
+    import attrs
+
+    import kronos
+    from kronos.adapters.executor import Executor, StepResult, check_plan_age, plan_id
+    from kronos.adapters.nova import connect
+    from kronos.adapters.nova_actions import Compute
+    from kronos.errors import TemporaryFailure
+
+    config = _config(config_path, require_scope=False)
+    plan = kronos.load_plan(plan_file)
+    pid = plan_id(plan)
+    skip = _done_steps(results_path, pid)
+    todo = [s for s in plan.steps if s.seq not in skip]
+    if dry_run:
+        for s in todo:
+            click.echo(
+                f"would {s.action} {s.name or s.instance} {s.source} -> {s.destination} (wave {s.wave})"
+            )
+        click.echo(f"dry run: {len(todo)} step(s), {len(skip)} already done")
+        return
+    ex_conf = config.executor
+    check_plan_age(plan, datetime.now(UTC), ex_conf.max_plan_age)
+    compute = Compute(connect(config.nova, os_cloud))
+    stop = threading.Event()
+    state = {"value": kronos.load_state(state_path) if state_path and Path(state_path).exists() else None}
+    out = Path(results_path).open("a", encoding="utf-8") if results_path else None  # noqa: SIM115
+
+    def report(result: StepResult) -> None:
+        if out is not None:
+            out.write(json.dumps(attrs.asdict(result), sort_keys=True) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        if state_path and result.outcome != "Interrupted":
+            state["value"] = kronos.record_result(
+                state["value"],
+                result.instance,
+                result.outcome,
+                at=datetime.now(UTC),
+                error=result.error,
+                **_state_options(config),
+            )
+            kronos.dump(state["value"], state_path)
+        click.echo(
+            f"[{result.seq}/{len(plan.steps)}] {result.outcome:<16} {result.instance} "
+            f"{result.source} -> {result.destination} ({result.attempts} attempt(s), {result.seconds:.1f}s)"
+            + (f": {result.error}" if result.error else "")
+            + (" [reconciled]" if result.reconciled else "")
+        )
+
+    executor = Executor(compute, ex_conf, report, stop=stop)
+    share, changed = executor.drift(todo)
+    if share > ex_conf.max_drift:
+        for c in changed[:10]:
+            click.echo(f"  drifted: {c}", err=True)
+        raise TemporaryFailure(
+            f"{share:.0%} of the plan's VMs moved or changed state since it was made "
+            f"(max_drift {ex_conf.max_drift:.0%}): plan again"
+        )
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if stop.is_set():  # second signal: record what is still running, leave now
+            for step in list(executor.running.values()):
+                now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                report(
+                    StepResult(
+                        step.seq,
+                        step.wave,
+                        step.instance,
+                        step.action,
+                        step.source,
+                        step.destination,
+                        "Interrupted",
+                        0,
+                        now,
+                        now,
+                        0.0,
+                        f"signal {signum} while running",
+                        None,
+                        False,
+                        pid,
+                    )
+                )
+            if out is not None:
+                out.close()
+            os._exit(130)
+        click.echo(
+            f"signal {signum}: starting no new steps; waiting for running ones (again to exit now)", err=True
+        )
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    results = executor.execute(plan, skip)
+    if out is not None:
+        out.close()
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.outcome] = counts.get(r.outcome, 0) + 1
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing to do"
+    click.echo(
+        f"executed {len(results)} of {len(todo)} step(s): {summary}" + (" (stopped)" if stop.is_set() else "")
+    )
+    sys.stdout.flush()
+    if stop.is_set():
+        raise SystemExit(130)
+    if any(r.outcome != "Succeeded" for r in results):
+        raise SystemExit(1)
+
+
+def _state_options(config: Any) -> dict[str, Any]:
+    opts = config.engine.options
+    return {
+        "instance_cooldown": opts.instance_cooldown,
+        "instance_quarantine_seconds": opts.instance_quarantine_seconds,
+    }

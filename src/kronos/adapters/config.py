@@ -113,6 +113,10 @@ class ExecutorConfig:
     max_drift: float = 0.10
     #: refuse plans older than this many seconds
     max_plan_age: float = 900.0
+    #: seconds between reads of a running migration's record
+    poll_interval: float = 2.0
+    #: a failed step is retried after retry_backoff, 2 x retry_backoff, ... seconds
+    retry_backoff: float = 5.0
 
 
 @frozen
@@ -149,6 +153,7 @@ _POSITIVE = {
     "migration_timeout",
     "max_sample_age",
     "max_concurrent_migrations",
+    "poll_interval",
 }
 _FRACTIONS = {"min_host_coverage", "max_drift"}
 

@@ -1,0 +1,290 @@
+"""Carry out a plan through Nova, step by step, never on stale facts.
+
+For each step, in wave order (a wave's steps concurrently, at most
+``max_concurrent_migrations``, started ``stagger_seconds`` apart):
+pre-flight (the server is still where the plan thinks, in a state the
+action allows, the destination enabled and up), act, poll the migration
+record to a terminal status (the server's host flips before the record
+completes), post-flight (on the destination, in its pre-move status), and
+retry failures with exponential backoff, re-running pre-flight each time.
+A refusal by Nova (4xx, e.g. it would break anti-affinity) and a timeout
+are definitive: retrying cannot help, and a timed-out migration may still
+be running.
+
+A step whose VM already sits on its destination with a migration record
+newer than the plan is reconciled as done instead of being moved again:
+that is how a rerun after SIGKILL picks up. Every outcome goes to
+``report`` as soon as it is known (the CLI appends it to the results file
+and the state), so a stop at any point loses nothing that happened.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from itertools import groupby
+from typing import Any
+
+from attrs import frozen
+
+from kronos.adapters.config import ExecutorConfig
+from kronos.adapters.nova_actions import Compute, Refused, Transient
+from kronos.core.model import Plan, Step
+from kronos.errors import TemporaryFailure
+
+DONE = {"completed", "done", "confirmed"}
+FAILED = {"error", "failed", "cancelled"}
+ALLOWED = {
+    "live-migrate": {"ACTIVE"},
+    "cold-migrate": {"ACTIVE", "SHUTOFF"},
+    "evacuate": {"ACTIVE", "SHUTOFF", "ERROR"},
+}
+
+
+@frozen
+class StepResult:
+    seq: int
+    wave: int
+    instance: str
+    action: str
+    source: str
+    destination: str
+    outcome: str  # Succeeded | PreFlightError | MigrationFailed | MigrationTimeout | Interrupted
+    attempts: int
+    started_at: str
+    finished_at: str
+    seconds: float
+    error: str | None = None
+    migration: str | None = None  # Nova's migration record uuid
+    reconciled: bool = False
+    plan: str | None = None  # the plan's created_at + snapshot digest: which plan this step belonged to
+
+
+class PreFlightError(Exception):
+    pass
+
+
+class _Failure(Exception):
+    def __init__(self, message: str, definitive: bool = False, outcome: str = "MigrationFailed") -> None:
+        super().__init__(message)
+        self.definitive = definitive
+        self.outcome = outcome
+
+
+def plan_id(plan: Plan) -> str:
+    return f"{plan.created_at.strftime('%Y-%m-%dT%H:%M:%SZ')} {plan.snapshot_digest}"
+
+
+def check_plan_age(plan: Plan, now: datetime, max_age: float) -> None:
+    age = (now - plan.created_at).total_seconds()
+    if age > max_age:
+        raise TemporaryFailure(
+            f"plan created {age:.0f}s ago, older than [executor] max_plan_age = {max_age:g}s: plan again"
+        )
+
+
+class Executor:
+    def __init__(
+        self,
+        compute: Compute,
+        config: ExecutorConfig,
+        report: Callable[[StepResult], None],
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.compute = compute
+        self.config = config
+        self.report = report
+        self.clock = clock
+        self.stop = stop or threading.Event()
+        self.poll_interval = config.poll_interval
+        self.retry_backoff = config.retry_backoff
+        self.running: dict[int, Step] = {}
+        self._lock = threading.Lock()
+
+    # -- the plan -----------------------------------------------------------------------------
+    def drift(self, steps: Sequence[Step]) -> tuple[float, list[str]]:
+        """Fraction of the plan's VMs that moved or changed state since the plan was made."""
+        changed = []
+        for step in steps:
+            try:
+                s = self.compute.server(step.instance)
+            except Refused:
+                changed.append(f"{step.instance}: gone")
+                continue
+            host, status = s.get("OS-EXT-SRV-ATTR:host"), s.get("status")
+            if host == step.destination:
+                continue  # an earlier run of this plan moved it: reconciled, not drift
+            if host != step.source:
+                changed.append(f"{step.instance}: on {host}, not {step.source}")
+            elif status not in ALLOWED.get(step.action, {"ACTIVE"}) or s.get("OS-EXT-STS:task_state"):
+                changed.append(f"{step.instance}: {status} {s.get('OS-EXT-STS:task_state') or ''}".rstrip())
+        return (len(changed) / len(steps) if steps else 0.0), changed
+
+    def execute(self, plan: Plan, skip: set[int] | None = None) -> list[StepResult]:
+        """Run every step not in ``skip`` (already done in an earlier run); returns the outcomes."""
+        results: list[StepResult] = []
+        pid = plan_id(plan)
+        todo = [s for s in plan.steps if s.seq not in (skip or set())]
+        for _, wave in groupby(sorted(todo, key=lambda s: (s.wave, s.seq)), key=lambda s: s.wave):
+            if self.stop.is_set():
+                break
+            with ThreadPoolExecutor(max(1, self.config.max_concurrent_migrations)) as pool:
+                futures = []
+                for k, step in enumerate(wave):
+                    if k and self.stop.wait(self.config.stagger_seconds):
+                        break
+                    if self.stop.is_set():
+                        break
+                    futures.append(pool.submit(self._run, step, plan, pid))
+                results.extend(f.result() for f in futures)
+        return results
+
+    # -- one step -----------------------------------------------------------------------------
+    def _run(self, step: Step, plan: Plan, pid: str) -> StepResult:
+        with self._lock:
+            self.running[step.seq] = step
+        t0 = self.clock()
+        attempts, error, migration, outcome, reconciled = 0, None, None, "MigrationFailed", False
+        while True:
+            attempts += 1
+            try:
+                migration, reconciled = self._attempt(step, plan)
+                outcome, error = "Succeeded", None
+                break
+            except PreFlightError as exc:
+                outcome, error = "PreFlightError", str(exc)
+                break
+            except (_Failure, Transient) as exc:
+                error = str(exc)
+                definitive = isinstance(exc, _Failure) and exc.definitive
+                outcome = exc.outcome if isinstance(exc, _Failure) else "MigrationFailed"
+                if definitive or attempts > self.config.max_retries:
+                    break
+                if self.stop.wait(self.retry_backoff * 2 ** (attempts - 1)):
+                    break
+        t1 = self.clock()
+        result = StepResult(
+            step.seq,
+            step.wave,
+            step.instance,
+            step.action,
+            step.source,
+            step.destination,
+            outcome,
+            attempts,
+            _iso(t0),
+            _iso(t1),
+            round((t1 - t0).total_seconds(), 3),
+            error,
+            migration,
+            reconciled,
+            pid,
+        )
+        with self._lock:
+            self.running.pop(step.seq, None)
+            self.report(result)
+        return result
+
+    def _attempt(self, step: Step, plan: Plan) -> tuple[str | None, bool]:
+        server = self.compute.server(step.instance)
+        done = self._already_done(step, plan, server)
+        if done is not None:
+            return done, True
+        status = self._preflight(step, server)
+        seen = {m.get("uuid") for m in self.compute.migrations(step.instance)}
+        try:
+            self.compute.act(step.action, step.instance, step.destination)
+        except Refused as exc:
+            raise _Failure(f"Nova refused: {exc}", definitive=True) from None
+        except Transient:
+            if not [m for m in self.compute.migrations(step.instance) if m.get("uuid") not in seen]:
+                raise  # the request never arrived: retry
+        record = self._poll(step, seen)
+        self._postflight(step, status)
+        return record.get("uuid"), False
+
+    def _already_done(self, step: Step, plan: Plan, server: dict[str, Any]) -> str | None:
+        """A migration to the destination newer than the plan: an earlier run moved it."""
+        if server.get("OS-EXT-SRV-ATTR:host") != step.destination:
+            return None
+        for m in reversed(self.compute.migrations(step.instance)):
+            if m.get("dest_compute") == step.destination and m.get("status") in DONE:
+                created = _parse(m.get("created_at"))
+                if created is not None and created >= plan.created_at.replace(microsecond=0):
+                    return str(m.get("uuid"))
+        return None
+
+    def _preflight(self, step: Step, server: dict[str, Any]) -> str:
+        host, status = server.get("OS-EXT-SRV-ATTR:host"), server.get("status")
+        task = server.get("OS-EXT-STS:task_state")
+        if host != step.source:
+            raise PreFlightError(f"moved: on {host}, the plan says {step.source}")
+        if status not in ALLOWED[step.action]:
+            raise PreFlightError(
+                f"status {status}: {step.action} needs {'/'.join(sorted(ALLOWED[step.action]))}"
+            )
+        if task and step.action != "evacuate":
+            raise PreFlightError(f"task_state {task}: another operation is running")
+        dest = self.compute.service(step.destination)
+        if dest is None:
+            raise PreFlightError(f"destination {step.destination}: no nova-compute service")
+        if dest.get("status") != "enabled":
+            why = f" ({dest['disabled_reason']})" if dest.get("disabled_reason") else ""
+            raise PreFlightError(f"destination {step.destination} is disabled{why}")
+        if dest.get("state") != "up" or dest.get("forced_down"):
+            raise PreFlightError(f"destination {step.destination} is down")
+        if step.action == "evacuate":
+            src = self.compute.service(step.source)
+            if src is not None and src.get("state") == "up" and not src.get("forced_down"):
+                raise PreFlightError(f"source {step.source} is up: evacuate only a failed, fenced host")
+        return str(status)
+
+    def _poll(self, step: Step, seen: set[Any]) -> dict[str, Any]:
+        deadline = self.clock().timestamp() + self.config.migration_timeout
+        confirmed = False
+        while True:
+            fresh = [m for m in self.compute.migrations(step.instance) if m.get("uuid") not in seen]
+            if fresh:
+                record = fresh[-1]
+                st = record.get("status")
+                if st in DONE:
+                    return record
+                if st in FAILED:
+                    raise _Failure(f"migration {record.get('uuid')} ended {st}")
+                if st == "finished" and step.action == "cold-migrate" and not confirmed:
+                    self.compute.confirm_resize(step.instance)  # cold migration waits in VERIFY_RESIZE
+                    confirmed = True
+            if self.clock().timestamp() > deadline:
+                raise _Failure(
+                    f"no terminal migration status after {self.config.migration_timeout:g}s",
+                    definitive=True,
+                    outcome="MigrationTimeout",
+                )
+            threading.Event().wait(self.poll_interval)
+
+    def _postflight(self, step: Step, status: str) -> None:
+        server = self.compute.server(step.instance)
+        host = server.get("OS-EXT-SRV-ATTR:host")
+        if host != step.destination:
+            raise _Failure(f"post-flight: on {host}, not {step.destination}")
+        expected = "ACTIVE" if step.action == "evacuate" and status == "ERROR" else status
+        if server.get("status") != expected:
+            raise _Failure(f"post-flight: status {server.get('status')}, expected {expected}")
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse(text: Any) -> datetime | None:
+    if not text:
+        return None
+    try:
+        t = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
