@@ -222,3 +222,46 @@ def test_an_old_plan_is_refused_and_dry_run_touches_nothing(cloud: Cloud, tmp_pa
     out, rows = _run(cloud, tmp_path, old, "--dry-run")
     assert out.returncode == 0 and f"would live-migrate {vms[0]} cmp-2 -> cmp-3" in out.stdout
     assert cloud.migrations(vms[0]) == [] and rows == []
+
+
+def test_sigterm_mid_run_records_every_started_step_and_starts_no_more(cloud: Cloud, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    vms = cloud.boot("s", ["cmp-1"] * 4)
+    plan = _plan([(1, v, "cmp-1", "cmp-2") for v in vms])
+    kronos.dump(plan, tmp_path / "plan.json")
+    conf = _conf(cloud, tmp_path, max_concurrent_migrations=1)
+    results = tmp_path / "results.jsonl"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from kronos.cli import main; main()",
+            "execute",
+            str(tmp_path / "plan.json"),
+            "--config",
+            str(conf),
+            "--results",
+            str(results),
+            "--state",
+            str(tmp_path / "state.json"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not [m for v in vms for m in cloud.migrations(v)] and time.monotonic() < deadline:
+        time.sleep(0.05)  # the first migration is under way
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    moved = [v for v in vms if cloud.migrations(v)]
+    assert {r["instance"] for r in rows} == set(moved) and len(moved) < len(vms)
+    assert all(r["outcome"] == "Succeeded" for r in rows)
+    assert "starting no new steps" in err
+    kronos.load_state(tmp_path / "state.json")  # parses

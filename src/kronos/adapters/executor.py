@@ -140,12 +140,14 @@ class Executor:
                     if self.stop.is_set():
                         break
                     futures.append(pool.submit(self._run, step, plan, pid))
-                results.extend(f.result() for f in futures)
+                results.extend(r for f in futures if (r := f.result()) is not None)
         return results
 
     # -- one step -----------------------------------------------------------------------------
-    def _run(self, step: Step, plan: Plan, pid: str) -> StepResult:
+    def _run(self, step: Step, plan: Plan, pid: str) -> StepResult | None:
         with self._lock:
+            if self.stop.is_set():
+                return None  # queued behind max_concurrent_migrations when the stop came: not started
             self.running[step.seq] = step
         t0 = self.clock()
         attempts, error, migration, outcome, reconciled = 0, None, None, "MigrationFailed", False
