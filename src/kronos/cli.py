@@ -207,9 +207,10 @@ def _engine_options(config_path: str | None) -> dict[str, Any]:
     """The planner options kronos.conf sets (its [engine] section and KRONOS_ENGINE_*)."""
     if config_path is None:
         return {}
+    from kronos.cli_cloud import load_config
     from kronos.core.options import PlannerOptions
 
-    config = _load_config(config_path, require_scope=False)
+    config = load_config(config_path, require_scope=False)
     defaults = PlannerOptions().as_dict()
     chosen = {k: v for k, v in config.engine.options.as_dict().items() if v != defaults[k]}
     if config.scope:
@@ -375,30 +376,6 @@ def show(plan_file: str, no_reasons: bool) -> None:
     click.echo(plan_table(kronos.load_plan(plan_file), reasons=not no_reasons), nl=False)
 
 
-def _load_config(path: str | None, require_scope: bool = True) -> Any:
-    from kronos.adapters.config import load_config
-
-    return load_config(path, os.environ, require_scope=require_scope)
-
-
-def _parse_at(text: str | None) -> datetime:
-    """--at: RFC 3339 or Unix seconds; default now (the CLI may read the clock)."""
-    from datetime import UTC
-
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        return datetime.fromtimestamp(float(text), UTC)
-    except ValueError:
-        pass
-    from kronos.core.convert import parse_time
-
-    try:
-        return parse_time(text)
-    except ValueError as exc:
-        raise UsageError(f"--at {text!r}: not an RFC 3339 time or Unix seconds") from exc
-
-
 def _score_scope(
     snapshot_path: str | None, chosen: tuple[str, ...], config: Any, reported: set[str]
 ) -> tuple[dict[str, list[str]], set[str]]:
@@ -446,11 +423,12 @@ def scores(
     """
     from kronos.adapters.prometheus import PrometheusClient
     from kronos.adapters.scores import assess, read_policies
+    from kronos.cli_cloud import load_config, parse_at
     from kronos.core.convert import format_time
     from kronos.render import scores_table
 
-    config = _load_config(config_path, require_scope=False)
-    at = _parse_at(at_text)
+    config = load_config(config_path, require_scope=False)
+    at = parse_at(at_text)
     client = PrometheusClient.from_config(config.prometheus)
     readings = read_policies(client, config.policies, at)
     reported = set().union(*(r.hosts for r in readings.values()))

@@ -20,13 +20,15 @@ OS_CLOUD = click.option(
 )
 
 
-def _config(path: str | None, require_scope: bool) -> Any:
-    from kronos.adapters.config import load_config
+def load_config(path: str | None, require_scope: bool = True) -> Any:
+    """kronos.conf overlaid with KRONOS_* from the environment (the CLI may read it; the core never)."""
+    from kronos.adapters import config
 
-    return load_config(path, os.environ, require_scope=require_scope)
+    return config.load_config(path, os.environ, require_scope=require_scope)
 
 
-def _at(text: str | None) -> datetime:
+def parse_at(text: str | None) -> datetime:
+    """--at: RFC 3339 or Unix seconds; default now (the CLI may read the clock)."""
     if text is None:
         return datetime.now(UTC)
     from kronos.core.convert import parse_time
@@ -63,8 +65,8 @@ def record(
     from kronos.adapters.prometheus import PrometheusClient
     from kronos.adapters.record import record as take
 
-    config = _config(config_path, require_scope=not aggregates)
-    at = _at(at_text)
+    config = load_config(config_path, require_scope=not aggregates)
+    at = parse_at(at_text)
     reader = NovaReader(connect(config.nova, os_cloud))
     snap = take(config, reader, PrometheusClient.from_config(config.prometheus), at, aggregates or None)
     kronos.dump(snap, output)
@@ -113,7 +115,7 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None) ->
     holder: dict[str, Any] = {}
 
     def config() -> str:
-        holder["config"] = c = _config(config_path, require_scope=True)
+        holder["config"] = c = load_config(config_path, require_scope=True)
         pols = ", ".join(p.name for p in c.policies if p.enabled)
         return f"{c.source} and its policies ({pols}); aggregates {', '.join(c.scope)}"
 
@@ -125,7 +127,7 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None) ->
         from kronos.adapters.prometheus import PrometheusClient
         from kronos.adapters.scores import read_policies
 
-        readings = read_policies(PrometheusClient.from_config(c.prometheus), c.policies, _at(at_text))
+        readings = read_policies(PrometheusClient.from_config(c.prometheus), c.policies, parse_at(at_text))
         failed = [f"{n}: {r.error}" for n, r in readings.items() if r.error]
         failed += [f"{n}: the query returned no host series" for n, r in readings.items() if not r.values]
         if failed:
@@ -236,7 +238,7 @@ def execute(
     from kronos.adapters.nova_actions import Compute
     from kronos.errors import TemporaryFailure
 
-    config = _config(config_path, require_scope=False)
+    config = load_config(config_path, require_scope=False)
     plan = kronos.load_plan(plan_file)
     pid = plan_id(plan)
     skip = _done_steps(results_path, pid)
@@ -289,27 +291,7 @@ def execute(
 
     def on_signal(signum: int, _frame: Any) -> None:
         if stop.is_set():  # second signal: record what is still running, leave now
-            for step in list(executor.running.values()):
-                now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-                report(
-                    StepResult(
-                        step.seq,
-                        step.wave,
-                        step.instance,
-                        step.action,
-                        step.source,
-                        step.destination,
-                        "Interrupted",
-                        0,
-                        now,
-                        now,
-                        0.0,
-                        f"signal {signum} while running",
-                        None,
-                        False,
-                        pid,
-                    )
-                )
+            executor.interrupt(f"signal {signum} while running")
             if out is not None:
                 out.close()
             os._exit(130)

@@ -21,6 +21,7 @@ and the state), so a stop at any point loses nothing that happened.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -103,6 +104,7 @@ class Executor:
         self.poll_interval = config.poll_interval
         self.retry_backoff = config.retry_backoff
         self.running: dict[int, Step] = {}
+        self.plan: str | None = None  # plan_id of the plan being executed
         self._lock = threading.Lock()
 
     # -- the plan -----------------------------------------------------------------------------
@@ -127,7 +129,7 @@ class Executor:
     def execute(self, plan: Plan, skip: set[int] | None = None) -> list[StepResult]:
         """Run every step not in ``skip`` (already done in an earlier run); returns the outcomes."""
         results: list[StepResult] = []
-        pid = plan_id(plan)
+        self.plan = plan_id(plan)
         todo = [s for s in plan.steps if s.seq not in (skip or set())]
         for _, wave in groupby(sorted(todo, key=lambda s: (s.wave, s.seq)), key=lambda s: s.wave):
             if self.stop.is_set():
@@ -139,12 +141,12 @@ class Executor:
                         break
                     if self.stop.is_set():
                         break
-                    futures.append(pool.submit(self._run, step, plan, pid))
+                    futures.append(pool.submit(self._run, step, plan))
                 results.extend(r for f in futures if (r := f.result()) is not None)
         return results
 
     # -- one step -----------------------------------------------------------------------------
-    def _run(self, step: Step, plan: Plan, pid: str) -> StepResult | None:
+    def _run(self, step: Step, plan: Plan) -> StepResult | None:
         with self._lock:
             if self.stop.is_set():
                 return None  # queued behind max_concurrent_migrations when the stop came: not started
@@ -168,8 +170,25 @@ class Executor:
                     break
                 if self.stop.wait(self.retry_backoff * 2 ** (attempts - 1)):
                     break
+        result = self._result(step, outcome, attempts, t0, error, migration, reconciled)
+        with self._lock:
+            self.running.pop(step.seq, None)
+            self.report(result)
+        return result
+
+    def _result(
+        self,
+        step: Step,
+        outcome: str,
+        attempts: int,
+        t0: datetime,
+        error: str | None = None,
+        migration: str | None = None,
+        reconciled: bool = False,
+    ) -> StepResult:
         t1 = self.clock()
-        result = StepResult(
+        seconds = round((t1 - t0).total_seconds(), 3)
+        return StepResult(
             step.seq,
             step.wave,
             step.instance,
@@ -180,16 +199,19 @@ class Executor:
             attempts,
             _iso(t0),
             _iso(t1),
-            round((t1 - t0).total_seconds(), 3),
+            seconds,
             error,
             migration,
             reconciled,
-            pid,
+            self.plan,
         )
+
+    def interrupt(self, why: str) -> None:
+        """Leaving at once: report every running step as ``Interrupted`` (a rerun reconciles it)."""
         with self._lock:
-            self.running.pop(step.seq, None)
-            self.report(result)
-        return result
+            for step in list(self.running.values()):
+                self.report(self._result(step, "Interrupted", 0, self.clock(), why))
+            self.running.clear()
 
     def _attempt(self, step: Step, plan: Plan) -> tuple[str | None, bool]:
         server = self.compute.server(step.instance)
@@ -266,7 +288,7 @@ class Executor:
                     definitive=True,
                     outcome="MigrationTimeout",
                 )
-            threading.Event().wait(self.poll_interval)
+            time.sleep(self.poll_interval)  # not stop.wait: a running step always reaches its end
 
     def _postflight(self, step: Step, status: str) -> None:
         server = self.compute.server(step.instance)

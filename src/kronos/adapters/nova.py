@@ -24,6 +24,7 @@ from typing import Any
 from attrs import field, frozen
 
 from kronos.adapters.config import NovaConfig
+from kronos.core.model import Aggregate, Capacity
 from kronos.errors import ConfigError, DataError, PermissionDenied, UnavailableError
 
 #: the newest field the reader needs: server group ``policy``/``rules`` (2.64);
@@ -53,25 +54,6 @@ class Service:
     up: bool
     forced_down: bool
     disabled_reason: str | None = None
-
-
-@frozen
-class Capacity:
-    vcpus: float
-    memory_mb: float
-    disk_gb: float
-
-    def __add__(self, other: Capacity) -> Capacity:
-        return Capacity(
-            self.vcpus + other.vcpus, self.memory_mb + other.memory_mb, self.disk_gb + other.disk_gb
-        )
-
-
-@frozen
-class Aggregate:
-    name: str
-    hosts: tuple[str, ...]
-    metadata: dict[str, str] = field(factory=dict)
 
 
 @frozen
@@ -265,7 +247,12 @@ class NovaReader:
             invs = list(pool.map(self._inventory, [rp for _, rp in nodes]))
         out: dict[str, Capacity] = {}
         for (host, _), cap in zip(nodes, invs, strict=True):
-            out[host] = out[host] + cap if host in out else cap
+            have = out.get(host)
+            if have is not None:  # several nodes (Ironic): their sum
+                cap = Capacity(
+                    have.vcpus + cap.vcpus, have.memory_mb + cap.memory_mb, have.disk_gb + cap.disk_gb
+                )
+            out[host] = cap
         return out
 
     def _inventory(self, rp: str) -> Capacity:

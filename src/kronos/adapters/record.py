@@ -86,7 +86,7 @@ def build_snapshot(
     hosts = tuple(
         Host(
             name=h,
-            capacity=_capacity(world, h),
+            capacity=world.capacity.get(h) or Capacity(0, 0, 0),  # no resource provider yet: no room
             enabled=world.services[h].enabled,
             up=world.services[h].up and not world.services[h].forced_down,
             scores=scores[h],
@@ -145,13 +145,6 @@ def build_snapshot(
             "nova_calls": world.calls,
         },
     )
-
-
-def _capacity(world: NovaWorld, host: str) -> Capacity:
-    cap = world.capacity.get(host)
-    if cap is None:  # no resource provider (yet): nothing can be placed there
-        return Capacity(0, 0, 0)
-    return Capacity(cap.vcpus, cap.memory_mb, cap.disk_gb)
 
 
 def record(
