@@ -67,12 +67,13 @@ class Cloud:
             )
         )
 
-    def conf(self, token: str = "admin") -> str:
-        """The [nova] section of a kronos.conf for this cloud."""
+    def conf(self, token: str = "admin", compute: str | None = None, **nova: object) -> str:
+        """The [nova] section of a kronos.conf for this cloud (``compute``: e.g. a proxy in front)."""
         return (
             "[nova]\nauth_type = admin_token\n"
-            f"token = {token}\ncompute_endpoint_override = {self.compute}\n"
+            f"token = {token}\ncompute_endpoint_override = {compute or self.compute}\n"
             f"placement_endpoint_override = {self.placement}\n"
+            + "".join(f"{k} = {v}\n" for k, v in nova.items())
         )
 
 

@@ -1,18 +1,13 @@
-"""``kronos execute`` against a real Nova: waves, pre-flight refusals, Nova's own refusals, reruns.
-
-Each test builds its plan by hand from servers it booted (the executor
-consumes any valid plan, whoever made it) and runs the real CLI in a
-subprocess, then checks Nova: where every server is, and its migration
-records.
+"""``kronos execute`` against a real Nova: waves, pre-flight refusals, Nova's own refusals, reruns,
+signals, evacuation. Helpers (the cloud wrapper, plans, the CLI run) are in tests/executing.py.
 """
 
 from __future__ import annotations
 
-import json
+import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,40 +15,18 @@ import kronos
 from kronos.core.model import Plan, Step
 from tests import nova_server as ns
 from tests.conftest import kronos_cli
+from tests.executing import (
+    HOSTS,
+    Cloud,
+    conf,
+    execute,
+    make_plan,
+    results_of,
+    start,
+    wait_for_first_migration,
+)
 
 pytestmark = pytest.mark.nova
-
-HOSTS = ["cmp-1", "cmp-2", "cmp-3", "cmp-4"]
-
-
-class Cloud:
-    def __init__(self, cloud: ns.Cloud) -> None:
-        self.cloud = cloud
-        self.conn = cloud.connect()
-        self.flavor = ns.flavor(self.conn, "small", 1, 512, 1)
-        self.services = {
-            s["host"]: s["id"]
-            for s in ns.call(self.conn, "get", "/os-services?binary=nova-compute")["services"]
-        }
-
-    def boot(self, prefix: str, hosts: list[str], group: str | None = None) -> list[str]:
-        boots = [ns.Boot(f"{prefix}-{i}", self.flavor, host=h, group=group) for i, h in enumerate(hosts)]
-        ids = ns.boot(self.conn, boots)
-        return [ids[b.name] for b in boots]
-
-    def host_of(self, sid: str) -> str:
-        return str(ns.call(self.conn, "get", f"/servers/{sid}")["server"]["OS-EXT-SRV-ATTR:host"])
-
-    def wait_migrated(self, sid: str, limit: float = 60.0) -> None:
-        import time
-
-        deadline = time.monotonic() + limit
-        while not [m for m in self.migrations(sid) if m["status"] == "completed"]:
-            assert time.monotonic() < deadline, f"{sid}: migration did not complete"
-            time.sleep(0.1)
-
-    def migrations(self, sid: str) -> list[dict[str, Any]]:
-        return list(ns.call(self.conn, "get", f"/os-migrations?instance_uuid={sid}", mv="2.59")["migrations"])
 
 
 @pytest.fixture(scope="module")
@@ -62,51 +35,9 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
         yield Cloud(c)
 
 
-def _plan(moves: list[tuple[int, str, str, str]]) -> Plan:
-    steps = tuple(
-        Step(k + 1, wave, "spread", "live-migrate", sid, src, dst, "agg", "test move", 0.0)
-        for k, (wave, sid, src, dst) in enumerate(moves)
-    )
-    return Plan(datetime.now(UTC), "sha256:test", steps=steps)
-
-
-def _conf(cloud: Cloud, tmp: Path, **executor: Any) -> Path:
-    (tmp / "policies.yaml").write_text(
-        (Path(__file__).parent.parent / "etc" / "kronos" / "policies.yaml.sample").read_text()
-    )
-    opts = {"stagger_seconds": 0, "poll_interval": 0.2, "retry_backoff": 0.1, "max_retries": 1, **executor}
-    text = cloud.cloud.conf("admin") + "[executor]\n" + "".join(f"{k} = {v}\n" for k, v in opts.items())
-    path = tmp / "kronos.conf"
-    path.write_text(text)
-    return path
-
-
-def _run(
-    cloud: Cloud, tmp: Path, plan: Plan, *extra: str, **executor: Any
-) -> tuple[Any, list[dict[str, Any]]]:
-    kronos.dump(plan, tmp / "plan.json")
-    out = kronos_cli(
-        "execute",
-        str(tmp / "plan.json"),
-        "--config",
-        str(_conf(cloud, tmp, **executor)),
-        "--results",
-        str(tmp / "results.jsonl"),
-        "--state",
-        str(tmp / "state.json"),
-        *extra,
-    )
-    rows = (
-        [json.loads(line) for line in (tmp / "results.jsonl").read_text().splitlines()]
-        if (tmp / "results.jsonl").exists()
-        else []
-    )
-    return out, rows
-
-
 def test_a_multi_wave_plan_ends_with_every_server_on_its_planned_host(cloud: Cloud, tmp_path: Path) -> None:
     vms = cloud.boot("w", ["cmp-1"] * 4)
-    plan = _plan(
+    plan = make_plan(
         [
             (1, vms[0], "cmp-1", "cmp-2"),
             (1, vms[1], "cmp-1", "cmp-3"),
@@ -114,7 +45,7 @@ def test_a_multi_wave_plan_ends_with_every_server_on_its_planned_host(cloud: Clo
             (2, vms[3], "cmp-1", "cmp-2"),
         ]
     )
-    out, rows = _run(cloud, tmp_path, plan, max_concurrent_migrations=2)
+    out, rows = execute(cloud, tmp_path, plan, max_concurrent_migrations=2)
     assert out.returncode == 0, out.stdout + out.stderr
     assert [r["outcome"] for r in sorted(rows, key=lambda r: r["seq"])] == ["Succeeded"] * 4
     for step in plan.steps:
@@ -143,11 +74,11 @@ def test_a_rerun_without_results_reconciles_from_nova_instead_of_migrating(
     cloud: Cloud, tmp_path: Path
 ) -> None:
     vms = cloud.boot("r", ["cmp-1", "cmp-1"])
-    plan = _plan([(1, vms[0], "cmp-1", "cmp-3"), (1, vms[1], "cmp-1", "cmp-4")])
-    out, _ = _run(cloud, tmp_path, plan)
+    plan = make_plan([(1, vms[0], "cmp-1", "cmp-3"), (1, vms[1], "cmp-1", "cmp-4")])
+    out, _ = execute(cloud, tmp_path, plan)
     assert out.returncode == 0, out.stdout + out.stderr
     (tmp_path / "results.jsonl").unlink()  # as if killed before anything was written
-    out, rows = _run(cloud, tmp_path, plan)
+    out, rows = execute(cloud, tmp_path, plan)
     assert out.returncode == 0, out.stdout + out.stderr
     assert [(r["outcome"], r["reconciled"]) for r in rows] == [("Succeeded", True)] * 2
     assert all(len(cloud.migrations(v)) == 1 for v in vms)
@@ -157,7 +88,7 @@ def test_pre_flight_skips_a_vm_moved_behind_kronos_back_and_a_disabled_destinati
     cloud: Cloud, tmp_path: Path
 ) -> None:
     vms = cloud.boot("p", ["cmp-2", "cmp-2", "cmp-2"])
-    plan = _plan(
+    plan = make_plan(
         [(1, vms[0], "cmp-2", "cmp-3"), (1, vms[1], "cmp-2", "cmp-1"), (2, vms[2], "cmp-2", "cmp-3")]
     )
     # after planning: someone moves vms[0] to cmp-4, and cmp-1 goes into maintenance
@@ -175,7 +106,7 @@ def test_pre_flight_skips_a_vm_moved_behind_kronos_back_and_a_disabled_destinati
         {"status": "disabled", "disabled_reason": "maintenance"},
     )
     try:
-        out, rows = _run(cloud, tmp_path, plan, max_drift=0.5)
+        out, rows = execute(cloud, tmp_path, plan, max_drift=0.5)
     finally:
         ns.call(cloud.conn, "put", f"/os-services/{cloud.services['cmp-1']}", {"status": "enabled"})
     assert out.returncode == 1, out.stdout + out.stderr
@@ -193,8 +124,8 @@ def test_pre_flight_skips_a_vm_moved_behind_kronos_back_and_a_disabled_destinati
 def test_a_move_nova_refuses_is_a_failure_and_a_quarantine(cloud: Cloud, tmp_path: Path) -> None:
     group = ns.server_group(cloud.conn, "aa", "anti-affinity")
     vms = cloud.boot("aa", ["cmp-3", "cmp-4"], group=group)
-    plan = _plan([(1, vms[0], "cmp-3", "cmp-4")])  # would put both members on cmp-4
-    out, rows = _run(cloud, tmp_path, plan)
+    plan = make_plan([(1, vms[0], "cmp-3", "cmp-4")])  # would put both members on cmp-4
+    out, rows = execute(cloud, tmp_path, plan)
     assert out.returncode == 1
     assert rows[0]["outcome"] == "MigrationFailed" and rows[0]["attempts"] == 2  # max_retries = 1
     assert cloud.host_of(vms[0]) == "cmp-3"
@@ -204,8 +135,8 @@ def test_a_move_nova_refuses_is_a_failure_and_a_quarantine(cloud: Cloud, tmp_pat
 
 def test_drift_above_max_drift_aborts_before_any_move(cloud: Cloud, tmp_path: Path) -> None:
     vms = cloud.boot("d", ["cmp-4", "cmp-4"])
-    plan = _plan([(1, vms[0], "cmp-1", "cmp-2"), (1, vms[1], "cmp-4", "cmp-2")])  # vms[0] is not on cmp-1
-    out, rows = _run(cloud, tmp_path, plan)
+    plan = make_plan([(1, vms[0], "cmp-1", "cmp-2"), (1, vms[1], "cmp-4", "cmp-2")])  # vms[0] is not on cmp-1
+    out, rows = execute(cloud, tmp_path, plan)
     assert out.returncode == 75 and "max_drift" in out.stderr and rows == []
     assert cloud.migrations(vms[1]) == []
 
@@ -217,51 +148,92 @@ def test_an_old_plan_is_refused_and_dry_run_touches_nothing(cloud: Cloud, tmp_pa
         "sha256:old",
         steps=(Step(1, 1, "spread", "live-migrate", vms[0], "cmp-2", "cmp-3", "agg", "r", 0.0),),
     )
-    out, rows = _run(cloud, tmp_path, old)
+    out, rows = execute(cloud, tmp_path, old)
     assert out.returncode == 75 and "max_plan_age" in out.stderr and rows == []
-    out, rows = _run(cloud, tmp_path, old, "--dry-run")
+    out, rows = execute(cloud, tmp_path, old, "--dry-run")
     assert out.returncode == 0 and f"would live-migrate {vms[0]} cmp-2 -> cmp-3" in out.stdout
     assert cloud.migrations(vms[0]) == [] and rows == []
 
 
 def test_sigterm_mid_run_records_every_started_step_and_starts_no_more(cloud: Cloud, tmp_path: Path) -> None:
-    import signal
-    import subprocess
-    import sys
-    import time
-
     vms = cloud.boot("s", ["cmp-1"] * 4)
-    plan = _plan([(1, v, "cmp-1", "cmp-2") for v in vms])
-    kronos.dump(plan, tmp_path / "plan.json")
-    conf = _conf(cloud, tmp_path, max_concurrent_migrations=1)
-    results = tmp_path / "results.jsonl"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from kronos.cli import main; main()",
-            "execute",
-            str(tmp_path / "plan.json"),
-            "--config",
-            str(conf),
-            "--results",
-            str(results),
-            "--state",
-            str(tmp_path / "state.json"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while not [m for v in vms for m in cloud.migrations(v)] and time.monotonic() < deadline:
-        time.sleep(0.05)  # the first migration is under way
+    kronos.dump(make_plan([(1, v, "cmp-1", "cmp-2") for v in vms]), tmp_path / "plan.json")
+    proc = start(tmp_path, conf(cloud, tmp_path, max_concurrent_migrations=1))
+    wait_for_first_migration(cloud, vms)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, out + err
-    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    rows = results_of(tmp_path)
     moved = [v for v in vms if cloud.migrations(v)]
     assert {r["instance"] for r in rows} == set(moved) and len(moved) < len(vms)
     assert all(r["outcome"] == "Succeeded" for r in rows)
     assert "starting no new steps" in err
     kronos.load_state(tmp_path / "state.json")  # parses
+
+
+@pytest.mark.parametrize("how", ["second-signal", "sigkill"])
+def test_leaving_at_once_mid_step_loses_nothing_and_a_rerun_never_migrates_twice(
+    cloud: Cloud, tmp_path: Path, how: str
+) -> None:
+    vms = cloud.boot("k" + how[:2], ["cmp-3"] * 3)
+    kronos.dump(make_plan([(1, v, "cmp-3", "cmp-1") for v in vms]), tmp_path / "plan.json")
+    config = conf(cloud, tmp_path, max_concurrent_migrations=1)
+    proc = start(tmp_path, config)
+    wait_for_first_migration(cloud, vms)
+    if how == "sigkill":
+        proc.kill()
+    else:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.stderr is not None
+        while "starting no new steps" not in proc.stderr.readline():
+            pass  # the first signal is handled: the second one now means "leave at once"
+        proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == (-signal.SIGKILL if how == "sigkill" else 130), out + err
+    first = results_of(tmp_path)  # every line parses (json.loads raises otherwise)
+    if how == "second-signal":  # the running step has a recorded outcome
+        assert [(r["instance"], r["outcome"]) for r in first] == [(vms[0], "Interrupted")]
+    if (tmp_path / "state.json").exists():
+        kronos.load_state(tmp_path / "state.json")
+    # the rerun finishes the plan: the interrupted step is reconciled from Nova, not migrated again
+    again = kronos_cli(
+        "execute",
+        str(tmp_path / "plan.json"),
+        "--config",
+        str(config),
+        "--results",
+        str(tmp_path / "results.jsonl"),
+        "--state",
+        str(tmp_path / "state.json"),
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    done = {r["instance"]: r for r in results_of(tmp_path) if r["outcome"] != "Interrupted"}
+    assert set(done) == set(vms) and all(r["outcome"] == "Succeeded" for r in done.values())
+    for v in vms:
+        assert cloud.host_of(v) == "cmp-1"
+        assert [m["status"] for m in cloud.migrations(v)] == ["completed"]  # exactly one migration
+
+
+def test_an_evacuation_plan_runs_once_the_compute_service_is_forced_down(
+    cloud: Cloud, tmp_path: Path
+) -> None:
+    vms = cloud.boot("e", ["cmp-5", "cmp-5"])
+    up = cloud.boot("eu", ["cmp-3"])
+    the_plan = make_plan(
+        [(1, vms[0], "cmp-5", "cmp-2"), (1, vms[1], "cmp-5", "cmp-3"), (1, up[0], "cmp-3", "cmp-2")],
+        action="evacuate",
+    )
+    # cmp-5 stays down: Nova refuses to force a host up while its `done` evacuations await its restart
+    cloud.service("cmp-5", forced_down=True)
+    out, rows = execute(cloud, tmp_path, the_plan, max_drift=0.5)
+    assert out.returncode == 1, out.stdout + out.stderr  # the step from a live host is refused
+    by = {r["instance"]: r for r in rows}
+    for vm, dest in ((vms[0], "cmp-2"), (vms[1], "cmp-3")):
+        assert by[vm]["outcome"] == "Succeeded", by[vm]
+        assert cloud.host_of(vm) == dest
+        assert [(m["migration_type"], m["status"], m["dest_compute"]) for m in cloud.migrations(vm)] == [
+            ("evacuation", "done", dest)
+        ]
+        assert ns.wait_status(cloud.conn, vm, "ACTIVE")["OS-EXT-SRV-ATTR:host"] == dest
+    assert by[up[0]]["outcome"] == "PreFlightError" and "source cmp-3 is up" in by[up[0]]["error"]
+    assert cloud.migrations(up[0]) == [] and cloud.host_of(up[0]) == "cmp-3"

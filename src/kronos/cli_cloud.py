@@ -280,7 +280,7 @@ def execute(
         )
 
     executor = Executor(compute, ex_conf, report, stop=stop)
-    share, changed = executor.drift(todo)
+    share, changed = executor.drift(todo, plan)
     if share > ex_conf.max_drift:
         for c in changed[:10]:
             click.echo(f"  drifted: {c}", err=True)

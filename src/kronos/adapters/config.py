@@ -95,6 +95,8 @@ class NovaConfig:
     placement_endpoint_override: str | None = None
     cacert: str | None = None
     verify: bool = True
+    #: seconds per HTTP request; a Nova that does not answer in time counts as a transient failure
+    timeout: float = 30.0
     #: servers carrying this tag are never moved (``migratable: false``)
     pinned_tag: str = "kronos:pinned"
 

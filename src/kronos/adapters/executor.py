@@ -12,8 +12,11 @@ are definitive: retrying cannot help, and a timed-out migration may still
 be running.
 
 A step whose VM already sits on its destination with a migration record
-newer than the plan is reconciled as done instead of being moved again:
-that is how a rerun after SIGKILL picks up. Every outcome goes to
+newer than the plan is reconciled as done instead of being moved again,
+and one whose migration is still under way is adopted and polled: that is
+how a rerun after SIGKILL picks up, and how a retry after a lost answer
+(a 5xx or timeout after Nova had already acted) avoids a second request.
+While polling, an unreachable Nova is waited out until migration_timeout. Every outcome goes to
 ``report`` as soon as it is known (the CLI appends it to the results file
 and the state), so a stop at any point loses nothing that happened.
 """
@@ -28,7 +31,7 @@ from datetime import UTC, datetime
 from itertools import groupby
 from typing import Any
 
-from attrs import frozen
+from attrs import Factory, define, frozen
 
 from kronos.adapters.config import ExecutorConfig
 from kronos.adapters.nova_actions import Compute, Refused, Transient
@@ -65,6 +68,16 @@ class StepResult:
 
 class PreFlightError(Exception):
     pass
+
+
+@define
+class _Tries:
+    """What one step's attempts learned, so a retry does not repeat a request that took."""
+
+    attempts: int = 0
+    acted: bool = False  # a move request was sent (its answer may have been lost)
+    seen: set[Any] = Factory(set)  # the migration records that existed before it
+    status: str | None = None  # the server's status before the move, for post-flight
 
 
 class _Failure(Exception):
@@ -108,8 +121,12 @@ class Executor:
         self._lock = threading.Lock()
 
     # -- the plan -----------------------------------------------------------------------------
-    def drift(self, steps: Sequence[Step]) -> tuple[float, list[str]]:
-        """Fraction of the plan's VMs that moved or changed state since the plan was made."""
+    def drift(self, steps: Sequence[Step], plan: Plan) -> tuple[float, list[str]]:
+        """Fraction of the plan's VMs that moved or changed state since the plan was made.
+
+        A VM this plan already moved, or is moving (an earlier run killed
+        mid-step), is progress, not drift.
+        """
         changed = []
         for step in steps:
             try:
@@ -118,12 +135,17 @@ class Executor:
                 changed.append(f"{step.instance}: gone")
                 continue
             host, status = s.get("OS-EXT-SRV-ATTR:host"), s.get("status")
+            task = s.get("OS-EXT-STS:task_state")
             if host == step.destination:
-                continue  # an earlier run of this plan moved it: reconciled, not drift
+                continue
+            if host == step.source and status in ALLOWED.get(step.action, {"ACTIVE"}) and not task:
+                continue
+            if host == step.source and ours(step, plan, self.compute.migrations(step.instance)) is not None:
+                continue
             if host != step.source:
                 changed.append(f"{step.instance}: on {host}, not {step.source}")
-            elif status not in ALLOWED.get(step.action, {"ACTIVE"}) or s.get("OS-EXT-STS:task_state"):
-                changed.append(f"{step.instance}: {status} {s.get('OS-EXT-STS:task_state') or ''}".rstrip())
+            else:
+                changed.append(f"{step.instance}: {status} {task or ''}".rstrip())
         return (len(changed) / len(steps) if steps else 0.0), changed
 
     def execute(self, plan: Plan, skip: set[int] | None = None) -> list[StepResult]:
@@ -152,11 +174,12 @@ class Executor:
                 return None  # queued behind max_concurrent_migrations when the stop came: not started
             self.running[step.seq] = step
         t0 = self.clock()
-        attempts, error, migration, outcome, reconciled = 0, None, None, "MigrationFailed", False
+        tries = _Tries()
+        error, migration, outcome, reconciled = None, None, "MigrationFailed", False
         while True:
-            attempts += 1
+            tries.attempts += 1
             try:
-                migration, reconciled = self._attempt(step, plan)
+                migration, reconciled = self._attempt(step, plan, tries)
                 outcome, error = "Succeeded", None
                 break
             except PreFlightError as exc:
@@ -166,11 +189,11 @@ class Executor:
                 error = str(exc)
                 definitive = isinstance(exc, _Failure) and exc.definitive
                 outcome = exc.outcome if isinstance(exc, _Failure) else "MigrationFailed"
-                if definitive or attempts > self.config.max_retries:
+                if definitive or tries.attempts > self.config.max_retries:
                     break
-                if self.stop.wait(self.retry_backoff * 2 ** (attempts - 1)):
+                if self.stop.wait(self.retry_backoff * 2 ** (tries.attempts - 1)):
                     break
-        result = self._result(step, outcome, attempts, t0, error, migration, reconciled)
+        result = self._result(step, outcome, tries.attempts, t0, error, migration, reconciled)
         with self._lock:
             self.running.pop(step.seq, None)
             self.report(result)
@@ -213,34 +236,45 @@ class Executor:
                 self.report(self._result(step, "Interrupted", 0, self.clock(), why))
             self.running.clear()
 
-    def _attempt(self, step: Step, plan: Plan) -> tuple[str | None, bool]:
+    def _attempt(self, step: Step, plan: Plan, tries: _Tries) -> tuple[str | None, bool]:
+        """One try: adopt this plan's migration if one exists (earlier attempt or run), else move."""
         server = self.compute.server(step.instance)
-        done = self._already_done(step, plan, server)
-        if done is not None:
-            return done, True
-        status = self._preflight(step, server)
-        seen = {m.get("uuid") for m in self.compute.migrations(step.instance)}
+        records = self.compute.migrations(step.instance)
+        mine = ours(step, plan, records)
+        if mine is not None and mine.get("status") in DONE:
+            if server.get("OS-EXT-SRV-ATTR:host") == step.destination:
+                self._postflight(step, tries.status)
+                return str(mine.get("uuid")), not tries.acted  # reconciled: an earlier run moved it
+        elif mine is not None:  # under way: an earlier request (this run's or a killed run's) took
+            return self._follow(step, tries, {m.get("uuid") for m in records if m is not mine})
+        if tries.acted and server.get("OS-EXT-STS:task_state"):  # our earlier request took after all
+            return self._follow(step, tries, tries.seen)
+        tries.status = self._preflight(step, server)
+        tries.seen = {m.get("uuid") for m in records}
+        tries.acted = True  # from here on Nova may act even if the answer never comes back
         try:
             self.compute.act(step.action, step.instance, step.destination)
-        except Refused as exc:
-            raise _Failure(f"Nova refused: {exc}", definitive=True) from None
-        except Transient:
-            if not [m for m in self.compute.migrations(step.instance) if m.get("uuid") not in seen]:
-                raise  # the request never arrived: retry
-        record = self._poll(step, seen)
-        self._postflight(step, status)
-        return record.get("uuid"), False
+        except (Refused, Transient) as exc:
+            if not self._took(step, tries.seen):  # final if refused; retried if it never arrived
+                if isinstance(exc, Refused):
+                    raise _Failure(f"Nova refused: {exc}", definitive=True) from None
+                raise
+        return self._follow(step, tries, tries.seen)
 
-    def _already_done(self, step: Step, plan: Plan, server: dict[str, Any]) -> str | None:
-        """A migration to the destination newer than the plan: an earlier run moved it."""
-        if server.get("OS-EXT-SRV-ATTR:host") != step.destination:
-            return None
-        for m in reversed(self.compute.migrations(step.instance)):
-            if m.get("dest_compute") == step.destination and m.get("status") in DONE:
-                created = _parse(m.get("created_at"))
-                if created is not None and created >= plan.created_at.replace(microsecond=0):
-                    return str(m.get("uuid"))
-        return None
+    def _took(self, step: Step, seen: set[Any]) -> bool:
+        """Did a move request take although its answer was an error (lost, or a 409 racing our own)?
+
+        Nova sets the task_state in the API call itself; the migration record
+        may come a little later from the conductor.
+        """
+        if [m for m in self.compute.migrations(step.instance) if m.get("uuid") not in seen]:
+            return True
+        return bool(self.compute.server(step.instance).get("OS-EXT-STS:task_state"))
+
+    def _follow(self, step: Step, tries: _Tries, seen: set[Any]) -> tuple[str | None, bool]:
+        record = self._poll(step, seen)
+        self._postflight(step, tries.status)
+        return record.get("uuid"), False
 
     def _preflight(self, step: Step, server: dict[str, Any]) -> str:
         host, status = server.get("OS-EXT-SRV-ATTR:host"), server.get("status")
@@ -268,36 +302,60 @@ class Executor:
         return str(status)
 
     def _poll(self, step: Step, seen: set[Any]) -> dict[str, Any]:
+        """Wait for the migration record's end; an unreachable Nova is waited out until the deadline."""
         deadline = self.clock().timestamp() + self.config.migration_timeout
-        confirmed = False
+        confirmed, trouble = False, ""
         while True:
-            fresh = [m for m in self.compute.migrations(step.instance) if m.get("uuid") not in seen]
-            if fresh:
-                record = fresh[-1]
-                st = record.get("status")
-                if st in DONE:
-                    return record
-                if st in FAILED:
-                    raise _Failure(f"migration {record.get('uuid')} ended {st}")
-                if st == "finished" and step.action == "cold-migrate" and not confirmed:
-                    self.compute.confirm_resize(step.instance)  # cold migration waits in VERIFY_RESIZE
-                    confirmed = True
+            try:
+                fresh = [m for m in self.compute.migrations(step.instance) if m.get("uuid") not in seen]
+                trouble = ""
+                if fresh:
+                    record = fresh[-1]
+                    st = record.get("status")
+                    if st in DONE:
+                        return record
+                    if st in FAILED:
+                        raise _Failure(f"migration {record.get('uuid')} ended {st}")
+                    if st == "finished" and step.action == "cold-migrate" and not confirmed:
+                        self.compute.confirm_resize(step.instance)  # cold migration waits in VERIFY_RESIZE
+                        confirmed = True
+            except Transient as exc:
+                trouble = f" (last read: {exc})"
             if self.clock().timestamp() > deadline:
                 raise _Failure(
-                    f"no terminal migration status after {self.config.migration_timeout:g}s",
+                    f"no terminal migration status after {self.config.migration_timeout:g}s{trouble}",
                     definitive=True,
                     outcome="MigrationTimeout",
                 )
             time.sleep(self.poll_interval)  # not stop.wait: a running step always reaches its end
 
-    def _postflight(self, step: Step, status: str) -> None:
+    def _postflight(self, step: Step, status: str | None) -> None:
+        """On the destination, in the pre-move status (any the action allows when that is unknown)."""
         server = self.compute.server(step.instance)
         host = server.get("OS-EXT-SRV-ATTR:host")
         if host != step.destination:
             raise _Failure(f"post-flight: on {host}, not {step.destination}")
-        expected = "ACTIVE" if step.action == "evacuate" and status == "ERROR" else status
-        if server.get("status") != expected:
-            raise _Failure(f"post-flight: status {server.get('status')}, expected {expected}")
+        if status is None:
+            expected = ALLOWED[step.action] - {"ERROR"}
+        else:
+            expected = {"ACTIVE" if step.action == "evacuate" and status == "ERROR" else status}
+        if server.get("status") not in expected:
+            want = "/".join(sorted(expected))
+            raise _Failure(f"post-flight: status {server.get('status')}, expected {want}")
+
+
+def ours(step: Step, plan: Plan, records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The newest migration of ``step.instance`` to its destination since the plan was made, if not failed.
+
+    Nova's and Kronos's clocks are compared (to the second), so the two
+    must agree to within the time between planning and executing.
+    """
+    since = plan.created_at.replace(microsecond=0)
+    for m in reversed(records):
+        created = _parse(m.get("created_at"))
+        if m.get("dest_compute") == step.destination and created is not None and created >= since:
+            return None if m.get("status") in FAILED else m
+    return None
 
 
 def _iso(t: datetime) -> str:

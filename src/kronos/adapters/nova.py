@@ -99,7 +99,7 @@ def connect(nova: NovaConfig, os_cloud: str | None = None) -> Any:
     import openstack  # slow to import; only the commands that talk to Nova need it
     import openstack.exceptions
 
-    kwargs: dict[str, Any] = {"app_name": "kronos", "load_envvars": True}
+    kwargs: dict[str, Any] = {"app_name": "kronos", "load_envvars": True, "api_timeout": nova.timeout}
     if nova.compute_endpoint_override:
         kwargs["compute_endpoint_override"] = nova.compute_endpoint_override
     if nova.placement_endpoint_override:
