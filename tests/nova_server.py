@@ -30,6 +30,8 @@ from tests.conftest import ROOT
 IMAGE = "155d900f-4e14-4e4c-a73d-069cbf4541e6"  # the Glance fixture's first image
 MV = "2.74"  # server create with a requested host
 BOOTS_IN_FLIGHT = 4
+#: [nova] timeout for the tests: the fake cloud on a busy 2-core machine can take tens of seconds
+SLOW = 120
 
 
 def unavailable(why: str) -> None:
@@ -64,11 +66,13 @@ class Cloud:
                 token=Secret(token),
                 compute_endpoint_override=self.compute,
                 placement_endpoint_override=self.placement,
+                timeout=SLOW,
             )
         )
 
     def conf(self, token: str = "admin", compute: str | None = None, **nova: object) -> str:
         """The [nova] section of a kronos.conf for this cloud (``compute``: e.g. a proxy in front)."""
+        nova.setdefault("timeout", SLOW)
         return (
             "[nova]\nauth_type = admin_token\n"
             f"token = {token}\ncompute_endpoint_override = {compute or self.compute}\n"

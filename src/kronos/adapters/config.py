@@ -50,6 +50,14 @@ class EngineConfig:
     dry_run: bool = True
     policies_file: str = "policies.yaml"
     include_unassigned_hosts: bool = False
+    #: ``kronos run``: cooldowns and quarantines between cycles (relative paths: from this file's folder)
+    state_file: str = "kronos-state.json"
+    #: ``kronos run``: held while running, so two engines never act on the same aggregates
+    lock_file: str = "kronos.lock"
+    #: ``kronos run``: JSON log lines (empty: standard output)
+    log_file: str = ""
+    #: ``kronos run``: step outcomes as ``kronos execute --results`` writes them (empty: none)
+    results_file: str = ""
     #: every planner option (aggregates, cooldowns, min_load, ...), same names as ``--set``
     options: PlannerOptions = field(factory=PlannerOptions)
 
@@ -129,6 +137,13 @@ class Config:
     nova: NovaConfig = field(factory=NovaConfig)
     executor: ExecutorConfig = field(factory=ExecutorConfig)
     policies: tuple[Policy, ...] = ()
+
+    def path(self, name: str) -> Path | None:
+        """A file named in the config: relative to the config file's folder; None when empty."""
+        if not name:
+            return None
+        p = Path(name)
+        return p if p.is_absolute() or self.source == "(environment)" else Path(self.source).parent / p
 
     @property
     def scope(self) -> tuple[str, ...]:

@@ -1,0 +1,219 @@
+"""The engine loop of the original Kronos: every evaluation_interval, per aggregate,
+record → plan (with the state) → log the plan (dry run) or execute it.
+
+Each aggregate is recorded and planned on its own, so bad data or an API
+error in one does not hold back the others; its error is logged with the
+exit code it would have had. Every cycle and every step is one JSON log
+line. With ``[engine] dry_run = true`` (the default) nothing is moved and no
+cooldown is set: the loop shows what it would do, cycle after cycle. When
+it executes, the plan's cooldowns go into the state first, then each
+step's outcome as it happens (:class:`~kronos.adapters.journal.Journal`).
+
+One engine per set of aggregates: :class:`EngineLock` holds an exclusive
+``flock`` on ``[engine] lock_file`` for the life of the process.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+
+import kronos
+from kronos.adapters.config import Config
+from kronos.adapters.executor import Executor
+from kronos.adapters.journal import Journal, state_options
+from kronos.adapters.nova import NovaReader
+from kronos.adapters.nova_actions import Compute
+from kronos.adapters.prometheus import PrometheusClient
+from kronos.adapters.record import record
+from kronos.core.model import Plan
+from kronos.errors import DataError, KronosError, KronosIOError, TemporaryFailure
+
+#: a failed step makes a one-shot cycle exit 1, as ``kronos execute`` does
+STEP_FAILED = 1
+
+
+class JsonLog:
+    """One JSON object per line, to a file (appended, flushed per line) or standard output."""
+
+    def __init__(self, path: Path | None, clock: Callable[[], datetime]) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._own = path is not None
+        self._out: IO[str] = path.open("a", encoding="utf-8") if path else sys.stdout
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        line = {"ts": _iso(self.clock()), "event": event, **fields}
+        with self._lock:
+            self._out.write(json.dumps(line, sort_keys=True, default=str) + "\n")
+            self._out.flush()
+
+    def close(self) -> None:
+        if self._own:
+            self._out.close()
+
+
+class EngineLock:
+    """An exclusive, non-blocking flock; the holder's pid is written into the file for the next one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> EngineLock:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise KronosIOError(f"[engine] lock_file = {str(self.path)!r}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise TemporaryFailure(
+                f"[engine] lock_file = {str(self.path)!r}: held by another kronos run (pid {holder}) "
+                "managing these aggregates"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the flock
+            self._fd = None
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Config,
+        reader: NovaReader,
+        prometheus: PrometheusClient,
+        compute: Compute,
+        log: Callable[..., None],
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.config = config
+        self.reader = reader
+        self.prometheus = prometheus
+        self.compute = compute
+        self.log = log
+        self.clock = clock
+        self.stop = stop or threading.Event()
+        self.executor: Executor | None = None  # the one running now, for a second signal
+        path = config.path(config.engine.results_file)
+        self.journal = Journal(
+            path,
+            config.path(config.engine.state_file),
+            state_options(config),
+            clock=clock,
+            also=lambda r: log("step", **attrs.asdict(r)),
+        )
+
+    def loop(self, once: bool = False) -> int:
+        """Cycle until stopped (or once); the exit code of the last cycle."""
+        number, code = 0, 0
+        while not self.stop.is_set():
+            number += 1
+            started = self.clock()
+            code = self.cycle(number)
+            if once:
+                break
+            rest = self.config.engine.evaluation_interval - (self.clock() - started).total_seconds()
+            self.stop.wait(max(0.0, rest))
+        self.journal.close()
+        return code
+
+    def cycle(self, number: int) -> int:
+        at = self.clock()
+        dry = self.config.engine.dry_run
+        aggregates: dict[str, dict[str, Any]] = {}
+        outcomes: Counter[str] = Counter()
+        code = 0
+        for agg in self.config.scope:
+            if self.stop.is_set():
+                break
+            try:
+                plan = self._plan(agg, at)
+                aggregates[agg] = _summary(plan, agg)
+                if dry:
+                    for step in plan.steps:
+                        self.log("step", cycle=number, dry_run=True, **attrs.asdict(step))
+                elif plan.steps:
+                    outcomes.update(self._execute(plan))
+            except KronosError as exc:
+                aggregates[agg] = {"error": str(exc), "exit_code": exc.exit_code}
+                self.log("aggregate", cycle=number, aggregate=agg, error=str(exc), exit_code=exc.exit_code)
+                code = code or exc.exit_code
+        if not code and any(o != "Succeeded" for o in outcomes):
+            code = STEP_FAILED
+        self.log(
+            "cycle",
+            cycle=number,
+            at=_iso(at),
+            dry_run=dry,
+            seconds=round((self.clock() - at).total_seconds(), 3),
+            aggregates=aggregates,
+            steps_planned=sum(a.get("steps", 0) for a in aggregates.values()),
+            outcomes=dict(outcomes),
+            stopped=self.stop.is_set(),
+            exit_code=code,
+        )
+        return code
+
+    def _plan(self, agg: str, at: datetime) -> Plan:
+        snap = record(self.config, self.reader, self.prometheus, at, (agg,))
+        problems = [i for i in kronos.validate(snap) if i.severity == "error"]
+        if problems:
+            raise DataError(f"recorded snapshot of {agg}: {problems[0]}")
+        options = {**self.config.engine.options.as_dict(), "aggregates": (agg,)}
+        return kronos.plan(snap, state=self.journal.state, now=at, validate_input=False, **options)
+
+    def _execute(self, plan: Plan) -> Counter[str]:
+        """Execute a fresh plan: its cooldowns go into the state first, then each outcome."""
+        opts = {k: v for k, v in self.config.engine.options.as_dict().items() if k != "aggregates"}
+        self.journal.state = kronos.next_state(self.journal.state, plan, now=plan.created_at, **opts)
+        self.journal.save()
+        executor = Executor(
+            self.compute, self.config.executor, self.journal, clock=self.clock, stop=self.stop
+        )
+        share, changed = executor.drift(plan.steps, plan)
+        if share > self.config.executor.max_drift:
+            raise TemporaryFailure(
+                f"{share:.0%} of the plan's VMs changed while planning (max_drift): {'; '.join(changed[:3])}"
+            )
+        self.executor = executor
+        try:
+            return Counter(r.outcome for r in executor.execute(plan))
+        finally:
+            self.executor = None
+
+
+def _summary(plan: Plan, agg: str) -> dict[str, Any]:
+    s = plan.summary.aggregates.get(agg)
+    out: dict[str, Any] = {"steps": len(plan.steps)}
+    if s is not None:
+        out.update(
+            imbalance_before=s.combined_before,
+            imbalance_after=s.combined_after,
+            skipped=s.skipped,
+        )
+    return out
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

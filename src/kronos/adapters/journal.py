@@ -1,0 +1,97 @@
+"""Where step outcomes go the moment they are known: the results file and the state file.
+
+Both ``kronos execute`` and the ``kronos run`` loop write through here, so
+the guarantees are the same: one JSON line per outcome, flushed and
+fsynced before the next step can be reported (a SIGKILL loses at most the
+line being written, which the next run skips); the state rewritten
+atomically after each outcome (cooldown, or quarantine on a definitive
+failure). ``Interrupted`` is recorded in the results but not fed to the
+state: the next run reconciles that step from Nova.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+
+import kronos
+from kronos.adapters.executor import StepResult
+
+
+class Journal:
+    def __init__(
+        self,
+        results_path: str | Path | None,
+        state_path: str | Path | None,
+        state_options: dict[str, Any],
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        also: Callable[[StepResult], None] | None = None,
+    ) -> None:
+        self.state_path = Path(state_path) if state_path else None
+        self.state_options = state_options
+        self.clock = clock
+        self.also = also
+        self.state = (
+            kronos.load_state(self.state_path) if self.state_path and self.state_path.exists() else None
+        )
+        self._out: IO[str] | None = (
+            Path(results_path).open("a", encoding="utf-8") if results_path else None  # noqa: SIM115
+        )
+
+    def __call__(self, result: StepResult) -> None:
+        if self._out is not None:
+            self._out.write(json.dumps(attrs.asdict(result), sort_keys=True) + "\n")
+            self._out.flush()
+            os.fsync(self._out.fileno())
+        if result.outcome != "Interrupted":
+            self.state = kronos.record_result(
+                self.state,
+                result.instance,
+                result.outcome,
+                at=self.clock(),
+                error=result.error,
+                **self.state_options,
+            )
+            self.save()
+        if self.also is not None:
+            self.also(result)
+
+    def save(self) -> None:
+        if self.state_path is not None and self.state is not None:
+            kronos.dump(self.state, self.state_path)
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+
+def state_options(config: Any) -> dict[str, Any]:
+    """The [engine] options the state needs to turn an outcome into a cooldown or a quarantine."""
+    opts = config.engine.options
+    return {
+        "instance_cooldown": opts.instance_cooldown,
+        "instance_quarantine_seconds": opts.instance_quarantine_seconds,
+    }
+
+
+def done_steps(results_path: str | Path | None, pid: str) -> set[int]:
+    """Steps of plan ``pid`` an earlier run finished (any outcome but Interrupted)."""
+    if not results_path or not Path(results_path).exists():
+        return set()
+    done = set()
+    for line in Path(results_path).read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # a line cut by SIGKILL: that step is reconciled from Nova instead
+        if row.get("plan") == pid and row.get("outcome") != "Interrupted":
+            done.add(int(row["seq"]))
+    return done
