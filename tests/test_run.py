@@ -112,7 +112,8 @@ def test_dry_run_logs_the_plan_as_json_lines_and_moves_nothing(
     assert agg["imbalance_after"] < agg["imbalance_before"]
     # the missing aggregate is an error of its own; agg-run was planned all the same
     (missing,) = [e for e in lines if e["event"] == "aggregate"]
-    assert missing["aggregate"] == "agg-missing" and out.returncode == missing["exit_code"] != 0
+    assert missing["aggregate"] == "agg-missing" and out.returncode == missing["exit_code"] == 78
+    assert "[engine] aggregates" in missing["error"] and "agg-missing" in missing["error"]
     assert all(cloud.migrations(v) == [] for v in cloud.vms)  # type: ignore[attr-defined]
     assert not (tmp_path / "kronos-state.json").exists()  # a dry run sets no cooldown
 

@@ -37,7 +37,14 @@ from kronos.adapters.nova_actions import Compute
 from kronos.adapters.prometheus import PrometheusClient
 from kronos.adapters.record import record
 from kronos.core.model import Plan
-from kronos.errors import DataError, KronosError, KronosIOError, TemporaryFailure
+from kronos.errors import (
+    ConfigError,
+    DataError,
+    KronosError,
+    KronosIOError,
+    TemporaryFailure,
+    UsageError,
+)
 
 #: a failed step makes a one-shot cycle exit 1, as ``kronos execute`` does
 STEP_FAILED = 1
@@ -176,7 +183,10 @@ class Engine:
         return code
 
     def _plan(self, agg: str, at: datetime) -> Plan:
-        snap = record(self.config, self.reader, self.prometheus, at, (agg,))
+        try:
+            snap = record(self.config, self.reader, self.prometheus, at, (agg,))
+        except UsageError as exc:  # on the command line a usage error; here the config names it
+            raise ConfigError(f"{self.config.source}: [engine] aggregates: {exc}") from None
         problems = [i for i in kronos.validate(snap) if i.severity == "error"]
         if problems:
             raise DataError(f"recorded snapshot of {agg}: {problems[0]}")
@@ -185,9 +195,6 @@ class Engine:
 
     def _execute(self, plan: Plan) -> Counter[str]:
         """Execute a fresh plan: its cooldowns go into the state first, then each outcome."""
-        opts = {k: v for k, v in self.config.engine.options.as_dict().items() if k != "aggregates"}
-        self.journal.state = kronos.next_state(self.journal.state, plan, now=plan.created_at, **opts)
-        self.journal.save()
         executor = Executor(
             self.compute, self.config.executor, self.journal, clock=self.clock, stop=self.stop
         )
@@ -196,6 +203,9 @@ class Engine:
             raise TemporaryFailure(
                 f"{share:.0%} of the plan's VMs changed while planning (max_drift): {'; '.join(changed[:3])}"
             )
+        opts = {k: v for k, v in self.config.engine.options.as_dict().items() if k != "aggregates"}
+        self.journal.state = kronos.next_state(self.journal.state, plan, now=plan.created_at, **opts)
+        self.journal.save()
         self.executor = executor
         try:
             return Counter(r.outcome for r in executor.execute(plan))
