@@ -348,12 +348,15 @@ def ours(step: Step, plan: Plan, records: Sequence[dict[str, Any]]) -> dict[str,
     """The newest migration of ``step.instance`` to its destination since the plan was made, if not failed.
 
     Nova's and Kronos's clocks are compared (to the second), so the two
-    must agree to within the time between planning and executing.
+    must agree to within the time between planning and executing. A live
+    migration's record has no ``dest_compute`` until the conductor has
+    checked the destination (status ``accepted``): that one counts too.
     """
     since = plan.created_at.replace(microsecond=0)
     for m in reversed(records):
         created = _parse(m.get("created_at"))
-        if m.get("dest_compute") == step.destination and created is not None and created >= since:
+        dest = m.get("dest_compute")
+        if dest in (step.destination, None) and created is not None and created >= since:
             return None if m.get("status") in FAILED else m
     return None
 
