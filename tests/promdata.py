@@ -14,8 +14,9 @@ sit well inside the data, away from rate()'s extrapolation at its edge.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from kronos.adapters.scores import VMRef
 
@@ -214,3 +215,36 @@ def shifted(text: str, seconds: int) -> str:
             head, _, t = line.rpartition(" ")
             out.append(f"{head} {int(t) + seconds}")
     return "\n".join(out) + "\n"
+
+
+def from_servers(
+    servers: Iterable[dict[str, Any]],
+    hosts: Sequence[str],
+    load: Callable[[int, int], tuple[float, float]],
+    others: int,
+) -> Truth:
+    """Exporter truth for Nova servers (as ``/servers/detail`` lists them) on ``hosts``.
+
+    Host ``k`` with ``n`` servers is ``load(k, n)`` busy/used (16 CPUs, 64 GiB);
+    each server is ``1 / (n + others)`` of its host's load, the rest is the
+    host's own. Servers on other hosts export nothing.
+    """
+    t = Truth()
+    on: dict[str, list[dict[str, Any]]] = {h: [] for h in hosts}
+    for s in servers:
+        on.get(s["OS-EXT-SRV-ATTR:host"], []).append(s)
+    for k, host in enumerate(hosts):
+        n = len(on[host])
+        cpu, mem = load(k, n)
+        h = t.hosts[host] = Host(host, 16, 64 * GIB, cpu, mem, (f"{host}:9100",))
+        for s in on[host]:
+            share = 1.0 / (n + others)
+            t.vms[s["id"]] = VM(
+                s["id"],
+                s["name"],
+                s["OS-EXT-SRV-ATTR:instance_name"],
+                host,
+                cores=h.cpu * h.cpus * share,
+                rss=h.mem * h.mem_total * share,
+            )
+    return t

@@ -18,6 +18,7 @@ from tests.conftest import kronos_cli
 from tests.executing import (
     HOSTS,
     Cloud,
+    args,
     conf,
     execute,
     make_plan,
@@ -196,16 +197,7 @@ def test_leaving_at_once_mid_step_loses_nothing_and_a_rerun_never_migrates_twice
     if (tmp_path / "state.json").exists():
         kronos.load_state(tmp_path / "state.json")
     # the rerun finishes the plan: the interrupted step is reconciled from Nova, not migrated again
-    again = kronos_cli(
-        "execute",
-        str(tmp_path / "plan.json"),
-        "--config",
-        str(config),
-        "--results",
-        str(tmp_path / "results.jsonl"),
-        "--state",
-        str(tmp_path / "state.json"),
-    )
+    again = kronos_cli(*args(tmp_path, config))
     assert again.returncode == 0, again.stdout + again.stderr
     done = {r["instance"]: r for r in results_of(tmp_path) if r["outcome"] != "Interrupted"}
     assert set(done) == set(vms) and all(r["outcome"] == "Succeeded" for r in done.values())

@@ -142,30 +142,9 @@ class World:
 
     def truth(self) -> promdata.Truth:
         """Exporter history for these servers; cmp-6 (dead) and cmp-7 (broken exporter) export nothing."""
-        t = promdata.Truth()
-        on: dict[str, list[str]] = {h: [] for h in HOSTS}
-        for sid, s in self.servers.items():
-            on[s["OS-EXT-SRV-ATTR:host"]].append(sid)
-        for k, host in enumerate(HOSTS[:5]):
-            n = len(on[host])
-            t.hosts[host] = promdata.Host(
-                host, 16, 64 * (1 << 30), 0.05 + 0.08 * n + 0.01 * k, 0.1 + 0.05 * n, (f"{host}:9100",)
-            )
-        for sid, s in self.servers.items():
-            host = s["OS-EXT-SRV-ATTR:host"]
-            if host not in t.hosts:
-                continue
-            h = t.hosts[host]
-            share = 1.0 / (len(on[host]) + 2)  # each VM a share of its host's load, the rest is the host's
-            t.vms[sid] = promdata.VM(
-                sid,
-                s["name"],
-                s["OS-EXT-SRV-ATTR:instance_name"],
-                host,
-                cores=h.cpu * h.cpus * share,
-                rss=h.mem * h.mem_total * share,
-            )
-        return t
+        return promdata.from_servers(
+            self.servers.values(), HOSTS[:5], lambda k, n: (0.05 + 0.08 * n + 0.01 * k, 0.1 + 0.05 * n), 2
+        )
 
 
 @pytest.fixture(scope="module")

@@ -46,28 +46,8 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
 
 def _truth(cloud: Cloud) -> promdata.Truth:
     """Host load grows with the number of servers; each server a share of its host's."""
-    t = promdata.Truth()
     servers = ns.call(cloud.conn, "get", "/servers/detail?all_tenants=1")["servers"]
-    on: dict[str, list[dict[str, Any]]] = {h: [] for h in HOSTS}
-    for s in servers:
-        on[s["OS-EXT-SRV-ATTR:host"]].append(s)
-    for host in HOSTS:
-        n = len(on[host])
-        t.hosts[host] = promdata.Host(
-            host, 16, 64 * (1 << 30), 0.05 + 0.1 * n, 0.1 + 0.1 * n, (f"{host}:9100",)
-        )
-        h = t.hosts[host]
-        for s in on[host]:
-            share = 1.0 / (n + 1)
-            t.vms[s["id"]] = promdata.VM(
-                s["id"],
-                s["name"],
-                s["OS-EXT-SRV-ATTR:instance_name"],
-                host,
-                cores=h.cpu * h.cpus * share,
-                rss=h.mem * h.mem_total * share,
-            )
-    return t
+    return promdata.from_servers(servers, HOSTS, lambda _k, n: (0.05 + 0.1 * n, 0.1 + 0.1 * n), 1)
 
 
 @pytest.fixture(scope="module")

@@ -232,7 +232,6 @@ def execute(
     from kronos.adapters.journal import Journal, done_steps, state_options
     from kronos.adapters.nova import connect
     from kronos.adapters.nova_actions import Compute
-    from kronos.errors import TemporaryFailure
     from kronos.progress import Progress
 
     config = load_config(config_path, require_scope=False)
@@ -253,14 +252,7 @@ def execute(
     progress = Progress(len(plan.steps), sys.stdout, sys.stdout.isatty())
     journal = Journal(results_path, state_path, state_options(config), also=progress)
     executor = Executor(compute, ex_conf, journal, stop=stop)
-    share, changed = executor.drift(todo, plan)
-    if share > ex_conf.max_drift:
-        for c in changed[:10]:
-            click.echo(f"  drifted: {c}", err=True)
-        raise TemporaryFailure(
-            f"{share:.0%} of the plan's VMs moved or changed state since it was made "
-            f"(max_drift {ex_conf.max_drift:.0%}): plan again"
-        )
+    executor.check_drift(todo, plan)
 
     def leave_now(signum: int) -> None:
         executor.interrupt(f"signal {signum} while running")

@@ -30,7 +30,7 @@ import attrs
 
 import kronos
 from kronos.adapters.config import Config
-from kronos.adapters.executor import Executor
+from kronos.adapters.executor import Executor, iso
 from kronos.adapters.journal import Journal, state_options
 from kronos.adapters.nova import NovaReader
 from kronos.adapters.nova_actions import Compute
@@ -60,7 +60,7 @@ class JsonLog:
         self._out: IO[str] = path.open("a", encoding="utf-8") if path else sys.stdout
 
     def __call__(self, event: str, **fields: Any) -> None:
-        line = {"ts": _iso(self.clock()), "event": event, **fields}
+        line = {"ts": iso(self.clock()), "event": event, **fields}
         with self._lock:
             self._out.write(json.dumps(line, sort_keys=True, default=str) + "\n")
             self._out.flush()
@@ -171,7 +171,7 @@ class Engine:
         self.log(
             "cycle",
             cycle=number,
-            at=_iso(at),
+            at=iso(at),
             dry_run=dry,
             seconds=round((self.clock() - at).total_seconds(), 3),
             aggregates=aggregates,
@@ -198,11 +198,7 @@ class Engine:
         executor = Executor(
             self.compute, self.config.executor, self.journal, clock=self.clock, stop=self.stop
         )
-        share, changed = executor.drift(plan.steps, plan)
-        if share > self.config.executor.max_drift:
-            raise TemporaryFailure(
-                f"{share:.0%} of the plan's VMs changed while planning (max_drift): {'; '.join(changed[:3])}"
-            )
+        executor.check_drift(plan.steps, plan)
         opts = {k: v for k, v in self.config.engine.options.as_dict().items() if k != "aggregates"}
         self.journal.state = kronos.next_state(self.journal.state, plan, now=plan.created_at, **opts)
         self.journal.save()
@@ -223,7 +219,3 @@ def _summary(plan: Plan, agg: str) -> dict[str, Any]:
             skipped=s.skipped,
         )
     return out
-
-
-def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

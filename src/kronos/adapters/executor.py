@@ -148,6 +148,15 @@ class Executor:
                 changed.append(f"{step.instance}: {status} {task or ''}".rstrip())
         return (len(changed) / len(steps) if steps else 0.0), changed
 
+    def check_drift(self, steps: Sequence[Step], plan: Plan) -> None:
+        """Refuse (75) when more than [executor] max_drift of the steps' VMs drifted; names a few."""
+        share, changed = self.drift(steps, plan)
+        if share > self.config.max_drift:
+            raise TemporaryFailure(
+                f"{share:.0%} of the plan's VMs moved or changed state since it was made "
+                f"(max_drift {self.config.max_drift:.0%}): plan again; " + "; ".join(changed[:10])
+            )
+
     def execute(self, plan: Plan, skip: set[int] | None = None) -> list[StepResult]:
         """Run every step not in ``skip`` (already done in an earlier run); returns the outcomes."""
         results: list[StepResult] = []
@@ -220,8 +229,8 @@ class Executor:
             step.destination,
             outcome,
             attempts,
-            _iso(t0),
-            _iso(t1),
+            iso(t0),
+            iso(t1),
             seconds,
             error,
             migration,
@@ -361,7 +370,8 @@ def ours(step: Step, plan: Plan, records: Sequence[dict[str, Any]]) -> dict[str,
     return None
 
 
-def _iso(t: datetime) -> str:
+def iso(t: datetime) -> str:
+    """UTC, microseconds, Z: the one timestamp shape of results and engine logs."""
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
