@@ -135,6 +135,38 @@ class Snapshot:
 
 
 @frozen
+class Reason:
+    """Why something was done or not, as data: a rule's or a decision's name and its numbers.
+
+    ``rule`` is a stable name: a placement rule of :mod:`kronos.core.rules`
+    (``capacity.vcpus``, ``group.anti-affinity``) or a planner decision
+    (``aggregate.balanced``, ``spread.gain``). The other fields are the
+    numbers that rule speaks of, each only where it means something. Text is
+    made from it by :func:`kronos.core.reasons.render`, in one place per
+    rule, when it is shown; the plan's string fields (``reason``,
+    ``skipped``) are rendered from these records.
+    """
+
+    rule: str
+    host: str | None = None
+    #: hosts the same rule ruled out (explanations group them)
+    hosts: tuple[str, ...] | None = None
+    policy: str | None = None
+    group: str | None = None
+    #: what the VM needs, what the host has free, the bound, the measured value
+    need: float | None = None
+    free: float | None = None
+    limit: float | None = None
+    value: float | None = None
+    before: float | None = None
+    after: float | None = None
+    count: int | None = None
+    until: datetime | None = None
+    #: a name or setting the rule refers to (a zone, an extra spec, a status)
+    detail: str | None = None
+
+
+@frozen
 class Step:
     seq: int
     wave: int
@@ -147,6 +179,17 @@ class Step:
     reason: str
     combined_after: float
     name: str | None = None
+    #: the records ``reason`` is rendered from
+    why: tuple[Reason, ...] | None = None
+
+
+@frozen
+class AggregateWhy:
+    """The records behind an aggregate summary's ``skipped``, ``unrepaired`` and ``notes``."""
+
+    skipped: Reason | None = None
+    unrepaired: tuple[Reason, ...] = ()
+    notes: tuple[Reason, ...] = ()
 
 
 @frozen
@@ -169,6 +212,7 @@ class AggregateSummary:
     post_drain: dict[str, str] | None = None
     #: pack: disabled, empty hosts that would take load no enabled host can
     hosts_to_enable: tuple[str, ...] | None = None
+    why: AggregateWhy | None = None
 
 
 @frozen
@@ -177,6 +221,8 @@ class Unplaced:
     reason: str
     aggregate: str | None = None
     phase: str | None = None
+    #: the records ``reason`` is rendered from
+    why: tuple[Reason, ...] | None = None
 
 
 @frozen
