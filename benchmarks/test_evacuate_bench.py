@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 import kronos
-from kronos.core.generate import generate_evacuable
-from kronos.core.kernels import warm
+from kronos.core.warm import warm
+from kronos.testing import generate_evacuable
 
 
 def _down(snap: kronos.Snapshot) -> list[str]:

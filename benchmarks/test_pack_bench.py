@@ -11,7 +11,7 @@ import math
 import pytest
 
 import kronos
-from kronos.core.kernels import warm
+from kronos.core.warm import warm
 
 CASES = [("pack-50x5000", 50), ("pack-50x5000", None), ("pack-1000x100000", 200)]
 

@@ -16,7 +16,7 @@ import pytest
 import kronos
 from benchmarks.conftest import BUDGETS
 from kronos.core.arrays import build_world
-from kronos.core.kernels import warm
+from kronos.core.warm import warm
 
 
 @pytest.mark.parametrize("case", list(BUDGETS))

@@ -14,6 +14,17 @@ from kronos.core.model import EXTRA_SPEC_PREFIX, UNASSIGNED, Snapshot
 
 EPS = 1e-9
 
+#: the rules of kronos.core.rules.RULES, written out again in the table's order
+VM_RULES = (
+    "vm.status", "vm.task_state", "vm.migratable", "vm.cooldown", "vm.quarantine", "vm.profile", "vm.moved",
+    "source.up",
+)  # fmt: skip
+MOVE_RULES = (
+    "host.enabled", "host.up", "host.leaving", "az", "extra_specs", "capacity.vcpus", "capacity.memory_mb",
+    "capacity.disk_gb", "max_host_score", "group.affinity", "group.anti-affinity", "group.soft-affinity",
+    "group.soft-anti-affinity",
+)  # fmt: skip
+
 
 def pstdev(xs: list[float]) -> float:
     if not xs:
@@ -96,54 +107,121 @@ class NaiveWorld:
         lim = g.max_server_per_host if g.policy == "anti-affinity" else 1
         return sum(max(0, c - lim) for c in cnt.values())
 
-    def movable(self, vid: str, cooldown: frozenset[str] = frozenset(), profile: bool = True) -> bool:
-        """``profile``: a VM without a weight under fallback ``skip`` stays (not for drains)."""
+    # -- the VM rules, one method each (names as in kronos.core.rules) --------------
+
+    def vm_rule_holds(
+        self,
+        rule: str,
+        vid: str,
+        phase: str = "spread",
+        *,
+        cold: bool = False,
+        cooldown: frozenset[str] = frozenset(),
+        quarantine: frozenset[str] = frozenset(),
+    ) -> bool:
+        """May vid move in ``phase`` as far as VM rule ``rule`` goes (FORMATS.md §1)."""
         v = self.vms[vid]
-        if v.status != "ACTIVE" or v.task_state is not None or not v.migratable:
-            return False
-        if vid in self.moved or vid in cooldown:
-            return False
-        for p in self.pols:
-            if profile and p.vm_profile_fallback == "skip" and p.name not in v.weights:
-                return False
-        return True
+        evacuating = phase == "evacuate"
+        if rule == "vm.status":
+            allowed = (
+                ("ACTIVE", "SHUTOFF", "ERROR")
+                if evacuating
+                else ("ACTIVE", "SHUTOFF")
+                if cold
+                else ("ACTIVE",)
+            )
+            return v.status in allowed
+        if rule == "vm.task_state":
+            return evacuating or v.task_state is None
+        if rule == "vm.migratable":
+            return v.migratable
+        if rule == "vm.cooldown":
+            return evacuating or vid not in cooldown
+        if rule == "vm.quarantine":
+            return vid not in quarantine
+        if rule == "vm.profile":
+            balancing = phase in ("affinity", "spread", "pack")
+            return not balancing or all(
+                p.vm_profile_fallback != "skip" or p.name in v.weights for p in self.pols
+            )
+        if rule == "vm.moved":
+            return vid not in self.moved
+        if rule == "source.up":
+            up = self.hosts[self.host[vid]].up
+            return not up if evacuating else up
+        raise KeyError(rule)
+
+    def movable(self, vid: str, cooldown: frozenset[str] = frozenset(), profile: bool = True) -> bool:
+        """May vid live-migrate (``profile``: a VM without a weight under fallback ``skip`` stays)."""
+        phase = "spread" if profile else "drain"
+        return all(self.vm_rule_holds(r, vid, phase, cooldown=cooldown) for r in VM_RULES)
+
+    # -- the host and move rules, one method each -----------------------------------
+
+    def rule_holds(
+        self, rule: str, vid: str, src: str, dst: str, leaving: frozenset[str] = frozenset()
+    ) -> bool:
+        """Does the move of vid from src to dst keep ``rule``? (the VM counted on src)"""
+        v = self.vms[vid]
+        if rule == "host.enabled":
+            return self.hosts[dst].enabled
+        if rule == "host.up":
+            return self.hosts[dst].up
+        if rule == "host.leaving":
+            return dst not in leaving
+        if rule == "az":
+            return self.az[dst] == self.az[src]
+        if rule == "extra_specs":
+            return all(
+                val in self.meta[dst].get(k[len(EXTRA_SPEC_PREFIX) :], set())
+                for k, val in v.flavor.extra_specs.items()
+                if k.startswith(EXTRA_SPEC_PREFIX)
+            )
+        if rule.startswith("capacity."):
+            k = ("vcpus", "memory_mb", "disk_gb").index(rule.removeprefix("capacity."))
+            need = (v.flavor.vcpus, v.flavor.memory_mb, v.flavor.disk_gb)[k]
+            cap = self.hosts[dst].capacity
+            return self.used[dst][k] + need <= (cap.vcpus, cap.memory_mb, cap.disk_gb)[k] + EPS
+        if rule == "max_host_score":
+            for p in self.pols:
+                d = self.load[vid][p.name] / self.sc(dst, p.name)
+                if d > 0 and self.score[dst][p.name] + d > p.max_host_score + EPS:
+                    return False
+            return True
+        if rule.startswith("group."):
+            g = self.group_of.get(vid)
+            if g is None or g.policy != rule.removeprefix("group."):
+                return True
+            return self.group_measure(g, vid, dst) <= self.group_measure(g)
+        raise KeyError(rule)
 
     def why_not(
-        self, vid: str, dst: str, agg: str, soft_hard: bool = True, *, placing: bool = False
+        self,
+        vid: str,
+        dst: str,
+        agg: str,
+        soft_hard: bool = True,
+        *,
+        placing: bool = False,
+        leaving: frozenset[str] = frozenset(),
     ) -> str | None:
-        """The first rule a move of vid to dst (within agg) breaks, or None.
+        """The first host or move rule a move of vid to dst (within agg) breaks, or None.
 
         ``placing``: vid is not counted anywhere (a from-scratch packing), so
-        its own host is a destination like any other.
+        its own host is a destination like any other. "no-op" and "aggregate"
+        are not rules of the table: a move to itself is no move, and searches
+        only look at the aggregate's hosts.
         """
         src = self.host[vid]
-        v = self.vms[vid]
         if dst == src and not placing:
             return "no-op"
         if dst not in self.aggs[agg] or src not in self.aggs[agg]:
-            return "cross-aggregate"
-        if not self.active(dst):
-            return "dest-disabled"
-        if self.az[dst] != self.az[src]:
-            return "cross-az"
-        for k, val in v.flavor.extra_specs.items():
-            if k.startswith(EXTRA_SPEC_PREFIX) and val not in self.meta[dst].get(
-                k[len(EXTRA_SPEC_PREFIX) :], set()
-            ):
-                return "extra-spec"
-        need = (v.flavor.vcpus, v.flavor.memory_mb, v.flavor.disk_gb)
-        cap = self.hosts[dst].capacity
-        for u, n, c in zip(self.used[dst], need, (cap.vcpus, cap.memory_mb, cap.disk_gb), strict=True):
-            if u + n > c + EPS:
-                return "capacity"
-        for p in self.pols:
-            d = self.load[vid][p.name] / self.sc(dst, p.name)
-            if d > 0 and self.score[dst][p.name] + d > p.max_host_score + EPS:
-                return "max-host-score"
-        g = self.group_of.get(vid)
-        if g is not None and (soft_hard or not g.policy.startswith("soft")):
-            if self.group_measure(g, vid, dst) > self.group_measure(g):
-                return "group"
+            return "aggregate"
+        for rule in MOVE_RULES:
+            if rule.startswith("group.soft") and not soft_hard:
+                continue
+            if not self.rule_holds(rule, vid, src, dst, leaving):
+                return rule
         return None
 
     def apply(self, vid: str, dst: str) -> None:
@@ -209,9 +287,9 @@ def replay(snap: Snapshot, steps, cooldown: frozenset[str] = frozenset()) -> lis
             if not ok or s.instance in w.moved or s.instance in cooldown:
                 problems.append(f"step {s.seq}: VM not evacuable")
         if s.action == "cold-migrate":
-            v = w.vms[s.instance]
-            cold_ok = v.status in ("ACTIVE", "SHUTOFF") and v.task_state is None and v.migratable
-            if not cold_ok or s.instance in w.moved or s.instance in cooldown:
+            if not all(
+                w.vm_rule_holds(r, s.instance, s.phase, cold=True, cooldown=cooldown) for r in VM_RULES
+            ):
                 problems.append(f"step {s.seq}: VM not cold-migratable")
         why = w.why_not(s.instance, s.destination, s.aggregate, soft_hard)
         if why is not None:
@@ -267,6 +345,7 @@ def ffd_hosts(snap: Snapshot, agg: str) -> int:
     w = NaiveWorld(snap)
     hosts = [h for h in w.aggs[agg] if w.active(h)]
     items = [v.id for v in snap.vms if w.host[v.id] in hosts]
+    may_move = {vid: w.movable(vid) for vid in items}
     for vid in items:  # empty every host, keeping its base load
         src = w.host[vid]
         v = w.vms[vid]
@@ -276,8 +355,8 @@ def ffd_hosts(snap: Snapshot, agg: str) -> int:
             w.score[src][p.name] -= w.load[vid][p.name] / w.sc(src, p.name)
         w.host[vid] = "-"
     used: set[str] = set()
-    pinned = [vid for vid in items if not w.movable(vid)]
-    rest = sorted((vid for vid in items if w.movable(vid)), key=lambda vid: -utilisation(w, vid, hosts[0]))
+    pinned = [vid for vid in items if not may_move[vid]]
+    rest = sorted((vid for vid in items if may_move[vid]), key=lambda vid: -utilisation(w, vid, hosts[0]))
     home = {v.id: v.host for v in snap.vms}
     for vid in pinned:
         _put(w, vid, home[vid])

@@ -16,8 +16,8 @@ from kronos.core import kernels, placement
 from kronos.core.arrays import build_world
 from kronos.core.convert import snapshot_digest
 from kronos.core.evacuate import fence
-from kronos.core.generate import DEFAULT_TAKEN_AT, generate_evacuable
 from kronos.errors import DataError
+from kronos.testing import DEFAULT_TAKEN_AT, generate_evacuable
 from tests.conftest import kronos_cli
 from tests.naive import NaiveWorld, apply_plan, replay
 
@@ -164,11 +164,20 @@ def test_unplaced_reasons_name_the_rule_and_the_numbers() -> None:
     group = kronos.ServerGroup("g1", "anti-affinity", (*(v.id for v in db), db_dead.id), name="db")
     snap = world(hosts, [*filler, *db, big, db_dead], [group])
     plan = kronos.evacuate(snap, ["dead"])
+    why = {u.instance: u.why for u in plan.summary.unplaced}
     reasons = {u.instance: u.reason for u in plan.summary.unplaced}
-    assert (
-        reasons["db-dead"] == "anti-affinity group db already has a member on every surviving host in AZ az1"
+    (db_why,) = why["db-dead"]
+    assert (db_why.rule, set(db_why.hosts or ()), db_why.count, db_why.limit) == (
+        "group.anti-affinity",
+        {"h1", "h2", "h3"},
+        1,
+        1,
     )
-    assert reasons["big"] == "no host in AZ az1 has 16 free vCPUs (most free: 15)"
+    assert "anti-affinity group db has 1 member on h1 (max 1)" in reasons["db-dead"]
+    # every host lacks vCPUs; the nearest is named with its numbers
+    (big_why,) = why["big"]
+    assert (big_why.rule, big_why.host, big_why.need, big_why.free) == ("capacity.vcpus", "h3", 16, 15)
+    assert reasons["big"] == "capacity.vcpus rules out 3 hosts, nearest: needs 16 vCPUs, h3 has 15 free"
     assert not plan.steps
 
 
@@ -282,7 +291,7 @@ def test_drain_moves_the_movable_and_lists_the_rest(checker) -> None:  # type: i
     plan = kronos.drain(snap, ["maint"])
     assert [(s.instance, s.phase, s.action) for s in plan.steps] == [("ok", "drain", "live-migrate")]
     reasons = {u.instance: u.reason for u in plan.summary.unplaced}
-    assert "--cold-migrate-stopped" in reasons["off"]
+    assert "cold_migrate_stopped" in reasons["off"]  # the keyword; the CLI says --cold-migrate-stopped
     assert reasons["busy"] == "task_state image_snapshot: busy" and reasons["pinned"] == "migratable: false"
     cold = kronos.drain(snap, ["maint"], cold_migrate_stopped=True)
     assert {(s.instance, s.action) for s in cold.steps} == {("ok", "live-migrate"), ("off", "cold-migrate")}

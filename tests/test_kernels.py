@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import kronos
-from kronos.core import kernels
+from kronos.core import kernels, rules
 from kronos.core.arrays import build_world
 from tests.naive import NaiveWorld, naive_greedy, pstdev
 
@@ -82,7 +82,7 @@ def test_feasibility_kernel_matches_reference(args: dict, data: st.DataObject) -
         v = data.draw(st.integers(0, len(snap.vms) - 1))
         b = data.draw(st.integers(0, len(snap.hosts) - 1))
         a = int(world.vm_host[v])
-        got = kernels.feasible(v, a, b, world.arrays(), True)
+        got = rules.feasible(v, a, b, world.arrays(), True)
         assert got == (naive.why_not(snap.vms[v].id, world.host_names[b], "agg-01") is None)
 
 
@@ -111,7 +111,7 @@ def test_group_rule_table(kind: str, lim: int, counts: list[int], a: int, b: int
     g_cnt = np.array([counts], dtype=np.int32)
     g_max, g_nmax = np.zeros(1, np.int32), np.zeros(1, np.int32)
     kernels.group_extremes(g_cnt, g_max, g_nmax, 0)
-    got = kernels.group_worse(
+    got = rules.group_worse(
         0, a, b, np.array([GROUP_KINDS[kind]], np.int8), np.array([lim], np.int32), g_cnt, g_max, g_nmax
     )
     assert got == worse

@@ -39,9 +39,9 @@ from kronos.core.validate import Issue, validate
 from kronos.files import dump, load_plan, load_snapshot, load_state
 
 if TYPE_CHECKING:
-    from kronos.core.generate import generate, generate_packable
     from kronos.core.planner import UNLIMITED, Prepared, drain, evacuate, plan, prepare
     from kronos.core.state import next_state, record_result, release
+    from kronos.testing import generate, generate_packable
 
 _LAZY = {
     "plan": "kronos.core.planner",
@@ -53,8 +53,8 @@ _LAZY = {
     "record_result": "kronos.core.state",
     "release": "kronos.core.state",
     "UNLIMITED": "kronos.core.planner",
-    "generate": "kronos.core.generate",
-    "generate_packable": "kronos.core.generate",
+    "generate": "kronos.testing",
+    "generate_packable": "kronos.testing",
 }
 
 

@@ -58,6 +58,23 @@ class Timer:
         click.echo(f"time {'total':<16} {total * 1000:9.1f} ms", err=True)
 
 
+#: the library's keyword spellings in messages and reasons, and this command line's
+_FLAGS = {
+    "assume_fenced=True": "--assume-fenced",
+    "cold_migrate_stopped": "--cold-migrate-stopped",
+    "(aggregates)": "(--aggregate)",
+    "mode=": "--mode ",
+    "budget=": "--budget ",
+}
+
+
+def as_flags(text: str) -> str:
+    """Say what the library calls a keyword as this command line's flag (the core never names flags)."""
+    for word, flag in _FLAGS.items():
+        text = text.replace(word, flag)
+    return text
+
+
 def _parse_sets(values: tuple[str, ...], flag: str = "--set") -> dict[str, str]:
     out = {}
     for item in values:
@@ -146,7 +163,7 @@ def generate(output: str, policies: str, packable: int | None, evacuable: int | 
         kronos.dump(kronos.generate_packable(packable, kw["seed"]), output)
         return
     if evacuable is not None:
-        from kronos.core.generate import generate_evacuable
+        from kronos.testing import generate_evacuable
 
         keep = ("hosts", "vms", "groups", "seed", "aggregates", "heterogeneous")
         kronos.dump(generate_evacuable(failed=evacuable, **{k: kw[k] for k in keep}), output)
@@ -244,9 +261,9 @@ def _run_planner(
 
             raise ValidationError(snapshot, problems)
     with timer.phase("compile/arrays"):
-        from kronos.core import kernels
+        from kronos.core.warm import warm
 
-        kernels.warm()
+        warm(_phases_of(entry, snap, kwargs))
     with timer.phase("plan"):
         from kronos.core import planner
         from kronos.errors import DataError
@@ -269,6 +286,18 @@ def _run_planner(
             new = kronos.next_state(state, result, now=result.created_at, **opts)
             kronos.dump(new, state_path)
     timer.report()
+
+
+def _phases_of(entry: str, snap: Any, kwargs: dict[str, Any]) -> list[str]:
+    """The phases ``kronos.<entry>`` will run, so only their kernels compile."""
+    from kronos.core import phases
+
+    if entry != "plan":
+        return [entry]
+    pols = snap.enabled_policies
+    mode = kwargs.get("mode") or (pols[0].mode if pols else phases.SPREAD)
+    ran = [phases.AFFINITY, *([phases.DRAIN] if kwargs.get("drain") else [])]
+    return [*ran, mode] if mode in phases.MODES else ran
 
 
 def _leaving_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -362,7 +391,7 @@ def _emit(result: Any, output: str | None, fmt: str) -> None:
     if fmt == "json" and output is None:
         kronos.dump(result, "-")
     else:
-        click.echo(plan_table(result), nl=False)
+        click.echo(as_flags(plan_table(result)), nl=False)
 
 
 @cli.command()
@@ -373,7 +402,7 @@ def show(plan_file: str, no_reasons: bool) -> None:
     import kronos
     from kronos.render import plan_table
 
-    click.echo(plan_table(kronos.load_plan(plan_file), reasons=not no_reasons), nl=False)
+    click.echo(as_flags(plan_table(kronos.load_plan(plan_file), reasons=not no_reasons)), nl=False)
 
 
 def _score_scope(
@@ -608,7 +637,7 @@ def run(entry: Callable[..., Any], argv: list[str] | None) -> int:
         click.echo("kronos: aborted", err=True)
         return 130
     except KronosError as exc:
-        click.echo(f"kronos: error: {exc}", err=True)
+        click.echo(f"kronos: error: {as_flags(str(exc))}", err=True)
         return exc.exit_code
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -10,20 +10,24 @@ other rule. What cannot be repaired is reported, with the reason.
 
 from __future__ import annotations
 
+import attrs
 import numpy as np
 
-from kronos.core import kernels
-from kronos.core.arrays import World, imbalance
-from kronos.core.moves import Move, describe_move
-from kronos.core.options import PlannerOptions
+from kronos.core import kernels, rules
+from kronos.core.arrays import GROUP_KIND_NAMES, World, imbalance
+from kronos.core.model import Reason
+from kronos.core.moves import AggregateOutcome, Move, describe_move
+from kronos.core.options import AffinityOptions
+from kronos.core.phases import AFFINITY
+from kronos.core.reasons import render
 
-KIND_NAMES = ("affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity")
+LIVE = rules.Movement(AFFINITY)
 
 
 def repair(
-    world: World, aggregate: str, hosts: np.ndarray, budget: int, opts: PlannerOptions
-) -> tuple[list[Move], list[str]]:
-    """Repair moves (at most ``budget``) and the violations left, as sentences."""
+    world: World, aggregate: str, hosts: np.ndarray, budget: int, opts: AffinityOptions
+) -> AggregateOutcome:
+    """Repair moves (at most ``budget``) and the violations left (``unrepaired``)."""
     kinds = {
         k
         for k, on in (
@@ -35,11 +39,12 @@ def repair(
         if on
     }
     if not kinds:
-        return [], []
+        return AggregateOutcome()
     in_agg = np.zeros(len(world.host_names), dtype=np.bool_)
     in_agg[hosts] = True
     moves: list[Move] = []
-    left: list[str] = []
+    left: list[Reason] = []
+    may_move = rules.movable(world, LIVE)
     for g in range(world.g_kind.size):
         kind = int(world.g_kind[g])
         if kind not in kinds:
@@ -47,23 +52,26 @@ def repair(
         members = [int(v) for v in np.flatnonzero(world.group == g) if in_agg[world.vm_host[v]]]
         if not members:
             continue
-        name = f"{KIND_NAMES[kind]} group {world.g_names[g]}"
+        rule = f"repair.{GROUP_KIND_NAMES[kind]}"
+        label = world.g_names[g]
         if kind in (1, 3):
             lim = int(world.g_lim[g])
             for h in hosts:
                 excess = int(world.g_cnt[g, h]) - lim
                 if excess <= 0:
                     continue
-                why = f"{name} has {int(world.g_cnt[g, h])} members on {world.host_names[h]} (max {lim})"
+                why = Reason(
+                    rule, group=label, host=world.host_names[h], count=int(world.g_cnt[g, h]), limit=lim
+                )
                 on_h = [v for v in members if world.vm_host[v] == h]
                 for v in on_h:
                     if excess == 0:
                         break
                     if len(moves) >= budget:
-                        left.append(f"{why}: budget exhausted")
+                        left.append(attrs.evolve(why, detail="budget"))
                         excess = 0
                         break
-                    if world.blocked[v] or world.moved[v]:
+                    if not may_move[v] or world.moved[v]:
                         continue
                     dests = hosts[world.g_cnt[g, hosts] < lim]
                     move = _best(world, v, dests, hosts, aggregate, why)
@@ -71,41 +79,41 @@ def repair(
                         moves.append(move)
                         excess -= 1
                 if excess > 0:
-                    left.append(f"{why}: no movable member has a feasible host with room in the group")
+                    left.append(attrs.evolve(why, detail="no_host"))
         else:
             counts = world.g_cnt[g, hosts]
             if (world.g_cnt[g] > 0).sum() > (counts > 0).sum():
                 left.append(
-                    f"{name} has members outside aggregate {aggregate}; migrations never cross aggregates"
+                    Reason("repair.outside", group=label, aggregate=aggregate, detail=GROUP_KIND_NAMES[kind])
                 )
             if (counts > 0).sum() <= 1:
                 continue
             # members that cannot move pin the target; otherwise the fullest host
-            pinned = {int(world.vm_host[v]) for v in members if world.blocked[v] or world.moved[v]}
+            pinned = {int(world.vm_host[v]) for v in members if not may_move[v] or world.moved[v]}
             target = pinned.pop() if len(pinned) == 1 else int(hosts[int(np.argmax(counts))])
-            why = f"{name} is spread over {(counts > 0).sum()} hosts; gathering on {world.host_names[target]}"
+            why = Reason(rule, group=label, host=world.host_names[target], count=int((counts > 0).sum()))
             stuck = 0
             for v in members:
                 if world.vm_host[v] == target:
                     continue
                 if len(moves) >= budget:
-                    left.append(f"{why}: budget exhausted")
+                    left.append(attrs.evolve(why, detail="budget"))
                     stuck = 0
                     break
                 move = None
-                if not (world.blocked[v] or world.moved[v]):
+                if may_move[v] and not world.moved[v]:
                     move = _best(world, v, np.array([target]), hosts, aggregate, why)
                 if move is None:
                     stuck += 1
                 else:
                     moves.append(move)
             if stuck:
-                left.append(f"{why}: {stuck} member(s) not movable or do not fit there")
-    return moves, left
+                left.append(attrs.evolve(why, detail="stuck", value=stuck))
+    return AggregateOutcome(moves=tuple(moves), unrepaired=tuple(left))
 
 
 def _best(
-    world: World, v: int, dests: np.ndarray, hosts: np.ndarray, aggregate: str, why: str
+    world: World, v: int, dests: np.ndarray, hosts: np.ndarray, aggregate: str, why: Reason
 ) -> Move | None:
     """Apply and return the lowest-imbalance feasible move of v to one of ``dests``."""
     P = world.pw.size
@@ -115,7 +123,7 @@ def _best(
     w = world.arrays()
     best, best_val = -1, np.inf
     for b in dests:
-        if not kernels.feasible(v, a, int(b), w, True):
+        if not rules.feasible(v, a, int(b), w, True):
             continue
         val = kernels.move_value(v, a, int(b), max(n, 1), var, tot, w)
         if val < best_val:
@@ -125,5 +133,5 @@ def _best(
     score_before = world.score.copy()
     kernels.apply_move(v, best, w)
     _, after = imbalance(world, hosts)
-    reason = f"{why}; " + describe_move(world, v, a, best, score_before, before, after)
-    return Move(v, a, best, aggregate, "affinity", "live-migrate", reason, after)
+    reason = f"{render(why)}; " + describe_move(world, v, a, best, score_before, before, after)
+    return Move(v, a, best, aggregate, AFFINITY, "live-migrate", (why,), reason, after)

@@ -9,7 +9,9 @@ Shapes (H hosts, V VMs, P enabled policies, G server groups, C extra-spec classe
     sc         H×P f8   score_capacity (absolute amount a score of 1.0 means)
     cap, used  H×3 f8   vcpus, memory_mb, disk_gb
     active     H   b1   enabled and up: counts in the imbalance
-    dest_ok    H   b1   may receive VMs (enabled and up)
+    enabled    H   b1   the compute service is enabled
+    up         H   b1   the compute service is up
+    leaving    H   b1   being emptied by this plan (evacuate, drain): receives nothing
     az         H   i4   availability-zone id, -1 for none
     vm_host    V   i8   current host index
     load       V×P f8   absolute load: weight × sc[original host]
@@ -37,16 +39,27 @@ from kronos.core.model import EXTRA_SPEC_PREFIX, UNASSIGNED, Snapshot, State
 #: types it field by field and caches kernels that take it.
 Arrays = namedtuple(
     "Arrays",
-    "vm_host active dest_ok az spec spec_ok cap used size score sc load pw pmax "
+    "vm_host active enabled up leaving az spec spec_ok cap used size score sc load pw pmax "
     "group g_kind g_lim g_cnt g_max g_nmax moved",
 )
 
-GROUP_KINDS = {"affinity": 0, "anti-affinity": 1, "soft-affinity": 2, "soft-anti-affinity": 3}
+GROUP_KIND_NAMES = ("affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity")
+GROUP_KINDS = {name: k for k, name in enumerate(GROUP_KIND_NAMES)}
 
-# reasons a VM cannot be live-migrated by balancing phases, as bit flags. SHUTOFF
-# is set instead of NOT_ACTIVE for a SHUTOFF VM: phases that empty hosts may
-# cold-migrate it (FORMATS.md), balancing leaves it alone.
-NOT_ACTIVE, BUSY, NOT_MIGRATABLE, COOLDOWN, QUARANTINE, NO_PROFILE, SHUTOFF = 1, 2, 4, 8, 16, 32, 64
+# facts that stop a VM moving, as bit flags (the VM rules of kronos.core.rules
+# decide which apply to a phase). SHUTOFF is set instead of NOT_ACTIVE for a
+# SHUTOFF VM: phases that empty hosts may cold-migrate it (FORMATS.md),
+# balancing leaves it alone. ERROR comes with NOT_ACTIVE: only evacuate takes it.
+NOT_ACTIVE, BUSY, NOT_MIGRATABLE, COOLDOWN, QUARANTINE, NO_PROFILE, SHUTOFF, ERROR = (
+    1,
+    2,
+    4,
+    8,
+    16,
+    32,
+    64,
+    128,
+)
 
 
 @define(slots=True)
@@ -65,9 +78,10 @@ class World:
     cap: np.ndarray
     used: np.ndarray
     active: np.ndarray
+    enabled: np.ndarray  # H b1
     up: np.ndarray  # H b1: the compute service is up (a disabled host may be up)
+    leaving: np.ndarray  # H b1: being emptied by this plan; never a destination
     cost: np.ndarray  # H f8: cost_per_hour, 0 when unknown
-    dest_ok: np.ndarray
     az: np.ndarray
     vm_host: np.ndarray
     load: np.ndarray
@@ -81,7 +95,11 @@ class World:
     g_max: np.ndarray  # G i4: most members on one host (kept current by kernels.apply_move)
     g_nmax: np.ndarray  # G i4: how many hosts hold that many
     g_names: list[str]
-    blocked: np.ndarray  # V i4: NOT_ACTIVE | BUSY | ... flags for balancing moves
+    blocked: np.ndarray  # V i4: NOT_ACTIVE | BUSY | ... flags
+    vm_status: list[str]  # for explanations
+    vm_task: list[str | None]
+    cooldown_until: dict[int, datetime]  # VM index -> end of its cooldown (those in force)
+    quarantine_until: dict[int, datetime | None]
     moved: np.ndarray  # V b1
     aggregates: dict[str, np.ndarray]  # name -> host indices, snapshot order
     host_index: dict[str, int]
@@ -107,12 +125,12 @@ def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | 
     score = np.zeros((H, P))
     sc = np.ones((H, P))
     cap = np.zeros((H, 3))
-    active = np.zeros(H, dtype=np.bool_)
+    enabled = np.zeros(H, dtype=np.bool_)
     up = np.zeros(H, dtype=np.bool_)
     cost = np.zeros(H)
     for i, h in enumerate(snapshot.hosts):
         cap[i] = (h.capacity.vcpus, h.capacity.memory_mb, h.capacity.disk_gb)
-        active[i] = h.enabled and h.up
+        enabled[i] = h.enabled
         up[i] = h.up
         cost[i] = h.cost_per_hour or 0.0
         for j, p in enumerate(pnames):
@@ -172,6 +190,7 @@ def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | 
     blocked |= np.fromiter(
         (
             (SHUTOFF if v.status == "SHUTOFF" else NOT_ACTIVE if v.status != "ACTIVE" else 0)
+            | (ERROR if v.status == "ERROR" else 0)
             | (BUSY if v.task_state is not None else 0)
             | (0 if v.migratable else NOT_MIGRATABLE)
             for v in vms
@@ -180,13 +199,17 @@ def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | 
         count=V,
     )
     vm_index = {v.id: k for k, v in enumerate(vms)}
+    cooldown_until: dict[int, datetime] = {}
+    quarantine_until: dict[int, datetime | None] = {}
     if state is not None:
         for vid, until in state.instance_cooldown_until.items():
             if vid in vm_index and (now is None or until > now):
                 blocked[vm_index[vid]] |= COOLDOWN
+                cooldown_until[vm_index[vid]] = until
         for vid, q_until in state.quarantined_until.items():
             if vid in vm_index and (q_until is None or now is None or q_until > now):
                 blocked[vm_index[vid]] |= QUARANTINE
+                quarantine_until[vm_index[vid]] = q_until
     spec_ok = np.ones((len(spec_classes), H), dtype=np.bool_)
     for spec_key, c in spec_classes.items():
         for i in range(H):
@@ -217,10 +240,11 @@ def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | 
         sc=sc,
         cap=cap,
         used=used,
-        active=active,
+        active=enabled & up,
+        enabled=enabled,
         up=up,
+        leaving=np.zeros(H, dtype=np.bool_),
         cost=cost,
-        dest_ok=active.copy(),
         az=az,
         vm_host=vm_host,
         load=load,
@@ -235,6 +259,10 @@ def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | 
         g_nmax=((g_cnt == g_cnt.max(axis=1, initial=0)[:, None]) & (g_cnt > 0)).sum(axis=1).astype(np.int32),
         g_names=[sg.label for sg in snapshot.server_groups],
         blocked=blocked,
+        vm_status=[v.status for v in vms],
+        vm_task=[v.task_state for v in vms],
+        cooldown_until=cooldown_until,
+        quarantine_until=quarantine_until,
         moved=np.zeros(V, dtype=np.bool_),
         aggregates=aggregates,
         host_index=host_index,

@@ -31,19 +31,18 @@ import attrs
 import numpy as np
 from attrs import frozen
 
-from kronos.core import kernels, placement
-from kronos.core.arrays import BUSY, COOLDOWN, NOT_MIGRATABLE, QUARANTINE, World
-from kronos.core.convert import format_time
-from kronos.core.model import VM, Snapshot, State, Unplaced
+from kronos.core import kernels, placement, rules
+from kronos.core.arrays import GROUP_KIND_NAMES, World
+from kronos.core.model import VM, Reason, Snapshot, Unplaced
 from kronos.core.moves import AggregateOutcome, Move, describe_arrival
 from kronos.core.pack import action_of, size_key, unit
+from kronos.core.phases import EVACUATE
+from kronos.core.reasons import render, render_all
 from kronos.errors import DataError
 
-EVACUABLE = ("ACTIVE", "SHUTOFF", "ERROR")
 IMPROVE_ROUNDS = 2  # passes of re-balancing after a pass that placed by fit, not balance
 NODES = 20_000  # Minimum Bin Slack: evaluations per host beyond its first pass
 WORK = 5_000_000  # ... and in all, per aggregate (deterministic, never read off a clock)
-_LABELS = ("vCPUs", "MiB of RAM", "GiB of disk")
 
 
 @frozen
@@ -119,9 +118,7 @@ def priority_of(vm: VM, index: int, key: str) -> float | None:
     try:
         return float(value)
     except ValueError:
-        raise DataError(
-            f"{where} = {value!r}: --priority values must be numbers (higher goes first)"
-        ) from None
+        raise DataError(f"{where} = {value!r}: priority values must be numbers (higher goes first)") from None
 
 
 def plan_leaving(
@@ -129,16 +126,15 @@ def plan_leaving(
     snapshot: Snapshot,
     req: Leaving,
     scope: list[str],
-    state: State | None = None,
 ) -> LeavingResult:
     """Empty ``req.hosts`` aggregate by aggregate; mutates ``world`` with the moves."""
     leaving = np.array(req.hosts, dtype=np.int64)
-    world.dest_ok[leaving] = False  # a failed host already is not one; a drained one stops being one
+    world.leaving[leaving] = True
     on = np.flatnonzero(np.isin(world.vm_host, leaving))
     chosen = np.array([req.selector.matches(snapshot.vms[v]) for v in on], dtype=np.bool_)
+    picked = Reason("vm.not_selected", detail=req.selector.describe())
     not_selected = tuple(
-        Unplaced(world.vm_ids[v], f"not selected: matches no {req.selector.describe()}", phase=req.phase)
-        for v in on[~chosen]
+        Unplaced(world.vm_ids[v], render(picked), phase=req.phase, why=(picked,)) for v in on[~chosen]
     )
     todo = on[chosen].astype(np.int64)
     prio = np.full(len(world.vm_ids), -np.inf)
@@ -146,11 +142,13 @@ def plan_leaving(
         for v in todo:
             p = priority_of(snapshot.vms[v], int(v), req.priority)
             prio[v] = -np.inf if p is None else p
-    why: dict[int, tuple[str, str | None]] = {}
+    how = rules.Movement(req.phase, cold=req.cold_migrate_stopped)
+    masks = rules.vm_rule_masks(world, how)
+    why: dict[int, tuple[tuple[Reason, ...], str | None]] = {}
     for v in todo:
-        text = _unmovable(world, snapshot.vms[v], int(v), req, state)
-        if text:
-            why[int(v)] = (text, None)
+        stop = rules.why_not_movable(world, int(v), how, masks)
+        if stop:
+            why[int(v)] = (stop, None)
     pending = np.array([v for v in todo if int(v) not in why], dtype=np.int64)
 
     outcomes: dict[str, AggregateOutcome] = {}
@@ -165,35 +163,11 @@ def plan_leaving(
     for v in todo:
         if world.moved[v]:
             continue
-        text, agg = why.get(int(v), ("none of its host's aggregates is being planned (--aggregate)", None))
-        unplaced.append(Unplaced(world.vm_ids[v], text, aggregate=agg, phase=req.phase))
+        records, agg = why.get(int(v), ((Reason("vm.out_of_scope"),), None))
+        unplaced.append(
+            Unplaced(world.vm_ids[v], render_all(records), aggregate=agg, phase=req.phase, why=records)
+        )
     return LeavingResult(outcomes, tuple(unplaced), not_selected)
-
-
-def _unmovable(world: World, vm: VM, v: int, req: Leaving, state: State | None) -> str:
-    """Why Nova (or the contract) would refuse to move this VM at all; "" if it may move."""
-    flags = int(world.blocked[v])
-    out = []
-    if req.phase == "evacuate":
-        if vm.status not in EVACUABLE:
-            out.append(f"status {vm.status}: Nova evacuates only ACTIVE, SHUTOFF or ERROR instances")
-    else:
-        if vm.status == "SHUTOFF" and not req.cold_migrate_stopped:
-            out.append("status SHUTOFF: not live-migratable (--cold-migrate-stopped plans a cold migration)")
-        elif vm.status not in ("ACTIVE", "SHUTOFF"):
-            out.append(f"status {vm.status}: only ACTIVE (or, cold, SHUTOFF) instances migrate")
-        if flags & BUSY:
-            out.append(f"task_state {vm.task_state}: busy")
-        if flags & COOLDOWN and state is not None:
-            out.append(f"in cooldown until {format_time(state.instance_cooldown_until[vm.id])}")
-    if flags & NOT_MIGRATABLE:
-        out.append("migratable: false")
-    if flags & QUARANTINE and state is not None:
-        until = state.quarantined_until[vm.id]
-        out.append(f"quarantined until {'released by hand' if until is None else format_time(until)}")
-    if world.moved[v]:
-        out.append("already moved by this plan")
-    return "; ".join(out)
 
 
 def _plan_aggregate(
@@ -203,9 +177,9 @@ def _plan_aggregate(
     hosts: np.ndarray,
     vms: np.ndarray,
     prio: np.ndarray,
-    why: dict[int, tuple[str, str | None]],
+    why: dict[int, tuple[tuple[Reason, ...], str | None]],
 ) -> AggregateOutcome:
-    dest_hosts = hosts[world.dest_ok[hosts]]
+    dest_hosts = hosts[rules.receivers(world)[hosts]]
     norm = unit(world, dest_hosts if dest_hosts.size else hosts)
     size = size_key(world, norm, vms)
     order = vms[np.lexsort((vms, -size if req.largest_first else size, -prio[vms]))]
@@ -219,16 +193,23 @@ def _plan_aggregate(
 
     def move(v: int, b: int) -> None:
         a = int(world.vm_host[v])
-        worse = kernels.soft_worse(v, a, b, w)
+        worse = rules.soft_worse(v, a, b, w)
         kernels.apply_move(v, b, w)
         _, combined = kernels.stats(hosts, world.active, world.score, world.pw, var, tot)
-        reason = describe_arrival(world, v, a, b, _purpose(world, req.phase, a))
+        purpose = Reason(
+            "evacuate.failed" if req.phase == EVACUATE else "drain.maintenance", host=world.host_names[a]
+        )
+        records: tuple[Reason, ...] = (purpose,)
+        reason = describe_arrival(world, v, a, b, render(purpose))
         if worse:
             g = int(world.group[v])
-            kind = "soft-affinity" if world.g_kind[g] == 2 else "soft-anti-affinity"
-            reason += f"; {kind} group {world.g_names[g]} made worse: no host that keeps it can take the VM"
-        action = "evacuate" if req.phase == "evacuate" else action_of(world, v)
-        moves.append(Move(v, a, b, name, req.phase, action, reason, combined))
+            soft = Reason(
+                "leaving.soft_worse", group=world.g_names[g], detail=GROUP_KIND_NAMES[world.g_kind[g]]
+            )
+            records += (soft,)
+            reason += "; " + render(soft)
+        action = "evacuate" if req.phase == EVACUATE else action_of(world, v)
+        moves.append(Move(v, a, b, name, req.phase, action, records, reason, combined))
 
     goal = {int(v): int(b) for v, b in zip(order, target, strict=True) if b >= 0}
     queue = list(goal)
@@ -237,7 +218,7 @@ def _plan_aggregate(
         for v in queue:
             if len(moves) >= budget:
                 held.append(v)
-            elif kernels.feasible(v, int(world.vm_host[v]), goal[v], w, False):
+            elif rules.feasible(v, int(world.vm_host[v]), goal[v], w, False):
                 move(v, goal[v])
             else:
                 held.append(v)
@@ -250,7 +231,7 @@ def _plan_aggregate(
         if world.moved[v]:
             continue
         if len(moves) >= budget:
-            why[v] = (f"{req.phase} budget {budget} used; plan again to continue", name)
+            why[v] = ((Reason("leaving.budget", detail=req.phase, limit=budget),), name)
             continue
         a = int(world.vm_host[v])
         b, _ = placement.best_destination(v, a, hosts, placement.MIN_IMBALANCE, False, w, norm, var, tot, n)
@@ -260,9 +241,7 @@ def _plan_aggregate(
         elif v not in why:
             why[v] = (why_unplaced(world, v, hosts, name), name)
 
-    placed = len(moves)
-    left = int(vms.size) - placed
-    note = f"{req.phase}: {placed} of {vms.size} instances placed" + (f", {left} not" if left else "")
+    note = Reason("leaving.placed", detail=req.phase, count=len(moves), need=int(vms.size))
     return AggregateOutcome(moves=tuple(moves), notes=(note,))
 
 
@@ -301,81 +280,12 @@ def _targets(
     return best
 
 
-def _purpose(world: World, phase: str, a: int) -> str:
-    host = world.host_names[a]
-    if phase == "evacuate":
-        return f"evacuate failed host {host} (fence it first)"
-    return f"drain {host} for maintenance"
-
-
-def why_unplaced(world: World, v: int, hosts: np.ndarray, aggregate: str) -> str:
-    """The first rule that leaves no host for v, named with the numbers that break it.
-
-    Rules are applied as filters in the order an operator would check them:
-    where the VM may go at all (aggregate, AZ, extra specs, hard groups),
-    then room (each resource, then all at once), then ``max_host_score``.
-    """
+def why_unplaced(world: World, v: int, hosts: np.ndarray, aggregate: str) -> tuple[Reason, ...]:
+    """Why no host of ``hosts`` takes v: each rule that rules hosts out, with its numbers."""
     a = int(world.vm_host[v])
-    cand = hosts[world.dest_ok[hosts] & (hosts != a)]
-    if cand.size == 0:
-        return f"no enabled, up host left in aggregate {aggregate}"
-    zone = int(world.az[a])
-    where = f"in AZ {world.az_names[zone]}" if zone >= 0 else f"in aggregate {aggregate}"
-    cand = cand[world.az[cand] == zone]
-    if cand.size == 0:
-        return f"no enabled, up host {where} of aggregate {aggregate}"
-    spec = int(world.spec[v])
-    if spec:
-        cand = cand[world.spec_ok[spec, cand]]
-        if cand.size == 0:
-            return f"no enabled, up host {where} is in an aggregate with {world.spec_names[spec]}"
-    g = int(world.group[v])
-    if g >= 0 and world.g_kind[g] <= 1:
-        ok = np.array(
-            [
-                b
-                for b in cand
-                if not kernels.group_worse(
-                    g, a, b, world.g_kind, world.g_lim, world.g_cnt, world.g_max, world.g_nmax
-                )
-            ],
-            dtype=np.int64,
-        )
-        label = world.g_names[g]
-        if ok.size == 0:
-            if world.g_kind[g] == 1:
-                lim = int(world.g_lim[g])
-                each = "a member" if lim == 1 else f"{lim} members"
-                return f"anti-affinity group {label} already has {each} on every surviving host {where}"
-            at = [world.host_names[h] for h in np.flatnonzero(world.g_cnt[g] > 0)]
-            return (
-                f"affinity group {label} has its members on {', '.join(at)}; moving this one "
-                "anywhere else splits the group"
-            )
-        if ok.size < cand.size:
-            kind = "anti-affinity" if world.g_kind[g] == 1 else "affinity"
-            where = f"{where} allowed by {kind} group {label}"
-        cand = ok
-    free = world.cap[cand] - world.used[cand]
-    need = world.size[v]
-    for r, unit_name in enumerate(_LABELS):
-        if not (free[:, r] + kernels.EPS >= need[r]).any():
-            return f"no host {where} has {need[r]:g} free {unit_name} (most free: {free[:, r].max():g})"
-    fit = (free + kernels.EPS >= need).all(axis=1)
-    if not fit.any():
-        at_once = f"{need[0]:g} vCPUs, {need[1]:g} MiB of RAM and {need[2]:g} GiB of disk"
-        return f"no host {where} has {at_once} free at once"
-    cand = cand[fit]
-    for p, pname in enumerate(world.policy_names):
-        d = world.load[v, p] / world.sc[cand, p]
-        ok_p = (d <= 0) | (world.score[cand, p] + d <= world.pmax[p] + kernels.EPS)
-        if not ok_p.any():
-            return (
-                f"no host {where} with room stays within max_host_score {world.pmax[p]:g} of {pname} "
-                f"(it would add {d.min():.3f})"
-            )
-        cand = cand[ok_p]
-    return "no host satisfies every rule at once"
+    if not (hosts != a).any():
+        return (Reason("aggregate.no_other_host", aggregate=aggregate),)
+    return rules.ruled_out(world, v, a, hosts, soft_hard=False) or (Reason("leaving.no_host"),)
 
 
 def fence(snapshot: Snapshot, names: Iterable[str]) -> Snapshot:

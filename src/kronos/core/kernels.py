@@ -30,9 +30,7 @@ import math
 import numba as nb
 import numpy as np
 
-from kronos.core.arrays import Arrays
-
-EPS = 1e-9
+from kronos.core.rules import EPS, feasible, fits, may_receive, soft_worse
 
 STOP_BUDGET, STOP_NO_MOVE, STOP_BALANCED = 0, 1, 2
 DONE, MISSED, SKIPPED = 0, 1, 2  # pack: outcomes of one attempt to empty a host
@@ -97,58 +95,6 @@ def move_value(v, a, b, n, var, tot, w):
         db = w.load[v, p] / w.sc[b, p]
         val += w.pw[p] * _term(var[p], tot[p], n, w.score[a, p], da, w.active[a], w.score[b, p], db)
     return val
-
-
-@nb.njit(cache=True)
-def group_worse(g, a, b, g_kind, g_lim, g_cnt, g_max, g_nmax):
-    """Would moving one member of group g from a to b raise its violation measure?
-
-    Measures (as FORMATS.md / check.py): affinity kinds n − max_h count;
-    anti-affinity kinds Σ_h max(0, count − limit).
-    """
-    ca = g_cnt[g, a]
-    cb = g_cnt[g, b]
-    k = g_kind[g]
-    if k == 1 or k == 3:
-        lim = g_lim[g]
-        change = max(0, ca - 1 - lim) - max(0, ca - lim) + max(0, cb + 1 - lim) - max(0, cb - lim)
-        return change > 0
-    mx = g_max[g]
-    after = mx if (ca < mx or g_nmax[g] >= 2) else mx - 1
-    if cb + 1 > after:
-        after = cb + 1
-    return after < mx
-
-
-@nb.njit(cache=True)
-def feasible(v, a, b, w, soft_hard):
-    """Every hard rule of a single move, cheapest first.
-
-    ``soft_hard``: soft group rules are hard too (balancing phases); an
-    evacuation or drain passes False and only prefers not to break them.
-    """
-    if b == a or not w.dest_ok[b] or w.az[b] != w.az[a] or not w.spec_ok[w.spec[v], b]:
-        return False
-    for r in range(3):
-        if w.used[b, r] + w.size[v, r] > w.cap[b, r] + EPS:
-            return False
-    for p in range(w.pmax.shape[0]):
-        d = w.load[v, p] / w.sc[b, p]
-        if d > 0.0 and w.score[b, p] + d > w.pmax[p] + EPS:
-            return False
-    g = w.group[v]
-    return not (
-        g >= 0
-        and (soft_hard or w.g_kind[g] <= 1)
-        and group_worse(g, a, b, w.g_kind, w.g_lim, w.g_cnt, w.g_max, w.g_nmax)
-    )
-
-
-@nb.njit(cache=True)
-def soft_worse(v, a, b, w):
-    """Would moving v from a to b make its soft server-group rule worse?"""
-    g = w.group[v]
-    return g >= 0 and w.g_kind[g] >= 2 and group_worse(g, a, b, w.g_kind, w.g_lim, w.g_cnt, w.g_max, w.g_nmax)
 
 
 @nb.njit(cache=True)
@@ -238,7 +184,7 @@ def best_move(hosts, cands, host_cls, n_cls, limit, prune, w, soft_hard, var, to
         cls_sc = np.ones((n_cls, P))
         for i in range(hosts.shape[0]):
             h = hosts[i]
-            if not w.dest_ok[h]:
+            if not may_receive(h, w):
                 continue
             c = host_cls[i]
             for p in range(P):
@@ -342,41 +288,6 @@ def best_fit(v, a, hosts, open_, w, norm):
             best = b
             bval = val
     return best
-
-
-@nb.njit(cache=True)
-def fits(v, o, b, extra_v, w):
-    """Target space: may VM v (which started on o) end on b? ``extra_v``: a VM leaving b first.
-
-    The static rules are judged from o; capacity, ``max_host_score`` and
-    anti-affinity from what b holds now (less ``extra_v`` when >= 0). A member
-    may join b only below its group's limit, so no final placement is worse
-    than the start; affinity members never reach here (pack leaves them).
-    """
-    if not w.dest_ok[b] or w.az[b] != w.az[o] or not w.spec_ok[w.spec[v], b]:
-        return False
-    for r in range(3):
-        free = w.cap[b, r] - w.used[b, r]
-        if extra_v >= 0:
-            free += w.size[extra_v, r]
-        if w.size[v, r] > free + EPS:
-            return False
-    for p in range(w.pmax.shape[0]):
-        d = w.load[v, p] / w.sc[b, p]
-        if d > 0.0:
-            s = w.score[b, p] + d
-            if extra_v >= 0:
-                s -= w.load[extra_v, p] / w.sc[b, p]
-            if s > w.pmax[p] + EPS:
-                return False
-    g = w.group[v]
-    if g >= 0 and (w.g_kind[g] == 1 or w.g_kind[g] == 3):
-        c = w.g_cnt[g, b]
-        if extra_v >= 0 and w.group[extra_v] == g:
-            c -= 1
-        if c + 1 > w.g_lim[g]:
-            return False
-    return True
 
 
 @nb.njit(cache=True)
@@ -748,51 +659,3 @@ def pack_hosts(
         emptied[n_emptied] = h
         n_emptied += 1
     return emptied[:n_emptied]
-
-
-def warm() -> None:
-    """Compile (or load from the on-disk cache) every kernel on a two-host world."""
-    H, V, P = 2, 1, 1
-    w = Arrays(
-        vm_host=np.zeros(V, dtype=np.int64),
-        active=np.ones(H, dtype=np.bool_),
-        dest_ok=np.ones(H, dtype=np.bool_),
-        az=np.zeros(H, dtype=np.int32),
-        spec=np.zeros(V, dtype=np.int32),
-        spec_ok=np.ones((1, H), dtype=np.bool_),
-        cap=np.full((H, 3), 10.0),
-        used=np.zeros((H, 3)),
-        size=np.ones((V, 3)),
-        score=np.array([[0.5], [0.1]]),
-        sc=np.ones((H, P)),
-        load=np.full((V, P), 0.1),
-        pw=np.ones(P),
-        pmax=np.ones(P),
-        group=np.full(V, -1, dtype=np.int32),
-        g_kind=np.zeros(0, dtype=np.int8),
-        g_lim=np.ones(0, dtype=np.int32),
-        g_cnt=np.zeros((0, H), dtype=np.int32),
-        g_max=np.zeros(0, dtype=np.int32),
-        g_nmax=np.zeros(0, dtype=np.int32),
-        moved=np.zeros(V, dtype=np.bool_),
-    )
-    hosts = np.arange(H, dtype=np.int64)
-    greedy_spread(hosts, np.zeros(V, dtype=np.int64), np.zeros(H, dtype=np.int64), 1, 1, 1e-6, True,
-                  np.zeros(P), True, w)  # fmt: skip
-    pack_hosts(hosts, hosts, np.zeros(V, dtype=np.int64), np.ones(V, dtype=np.bool_), np.ones(V),
-               np.ones(H, dtype=np.bool_), 1, 1, 1, 1000, 10, 1, w, np.ones(3 + P))  # fmt: skip
-    # the ones the planners also call from Python
-    best_fit(0, 0, hosts, np.ones(H, dtype=np.bool_), w, np.ones(3 + P))
-    feasible(0, 0, 1, w, True)
-    apply_move(0, 0, w)
-    stats(hosts, w.active, w.score, w.pw, np.zeros(P), np.zeros(P))
-    from kronos.core import placement  # it imports this module
-
-    order = np.zeros(V, dtype=np.int64)
-    norm = np.ones(3 + P)
-    placement.place_all(order, hosts, placement.MIN_IMBALANCE, w, norm)
-    placement.make_room(0, order, w.vm_host.copy(), hosts, 100, w, norm)
-    placement.fill_hosts(order, hosts, w.vm_host.copy(), 10, 100, w, norm)
-    fill_bin(1, order, V, -1, w.vm_host.copy(), np.zeros(V, dtype=np.bool_), 10, w, norm)
-    placement.improve(order, hosts, 1, w)
-    soft_worse(0, 0, 1, w)

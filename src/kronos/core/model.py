@@ -149,6 +149,7 @@ class Reason:
 
     rule: str
     host: str | None = None
+    aggregate: str | None = None
     #: hosts the same rule ruled out (explanations group them)
     hosts: tuple[str, ...] | None = None
     policy: str | None = None
@@ -164,6 +165,8 @@ class Reason:
     until: datetime | None = None
     #: a name or setting the rule refers to (a zone, an extra spec, a status)
     detail: str | None = None
+    #: the values the rule allows (statuses)
+    allowed: tuple[str, ...] | None = None
 
 
 @frozen

@@ -1,4 +1,8 @@
-"""What every planning mode returns: moves with their explanation, and per-aggregate outcomes."""
+"""What every planning phase returns: moves with their records, and per-aggregate outcomes.
+
+Records (:class:`~kronos.core.model.Reason`) say why; the ``reason`` of a
+move is its records rendered, followed by what it does to the numbers.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import numpy as np
 from attrs import field, frozen
 
 from kronos.core.arrays import World
-from kronos.core.model import RESOURCES, Unplaced
+from kronos.core.model import RESOURCES, Reason, Unplaced
 
 
 @frozen
@@ -17,19 +21,20 @@ class Move:
     aggregate: str
     phase: str
     action: str
-    reason: str
+    why: tuple[Reason, ...]
+    reason: str  # the records rendered, then the effect on both hosts
     combined_after: float
 
 
 @frozen
 class AggregateOutcome:
-    """A mode's result for one aggregate: its moves, or why it was skipped."""
+    """A phase's result for one aggregate: its moves, or why it was skipped."""
 
     moves: tuple[Move, ...] = ()
-    skipped: str | None = None
-    notes: tuple[str, ...] = ()
+    skipped: Reason | None = None
+    notes: tuple[Reason, ...] = ()
     unplaced: tuple[Unplaced, ...] = ()
-    unrepaired: tuple[str, ...] = ()
+    unrepaired: tuple[Reason, ...] = ()
     hosts_lower_bound: int | None = None
     hosts_to_enable: tuple[str, ...] = ()
     post_drain: dict[str, str] = field(factory=dict)

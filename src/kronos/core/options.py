@@ -1,8 +1,9 @@
-"""Planner options: one frozen class, parsed the same way from every source.
+"""Planner options: a frozen class per phase, parsed the same way from every source.
 
 Each field is a keyword of ``kronos.plan``, an ``[engine]`` key of
 kronos.conf and a ``kronos plan --set KEY=VALUE``; all three go through
 :func:`make_options`, so a value means the same thing wherever it is given.
+Names are unique across the classes, so the outside sees one flat set.
 """
 
 from __future__ import annotations
@@ -17,13 +18,28 @@ from typing import Any
 import attrs
 from attrs import frozen
 
+from kronos.core.phases import AFFINITY, PACK, SPREAD
 from kronos.errors import UsageError
 
 
 @frozen
-class PlannerOptions:
+class CommonOptions:
+    """What every phase reads."""
+
     #: aggregates to plan (None: every aggregate, plus ``_unassigned_`` when some host is in none)
     aggregates: tuple[str, ...] | None = None
+    #: at most this many steps in one wave (None: no cap)
+    max_parallel: int | None = None
+    #: seconds an aggregate rests after a plan moved something in it
+    cooldown: float = 600.0
+    #: seconds a moved VM is left alone
+    instance_cooldown: float = 900.0
+    #: seconds a VM whose migration definitively failed is left alone (-1: until released)
+    instance_quarantine_seconds: float = 3600.0
+
+
+@frozen
+class SpreadOptions:
     #: do nothing when the busiest host's combined score is below this
     min_load: float = 0.0
     #: do nothing when busiest / least busy − 1 is below this
@@ -32,32 +48,82 @@ class PlannerOptions:
     min_improvement: float = 1e-6
     #: stop once every policy is within its threshold
     stop_below_threshold: bool = True
-    #: at most this many steps in one wave (None: no cap)
-    max_parallel: int | None = None
+    #: full scans instead of the exact bound: a test knob (``kronos.plan(prune=False)``),
+    #: never a ``--set`` key nor in a plan file
+    prune: bool = attrs.field(default=True, metadata={"internal": True})
+
+
+@frozen
+class AffinityOptions:
     #: repair hard / soft server-group violations before balancing (affinity phase)
     enforce_hard_affinity: bool = False
     enforce_soft_affinity: bool = False
-    #: seconds an aggregate rests after a plan moved something in it
-    cooldown: float = 600.0
-    #: seconds a moved VM is left alone
-    instance_cooldown: float = 900.0
-    #: seconds a VM whose migration definitively failed is left alone (-1: until released)
-    instance_quarantine_seconds: float = 3600.0
-    #: pack: enabled, empty hosts kept untouched per aggregate as failover capacity
+
+
+@frozen
+class PackOptions:
+    #: enabled, empty hosts kept untouched per aggregate as failover capacity
     ha_reserve: int = 0
-    #: pack: what the executor or operator should do with an emptied host
+    #: what the executor or operator should do with an emptied host
     post_drain_action: str = "none"
-    #: full scans instead of the exact bound (for tests and comparisons only)
-    prune: bool = True
+
+
+#: every options class by the phase that reads it ("" for all of them)
+SECTIONS: dict[str, type] = {
+    "": CommonOptions,
+    SPREAD: SpreadOptions,
+    AFFINITY: AffinityOptions,
+    PACK: PackOptions,
+}
+_FIELDS = {
+    name: [a for a in attrs.fields(cls) if not a.metadata.get("internal")] for name, cls in SECTIONS.items()
+}
+
+
+@frozen
+class PlannerOptions:
+    """Every option, each in its phase's class; built by :func:`make_options`.
+
+    Flat to the outside (keywords, ``--set``, ``[engine]``, :meth:`as_dict`),
+    sectioned inside, so a phase sees its own options only and a plan
+    records the options of the phases it ran (:meth:`for_plan`).
+    """
+
+    common: CommonOptions = CommonOptions()
+    spread: SpreadOptions = SpreadOptions()
+    affinity: AffinityOptions = AffinityOptions()
+    pack: PackOptions = PackOptions()
+
+    def __getattr__(self, name: str) -> Any:
+        """``options.min_load``: an option by its flat name, from its phase's class."""
+        phase = _SECTION_OF.get(name)
+        if phase is None:
+            raise AttributeError(name)
+        return getattr(self.section(phase), name)
+
+    def section(self, phase: str) -> Any:
+        return getattr(self, phase or "common")
 
     def as_dict(self) -> dict[str, Any]:
-        d = attrs.asdict(self)
-        if d["aggregates"] is not None:
+        """Every option by its flat name."""
+        return {k: v for phase in SECTIONS for k, v in self._dict(phase).items()}
+
+    def for_plan(self, *phases: str) -> dict[str, Any]:
+        """What a plan records: the common options and those of ``phases``."""
+        return {k: v for phase in ("", *phases) if phase in SECTIONS for k, v in self._dict(phase).items()}
+
+    def _dict(self, phase: str) -> dict[str, Any]:
+        section = self.section(phase)
+        d = {a.name: getattr(section, a.name) for a in _FIELDS[phase]}
+        if d.get("aggregates") is not None:
             d["aggregates"] = list(d["aggregates"])
         return d
 
 
-OPTION_NAMES = tuple(a.name for a in attrs.fields(PlannerOptions))
+OPTION_NAMES = tuple(a.name for fields in _FIELDS.values() for a in fields)
+_SECTION_OF = {a.name: phase for phase, fields in _FIELDS.items() for a in fields}
+#: seconds: a cooldown longer than this is a typo (and would overflow dates)
+MAX_SECONDS = 1e9
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 _NONE = {"none", "null", "unlimited", ""}
@@ -102,8 +168,11 @@ def coerce(name: str, value: Any, typ: Any) -> Any:
     raise TypeError(f"{name}: unsupported option type {typ!r}")  # pragma: no cover - a bug
 
 
-_HINTS = typing.get_type_hints(PlannerOptions, vars(types))
+_HINTS = {
+    name: hint for cls in SECTIONS.values() for name, hint in typing.get_type_hints(cls, vars(types)).items()
+}
 _CHOICES = {"post_drain_action": ("none", "disable")}
+_SECONDS = ("cooldown", "instance_cooldown", "instance_quarantine_seconds")
 
 
 def unknown_option(name: str, known: tuple[str, ...] = OPTION_NAMES) -> str:
@@ -117,7 +186,7 @@ def make_options(
 ) -> PlannerOptions:
     """Validated options from ``values`` over ``base``; errors name the key and the value."""
     base = base or PlannerOptions()
-    changes: dict[str, Any] = {}
+    changes: dict[str, dict[str, Any]] = {phase: {} for phase in SECTIONS}
     for key, raw in (values or {}).items():
         name = key.replace("-", "_")
         if name not in _HINTS:
@@ -128,8 +197,12 @@ def make_options(
             raise UsageError(f"option {name} = {raw!r}: {exc}") from exc
         if name in _CHOICES and value not in _CHOICES[name]:
             raise UsageError(f"option {name} = {raw!r}: must be one of {', '.join(_CHOICES[name])}")
-        negative = isinstance(value, int | float) and not isinstance(value, bool) and value < 0
-        if negative and not (name == "instance_quarantine_seconds" and value == -1):
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if number and not math.isfinite(value):
+            raise UsageError(f"option {name} = {raw!r}: must be a finite number")
+        if number and value < 0 and not (name == "instance_quarantine_seconds" and value == -1):
             raise UsageError(f"option {name} = {raw!r}: must be >= 0")
-        changes[name] = value
-    return attrs.evolve(base, **changes)
+        if name in _SECONDS and value > MAX_SECONDS:
+            raise UsageError(f"option {name} = {raw!r}: at most {MAX_SECONDS:g} seconds")
+        changes[_SECTION_OF[name]][name] = value
+    return PlannerOptions(*(attrs.evolve(base.section(phase), **changes[phase]) for phase in SECTIONS))

@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from kronos.core import kernels
+from kronos.core import kernels, rules
 from kronos.core.arrays import SHUTOFF, Arrays, World
+from kronos.core.model import Reason
 from kronos.core.moves import AggregateOutcome, Move, describe_arrival
-from kronos.core.options import PlannerOptions
+from kronos.core.options import PackOptions
+from kronos.core.phases import PACK
+from kronos.core.reasons import render_all
 
 # Search limits: deterministic caps on time, counted in work, never read off a clock.
 ROUNDS = 2  # passes of host-by-host emptying over the hosts still in use
@@ -38,10 +41,12 @@ NODES = 20_000  # evaluations MBS may spend per host beyond its first pass
 MISSES = 5  # attempts in a row that fail before a phase of the search gives up
 
 
+COLD = rules.Movement(PACK, cold=True)
+
+
 def movable_for_emptying(world: World) -> np.ndarray:
-    """VMs a phase that empties hosts may move: live-migratable, or SHUTOFF (cold)."""
-    ok: np.ndarray = ((world.blocked & ~SHUTOFF) == 0) & ~world.moved
-    return ok
+    """VMs pack may move: live-migratable, or SHUTOFF (cold)."""
+    return rules.movable(world, COLD)
 
 
 def movable_for_packing(world: World) -> np.ndarray:
@@ -148,13 +153,13 @@ class _Recorder:
         self.tot = np.zeros(world.pw.size)
         self.moves: list[Move] = []
 
-    def move(self, v: int, b: int, why: str) -> None:
+    def move(self, v: int, b: int, why: tuple[Reason, ...]) -> None:
         world = self.world
         a = int(world.vm_host[v])
         kernels.apply_move(v, b, self.w)
         _, combined = kernels.stats(self.hosts, world.active, world.score, world.pw, self.var, self.tot)
-        reason = describe_arrival(world, v, a, b, why)
-        self.moves.append(Move(v, a, b, self.aggregate, "pack", action_of(world, v), reason, combined))
+        reason = describe_arrival(world, v, a, b, render_all(why))
+        self.moves.append(Move(v, a, b, self.aggregate, PACK, action_of(world, v), why, reason, combined))
 
     def undo_to(self, k: int) -> None:
         while len(self.moves) > k:
@@ -172,7 +177,7 @@ def relieve(
     norm = unit(world, act)
     still = []
     for h in act:
-        over = world.score[h] > world.pmax + kernels.EPS
+        over = world.score[h] > world.pmax + rules.EPS
         while over.any() and len(rec.moves) < budget:
             on = vms[(world.vm_host[vms] == h) & movable_for_emptying(world)[vms]]
             # prefer the VM that leaves the least excess, then the lightest
@@ -185,12 +190,18 @@ def relieve(
                     break
             if chosen is None:
                 break
-            names = ", ".join(
-                f"{world.policy_names[p]} {world.score[h, p]:.3f} > {world.pmax[p]:g}"
+            why = tuple(
+                Reason(
+                    "pack.relieve",
+                    host=world.host_names[h],
+                    policy=world.policy_names[p],
+                    value=float(world.score[h, p]),
+                    limit=float(world.pmax[p]),
+                )
                 for p in np.flatnonzero(over)
             )
-            rec.move(*chosen, f"relieve {world.host_names[h]} ({names})")
-            over = world.score[h] > world.pmax + kernels.EPS
+            rec.move(*chosen, why)
+            over = world.score[h] > world.pmax + rules.EPS
         if over.any():
             still.append(int(h))
     return still, len(rec.moves) >= budget
@@ -212,20 +223,20 @@ def hosts_to_enable(world: World, hosts: np.ndarray, over: list[int], count: np.
 
 
 def plan_pack(
-    world: World, aggregate: str, hosts: np.ndarray, budget: int, opts: PlannerOptions
+    world: World, aggregate: str, hosts: np.ndarray, budget: int, opts: PackOptions
 ) -> AggregateOutcome:
     act = hosts[world.active[hosts]]
     if act.size < 2:
-        return AggregateOutcome(skipped="fewer than two enabled, up hosts")
+        return AggregateOutcome(skipped=Reason("aggregate.too_few_hosts", count=int(act.size)))
     vms = np.flatnonzero(np.isin(world.vm_host, hosts)).astype(np.int64)
     count = np.bincount(world.vm_host, minlength=len(world.host_names))
     used_before = int((count[act] > 0).sum())
     bound = lower_bound(world, act, vms, movable_for_packing(world))
     reserve = reserve_hosts(world, act, count, opts.ha_reserve)
-    notes: list[str] = []
+    notes: list[Reason] = []
     if reserve.size:
-        names = ", ".join(world.host_names[h] for h in reserve)
-        notes.append(f"ha_reserve {opts.ha_reserve}: {names} untouched")
+        names = tuple(world.host_names[h] for h in reserve)
+        notes.append(Reason("pack.ha_reserve", count=opts.ha_reserve, hosts=names))
 
     open_ = np.zeros(len(world.host_names), dtype=np.bool_)
     open_[act] = True
@@ -233,44 +244,38 @@ def plan_pack(
     rec = _Recorder(world, hosts, aggregate)
     over, out_of_budget = relieve(rec, act, vms, open_, budget)
     enable: list[int] = []
+    over_names = tuple(world.host_names[h] for h in over)
     if over and out_of_budget:
-        names = ", ".join(world.host_names[h] for h in over)
-        notes.append(f"budget used relieving hosts over max_host_score; still over: {names}")
+        notes.append(Reason("pack.relief_budget", hosts=over_names))
     elif over:
         enable = hosts_to_enable(world, hosts, over, count)
-        names = ", ".join(world.host_names[h] for h in over)
-        if enable:
-            notes.append(
-                f"{names} over max_host_score and no enabled host can take the excess: enable "
-                + ", ".join(world.host_names[h] for h in enable)
-            )
-        else:
-            notes.append(f"{names} over max_host_score; no enabled host can take the excess, none to enable")
-        notes.append("nothing emptied while the aggregate is short of capacity")
+        enable_names = ", ".join(world.host_names[h] for h in enable)
+        notes.append(Reason("pack.over", hosts=over_names, detail=enable_names or None))
+        notes.append(Reason("pack.short"))
     else:
         notes.extend(_consolidate(rec, act, vms, open_, budget))
     now = np.bincount(world.vm_host, minlength=len(world.host_names))
     emptied = sorted({m.source for m in rec.moves if now[m.source] == 0})
     used_after = int((now[act] > 0).sum())
-    notes.append(f"hosts in use {used_before} → {used_after}, lower bound {bound}")
+    notes.append(Reason("pack.hosts_in_use", before=used_before, after=used_after, limit=bound))
     return AggregateOutcome(
         moves=tuple(rec.moves),
         notes=tuple(notes),
         hosts_lower_bound=bound,
         hosts_to_enable=tuple(world.host_names[h] for h in enable),
         post_drain={world.host_names[h]: opts.post_drain_action for h in emptied},
-        skipped=None if rec.moves or enable else "nothing to empty within the rules and the budget",
+        skipped=None if rec.moves or enable else Reason("aggregate.nothing_to_empty"),
     )
 
 
 def _consolidate(
     rec: _Recorder, act: np.ndarray, vms: np.ndarray, open_: np.ndarray, budget: int
-) -> list[str]:
+) -> list[Reason]:
     """Steps 2 and 3 of the module docstring; returns notes on what held it back."""
     world = rec.world
     left = budget - len(rec.moves)
     if left <= 0:
-        return ["budget used"]
+        return [Reason("pack.budget_used")]
     now = np.bincount(world.vm_host, minlength=len(world.host_names))
     open_ = open_ & (now > 0)
     cands = act[open_[act]]
@@ -289,10 +294,10 @@ def _consolidate(
         mine = vms[world.vm_host[vms] == h]
         share = (world.size[mine] / np.maximum(world.cap[h], 1e-12)).sum(axis=1)
         mine = mine[np.argsort(-share, kind="stable")]
-        why = f"empty {world.host_names[h]} ({mine.size} VM{'s' if mine.size != 1 else ''})"
+        why = (Reason("pack.empty", host=world.host_names[h], count=int(mine.size)),)
         for v in mine:
             b = int(target[v])
-            if not kernels.feasible(int(v), int(h), b, rec.w, True):
+            if not rules.feasible(int(v), int(h), b, rec.w, True):
                 b = kernels.best_fit(int(v), int(h), act, kept, rec.w, norm)
             if b < 0 or len(rec.moves) >= budget:
                 rec.undo_to(start)
@@ -302,5 +307,5 @@ def _consolidate(
     movable_here = np.bincount(world.vm_host[vms[movable[vms]]], minlength=len(world.host_names))
     fewest = min((int(now[h]) for h in cands if movable_here[h] == now[h]), default=None)
     if fewest is not None and fewest > left:
-        notes.append(f"budget {left} is below the fewest VMs on an emptiable host ({fewest})")
+        notes.append(Reason("pack.budget_below", limit=left, need=fewest))
     return notes

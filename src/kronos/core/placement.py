@@ -19,15 +19,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from kronos.core.kernels import (
-    apply_move,
-    feasible,
-    fill_fullest_first,
-    fit_residual,
-    move_value,
-    soft_worse,
-    stats,
-)
+from kronos.core.kernels import apply_move, fill_fullest_first, fit_residual, move_value, stats
+from kronos.core.rules import feasible, soft_worse
 
 MIN_IMBALANCE, BEST_FIT, FILL_HOSTS = 0, 1, 2
 
@@ -173,5 +166,6 @@ def fill_hosts(order, hosts, origin, nodes, work, w, norm):
     """
     taken = np.zeros(w.vm_host.shape[0], dtype=np.bool_)
     n = order.shape[0]
-    left, _ = fill_fullest_first(hosts, w.dest_ok, order, n, -1, origin, taken, nodes, work, w, norm)
+    usable = w.enabled & w.up & ~w.leaving
+    left, _ = fill_fullest_first(hosts, usable, order, n, -1, origin, taken, nodes, work, w, norm)
     return left

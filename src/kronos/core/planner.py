@@ -1,9 +1,12 @@
-"""``kronos.plan`` and ``kronos.next_state``: the pure entry points of the core.
+"""``kronos.plan``, ``kronos.evacuate``, ``kronos.drain``: the pure entry points of the core.
 
-One literal registry maps mode names to planners; every planner works on the
-same :class:`~kronos.core.arrays.World` and returns an
+One literal registry, :data:`PHASES`, holds the five phases a plan's steps
+can come from, each with its options class and its planner. Every planner
+works on the same :class:`~kronos.core.arrays.World` and returns an
 :class:`~kronos.core.moves.AggregateOutcome` per aggregate. Aggregates are
 planned one after another, each on the placement the previous ones left.
+The records the phases return (:class:`~kronos.core.model.Reason`) become
+the plan's strings here, through :func:`kronos.core.reasons.render`.
 """
 
 from __future__ import annotations
@@ -16,31 +19,54 @@ import attrs
 import numpy as np
 from attrs import frozen
 
+from kronos.core import phases
 from kronos.core.affinity import repair
 from kronos.core.arrays import World, build_world, imbalance
 from kronos.core.convert import snapshot_digest
 from kronos.core.evacuate import Leaving, LeavingResult, Selector, fence, plan_leaving
 from kronos.core.model import (
     AggregateSummary,
+    AggregateWhy,
     Plan,
     PlanSummary,
+    Reason,
     Snapshot,
     State,
     Step,
 )
 from kronos.core.moves import AggregateOutcome, Move
-from kronos.core.options import PlannerOptions, make_options
+from kronos.core.options import AffinityOptions, PackOptions, PlannerOptions, SpreadOptions, make_options
 from kronos.core.pack import plan_pack
+from kronos.core.reasons import render
 from kronos.core.spread import plan_spread
 from kronos.core.validate import errors_only, validate
-from kronos.core.waves import ONE_WAY, assign_waves
+from kronos.core.waves import assign_waves
 from kronos.errors import DataError, UsageError, ValidationError
 
 UNLIMITED = "unlimited"
-Planner = Callable[[World, str, np.ndarray, int, PlannerOptions], AggregateOutcome]
-MODES: dict[str, Planner] = {
-    "spread": plan_spread,
-    "pack": plan_pack,
+
+
+@frozen
+class Phase:
+    """One entry of the registry: a phase's name, its options class and its planner.
+
+    Balancing planners take (world, aggregate, hosts, budget, options,
+    search knobs) and return an :class:`AggregateOutcome`; evacuate and
+    drain share :func:`~kronos.core.evacuate.plan_leaving`, whose options
+    are the keyword arguments of :func:`evacuate` and :func:`drain`.
+    """
+
+    name: str
+    options: type | None
+    planner: Callable[..., Any]
+
+
+PHASES: dict[str, Phase] = {
+    phases.DRAIN: Phase(phases.DRAIN, None, plan_leaving),
+    phases.AFFINITY: Phase(phases.AFFINITY, AffinityOptions, repair),
+    phases.SPREAD: Phase(phases.SPREAD, SpreadOptions, plan_spread),
+    phases.PACK: Phase(phases.PACK, PackOptions, plan_pack),
+    phases.EVACUATE: Phase(phases.EVACUATE, None, plan_leaving),
 }
 
 
@@ -59,9 +85,9 @@ def effective_budget(snapshot: Snapshot, budget: int | str | None) -> int | None
         try:
             budget = int(budget)
         except ValueError:
-            raise UsageError(f"budget = {budget!r}: expected a whole number or 'unlimited'") from None
+            raise UsageError(f"budget={budget!r}: expected a whole number or 'unlimited'") from None
     if isinstance(budget, bool) or budget < 0:
-        raise UsageError(f"budget = {budget!r}: must be >= 0 or 'unlimited'")
+        raise UsageError(f"budget={budget!r}: must be >= 0 or 'unlimited'")
     return int(budget)
 
 
@@ -112,6 +138,7 @@ def plan(
     validate_input: bool = True,
     drain: Sequence[str] = (),
     cold_migrate_stopped: bool = False,
+    prune: bool = True,
     **options: Any,
 ) -> Plan:
     """Plan migrations for every aggregate in scope; raises on invalid input only.
@@ -120,14 +147,16 @@ def plan(
     expired; nothing here reads a clock. ``validate_input=False`` skips
     validation for callers that just ran :func:`kronos.validate` themselves.
     ``drain``: hosts to empty first (phase ``drain``, no budget), after which
-    their aggregates are balanced as usual under ``budget``.
+    their aggregates are balanced as usual under ``budget``. ``prune=False``
+    makes spread scan every move instead of bounding (for tests).
     """
     opts = make_options(options)
+    opts = attrs.evolve(opts, spread=attrs.evolve(opts.spread, prune=prune))
     ready, world = _prepared(snapshot, state, now, validate_input)
     snap, state, now = ready.snapshot, ready.state, ready.now
     mode = mode or snap.enabled_policies[0].mode
-    if mode not in MODES:
-        raise UsageError(f"mode = {mode!r}: must be one of {', '.join(MODES)}")
+    if mode not in phases.MODES:
+        raise UsageError(f"mode={mode!r}: must be one of {', '.join(phases.MODES)}")
     cap = effective_budget(snap, budget)
     scope = _scope(world, opts)
     skips = _source_skips(snap)
@@ -135,33 +164,40 @@ def plan(
 
     leaving = None
     if drain:
-        req = Leaving("drain", _drain_hosts(world, drain), cold_migrate_stopped=cold_migrate_stopped)
-        leaving = plan_leaving(world, snap, req, scope, state)
+        req = Leaving(phases.DRAIN, _drain_hosts(world, drain), cold_migrate_stopped=cold_migrate_stopped)
+        leaving = PHASES[phases.DRAIN].planner(world, snap, req, scope)
         for name, out in leaving.outcomes.items():
             cycle.add(name, out)
+    balance = PHASES[mode]
     for name in scope:
         hosts = world.aggregates[name]
         until = state.aggregate_cooldown_until.get(name) if state else None
         if until is not None and until > now:
-            cycle.add(name, AggregateOutcome(skipped=f"in cooldown until {_iso(until)}"))
+            cycle.add(
+                name, AggregateOutcome(skipped=Reason("aggregate.cooldown", aggregate=name, until=until))
+            )
         elif name in skips:
-            cycle.add(name, AggregateOutcome(skipped=f"bad data: {skips[name]}"))
+            cycle.add(
+                name,
+                AggregateOutcome(skipped=Reason("aggregate.bad_data", aggregate=name, detail=skips[name])),
+            )
         else:
             budget_here = cap if cap is not None else len(world.vm_ids)
-            repairs, left = repair(world, name, hosts, budget_here, opts)
-            out = MODES[mode](world, name, hosts, budget_here - len(repairs), opts)
+            repaired = PHASES[phases.AFFINITY].planner(world, name, hosts, budget_here, opts.affinity)
+            out = balance.planner(world, name, hosts, budget_here - len(repaired.moves), opts.section(mode))
             cycle.add(
                 name,
                 attrs.evolve(
                     out,
-                    moves=(*repairs, *out.moves),
-                    skipped=None if repairs else out.skipped,
-                    unrepaired=tuple(left),
+                    moves=(*repaired.moves, *out.moves),
+                    skipped=None if repaired.moves else out.skipped,
+                    unrepaired=repaired.unrepaired,
                 ),
             )
     # the drain has no cap, so neither has the plan; the balancing cap is recorded apart
     caps = {"budget": None, "drain": list(drain), "balance_budget": cap} if drain else {"budget": cap}
-    return cycle.finish(ready.digest, now, {"mode": mode, **caps, **opts.as_dict()}, opts, leaving)
+    recorded = {"mode": mode, **caps, **opts.for_plan(phases.AFFINITY, mode)}
+    return cycle.finish(ready.digest, now, recorded, opts, leaving)
 
 
 def evacuate(
@@ -194,13 +230,13 @@ def evacuate(
     if up and not assume_fenced:
         raise DataError(
             f"host {', '.join(up)} is up: evacuating from a running host can start its VMs twice. "
-            "Fence it (power it off) and mark it down in Nova, or pass --assume-fenced if it already is"
+            "Fence it (power it off) and mark it down in Nova, or pass assume_fenced=True if it already is"
         )
     if up:
         fenced = fence(ready.snapshot, up)
         world = ready.world.copy()
         idx = [_host(world, n) for n in up]
-        world.up[idx] = world.active[idx] = world.dest_ok[idx] = False
+        world.up[idx] = world.active[idx] = False
         ready = Prepared(fenced, world, ready.state, ready.now, snapshot_digest(fenced))
     world = ready.world.copy()
     selector = Selector.of(tags, flavor_specs, metadata)
@@ -243,17 +279,18 @@ def _leave(ready: Prepared, world: World, req: Leaving, opts: PlannerOptions, ex
     held = set(req.hosts)
     scope = [n for n in _scope(world, opts) if held & set(world.aggregates[n].tolist())]
     cycle = _Cycle(world, scope)
-    result = plan_leaving(world, ready.snapshot, req, scope, ready.state)
+    result = PHASES[req.phase].planner(world, ready.snapshot, req, scope)
     for name in scope:
-        cycle.add(name, result.outcomes.get(name, AggregateOutcome(skipped="nothing to move here")))
-    options = {"mode": req.phase, **extra, **opts.as_dict()}
-    fence_first = [world.host_names[h] for h in req.hosts] if req.phase == "evacuate" else None
+        nothing = AggregateOutcome(skipped=Reason("aggregate.nothing_to_move", aggregate=name))
+        cycle.add(name, result.outcomes.get(name, nothing))
+    options = {"mode": req.phase, **extra, **opts.for_plan()}
+    fence_first = [world.host_names[h] for h in req.hosts] if req.phase == phases.EVACUATE else None
     return cycle.finish(ready.digest, ready.now, options, opts, result, fence_first)
 
 
 def _host(world: World, name: str) -> int:
     if name not in world.host_index:
-        raise UsageError(f"--host {name!r}: no such host in the snapshot ({len(world.host_names)} hosts)")
+        raise UsageError(f"no host {name!r} in the snapshot ({len(world.host_names)} hosts)")
     return world.host_index[name]
 
 
@@ -304,8 +341,8 @@ class _Cycle:
     ) -> Plan:
         world, moves = self.world, self.moves
         waves = assign_waves(
-            [(m.source, m.destination, int(world.group[m.vm]), m.phase in ONE_WAY) for m in moves],
-            opts.max_parallel,
+            [(m.source, m.destination, int(world.group[m.vm]), m.phase in phases.ONE_WAY) for m in moves],
+            opts.common.max_parallel,
         )
         steps = tuple(
             Step(
@@ -320,6 +357,7 @@ class _Cycle:
                 aggregate=m.aggregate,
                 reason=m.reason,
                 combined_after=m.combined_after,
+                why=m.why,
             )
             for i, m in enumerate(moves)
         )
@@ -358,27 +396,31 @@ class _Cycle:
             combined_after=comb_a,
             migrations=sum(1 for m in self.moves if m.aggregate == name),
             hosts_emptied=tuple(emptied),
-            skipped=out.skipped,
+            skipped=render(out.skipped) if out.skipped else None,
             hosts=int(world.active[hosts].sum()),
-            notes=out.notes or None,
-            unrepaired=out.unrepaired or None,
+            notes=tuple(map(render, out.notes)) or None,
+            unrepaired=tuple(map(render, out.unrepaired)) or None,
             hosts_used_before=int((self.count_before[active] > 0).sum()) if packing else None,
             hosts_used_after=int((count_after[active] > 0).sum()) if packing else None,
             hosts_lower_bound=out.hosts_lower_bound,
             post_drain=out.post_drain or None,
             hosts_to_enable=out.hosts_to_enable or None,
+            why=AggregateWhy(out.skipped, out.unrepaired, out.notes)
+            if out.skipped or out.unrepaired or out.notes
+            else None,
         )
 
 
 def _scope(world: World, opts: PlannerOptions) -> list[str]:
-    if opts.aggregates is None:
+    chosen = opts.common.aggregates
+    if chosen is None:
         return list(world.aggregates)
-    unknown = [a for a in opts.aggregates if a not in world.aggregates]
+    unknown = [a for a in chosen if a not in world.aggregates]
     if unknown:
         raise UsageError(
             f"aggregate {unknown[0]!r} is not in the snapshot (known: {', '.join(world.aggregates)})"
         )
-    return list(dict.fromkeys(opts.aggregates))
+    return list(dict.fromkeys(chosen))
 
 
 def _source_skips(snapshot: Snapshot) -> dict[str, str]:
@@ -386,7 +428,3 @@ def _source_skips(snapshot: Snapshot) -> dict[str, str]:
     src = snapshot.source or {}
     skips = src.get("skip_aggregates") or {}
     return {str(k): str(v) for k, v in skips.items()} if isinstance(skips, dict) else {}
-
-
-def _iso(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -10,43 +10,44 @@ from __future__ import annotations
 
 import numpy as np
 
-from kronos.core import kernels
+from kronos.core import kernels, rules
 from kronos.core.arrays import World, imbalance
+from kronos.core.model import Reason
 from kronos.core.moves import AggregateOutcome, Move, describe_move
-from kronos.core.options import PlannerOptions
+from kronos.core.options import SpreadOptions
+from kronos.core.phases import SPREAD
+
+LIVE = rules.Movement(SPREAD)  # balancing live-migrates: ACTIVE VMs only
 
 _STOPS = {
-    kernels.STOP_BUDGET: "budget used",
-    kernels.STOP_NO_MOVE: "no feasible move lowers the combined imbalance by min_improvement",
-    kernels.STOP_BALANCED: "every policy within its threshold",
+    kernels.STOP_BUDGET: Reason("spread.stop_budget"),
+    kernels.STOP_NO_MOVE: Reason("spread.stop_no_gain"),
+    kernels.STOP_BALANCED: Reason("spread.stop_balanced"),
 }
 
 
-def gate(world: World, hosts: np.ndarray, opts: PlannerOptions) -> str | None:
+def gate(world: World, hosts: np.ndarray, opts: SpreadOptions) -> Reason | None:
     """Why this aggregate should not be balanced now, or None to go ahead."""
     act = hosts[world.active[hosts]]
     if act.size < 2:
-        return "fewer than two enabled, up hosts"
+        return Reason("aggregate.too_few_hosts", count=int(act.size))
     std, _ = imbalance(world, hosts)
     over = std > world.threshold
     if not over.any():
-        return "balanced: every policy within its threshold"
+        return Reason("aggregate.balanced")
     combined = world.score[act] @ world.pw
     busiest, idlest = float(combined.max()), float(combined.min())
     if busiest < opts.min_load:
-        return f"below min_load: busiest host's combined score {busiest:.3f} < {opts.min_load:g}"
+        return Reason("aggregate.min_load", value=busiest, limit=opts.min_load)
     if idlest > 0 and busiest / idlest - 1.0 < opts.min_diff_ratio:
-        return (
-            f"below min_diff_ratio: busiest/least busy − 1 = {busiest / idlest - 1.0:.3f} "
-            f"< {opts.min_diff_ratio:g}"
-        )
+        return Reason("aggregate.min_diff_ratio", value=busiest / idlest - 1.0, limit=opts.min_diff_ratio)
     return None
 
 
 def candidates(world: World, hosts: np.ndarray) -> np.ndarray:
     """VMs on ``hosts`` that balancing may move, in snapshot order."""
     on = np.isin(world.vm_host, hosts)
-    return np.flatnonzero(on & (world.blocked == 0) & ~world.moved).astype(np.int64)
+    return np.flatnonzero(on & rules.movable(world, LIVE)).astype(np.int64)
 
 
 def host_classes(world: World, hosts: np.ndarray) -> tuple[np.ndarray, int]:
@@ -63,10 +64,10 @@ def run_kernel(
     hosts: np.ndarray,
     cands: np.ndarray,
     budget: int,
-    opts: PlannerOptions,
+    opts: SpreadOptions,
     phase: str,
     aggregate: str,
-) -> tuple[list[Move], str]:
+) -> tuple[list[Move], Reason]:
     """Run the greedy kernel over ``cands`` and explain its moves."""
     host_cls, n_cls = host_classes(world, hosts)
     before = world.score.copy()
@@ -81,7 +82,8 @@ def run_kernel(
         v, b = int(mv[k, 0]), int(mv[k, 1])
         a = int(origin[v])
         reason = describe_move(world, v, a, b, before, combined, float(after[k]))
-        moves.append(Move(v, a, b, aggregate, phase, "live-migrate", reason, float(after[k])))
+        gain = Reason("spread.gain", before=combined, after=float(after[k]))
+        moves.append(Move(v, a, b, aggregate, phase, "live-migrate", (gain,), reason, float(after[k])))
         before[a] -= world.load[v] / world.sc[a]
         before[b] += world.load[v] / world.sc[b]
         combined = float(after[k])
@@ -90,15 +92,15 @@ def run_kernel(
 
 
 def plan_spread(
-    world: World, aggregate: str, hosts: np.ndarray, budget: int, opts: PlannerOptions
+    world: World, aggregate: str, hosts: np.ndarray, budget: int, opts: SpreadOptions
 ) -> AggregateOutcome:
     why = gate(world, hosts, opts)
     if why is not None:
         return AggregateOutcome(skipped=why)
     cands = candidates(world, hosts)
     if cands.size == 0:
-        return AggregateOutcome(skipped="no movable VMs")
+        return AggregateOutcome(skipped=Reason("aggregate.no_movable"))
     if budget <= 0:
-        return AggregateOutcome(skipped="budget is 0")
+        return AggregateOutcome(skipped=Reason("aggregate.budget_zero"))
     moves, stop = run_kernel(world, hosts, cands, budget, opts, "spread", aggregate)
-    return AggregateOutcome(moves=tuple(moves), notes=(f"spread stopped: {stop}",))
+    return AggregateOutcome(moves=tuple(moves), notes=(stop,))

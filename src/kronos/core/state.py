@@ -41,11 +41,13 @@ def next_state(state: State | None, plan: Plan, *, now: datetime, **options: Any
     agg = dict(state.aggregate_cooldown_until)
     inst = dict(state.instance_cooldown_until)
     for step in plan.steps:
-        if opts.cooldown > 0:
-            agg[step.aggregate] = _later(agg.get(step.aggregate), now + timedelta(seconds=opts.cooldown))
-        if opts.instance_cooldown > 0:
+        if opts.common.cooldown > 0:
+            agg[step.aggregate] = _later(
+                agg.get(step.aggregate), now + timedelta(seconds=opts.common.cooldown)
+            )
+        if opts.common.instance_cooldown > 0:
             inst[step.instance] = _later(
-                inst.get(step.instance), now + timedelta(seconds=opts.instance_cooldown)
+                inst.get(step.instance), now + timedelta(seconds=opts.common.instance_cooldown)
             )
     return attrs.evolve(state, aggregate_cooldown_until=agg, instance_cooldown_until=inst)
 
@@ -73,10 +75,10 @@ def record_result(
     inst = dict(state.instance_cooldown_until)
     quar = dict(state.quarantined_until)
     if outcome in DEFINITIVE_FAILURES:
-        secs = opts.instance_quarantine_seconds
+        secs = opts.common.instance_quarantine_seconds
         quar[instance] = None if secs < 0 else at + timedelta(seconds=secs)
-    elif opts.instance_cooldown > 0:
-        inst[instance] = _later(inst.get(instance), at + timedelta(seconds=opts.instance_cooldown))
+    elif opts.common.instance_cooldown > 0:
+        inst[instance] = _later(inst.get(instance), at + timedelta(seconds=opts.common.instance_cooldown))
     results = (*state.results, Result(instance, outcome, at, error))[-MAX_RESULTS:]
     return attrs.evolve(state, instance_cooldown_until=inst, quarantined_until=quar, results=results)
 

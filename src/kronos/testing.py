@@ -1,4 +1,6 @@
-"""Synthetic but realistic snapshots, deterministic per seed.
+"""Synthetic but realistic snapshots for tests, benchmarks and demos, deterministic per seed.
+
+A tool beside the planner, not part of it: ``kronos.core`` never imports it.
 
 Hosts get capacities after allocation ratios (``cores × cpu_ratio``), VMs a
 flavor mix of 1-16 vCPU / 2-64 GiB placed only where they fit, and per-policy

@@ -1,0 +1,143 @@
+"""Text from :class:`~kronos.core.model.Reason` records, one sentence per name.
+
+The planner decides with records; people read sentences. Rules of the
+placement table carry their own sentence (:mod:`kronos.core.rules`); the
+planner's decisions (why an aggregate was skipped, why a search stopped,
+what a step is for) have theirs here. :func:`render` is the only way a
+record becomes text: the plan's ``reason``, ``skipped``, ``notes`` and
+``unrepaired`` strings, the CLI's tables and ``kronos explain`` all use it.
+
+Keyword options are named as a library caller spells them
+(``cold_migrate_stopped``); the CLI turns them into its flags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from kronos.core.model import Reason
+
+
+def _g(x: float | None) -> str:
+    return "?" if x is None else f"{x:g}"
+
+
+def _int(x: float | None) -> str:
+    return "?" if x is None else str(int(x))
+
+
+def _iso(x: Reason) -> str:
+    return "?" if x.until is None else x.until.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _names(x: Reason) -> str:
+    return ", ".join(x.hosts or ())
+
+
+def _repair(x: Reason) -> str:
+    kind = x.rule.removeprefix("repair.")
+    if kind in ("anti-affinity", "soft-anti-affinity"):
+        text = f"{kind} group {x.group} has {x.count} members on {x.host} (max {_int(x.limit)})"
+    else:
+        text = f"{kind} group {x.group} is spread over {x.count} hosts; gathering on {x.host}"
+    cause = _REPAIR_CAUSES.get(x.detail or "")
+    return text if cause is None else f"{text}: {cause(x)}"
+
+
+_REPAIR_CAUSES: dict[str, Callable[[Reason], str]] = {
+    "budget": lambda x: "budget exhausted",
+    "no_host": lambda x: "no movable member has a feasible host with room in the group",
+    "stuck": lambda x: f"{_int(x.value)} member(s) not movable or do not fit there",
+}
+
+DECISIONS: dict[str, Callable[[Reason], str]] = {
+    # why an aggregate was not planned
+    "aggregate.too_few_hosts": lambda x: "fewer than two enabled, up hosts",
+    "aggregate.balanced": lambda x: "balanced: every policy within its threshold",
+    "aggregate.min_load": lambda x: (
+        f"below min_load: busiest host's combined score {x.value:.3f} < {_g(x.limit)}"
+    ),
+    "aggregate.min_diff_ratio": lambda x: (
+        f"below min_diff_ratio: busiest/least busy − 1 = {x.value:.3f} < {_g(x.limit)}"
+    ),
+    "aggregate.no_movable": lambda x: "no movable VMs",
+    "aggregate.budget_zero": lambda x: "budget is 0",
+    "aggregate.cooldown": lambda x: f"in cooldown until {_iso(x)}",
+    "aggregate.bad_data": lambda x: f"bad data: {x.detail}",
+    "aggregate.nothing_to_move": lambda x: "nothing to move here",
+    "aggregate.nothing_to_empty": lambda x: "nothing to empty within the rules and the budget",
+    # why a search stopped
+    "spread.stop_budget": lambda x: "spread stopped: budget used",
+    "spread.stop_no_gain": lambda x: (
+        "spread stopped: no feasible move lowers the combined imbalance by min_improvement"
+    ),
+    "spread.stop_balanced": lambda x: "spread stopped: every policy within its threshold",
+    # what a step is for
+    "spread.gain": lambda x: f"combined {x.before:.4f} → {x.after:.4f}",
+    "repair.affinity": _repair,
+    "repair.anti-affinity": _repair,
+    "repair.soft-affinity": _repair,
+    "repair.soft-anti-affinity": _repair,
+    "repair.outside": lambda x: (
+        f"{x.detail} group {x.group} has members outside aggregate {x.aggregate}; "
+        "migrations never cross aggregates"
+    ),
+    "pack.relieve": lambda x: f"relieve {x.host} ({x.policy} {x.value:.3f} > {_g(x.limit)})",
+    "pack.empty": lambda x: f"empty {x.host} ({x.count} VM{'s' if x.count != 1 else ''})",
+    "evacuate.failed": lambda x: f"evacuate failed host {x.host} (fence it first)",
+    "drain.maintenance": lambda x: f"drain {x.host} for maintenance",
+    "leaving.soft_worse": lambda x: (
+        f"{x.detail} group {x.group} made worse: no host that keeps it can take the VM"
+    ),
+    # pack notes
+    "pack.ha_reserve": lambda x: f"ha_reserve {x.count}: {_names(x)} untouched",
+    "pack.relief_budget": lambda x: (
+        f"budget used relieving hosts over max_host_score; still over: {_names(x)}"
+    ),
+    "pack.over": lambda x: (
+        f"{_names(x)} over max_host_score and no enabled host can take the excess: enable {x.detail}"
+        if x.detail
+        else f"{_names(x)} over max_host_score; no enabled host can take the excess, none to enable"
+    ),
+    "pack.short": lambda x: "nothing emptied while the aggregate is short of capacity",
+    "pack.hosts_in_use": lambda x: (
+        f"hosts in use {_int(x.before)} → {_int(x.after)}, lower bound {_int(x.limit)}"
+    ),
+    "pack.budget_used": lambda x: "budget used",
+    "pack.budget_below": lambda x: (
+        f"budget {_int(x.limit)} is below the fewest VMs on an emptiable host ({_int(x.need)})"
+    ),
+    # evacuate and drain
+    "leaving.placed": lambda x: (
+        f"{x.detail}: {x.count} of {_int(x.need)} instances placed"
+        + (f", {int(x.need or 0) - int(x.count or 0)} not" if (x.need or 0) > (x.count or 0) else "")
+    ),
+    "leaving.budget": lambda x: f"{x.detail} budget {_int(x.limit)} used; plan again to continue",
+    "vm.not_selected": lambda x: f"not selected: matches no {x.detail}",
+    "vm.out_of_scope": lambda x: "none of its host's aggregates is being planned (aggregates)",
+    "aggregate.no_other_host": lambda x: f"no other host in aggregate {x.aggregate}",
+}
+
+
+def render(x: Reason) -> str:
+    """One record as a sentence; a record grouping several hosts says how many."""
+    from kronos.core.rules import RULE
+
+    rule = RULE.get(x.rule)
+    if rule is None:
+        return DECISIONS[x.rule](x)
+    text = rule.text(x)
+    if x.hosts is not None and len(x.hosts) > 1 and rule.scope != "vm":
+        return f"{x.rule} rules out {len(x.hosts)} hosts, nearest: {text}"
+    return text
+
+
+def render_all(records: Iterable[Reason], sep: str = "; ") -> str:
+    return sep.join(render(x) for x in records)
+
+
+def known(name: str) -> bool:
+    """Is ``name`` a rule or a decision that :func:`render` can say?"""
+    from kronos.core.rules import RULE
+
+    return name in RULE or name in DECISIONS

@@ -1,0 +1,595 @@
+"""The placement rules: one table, each rule with one name, one predicate and one explanation.
+
+Every search (spread, pack, affinity repair, evacuate, drain) asks the same
+question, "may VM v go from host a to host b?", and every explanation
+answers "why not?". Both answers come from here. A rule has
+
+- a stable ``name`` (``capacity.vcpus``, ``group.anti-affinity``): what
+  plans, ``kronos explain`` and reports call it;
+- one predicate: for the VM rules (may this VM move at all) a vectorised
+  mask over the world's arrays; for the host and move rules a numba
+  predicate ``(v, a, b, x, w) -> bool`` (x: a VM leaving b first, -1 for
+  none; target-space searches swap);
+- one ``explain``: the :class:`~kronos.core.model.Reason` of a failure,
+  with the numbers (``needs 16 vCPUs, cmp-7 has 15 free``), and one ``text``
+  that renders it.
+
+:func:`first_failing` walks the host and move rules in table order and is
+the only feasibility test the kernels use (``feasible`` is "no rule
+fails"); :func:`first_failing_target` is the same walk in target space.
+``tests/test_rules.py`` walks the table and holds each predicate to the
+plain-Python reference of the same name in ``tests/naive.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import numba as nb
+import numpy as np
+from attrs import frozen
+
+from kronos.core.arrays import (
+    BUSY,
+    COOLDOWN,
+    ERROR,
+    GROUP_KIND_NAMES,
+    NO_PROFILE,
+    NOT_ACTIVE,
+    NOT_MIGRATABLE,
+    QUARANTINE,
+    SHUTOFF,
+    World,
+)
+from kronos.core.model import RESOURCES, Reason
+from kronos.core.phases import BALANCING, EVACUATE
+
+EPS = 1e-9
+
+# ---------------------------------------------------------------------------
+# host and move predicates: True when the rule holds for v going a -> b
+
+
+@nb.njit(cache=True, inline="always")
+def host_enabled(v, a, b, x, w):
+    return w.enabled[b]
+
+
+@nb.njit(cache=True, inline="always")
+def host_up(v, a, b, x, w):
+    return w.up[b]
+
+
+@nb.njit(cache=True, inline="always")
+def host_not_leaving(v, a, b, x, w):
+    return not w.leaving[b]
+
+
+@nb.njit(cache=True, inline="always")
+def same_az(v, a, b, x, w):
+    return w.az[b] == w.az[a]
+
+
+@nb.njit(cache=True, inline="always")
+def extra_specs(v, a, b, x, w):
+    return w.spec_ok[w.spec[v], b]
+
+
+@nb.njit(cache=True, inline="always")
+def capacity(v, a, b, x, w, r):
+    """Resource r of b holds v (less x, leaving first)."""
+    if x >= 0:
+        return w.size[v, r] <= w.cap[b, r] - w.used[b, r] + w.size[x, r] + EPS
+    return w.used[b, r] + w.size[v, r] <= w.cap[b, r] + EPS
+
+
+@nb.njit(cache=True, inline="always")
+def max_host_score(v, a, b, x, w):
+    """No policy's score on b passes its ``max_host_score`` once v is there."""
+    for p in range(w.pmax.shape[0]):
+        d = w.load[v, p] / w.sc[b, p]
+        if d > 0.0:
+            s = w.score[b, p] + d
+            if x >= 0:
+                s -= w.load[x, p] / w.sc[b, p]
+            if s > w.pmax[p] + EPS:
+                return False
+    return True
+
+
+@nb.njit(cache=True)
+def group_worse(g, a, b, g_kind, g_lim, g_cnt, g_max, g_nmax):
+    """Would moving one member of group g from a to b raise its violation measure?
+
+    Measures (as FORMATS.md / check.py): affinity kinds n − max_h count;
+    anti-affinity kinds Σ_h max(0, count − limit).
+    """
+    ca = g_cnt[g, a]
+    cb = g_cnt[g, b]
+    k = g_kind[g]
+    if k == 1 or k == 3:
+        lim = g_lim[g]
+        change = max(0, ca - 1 - lim) - max(0, ca - lim) + max(0, cb + 1 - lim) - max(0, cb - lim)
+        return change > 0
+    mx = g_max[g]
+    after = mx if (ca < mx or g_nmax[g] >= 2) else mx - 1
+    if cb + 1 > after:
+        after = cb + 1
+    return after < mx
+
+
+@nb.njit(cache=True, inline="always")
+def group_rule(v, a, b, x, w, kind):
+    """v's server group, if of ``kind``, is not made worse by the move."""
+    g = w.group[v]
+    if g < 0 or w.g_kind[g] != kind:
+        return True
+    return not group_worse(g, a, b, w.g_kind, w.g_lim, w.g_cnt, w.g_max, w.g_nmax)
+
+
+@nb.njit(cache=True, inline="always")
+def group_room(v, a, b, x, w, kind):
+    """Target space: a member of an anti-affinity kind joins b only below the limit.
+
+    No final placement is then worse than the start. Affinity members never
+    reach a target-space search (pack leaves members that have company).
+    """
+    g = w.group[v]
+    if g < 0 or w.g_kind[g] != kind or kind == 0 or kind == 2:
+        return True
+    c = w.g_cnt[g, b]
+    if x >= 0 and w.group[x] == g:
+        c -= 1
+    return c + 1 <= w.g_lim[g]
+
+
+@nb.njit(cache=True, inline="always")
+def may_receive(b, w):
+    """The host rules alone: b is enabled, up and not being emptied."""
+    return host_enabled(-1, -1, b, -1, w) and host_up(-1, -1, b, -1, w) and host_not_leaving(-1, -1, b, -1, w)
+
+
+# indices of the host and move rules, in table order (the order of first_failing)
+(HOST_ENABLED, HOST_UP, HOST_LEAVING, AZ, EXTRA_SPECS, CAP_VCPUS, CAP_MEMORY, CAP_DISK, MAX_HOST_SCORE,
+ GROUP_AFFINITY, GROUP_ANTI, GROUP_SOFT_AFFINITY, GROUP_SOFT_ANTI) = range(13)  # fmt: skip
+PASS = -1
+
+
+@nb.njit(cache=True)
+def first_failing(v, a, b, w, soft_hard):
+    """Index of the first host or move rule that v going a -> b breaks; PASS if none.
+
+    ``soft_hard``: soft server-group rules bind too (balancing phases); an
+    evacuation or drain passes False and only prefers to keep them.
+    Rules come cheapest first, which is also the table's order.
+    """
+    if not host_enabled(v, a, b, -1, w):
+        return HOST_ENABLED
+    if not host_up(v, a, b, -1, w):
+        return HOST_UP
+    if not host_not_leaving(v, a, b, -1, w):
+        return HOST_LEAVING
+    if not same_az(v, a, b, -1, w):
+        return AZ
+    if not extra_specs(v, a, b, -1, w):
+        return EXTRA_SPECS
+    for r in range(3):
+        if not capacity(v, a, b, -1, w, r):
+            return CAP_VCPUS + r
+    if not max_host_score(v, a, b, -1, w):
+        return MAX_HOST_SCORE
+    g = w.group[v]
+    if g >= 0:
+        k = w.g_kind[g]
+        if (soft_hard or k <= 1) and not group_rule(v, a, b, -1, w, k):
+            return GROUP_AFFINITY + k
+    return PASS
+
+
+@nb.njit(cache=True)
+def feasible(v, a, b, w, soft_hard):
+    """May v move from a to b now: a real move that breaks no rule of the table."""
+    return b != a and first_failing(v, a, b, w, soft_hard) == PASS
+
+
+@nb.njit(cache=True)
+def first_failing_target(v, o, b, x, w):
+    """Target space: the first rule that stops v (which started on o) ending on b.
+
+    Static rules are judged from o; capacity, ``max_host_score`` and
+    anti-affinity from what b holds now, less ``x`` (>= 0: a VM leaving b first).
+    """
+    if not host_enabled(v, o, b, x, w):
+        return HOST_ENABLED
+    if not host_up(v, o, b, x, w):
+        return HOST_UP
+    if not host_not_leaving(v, o, b, x, w):
+        return HOST_LEAVING
+    if not same_az(v, o, b, x, w):
+        return AZ
+    if not extra_specs(v, o, b, x, w):
+        return EXTRA_SPECS
+    for r in range(3):
+        if not capacity(v, o, b, x, w, r):
+            return CAP_VCPUS + r
+    if not max_host_score(v, o, b, x, w):
+        return MAX_HOST_SCORE
+    g = w.group[v]
+    if g >= 0 and not group_room(v, o, b, x, w, w.g_kind[g]):
+        return GROUP_AFFINITY + w.g_kind[g]
+    return PASS
+
+
+@nb.njit(cache=True)
+def fits(v, o, b, x, w):
+    """May v, which started on o, end on b (x leaving b first, or -1)?"""
+    return first_failing_target(v, o, b, x, w) == PASS
+
+
+@nb.njit(cache=True)
+def soft_worse(v, a, b, w):
+    """Would moving v from a to b make its soft server-group rule worse?"""
+    g = w.group[v]
+    return g >= 0 and w.g_kind[g] >= 2 and not group_rule(v, a, b, -1, w, w.g_kind[g])
+
+
+@nb.njit(cache=True)
+def first_failing_each(v, a, hosts, w, soft_hard):
+    """first_failing for v (on a) towards each of ``hosts``; the VM's own host gives PASS."""
+    out = np.empty(hosts.shape[0], dtype=np.int64)
+    for i in range(hosts.shape[0]):
+        b = hosts[i]
+        out[i] = PASS if b == a else first_failing(v, a, b, w, soft_hard)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# VM rules: may this VM move at all, in this phase (vectorised over the world)
+
+
+@frozen
+class Movement:
+    """What kind of move a phase makes, which decides the VM rules that apply."""
+
+    phase: str
+    #: SHUTOFF VMs may be cold-migrated (pack; drain when asked)
+    cold: bool = False
+
+    @property
+    def evacuating(self) -> bool:
+        return self.phase == EVACUATE
+
+    @property
+    def balancing(self) -> bool:
+        return self.phase in BALANCING
+
+    def statuses(self) -> tuple[str, ...]:
+        if self.evacuating:
+            return ("ACTIVE", "SHUTOFF", "ERROR")
+        return ("ACTIVE", "SHUTOFF") if self.cold else ("ACTIVE",)
+
+
+def _status_ok(world: World, how: Movement) -> np.ndarray:
+    b = world.blocked
+    if how.evacuating:
+        evacuable: np.ndarray = ((b & NOT_ACTIVE) == 0) | ((b & ERROR) != 0)
+        return evacuable
+    bad = NOT_ACTIVE if how.cold else NOT_ACTIVE | SHUTOFF
+    ok: np.ndarray = (b & bad) == 0
+    return ok
+
+
+def _flag_clear(flag: int, applies: Callable[[Movement], bool]) -> Callable[[World, Movement], np.ndarray]:
+    def mask(world: World, how: Movement) -> np.ndarray:
+        ok: np.ndarray = (
+            (world.blocked & flag) == 0 if applies(how) else np.ones(world.blocked.size, np.bool_)
+        )
+        return ok
+
+    return mask
+
+
+def _source_state(world: World, how: Movement) -> np.ndarray:
+    up: np.ndarray = world.up[world.vm_host]
+    return ~up if how.evacuating else up
+
+
+def _not_moved(world: World, how: Movement) -> np.ndarray:
+    ok: np.ndarray = ~world.moved
+    return ok
+
+
+# ---------------------------------------------------------------------------
+# explanations: the Reason of a failure, with its numbers
+
+
+def _explain_vm(rule: str) -> Callable[[World, int, Movement], Reason]:
+    def explain(world: World, v: int, how: Movement) -> Reason:
+        if rule == "vm.task_state":
+            return Reason(rule, detail=world.vm_task[v])
+        if rule == "vm.cooldown":
+            return Reason(rule, until=world.cooldown_until.get(v))
+        if rule == "vm.quarantine":
+            return Reason(rule, until=world.quarantine_until.get(v))
+        if rule == "source.up":
+            host = world.host_names[int(world.vm_host[v])]
+            return Reason(rule, host=host, detail="up" if how.evacuating else "down")
+        return Reason(rule)
+
+    return explain
+
+
+def _status_reason(world: World, v: int, how: Movement) -> Reason:
+    return Reason("vm.status", detail=world.vm_status[v], allowed=how.statuses())
+
+
+def _host_reason(rule: str) -> Callable[[World, int, int, int], Reason]:
+    def explain(world: World, v: int, a: int, b: int) -> Reason:
+        return Reason(rule, host=world.host_names[b])
+
+    return explain
+
+
+def _az_reason(world: World, v: int, a: int, b: int) -> Reason:
+    zone = int(world.az[a])
+    return Reason("az", host=world.host_names[b], detail=world.az_names[zone] if zone >= 0 else "(none)")
+
+
+def _spec_reason(world: World, v: int, a: int, b: int) -> Reason:
+    return Reason("extra_specs", host=world.host_names[b], detail=world.spec_names[int(world.spec[v])])
+
+
+def _capacity_reason(r: int) -> Callable[[World, int, int, int], Reason]:
+    def explain(world: World, v: int, a: int, b: int) -> Reason:
+        free = float(world.cap[b, r] - world.used[b, r])
+        return Reason(
+            f"capacity.{RESOURCES[r]}", host=world.host_names[b], need=float(world.size[v, r]), free=free
+        )
+
+    return explain
+
+
+def _score_reason(world: World, v: int, a: int, b: int) -> Reason:
+    for p in range(world.pw.size):
+        d = world.load[v, p] / world.sc[b, p]
+        if d > 0.0 and world.score[b, p] + d > world.pmax[p] + EPS:
+            return Reason(
+                "max_host_score",
+                host=world.host_names[b],
+                policy=world.policy_names[p],
+                before=float(world.score[b, p]),
+                value=float(world.score[b, p] + d),
+                limit=float(world.pmax[p]),
+            )
+    return Reason("max_host_score", host=world.host_names[b])  # pragma: no cover - only called on failure
+
+
+def _group_reason(kind: int) -> Callable[[World, int, int, int], Reason]:
+    def explain(world: World, v: int, a: int, b: int) -> Reason:
+        g = int(world.group[v])
+        name = f"group.{GROUP_KIND_NAMES[kind]}"
+        if kind in (1, 3):
+            return Reason(
+                name,
+                host=world.host_names[b],
+                group=world.g_names[g],
+                count=int(world.g_cnt[g, b]),
+                limit=float(world.g_lim[g]),
+            )
+        at = ", ".join(world.host_names[h] for h in np.flatnonzero(world.g_cnt[g] > 0))
+        return Reason(name, host=world.host_names[b], group=world.g_names[g], detail=at)
+
+    return explain
+
+
+# ---------------------------------------------------------------------------
+# texts: one sentence per rule, from the record's numbers
+
+
+def _n(x: float | None) -> str:
+    return "?" if x is None else f"{x:g}"
+
+
+_UNITS = {"vcpus": "vCPUs", "memory_mb": "MiB of RAM", "disk_gb": "GiB of disk"}
+
+
+def _capacity_text(r: int) -> Callable[[Reason], str]:
+    unit = _UNITS[RESOURCES[r]]
+
+    def text(x: Reason) -> str:
+        return f"needs {_n(x.need)} {unit}, {x.host} has {_n(x.free)} free"
+
+    return text
+
+
+def _group_text(kind: int) -> Callable[[Reason], str]:
+    label = GROUP_KIND_NAMES[kind]
+
+    def text(x: Reason) -> str:
+        if kind in (1, 3):
+            lim = int(x.limit or 1)
+            members = f"{x.count} member{'s' if x.count != 1 else ''}"
+            return f"{label} group {x.group} has {members} on {x.host} (max {lim})"
+        return f"{label} group {x.group} has its members on {x.detail}: {x.host} splits it"
+
+    return text
+
+
+def _status_text(x: Reason) -> str:
+    allowed = " or ".join(x.allowed or ())
+    hint = ""
+    if x.detail == "SHUTOFF" and x.allowed == ("ACTIVE",):
+        hint = " (a cold migration could move it: cold_migrate_stopped)"
+    return f"status {x.detail}: only {allowed} instances can move this way{hint}"
+
+
+def _until(x: Reason) -> str:
+    from kronos.core.convert import format_time
+
+    return "released by hand" if x.until is None else format_time(x.until)
+
+
+# ---------------------------------------------------------------------------
+# the table
+
+
+@frozen
+class Rule:
+    name: str
+    #: "vm": may the VM move at all; "host": may the host receive; "move": this VM on this host
+    scope: str
+    #: vm rules: (world, Movement) -> bool[V]; host and move rules: the numba predicate
+    check: Any
+    #: vm rules: (world, v, Movement) -> Reason; others: (world, v, a, b) -> Reason
+    explain: Callable[..., Reason]
+    text: Callable[[Reason], str]
+    #: host and move rules: the index first_failing returns (-1 for vm rules)
+    index: int = -1
+    #: extra argument of a parametrised predicate (resource index, group kind)
+    arg: int | None = None
+
+
+def _vm(name: str, check: Callable[[World, Movement], np.ndarray], text: Callable[[Reason], str]) -> Rule:
+    return Rule(name, "vm", check, _status_reason if name == "vm.status" else _explain_vm(name), text)
+
+
+def _always(how: Movement) -> bool:
+    return True
+
+
+def _not_evacuating(how: Movement) -> bool:
+    return not how.evacuating
+
+
+def _balancing(how: Movement) -> bool:
+    return how.balancing
+
+
+def _source_text(x: Reason) -> str:
+    if x.detail == "down":
+        return f"its host {x.host} is down: only an evacuation moves VMs off a down host"
+    return f"its host {x.host} is up: an evacuation needs it down (fenced)"
+
+
+def _score_text(x: Reason) -> str:
+    return f"{x.policy} on {x.host} would reach {_n3(x.value)} > max_host_score {_n(x.limit)}"
+
+
+def _host(name: str, check: Any, index: int, text: Callable[[Reason], str]) -> Rule:
+    return Rule(name, "host", check, _host_reason(name), text, index)
+
+
+RULES: tuple[Rule, ...] = (
+    _vm("vm.status", _status_ok, _status_text),
+    _vm("vm.task_state", _flag_clear(BUSY, _not_evacuating), lambda x: f"task_state {x.detail}: busy"),
+    _vm("vm.migratable", _flag_clear(NOT_MIGRATABLE, _always), lambda x: "migratable: false"),
+    _vm("vm.cooldown", _flag_clear(COOLDOWN, _not_evacuating), lambda x: f"in cooldown until {_until(x)}"),
+    _vm("vm.quarantine", _flag_clear(QUARANTINE, _always), lambda x: f"quarantined until {_until(x)}"),
+    _vm(
+        "vm.profile",
+        _flag_clear(NO_PROFILE, _balancing),
+        lambda x: "no VM profile (weight) and vm_profile_fallback is skip",
+    ),
+    _vm("vm.moved", _not_moved, lambda x: "already moved by this plan"),
+    _vm("source.up", _source_state, _source_text),
+    _host("host.enabled", host_enabled, HOST_ENABLED, lambda x: f"{x.host} is disabled"),
+    _host("host.up", host_up, HOST_UP, lambda x: f"{x.host} is down"),
+    _host(
+        "host.leaving", host_not_leaving, HOST_LEAVING, lambda x: f"{x.host} is being emptied by this plan"
+    ),
+    Rule("az", "move", same_az, _az_reason, lambda x: f"{x.host} is not in availability zone {x.detail}", AZ),
+    Rule(
+        "extra_specs",
+        "move",
+        extra_specs,
+        _spec_reason,
+        lambda x: f"{x.host} is in no aggregate with {x.detail}",
+        EXTRA_SPECS,
+    ),
+    *(
+        Rule(f"capacity.{res}", "move", capacity, _capacity_reason(r), _capacity_text(r), CAP_VCPUS + r, r)
+        for r, res in enumerate(RESOURCES)
+    ),
+    Rule("max_host_score", "move", max_host_score, _score_reason, _score_text, MAX_HOST_SCORE),
+    *(
+        Rule(f"group.{kind}", "move", group_rule, _group_reason(k), _group_text(k), GROUP_AFFINITY + k, k)
+        for k, kind in enumerate(GROUP_KIND_NAMES)
+    ),
+)
+RULE = {r.name: r for r in RULES}
+BY_INDEX = {r.index: r for r in RULES if r.index >= 0}
+VM_RULES = tuple(r for r in RULES if r.scope == "vm")
+
+
+def _n3(x: float | None) -> str:
+    return "?" if x is None else f"{x:.3f}"
+
+
+def receivers(world: World) -> np.ndarray:
+    """Hosts that pass every host rule (bool[H]): :func:`may_receive` over the world."""
+    ok: np.ndarray = world.enabled & world.up & ~world.leaving
+    return ok
+
+
+def movable(world: World, how: Movement) -> np.ndarray:
+    """VMs that break no VM rule of ``how``'s phase (bool[V])."""
+    ok = np.ones(world.vm_host.size, dtype=np.bool_)
+    for rule in VM_RULES:
+        ok &= rule.check(world, how)
+    return ok
+
+
+def vm_rule_masks(world: World, how: Movement) -> list[tuple[Rule, np.ndarray]]:
+    """Each VM rule with the VMs it lets move in ``how``'s phase."""
+    return [(rule, rule.check(world, how)) for rule in VM_RULES]
+
+
+def why_not_movable(
+    world: World, v: int, how: Movement, masks: list[tuple[Rule, np.ndarray]] | None = None
+) -> tuple[Reason, ...]:
+    """Every VM rule v breaks in ``how``'s phase, in table order (empty: it may move).
+
+    ``masks``: :func:`vm_rule_masks` computed once, when asking about many VMs.
+    """
+    masks = masks if masks is not None else vm_rule_masks(world, how)
+    return tuple(rule.explain(world, v, how) for rule, ok in masks if not ok[v])
+
+
+def explain_failure(world: World, index: int, v: int, a: int, b: int) -> Reason:
+    """The Reason of host or move rule ``index`` failing for v going a -> b."""
+    return BY_INDEX[index].explain(world, v, a, b)
+
+
+def _closest(world: World, index: int, v: int, hosts: np.ndarray) -> int:
+    """Of ``hosts`` (all ruled out by rule ``index``), the one nearest to passing it."""
+    rule = BY_INDEX[index]
+    if rule.name.startswith("capacity."):
+        return int(hosts[np.argmax(world.cap[hosts, rule.arg] - world.used[hosts, rule.arg])])
+    if rule.name == "max_host_score":
+        over = world.score[hosts] + world.load[v] / world.sc[hosts] - world.pmax
+        return int(hosts[np.argmin(over.max(axis=1))])
+    return int(hosts[0])
+
+
+def ruled_out(world: World, v: int, a: int, hosts: np.ndarray, soft_hard: bool) -> tuple[Reason, ...]:
+    """One record per rule that rules out some of ``hosts`` for v (now on a), in table order.
+
+    Each names every host it rules out (``hosts``) and gives the numbers of
+    the one nearest to passing it (``host``), so a 1 000-host aggregate reads
+    as a few lines, not a thousand.
+    """
+    hosts = hosts[hosts != a]
+    first = first_failing_each(v, a, hosts, world.arrays(), soft_hard)
+    out = []
+    for index in np.unique(first[first != PASS]):
+        these = hosts[first == index]
+        rep = _closest(world, int(index), v, these)
+        out.append(
+            attrs.evolve(
+                explain_failure(world, int(index), v, a, rep),
+                hosts=tuple(world.host_names[h] for h in these),
+            )
+        )
+    return tuple(out)
