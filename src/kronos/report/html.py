@@ -271,7 +271,9 @@ def _chart(chart: PolicyChart) -> str:
 
 def _bars(chart: PolicyChart) -> str:
     """One pair of bars per host (before grey, after blue), labelled, highest before first."""
-    slot, bar, left, top, plot_h, label_h = 22, 9, 44.0, 16.0, 200.0, 92.0
+    slot, bar, left, top, plot_h = 22, 9, 44.0, 16.0, 200.0
+    labels = [h if len(h) <= 20 else h[:19] + "…" for h in chart.hosts]
+    label_h = 16 + 4.8 * max(len(x) for x in labels)  # 10px text turned 55°
     n = len(chart.hosts)
     width = max(360.0, left + n * slot + 12)
     right = left + n * slot
@@ -283,8 +285,8 @@ def _bars(chart: PolicyChart) -> str:
         f'aria-label="{_e(chart.policy)} per host before and after">'
     ]
     out += _lines(chart, sc, left, right)
-    for i, (host, b, a, counted) in enumerate(
-        zip(chart.hosts, chart.before, chart.after, chart.counted, strict=True)
+    for i, (host, label, b, a, counted) in enumerate(
+        zip(chart.hosts, labels, chart.before, chart.after, chart.counted, strict=True)
     ):
         x = left + i * slot + 2
         tip = f"{_e(host)}: {b:.4f} → {a:.4f}"
@@ -297,7 +299,6 @@ def _bars(chart: PolicyChart) -> str:
             f'<rect class="ba" x="{x + bar}" y="{ya:.1f}" width="{bar}" height="{base - ya:.1f}">'
             f"<title>{tip}</title></rect>"
         )
-        label = host if len(host) <= 20 else host[:19] + "…"
         cls = "" if counted else ' class="off"'
         lx, ly = x + bar, base + 8
         out.append(
