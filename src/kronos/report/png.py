@@ -90,7 +90,7 @@ def _curves(ax: Axes, chart: PolicyChart) -> None:
 def _lines(ax: Axes, chart: PolicyChart) -> None:
     ymax, _ = score_axis(chart)
     lo, hi = chart.mean_after - chart.threshold, chart.mean_after + chart.threshold
-    ax.axhspan(lo, hi, color=_BAND, alpha=0.15, label="mean after ± threshold")
+    ax.axhspan(lo, hi, color=_BAND, alpha=0.15, zorder=0.5, label="mean after ± threshold")
     ax.axhline(chart.mean_after, color=_BAND, ls="--", lw=1)
     ax.axhline(chart.max_host_score, color=_MAX, lw=1.5, label=f"max_host_score {chart.max_host_score:g}")
     ax.set_ylim(0, ymax)
