@@ -362,11 +362,14 @@ def test_cli_refuses_a_plan_for_another_snapshot_naming_both_digests(tmp_path: P
     assert "Traceback" not in proc.stderr and not out.exists()
 
 
-def test_cli_usage_and_missing_input(spread: Any, tmp_path: Path) -> None:
+def test_cli_stdout_usage_and_missing_input(spread: Any, tmp_path: Path) -> None:
     snap, plan = spread
     s, p = tmp_path / "s.json", tmp_path / "p.json"
     kronos.dump(snap, s)
     kronos.dump(plan, p)
+    stdout = kronos_cli("report", str(s), str(p), "-o", "-")
+    assert stdout.returncode == 0 and stdout.stdout.startswith("<!DOCTYPE html>")
+    assert stdout.stdout.rstrip().endswith("</html>")
     nothing = kronos_cli("report", str(s), str(p))
     assert nothing.returncode == 64 and "-o FILE" in nothing.stderr
     missing = kronos_cli("report", str(tmp_path / "nope.json"), str(p), "-o", str(tmp_path / "r.html"))
