@@ -405,6 +405,49 @@ def show(plan_file: str, no_reasons: bool) -> None:
     click.echo(as_flags(plan_table(kronos.load_plan(plan_file), reasons=not no_reasons)), nl=False)
 
 
+@cli.command()
+@click.argument("snapshot")
+@click.argument("plan_file", metavar="PLAN")
+@click.option("-o", "--output", help="write the HTML report here (- for stdout)")
+@click.option(
+    "--png", "png_dir", metavar="DIR", help="also write each chart as a PNG in DIR (needs matplotlib)"
+)
+def report(snapshot: str, plan_file: str, output: str | None, png_dir: str | None) -> None:
+    """Draw PLAN on SNAPSHOT as one self-contained HTML page (and PNG charts).
+
+    Per aggregate and policy: each host's score before and after, the
+    threshold band and max_host_score; the steps by wave; the summary; what
+    could not be placed and why. The plan must have been made for SNAPSHOT.
+    """
+    if output is None and png_dir is None:
+        raise UsageError("nothing to write: give -o FILE, --png DIR or both")
+    import kronos
+    from kronos.errors import DataError, KronosIOError, ValidationError
+    from kronos.files import write_text_atomic
+    from kronos.report import build_report, render_html, render_pngs, write_pngs
+
+    snap, plan_doc = kronos.load_snapshot(snapshot), kronos.load_plan(plan_file)
+    problems = [i for i in kronos.validate(snap) if i.severity == "error"]
+    if problems:
+        raise ValidationError(snapshot, problems)
+    try:
+        # not_movable: the rule table's list of VMs that may not move goes here once it exists
+        built = build_report(snap, plan_doc)
+    except DataError as exc:
+        raise DataError(f"{plan_file} on {snapshot}: {exc}") from None
+    pngs = render_pngs(built) if png_dir is not None else {}
+    if output == "-":
+        click.echo(render_html(built), nl=False)
+    elif output is not None:
+        try:
+            write_text_atomic(output, render_html(built))
+        except OSError as exc:
+            raise KronosIOError(f"{output}: {exc.strerror or exc}") from exc
+    if png_dir is not None:
+        for path in write_pngs(pngs, png_dir):
+            click.echo(f"wrote {path}", err=True)
+
+
 def _score_scope(
     snapshot_path: str | None, chosen: tuple[str, ...], config: Any, reported: set[str]
 ) -> tuple[dict[str, list[str]], set[str]]:

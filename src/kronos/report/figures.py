@@ -1,0 +1,195 @@
+"""What a report shows, computed once for the HTML and the PNG renderers.
+
+Scores after the plan come from replaying its steps on the world the planner
+builds (:func:`kronos.core.arrays.build_world`) with the planner's own
+:func:`kronos.core.kernels.apply_move`: one definition of how a VM's load
+moves between hosts of different ``score_capacity`` and of the
+``vm_profile_fallback``, so the bars agree with the plan's imbalance figures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import numpy as np
+from attrs import frozen
+
+from kronos.core.model import AggregateSummary, Plan, Snapshot
+from kronos.errors import DataError
+
+#: Up to this many hosts a chart draws one labelled pair of bars per host;
+#: beyond it, the sorted scores as two curves (a 1 000-label axis reads as noise).
+LABELLED_HOSTS_MAX = 60
+#: most points drawn per curve of a large aggregate (sampled at evenly spaced ranks)
+CURVE_POINTS = 300
+BAND_LEGEND = "mean after ± threshold (the policy's bound on the std-dev of host scores)"
+
+
+@frozen
+class NotMovable:
+    """A VM that may not move and why, as the caller found it (the rule table knows)."""
+
+    instance: str
+    host: str
+    reason: str
+    name: str | None = None
+
+
+@frozen
+class PolicyChart:
+    """One policy over one aggregate: each host's score before and after the plan.
+
+    Hosts are ordered highest score before first. ``counted`` marks the hosts
+    in the imbalance (enabled and up); means and standard deviations are
+    over those, as the plan's ``imbalance_*`` figures are.
+    """
+
+    aggregate: str
+    policy: str
+    hosts: tuple[str, ...]
+    before: tuple[float, ...]
+    after: tuple[float, ...]
+    counted: tuple[bool, ...]
+    threshold: float
+    max_host_score: float
+    mean_before: float
+    mean_after: float
+    std_before: float
+    std_after: float
+
+    @property
+    def per_host(self) -> bool:
+        """One labelled pair of bars per host (else: sorted curves)."""
+        return len(self.hosts) <= LABELLED_HOSTS_MAX
+
+
+@frozen
+class AggregateFigures:
+    name: str
+    summary: AggregateSummary
+    charts: tuple[PolicyChart, ...]
+
+
+@frozen
+class VMInfo:
+    name: str | None
+    host: str
+
+
+@frozen
+class Report:
+    plan: Plan
+    taken_at: datetime
+    snapshot_digest: str
+    aggregates: tuple[AggregateFigures, ...]
+    #: every VM of the snapshot by id: names and hosts for the lists of unplaced VMs
+    vms: dict[str, VMInfo]
+    #: None: not computed (the section is left out); () : none may stay put
+    not_movable: tuple[NotMovable, ...] | None = None
+
+
+def build_report(snapshot: Snapshot, plan: Plan, not_movable: Iterable[NotMovable] | None = None) -> Report:
+    """Replay ``plan`` on ``snapshot`` and gather what the report draws.
+
+    A plan made for another snapshot is refused (``DataError``, naming both
+    digests): its steps would be drawn on hosts and VMs they never saw.
+    """
+    from kronos.core import kernels
+    from kronos.core.arrays import build_world
+    from kronos.core.convert import snapshot_digest
+
+    digest = snapshot_digest(snapshot)
+    if plan.snapshot_digest != digest:
+        raise DataError(
+            f"the plan was made for snapshot {plan.snapshot_digest}, "
+            f"not for this one ({digest}); report a plan on the snapshot it was made for"
+        )
+    world = build_world(snapshot)
+    before = world.score.copy()
+    vm_index = {vid: k for k, vid in enumerate(world.vm_ids)}
+    arrays = world.arrays()
+    for step in plan.steps:
+        v = vm_index.get(step.instance)
+        if v is None:
+            raise DataError(f"step {step.seq}: instance {step.instance} is not in the snapshot")
+        if step.destination not in world.host_index:
+            raise DataError(f"step {step.seq}: destination {step.destination} is not in the snapshot")
+        here = world.host_names[world.vm_host[v]]
+        if here != step.source:
+            raise DataError(
+                f"step {step.seq}: instance {step.instance} is on {here} by then, not on {step.source}"
+            )
+        kernels.apply_move(v, world.host_index[step.destination], arrays)
+
+    figures = []
+    for name, summary in plan.summary.aggregates.items():
+        hosts = world.aggregates.get(name, np.zeros(0, dtype=np.int64))
+        charts = []
+        for p, policy in enumerate(world.policy_names):
+            b, a = before[hosts, p], world.score[hosts, p]
+            order = np.argsort(-b, kind="stable")
+            counted = world.active[hosts]
+            charts.append(
+                PolicyChart(
+                    aggregate=name,
+                    policy=policy,
+                    hosts=tuple(world.host_names[i] for i in hosts[order]),
+                    before=tuple(float(x) for x in b[order]),
+                    after=tuple(float(x) for x in a[order]),
+                    counted=tuple(bool(x) for x in counted[order]),
+                    threshold=float(world.threshold[p]),
+                    max_host_score=float(world.pmax[p]),
+                    mean_before=_mean(b[counted]),
+                    mean_after=_mean(a[counted]),
+                    std_before=_std(b[counted]),
+                    std_after=_std(a[counted]),
+                )
+            )
+        figures.append(AggregateFigures(name, summary, tuple(charts)))
+    return Report(
+        plan=plan,
+        taken_at=snapshot.taken_at,
+        snapshot_digest=digest,
+        aggregates=tuple(figures),
+        vms={v.id: VMInfo(v.name, v.host) for v in snapshot.vms},
+        not_movable=None if not_movable is None else tuple(not_movable),
+    )
+
+
+def score_axis(chart: PolicyChart) -> tuple[float, float]:
+    """(top of the score axis, tick step): room for every bar, the band and max_host_score.
+
+    The top sits a little above the highest of them, so a ``max_host_score``
+    line never hides in the frame.
+    """
+    peak = max(
+        max(chart.before, default=0.0),
+        max(chart.after, default=0.0),
+        chart.max_host_score,
+        chart.mean_after + chart.threshold,
+    )
+    step = 10.0 ** math.ceil(math.log10(max(peak, 1e-9)))
+    for candidate in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0):
+        if peak / candidate <= 6:
+            step = candidate
+            break
+    return max(peak, step) * 1.06, step
+
+
+def sampled(values: Sequence[float], points: int = CURVE_POINTS) -> np.ndarray:
+    """Scores sorted highest first, sampled at ``points`` evenly spaced ranks when there are more."""
+    v: np.ndarray = np.sort(np.asarray(values, dtype=float))[::-1]
+    if v.size <= points:
+        return v
+    picked: np.ndarray = v[np.linspace(0, v.size - 1, points).round().astype(int)]
+    return picked
+
+
+def _mean(x: np.ndarray) -> float:
+    return float(x.mean()) if x.size else 0.0
+
+
+def _std(x: np.ndarray) -> float:
+    return float(x.std()) if x.size else 0.0
