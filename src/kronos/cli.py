@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from kronos.core.phases import MODES
 from kronos.errors import KronosError, UsageError
 
 EX_USAGE, EX_SOFTWARE = 64, 70
@@ -132,7 +133,7 @@ def validate(snapshot: str) -> None:
 @click.option("--aggregates", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--heterogeneous", is_flag=True, help="mixed host sizes (score_capacity)")
 @click.option("--skew", default=0.6, show_default=True, type=click.FloatRange(0))
-@click.option("--mode", type=click.Choice(["spread", "pack"]), default="spread", show_default=True)
+@click.option("--mode", type=click.Choice(MODES), default="spread", show_default=True)
 @click.option("--broken-groups", default=0.1, show_default=True, type=click.FloatRange(0, 1))
 @click.option("--unmovable", default=0.03, show_default=True, type=click.FloatRange(0, 1))
 @click.option("--missing-weights", default=0.0, show_default=True, type=click.FloatRange(0, 1))
@@ -177,7 +178,7 @@ def generate(output: str, policies: str, packable: int | None, evacuable: int | 
 
 @cli.command()
 @click.argument("snapshot")
-@click.option("--mode", type=click.Choice(["spread", "pack"]), help="default: the policies' mode")
+@click.option("--mode", type=click.Choice(MODES), help="default: the policies' mode")
 @click.option("--budget", help="steps per aggregate, or 'unlimited' (default: policies' cap)")
 @click.option("--aggregate", "aggregates", multiple=True, help="plan only this aggregate (repeatable)")
 @click.option("--state", "state_path", help="state file: read for cooldowns, then rewritten")
@@ -422,17 +423,22 @@ def report(snapshot: str, plan_file: str, output: str | None, png_dir: str | Non
     if output is None and png_dir is None:
         raise UsageError("nothing to write: give -o FILE, --png DIR or both")
     import kronos
+    from kronos.core.explain import not_movable
+    from kronos.core.reasons import render_all
     from kronos.errors import DataError, KronosIOError, ValidationError
     from kronos.files import write_text_atomic
     from kronos.report import build_report, render_html, render_pngs, write_pngs
+    from kronos.report.figures import NotMovable
 
     snap, plan_doc = kronos.load_snapshot(snapshot), kronos.load_plan(plan_file)
     problems = [i for i in kronos.validate(snap) if i.severity == "error"]
     if problems:
         raise ValidationError(snapshot, problems)
     try:
-        # not_movable: the rule table's list of VMs that may not move goes here once it exists
-        built = build_report(snap, plan_doc)
+        held = [
+            NotMovable(x.instance, x.host, render_all(x.why), x.name) for x in not_movable(snap, plan_doc)
+        ]
+        built = build_report(snap, plan_doc, not_movable=held)
     except DataError as exc:
         raise DataError(f"{plan_file} on {snapshot}: {exc}") from None
     pngs = render_pngs(built) if png_dir is not None else {}
@@ -446,6 +452,75 @@ def report(snapshot: str, plan_file: str, output: str | None, png_dir: str | Non
     if png_dir is not None:
         for path in write_pngs(pngs, png_dir):
             click.echo(f"wrote {path}", err=True)
+
+
+@cli.command()
+@click.argument("snapshot")
+@click.argument("plan_file", metavar="[PLAN]", required=False)
+@click.option("--vm", "vms", multiple=True, metavar="ID|NAME", help="explain this VM (repeatable)")
+@click.option("--host", "hosts", multiple=True, metavar="NAME", help="explain this host (repeatable)")
+@click.option("--mode", type=click.Choice(MODES), help="without PLAN: plan in this mode first")
+@click.option("--budget", help="without PLAN: steps per aggregate, or 'unlimited'")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="without PLAN: planner option")
+@click.option("--state", "state_path", help="state file (read only): cooldowns and quarantine")
+@click.option("--config", "config_path", help="without PLAN: kronos.conf's [engine] planner options")
+@click.option(
+    "-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+def explain(
+    snapshot: str,
+    plan_file: str | None,
+    vms: tuple[str, ...],
+    hosts: tuple[str, ...],
+    mode: str | None,
+    budget: str | None,
+    sets: tuple[str, ...],
+    state_path: str | None,
+    config_path: str | None,
+    fmt: str,
+) -> None:
+    """Why a VM moved or stayed, why a host was chosen, passed over or emptied.
+
+    With PLAN, about that plan (made for SNAPSHOT); without, about the plan
+    `kronos plan SNAPSHOT` would make with the same options. For a VM: the
+    rules that hold it, each host of its aggregate with the first rule that
+    rules it out or the imbalance it would leave, and the plan's decision.
+    """
+    if not vms and not hosts:
+        raise UsageError("nothing to explain: give --vm ID|NAME or --host NAME (repeatable)")
+    if plan_file is not None and (mode or budget or sets or config_path):
+        raise UsageError("--mode, --budget, --set and --config make a plan: give them without PLAN")
+    import kronos
+    from kronos.core import explain as why
+    from kronos.core.convert import snapshot_digest
+    from kronos.core.replay import check_digest
+    from kronos.errors import DataError, ValidationError
+    from kronos.render import explain_host_text, explain_vm_text
+
+    snap = kronos.load_snapshot(snapshot)
+    state = _load_state(state_path)
+    problems = [i for i in kronos.validate(snap) if i.severity == "error"]
+    if problems:
+        raise ValidationError(snapshot, problems)
+    if plan_file is not None:
+        plan_doc = kronos.load_plan(plan_file)
+        try:
+            check_digest(snapshot_digest(snap), plan_doc)
+        except DataError as exc:
+            raise DataError(f"{plan_file} on {snapshot}: {exc}") from None
+    else:
+        options: dict[str, Any] = {**_engine_options(config_path), **_parse_sets(sets)}
+        plan_doc = kronos.plan(snap, mode=mode, budget=budget, state=state, validate_input=False, **options)
+    answers: list[Any] = [why.explain_vm(snap, plan_doc, ref, state) for ref in vms]
+    answers += [why.explain_host(snap, plan_doc, ref, state) for ref in hosts]
+    if fmt == "json":
+        from kronos.files import render
+
+        click.echo(render(answers), nl=False)
+        return
+    for answer in answers:
+        text = explain_vm_text(answer) if isinstance(answer, why.VMExplanation) else explain_host_text(answer)
+        click.echo(as_flags(text), nl=False)
 
 
 def _score_scope(

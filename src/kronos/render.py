@@ -10,6 +10,7 @@ from kronos.core.model import Plan
 
 if TYPE_CHECKING:
     from kronos.adapters.scores import AggregateReport
+    from kronos.core.explain import HostExplanation, VMExplanation
 
 
 def plan_table(plan: Plan, reasons: bool = True) -> str:
@@ -111,3 +112,58 @@ def _score_cell(values: tuple[float, ...]) -> str:
         return f"{len(values)} series"
     v = values[0]
     return "NaN" if math.isnan(v) else ("+Inf" if v == math.inf else "-Inf" if v == -math.inf else f"{v:.4f}")
+
+
+def _names(hosts: Sequence[str], most: int = 6) -> str:
+    shown = ", ".join(hosts[:most])
+    return shown + (f" and {len(hosts) - most} more" if len(hosts) > most else "")
+
+
+def explain_vm_text(x: VMExplanation, most: int = 5) -> str:
+    """A VM's explanation in a screenful: hosts ruled out by the same rule share a line."""
+    from kronos.core.reasons import render
+
+    who = f"{x.name} ({x.instance})" if x.name and x.name != x.instance else x.instance
+    lines = [f"VM {who} on {x.host}, {x.phase}"]
+    lines.append(
+        "  may move"
+        if not x.not_movable
+        else "  may not move: " + "; ".join(render(r) for r in x.not_movable)
+    )
+    for view in x.aggregates:
+        lines.append(f"  aggregate {view.aggregate} (combined imbalance {view.combined_now:.4f}):")
+        feasible = sorted((h for h in view.hosts if h.why is None), key=lambda h: (h.combined_after, h.host))
+        if feasible:
+            best = ", ".join(f"{h.host} → {h.combined_after:.4f}" for h in feasible[:most])
+            more = f" (+{len(feasible) - most} more)" if len(feasible) > most else ""
+            lines.append(f"    {len(feasible)} host(s) would take it, best first: {best}{more}")
+        groups: dict[str, list[str]] = {}
+        first: dict[str, str] = {}
+        for h in view.hosts:
+            if h.why is not None:
+                groups.setdefault(h.why.rule, []).append(h.host)
+                first.setdefault(h.why.rule, render(h.why))
+        for rule, hosts in groups.items():
+            lines.append(f"    {rule} rules out {len(hosts)}: {_names(hosts)} (e.g. {first[rule]})")
+    lines.append("  decision:")
+    lines += [f"    {render(r)}" for r in x.decision]
+    return "\n".join(lines) + "\n"
+
+
+def explain_host_text(x: HostExplanation) -> str:
+    from kronos.core.reasons import render
+
+    state = ("enabled" if x.enabled else "disabled") + (", up" if x.up else ", down")
+    lines = [f"host {x.host} ({state}) in {', '.join(x.aggregates) or 'no aggregate'}"]
+    lines.append(f"  VMs {x.vms_before} → {x.vms_after}")
+    for key, cap in x.capacity.items():
+        lines.append(f"  {key:<10} {x.used_before[key]:g} → {x.used_after[key]:g} of {cap:g}")
+    for pol, before in x.scores_before.items():
+        lines.append(f"  {pol:<10} {before:.3f} → {x.scores_after[pol]:.3f}")
+    if x.arrivals:
+        lines.append(f"  arrivals: steps {', '.join(map(str, x.arrivals))}")
+    if x.departures:
+        lines.append(f"  departures: steps {', '.join(map(str, x.departures))}")
+    lines.append("  decision:")
+    lines += [f"    {render(r)}" for r in x.decision]
+    return "\n".join(lines) + "\n"

@@ -30,6 +30,18 @@ def _iso(x: Reason) -> str:
     return "?" if x.until is None else x.until.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _sci(x: float | None) -> str:
+    return "?" if x is None else f"{x:.3g}"
+
+
+def _f3(x: float | None) -> str:
+    return "?" if x is None else f"{x:.3f}"
+
+
+def _vms(n: int | None) -> str:
+    return f"{n} VM{'' if n == 1 else 's'}"
+
+
 def _names(x: Reason) -> str:
     return ", ".join(x.hosts or ())
 
@@ -116,6 +128,43 @@ DECISIONS: dict[str, Callable[[Reason], str]] = {
     "vm.not_selected": lambda x: f"not selected: matches no {x.detail}",
     "vm.out_of_scope": lambda x: "none of its host's aggregates is being planned (aggregates)",
     "aggregate.no_other_host": lambda x: f"no other host in aggregate {x.aggregate}",
+    "leaving.no_host": lambda x: "no host satisfies every rule at once",
+    # kronos explain: what a plan did with a VM or a host
+    "explain.moved": lambda x: f"moved by step {x.count} ({x.detail}) to {x.host}",
+    "explain.unplaced": lambda x: f"unplaced: {x.detail}",
+    "explain.not_movable": lambda x: "it may not move",
+    "explain.out_of_scope": lambda x: "none of its host's aggregates was planned",
+    "explain.skipped": lambda x: f"aggregate {x.aggregate} was skipped",
+    "explain.host_kept": lambda x: f"its host {x.host} was not emptied (explain the host for why)",
+    "explain.no_host": lambda x: f"after the plan no host of {x.aggregate} can take it",
+    "explain.small_gain": lambda x: (
+        f"its best move (to {x.host}) would lower {x.aggregate}'s combined imbalance by "
+        f"{_sci(x.value)} < min_improvement {_g(x.limit)}"
+    ),
+    "explain.not_chosen": lambda x: (
+        f"its best move (to {x.host}) would lower {x.aggregate}'s combined imbalance by {_sci(x.value)}, "
+        "but the plan stopped first"
+    ),
+    "explain.emptied": lambda x: f"{x.host} is emptied: {_vms(x.count)} leave it",
+    "explain.departures": lambda x: f"{_vms(x.count)} leave {x.host}",
+    "explain.destination": lambda x: f"{x.host} receives {_vms(x.count)}",
+    "explain.ha_reserve": lambda x: (
+        f"{x.host} is kept empty as failover capacity (ha_reserve) of {x.aggregate}"
+    ),
+    "explain.pinned": lambda x: f"{x.host} keeps {_vms(x.count)} that may not move",
+    "explain.not_emptied": lambda x: (
+        f"pack found no room elsewhere for all {_vms(x.count)} of {x.host} within the rules and the budget"
+    ),
+    "explain.not_chosen_host": lambda x: (
+        f"{x.host}: combined score {_f3(x.value)}, mean of {x.aggregate} {_f3(x.limit)}"
+        + (
+            " (above the mean: load moved here raises the imbalance)"
+            if (x.value or 0) > (x.limit or 0)
+            else ""
+        )
+        + f"; {_vms(x.count)} of {x.aggregate} could move here"
+    ),
+    "explain.ruled_out": lambda x: f"{x.detail} rules {x.host} out for {_vms(x.count)}",
 }
 
 

@@ -1,8 +1,8 @@
 """What a report shows, computed once for the HTML and the PNG renderers.
 
 Scores after the plan come from replaying its steps on the world the planner
-builds (:func:`kronos.core.arrays.build_world`) with the planner's own
-:func:`kronos.core.kernels.apply_move`: one definition of how a VM's load
+builds (:func:`kronos.core.arrays.build_world`) with
+:func:`kronos.core.replay.apply_steps`: one definition of how a VM's load
 moves between hosts of different ``score_capacity`` and of the
 ``vm_profile_fallback``, so the bars agree with the plan's imbalance figures.
 """
@@ -17,7 +17,6 @@ import numpy as np
 from attrs import frozen
 
 from kronos.core.model import AggregateSummary, Plan, Snapshot
-from kronos.errors import DataError
 
 #: Up to this many hosts a chart draws one labelled pair of bars per host;
 #: beyond it, the sorted scores as two curves (a 1 000-label axis reads as noise).
@@ -96,32 +95,15 @@ def build_report(snapshot: Snapshot, plan: Plan, not_movable: Iterable[NotMovabl
     A plan made for another snapshot is refused (``DataError``, naming both
     digests): its steps would be drawn on hosts and VMs they never saw.
     """
-    from kronos.core import kernels
     from kronos.core.arrays import build_world
     from kronos.core.convert import snapshot_digest
+    from kronos.core.replay import apply_steps, check_digest
 
     digest = snapshot_digest(snapshot)
-    if plan.snapshot_digest != digest:
-        raise DataError(
-            f"the plan was made for snapshot {plan.snapshot_digest}, "
-            f"not for this one ({digest}); report a plan on the snapshot it was made for"
-        )
+    check_digest(digest, plan)
     world = build_world(snapshot)
     before = world.score.copy()
-    vm_index = {vid: k for k, vid in enumerate(world.vm_ids)}
-    arrays = world.arrays()
-    for step in plan.steps:
-        v = vm_index.get(step.instance)
-        if v is None:
-            raise DataError(f"step {step.seq}: instance {step.instance} is not in the snapshot")
-        if step.destination not in world.host_index:
-            raise DataError(f"step {step.seq}: destination {step.destination} is not in the snapshot")
-        here = world.host_names[world.vm_host[v]]
-        if here != step.source:
-            raise DataError(
-                f"step {step.seq}: instance {step.instance} is on {here} by then, not on {step.source}"
-            )
-        kernels.apply_move(v, world.host_index[step.destination], arrays)
+    apply_steps(world, plan.steps)
 
     figures = []
     for name, summary in plan.summary.aggregates.items():
