@@ -71,7 +71,7 @@ def test_a_vm_pinned_by_anti_affinity_names_the_group_on_every_host(case) -> Non
     }  # fmt: skip
     r = ruled["h2"]
     assert r is not None and (r.group, r.count, r.limit) == ("web", 1, 1)
-    assert [d.rule for d in x.decision][0] == "explain.no_host"
+    assert x.decision[0].rule == "explain.no_host"
     assert {d.rule for d in x.decision[1:]} == {"group.anti-affinity", "host.enabled"}
 
 

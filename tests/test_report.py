@@ -30,7 +30,9 @@ import numpy as np
 import pytest
 
 import kronos
-from kronos.report import NotMovable, build_report, render_html, render_pngs
+from kronos.core.explain import not_movable
+from kronos.core.reasons import render_all
+from kronos.report import build_report, render_html, render_pngs
 from kronos.report.figures import LABELLED_HOSTS_MAX
 from tests.conftest import kronos_cli
 
@@ -242,16 +244,20 @@ def test_every_document_string_is_escaped(spread: Any) -> None:
     first = snap.aggregates[0]
     snap = attrs.evolve(
         snap,
-        vms=tuple(attrs.evolve(v, name=evil_vm) for v in snap.vms),
+        vms=(
+            attrs.evolve(snap.vms[0], name=evil_vm, migratable=False),  # listed as not movable
+            *(attrs.evolve(v, name=evil_vm) for v in snap.vms[1:]),
+        ),
         aggregates=(attrs.evolve(first, name=evil_agg), *snap.aggregates[1:]),
     )
     plan = kronos.plan(snap)
     assert any(s.aggregate == evil_agg for s in plan.steps)
-    rows = [NotMovable(instance=snap.vms[0].id, host=snap.vms[0].host, reason="<b>held</b>", name=evil_vm)]
-    page = render_html(build_report(snap, plan, not_movable=rows))
+    page = render_html(build_report(snap, plan))
     doc = parse(page)
     assert not doc.all("script") and not doc.all("img")
-    assert "<script>" not in page and "<img" not in page and "<b>held" not in page
+    assert "<script>" not in page and "<img" not in page
+    (held,) = doc.all("section", "not-movable")
+    assert evil_vm in held.all_text()
     assert "&lt;script&gt;alert(&quot;vm&quot;)&lt;/script&gt;" in page
     names = [r.all_text() for r in doc.all("tr", "step")]
     assert names and all(evil_vm in n for n in names)  # shown as text, intact
@@ -282,16 +288,13 @@ def test_unplaced_not_selected_and_fence_first_are_listed(evacuation: Any) -> No
     assert all(h in fence.all_text() for h in plan.summary.fence_first)
 
 
-def test_not_movable_section_only_when_given(spread: Any) -> None:
+def test_not_movable_lists_what_the_rule_table_holds(spread: Any) -> None:
     snap, plan = spread
-    assert not parse(render_html(build_report(snap, plan))).all("section", "not-movable")
-    vms = snap.vms[:3]
-    rows = [
-        NotMovable(instance=v.id, host=v.host, reason=f"rule {k}", name=v.name) for k, v in enumerate(vms)
-    ]
-    (section,) = parse(render_html(build_report(snap, plan, not_movable=rows))).all("section", "not-movable")
+    held = not_movable(snap, plan)
+    assert held  # the generator leaves a few VMs unmovable
+    (section,) = parse(render_html(build_report(snap, plan))).all("section", "not-movable")
     found = section.all("tr", "vm")
-    assert [r.all_text() for r in found] == [f"{v.name}{v.id}{v.host}rule {k}" for k, v in enumerate(vms)]
+    assert [r.all_text() for r in found] == [f"{x.name}{x.instance}{x.host}{render_all(x.why)}" for x in held]
 
 
 def test_a_thousand_host_aggregate_is_drawn_as_curves_of_bounded_size(large: Any) -> None:
@@ -614,7 +617,9 @@ def test_report_renders_in_chromium(browser: DevTools, evacuation: Any, spread: 
             "rect.ba": hosts * len(snap.enabled_policies),
             "tr.step": len(plan.steps),
             "tbody.wave": len({s.wave for s in plan.steps}),
-            "section tr.vm": len(plan.summary.unplaced) + len(plan.summary.not_selected or ()),
+            "section tr.vm": len(plan.summary.unplaced)
+            + len(plan.summary.not_selected or ())
+            + len(not_movable(snap, plan)),
         }
         assert got.pixels.shape == (1600, 1200, 3)
         assert _colours(got.pixels) > 50  # not blank

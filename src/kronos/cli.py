@@ -423,22 +423,16 @@ def report(snapshot: str, plan_file: str, output: str | None, png_dir: str | Non
     if output is None and png_dir is None:
         raise UsageError("nothing to write: give -o FILE, --png DIR or both")
     import kronos
-    from kronos.core.explain import not_movable
-    from kronos.core.reasons import render_all
     from kronos.errors import DataError, KronosIOError, ValidationError
     from kronos.files import write_text_atomic
     from kronos.report import build_report, render_html, render_pngs, write_pngs
-    from kronos.report.figures import NotMovable
 
     snap, plan_doc = kronos.load_snapshot(snapshot), kronos.load_plan(plan_file)
     problems = [i for i in kronos.validate(snap) if i.severity == "error"]
     if problems:
         raise ValidationError(snapshot, problems)
     try:
-        held = [
-            NotMovable(x.instance, x.host, render_all(x.why), x.name) for x in not_movable(snap, plan_doc)
-        ]
-        built = build_report(snap, plan_doc, not_movable=held)
+        built = build_report(snap, plan_doc)
     except DataError as exc:
         raise DataError(f"{plan_file} on {snapshot}: {exc}") from None
     pngs = render_pngs(built) if png_dir is not None else {}

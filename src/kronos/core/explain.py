@@ -360,7 +360,8 @@ def not_movable(snapshot: Snapshot, plan: Plan, state: State | None = None) -> t
     """The VMs in ``plan``'s scope that its phase may not move, with the rules that hold them.
 
     Scope: the hosts a drain or evacuation empties, else the aggregates the
-    plan covers. Snapshot order.
+    plan covers. VMs the plan already lists (unplaced, not selected) are
+    left out. Snapshot order.
     """
     world = build_world(snapshot, state, plan.created_at)
     how = _movement(plan)
@@ -372,7 +373,12 @@ def not_movable(snapshot: Snapshot, plan: Plan, state: State | None = None) -> t
         hosts = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
     masks = rules.vm_rule_masks(world, how)
     ok = np.logical_and.reduce([m for _, m in masks]) if masks else np.ones(world.vm_host.size, bool)
-    held = np.flatnonzero(np.isin(world.vm_host, hosts) & ~ok)
+    listed = {u.instance for u in (*plan.summary.unplaced, *(plan.summary.not_selected or ()))}
+    held = [
+        v
+        for v in np.flatnonzero(np.isin(world.vm_host, hosts) & ~ok).tolist()
+        if world.vm_ids[v] not in listed
+    ]
     return tuple(
         StaysPut(
             world.vm_ids[v],
@@ -380,5 +386,5 @@ def not_movable(snapshot: Snapshot, plan: Plan, state: State | None = None) -> t
             world.host_names[world.vm_host[v]],
             rules.why_not_movable(world, int(v), how, masks),
         )
-        for v in held.tolist()
+        for v in held
     )

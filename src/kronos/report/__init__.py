@@ -1,6 +1,6 @@
 """``kronos report``: a plan drawn for people, as one HTML file and optional PNG charts.
 
-    report = build_report(snapshot, plan, not_movable=rows)   # figures.py: replay, numbers
+    report = build_report(snapshot, plan, state)   # figures.py: replay, numbers
     text = render_html(report)                                 # html.py: inline CSS + SVG
     files = render_pngs(report)                                # png.py: matplotlib (extra "png")
 

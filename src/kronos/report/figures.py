@@ -10,13 +10,13 @@ moves between hosts of different ``score_capacity`` and of the
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 import numpy as np
 from attrs import frozen
 
-from kronos.core.model import AggregateSummary, Plan, Snapshot
+from kronos.core.model import AggregateSummary, Plan, Snapshot, State
 
 #: Up to this many hosts a chart draws one labelled pair of bars per host;
 #: beyond it, the sorted scores as two curves (a 1 000-label axis reads as noise).
@@ -28,7 +28,7 @@ BAND_LEGEND = "mean after ± threshold (the policy's bound on the std-dev of hos
 
 @frozen
 class NotMovable:
-    """A VM that may not move and why, as the caller found it (the rule table knows)."""
+    """A VM the plan's phase may not move, and why (:func:`kronos.core.explain.not_movable`)."""
 
     instance: str
     host: str
@@ -89,7 +89,7 @@ class Report:
     not_movable: tuple[NotMovable, ...] | None = None
 
 
-def build_report(snapshot: Snapshot, plan: Plan, not_movable: Iterable[NotMovable] | None = None) -> Report:
+def build_report(snapshot: Snapshot, plan: Plan, state: State | None = None) -> Report:
     """Replay ``plan`` on ``snapshot`` and gather what the report draws.
 
     A plan made for another snapshot is refused (``DataError``, naming both
@@ -97,6 +97,8 @@ def build_report(snapshot: Snapshot, plan: Plan, not_movable: Iterable[NotMovabl
     """
     from kronos.core.arrays import build_world
     from kronos.core.convert import snapshot_digest
+    from kronos.core.explain import not_movable
+    from kronos.core.reasons import render_all
     from kronos.core.replay import apply_steps, check_digest
 
     digest = snapshot_digest(snapshot)
@@ -136,7 +138,10 @@ def build_report(snapshot: Snapshot, plan: Plan, not_movable: Iterable[NotMovabl
         snapshot_digest=digest,
         aggregates=tuple(figures),
         vms={v.id: VMInfo(v.name, v.host) for v in snapshot.vms},
-        not_movable=None if not_movable is None else tuple(not_movable),
+        not_movable=tuple(
+            NotMovable(x.instance, x.host, render_all(x.why), x.name)
+            for x in not_movable(snapshot, plan, state)
+        ),
     )
 
 
