@@ -72,9 +72,14 @@ class EngineConfig:
     options: PlannerOptions = field(factory=PlannerOptions)
 
 
+def _shown(url: str | None) -> str:
+    """A URL field's repr: its user-info may be a password."""
+    return repr(redact(url) if url else url)
+
+
 @frozen
 class PrometheusConfig:
-    url: str = "http://localhost:9090"
+    url: str = field(default="http://localhost:9090", repr=_shown)
     #: seconds per HTTP request
     timeout: float = 10.0
     verify: bool = True
@@ -96,7 +101,7 @@ class NovaConfig:
     #: a clouds.yaml entry (openstacksdk's convention); or the explicit fields below
     cloud: str | None = None
     auth_type: str = "password"
-    auth_url: str | None = None
+    auth_url: str | None = field(default=None, repr=_shown)
     username: str | None = None
     password: Secret | None = None
     project_name: str | None = None
@@ -109,8 +114,8 @@ class NovaConfig:
     region_name: str | None = None
     interface: str = "public"
     #: skip the service catalog (split networks, or a Nova without Keystone)
-    compute_endpoint_override: str | None = None
-    placement_endpoint_override: str | None = None
+    compute_endpoint_override: str | None = field(default=None, repr=_shown)
+    placement_endpoint_override: str | None = field(default=None, repr=_shown)
     cacert: str | None = None
     verify: bool = True
     #: seconds per HTTP request; a Nova that does not answer in time counts as a transient failure
