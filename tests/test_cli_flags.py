@@ -157,6 +157,8 @@ def test_output_paths_that_cannot_be_written_are_74_naming_them(
         (["run", "--once", "--log", str(tmp_path / "gone" / "log.jsonl")],
          f"--log '{tmp_path / 'gone' / 'log.jsonl'}': cannot append to it: directory '{tmp_path / 'gone'}' does not exist"),
         (["run", "--once", "--log", str(folder)], f"--log '{folder}': cannot append to it: Is a directory"),
+        (["record", "-o", str(folder)], f"-o '{folder}': is a directory, expected a file"),
+        (["record", "-o", str(tmp_path / "gone" / "s.json")], f"-o '{tmp_path / 'gone' / 's.json'}': directory"),
     ):  # fmt: skip
         assert words in usage_error(*args, "--config", str(conf), code=74)
     base = conf.read_text()

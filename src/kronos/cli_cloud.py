@@ -10,6 +10,7 @@ import math
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -82,12 +83,15 @@ def record(
     are recorded with the reasons in the snapshot's ``source``.
     """
     import kronos
+    from kronos.adapters.journal import check_writable
     from kronos.adapters.nova import NovaReader, connect
     from kronos.adapters.prometheus import PrometheusClient
     from kronos.adapters.record import record as take
 
     config = load_config(config_path, require_scope=not aggregates)
     at = parse_at(at_text)
+    if output != "-":
+        check_writable(Path(output), "-o")
     reader = NovaReader(connect(config.nova, os_cloud))
     snap = take(config, reader, PrometheusClient.from_config(config.prometheus), at, aggregates or None)
     kronos.dump(snap, output)
@@ -317,7 +321,6 @@ def run_engine(config_path: str, once: bool, log_path: str | None, os_cloud: str
     is the cycle's: 0, 1 if a step failed, else the first aggregate's error.
     """
     import threading
-    from pathlib import Path
 
     from kronos.adapters.engine import Engine, EngineLock, JsonLog
     from kronos.adapters.nova import NovaReader, connect

@@ -43,7 +43,7 @@ class Journal:
         """``labels``: how the user named the results and state files, for errors."""
         self.state_path = Path(state_path) if state_path else None
         if self.state_path is not None:
-            _check_writable(self.state_path, labels[1])
+            check_writable(self.state_path, labels[1])
         self.state_options = state_options
         self.clock = clock
         self.also = also
@@ -99,8 +99,8 @@ def open_append(path: str | Path, label: str) -> IO[str]:
         raise KronosIOError(f"{label} {str(path)!r}: cannot append to it: {_why(exc, path)}") from None
 
 
-def _check_writable(path: Path, label: str) -> None:
-    """Before anything moves: a state file that could not be written after a migration is exit 74 now."""
+def check_writable(path: Path, label: str) -> None:
+    """Before anything moves or is read: a file that could not be written at the end is exit 74 now."""
     if path.is_dir():
         raise KronosIOError(f"{label} {str(path)!r}: is a directory, expected a file")
     if not path.parent.is_dir():
