@@ -298,3 +298,15 @@ def test_an_internal_error_traceback_never_shows_a_secret(capsys: pytest.Capture
     err = capsys.readouterr().err
     assert "Traceback" in err and "RuntimeError" in err and "'password': '***'" in err
     assert_hidden(err)
+
+
+def test_the_rule_knows_every_secret_setting_of_kronos_conf_and_no_other() -> None:
+    """The config's Secret fields and the redaction rule's names are one definition seen twice."""
+    import attrs
+
+    from kronos.adapters.config import NovaConfig, Secret
+    from kronos.redact import is_secret_name
+
+    for cls in (PrometheusConfig, NovaConfig):
+        for f in attrs.fields(cls):
+            assert is_secret_name(f.name) == (f.type in (Secret | None, "Secret | None")), f.name
