@@ -1,7 +1,7 @@
 """Start the real Nova of tests/nova_cloud.py in its own process and talk to it.
 
 The Nova environment lives in its own virtualenv (``.nova-venv`` in the
-repository, made by ``.ci/run``; or ``KRONOS_NOVA_PYTHON``). Each test module
+repository, made by ``.ci/run``; or ``NOVA_TEST_PYTHON``). Each test module
 gets a fresh cloud: the fake cloud slows down over hundreds of operations.
 Without the environment the tests skip locally and fail under ``CI=true``.
 
@@ -44,7 +44,7 @@ def unavailable(why: str) -> None:
 
 
 def nova_python() -> Path:
-    chosen = os.environ.get("KRONOS_NOVA_PYTHON")
+    chosen = os.environ.get("NOVA_TEST_PYTHON")
     exe = Path(chosen) if chosen else ROOT / ".nova-venv" / "bin" / "python"
     if not exe.exists():
         unavailable(f"{exe} not found")

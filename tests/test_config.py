@@ -117,9 +117,12 @@ def test_secrets_never_show(tmp_path: Path) -> None:
         ("[nova]\ncloud = c\nauth_url = http://k:5000/v3\nusername=u\npassword=p\n", "not both"),
         ("[nova]\nauth_url = http://k:5000/v3\n", "also give username and password"),
         ("[messaging]\ntransport_url = rabbit://x\n", "not used (plans are files; no RabbitMQ)"),
-        ("[engine]\nevaluation_interval = 0\naggregates = a\n", "evaluation_interval = '0': must be > 0"),
+        (
+            "[engine]\nevaluation_interval = 0\naggregates = a\n",
+            "evaluation_interval = '0': must be in (0, 315360000]",
+        ),
         ("[engine]\ndry_run = maybe\naggregates = a\n", "dry_run = 'maybe': expected true or false"),
-        ("[engine]\nkey without value\n", "kronos.conf: Source contains parsing errors"),
+        ("[engine]\nkey without value\n", "kronos.conf:3: expected 'key = value', a [section] header"),
         (
             "[engine]\naggregates = a\naggregates = b\n",
             "option 'aggregates' in section 'engine' already exists",
@@ -146,7 +149,7 @@ def test_missing_files(tmp_path: Path) -> None:
         load_config(str(tmp_path / "nope.conf"))
     conf = tmp_path / "kronos.conf"
     conf.write_text("[engine]\naggregates = a\npolicies_file = gone.yaml\n")
-    with pytest.raises(ConfigError, match=r"gone\.yaml: no such file \(policies_file\)"):
+    with pytest.raises(NoInputError, match=r"gone\.yaml: no such file \(\[engine\] policies_file\)"):
         load_config(str(conf))
 
 
@@ -223,7 +226,11 @@ def test_policies_defaults() -> None:
             "policies[1].enabled = 'no': expected true or false",
         ),
         (("policies:", "policy:"), "p.yaml: expected a top-level 'policies:' list"),
-        (("policies:\n", "policies: []\nextra:\n"), "unknown top-level key 'extra'"),
+        (("policies:\n", "policies: []\nextra:\n"), "p.yaml:2: 'extra': unknown top-level key"),
+        (
+            ("policies:\n", "policis: 1\npolicies:\n"),
+            "p.yaml:1: 'policis': unknown top-level key (did you mean policies?)",
+        ),
         (("name: cpu\n", "name: cpu\n   bad: [indent\n"), "p.yaml: invalid YAML"),
     ],
 )
@@ -283,3 +290,184 @@ def test_kronos_plan_takes_engine_options_from_the_config(tmp_path: Path) -> Non
     conf.write_text("[engine]\nmin_lod = 1\n")
     bad = kronos_cli("plan", example, "--config", str(conf))
     assert bad.returncode == 78 and "did you mean min_load?" in bad.stderr
+
+
+# -- hardening (issue 17): crashes become clean errors, nothing is silently accepted ---------------
+def test_a_non_utf8_file_is_a_config_error_naming_file_line_and_byte(tmp_path: Path) -> None:
+    conf = _write(tmp_path, "")
+    conf.write_bytes(b"[engine]\naggregates = caf\xe9\n")
+    proc = kronos_cli("scores", "--config", str(conf))
+    assert proc.returncode == 78, proc.stderr
+    assert f"{conf}:2: not UTF-8 text (byte offset 25" in proc.stderr and "Traceback" not in proc.stderr
+    conf.write_text("[engine]\naggregates = a\n")
+    (tmp_path / "policies.yaml").write_bytes(GOOD.encode().replace(b"name: cpu", b"name: cp\xff"))
+    with pytest.raises(ConfigError, match=r"policies\.yaml: not UTF-8 text .*at byte 22"):
+        load_config(str(conf))
+    conf.write_bytes(b"\xef\xbb\xbf[engine]\naggregates = a\n")  # a BOM, as some editors write it, is fine
+    (tmp_path / "policies.yaml").write_text(GOOD)
+    assert load_config(str(conf)).scope == ("a",)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("[prometheus]\ntimeout = inf", "[prometheus] timeout = 'inf': must be a finite number"),
+        ("[prometheus]\ntimeout = -inf", "[prometheus] timeout = '-inf': must be a finite number"),
+        ("[prometheus]\ntimeout = nan", "[prometheus] timeout = 'nan': NaN is not a value"),
+        ("[prometheus]\ntimeout = 0", "[prometheus] timeout = '0': must be in (0, 86400]"),
+        ("[prometheus]\ntimeout = -3", "[prometheus] timeout = '-3': must be in (0, 86400]"),
+        ("[prometheus]\ntimeout = 1e400", "[prometheus] timeout = '1e400': must be a finite number"),
+        ("[prometheus]\nretries = 1e3", "[prometheus] retries = '1e3': expected a whole number"),
+        ("[prometheus]\nretries = " + "9" * 5000, "[prometheus] retries = '999"),
+        ("[prometheus]\nretries = 64", "[prometheus] retries = '64': must be in [0, 10]"),
+        ("[nova]\ntimeout = inf", "[nova] timeout = 'inf': must be a finite number"),
+        (
+            "[executor]\nmax_concurrent_migrations = 0",
+            "max_concurrent_migrations = '0': must be in [1, 1000]",
+        ),
+        ("[executor]\nretry_backoff = 1e9", "[executor] retry_backoff = '1e9': must be in [0, 3600]"),
+        ("[engine]\nevaluation_interval = 1e300", "evaluation_interval = '1e300': must be in (0, 315360000]"),
+        ("[engine]\ncooldown = inf", "[engine] option cooldown = 'inf': must be a finite number"),
+        ("[engine]\ncooldown = 1e12", "[engine] option cooldown = '1e12': must be at most 315360000 seconds"),
+        ("[engine]\nmin_load = inf", "[engine] option min_load = 'inf': must be a finite number"),
+        ("[nova]\ninterface = privat", "[nova] interface = 'privat': one of public, internal, admin"),
+        ("[nova]\npinned_tag =", "[nova] pinned_tag is empty"),
+        ("[engine]\npolicies_file =", "[engine] policies_file is empty"),
+        (
+            "[nova]\ncompute_endpoint_override = nova:8774",
+            "compute_endpoint_override = 'nova:8774': expected http",
+        ),
+        ("[prometheus]\nurl = http://[::1", "url = 'http://[::1': expected http(s)://HOST"),
+        ("[prometheus]\nurl = http://prom:99999", "url = 'http://prom:99999': expected http(s)://HOST"),
+    ],
+)
+def test_values_outside_their_documented_range_name_key_and_value(
+    tmp_path: Path, line: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(
+            str(_write(tmp_path, "[engine]\naggregates = a\n" + line.replace("[engine]\n", "") + "\n"))
+        )
+    assert expected in str(err.value) and err.value.exit_code == 78
+
+
+def test_timeout_inf_through_the_cli_is_78_not_a_traceback(tmp_path: Path) -> None:
+    conf = _write(tmp_path, "[engine]\naggregates = a\n[prometheus]\ntimeout = inf\n")
+    for command in ("scores", "check-config", "record"):
+        proc = kronos_cli(command, "--config", str(conf), *(["-o", "-"] if command == "record" else []))
+        assert (
+            proc.returncode == 78 and "timeout = 'inf': must be a finite number" in proc.stdout + proc.stderr
+        )
+
+
+def test_unreadable_or_missing_files_are_66_for_the_config_and_the_policies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kronos import cli
+
+    conf = _write(tmp_path, "[engine]\naggregates = a\n")
+    real_bytes, real_text = Path.read_bytes, Path.read_text
+
+    def denied(path: Path, *args: object, **kwargs: object) -> object:
+        if path.name in ("kronos.conf", "policies.yaml"):  # root reads anything: inject EACCES
+            raise PermissionError(13, "Permission denied", str(path))
+        return (real_bytes if not args and not kwargs else real_text)(path, *args, **kwargs)  # type: ignore[operator]
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    assert cli.run(cli.cli.main, ["scores", "--config", str(conf)]) == 66
+    assert f"{conf}: not readable: permission denied (--config)" in capsys.readouterr().err
+    monkeypatch.setattr(Path, "read_bytes", real_bytes)
+    monkeypatch.setattr(Path, "read_text", denied)
+    assert cli.run(cli.cli.main, ["scores", "--config", str(conf)]) == 66
+    assert "policies.yaml: permission denied ([engine] policies_file)" in capsys.readouterr().err
+    monkeypatch.setattr(Path, "read_text", real_text)
+    assert kronos_cli("scores", "--config", str(tmp_path)).returncode == 66  # a directory
+    assert kronos_cli("scores", "--config", str(tmp_path / "none.conf")).returncode == 66
+    (tmp_path / "policies.yaml").unlink()
+    gone = kronos_cli("scores", "--config", str(conf))
+    assert gone.returncode == 66 and "policies.yaml: no such file ([engine] policies_file)" in gone.stderr
+
+
+def test_a_test_harness_variable_is_not_a_setting_and_a_setting_variable_says_so(tmp_path: Path) -> None:
+    conf = _write(tmp_path, "[engine]\naggregates = a\n")
+    env = {"NOVA_TEST_PYTHON": "/opt/nova/bin/python", "KRONOS_PLAN_DIR": "/tmp/plans"}
+    assert load_config(str(conf), env).scope == ("a",)  # not ours: left alone
+    with pytest.raises(ConfigError) as err:
+        load_config(str(conf), {"KRONOS_NOVA_PYTHON": "/opt/nova/bin/python"})
+    assert "$KRONOS_NOVA_PYTHON: [nova] python: unknown option (did you mean KRONOS_NOVA_" in str(err.value)
+    assert "every KRONOS_<SECTION>_<OPTION> variable is read as a kronos.conf setting" in str(err.value)
+    with pytest.raises(
+        ConfigError, match=r"\$KRONOS_PROMETEUS_URL: not a setting \(did you mean KRONOS_PROMETHEUS_URL\?\)"
+    ):
+        load_config(str(conf), {"KRONOS_PROMETEUS_URL": "http://p:9090"})
+
+
+def test_the_nova_test_environment_is_chosen_by_nova_test_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from tests import nova_server
+
+    monkeypatch.setenv("NOVA_TEST_PYTHON", sys.executable)
+    monkeypatch.setenv("KRONOS_NOVA_PYTHON", "/nonexistent/python")  # the old name means nothing now
+    assert nova_server.nova_python() == Path(sys.executable)
+
+
+@pytest.mark.parametrize(
+    ("conf", "env", "expected"),
+    [
+        ("[enigne]\n", {}, "[enigne]: unknown section (did you mean engine?)"),
+        ("[nova]\npasword = x\n", {}, "[nova] pasword: unknown option (did you mean password?)"),
+        ("[engine]\ncooldwn = 5\n", {}, "[engine] cooldwn: unknown option (did you mean cooldown?)"),
+        (
+            "",
+            {"KRONOS_NOVA_REGION": "r"},
+            "$KRONOS_NOVA_REGION: [nova] region: unknown option (did you mean region_name?)",
+        ),
+        ("", {"KRONOS_EXECUTER_MAX_RETRIES": "2"}, "(did you mean KRONOS_EXECUTOR_MAX_RETRIES?)"),
+    ],
+)
+def test_every_unknown_key_names_the_nearest_known_one(
+    tmp_path: Path, conf: str, env: dict[str, str], expected: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(str(_write(tmp_path, "[engine]\naggregates = a\n" + conf.replace("[engine]\n", ""))), env)
+    assert expected in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("name: cpu", "name: ''"), "p.yaml:2: policies[0].name = '': must not be empty"),
+        (("host_label: nodename", "host_label: ' '"), "policies[0].host_label = ' ': must not be empty"),
+        (
+            ("vm_profile_label: instance_id", "vm_profile_label: ''"),
+            "policies[1].vm_profile_label = '': must not",
+        ),
+        (
+            (
+                "    mode: spread\n",
+                "    mode: spread\n    treshold: 1\n",
+            ),
+            "policies[0].treshold: unknown field (did you mean threshold?)",
+        ),
+        (("mode: spread", "mode: spraed"), "policies[0].mode = 'spraed': mode must be spread or pack"),
+    ],
+)
+def test_policy_names_labels_and_keys(change: tuple[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_policies(GOOD.replace(*change, 1), "p.yaml")
+    assert expected in str(err.value)
+
+
+def test_a_bearer_token_file_that_is_empty_or_unreadable(tmp_path: Path) -> None:
+    from kronos.adapters.prometheus import PrometheusClient
+    from kronos.errors import NoInputError
+
+    token = tmp_path / "token"
+    token.write_text("\n")
+    conf = _write(tmp_path, f"[engine]\naggregates = a\n[prometheus]\nbearer_token_file = {token}\n")
+    with pytest.raises(ConfigError, match=r"bearer_token_file = '.*token': the file is empty"):
+        PrometheusClient.from_config(load_config(str(conf)).prometheus)
+    token.write_bytes(b"\xff\xfe")
+    with pytest.raises(NoInputError, match="cannot read: not UTF-8 text"):
+        PrometheusClient.from_config(load_config(str(conf)).prometheus)

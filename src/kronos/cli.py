@@ -7,6 +7,7 @@ stderr and its sysexits code; anything else is a bug (exit 70).
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -86,15 +87,28 @@ def _parse_sets(values: tuple[str, ...], flag: str = "--set") -> dict[str, str]:
     return out
 
 
-def _parse_now(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    from kronos.core.convert import parse_time
+def _parse_now(text: str | None, flag: str = "--now") -> datetime | None:
+    from kronos.cli_cloud import parse_time_flag
 
-    try:
-        return parse_time(text)
-    except ValueError as exc:
-        raise UsageError(f"--now {text!r}: not an RFC 3339 time") from exc
+    return None if text is None else parse_time_flag(flag, text)
+
+
+def _nonblank(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Click callback: an empty name (``--instance ''``) would match nothing, silently."""
+    for item in value if isinstance(value, tuple) else (value,):
+        if item is not None and not item.strip():
+            raise click.BadParameter("must not be empty", ctx, param)
+    return value
+
+
+class FiniteRange(click.FloatRange):
+    """click's FloatRange lets ``nan`` and ``inf`` through its bounds; this one refuses them."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -128,20 +142,20 @@ def validate(snapshot: str) -> None:
 @click.option("--hosts", default=50, show_default=True, type=click.IntRange(1))
 @click.option("--vms", default=5000, show_default=True, type=click.IntRange(0))
 @click.option("--groups", default=100, show_default=True, type=click.IntRange(0))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0))
 @click.option("--policies", default="cpu,mem", show_default=True, help="comma-separated")
 @click.option("--aggregates", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--heterogeneous", is_flag=True, help="mixed host sizes (score_capacity)")
-@click.option("--skew", default=0.6, show_default=True, type=click.FloatRange(0))
+@click.option("--skew", default=0.6, show_default=True, type=FiniteRange(0))
 @click.option("--mode", type=click.Choice(MODES), default="spread", show_default=True)
-@click.option("--broken-groups", default=0.1, show_default=True, type=click.FloatRange(0, 1))
-@click.option("--unmovable", default=0.03, show_default=True, type=click.FloatRange(0, 1))
-@click.option("--missing-weights", default=0.0, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--broken-groups", default=0.1, show_default=True, type=FiniteRange(0, 1))
+@click.option("--unmovable", default=0.03, show_default=True, type=FiniteRange(0, 1))
+@click.option("--missing-weights", default=0.0, show_default=True, type=FiniteRange(0, 1))
 @click.option("--down", default=0, show_default=True, type=click.IntRange(0), help="failed hosts")
 @click.option("--disabled", default=0, show_default=True, type=click.IntRange(0))
 @click.option("--unassigned", default=0, show_default=True, type=click.IntRange(0))
 @click.option("--overlapping", is_flag=True, help="add an aggregate overlapping others")
-@click.option("--fill", default=0.65, show_default=True, type=click.FloatRange(0.05, 1.0))
+@click.option("--fill", default=0.65, show_default=True, type=FiniteRange(0.05, 1.0))
 @click.option(
     "--packable",
     type=click.IntRange(1),
@@ -172,6 +186,9 @@ def generate(output: str, policies: str, packable: int | None, evacuable: int | 
     names = tuple(p.strip() for p in policies.split(",") if p.strip())
     if not names:
         raise UsageError("--policies: give at least one policy name")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(f"--policies {policies!r}: {twice[0]!r} given twice")
     snap = kronos.generate(policies=names, **kw)
     kronos.dump(snap, output)
 
@@ -180,7 +197,13 @@ def generate(output: str, policies: str, packable: int | None, evacuable: int | 
 @click.argument("snapshot")
 @click.option("--mode", type=click.Choice(MODES), help="default: the policies' mode")
 @click.option("--budget", help="steps per aggregate, or 'unlimited' (default: policies' cap)")
-@click.option("--aggregate", "aggregates", multiple=True, help="plan only this aggregate (repeatable)")
+@click.option(
+    "--aggregate",
+    "aggregates",
+    multiple=True,
+    callback=_nonblank,
+    help="plan only this aggregate (repeatable)",
+)
 @click.option("--state", "state_path", help="state file: read for cooldowns, then rewritten")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="planner option")
 @click.option("--now", help="RFC 3339 time cooldowns are judged at (default: snapshot taken_at)")
@@ -194,7 +217,14 @@ def generate(output: str, policies: str, packable: int | None, evacuable: int | 
     help="what to print when not writing the plan to stdout",
 )
 @click.option("--config", "config_path", help="kronos.conf: its [engine] planner options (--set wins)")
-@click.option("--drain", "drain_hosts", multiple=True, metavar="HOST", help="drain HOST first, then balance")
+@click.option(
+    "--drain",
+    "drain_hosts",
+    multiple=True,
+    callback=_nonblank,
+    metavar="HOST",
+    help="drain HOST first, then balance",
+)
 @click.option("--cold-migrate-stopped", is_flag=True, help="with --drain: cold-migrate SHUTOFF VMs")
 @click.option("--time", "timing", is_flag=True, help="print per-phase wall times on stderr")
 def plan(
@@ -306,16 +336,19 @@ def _leaving_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for opt in reversed(
         [
             click.argument("snapshot"),
-            click.option("--host", "hosts", multiple=True, required=True, help="host to empty (repeatable)"),
-            click.option("--tag", "tags", multiple=True, help="only VMs with this tag (any selector)"),
+            click.option("--host", "hosts", multiple=True, required=True, callback=_nonblank,
+                         help="host to empty (repeatable)"),
+            click.option("--tag", "tags", multiple=True, callback=_nonblank,
+                         help="only VMs with this tag (any selector)"),
             click.option("--flavor-spec", "flavor_specs", multiple=True, metavar="KEY=VALUE",
                          help="only VMs whose flavor has this extra spec"),
             click.option("--metadata", "metadata", multiple=True, metavar="KEY=VALUE",
                          help="only VMs with this metadata item"),
-            click.option("--priority", metavar="KEY",
+            click.option("--priority", metavar="KEY", callback=_nonblank,
                          help="order by the number in metadata KEY or tag KEY=N, highest first"),
             click.option("--smallest-first", is_flag=True, help="within a priority, smallest VMs first"),
-            click.option("--aggregate", "aggregates", multiple=True, help="only this aggregate (repeatable)"),
+            click.option("--aggregate", "aggregates", multiple=True, callback=_nonblank,
+                         help="only this aggregate (repeatable)"),
             click.option("--state", "state_path", help="state file: read for quarantine, then rewritten"),
             click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="planner option"),
             click.option("--now", help="RFC 3339 time quarantines are judged at (default: taken_at)"),
@@ -517,14 +550,13 @@ def explain(
         click.echo(as_flags(text), nl=False)
 
 
-def _score_scope(
-    snapshot_path: str | None, chosen: tuple[str, ...], config: Any, reported: set[str]
-) -> tuple[dict[str, list[str]], set[str]]:
-    """Aggregate → hosts to score, and the hosts known to be down."""
+def _score_scope(snapshot_path: str | None, chosen: tuple[str, ...], config: Any) -> tuple[Any, set[str]]:
+    """Aggregate → hosts to score from --snapshot (None without one), and the hosts known to be down.
+
+    Read before Prometheus is asked anything: a wrong file or name is the user's to fix first.
+    """
     if snapshot_path is None:
-        if chosen:
-            raise UsageError("--aggregate needs --snapshot FILE to know the aggregate's hosts")
-        return {"*": sorted(reported)}, set()
+        return None, set()
     import kronos
     from kronos.core.model import UNASSIGNED
     from kronos.core.options import unknown_option
@@ -545,7 +577,9 @@ def _score_scope(
 
 @cli.command()
 @click.option("--config", "config_path", help="kronos.conf (default: KRONOS_* environment only)")
-@click.option("--aggregate", "aggregates", multiple=True, help="only this aggregate (repeatable)")
+@click.option(
+    "--aggregate", "aggregates", multiple=True, callback=_nonblank, help="only this aggregate (repeatable)"
+)
 @click.option("--at", "at_text", help="evaluation time, RFC 3339 or Unix seconds (default: now)")
 @click.option("--snapshot", "snapshot_path", help="take aggregates and their hosts from this snapshot")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
@@ -562,18 +596,22 @@ def scores(
     one pool, ``*``. Exit 0 even when an aggregate is skipped for bad data
     (the report says why); 69 when Prometheus cannot be reached.
     """
+    if aggregates and snapshot_path is None:
+        raise UsageError("--aggregate needs --snapshot FILE to know the aggregate's hosts")
     from kronos.adapters.prometheus import PrometheusClient
     from kronos.adapters.scores import assess, read_policies
     from kronos.cli_cloud import load_config, parse_at
     from kronos.core.convert import format_time
+    from kronos.redact import redact
     from kronos.render import scores_table
 
     config = load_config(config_path, require_scope=False)
     at = parse_at(at_text)
+    pools, down = _score_scope(snapshot_path, aggregates, config)
     client = PrometheusClient.from_config(config.prometheus)
     readings = read_policies(client, config.policies, at)
-    reported = set().union(*(r.hosts for r in readings.values()))
-    pools, down = _score_scope(snapshot_path, aggregates, config, reported)
+    if pools is None:
+        pools = {"*": sorted(set().union(*(r.hosts for r in readings.values())))}
     reports = assess(
         readings,
         pools,
@@ -585,7 +623,7 @@ def scores(
     if fmt == "json":
         click.echo(_scores_json(reports, format_time(at)))
     else:
-        click.echo(scores_table(reports, config.prometheus.url, format_time(at)), nl=False)
+        click.echo(redact(scores_table(reports, client.shown, format_time(at))), nl=False)
 
 
 def _scores_json(reports: Any, at: str) -> str:
@@ -621,7 +659,9 @@ def _scores_json(reports: Any, at: str) -> str:
             for r in reports
         ],
     }
-    return json.dumps(doc, indent=2)
+    from kronos.redact import redact_data
+
+    return json.dumps(redact_data(doc), indent=2)
 
 
 @cli.group()
@@ -638,15 +678,15 @@ STATE_OPT = click.option(
 )
 
 
-def _now_or_clock(text: str | None) -> datetime:
+def _now_or_clock(text: str | None, flag: str) -> datetime:
     from datetime import UTC
 
-    return _parse_now(text) or datetime.now(UTC)
+    return _parse_now(text, flag) or datetime.now(UTC)
 
 
 @state.command("record-result")
 @STATE_OPT
-@click.option("--instance", required=True, help="instance UUID")
+@click.option("--instance", required=True, callback=_nonblank, help="instance UUID")
 @click.option(
     "--outcome",
     required=True,
@@ -662,7 +702,12 @@ def record_result_cmd(
     import kronos
 
     new = kronos.record_result(
-        _load_state(state_path), instance, outcome, at=_now_or_clock(at), error=error, **_parse_sets(sets)
+        _load_state(state_path),
+        instance,
+        outcome,
+        at=_now_or_clock(at, "--at"),
+        error=error,
+        **_parse_sets(sets),
     )
     kronos.dump(new, state_path)
     from kronos.core.convert import format_time
@@ -682,7 +727,7 @@ def record_result_cmd(
 
 @state.command("release")
 @STATE_OPT
-@click.argument("instance")
+@click.argument("instance", callback=_nonblank)
 def release_cmd(state_path: str, instance: str) -> None:
     """Lift INSTANCE's quarantine and cooldown."""
     import kronos
@@ -699,7 +744,7 @@ def show_state(state_path: str, now: str | None) -> None:
     from kronos.core.convert import format_time
     from kronos.core.state import prune
 
-    current = prune(_load_state(state_path), _now_or_clock(now))
+    current = prune(_load_state(state_path), _now_or_clock(now, "--now"))
     rows = [("aggregate cooldown", k, format_time(t)) for k, t in current.aggregate_cooldown_until.items()]
     rows += [("instance cooldown", k, format_time(t)) for k, t in current.instance_cooldown_until.items()]
     rows += [
@@ -733,23 +778,43 @@ _register_cloud_commands()
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the click group and map failures to sysexits codes."""
     _prepare_numba_cache()
+    _log_warnings_redacted()
     sys.exit(run(cli.main, argv))
 
 
+def _log_warnings_redacted() -> None:
+    """Libraries' warnings (logging and ``warnings``) on stderr, through :func:`kronos.redact.redact`."""
+    import logging
+
+    from kronos.redact import RedactingFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("kronos: %(levelname)s: %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    logging.captureWarnings(True)
+
+
 def run(entry: Callable[..., Any], argv: list[str] | None) -> int:
+    """Run ``entry``; every message on the way out passes :func:`kronos.redact.redact`."""
+    from kronos.redact import redact
+
     try:
         entry(args=argv, prog_name="kronos", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.format_message() if hasattr(exc, "format_message") else str(exc), err=True)
         return EX_USAGE
     except click.UsageError as exc:
-        exc.show()
+        import io
+
+        shown = io.StringIO()
+        exc.show(file=shown)
+        click.echo(redact(shown.getvalue()), err=True, nl=False)
         return EX_USAGE
     except click.exceptions.Abort:
         click.echo("kronos: aborted", err=True)
         return 130
     except KronosError as exc:
-        click.echo(f"kronos: error: {as_flags(str(exc))}", err=True)
+        click.echo(f"kronos: error: {redact(as_flags(str(exc)))}", err=True)
         return exc.exit_code
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -761,7 +826,7 @@ def run(entry: Callable[..., Any], argv: list[str] | None) -> int:
     except Exception:
         import traceback
 
-        traceback.print_exc()
+        click.echo(redact(traceback.format_exc()), err=True, nl=False)
         click.echo("kronos: internal error (a bug: please report it with the traceback)", err=True)
         return EX_SOFTWARE
     return 0

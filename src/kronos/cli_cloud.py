@@ -6,14 +6,17 @@ one job; :mod:`kronos.cli` registers them on the ``kronos`` group.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
 
 from kronos.errors import ConfigError, KronosError, UsageError
+from kronos.redact import redact
 
 OS_CLOUD = click.option(
     "--os-cloud", "os_cloud", envvar="OS_CLOUD", help="clouds.yaml entry (overrides [nova] cloud)"
@@ -27,20 +30,39 @@ def load_config(path: str | None, require_scope: bool = True) -> Any:
     return config.load_config(path, os.environ, require_scope=require_scope)
 
 
-def parse_at(text: str | None) -> datetime:
-    """--at: RFC 3339 or Unix seconds; default now (the CLI may read the clock)."""
-    if text is None:
-        return datetime.now(UTC)
+#: the times a command line may name: Unix time onwards, and far enough from year 9999 that adding a
+#: cooldown, a quarantine or a plan's age to them stays a date
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def parse_time_flag(flag: str, text: str, unix: bool = False) -> datetime:
+    """The time a flag names (RFC 3339, or Unix seconds when ``unix``); exit 64 naming flag and value."""
     from kronos.core.convert import parse_time
 
+    span = f"between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}"
+    if unix:
+        try:
+            seconds = float(text)
+        except ValueError:
+            pass
+        else:
+            if math.isfinite(seconds) and EARLIEST.timestamp() <= seconds < LATEST.timestamp():
+                return datetime.fromtimestamp(seconds, UTC)
+            raise UsageError(f"{flag} {text!r}: Unix seconds must name a time {span}")
     try:
-        return datetime.fromtimestamp(float(text), UTC)
-    except ValueError:
-        pass
-    try:
-        return parse_time(text)
-    except ValueError as exc:
-        raise UsageError(f"--at {text!r}: not an RFC 3339 time or Unix seconds") from exc
+        when = parse_time(text)
+    except (ValueError, OverflowError):
+        kind = "an RFC 3339 time or Unix seconds" if unix else "an RFC 3339 time"
+        raise UsageError(f"{flag} {text!r}: not {kind} (e.g. 2026-11-21T10:00:00Z)") from None
+    if not EARLIEST <= when < LATEST:
+        raise UsageError(f"{flag} {text!r}: must be a time {span}")
+    return when
+
+
+def parse_at(text: str | None) -> datetime:
+    """--at: RFC 3339 or Unix seconds; default now (the CLI may read the clock)."""
+    return datetime.now(UTC) if text is None else parse_time_flag("--at", text, unix=True)
 
 
 @click.command()
@@ -61,12 +83,15 @@ def record(
     are recorded with the reasons in the snapshot's ``source``.
     """
     import kronos
+    from kronos.adapters.journal import check_writable
     from kronos.adapters.nova import NovaReader, connect
     from kronos.adapters.prometheus import PrometheusClient
     from kronos.adapters.record import record as take
 
     config = load_config(config_path, require_scope=not aggregates)
     at = parse_at(at_text)
+    if output != "-":
+        check_writable(Path(output), "-o")
     reader = NovaReader(connect(config.nova, os_cloud))
     snap = take(config, reader, PrometheusClient.from_config(config.prometheus), at, aggregates or None)
     kronos.dump(snap, output)
@@ -77,13 +102,16 @@ def record(
         err=True,
     )
     for host, why in (src.get("excluded_hosts") or {}).items():
-        click.echo(f"  left out {host}: {why}", err=True)
+        click.echo(redact(f"  left out {host}: {why}"), err=True)
     for agg, why in (src.get("skip_aggregates") or {}).items():
-        click.echo(f"  skipped {agg}: bad data: {why}", err=True)
+        click.echo(redact(f"  skipped {agg}: bad data: {why}"), err=True)
 
 
 class Checks:
-    """The pass/fail list ``check-config`` prints; the first failure decides the exit code."""
+    """The pass/fail list ``check-config`` prints; the first failure decides the exit code.
+
+    Each line is redacted: it quotes URLs and what Nova and Prometheus answered.
+    """
 
     def __init__(self) -> None:
         self.code = 0
@@ -92,10 +120,10 @@ class Checks:
         try:
             detail = check()
         except KronosError as exc:
-            click.echo(f"FAIL  {name}: {exc}")
+            click.echo(redact(f"FAIL  {name}: {exc}"))
             self.code = self.code or exc.exit_code
             return False
-        click.echo(f"PASS  {name}: {detail}")
+        click.echo(redact(f"PASS  {name}: {detail}"))
         return True
 
 
@@ -293,7 +321,6 @@ def run_engine(config_path: str, once: bool, log_path: str | None, os_cloud: str
     is the cycle's: 0, 1 if a step failed, else the first aggregate's error.
     """
     import threading
-    from pathlib import Path
 
     from kronos.adapters.engine import Engine, EngineLock, JsonLog
     from kronos.adapters.nova import NovaReader, connect
@@ -308,7 +335,7 @@ def run_engine(config_path: str, once: bool, log_path: str | None, os_cloud: str
     stop = threading.Event()
     with EngineLock(lock_path):
         log_file = Path(log_path) if log_path else config.path(config.engine.log_file)
-        log = JsonLog(log_file, lambda: datetime.now(UTC))
+        log = JsonLog(log_file, lambda: datetime.now(UTC), "--log" if log_path else "[engine] log_file")
         engine = Engine(
             config,
             NovaReader(conn),

@@ -7,7 +7,7 @@ anything else escaping is a bug (exit 70, traceback shown).
     ├── UsageError                   64  the command line is wrong
     ├── DataError                    65  an input document is wrong
     │   └── ValidationError          65  ... with the full list of problems
-    ├── NoInputError                 66  an input file does not exist
+    ├── NoInputError                 66  an input file does not exist or cannot be read
     ├── UnavailableError             69  a service (Prometheus, Nova) cannot be reached
     ├── NotImplementedKronosError    70  a documented feature not built yet
     ├── KronosIOError                74  reading or writing a file failed

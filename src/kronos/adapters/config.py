@@ -4,15 +4,21 @@ One loader for the file, the environment (``KRONOS_<SECTION>_<OPTION>``, as
 the load-leveller seed configured everything) and nothing else: the core
 never reads either, the CLI calls :func:`load_config` once and hands the
 result on. Everything is checked up front and every problem is reported at
-once (exit 78), naming the file, line, section and key, and for an unknown
-key the nearest valid one. Secrets live in :class:`Secret`, whose ``repr``
-and ``str`` never show the value, so a logged or printed config is safe.
+once (exit 78), naming the file, line, section and key (or the variable),
+and for an unknown key the nearest valid one. A file that is missing or
+cannot be read is exit 66, as for every other input file.
+
+Secrets live in :class:`Secret`, whose ``repr`` and ``str`` never show the
+value, so a logged or printed config is safe; no message quotes a secret's
+value or a line the file could not parse (it may be a password), and URLs
+pass through :func:`kronos.redact.redact` before they are shown.
 """
 
 from __future__ import annotations
 
 import configparser
 import difflib
+import math
 import re
 import types
 import typing
@@ -25,10 +31,12 @@ import attrs
 from attrs import field, frozen
 
 from kronos.core.model import UNASSIGNED, Policy
-from kronos.core.options import OPTION_NAMES, PlannerOptions, coerce, make_options
-from kronos.errors import ConfigError, KronosError, NoInputError
+from kronos.core.options import MAX_SECONDS, OPTION_NAMES, PlannerOptions, coerce, make_options
+from kronos.errors import ConfigError, KronosError, KronosIOError, NoInputError
+from kronos.redact import redact
 
 ENV_PREFIX = "KRONOS_"
+DAY = 86400.0
 
 
 @frozen
@@ -62,9 +70,14 @@ class EngineConfig:
     options: PlannerOptions = field(factory=PlannerOptions)
 
 
+def _shown(url: str | None) -> str:
+    """A URL field's repr: its user-info may be a password."""
+    return repr(redact(url) if url else url)
+
+
 @frozen
 class PrometheusConfig:
-    url: str = "http://localhost:9090"
+    url: str = field(default="http://localhost:9090", repr=_shown)
     #: seconds per HTTP request
     timeout: float = 10.0
     verify: bool = True
@@ -86,7 +99,7 @@ class NovaConfig:
     #: a clouds.yaml entry (openstacksdk's convention); or the explicit fields below
     cloud: str | None = None
     auth_type: str = "password"
-    auth_url: str | None = None
+    auth_url: str | None = field(default=None, repr=_shown)
     username: str | None = None
     password: Secret | None = None
     project_name: str | None = None
@@ -99,8 +112,8 @@ class NovaConfig:
     region_name: str | None = None
     interface: str = "public"
     #: skip the service catalog (split networks, or a Nova without Keystone)
-    compute_endpoint_override: str | None = None
-    placement_endpoint_override: str | None = None
+    compute_endpoint_override: str | None = field(default=None, repr=_shown)
+    placement_endpoint_override: str | None = field(default=None, repr=_shown)
     cacert: str | None = None
     verify: bool = True
     #: seconds per HTTP request; a Nova that does not answer in time counts as a transient failure
@@ -163,16 +176,31 @@ _KEYS: dict[str, tuple[str, ...]] = {
     name: tuple(a.name for a in attrs.fields(cls)) for name, cls in _SECTIONS.items()
 }
 _KEYS["engine"] = (*_ENGINE_OWN, *OPTION_NAMES)
+#: every setting as an environment variable, for "did you mean" on a mistyped one
+ENV_NAMES = tuple(f"{ENV_PREFIX}{s.upper()}_{k.upper()}" for s, keys in _KEYS.items() for k in keys)
 _HINTS = {name: typing.get_type_hints(cls, vars(types) | globals()) for name, cls in _SECTIONS.items()}
-_POSITIVE = {
-    "evaluation_interval",
-    "timeout",
-    "migration_timeout",
-    "max_sample_age",
-    "max_concurrent_migrations",
-    "poll_interval",
+#: every number's documented range: (lowest, highest, lowest excluded)
+_RANGES: dict[str, tuple[float, float, bool]] = {
+    "evaluation_interval": (0, MAX_SECONDS, True),
+    "timeout": (0, DAY, True),
+    "retries": (0, 10, False),
+    "retry_backoff": (0, 3600, False),
+    "max_sample_age": (0, MAX_SECONDS, True),
+    "min_host_coverage": (0, 1, False),
+    "max_concurrent_migrations": (1, 1000, False),
+    "migration_timeout": (0, 7 * DAY, True),
+    "max_retries": (0, 10, False),
+    "stagger_seconds": (0, DAY, False),
+    "max_drift": (0, 1, False),
+    "max_plan_age": (0, MAX_SECONDS, True),
+    "poll_interval": (0, 3600, True),
 }
-_FRACTIONS = {"min_host_coverage", "max_drift"}
+_AUTH_TYPES = ("password", "v3password", "v3applicationcredential", "admin_token", "token")
+_INTERFACES = ("public", "internal", "admin")
+_URLS = {
+    "prometheus": ("url",),
+    "nova": ("auth_url", "compute_endpoint_override", "placement_endpoint_override"),
+}
 
 
 @frozen
@@ -202,17 +230,20 @@ def _near(word: str, choices: tuple[str, ...] | list[str]) -> str:
 
 
 def _read_file(path: str) -> tuple[dict[str, dict[str, _Value]], list[str]]:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise NoInputError(f"{path}: no such file (--config)") from exc
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    text = _read_text(path)
     parser = configparser.ConfigParser(interpolation=None, strict=True, default_section="\0")
     try:
         parser.read_string(text, source=path)
-    except configparser.Error as exc:
-        raise ConfigError(f"{path}: {exc.message}") from exc
+    except configparser.MissingSectionHeaderError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}: a setting before the first [section] header") from None
+    except configparser.ParsingError as exc:  # the lines are not shown: one may be a password
+        what = (
+            "expected 'key = value', a [section] header or a comment (line not shown: it may hold a secret)"
+        )
+        bad = [f"{path}:{n}: {what}" for n, _ in exc.errors]
+        raise ConfigError(f"{path}: {len(bad)} problem(s)\n  " + "\n  ".join(bad)) from None
+    except configparser.Error as exc:  # duplicates: names only, no values
+        raise ConfigError(f"{path}: {redact(exc.message)}") from None
     lines = _lines(text)
     values: dict[str, dict[str, _Value]] = {}
     problems: list[str] = []
@@ -228,33 +259,76 @@ def _read_file(path: str) -> tuple[dict[str, dict[str, _Value]], list[str]]:
     return values, problems
 
 
-def _read_env(environ: Mapping[str, str]) -> dict[str, dict[str, _Value]]:
+def _read_text(path: str) -> str:
+    """The file's text; missing or unreadable is exit 66, not UTF-8 exit 78 with where it broke."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise NoInputError(f"{path}: no such file (--config)") from None
+    except IsADirectoryError:
+        raise NoInputError(f"{path}: is a directory, expected a file (--config)") from None
+    except PermissionError:
+        raise NoInputError(f"{path}: not readable: permission denied (--config)") from None
+    except OSError as exc:
+        raise KronosIOError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 text (byte offset {exc.start}: {exc.reason}); save it as UTF-8"
+        ) from None
+
+
+def _read_env(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, _Value]], list[str]]:
+    """``KRONOS_<SECTION>_<OPTION>`` settings, and a problem for a near miss of one.
+
+    A ``KRONOS_`` variable that is no section's and looks like no setting
+    (``KRONOS_PLAN_DIR``) is not ours and is left alone; one that nearly
+    names a setting (``KRONOS_PROMETEUS_URL``) is a typo, never ignored.
+    """
     values: dict[str, dict[str, _Value]] = {}
+    problems: list[str] = []
     for var, raw in sorted(environ.items()):
         if not var.startswith(ENV_PREFIX):
             continue
         rest = var[len(ENV_PREFIX) :].lower()
         section = next((s for s in _SECTIONS if rest.startswith(s + "_")), None)
         if section is None:
-            continue  # KRONOS_CONFIG and friends are not settings
+            near = difflib.get_close_matches(var, ENV_NAMES, n=1, cutoff=0.8)
+            if near:
+                problems.append(f"${var}: not a setting (did you mean {near[0]}?){_ENV_NOTE}")
+            continue
         key = rest[len(section) + 1 :]
         values.setdefault(section, {})[key] = _Value(raw, f"${var}")
-    return values
+    return values, problems
+
+
+_ENV_NOTE = "; every KRONOS_<SECTION>_<OPTION> variable is read as a kronos.conf setting"
 
 
 def _convert(section: str, key: str, value: _Value) -> Any:
     hint = _HINTS[section][key]
     if hint == Secret | None:
         return Secret(value.raw) if value.raw else None
-    result = coerce(key, value.raw, hint)
+    try:
+        result = coerce(key, value.raw, hint)
+    except ValueError as exc:  # int("many"), float("soon"): say what is expected instead
+        if str(exc).startswith(("invalid literal", "could not convert", "Exceeds the limit")):
+            raise ValueError("expected a whole number" if hint is int else "expected a number") from None
+        raise
     if isinstance(result, int | float) and not isinstance(result, bool):
-        if key in _POSITIVE and not result > 0:
-            raise ValueError("must be > 0")
-        if key in _FRACTIONS and not 0 <= result <= 1:
-            raise ValueError("must be in [0, 1]")
-        if result < 0:
-            raise ValueError("must be >= 0")
+        _check_number(key, result)
     return result
+
+
+def _check_number(key: str, value: float) -> None:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    low, high, open_low = _RANGES.get(key, (0, math.inf, False))
+    if value < low or (open_low and value == low) or value > high:
+        shown = f"{'(' if open_low else '['}{low:.10g}, {high:.10g}]" if high < math.inf else ""
+        raise ValueError(f"must be in {shown}" if shown else f"must be >= {low:g}")
 
 
 def _build(values: dict[str, dict[str, _Value]], problems: list[str]) -> dict[str, Any]:
@@ -265,19 +339,25 @@ def _build(values: dict[str, dict[str, _Value]], problems: list[str]) -> dict[st
         for key, value in values.get(section, {}).items():
             label = f"{value.where}: [{section}] {key}"
             if key not in _KEYS[section]:
-                problems.append(f"{label}: unknown option{_near(key, _KEYS[section])}")
-            elif section == "engine" and key in OPTION_NAMES:
-                try:
-                    make_options({key: value.raw})
+                near = _near(key, _KEYS[section])
+                if value.where.startswith("$"):
+                    var = difflib.get_close_matches(value.where[1:], ENV_NAMES, n=1)
+                    near = near or (f" (did you mean {var[0]}?)" if var else "")
+                    near += _ENV_NOTE
+                problems.append(f"{label}: unknown option{near}")
+                continue
+            secret = _HINTS[section].get(key) == Secret | None
+            shown = "***" if secret else repr(redact(value.raw))
+            try:
+                if section == "engine" and key in OPTION_NAMES:
+                    make_options({key: value.raw})  # the planner option's own checks
                     options[key] = value.raw
-                except KronosError as exc:
-                    problems.append(f"{value.where}: [engine] {exc}")
-            else:
-                try:
+                else:
                     fields[key] = _convert(section, key, value)
-                except (TypeError, ValueError) as exc:
-                    shown = "***" if _HINTS[section][key] == Secret | None else repr(value.raw)
-                    problems.append(f"{label} = {shown}: {exc}")
+            except KronosError as exc:  # the planner option's own message names it
+                problems.append(f"{value.where}: [engine] {redact(str(exc))}")
+            except (TypeError, ValueError) as exc:
+                problems.append(f"{label} = {shown}: {exc}")
         if options:
             fields["options"] = make_options(options)
         built[section] = fields
@@ -286,9 +366,12 @@ def _build(values: dict[str, dict[str, _Value]], problems: list[str]) -> dict[st
 
 def _check(config: Config, problems: list[str], require_scope: bool) -> None:
     p, n, e = config.prometheus, config.nova, config.engine
-    url = urlparse(p.url)
-    if url.scheme not in ("http", "https") or not url.netloc:
-        problems.append(f"[prometheus] url = {p.url!r}: expected http(s)://HOST[:PORT][/PATH]")
+    for section, keys in _URLS.items():
+        for key in keys:
+            value = getattr(getattr(config, section), key)
+            if value is not None and not _is_http_url(value):
+                shown = redact(value)
+                problems.append(f"[{section}] {key} = {shown!r}: expected http(s)://HOST[:PORT][/PATH]")
     if (p.username is None) != (p.password is None):
         problems.append("[prometheus] username and password: give both for basic auth, or neither")
     if p.bearer_token_file and p.username:
@@ -299,9 +382,14 @@ def _check(config: Config, problems: list[str], require_scope: bool) -> None:
             problems.append(f"[prometheus] {key} = {name!r}: no such file")
     if n.cloud and n.auth_url:
         problems.append("[nova] cloud and auth_url: use a clouds.yaml entry or explicit auth, not both")
-    auth_types = ("password", "v3password", "v3applicationcredential", "admin_token", "token")
-    if n.auth_type not in auth_types:
-        problems.append(f"[nova] auth_type = {n.auth_type!r}: one of {', '.join(auth_types)}")
+    if n.auth_type not in _AUTH_TYPES:
+        problems.append(f"[nova] auth_type = {n.auth_type!r}: one of {', '.join(_AUTH_TYPES)}")
+    if n.interface not in _INTERFACES:
+        problems.append(f"[nova] interface = {n.interface!r}: one of {', '.join(_INTERFACES)}")
+    if not n.pinned_tag:
+        problems.append("[nova] pinned_tag is empty: name the tag that pins a server (default kronos:pinned)")
+    if not e.policies_file:
+        problems.append("[engine] policies_file is empty: name the policies file (default policies.yaml)")
     if n.auth_type == "admin_token" and not (n.token and n.compute_endpoint_override):
         problems.append("[nova] auth_type = admin_token: also give token and compute_endpoint_override")
     elif n.auth_url and n.auth_type != "token":
@@ -319,6 +407,14 @@ def _check(config: Config, problems: list[str], require_scope: bool) -> None:
         )
 
 
+def _is_http_url(text: str) -> bool:
+    try:
+        url = urlparse(text)
+        return url.scheme in ("http", "https") and bool(url.hostname) and (url.port is None or url.port > 0)
+    except ValueError:  # "http://[::1", "http://h:99999"
+        return False
+
+
 def load_config(
     path: str | None, environ: Mapping[str, str] | None = None, *, require_scope: bool = True
 ) -> Config:
@@ -331,7 +427,9 @@ def load_config(
     problems: list[str] = []
     if path is not None:
         values, problems = _read_file(path)
-    for section, items in _read_env(environ or {}).items():
+    env, env_problems = _read_env(environ or {})
+    problems += env_problems
+    for section, items in env.items():
         values.setdefault(section, {}).update(items)
     built = _build(values, problems)
     source = path or "(environment)"

@@ -31,7 +31,7 @@ import attrs
 import kronos
 from kronos.adapters.config import Config
 from kronos.adapters.executor import Executor, iso
-from kronos.adapters.journal import Journal, state_options
+from kronos.adapters.journal import Journal, open_append, state_options
 from kronos.adapters.nova import NovaReader
 from kronos.adapters.nova_actions import Compute
 from kronos.adapters.prometheus import PrometheusClient
@@ -45,24 +45,29 @@ from kronos.errors import (
     TemporaryFailure,
     UsageError,
 )
+from kronos.redact import redact_data
 
 #: a failed step makes a one-shot cycle exit 1, as ``kronos execute`` does
 STEP_FAILED = 1
 
 
 class JsonLog:
-    """One JSON object per line, to a file (appended, flushed per line) or standard output."""
+    """One JSON object per line, to a file (appended, flushed per line) or standard output.
 
-    def __init__(self, path: Path | None, clock: Callable[[], datetime]) -> None:
+    Each line is redacted (:func:`kronos.redact.redact_data`): errors quote
+    Nova's and Prometheus's words, and those may carry a URL's user-info.
+    """
+
+    def __init__(self, path: Path | None, clock: Callable[[], datetime], label: str = "--log") -> None:
         self.clock = clock
         self._lock = threading.Lock()
         self._own = path is not None
-        self._out: IO[str] = path.open("a", encoding="utf-8") if path else sys.stdout
+        self._out: IO[str] = open_append(path, label) if path else sys.stdout
 
     def __call__(self, event: str, **fields: Any) -> None:
         line = {"ts": iso(self.clock()), "event": event, **fields}
         with self._lock:
-            self._out.write(json.dumps(line, sort_keys=True, default=str) + "\n")
+            self._out.write(json.dumps(redact_data(line), sort_keys=True, default=str) + "\n")
             self._out.flush()
 
     def close(self) -> None:
@@ -129,6 +134,7 @@ class Engine:
             state_options(config),
             clock=clock,
             also=lambda r: log("step", **attrs.asdict(r)),
+            labels=("[engine] results_file", "[engine] state_file"),
         )
 
     def loop(self, once: bool = False) -> int:

@@ -7,6 +7,9 @@ line being written, which the next run skips); the state rewritten
 atomically after each outcome (cooldown, or quarantine on a definitive
 failure). ``Interrupted`` is recorded in the results but not fed to the
 state: the next run reconciles that step from Nova.
+
+A step's error text comes from Nova and its transport; it is redacted
+(:func:`kronos.redact.redact`) once, here, before any of those sinks sees it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import attrs
 
 import kronos
 from kronos.adapters.executor import StepResult
+from kronos.errors import KronosIOError
+from kronos.redact import redact
 
 
 class Journal:
@@ -33,19 +38,23 @@ class Journal:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         also: Callable[[StepResult], None] | None = None,
+        labels: tuple[str, str] = ("--results", "--state"),
     ) -> None:
+        """``labels``: how the user named the results and state files, for errors."""
         self.state_path = Path(state_path) if state_path else None
+        if self.state_path is not None:
+            check_writable(self.state_path, labels[1])
         self.state_options = state_options
         self.clock = clock
         self.also = also
         self.state = (
             kronos.load_state(self.state_path) if self.state_path and self.state_path.exists() else None
         )
-        self._out: IO[str] | None = (
-            Path(results_path).open("a", encoding="utf-8") if results_path else None  # noqa: SIM115
-        )
+        self._out = open_append(results_path, labels[0]) if results_path else None
 
     def __call__(self, result: StepResult) -> None:
+        if result.error:
+            result = attrs.evolve(result, error=redact(result.error))
         if self._out is not None:
             self._out.write(json.dumps(attrs.asdict(result), sort_keys=True) + "\n")
             self._out.flush()
@@ -82,16 +91,46 @@ def state_options(config: Any) -> dict[str, Any]:
     }
 
 
+def open_append(path: str | Path, label: str) -> IO[str]:
+    """``path`` opened for appending lines; a path that cannot be one is exit 74 naming it."""
+    try:
+        return Path(path).open("a", encoding="utf-8")
+    except OSError as exc:
+        raise KronosIOError(f"{label} {str(path)!r}: cannot append to it: {_why(exc, path)}") from None
+
+
+def check_writable(path: Path, label: str) -> None:
+    """Before anything moves or is read: a file that could not be written at the end is exit 74 now."""
+    if path.is_dir():
+        raise KronosIOError(f"{label} {str(path)!r}: is a directory, expected a file")
+    if not path.parent.is_dir():
+        raise KronosIOError(f"{label} {str(path)!r}: directory {str(path.parent)!r} does not exist")
+
+
+def _why(exc: OSError, path: str | Path) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return f"directory {str(Path(path).parent)!r} does not exist"
+    return exc.strerror or str(exc)
+
+
 def done_steps(results_path: str | Path | None, pid: str) -> set[int]:
     """Steps of plan ``pid`` an earlier run finished (any outcome but Interrupted)."""
     if not results_path or not Path(results_path).exists():
         return set()
+    try:
+        text = Path(results_path).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise KronosIOError(
+            f"--results {str(results_path)!r}: cannot read it: {_why(exc, results_path)}"
+        ) from None
     done = set()
-    for line in Path(results_path).read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         try:
             row = json.loads(line)
         except ValueError:
             continue  # a line cut by SIGKILL: that step is reconciled from Nova instead
+        if not isinstance(row, dict) or not isinstance(row.get("seq"), int):
+            continue  # not a line kronos wrote: likewise reconciled, never trusted
         if row.get("plan") == pid and row.get("outcome") != "Interrupted":
-            done.add(int(row["seq"]))
+            done.add(row["seq"])
     return done

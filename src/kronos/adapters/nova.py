@@ -26,6 +26,7 @@ from attrs import field, frozen
 from kronos.adapters.config import NovaConfig
 from kronos.core.model import Aggregate, Capacity
 from kronos.errors import ConfigError, DataError, PermissionDenied, UnavailableError
+from kronos.redact import redact
 
 #: the newest field the reader needs: server group ``policy``/``rules`` (2.64);
 #: also carries embedded flavors (2.47), tags (2.26), UUID ids (2.53), forced_down (2.11)
@@ -120,7 +121,7 @@ def connect(nova: NovaConfig, os_cloud: str | None = None) -> Any:
         return openstack.connect(**kwargs)  # OS_CLOUD / OS_AUTH_URL ... as openstacksdk reads them
     except openstack.exceptions.ConfigException as exc:
         where = f"clouds.yaml cloud {cloud!r}" if cloud else "[nova] (no cloud, auth_url or OS_* variables)"
-        raise ConfigError(f"{where}: {exc}") from None
+        raise ConfigError(f"{where}: {redact(str(exc))}") from None
 
 
 def _auth(nova: NovaConfig) -> dict[str, Any]:
@@ -187,7 +188,7 @@ class NovaReader:
         if resp.status_code >= 500:
             raise UnavailableError(f"{service}: GET {_where(proxy, path)}: HTTP {resp.status_code}")
         if resp.status_code >= 400:
-            raise DataError(f"{service}: GET {path}: HTTP {resp.status_code}: {resp.text[:300]}")
+            raise DataError(f"{service}: GET {path}: HTTP {resp.status_code}: {redact(resp.text[:300])}")
         try:
             return resp.json()
         except ValueError:
@@ -340,9 +341,10 @@ def _where(proxy: Any, path: str) -> str:
         base = proxy.get_endpoint()
     except Exception:
         base = None
-    return f"{base.rstrip('/')}{path}" if base else path
+    return redact(f"{base.rstrip('/')}{path}") if base else path
 
 
 def _short(exc: BaseException) -> str:
+    """The first line of a transport error, user-info and credentials blanked (keystoneauth quotes URLs)."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:300]
+    return redact(text)[:300]

@@ -13,17 +13,20 @@ from __future__ import annotations
 import difflib
 import math
 import os
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from kronos.core.model import Policy, Snapshot
 from kronos.core.validate import Issue, validate_policies
-from kronos.errors import ConfigError, KronosError
+from kronos.errors import ConfigError, DataError, NoInputError, PermissionDenied
 from kronos.files import read_text
 
 LABEL_TYPES = ("nova_instance_uuid", "libvirt_domain_name", "server_name")
 _REQUIRED = ("name", "mode", "weight", "threshold", "imbalance_query", "host_label")
 _QUERIES = ("imbalance_query", "vm_profile_query", "freshness_query")
+#: names and labels: an empty one matches nothing, silently
+_NAMES = ("name", "host_label", "vm_profile_label")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,),
@@ -78,9 +81,7 @@ def _entry(i: int, node: Any, issues: list[tuple[int | None, Issue]]) -> Policy 
     for key, value in node.items():
         line = _line(node, key)
         if key not in _TYPES:
-            near = difflib.get_close_matches(str(key), list(_TYPES), n=1)
-            hint = f" (did you mean {near[0]}?)" if near else ""
-            issues.append((line, Issue(f"{at}.{key}", f"unknown field{hint}")))
+            issues.append((line, Issue(f"{at}.{key}", f"unknown field{_near(key, _TYPES)}")))
             ok = False
             continue
         why = _type_problem(key, value)
@@ -90,6 +91,10 @@ def _entry(i: int, node: Any, issues: list[tuple[int | None, Issue]]) -> Policy 
             continue
         if key in _QUERIES and not str(value).strip():
             issues.append((line, Issue(f"{at}.{key}", "query must not be empty")))
+            ok = False
+            continue
+        if key in _NAMES and not str(value).strip():
+            issues.append((line, Issue(f"{at}.{key}", "must not be empty", value)))
             ok = False
             continue
         values[key] = value
@@ -127,9 +132,13 @@ def parse_policies(text: str, name: str) -> tuple[Policy, ...]:
         raise ConfigError(f"{name}: invalid YAML: {exc}") from exc
     if not isinstance(doc, dict) or "policies" not in doc:
         raise ConfigError(f"{name}: expected a top-level 'policies:' list")
-    extra = [k for k in doc if k != "policies"]
+    extra = [
+        f"{name}:{_line(doc, k)}: {k!r}: unknown top-level key{_near(k, ('policies',))}"
+        for k in doc
+        if k != "policies"
+    ]
     if extra:
-        raise ConfigError(f"{name}:{_line(doc, extra[0])}: unknown top-level key {extra[0]!r}")
+        raise ConfigError(f"{name}: {len(extra)} problem(s)\n  " + "\n  ".join(extra))
     entries = doc["policies"]
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{name}:{_line(doc, 'policies')}: policies must be a non-empty list")
@@ -149,12 +158,23 @@ def parse_policies(text: str, name: str) -> tuple[Policy, ...]:
 
 
 def load_policies(path: str | os.PathLike[str]) -> tuple[Policy, ...]:
-    """Read and validate a policies.yaml; every problem is a ConfigError (exit 78)."""
+    """Read and validate a policies.yaml; every problem in it is a ConfigError (exit 78).
+
+    A policies file that is missing or cannot be read is exit 66, as any
+    input file is; one that is not UTF-8 is a configuration error.
+    """
     try:
         text, name = read_text(path)
-    except KronosError as exc:  # a missing policies file is a configuration problem
-        raise ConfigError(f"{exc} (policies_file)") from exc
+    except (NoInputError, PermissionDenied) as exc:  # PermissionDenied: a file mode, not a cloud policy
+        raise NoInputError(f"{exc} ([engine] policies_file)") from None
+    except DataError as exc:
+        raise ConfigError(f"{exc} ([engine] policies_file)") from None
     return parse_policies(text, name)
+
+
+def _near(key: object, known: Iterable[str]) -> str:
+    near = difflib.get_close_matches(str(key), list(known), n=1)
+    return f" (did you mean {near[0]}?)" if near else ""
 
 
 def _index(path: str) -> int | None:

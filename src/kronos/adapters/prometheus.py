@@ -11,6 +11,7 @@ after the retries is :class:`~kronos.errors.UnavailableError` (exit 69),
 wrong with one query (PromQL error, HTTP 5xx, a read timeout, a result that
 is not an instant vector) is :class:`QueryFailed`, which the scorer turns
 into a data-health problem of that policy instead of stopping the cycle.
+Messages show the URL without its user-info (:func:`kronos.redact.redact`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from kronos.errors import KronosError, PermissionDenied, UnavailableError
+from kronos.errors import ConfigError, KronosError, NoInputError, PermissionDenied, UnavailableError
+from kronos.redact import redact
 
 if TYPE_CHECKING:
     import requests
@@ -62,6 +64,8 @@ class PrometheusClient:
         import requests
 
         self.url = url.rstrip("/")
+        #: the URL as messages show it: user-info (a password) blanked
+        self.shown = redact(self.url)
         self.session = session or requests.Session()
         self.timeout = timeout
         self.retries = retries
@@ -75,11 +79,14 @@ class PrometheusClient:
     def from_config(cls, cfg: PrometheusConfig, session: requests.Session | None = None) -> PrometheusClient:
         token = None
         if cfg.bearer_token_file:
+            where = f"[prometheus] bearer_token_file = {cfg.bearer_token_file!r}"
             try:
                 token = Path(cfg.bearer_token_file).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                why = f"[prometheus] bearer_token_file: cannot read: {exc.strerror}"
-                raise PermissionDenied(why) from exc
+            except (OSError, UnicodeDecodeError) as exc:  # unreadable input: 66, as for any file
+                why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise NoInputError(f"{where}: cannot read: {why}") from None
+            if not token:
+                raise ConfigError(f"{where}: the file is empty")
         basic = (cfg.username, cfg.password.value) if cfg.username and cfg.password else None
         return cls(
             cfg.url,
@@ -107,13 +114,15 @@ class PrometheusClient:
                     verify=self.verify,
                 )
             except requests.exceptions.SSLError as exc:
-                raise UnavailableError(f"Prometheus at {self.url}: TLS verification failed: {exc}") from exc
+                why = redact(str(exc))
+                raise UnavailableError(f"Prometheus at {self.shown}: TLS verification failed: {why}") from exc
             except requests.exceptions.ReadTimeout as exc:
                 raise QueryFailed(f"no answer within {self.timeout:g}s ([prometheus] timeout)") from exc
             except requests.exceptions.ConnectionError as exc:
                 if attempt == self.retries:
                     raise UnavailableError(
-                        f"Prometheus at {self.url} unreachable after {attempt + 1} attempt(s): {_root(exc)}"
+                        f"Prometheus at {self.shown} unreachable after {attempt + 1} attempt(s): "
+                        + redact(_root(exc))
                     ) from exc
                 self._sleep(self.backoff * 2**attempt)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -123,14 +132,14 @@ class PrometheusClient:
         resp = self._post("/api/v1/query", {"query": expr, "time": f"{at.timestamp():.3f}"})
         if resp.status_code in (401, 403):
             raise PermissionDenied(
-                f"Prometheus at {self.url} answered {resp.status_code}: "
+                f"Prometheus at {self.shown} answered {resp.status_code}: "
                 "check [prometheus] bearer_token_file or username/password"
             )
         body = _json(resp)
         if resp.status_code != 200 or body.get("status") != "success":
             kind = body.get("errorType") or "error"
             text = body.get("error") or resp.text[:200].strip() or resp.reason
-            raise QueryFailed(f"HTTP {resp.status_code} {kind}: {text}")
+            raise QueryFailed(redact(f"HTTP {resp.status_code} {kind}: {text}"))
         data = body.get("data") or {}
         if data.get("resultType") != "vector":
             raise QueryFailed(f"the query returned a {data.get('resultType')}; expected an instant vector")

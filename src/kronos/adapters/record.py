@@ -33,6 +33,7 @@ from kronos.adapters.scores import (
 )
 from kronos.core.model import UNASSIGNED, VM, Aggregate, Capacity, Flavor, Host, Policy, ServerGroup, Snapshot
 from kronos.errors import UsageError
+from kronos.redact import redact
 
 
 def pools(world: NovaWorld, include_unassigned: bool) -> dict[str, list[str]]:
@@ -179,5 +180,9 @@ def record(
         max_sample_age=config.prometheus.max_sample_age,
         min_host_coverage=config.prometheus.min_host_coverage,
         pinned_tag=config.nova.pinned_tag,
-        source={"recorder": "kronos record", "config": config.source, "prometheus": config.prometheus.url},
+        source={
+            "recorder": "kronos record",
+            "config": config.source,
+            "prometheus": redact(config.prometheus.url),
+        },
     )

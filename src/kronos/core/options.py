@@ -122,8 +122,8 @@ class PlannerOptions:
 
 OPTION_NAMES = tuple(a.name for fields in _FIELDS.values() for a in fields)
 _SECTION_OF = {a.name: phase for phase, fields in _FIELDS.items() for a in fields}
-#: seconds: a cooldown longer than this is a typo (and would overflow dates)
-MAX_SECONDS = 1e9
+#: the longest duration any setting may take (ten years): longer ones overflow clocks and dates
+MAX_SECONDS = 3650 * 86400.0
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 _NONE = {"none", "null", "unlimited", ""}
@@ -203,6 +203,8 @@ def make_options(
         if number and value < 0 and not (name == "instance_quarantine_seconds" and value == -1):
             raise UsageError(f"option {name} = {raw!r}: must be >= 0")
         if name in _SECONDS and value > MAX_SECONDS:
-            raise UsageError(f"option {name} = {raw!r}: at most {MAX_SECONDS:g} seconds")
+            raise UsageError(f"option {name} = {raw!r}: must be at most {MAX_SECONDS:.0f} seconds (10 years)")
+        if name == "aggregates" and value == ():
+            raise UsageError(f"option {name} = {raw!r}: name at least one aggregate (or none for all)")
         changes[_SECTION_OF[name]][name] = value
     return PlannerOptions(*(attrs.evolve(base.section(phase), **changes[phase]) for phase in SECTIONS))

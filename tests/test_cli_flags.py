@@ -1,0 +1,182 @@
+"""Command-line flags that crashed (exit 70) or were silently accepted: now clean usage and I/O errors.
+
+Each case is a command line from the issue-17 sweep (or of the same kind found
+across every command) run through the real ``kronos`` entry point; each must
+exit with its sysexits code, name the flag and the value, print no traceback,
+and — where a network call used to come first — make none.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import kronos
+from tests.conftest import ROOT, kronos_cli
+from tests.fault_proxy import FaultProxy, proxied
+
+EXAMPLE = str(ROOT / "examples" / "snapshot.json")
+POLICIES = (ROOT / "etc" / "kronos" / "policies.yaml.sample").read_text()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def proxy() -> Iterator[FaultProxy]:
+    """Stands in for Prometheus and Nova: a test asserts it was never asked anything."""
+    with proxied(f"http://127.0.0.1:{_closed_port()}") as p:
+        yield p
+
+
+@pytest.fixture
+def conf(tmp_path: Path, proxy: FaultProxy) -> Path:
+    (tmp_path / "policies.yaml").write_text(POLICIES)
+    path = tmp_path / "kronos.conf"
+    path.write_text(
+        f"[engine]\naggregates = agg-01\n[prometheus]\nurl = {proxy.url}\nretries = 0\n"
+        f"[nova]\nauth_type = admin_token\ntoken = admin\ncompute_endpoint_override = {proxy.url}/v2.1\n"
+    )
+    return path
+
+
+def usage_error(*args: str, code: int = 64) -> str:
+    proc = kronos_cli(*args)
+    assert proc.returncode == code, (args, proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    return proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["generate", "--seed", "-1"], "Invalid value for '--seed': -1 is not in the range x>=0"),
+        (["generate", "--skew", "inf"], "Invalid value for '--skew': 'inf' is not a finite number"),
+        (["generate", "--fill", "nan"], "Invalid value for '--fill': 'nan' is not a finite number"),
+        (["generate", "--unmovable", "nan"], "'--unmovable': 'nan' is not a finite number"),
+        (["generate", "--policies", "cpu,mem,cpu"], "--policies 'cpu,mem,cpu': 'cpu' given twice"),
+        (["plan", EXAMPLE, "--aggregate", ""], "Invalid value for '--aggregate': must not be empty"),
+        (["plan", EXAMPLE, "--drain", " "], "Invalid value for '--drain': must not be empty"),
+        (["drain", EXAMPLE, "--host", ""], "Invalid value for '--host': must not be empty"),
+        (
+            ["evacuate", EXAMPLE, "--host", "cmp-001", "--tag", ""],
+            "Invalid value for '--tag': must not be empty",
+        ),
+        (
+            ["plan", EXAMPLE, "--now", "10000-01-01T00:00:00Z"],
+            "--now '10000-01-01T00:00:00Z': not an RFC 3339 time",
+        ),
+        (
+            ["plan", EXAMPLE, "--now", "9999-12-31T23:59:59-01:00"],
+            "--now '9999-12-31T23:59:59-01:00': not an RFC",
+        ),
+        (
+            ["state", "show", "--now", "0001-01-01T00:00:00+01:00"],
+            "--now '0001-01-01T00:00:00+01:00': not an RFC",
+        ),
+        (["state", "release", ""], "Invalid value for 'INSTANCE': must not be empty"),
+        (
+            ["state", "record-result", "--instance", "", "--outcome", "Succeeded"],
+            "Invalid value for '--instance': must not be empty",
+        ),
+        (
+            ["state", "record-result", "--instance", "vm-1", "--outcome", "Succeeded", "--at", "nonsense"],
+            "--at 'nonsense': not an RFC 3339 time",
+        ),
+    ],
+)
+def test_bad_flags_are_usage_errors_naming_the_flag(tmp_path: Path, args: list[str], words: str) -> None:
+    out = str(tmp_path / "out.json")
+    extra = ["-o", out] if args[0] == "generate" else ["--state", out] if args[0] == "state" else []
+    err = usage_error(*args[:2], *extra, *args[2:]) if args[0] == "state" else usage_error(*args, *extra)
+    assert words in err
+    assert not Path(out).exists()
+
+
+def test_a_time_whose_cooldown_arithmetic_overflows_is_a_usage_error(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    for args in (
+        ["plan", EXAMPLE, "--state", str(state), "--now", "9999-12-31T23:59:59Z"],
+        ["state", "record-result", "--state", str(state), "--instance", "vm-1", "--outcome", "MigrationFailed",
+         "--at", "9999-12-31T23:59:59Z"],
+    ):  # fmt: skip
+        flag = args[-2]
+        err = usage_error(*args)
+        assert f"{flag} '9999-12-31T23:59:59Z': must be a time between 1970-01-01 and 9000-01-01" in err
+    assert not state.exists()
+    ok = kronos_cli("plan", EXAMPLE, "--state", str(state), "--now", "8999-01-01T00:00:00Z", "-o", "-")
+    assert ok.returncode == 0, ok.stderr
+    assert kronos.load_state(state).aggregate_cooldown_until  # the cooldowns of year 8999 are dates
+
+
+@pytest.mark.parametrize(
+    ("at", "words"),
+    [
+        ("1e30", "--at '1e30': Unix seconds must name a time between 1970-01-01 and 9000-01-01"),
+        ("inf", "--at 'inf': Unix seconds must name a time"),
+        ("-1", "--at '-1': Unix seconds must name a time"),
+        ("9999-12-31T23:59:59Z", "--at '9999-12-31T23:59:59Z': must be a time between"),
+        ("soon", "--at 'soon': not an RFC 3339 time or Unix seconds"),
+    ],
+)
+def test_at_is_checked_before_prometheus_is_asked(conf: Path, proxy: FaultProxy, at: str, words: str) -> None:
+    for command in ("scores", "record"):
+        assert words in usage_error(
+            command, "--config", str(conf), "--at", at, *(["-o", "-"] * (command == "record"))
+        )
+    assert proxy.log == []
+
+
+def test_scores_aggregate_without_snapshot_is_64_before_any_network_call(
+    conf: Path, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    err = usage_error("scores", "--config", str(conf), "--aggregate", "agg-01")
+    assert "--aggregate needs --snapshot FILE" in err
+    missing = kronos_cli("scores", "--config", str(conf), "--snapshot", str(tmp_path / "none.json"))
+    assert missing.returncode == 66 and "none.json: no such file" in missing.stderr
+    wrong = usage_error("scores", "--config", str(conf), "--snapshot", EXAMPLE, "--aggregate", "agg-1")
+    assert "unknown aggregate 'agg-1' (did you mean agg-01?)" in wrong
+    assert proxy.log == []  # neither Prometheus nor Nova was asked anything
+
+
+def test_output_paths_that_cannot_be_written_are_74_naming_them(
+    conf: Path, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    plan = tmp_path / "plan.json"
+    assert kronos_cli("plan", EXAMPLE, "-o", str(plan)).returncode == 0
+    folder = tmp_path / "a-directory"
+    folder.mkdir()
+    for args, words in (
+        (["execute", str(plan), "--results", str(folder), "--dry-run"], f"--results '{folder}': cannot read it"),
+        (["run", "--once", "--log", str(tmp_path / "gone" / "log.jsonl")],
+         f"--log '{tmp_path / 'gone' / 'log.jsonl'}': cannot append to it: directory '{tmp_path / 'gone'}' does not exist"),
+        (["run", "--once", "--log", str(folder)], f"--log '{folder}': cannot append to it: Is a directory"),
+        (["record", "-o", str(folder)], f"-o '{folder}': is a directory, expected a file"),
+        (["record", "-o", str(tmp_path / "gone" / "s.json")], f"-o '{tmp_path / 'gone' / 's.json'}': directory"),
+    ):  # fmt: skip
+        assert words in usage_error(*args, "--config", str(conf), code=74)
+    base = conf.read_text()
+    gone = tmp_path / "gone" / "results.jsonl"
+    for setting, words in (
+        (f"state_file = {folder}", f"[engine] state_file '{folder}': is a directory, expected a file"),
+        (f"results_file = {gone}", f"[engine] results_file '{gone}': cannot append to it: directory"),
+    ):
+        conf.write_text(base.replace("aggregates = agg-01\n", f"aggregates = agg-01\n{setting}\n"))
+        assert words in usage_error("run", "--once", "--config", str(conf), code=74)
+    assert proxy.log == []
+
+
+def test_execute_results_lines_from_a_foreign_file_are_not_trusted(tmp_path: Path) -> None:
+    from kronos.adapters.journal import done_steps
+
+    results = tmp_path / "results.jsonl"
+    results.write_text(
+        '[1]\n"x"\n{"plan": "p", "seq": "3"}\n{"plan": "p", "seq": 2, "outcome": "Succeeded"}\n'
+    )
+    assert done_steps(results, "p") == {2}
