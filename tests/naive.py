@@ -20,7 +20,7 @@ VM_RULES = (
     "source.up",
 )  # fmt: skip
 MOVE_RULES = (
-    "host.enabled", "host.up", "host.leaving", "az", "extra_specs", "capacity.vcpus", "capacity.memory_mb",
+    "host.enabled", "host.up", "host.leaving", "source.load", "az", "extra_specs", "capacity.vcpus", "capacity.memory_mb",
     "capacity.disk_gb", "max_host_score", "group.affinity", "group.anti-affinity", "group.soft-affinity",
     "group.soft-anti-affinity",
 )  # fmt: skip
@@ -169,6 +169,11 @@ class NaiveWorld:
             return self.hosts[dst].up
         if rule == "host.leaving":
             return dst not in leaving
+        if rule == "source.load":
+            return all(
+                self.score[src][p.name] - self.load[vid][p.name] / self.sc(src, p.name) >= -EPS
+                for p in self.pols
+            )
         if rule == "az":
             return self.az[dst] == self.az[src]
         if rule == "extra_specs":
@@ -220,6 +225,8 @@ class NaiveWorld:
         for rule in MOVE_RULES:
             if rule.startswith("group.soft") and not soft_hard:
                 continue
+            if rule == "source.load" and (placing or not soft_hard):
+                continue  # a VM placed from scratch takes nothing off a host; emptying hosts ignores it
             if not self.rule_holds(rule, vid, src, dst, leaving):
                 return rule
         return None
@@ -241,14 +248,18 @@ class NaiveWorld:
 def naive_greedy(
     snap: Snapshot, agg: str, budget: int, min_improvement: float
 ) -> list[tuple[str, str, float]]:
-    """Exhaustive best single move per round, full recomputation of every candidate."""
+    """Exhaustive best single move per round, full recomputation of every candidate.
+
+    A VM moved by an earlier round may move again (Kronos tidies such runs).
+    """
     w = NaiveWorld(snap)
     out = []
     _, cur = w.imbalance(agg)
+    movable = {v.id for v in snap.vms if w.host[v.id] in w.aggs[agg] and w.movable(v.id)}
     for _ in range(budget):
         best = None
         for v in snap.vms:
-            if w.host[v.id] not in w.aggs[agg] or not w.movable(v.id):
+            if v.id not in movable:
                 continue
             for h in w.aggs[agg]:
                 if w.why_not(v.id, h, agg) is not None:
@@ -279,8 +290,12 @@ def replay(snap: Snapshot, steps, cooldown: frozenset[str] = frozenset()) -> lis
         if w.host[s.instance] != s.source:
             problems.append(f"step {s.seq}: source mismatch")
         soft_hard = s.phase not in ("evacuate", "drain")
-        if s.action == "live-migrate" and not w.movable(s.instance, cooldown, profile=soft_hard):
-            problems.append(f"step {s.seq}: VM not movable")
+        again = bool(getattr(s, "repeat_reason", None))  # FORMATS §2: a later move says why
+        if s.action == "live-migrate":
+            phase = "spread" if soft_hard else "drain"
+            held = [r for r in VM_RULES if not w.vm_rule_holds(r, s.instance, phase, cooldown=cooldown)]
+            if held and (held != ["vm.moved"] or not again):
+                problems.append(f"step {s.seq}: VM not movable ({', '.join(held)})")
         if s.action == "evacuate":
             v = w.vms[s.instance]
             ok = v.status in ("ACTIVE", "SHUTOFF", "ERROR") and v.migratable and not w.hosts[s.source].up
@@ -302,16 +317,22 @@ def replay(snap: Snapshot, steps, cooldown: frozenset[str] = frozenset()) -> lis
 
 
 def apply_plan(snap: Snapshot, plan) -> Snapshot:  # type: ignore[no-untyped-def]
-    """The snapshot as it would look after the plan: VMs moved, scores and weights carried."""
+    """The snapshot as it would look after the plan: VMs moved, scores and weights carried.
+
+    Scores are the contract's estimate, unclamped but for float noise (within
+    1e-9 of [0, 1]): a plan that drives a score out of range shows it.
+    """
     import attrs
 
     w = NaiveWorld(snap)
     for s in plan.steps:
         w.apply(s.instance, s.destination)
+
+    def noise(x: float) -> float:
+        return 0.0 if -1e-9 < x < 0 else 1.0 if 1 < x < 1 + 1e-9 else x
+
     hosts = tuple(
-        attrs.evolve(
-            h, scores={p: min(1.0, max(0.0, x)) for p, x in w.score[h.name].items()} if h.scores else h.scores
-        )
+        attrs.evolve(h, scores={p: noise(x) for p, x in w.score[h.name].items()} if h.scores else h.scores)
         for h in snap.hosts
     )
     vms = tuple(

@@ -46,10 +46,13 @@ def test_greedy_reaches_the_naive_exhaustive_greedy(args: dict, budget: int) -> 
     snap = zero_thresholds(kronos.generate(**{**args, "vms": min(args["vms"], 80)}))
     plan = kronos.plan(snap, budget=budget, min_improvement=1e-9)
     ref = naive_greedy(snap, "agg-01", budget, 1e-9)
-    assert len(plan.steps) == len(ref)
     got = plan.summary.aggregates["agg-01"].combined_after
     want = ref[-1][2] if ref else plan.summary.aggregates["agg-01"].combined_before
-    assert got == pytest.approx(want, abs=1e-9)
+    if len({vid for vid, _, _ in ref}) == len(ref):  # no VM moved twice: as many moves, as good
+        assert len(plan.steps) == len(ref)
+        assert got == pytest.approx(want, abs=1e-9)
+    else:  # tidying a VM's two moves into one frees budget for more
+        assert len(plan.steps) <= len(ref) and got <= want + 1e-9
 
 
 @given(args=gen_args, data=st.data())

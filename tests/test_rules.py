@@ -285,7 +285,7 @@ def test_unplaced_records_group_hosts_by_rule() -> None:
     _, world = _world()
     v, a = world.vm_ids.index("mover"), world.host_index["src"]
     hosts = world.aggregates["agg"]
-    why = rules.ruled_out(world, v, a, hosts, soft_hard=True)
+    why = rules.ruled_out(world, v, a, hosts, balancing=True)
     by_rule = {r.rule: r for r in why}
     assert set(by_rule) == set(EXPECTED_TEXT) - {"az"}  # elsewhere is in another aggregate; taken passes
     for name, r in by_rule.items():

@@ -38,11 +38,21 @@ def test_every_plan_is_feasible_and_never_raises_imbalance(args: dict, budget: o
     plan = kronos.plan(snap, budget=budget)  # type: ignore[arg-type]
     assert replay(snap, plan.steps) == []
     world = NaiveWorld(snap)  # overlapping aggregates see each other's moves
+    start = {a: world.imbalance(a)[1] for a in world.aggs}
     for s in plan.steps:
         _, before = world.imbalance(s.aggregate)
         world.apply(s.instance, s.destination)
         assert s.combined_after <= before + 1e-12
-    assert len({s.instance for s in plan.steps}) == len(plan.steps)
+    # no aggregate ends more imbalanced, those sharing hosts with the planned ones included
+    assert all(world.imbalance(a)[1] <= start[a] + 1e-9 for a in world.aggs)
+    # a VM moves twice only with a reason, never out and back
+    seen: dict[str, str] = {}
+    for s in plan.steps:
+        assert (s.instance in seen) == bool(s.repeat_reason), s
+        seen.setdefault(s.instance, s.source)
+    origin = {v.id: v.host for v in snap.vms}
+    ends = {s.instance: s.destination for s in plan.steps}
+    assert all(ends[v] != origin[v] for v in ends)
     per_agg = {n: a.migrations for n, a in plan.summary.aggregates.items()}
     if isinstance(budget, int):
         assert max(per_agg.values(), default=0) <= budget
@@ -55,27 +65,50 @@ def test_same_input_same_plan(args: dict) -> None:  # type: ignore[type-arg]
     assert kronos.plan(snap, budget=8) == kronos.plan(snap, budget=8)
 
 
-@given(args=kinds)
-def test_planning_again_on_the_result_changes_little(args: dict) -> None:  # type: ignore[type-arg]
-    snap = kronos.generate(**{**args, "down": 0, "missing_weights": 0.0})
-    first = kronos.plan(snap, budget="unlimited", min_improvement=1e-4)
-    again = kronos.plan(apply_plan(snap, first), budget="unlimited", min_improvement=1e-4)
+@given(args=kinds, min_improvement=st.sampled_from([1e-6, 1e-4]), zero=st.booleans())
+def test_planning_again_on_the_result_finds_nothing(args: dict, min_improvement: float, zero: bool) -> None:  # type: ignore[type-arg]
+    """Plan, apply, plan again with the same options: nothing to do, no VM moved back.
 
-    # a second pass may move VMs the first had already moved once, but it finds
-    # little left to gain compared with what the first pass achieved. Aggregates
-    # sharing hosts are judged together: a later aggregate's moves onto shared
-    # hosts can push an earlier one back over its threshold, which the second
-    # pass then repairs at the other's expense (hypothesis found such a case).
-    def gain(plan: kronos.Plan, names: list[str]) -> float:
-        return sum(
-            plan.summary.aggregates[n].combined_before - plan.summary.aggregates[n].combined_after
-            for n in names
-        )
+    The result carries, as every VM's weight, the load the plan assumed it
+    has (``apply_plan``): a VM without a profile is planned on its host's
+    average at the snapshot, and a later snapshot that averages anew may
+    differ (docs/spread.md).
+    """
+    snap = kronos.generate(**{**args, "missing_weights": 0.0})
+    if zero:
+        snap = attrs.evolve(snap, policies=tuple(attrs.evolve(p, threshold=0.0) for p in snap.policies))
+    first = kronos.plan(snap, budget="unlimited", min_improvement=min_improvement)
+    after = apply_plan(snap, first)
+    assert all(x >= 0.0 for h in after.hosts for x in h.scores.values())  # nothing driven below 0
+    again = kronos.plan(after, budget="unlimited", min_improvement=min_improvement)
+    assert again.steps == (), [(s.instance, s.source, s.destination, s.reason) for s in again.steps[:3]]
 
-    names = list(again.summary.aggregates)
-    groups = [names] if args["overlapping"] else [[n] for n in names]
-    for group in groups:
-        assert gain(again, group) <= 0.2 * max(0.0, gain(first, group)) + 2e-3 * len(group), group
+
+def test_a_down_hosts_vms_stay_for_an_evacuation() -> None:
+    snap = kronos.generate(hosts=12, vms=300, groups=6, seed=11, down=2, skew=1.0)
+    down = {h.name for h in snap.hosts if not h.up}
+    for kw in ({}, {"mode": "pack"}, {"enforce_hard_affinity": True, "enforce_soft_affinity": True}):
+        plan = kronos.plan(snap, budget="unlimited", **kw)  # type: ignore[arg-type]
+        assert plan.steps and not [s for s in plan.steps if s.source in down], kw
+    vm = next(v for v in snap.vms if v.host in down)
+    from kronos.core.explain import explain_vm
+
+    x = explain_vm(snap, kronos.plan(snap), vm.id)
+    assert [r.rule for r in x.not_movable] == ["source.up"] and x.not_movable[0].host == vm.host
+
+
+def test_a_vm_heavier_than_its_host_is_left_and_reported() -> None:
+    snap = kronos.generate(hosts=6, vms=60, groups=0, seed=2, skew=1.2)
+    hot = max((h for h in snap.hosts if h.scores["cpu-spread"] < 0.9), key=lambda h: h.scores["cpu-spread"])
+    vm = next(v for v in snap.vms if v.host == hot.name)
+    heavy = attrs.evolve(vm, weights={**vm.weights, "cpu-spread": hot.scores["cpu-spread"] + 0.05})
+    snap = attrs.evolve(snap, vms=tuple(heavy if v.id == vm.id else v for v in snap.vms))
+    plan = kronos.plan(snap, budget="unlimited")
+    assert vm.id not in {s.instance for s in plan.steps}
+    notes = plan.summary.aggregates["agg-01"].why.notes  # type: ignore[union-attr]
+    (data,) = [n for n in notes if n.rule == "data.weight_over_score"]
+    assert data.count == 1 and data.detail == vm.id and data.hosts == (hot.name,)
+    assert all(x >= 0.0 for h in apply_plan(snap, plan).hosts for x in h.scores.values())
 
 
 def test_waves_never_reuse_a_host_or_group_and_respect_max_parallel(small: kronos.Snapshot) -> None:

@@ -43,6 +43,13 @@ Arrays = namedtuple(
     "group g_kind g_lim g_cnt g_max g_nmax moved",
 )
 
+#: The other aggregates sharing hosts with the one being balanced, for the
+#: kernels' rule that a move leaves none of them more imbalanced: their
+#: hosts (CSR: ``hosts[ptr[x]:ptr[x+1]]``), per host the ones holding it
+#: (``haggs[hptr[h]:hptr[h+1]]``), and their current statistics (X×P
+#: ``var``/``tot``, X ``n`` active hosts, X ``cur`` combined imbalance).
+Overlap = namedtuple("Overlap", "ptr hosts hptr haggs var tot n cur")
+
 GROUP_KIND_NAMES = ("affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity")
 GROUP_KINDS = {name: k for k, name in enumerate(GROUP_KIND_NAMES)}
 

@@ -285,7 +285,7 @@ def why_unplaced(world: World, v: int, hosts: np.ndarray, aggregate: str) -> tup
     a = int(world.vm_host[v])
     if not (hosts != a).any():
         return (Reason("aggregate.no_other_host", aggregate=aggregate),)
-    return rules.ruled_out(world, v, a, hosts, soft_hard=False) or (Reason("leaving.no_host"),)
+    return rules.ruled_out(world, v, a, hosts, balancing=False) or (Reason("leaving.no_host"),)
 
 
 def fence(snapshot: Snapshot, names: Iterable[str]) -> Snapshot:

@@ -102,14 +102,14 @@ def _movement(plan: Plan) -> rules.Movement:
     return rules.Movement(mode, cold=mode == phases.PACK)
 
 
-def _view(world: World, v: int, aggregate: str, soft_hard: bool) -> AggregateView:
+def _view(world: World, v: int, aggregate: str, balancing: bool) -> AggregateView:
     """Every other host of ``aggregate`` for v: its first failing rule, or the imbalance it would leave."""
     hosts = world.aggregates[aggregate]
     a = int(world.vm_host[v])
     P = world.pw.size
     var, tot = np.zeros(P), np.zeros(P)
     n, now = kernels.stats(hosts, world.active, world.score, world.pw, var, tot)
-    first = rules.first_failing_each(v, a, hosts, world.arrays(), soft_hard)
+    first = rules.first_failing_each(v, a, hosts, world.arrays(), balancing)
     out = []
     for b, index in zip(hosts.tolist(), first.tolist(), strict=True):
         if b == a:
@@ -145,7 +145,7 @@ def explain_vm(snapshot: Snapshot, plan: Plan, vm: str, state: State | None = No
     how = _movement(plan)
     a = int(world.vm_host[v])
     stop = rules.why_not_movable(world, v, how)
-    views = [_view(world, v, name, soft_hard=how.balancing) for name in _aggregates_of(world, a)]
+    views = [_view(world, v, name, balancing=how.balancing) for name in _aggregates_of(world, a)]
     step = next((s for s in plan.steps if s.instance == world.vm_ids[v]), None)
     decision = _vm_decision(world, snapshot, plan, v, how, stop, step)
     return VMExplanation(
@@ -211,7 +211,7 @@ def _vm_decision(
         limit = float(plan.options.get("min_improvement") or 0.0)
         if where < 0:
             out.append(Reason("explain.no_host", aggregate=name))
-            out.extend(rules.ruled_out(after, v, int(after.vm_host[v]), hosts, soft_hard=True))
+            out.extend(rules.ruled_out(after, v, int(after.vm_host[v]), hosts, balancing=True))
         elif current - best < limit:
             out.append(
                 Reason("explain.small_gain", aggregate=name, host=after.host_names[where],

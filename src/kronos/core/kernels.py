@@ -32,7 +32,8 @@ import numpy as np
 
 from kronos.core.rules import EPS, feasible, fits, may_receive, soft_worse
 
-STOP_BUDGET, STOP_NO_MOVE, STOP_BALANCED = 0, 1, 2
+#: a move may leave another aggregate this much more imbalanced (float noise), no more
+OVERLAP_EPS = 1e-12
 DONE, MISSED, SKIPPED = 0, 1, 2  # pack: outcomes of one attempt to empty a host
 
 
@@ -146,11 +147,73 @@ def _vm_bound(v, n, var, tot, w, cls_min, cls_sc):
 
 
 @nb.njit(cache=True)
-def _scan_vm(v, hosts, bv, bh, bval, w, soft_hard, var, tot, n):
+def _holds(x, h, ov):
+    """Is host h in other aggregate x?"""
+    for i in range(ov.hptr[h], ov.hptr[h + 1]):
+        if ov.haggs[i] == x:
+            return True
+    return False
+
+
+@nb.njit(cache=True)
+def _other_value(v, a, b, x, in_a, in_b, ov, w):
+    """Combined imbalance of other aggregate x once v moved from a to b (the ``move_value`` algebra)."""
+    n = ov.n[x]
+    if n == 0:
+        return 0.0
+    val = 0.0
+    for p in range(w.pw.shape[0]):
+        dq = 0.0
+        ds = 0.0
+        if in_a and w.active[a]:
+            da = w.load[v, p] / w.sc[a, p]
+            dq += -2.0 * w.score[a, p] * da + da * da
+            ds -= da
+        if in_b and w.active[b]:
+            db = w.load[v, p] / w.sc[b, p]
+            dq += 2.0 * w.score[b, p] * db + db * db
+            ds += db
+        nv = ov.var[x, p] + dq / n - (2.0 * ov.tot[x, p] * ds + ds * ds) / (n * n)
+        if nv < 0.0:
+            nv = 0.0
+        val += w.pw[p] * math.sqrt(nv)
+    return val
+
+
+@nb.njit(cache=True)
+def others_kept(v, a, b, ov, w):
+    """A balancing move raises no other aggregate's combined imbalance (hosts shared by aggregates)."""
+    for i in range(ov.hptr[a], ov.hptr[a + 1]):
+        x = ov.haggs[i]
+        if _other_value(v, a, b, x, True, _holds(x, b, ov), ov, w) > ov.cur[x] + OVERLAP_EPS:
+            return False
+    for i in range(ov.hptr[b], ov.hptr[b + 1]):
+        x = ov.haggs[i]
+        if not _holds(x, a, ov) and _other_value(v, a, b, x, False, True, ov, w) > ov.cur[x] + OVERLAP_EPS:
+            return False
+    return True
+
+
+@nb.njit(cache=True)
+def refresh_others(h, ov, w):
+    """Recompute the statistics of every other aggregate holding host h."""
+    for i in range(ov.hptr[h], ov.hptr[h + 1]):
+        x = ov.haggs[i]
+        members = ov.hosts[ov.ptr[x] : ov.ptr[x + 1]]
+        n, comb = stats(members, w.active, w.score, w.pw, ov.var[x], ov.tot[x])
+        ov.n[x] = n
+        ov.cur[x] = comb
+
+
+@nb.njit(cache=True)
+def _scan_vm(v, hosts, bv, bh, bval, w, soft_hard, var, tot, n, ov):
     a = w.vm_host[v]
+    shared = ov.hptr.shape[0] > 1 and ov.hptr[-1] > 0
     for i in range(hosts.shape[0]):
         b = hosts[i]
         if not feasible(v, a, b, w, soft_hard):
+            continue
+        if shared and not others_kept(v, a, b, ov, w):
             continue
         val = move_value(v, a, b, n, var, tot, w)
         if val < bval or (val == bval and (bv < 0 or v < bv or (v == bv and b < bh))):
@@ -161,7 +224,7 @@ def _scan_vm(v, hosts, bv, bh, bval, w, soft_hard, var, tot, n):
 
 
 @nb.njit(cache=True)
-def best_move(hosts, cands, host_cls, n_cls, limit, prune, w, soft_hard, var, tot, n):
+def best_move(hosts, cands, host_cls, n_cls, limit, prune, w, soft_hard, var, tot, n, ov):
     """The best single move of ``cands`` (VM indices) to ``hosts`` (destinations).
 
     Returns (v, b, value); v = -1 when no feasible move reaches ``limit``.
@@ -174,8 +237,6 @@ def best_move(hosts, cands, host_cls, n_cls, limit, prune, w, soft_hard, var, to
     V = cands.shape[0]
     lb = np.full(V, -np.inf)
     done = np.zeros(V, dtype=np.bool_)
-    for k in range(V):
-        done[k] = w.moved[cands[k]]
     # scan order: the most promising VMs first (they set a tight bound), then all
     order = np.empty(V + 8, dtype=np.int64)
     m = 0
@@ -213,45 +274,8 @@ def best_move(hosts, cands, host_cls, n_cls, limit, prune, w, soft_hard, var, to
         if done[k] or lb[k] > bval:
             continue
         done[k] = True
-        bv, bh, bval = _scan_vm(cands[k], hosts, bv, bh, bval, w, soft_hard, var, tot, n)
+        bv, bh, bval = _scan_vm(cands[k], hosts, bv, bh, bval, w, soft_hard, var, tot, n, ov)
     return bv, bh, bval
-
-
-@nb.njit(cache=True)
-def greedy_spread(hosts, cands, host_cls, n_cls, budget, min_improvement, stop_below, threshold, prune, w):
-    """Greedy best-single-move rounds until budget, no improving move, or balance.
-
-    Mutates the world arrays as moves are applied. Returns (moves k×2 [vm, dst],
-    combined_after k, stop code).
-    """
-    P = w.pw.shape[0]
-    var = np.zeros(P)
-    tot = np.zeros(P)
-    out = np.empty((max(budget, 0), 2), dtype=np.int64)
-    after = np.empty(max(budget, 0))
-    k = 0
-    code = STOP_BUDGET
-    n, cur = stats(hosts, w.active, w.score, w.pw, var, tot)
-    while k < budget:
-        if stop_below:
-            below = True
-            for p in range(P):
-                if math.sqrt(var[p]) > threshold[p]:
-                    below = False
-            if below:
-                code = STOP_BALANCED
-                break
-        v, b, _ = best_move(hosts, cands, host_cls, n_cls, cur - min_improvement, prune, w, True, var, tot, n)
-        if v < 0:
-            code = STOP_NO_MOVE
-            break
-        apply_move(v, b, w)
-        n, cur = stats(hosts, w.active, w.score, w.pw, var, tot)
-        out[k, 0] = v
-        out[k, 1] = b
-        after[k] = cur
-        k += 1
-    return out[:k], after[:k], code
 
 
 @nb.njit(cache=True)

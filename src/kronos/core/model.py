@@ -184,6 +184,8 @@ class Step:
     name: str | None = None
     #: the records ``reason`` is rendered from
     why: tuple[Reason, ...] | None = None
+    #: why this VM moves again in the same plan (FORMATS.md §2: a later move needs one)
+    repeat_reason: str | None = None
 
 
 @frozen

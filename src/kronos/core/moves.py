@@ -24,6 +24,8 @@ class Move:
     why: tuple[Reason, ...]
     reason: str  # the records rendered, then the effect on both hosts
     combined_after: float
+    #: a VM's second move in one plan says why (FORMATS.md §2)
+    repeat_reason: str | None = None
 
 
 @frozen
@@ -38,6 +40,15 @@ class AggregateOutcome:
     hosts_lower_bound: int | None = None
     hosts_to_enable: tuple[str, ...] = ()
     post_drain: dict[str, str] = field(factory=dict)
+
+
+@frozen
+class GroupOutcome:
+    """A balancing phase's result for a group of aggregates: each one's outcome, and the
+    moves of all of them in plan order (interleaved when the aggregates share hosts)."""
+
+    outcomes: dict[str, AggregateOutcome]
+    moves: tuple[Move, ...]
 
 
 def describe_move(

@@ -25,7 +25,7 @@ import numpy as np
 from kronos.core import kernels, rules
 from kronos.core.arrays import SHUTOFF, Arrays, World
 from kronos.core.model import Reason
-from kronos.core.moves import AggregateOutcome, Move, describe_arrival
+from kronos.core.moves import AggregateOutcome, GroupOutcome, Move, describe_arrival
 from kronos.core.options import PackOptions
 from kronos.core.phases import PACK
 from kronos.core.reasons import render_all
@@ -222,13 +222,22 @@ def hosts_to_enable(world: World, hosts: np.ndarray, over: list[int], count: np.
     return chosen
 
 
-def plan_pack(
+def plan_pack(world: World, group: list[str], budgets: dict[str, int], opts: PackOptions) -> GroupOutcome:
+    """Pack each aggregate of ``group`` in turn (packing raises imbalance by design: no joint search)."""
+    outcomes = {
+        name: pack_aggregate(world, name, world.aggregates[name], budgets[name], opts) for name in group
+    }
+    return GroupOutcome(outcomes, tuple(m for out in outcomes.values() for m in out.moves))
+
+
+def pack_aggregate(
     world: World, aggregate: str, hosts: np.ndarray, budget: int, opts: PackOptions
 ) -> AggregateOutcome:
     act = hosts[world.active[hosts]]
     if act.size < 2:
         return AggregateOutcome(skipped=Reason("aggregate.too_few_hosts", count=int(act.size)))
     vms = np.flatnonzero(np.isin(world.vm_host, hosts)).astype(np.int64)
+    data = rules.heavier_than_host(world, hosts)
     count = np.bincount(world.vm_host, minlength=len(world.host_names))
     used_before = int((count[act] > 0).sum())
     bound = lower_bound(world, act, vms, movable_for_packing(world))
@@ -258,6 +267,8 @@ def plan_pack(
     emptied = sorted({m.source for m in rec.moves if now[m.source] == 0})
     used_after = int((now[act] > 0).sum())
     notes.append(Reason("pack.hosts_in_use", before=used_before, after=used_after, limit=bound))
+    if data is not None:
+        notes.append(data)
     return AggregateOutcome(
         moves=tuple(rec.moves),
         notes=tuple(notes),

@@ -34,7 +34,7 @@ from kronos.core.model import (
     State,
     Step,
 )
-from kronos.core.moves import AggregateOutcome, Move
+from kronos.core.moves import AggregateOutcome, GroupOutcome, Move
 from kronos.core.options import AffinityOptions, PackOptions, PlannerOptions, SpreadOptions, make_options
 from kronos.core.pack import plan_pack
 from kronos.core.reasons import render
@@ -50,10 +50,12 @@ UNLIMITED = "unlimited"
 class Phase:
     """One entry of the registry: a phase's name, its options class and its planner.
 
-    Balancing planners take (world, aggregate, hosts, budget, options,
-    search knobs) and return an :class:`AggregateOutcome`; evacuate and
-    drain share :func:`~kronos.core.evacuate.plan_leaving`, whose options
-    are the keyword arguments of :func:`evacuate` and :func:`drain`.
+    The modes (spread, pack) take (world, group of aggregates, budget per
+    aggregate, options) and return a :class:`GroupOutcome`; affinity repair
+    takes one aggregate (world, name, hosts, budget, options) and returns an
+    :class:`AggregateOutcome`; evacuate and drain share
+    :func:`~kronos.core.evacuate.plan_leaving`, whose options are the
+    keyword arguments of :func:`evacuate` and :func:`drain`.
     """
 
     name: str
@@ -169,31 +171,24 @@ def plan(
         for name, out in leaving.outcomes.items():
             cycle.add(name, out)
     balance = PHASES[mode]
-    for name in scope:
-        hosts = world.aggregates[name]
-        until = state.aggregate_cooldown_until.get(name) if state else None
-        if until is not None and until > now:
-            cycle.add(
-                name, AggregateOutcome(skipped=Reason("aggregate.cooldown", aggregate=name, until=until))
-            )
-        elif name in skips:
-            cycle.add(
-                name,
-                AggregateOutcome(skipped=Reason("aggregate.bad_data", aggregate=name, detail=skips[name])),
-            )
-        else:
-            budget_here = cap if cap is not None else len(world.vm_ids)
-            repaired = PHASES[phases.AFFINITY].planner(world, name, hosts, budget_here, opts.affinity)
-            out = balance.planner(world, name, hosts, budget_here - len(repaired.moves), opts.section(mode))
-            cycle.add(
-                name,
-                attrs.evolve(
-                    out,
-                    moves=(*repaired.moves, *out.moves),
-                    skipped=None if repaired.moves else out.skipped,
-                    unrepaired=repaired.unrepaired,
-                ),
-            )
+    for group in _groups(world, scope):
+        budgets: dict[str, int] = {}
+        for name in group:
+            hosts = world.aggregates[name]
+            until = state.aggregate_cooldown_until.get(name) if state else None
+            if until is not None and until > now:
+                rest = Reason("aggregate.cooldown", aggregate=name, until=until)
+                cycle.add(name, AggregateOutcome(skipped=rest))
+            elif name in skips:
+                bad = Reason("aggregate.bad_data", aggregate=name, detail=skips[name])
+                cycle.add(name, AggregateOutcome(skipped=bad))
+            else:
+                budget_here = cap if cap is not None else len(world.vm_ids)
+                repaired = PHASES[phases.AFFINITY].planner(world, name, hosts, budget_here, opts.affinity)
+                cycle.add(name, repaired)
+                budgets[name] = budget_here - len(repaired.moves)
+        if budgets:
+            cycle.add_group(balance.planner(world, list(budgets), budgets, opts.section(mode)))
     # the drain has no cap, so neither has the plan; the balancing cap is recorded apart
     caps = {"budget": None, "drain": list(drain), "balance_budget": cap} if drain else {"budget": cap}
     recorded = {"mode": mode, **caps, **opts.for_plan(phases.AFFINITY, mode)}
@@ -316,9 +311,12 @@ class _Cycle:
         self.outcomes: dict[str, AggregateOutcome] = {}
         self.moves: list[Move] = []
 
-    def add(self, name: str, out: AggregateOutcome) -> None:
-        """Record ``out``; a second outcome for the same aggregate (drain, then balance) merges."""
-        self.moves.extend(out.moves)
+    def add(self, name: str, out: AggregateOutcome, ordered: bool = True) -> None:
+        """Record ``out``; a later outcome for the same aggregate (drain or repair, then
+        balance) merges. ``ordered``: its moves come next in the plan (else the caller
+        places them, :meth:`add_group`)."""
+        if ordered:
+            self.moves.extend(out.moves)
         prev = self.outcomes.get(name)
         if prev is not None:
             out = attrs.evolve(
@@ -327,8 +325,15 @@ class _Cycle:
                 notes=(*prev.notes, *out.notes),
                 skipped=out.skipped if not prev.moves else None,
                 unplaced=(*prev.unplaced, *out.unplaced),
+                unrepaired=(*prev.unrepaired, *out.unrepaired),
             )
         self.outcomes[name] = out
+
+    def add_group(self, group: GroupOutcome) -> None:
+        """Record a balancing phase's outcomes and its moves in the order it made them."""
+        for name, out in group.outcomes.items():
+            self.add(name, out, ordered=False)
+        self.moves.extend(group.moves)
 
     def finish(
         self,
@@ -358,6 +363,7 @@ class _Cycle:
                 reason=m.reason,
                 combined_after=m.combined_after,
                 why=m.why,
+                repeat_reason=m.repeat_reason,
             )
             for i, m in enumerate(moves)
         )
@@ -421,6 +427,28 @@ def _scope(world: World, opts: PlannerOptions) -> list[str]:
             f"aggregate {unknown[0]!r} is not in the snapshot (known: {', '.join(world.aggregates)})"
         )
     return list(dict.fromkeys(chosen))
+
+
+def _groups(world: World, scope: list[str]) -> list[list[str]]:
+    """The aggregates of ``scope`` that share hosts, together (in scope order, each group
+    where its first member is): spread balances a group in one search."""
+    member = np.zeros((len(scope), len(world.host_names)), dtype=np.bool_)
+    for i, name in enumerate(scope):
+        member[i, world.aggregates[name]] = True
+    shared = (member.astype(np.int64) @ member.T.astype(np.int64)) > 0
+    group_of = list(range(len(scope)))
+
+    def root(i: int) -> int:
+        while group_of[i] != i:
+            i = group_of[i]
+        return i
+
+    for i, j in zip(*np.nonzero(np.triu(shared, 1)), strict=True):
+        group_of[root(int(j))] = root(int(i))
+    groups: dict[int, list[str]] = {}
+    for i, name in enumerate(scope):
+        groups.setdefault(root(i), []).append(name)
+    return list(groups.values())
 
 
 def _source_skips(snapshot: Snapshot) -> dict[str, str]:

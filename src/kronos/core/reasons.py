@@ -86,6 +86,9 @@ DECISIONS: dict[str, Callable[[Reason], str]] = {
     "spread.stop_balanced": lambda x: "spread stopped: every policy within its threshold",
     # what a step is for
     "spread.gain": lambda x: f"combined {x.before:.4f} → {x.after:.4f}",
+    "spread.again": lambda x: (
+        "moved earlier in this plan; moving it on lowers the imbalance more than any other VM's first move"
+    ),
     "repair.affinity": _repair,
     "repair.anti-affinity": _repair,
     "repair.soft-affinity": _repair,
@@ -129,6 +132,10 @@ DECISIONS: dict[str, Callable[[Reason], str]] = {
     "vm.out_of_scope": lambda x: "none of its host's aggregates is being planned (aggregates)",
     "aggregate.no_other_host": lambda x: f"no other host in aggregate {x.aggregate}",
     "leaving.no_host": lambda x: "no host satisfies every rule at once",
+    "data.weight_over_score": lambda x: (
+        f"{_vms(x.count)} weigh more than their host's score (e.g. {x.detail}; on {_names(x)}): "
+        "balancing leaves them; check the policies' VM profiles"
+    ),
     # kronos explain: what a plan did with a VM or a host
     "explain.moved": lambda x: f"moved by step {x.count} ({x.detail}) to {x.host}",
     "explain.unplaced": lambda x: f"unplaced: {x.detail}",

@@ -68,6 +68,15 @@ def host_not_leaving(v, a, b, x, w):
 
 
 @nb.njit(cache=True, inline="always")
+def source_load(v, a, b, x, w):
+    """Taking v off a leaves a's scores at 0 or more: a weight above its host's score is bad data."""
+    for p in range(w.pw.shape[0]):
+        if w.score[a, p] - w.load[v, p] / w.sc[a, p] < -EPS:
+            return False
+    return True
+
+
+@nb.njit(cache=True, inline="always")
 def same_az(v, a, b, x, w):
     return w.az[b] == w.az[a]
 
@@ -152,17 +161,19 @@ def may_receive(b, w):
 
 
 # indices of the host and move rules, in table order (the order of first_failing)
-(HOST_ENABLED, HOST_UP, HOST_LEAVING, AZ, EXTRA_SPECS, CAP_VCPUS, CAP_MEMORY, CAP_DISK, MAX_HOST_SCORE,
- GROUP_AFFINITY, GROUP_ANTI, GROUP_SOFT_AFFINITY, GROUP_SOFT_ANTI) = range(13)  # fmt: skip
+(HOST_ENABLED, HOST_UP, HOST_LEAVING, SOURCE_LOAD, AZ, EXTRA_SPECS, CAP_VCPUS, CAP_MEMORY, CAP_DISK,
+ MAX_HOST_SCORE, GROUP_AFFINITY, GROUP_ANTI, GROUP_SOFT_AFFINITY, GROUP_SOFT_ANTI) = range(14)  # fmt: skip
 PASS = -1
 
 
 @nb.njit(cache=True)
-def first_failing(v, a, b, w, soft_hard):
+def first_failing(v, a, b, w, balancing):
     """Index of the first host or move rule that v going a -> b breaks; PASS if none.
 
-    ``soft_hard``: soft server-group rules bind too (balancing phases); an
-    evacuation or drain passes False and only prefers to keep them.
+    ``balancing``: soft server-group rules bind too, and the source must
+    keep a non-negative score (balancing phases); an evacuation or drain
+    passes False: it only prefers to keep soft rules, and it empties its
+    hosts whatever their scores say.
     Rules come cheapest first, which is also the table's order.
     """
     if not host_enabled(v, a, b, -1, w):
@@ -171,6 +182,8 @@ def first_failing(v, a, b, w, soft_hard):
         return HOST_UP
     if not host_not_leaving(v, a, b, -1, w):
         return HOST_LEAVING
+    if balancing and not source_load(v, a, b, -1, w):
+        return SOURCE_LOAD
     if not same_az(v, a, b, -1, w):
         return AZ
     if not extra_specs(v, a, b, -1, w):
@@ -183,15 +196,15 @@ def first_failing(v, a, b, w, soft_hard):
     g = w.group[v]
     if g >= 0:
         k = w.g_kind[g]
-        if (soft_hard or k <= 1) and not group_rule(v, a, b, -1, w, k):
+        if (balancing or k <= 1) and not group_rule(v, a, b, -1, w, k):
             return GROUP_AFFINITY + k
     return PASS
 
 
 @nb.njit(cache=True)
-def feasible(v, a, b, w, soft_hard):
+def feasible(v, a, b, w, balancing):
     """May v move from a to b now: a real move that breaks no rule of the table."""
-    return b != a and first_failing(v, a, b, w, soft_hard) == PASS
+    return b != a and first_failing(v, a, b, w, balancing) == PASS
 
 
 @nb.njit(cache=True)
@@ -236,12 +249,12 @@ def soft_worse(v, a, b, w):
 
 
 @nb.njit(cache=True)
-def first_failing_each(v, a, hosts, w, soft_hard):
+def first_failing_each(v, a, hosts, w, balancing):
     """first_failing for v (on a) towards each of ``hosts``; the VM's own host gives PASS."""
     out = np.empty(hosts.shape[0], dtype=np.int64)
     for i in range(hosts.shape[0]):
         b = hosts[i]
-        out[i] = PASS if b == a else first_failing(v, a, b, w, soft_hard)
+        out[i] = PASS if b == a else first_failing(v, a, b, w, balancing)
     return out
 
 
@@ -330,6 +343,18 @@ def _host_reason(rule: str) -> Callable[[World, int, int, int], Reason]:
         return Reason(rule, host=world.host_names[b])
 
     return explain
+
+
+def _source_load_reason(world: World, v: int, a: int, b: int) -> Reason:
+    left = world.score[a] - world.load[v] / world.sc[a]
+    p = int(np.argmin(left))
+    return Reason(
+        "source.load",
+        host=world.host_names[a],
+        policy=world.policy_names[p],
+        before=float(world.score[a, p]),
+        value=float(left[p]),
+    )
 
 
 def _az_reason(world: World, v: int, a: int, b: int) -> Reason:
@@ -499,6 +524,17 @@ RULES: tuple[Rule, ...] = (
     _host(
         "host.leaving", host_not_leaving, HOST_LEAVING, lambda x: f"{x.host} is being emptied by this plan"
     ),
+    Rule(
+        "source.load",
+        "move",
+        source_load,
+        _source_load_reason,
+        lambda x: (
+            f"taking it off {x.host} leaves {x.policy} there at {_n3(x.value)} < 0: "
+            "its weight is more than its host's score (bad data)"
+        ),
+        SOURCE_LOAD,
+    ),
     Rule("az", "move", same_az, _az_reason, lambda x: f"{x.host} is not in availability zone {x.detail}", AZ),
     Rule(
         "extra_specs",
@@ -562,6 +598,20 @@ def explain_failure(world: World, index: int, v: int, a: int, b: int) -> Reason:
     return BY_INDEX[index].explain(world, v, a, b)
 
 
+def heavier_than_host(world: World, hosts: np.ndarray) -> Reason | None:
+    """The data problem behind ``source.load``: VMs on up ``hosts`` whose load is more than their
+    host's score for some policy. Balancing leaves them; the plan says so once per aggregate."""
+    on = np.flatnonzero(np.isin(world.vm_host, hosts[world.up[hosts]]))
+    h = world.vm_host[on]
+    bad = on[(world.load[on] / world.sc[h] > world.score[h] + EPS).any(axis=1)]
+    if not bad.size:
+        return None
+    where = tuple(sorted({world.host_names[x] for x in world.vm_host[bad].tolist()}))
+    return Reason(
+        "data.weight_over_score", count=int(bad.size), hosts=where, detail=world.vm_ids[int(bad[0])]
+    )
+
+
 def _closest(world: World, index: int, v: int, hosts: np.ndarray) -> int:
     """Of ``hosts`` (all ruled out by rule ``index``), the one nearest to passing it."""
     rule = BY_INDEX[index]
@@ -573,7 +623,7 @@ def _closest(world: World, index: int, v: int, hosts: np.ndarray) -> int:
     return int(hosts[0])
 
 
-def ruled_out(world: World, v: int, a: int, hosts: np.ndarray, soft_hard: bool) -> tuple[Reason, ...]:
+def ruled_out(world: World, v: int, a: int, hosts: np.ndarray, balancing: bool) -> tuple[Reason, ...]:
     """One record per rule that rules out some of ``hosts`` for v (now on a), in table order.
 
     Each names every host it rules out (``hosts``) and gives the numbers of
@@ -581,7 +631,7 @@ def ruled_out(world: World, v: int, a: int, hosts: np.ndarray, soft_hard: bool) 
     as a few lines, not a thousand.
     """
     hosts = hosts[hosts != a]
-    first = first_failing_each(v, a, hosts, world.arrays(), soft_hard)
+    first = first_failing_each(v, a, hosts, world.arrays(), balancing)
     out = []
     for index in np.unique(first[first != PASS]):
         these = hosts[first == index]

@@ -1,29 +1,36 @@
 """Spread: greedy best single move per round, minimising the combined imbalance.
 
-The search itself is :func:`kronos.core.kernels.greedy_spread`; this module
-decides whether an aggregate should be planned at all (thresholds and the
-load-leveller's ``min_load`` / ``min_diff_ratio`` gates), feeds the kernel the
-aggregate's arrays, and explains each resulting move.
+Each round asks :func:`kronos.core.kernels.best_move` for the best move of
+every aggregate being balanced and applies the one that lowers its
+aggregate's combined imbalance most. Aggregates that share hosts are
+balanced together in one such loop (a *group*): a move never leaves any
+other aggregate more imbalanced, and when one aggregate's move opens a
+better move in another, the loop takes it, so the group ends where no single
+move helps any of them, which is where a plan made again on the result
+starts (and stops). This module also decides whether an aggregate should be
+planned at all (thresholds, ``min_load``, ``min_diff_ratio``), tidies the
+moves (:func:`tidy`) and explains them.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from attrs import define
 
 from kronos.core import kernels, rules
-from kronos.core.arrays import World, imbalance
+from kronos.core.arrays import Overlap, World, imbalance
 from kronos.core.model import Reason
-from kronos.core.moves import AggregateOutcome, Move, describe_move
+from kronos.core.moves import AggregateOutcome, GroupOutcome, Move, describe_move
 from kronos.core.options import SpreadOptions
 from kronos.core.phases import SPREAD
+from kronos.core.reasons import render
 
 LIVE = rules.Movement(SPREAD)  # balancing live-migrates: ACTIVE VMs only
-
-_STOPS = {
-    kernels.STOP_BUDGET: Reason("spread.stop_budget"),
-    kernels.STOP_NO_MOVE: Reason("spread.stop_no_gain"),
-    kernels.STOP_BALANCED: Reason("spread.stop_balanced"),
-}
+BUDGET, NO_GAIN, BALANCED = (
+    Reason("spread.stop_budget"),
+    Reason("spread.stop_no_gain"),
+    Reason("spread.stop_balanced"),
+)
 
 
 def gate(world: World, hosts: np.ndarray, opts: SpreadOptions) -> Reason | None:
@@ -50,6 +57,33 @@ def candidates(world: World, hosts: np.ndarray) -> np.ndarray:
     return np.flatnonzero(on & rules.movable(world, LIVE)).astype(np.int64)
 
 
+def overlap(world: World, aggregate: str) -> Overlap:
+    """The other aggregates that share a host with ``aggregate``, as the kernels read them."""
+    mine = set(world.aggregates[aggregate].tolist())
+    others = [
+        hosts for name, hosts in world.aggregates.items() if name != aggregate and mine & set(hosts.tolist())
+    ]
+    H, P = len(world.host_names), world.pw.size
+    held: list[list[int]] = [[] for _ in range(H)]
+    for x, hosts in enumerate(others):
+        for h in hosts.tolist():
+            held[h].append(x)
+    ov = Overlap(
+        ptr=np.cumsum([0, *(len(h) for h in others)]).astype(np.int64),
+        hosts=np.concatenate(others).astype(np.int64) if others else np.zeros(0, dtype=np.int64),
+        hptr=np.cumsum([0, *(len(x) for x in held)]).astype(np.int64),
+        haggs=np.array([x for xs in held for x in xs], dtype=np.int64),
+        var=np.zeros((len(others), P)),
+        tot=np.zeros((len(others), P)),
+        n=np.zeros(len(others), dtype=np.int64),
+        cur=np.zeros(len(others)),
+    )
+    for x, hosts in enumerate(others):
+        n, comb = kernels.stats(hosts, world.active, world.score, world.pw, ov.var[x], ov.tot[x])
+        ov.n[x], ov.cur[x] = n, comb
+    return ov
+
+
 def host_classes(world: World, hosts: np.ndarray) -> tuple[np.ndarray, int]:
     """Score-capacity class of each host (equal rows of ``sc`` share a class)."""
     if hosts.size == 0:
@@ -59,48 +93,179 @@ def host_classes(world: World, hosts: np.ndarray) -> tuple[np.ndarray, int]:
     return inverse, int(inverse.max()) + 1
 
 
-def run_kernel(
-    world: World,
-    hosts: np.ndarray,
-    cands: np.ndarray,
-    budget: int,
-    opts: SpreadOptions,
-    phase: str,
-    aggregate: str,
-) -> tuple[list[Move], Reason]:
-    """Run the greedy kernel over ``cands`` and explain its moves."""
-    host_cls, n_cls = host_classes(world, hosts)
-    before = world.score.copy()
-    origin = world.vm_host.copy()  # a VM moves at most once, so this is its source
-    _, combined = imbalance(world, hosts)
-    mv, after, code = kernels.greedy_spread(
-        hosts, cands, host_cls, n_cls, min(budget, cands.size), opts.min_improvement,
-        opts.stop_below_threshold, world.threshold, opts.prune, world.arrays(),
-    )  # fmt: skip
+@define
+class _Side:
+    """One aggregate of a group, as the greedy loop sees it."""
+
+    name: str
+    hosts: np.ndarray
+    cands: np.ndarray
+    host_cls: np.ndarray
+    n_cls: int
+    budget: int
+    ov: Overlap
+    var: np.ndarray
+    tot: np.ndarray
+    steps: int = 0
+    stop: Reason = NO_GAIN
+
+
+def _greedy(world: World, sides: list[_Side], opts: SpreadOptions, seq: list[tuple[int, int, str]]) -> None:
+    """Best single moves, the best of all sides each round, until no side has one."""
+    w = world.arrays()
+    while True:
+        best: tuple[float, int, int, _Side] | None = None
+        for side in sides:
+            n, cur = kernels.stats(side.hosts, world.active, world.score, world.pw, side.var, side.tot)
+            if side.steps >= side.budget:
+                side.stop = BUDGET
+                continue
+            if opts.stop_below_threshold and (np.sqrt(side.var) <= world.threshold).all():
+                side.stop = BALANCED
+                continue
+            v, b, val = kernels.best_move(side.hosts, side.cands, side.host_cls, side.n_cls,
+                                          cur - opts.min_improvement, opts.prune, w, True, side.var,
+                                          side.tot, n, side.ov)  # fmt: skip
+            side.stop = NO_GAIN
+            if v >= 0 and (best is None or cur - val > best[0]):
+                best = (cur - val, int(v), int(b), side)
+        if best is None:
+            return
+        _, v, b, side = best
+        a = int(world.vm_host[v])
+        kernels.apply_move(v, b, w)
+        for other in sides:
+            kernels.refresh_others(a, other.ov, w)
+            kernels.refresh_others(b, other.ov, w)
+        side.steps += 1
+        seq.append((v, b, side.name))
+
+
+def plan_spread(world: World, group: list[str], budgets: dict[str, int], opts: SpreadOptions) -> GroupOutcome:
+    """Balance ``group`` (aggregates that share hosts, or one alone), each within its budget."""
+    outcomes: dict[str, AggregateOutcome] = {}
+    sides = []
+    for name in group:
+        hosts = world.aggregates[name]
+        why = gate(world, hosts, opts)
+        cands = candidates(world, hosts)
+        if why is None and cands.size == 0:
+            why = Reason("aggregate.no_movable")
+        if why is None and budgets[name] <= 0:
+            why = Reason("aggregate.budget_zero")
+        if why is not None:
+            outcomes[name] = AggregateOutcome(skipped=why)
+            continue
+        host_cls, n_cls = host_classes(world, hosts)
+        P = world.pw.size
+        sides.append(
+            _Side(
+                name,
+                hosts,
+                cands,
+                host_cls,
+                n_cls,
+                budgets[name],
+                overlap(world, name),
+                np.zeros(P),
+                np.zeros(P),
+            )
+        )
+    if not sides:
+        return GroupOutcome(outcomes, ())
+    start = world.copy()
+    seq: list[tuple[int, int, str]] = []
+    while True:
+        found = len(seq)
+        _greedy(world, sides, opts, seq)
+        tidied = tidy(start, seq)
+        shortened = len(tidied) < len(seq)
+        seq = tidied
+        for side in sides:
+            side.steps = sum(1 for _, _, name in seq if name == side.name)
+        if not shortened or len(seq) == found:
+            break
+    cands = np.concatenate([side.cands for side in sides])
+    world.moved[cands] = start.moved[cands]
+    world.moved[[v for v, _, _ in seq]] = True
+    moves = describe(start, seq)
+    for side in sides:
+        mine = tuple(m for m in moves if m.aggregate == side.name)
+        data = rules.heavier_than_host(start, side.hosts)
+        outcomes[side.name] = AggregateOutcome(moves=mine, notes=(side.stop, *([data] if data else [])))
+    return GroupOutcome(outcomes, tuple(moves))
+
+
+def _valid(start: World, seq: list[tuple[int, int, str]]) -> bool:
+    """Is ``seq`` valid from ``start`` step by step: every rule kept, each step lowering its
+    aggregate's combined imbalance and leaving no other aggregate more imbalanced?"""
+    world = start.copy()
+    w = world.arrays()
+    ovs = {name: overlap(world, name) for name in {name for _, _, name in seq}}
+    P = world.pw.size
+    var, tot = np.zeros(P), np.zeros(P)
+    for v, b, name in seq:
+        a, hosts, ov = int(world.vm_host[v]), world.aggregates[name], ovs[name]
+        if not (np.isin([a, b], hosts).all() and rules.feasible(v, a, b, w, True)):
+            return False
+        if not kernels.others_kept(v, a, b, ov, w):
+            return False
+        _, cur = kernels.stats(hosts, world.active, world.score, world.pw, var, tot)
+        kernels.apply_move(v, b, w)
+        for other in ovs.values():
+            kernels.refresh_others(a, other, w)
+            kernels.refresh_others(b, other, w)
+        _, after = kernels.stats(hosts, world.active, world.score, world.pw, var, tot)
+        if after > cur + kernels.OVERLAP_EPS:
+            return False
+    return True
+
+
+def tidy(start: World, seq: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Fewer migrations to the same end: a VM that came back loses its moves, one that moved
+    twice moves once, straight to where it ended (in place of its first or its last move,
+    within an aggregate holding both hosts), each only where :func:`_valid` still holds."""
+    while True:
+        runs: dict[int, list[int]] = {}
+        for i, (v, _, _) in enumerate(seq):
+            runs.setdefault(v, []).append(i)
+        shorter = None
+        for v, idx in runs.items():
+            if len(idx) < 2:
+                continue
+            rest = [m for i, m in enumerate(seq) if i not in idx]
+            origin, end = int(start.vm_host[v]), seq[idx[-1]][1]
+            trials = [rest] if end == origin else []
+            for k, i in ((0, idx[0]), (len(idx) - 1, idx[-1])):
+                name = seq[i][2]
+                if end != origin and np.isin([origin, end], start.aggregates[name]).all():
+                    trials.append([*rest[: i - k], (v, end, name), *rest[i - k :]])
+            shorter = next((t for t in trials if _valid(start, t)), None)
+            if shorter is not None:
+                break
+        if shorter is None:
+            return seq
+        seq = shorter
+
+
+def describe(start: World, seq: list[tuple[int, int, str]]) -> list[Move]:
+    """Each step of ``seq`` as a Move, with what it does to both hosts, replayed from ``start``."""
+    world = start.copy()
+    w = world.arrays()
+    P = world.pw.size
+    var, tot = np.zeros(P), np.zeros(P)
+    seen: set[int] = set()
     moves = []
-    for k in range(mv.shape[0]):
-        v, b = int(mv[k, 0]), int(mv[k, 1])
-        a = int(origin[v])
-        reason = describe_move(world, v, a, b, before, combined, float(after[k]))
-        gain = Reason("spread.gain", before=combined, after=float(after[k]))
-        moves.append(Move(v, a, b, aggregate, phase, "live-migrate", (gain,), reason, float(after[k])))
-        before[a] -= world.load[v] / world.sc[a]
-        before[b] += world.load[v] / world.sc[b]
-        combined = float(after[k])
-    stop = _STOPS[int(code)] if mv.shape[0] < budget else _STOPS[kernels.STOP_BUDGET]
-    return moves, stop
-
-
-def plan_spread(
-    world: World, aggregate: str, hosts: np.ndarray, budget: int, opts: SpreadOptions
-) -> AggregateOutcome:
-    why = gate(world, hosts, opts)
-    if why is not None:
-        return AggregateOutcome(skipped=why)
-    cands = candidates(world, hosts)
-    if cands.size == 0:
-        return AggregateOutcome(skipped=Reason("aggregate.no_movable"))
-    if budget <= 0:
-        return AggregateOutcome(skipped=Reason("aggregate.budget_zero"))
-    moves, stop = run_kernel(world, hosts, cands, budget, opts, "spread", aggregate)
-    return AggregateOutcome(moves=tuple(moves), notes=(stop,))
+    for v, b, aggregate in seq:
+        hosts = world.aggregates[aggregate]
+        _, combined = kernels.stats(hosts, world.active, world.score, world.pw, var, tot)
+        a = int(world.vm_host[v])
+        before = world.score.copy()
+        kernels.apply_move(v, b, w)
+        _, after = kernels.stats(hosts, world.active, world.score, world.pw, var, tot)
+        reason = describe_move(world, v, a, b, before, combined, after)
+        gain = Reason("spread.gain", before=combined, after=after)
+        again = render(Reason("spread.again")) if v in seen else None
+        seen.add(v)
+        moves.append(Move(v, a, b, aggregate, SPREAD, "live-migrate", (gain,), reason, after, again))
+    return moves

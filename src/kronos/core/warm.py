@@ -17,6 +17,7 @@ import numpy as np
 from kronos.core import kernels, phases, placement, rules
 from kronos.core.arrays import Arrays, World, build_world
 from kronos.core.model import VM, Aggregate, Capacity, Flavor, Host, Policy, ServerGroup, Snapshot
+from kronos.core.spread import overlap
 
 
 def _tiny() -> World:
@@ -46,8 +47,12 @@ def _common(world: World, w: Arrays, hosts: np.ndarray) -> None:
 
 
 def _spread(world: World, w: Arrays, hosts: np.ndarray) -> None:
-    kernels.greedy_spread(hosts, np.zeros(1, dtype=np.int64), np.zeros(2, dtype=np.int64), 1, 1, 1e-6,
-                          True, np.zeros(world.pw.size), True, w)  # fmt: skip
+    ov = overlap(world, "a")
+    P = world.pw.size
+    kernels.best_move(hosts, np.zeros(1, dtype=np.int64), np.zeros(2, dtype=np.int64), 1, 1.0, True, w, True,
+                      np.zeros(P), np.zeros(P), 2, ov)  # fmt: skip
+    kernels.others_kept(0, 0, 1, ov, w)
+    kernels.refresh_others(0, ov, w)
 
 
 def _pack(world: World, w: Arrays, hosts: np.ndarray) -> None:
