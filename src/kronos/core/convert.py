@@ -115,21 +115,27 @@ def render_path(path: Iterable[str | int]) -> str:
 class _Problems:
     """The structural problems found so far, and the paths they make unreliable."""
 
-    __slots__ = ("bad", "issues")
+    __slots__ = ("above", "bad", "issues")
 
     def __init__(self) -> None:
         self.issues: list[Issue] = []
         self.bad: set[str] = set()
+        self.above: set[str] = set()  # every path that contains a bad one
 
     def fail(self, path: Path, message: str, value: Any = NO_VALUE) -> Any:
         where = render_path(path)
         self.issues.append(Issue(where, message, value))
         self.bad.add(where)
+        self.above.update(where[:i] for i, c in enumerate(where) if c in ".[")
         return INVALID
 
     def covers(self, path: str) -> bool:
-        """True if ``path`` is at or under a path already reported as bad."""
-        if path in self.bad:
+        """Is a finding at ``path`` an echo of a bad value (at, under or containing it)?
+
+        A check at a containing path (``policies``: the weights' sum) judged
+        the stand-in, not what the document said.
+        """
+        if path in self.bad or path in self.above:
             return True
         return any(path[:i] in self.bad for i, c in enumerate(path) if c in ".[")
 
@@ -140,11 +146,11 @@ class _Problems:
     def unknown(self, mapping: dict[Any, Any], known: Iterable[str], here: Path) -> None:
         names = sorted(known)
         for key in mapping:
-            if isinstance(key, str) and key in names:
+            if isinstance(key, str) and (key in names or key.startswith("x_")):
                 continue
             if not isinstance(key, str):
                 self.fail(here, "keys must be strings", key)
-            elif not key.startswith("x_"):
+            else:
                 near = difflib.get_close_matches(key, names, n=1)
                 hint = f"did you mean {near[0]}?" if near else f"known keys: {', '.join(names)}"
                 self.fail((*here, key), f"unknown key; {hint}")
@@ -290,6 +296,7 @@ def _dict(value: Reader, keys: Callable[[str], str | None] | None = None) -> Rea
             name = k
             if keys is not None:
                 if k.startswith("x_"):  # a producer's extension, not data
+                    _json(x, here, k, p)
                     continue
                 renamed = keys(k)
                 if renamed is None:
@@ -352,13 +359,12 @@ def _capacity(v: Any, parent: Path, key: Any, p: _Problems) -> Any:
     amounts = _resources(v, parent, key, p)
     if amounts is INVALID:
         return INVALID
-    missing = [r for r in RESOURCES if r not in amounts]
     given = {_resource_class(k) for k in v if isinstance(k, str)}
-    for r in missing:
-        if r not in given:  # (present but bad is reported already)
-            p.fail((*parent, key, r), "missing required key")
-    if missing:
-        return INVALID
+    for r in RESOURCES:
+        if r not in amounts:
+            if r not in given:  # (present but bad is reported already)
+                p.fail((*parent, key, r), "missing required key")
+            amounts[r] = math.nan  # a stand-in; its path is reported
     classes = {k: x for k, x in amounts.items() if k not in RESOURCES}
     return Capacity(amounts["vcpus"], amounts["memory_mb"], amounts["disk_gb"], classes=classes or None)
 
@@ -436,7 +442,10 @@ def _class_reader(cls: type) -> Reader:
         for k, x in v.items():  # the keys given, not every field: most optional ones are absent
             read_field = fields.get(k)
             if read_field is None:
-                unknown = True
+                if type(k) is str and k.startswith("x_"):  # an extension: any JSON value
+                    _json(x, here, k, p)
+                else:
+                    unknown = True
                 continue
             y = read_field(x, here, k, p)
             if y is not INVALID:

@@ -70,6 +70,8 @@ NOVA_STATUSES = (
     "UNKNOWN",
     "VERIFY_RESIZE",
 )
+#: how a policy's ``vm_profile_label`` names the VM (policies.yaml and snapshot ``policies[]``)
+VM_PROFILE_LABEL_TYPES = ("nova_instance_uuid", "libvirt_domain_name", "server_name")
 #: what an executor reports of a step (state ``results[].outcome``)
 OUTCOMES = ("Succeeded", "PreFlightError", "MigrationFailed", "MigrationTimeout")
 

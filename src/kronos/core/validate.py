@@ -31,6 +31,7 @@ from kronos.core.model import (
     RESOURCES,
     UNASSIGNED,
     VM,
+    VM_PROFILE_LABEL_TYPES,
     Action,
     AggregateSummary,
     Plan,
@@ -198,6 +199,10 @@ def validate_policies(s: Snapshot) -> list[Issue]:
                     p.vm_profile_fallback,
                 )
             )
+        label_type = p.vm_profile_label_type
+        if label_type is not None and label_type not in VM_PROFILE_LABEL_TYPES:
+            why = f"must be one of {', '.join(VM_PROFILE_LABEL_TYPES)}"
+            out.append(Issue(f"{at}.vm_profile_label_type", why, label_type))
         if p.max_migrations_per_cycle is not None and p.max_migrations_per_cycle < 0:
             out.append(Issue(f"{at}.max_migrations_per_cycle", "must be >= 0", p.max_migrations_per_cycle))
     enabled = s.enabled_policies
