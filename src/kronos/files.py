@@ -122,8 +122,10 @@ def parse_yaml(text: str, name: str, *, typ: str = "safe") -> Any:
     yaml.Composer = composer
     if typ == "safe":
         yaml.Constructor = constructor
+    stream = io.StringIO(text)
+    stream.name = name  # ruamel's marks name it: 'in "snap.yaml", line 41, column 3'
     try:
-        return yaml.load(text)
+        return yaml.load(stream)
     except YAMLError as exc:
         raise DataError(f"{name}: invalid YAML: {exc}") from exc
     except RecursionError as exc:

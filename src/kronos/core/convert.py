@@ -192,9 +192,10 @@ def _float(v: Any, parent: Path, key: Any, p: _Problems) -> Any:
             return v
         return p.fail((*parent, key), "must be a finite number", v)
     if t is int:
-        if -_INT64 <= v < _INT64:
+        try:
             return float(v)
-        return p.fail((*parent, key), "number out of range", v)
+        except OverflowError:
+            return p.fail((*parent, key), "number out of range", v)
     return p.fail((*parent, key), "expected a number", v)
 
 
