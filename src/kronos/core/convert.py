@@ -17,10 +17,11 @@ Writing uses cattrs (one converter per :func:`make_converter` call, never the
 global one). Optional fields that are ``None`` are left out, so written
 documents stay small and round-trip to equal objects.
 
-Measured on a 100 000-VM snapshot: these closures structure it as fast as
-the cattrs-generated functions they replaced (cattrs' strict scalar hooks
-were Python calls per value too), and they add the unknown-key test as one
-``frozenset.issuperset`` per object.
+Measured on a 100 000-VM snapshot with the garbage collector paused (as the
+loaders do): these closures take 0.93 s where the cattrs-generated functions
+they replaced took 0.74 s (whose strict scalar hooks were Python calls per
+value too); they iterate over the keys a mapping has rather than over the
+model's fields, since most optional fields are absent.
 """
 
 from __future__ import annotations
