@@ -1,4 +1,6 @@
-"""nox sessions: tests, lint, typecheck (default) and bench (on demand: nox -s bench)."""
+"""nox sessions: tests, lint, typecheck (default); bench and fuzz on demand (nox -s bench)."""
+
+import os
 
 import nox
 
@@ -29,3 +31,18 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.run("python", "-m", "pytest", "benchmarks", "--benchmark-only", *session.posargs)
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """The document-loader fuzz suite at length: 3 000 examples per test (FUZZ_EXAMPLES to change)."""
+    session.install("-e", ".[test]")
+    examples = os.environ.get("FUZZ_EXAMPLES", "3000")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/test_fuzz_documents.py",
+        *session.posargs,
+        env={"FUZZ_EXAMPLES": examples},
+    )

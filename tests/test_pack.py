@@ -195,7 +195,8 @@ def test_target_fit_kernel_matches_reference(args: dict, data: st.DataObject) ->
         if b == a or a not in world.aggregates[agg]:
             continue
         vid = snap.vms[v].id
-        why = naive.why_not(vid, world.host_names[int(b)], agg)
+        # placing: target space judges where a VM ends, not what it leaves (source.load)
+        why = naive.why_not(vid, world.host_names[int(b)], agg, placing=True)
         g = naive.group_of.get(vid)
         if why is None and g is not None and g.policy.endswith("anti-affinity"):
             lim = g.max_server_per_host if g.policy == "anti-affinity" else 1

@@ -122,15 +122,19 @@ def cli() -> None:
 def validate(snapshot: str) -> None:
     """Check SNAPSHOT against the contract; list every problem with its path."""
     import kronos
-    from kronos.errors import ValidationError
+    from kronos.errors import DataError, ValidationError
 
-    snap = kronos.load_snapshot(snapshot)
-    issues = kronos.validate(snap)
-    errors = [i for i in issues if i.severity == "error"]
+    snap = None
+    try:
+        snap = kronos.load_snapshot(snapshot)
+        issues = kronos.validate(snap)
+    except ValidationError as exc:  # unreadable parts: its issues are every problem found
+        issues = exc.issues
     for issue in issues:
         click.echo(f"{snapshot}: {issue}", err=True)
-    if errors:
-        raise ValidationError(snapshot, errors)
+    errors = sum(1 for i in issues if i.severity == "error")
+    if errors or snap is None:
+        raise DataError(f"{snapshot}: {errors} error(s), {len(issues) - errors} warning(s)")
     click.echo(
         f"{snapshot}: OK ({len(snap.hosts)} hosts, {len(snap.vms)} VMs, "
         f"{len(snap.server_groups)} server groups, {len(snap.policies)} policies"

@@ -20,7 +20,7 @@ from typing import Any
 from kronos.core.model import Policy, Snapshot
 from kronos.core.validate import Issue, validate_policies
 from kronos.errors import ConfigError, DataError, NoInputError, PermissionDenied
-from kronos.files import read_text
+from kronos.files import parse_yaml, read_text
 
 LABEL_TYPES = ("nova_instance_uuid", "libvirt_domain_name", "server_name")
 _REQUIRED = ("name", "mode", "weight", "threshold", "imbalance_query", "host_label")
@@ -123,13 +123,10 @@ def _entry(i: int, node: Any, issues: list[tuple[int | None, Issue]]) -> Policy 
 
 def parse_policies(text: str, name: str) -> tuple[Policy, ...]:
     """Policies from the text of a policies.yaml; ``name`` prefixes every error."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
     try:
-        doc = YAML(typ="rt", pure=True).load(text)
-    except YAMLError as exc:
-        raise ConfigError(f"{name}: invalid YAML: {exc}") from exc
+        doc = parse_yaml(text, name, typ="rt")  # depth, alias and recursion guards
+    except DataError as exc:
+        raise ConfigError(str(exc)) from exc
     if not isinstance(doc, dict) or "policies" not in doc:
         raise ConfigError(f"{name}: expected a top-level 'policies:' list")
     extra = [

@@ -24,6 +24,56 @@ GroupPolicy = Literal["affinity", "anti-affinity", "soft-affinity", "soft-anti-a
 Phase = str  # affinity | spread | pack | evacuate | drain | later additions
 Action = Literal["live-migrate", "cold-migrate", "evacuate"]
 RESOURCES = ("vcpus", "memory_mb", "disk_gb")
+#: Placement's names of the three legacy classes, which readers accept as aliases (FORMATS §4)
+RESOURCE_ALIASES = {"VCPU": "vcpus", "MEMORY_MB": "memory_mb", "DISK_GB": "disk_gb"}
+#: os-resource-classes' standard classes beyond the legacy three; ``CUSTOM_*`` are the operator's
+STANDARD_RESOURCE_CLASSES = (
+    "PCI_DEVICE",
+    "SRIOV_NET_VF",
+    "NUMA_SOCKET",
+    "NUMA_CORE",
+    "NUMA_THREAD",
+    "NUMA_MEMORY_MB",
+    "IPV4_ADDRESS",
+    "VGPU",
+    "VGPU_DISPLAY_HEAD",
+    "NET_BW_EGR_KILOBIT_PER_SEC",
+    "NET_BW_IGR_KILOBIT_PER_SEC",
+    "PCPU",
+    "MEM_ENCRYPTION_CONTEXT",
+    "FPGA",
+    "PGPU",
+    "NET_PACKET_RATE_KILOPACKET_PER_SEC",
+    "NET_PACKET_RATE_EGR_KILOPACKET_PER_SEC",
+    "NET_PACKET_RATE_IGR_KILOPACKET_PER_SEC",
+)
+#: Nova's server statuses (case-sensitive, as the API returns them)
+NOVA_STATUSES = (
+    "ACTIVE",
+    "BUILD",
+    "DELETED",
+    "ERROR",
+    "HARD_REBOOT",
+    "MIGRATING",
+    "PASSWORD",
+    "PAUSED",
+    "REBOOT",
+    "REBUILD",
+    "RESCUE",
+    "RESIZE",
+    "REVERT_RESIZE",
+    "SHELVED",
+    "SHELVED_OFFLOADED",
+    "SHUTOFF",
+    "SOFT_DELETED",
+    "SUSPENDED",
+    "UNKNOWN",
+    "VERIFY_RESIZE",
+)
+#: how a policy's ``vm_profile_label`` names the VM (policies.yaml and snapshot ``policies[]``)
+VM_PROFILE_LABEL_TYPES = ("nova_instance_uuid", "libvirt_domain_name", "server_name")
+#: what an executor reports of a step (state ``results[].outcome``)
+OUTCOMES = ("Succeeded", "PreFlightError", "MigrationFailed", "MigrationTimeout")
 
 
 @frozen
@@ -50,6 +100,18 @@ class Capacity:
     vcpus: float = field(converter=float)
     memory_mb: float = field(converter=float)
     disk_gb: float = field(converter=float)
+    #: Placement classes beyond the legacy three (``PCPU``, ``VGPU``, ``CUSTOM_*``), FORMATS §4;
+    #: written beside ``vcpus`` in the document's ``capacity`` object, not nested
+    classes: dict[str, float] | None = field(default=None, kw_only=True)
+
+
+@frozen
+class NumaCell:
+    """A host NUMA cell and what it offers NUMA-placed guests (FORMATS §4)."""
+
+    id: int
+    vcpus: float
+    memory_mb: float
 
 
 @frozen
@@ -72,6 +134,12 @@ class Host:
     cost_per_hour: float | None = None
     cluster: str | None = None
     forced_down: bool | None = None
+    #: FORMATS §4: resource-provider traits and NUMA cells (facts; they bind nothing alone)
+    traits: tuple[str, ...] | None = None
+    numa_cells: tuple[NumaCell, ...] | None = None
+    #: FORMATS §5: per policy, the score at equal steps of ``history_step_seconds``, oldest
+    #: first, the last at ``taken_at``; a gap is None
+    score_history: dict[str, tuple[float | None, ...]] | None = None
 
 
 @frozen
@@ -94,6 +162,17 @@ class VM:
     migratable: bool = True
     project_id: str | None = None
     metadata: dict[str, str] | None = None
+    #: FORMATS §4: Placement's allocation (replaces the flavor's three sizes where present),
+    #: the traits a destination must have / must not have, the host NUMA cells occupied,
+    #: passthrough devices and whether they allow live migration
+    resources: dict[str, float] | None = None
+    required_traits: tuple[str, ...] | None = None
+    forbidden_traits: tuple[str, ...] | None = None
+    numa_cells: tuple[int, ...] | None = None
+    devices: tuple[str, ...] | None = None
+    live_migratable_devices: bool | None = None
+    #: FORMATS §5: the producer's forecast of ``weights`` at ``forecast_horizon_seconds``
+    weights_forecast: dict[str, float] | None = None
 
 
 @frozen
@@ -124,6 +203,10 @@ class Snapshot:
     server_groups: tuple[ServerGroup, ...] = ()
     format: str = SNAPSHOT_FORMAT
     source: dict[str, Any] | None = None
+    #: FORMATS §5: the spacing of ``hosts[].score_history`` and the horizon of
+    #: ``vms[].weights_forecast`` (each required when that field appears)
+    history_step_seconds: float | None = None
+    forecast_horizon_seconds: float | None = None
     #: sha256 of the document this snapshot was read from, set by the loader so a
     #: plan need not serialise 100 000 VMs again; not part of the data (init=False:
     #: ``attrs.evolve`` drops it, so a changed snapshot never carries a stale digest)
@@ -184,8 +267,23 @@ class Step:
     name: str | None = None
     #: the records ``reason`` is rendered from
     why: tuple[Reason, ...] | None = None
-    #: why this VM moves again in the same plan (FORMATS.md §2: a later move needs one)
+    #: FORMATS §4: the destination NUMA cells the move assumes
+    numa_cells: tuple[int, ...] | None = None
+    #: FORMATS §2: why this VM moves a second time in the plan (two-hop or parking move)
     repeat_reason: str | None = None
+
+
+@frozen
+class Optimality:
+    """FORMATS §6: how good a solver's plan for one aggregate is, and how sure it is."""
+
+    solver: str
+    status: str
+    objective: float
+    bound: float
+    gap: float
+    seconds: float
+    objective_kind: str
 
 
 @frozen
@@ -218,6 +316,13 @@ class AggregateSummary:
     #: pack: disabled, empty hosts that would take load no enabled host can
     hosts_to_enable: tuple[str, ...] | None = None
     why: AggregateWhy | None = None
+    #: FORMATS §5: the sum of the moved VMs' ``memory_mb``, and the combined imbalance on
+    #: forecast scores when a forecast was used
+    moved_memory_mb: float | None = None
+    combined_forecast_before: float | None = None
+    combined_forecast_after: float | None = None
+    #: FORMATS §6 (when a solver ran)
+    optimality: Optimality | None = None
 
 
 @frozen

@@ -12,11 +12,10 @@ from typing import Any
 
 import attrs
 
-from kronos.core.model import Plan, Result, State
+from kronos.core.model import OUTCOMES, Plan, Result, State
 from kronos.core.options import make_options
 from kronos.errors import UsageError
 
-OUTCOMES = ("Succeeded", "PreFlightError", "MigrationFailed", "MigrationTimeout")
 DEFINITIVE_FAILURES = ("MigrationFailed", "MigrationTimeout")
 MAX_RESULTS = 1000
 

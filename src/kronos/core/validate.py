@@ -1,4 +1,4 @@
-"""Cross-object validation of a snapshot, in one place.
+"""What the documents mean, checked in one place: snapshot, plan and state.
 
 Every problem becomes an :class:`Issue` with the JSON path of the offending
 value, and all of them are reported at once: an operator fixing a recorded
@@ -6,23 +6,62 @@ snapshot should not have to run the validator ten times to find ten problems.
 Warnings (for instance hosts already over capacity, which real clouds with
 overcommit have) are reported but do not make a snapshot unusable; the
 planner never "fixes" them.
+
+The checks here judge values, not types: :mod:`kronos.core.convert` reads a
+document strictly and then runs these on what it read, so both kinds of
+problem arrive together. Each check must therefore cope with the stand-ins
+the reader puts where a value was unreadable (NaN numbers, empty names).
 """
 
 from __future__ import annotations
 
+import difflib
+import json
 import math
+import re
 from collections import Counter
-from collections.abc import Iterable
-from typing import Any, Literal
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any, Literal, get_args
 
 from attrs import frozen
 
-from kronos.core.model import RESOURCES, UNASSIGNED, Snapshot
+from kronos.core.model import (
+    NOVA_STATUSES,
+    OUTCOMES,
+    RESOURCES,
+    UNASSIGNED,
+    VM,
+    VM_PROFILE_LABEL_TYPES,
+    Action,
+    AggregateSummary,
+    Plan,
+    Snapshot,
+    State,
+)
 
 GROUP_POLICIES = ("affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity")
 MODES = ("spread", "pack")
 FALLBACKS = ("host_average", "skip")
-_MISSING = object()
+ACTIONS: tuple[str, ...] = get_args(Action)
+GROUP_RULES = ("max_server_per_host",)
+#: anti-affinity limits live in int32 arrays; Nova's own column is a 32-bit integer too
+MAX_SERVER_PER_HOST = 2**31 - 1
+POST_DRAIN_ACTIONS = ("none", "disable")
+OPTIMALITY_STATUSES = ("optimal", "feasible", "timeout")
+OBJECTIVE_KINDS = ("hosts", "cost", "combined")
+#: os-traits spelling: upper case, digits and underscores (``HW_CPU_X86_AVX2``, ``CUSTOM_GOLD``)
+_TRAIT = re.compile(r"[A-Z][A-Z0-9_]*")
+_PLAIN_KEY = re.compile(r"[^.\[\]\"\s]+")
+NOT_HONOURED = "not honoured by this Kronos version yet; the plan could be refused by Nova"
+
+
+class _NoValue:
+    def __repr__(self) -> str:
+        return "NO_VALUE"
+
+
+#: an Issue's ``value`` when the problem has no value to show (a missing key)
+NO_VALUE: Any = _NoValue()
 
 
 @frozen
@@ -31,22 +70,55 @@ class Issue:
 
     path: str
     message: str
-    value: Any = _MISSING
+    value: Any = NO_VALUE
     severity: Literal["error", "warning"] = "error"
 
     def __str__(self) -> str:
         prefix = "warning: " if self.severity == "warning" else ""
-        if self.value is _MISSING:
+        if self.value is NO_VALUE:
             return f"{prefix}{self.path}: {self.message}"
-        return f"{prefix}{self.path} = {_show(self.value)}: {self.message}"
+        return f"{prefix}{self.path} = {show(self.value)}: {self.message}"
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, str):
+def key_path(path: str, key: str | int) -> str:
+    """``path`` extended by a list index or a mapping key, as every message spells paths."""
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    if _PLAIN_KEY.fullmatch(key) and key.isprintable():
+        return f"{path}.{key}" if path else key
+    return f"{path}[{json.dumps(key)}]"
+
+
+def show(value: Any, limit: int = 80) -> str:
+    """A value as a message shows it: short, printable, never a 5 000-digit integer."""
+    text = _brief(value, 3)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _brief(value: Any, depth: int) -> str:
+    if isinstance(value, bool) or value is None:
         return repr(value)
-    if isinstance(value, float) and math.isnan(value):
-        return "NaN"
-    return str(value)
+    if isinstance(value, int):
+        if value.bit_length() > 200:
+            return f"<an integer of {int(value.bit_length() * math.log10(2)) + 1} digits>"
+        return str(value)
+    if isinstance(value, float):
+        return "NaN" if math.isnan(value) else str(value)
+    if isinstance(value, str):
+        return repr(value[:200])
+    if isinstance(value, list | tuple):
+        if depth == 0:
+            return f"[... {len(value)} items]"
+        return (
+            "[" + ", ".join(_brief(v, depth - 1) for v in value[:8]) + (", ...]" if len(value) > 8 else "]")
+        )
+    if isinstance(value, dict):
+        if depth == 0:
+            return f"{{... {len(value)} keys}}"
+        items = list(value.items())[:8]
+        inner = ", ".join(f"{_brief(k, 0)}: {_brief(v, depth - 1)}" for k, v in items)
+        return "{" + inner + (", ...}" if len(value) > 8 else "}")
+    return f"<{type(value).__name__}>"
 
 
 def check_format(fmt: str, kind: str, path: str = "format") -> list[Issue]:
@@ -59,18 +131,41 @@ def check_format(fmt: str, kind: str, path: str = "format") -> list[Issue]:
     return []
 
 
-def _bad_unit(x: float) -> bool:
+def _bad_unit(x: Any) -> bool:
     return not isinstance(x, int | float) or math.isnan(x) or x < 0.0 or x > 1.0
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _blank(s: Any) -> bool:
+    return not isinstance(s, str) or not s.strip()
 
 
 def _duplicates(names: Iterable[str]) -> set[str]:
     return {n for n, c in Counter(names).items() if c > 1}
 
 
-def validate(snapshot: Snapshot) -> list[Issue]:
-    """Return every problem in ``snapshot``; errors first in document order."""
+def _unknown_name(path: str, name: str, known: Collection[str], what: str) -> Issue:
+    near = difflib.get_close_matches(name, list(known), n=1)
+    hint = f"; did you mean {near[0]}?" if near else ""
+    return Issue(path, f"no {what} of this name{hint}")
+
+
+def validate(document: Snapshot | Plan | State) -> list[Issue]:
+    """Every problem in a snapshot, plan or state; errors first in document order."""
+    if isinstance(document, Plan):
+        return validate_plan(document)
+    if isinstance(document, State):
+        return validate_state(document)
+    return validate_snapshot(document)
+
+
+def validate_snapshot(snapshot: Snapshot) -> list[Issue]:
     issues: list[Issue] = check_format(snapshot.format, "kronos.snapshot")
     issues += validate_policies(snapshot)
+    issues += _time_fields(snapshot)
     issues += _hosts(snapshot)
     issues += _aggregates(snapshot)
     issues += _vms(snapshot)
@@ -84,13 +179,15 @@ def validate_policies(s: Snapshot) -> list[Issue]:
     dup = _duplicates(p.name for p in s.policies)
     for i, p in enumerate(s.policies):
         at = f"policies[{i}]"
-        if p.name in dup:
+        if _blank(p.name):
+            out.append(Issue(f"{at}.name", "must not be blank", p.name))
+        elif p.name in dup:
             out.append(Issue(f"{at}.name", "duplicate policy name", p.name))
         if p.mode not in MODES:
             out.append(Issue(f"{at}.mode", "mode must be spread or pack", p.mode))
         if _bad_unit(p.weight):
             out.append(Issue(f"{at}.weight", "weights must be in [0, 1]", p.weight))
-        if not p.threshold >= 0.0:
+        if not (_finite(p.threshold) and p.threshold >= 0.0):
             out.append(Issue(f"{at}.threshold", "threshold must be >= 0", p.threshold))
         if _bad_unit(p.max_host_score):
             out.append(Issue(f"{at}.max_host_score", "must be in [0, 1]", p.max_host_score))
@@ -102,40 +199,137 @@ def validate_policies(s: Snapshot) -> list[Issue]:
                     p.vm_profile_fallback,
                 )
             )
+        label_type = p.vm_profile_label_type
+        if label_type is not None and label_type not in VM_PROFILE_LABEL_TYPES:
+            why = f"must be one of {', '.join(VM_PROFILE_LABEL_TYPES)}"
+            out.append(Issue(f"{at}.vm_profile_label_type", why, label_type))
         if p.max_migrations_per_cycle is not None and p.max_migrations_per_cycle < 0:
             out.append(Issue(f"{at}.max_migrations_per_cycle", "must be >= 0", p.max_migrations_per_cycle))
     enabled = s.enabled_policies
-    if enabled:
+    if enabled and not any(_bad_unit(p.weight) for p in enabled):  # a bad weight is reported above
         total = sum(p.weight for p in enabled)
         if not abs(total - 1.0) <= 1e-6:
             out.append(Issue("policies", f"enabled policy weights sum to {total:.6g}, not 1.0"))
+    if enabled:
         modes = sorted({p.mode for p in enabled})
         if len(modes) > 1:
             out.append(Issue("policies", f"enabled policies mix modes {', '.join(modes)}"))
     return out
 
 
+def _time_fields(s: Snapshot) -> list[Issue]:
+    """FORMATS §5: the spacing of score histories and the horizon of weight forecasts."""
+    out: list[Issue] = []
+    wanted = {
+        "history_step_seconds": (s.history_step_seconds, any(h.score_history for h in s.hosts)),
+        "forecast_horizon_seconds": (s.forecast_horizon_seconds, any(v.weights_forecast for v in s.vms)),
+    }
+    for name, (value, needed) in wanted.items():
+        if value is None:
+            if needed:
+                user = "hosts[].score_history" if name.startswith("history") else "vms[].weights_forecast"
+                out.append(Issue(name, f"required when {user} is present"))
+        elif not (_finite(value) and value > 0):
+            out.append(Issue(name, "must be a number of seconds > 0", value))
+    return out
+
+
+def _policy_keyed(
+    at: str, values: Mapping[str, Any], known: Collection[str], check: Any, message: str
+) -> list[Issue]:
+    """Per-policy values: each key a policy of the snapshot, each value passing ``check``."""
+    out: list[Issue] = []
+    for p, v in values.items():
+        path = key_path(at, p)
+        if p not in known:
+            out.append(_unknown_name(path, p, known, "policy"))
+        elif not check(v):
+            out.append(Issue(path, message, v))
+    return out
+
+
 def _hosts(s: Snapshot) -> list[Issue]:
     out: list[Issue] = []
     dup = _duplicates(h.name for h in s.hosts)
+    policies = [p.name for p in s.policies]
     names = [p.name for p in s.enabled_policies]
     for i, h in enumerate(s.hosts):
         at = f"hosts[{i}]"
-        if h.name in dup:
+        if _blank(h.name):
+            out.append(Issue(f"{at}.name", "must not be blank", h.name))
+        elif h.name in dup:
             out.append(Issue(f"{at}.name", "duplicate host name", h.name))
         for r in RESOURCES:
             v = getattr(h.capacity, r)
             if not (math.isfinite(v) and v >= 0):
                 out.append(Issue(f"{at}.capacity.{r}", "capacity must be >= 0", v))
+        for r, v in (h.capacity.classes or {}).items():
+            if not (_finite(v) and v >= 0):
+                out.append(Issue(key_path(f"{at}.capacity", r), "capacity must be >= 0", v))
         for p in names:
-            if p not in h.scores:
-                if h.up:
-                    out.append(Issue(f"{at}.scores.{p}", "missing score of an enabled policy"))
-            elif _bad_unit(h.scores[p]):
-                out.append(Issue(f"{at}.scores.{p}", "scores must be in [0, 1]", h.scores[p]))
-        for p, v in h.score_capacity.items():
-            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
-                out.append(Issue(f"{at}.score_capacity.{p}", "must be > 0", v))
+            if p not in h.scores and h.up:
+                out.append(Issue(key_path(f"{at}.scores", p), "missing score of an enabled policy"))
+        out += _policy_keyed(
+            f"{at}.scores", h.scores, policies, lambda x: not _bad_unit(x), "scores must be in [0, 1]"
+        )
+        out += _policy_keyed(
+            f"{at}.score_capacity", h.score_capacity, policies, lambda x: _finite(x) and x > 0, "must be > 0"
+        )
+        if h.cost_per_hour is not None and not (_finite(h.cost_per_hour) and h.cost_per_hour >= 0):
+            out.append(Issue(f"{at}.cost_per_hour", "must be a number >= 0", h.cost_per_hour))
+        out += _host_facts(at, h.traits, h.numa_cells)
+        for p, history in (h.score_history or {}).items():
+            out += _history(key_path(f"{at}.score_history", p), p, history, h.scores, policies)
+    return out
+
+
+def _host_facts(at: str, traits: Any, cells: Any) -> list[Issue]:
+    """FORMATS §4 facts about a host: accepted (they bind nothing alone), checked for shape."""
+    out = _traits(f"{at}.traits", traits)
+    seen: set[int] = set()
+    for j, c in enumerate(cells or ()):
+        if not (isinstance(c.id, int) and c.id >= 0) or c.id in seen:
+            out.append(Issue(f"{at}.numa_cells[{j}].id", "cell ids must be distinct integers >= 0", c.id))
+        seen.add(c.id)
+        for r in ("vcpus", "memory_mb"):
+            x = getattr(c, r)
+            if not (_finite(x) and x >= 0):
+                out.append(Issue(f"{at}.numa_cells[{j}].{r}", "must be >= 0", x))
+    return out
+
+
+def _traits(at: str, traits: Any) -> list[Issue]:
+    return [
+        Issue(f"{at}[{j}]", "a trait is upper case, digits and underscores", t)
+        for j, t in enumerate(traits or ())
+        if not (isinstance(t, str) and _TRAIT.fullmatch(t))
+    ]
+
+
+def _history(
+    at: str, policy: str, history: Any, scores: Mapping[str, float], known: Collection[str]
+) -> list[Issue]:
+    """FORMATS §5: equal steps, oldest first, each in [0, 1] or null, the last = the score."""
+    if policy not in known:
+        return [_unknown_name(at, policy, known, "policy")]
+    if not history:
+        return [Issue(at, "a history needs at least its last sample (the current score)")]
+    out = [
+        Issue(f"{at}[{k}]", "must be in [0, 1] or null", x)
+        for k, x in enumerate(history)
+        if x is not None and _bad_unit(x)
+    ]
+    last = history[-1]
+    if last is None:
+        out.append(Issue(f"{at}[{len(history) - 1}]", "the last sample is the score at taken_at; never null"))
+    elif policy in scores and not _bad_unit(last) and abs(last - scores[policy]) > 1e-9:
+        out.append(
+            Issue(
+                f"{at}[{len(history) - 1}]",
+                f"the last sample must equal the score ({scores[policy]:g})",
+                last,
+            )
+        )
     return out
 
 
@@ -146,7 +340,9 @@ def _aggregates(s: Snapshot) -> list[Issue]:
     az_of: dict[str, tuple[str, str]] = {}
     for i, a in enumerate(s.aggregates):
         at = f"aggregates[{i}]"
-        if a.name in dup:
+        if _blank(a.name):
+            out.append(Issue(f"{at}.name", "must not be blank", a.name))
+        elif a.name in dup:
             out.append(Issue(f"{at}.name", "duplicate aggregate name", a.name))
         if a.name == UNASSIGNED:
             out.append(Issue(f"{at}.name", "reserved for hosts in no aggregate", a.name))
@@ -171,20 +367,67 @@ def _aggregates(s: Snapshot) -> list[Issue]:
 def _vms(s: Snapshot) -> list[Issue]:
     out: list[Issue] = []
     known = {h.name for h in s.hosts}
+    policies = [p.name for p in s.policies]
     dup = _duplicates(v.id for v in s.vms)
+    unit = lambda x: not _bad_unit(x)  # noqa: E731
     for i, v in enumerate(s.vms):
         at = f"vms[{i}]"
-        if v.id in dup:
+        if _blank(v.id):
+            out.append(Issue(f"{at}.id", "must not be blank", v.id))
+        elif v.id in dup:
             out.append(Issue(f"{at}.id", "duplicate VM id", v.id))
+        if v.name is not None and _blank(v.name):
+            out.append(Issue(f"{at}.name", "must not be blank (leave it out instead)", v.name))
         if v.host not in known:
             out.append(Issue(f"{at}.host", "unknown host", v.host))
+        if v.status not in NOVA_STATUSES:
+            near = difflib.get_close_matches(str(v.status).upper(), NOVA_STATUSES, n=1)
+            hint = f"; did you mean {near[0]}?" if near else ""
+            out.append(Issue(f"{at}.status", f"not a Nova server status{hint}", v.status))
+        if v.task_state is not None and _blank(v.task_state):
+            out.append(Issue(f"{at}.task_state", "must be null or a task state", v.task_state))
+        if _blank(v.flavor.name):
+            out.append(Issue(f"{at}.flavor.name", "must not be blank", v.flavor.name))
         for r in RESOURCES:
             x = getattr(v.flavor, r)
             if not (math.isfinite(x) and x >= 0):
                 out.append(Issue(f"{at}.flavor.{r}", "flavor sizes must be >= 0", x))
-        for p, w in v.weights.items():
-            if _bad_unit(w):
-                out.append(Issue(f"{at}.weights.{p}", "weights must be in [0, 1]", w))
+        for j, tag in enumerate(v.tags):
+            if _blank(tag):
+                out.append(Issue(f"{at}.tags[{j}]", "a tag must not be blank", tag))
+        out += _policy_keyed(f"{at}.weights", v.weights, policies, unit, "weights must be in [0, 1]")
+        out += _policy_keyed(
+            f"{at}.weights_forecast", v.weights_forecast or {}, policies, unit, "forecasts must be in [0, 1]"
+        )
+        out += _binding(at, v)
+    return out
+
+
+def _binding(at: str, v: VM) -> list[Issue]:
+    """FORMATS §4 fields that would bind a placement, which the planner does not honour yet.
+
+    Planning as if they were absent could move a VM where Nova refuses it, so
+    they are errors until the planner checks them (a VM's facts that bind
+    nothing, such as flavor-sized ``resources``, are accepted).
+    """
+    out: list[Issue] = []
+    if v.resources is not None:
+        for r, x in v.resources.items():
+            if not (_finite(x) and x >= 0):
+                out.append(Issue(key_path(f"{at}.resources", r), "amounts must be >= 0", x))
+        legacy = {r: v.resources.get(r, 0.0) for r in RESOURCES}
+        other = {r: x for r, x in v.resources.items() if r not in RESOURCES and x != 0}
+        if other or any(legacy[r] != getattr(v.flavor, r) for r in RESOURCES):
+            out.append(Issue(f"{at}.resources", f"differs from the flavor: {NOT_HONOURED}", v.resources))
+    for name in ("required_traits", "forbidden_traits"):
+        traits = getattr(v, name)
+        out += _traits(f"{at}.{name}", traits)
+        if traits:
+            out.append(Issue(f"{at}.{name}", NOT_HONOURED, traits))
+    if v.numa_cells:
+        out.append(Issue(f"{at}.numa_cells", NOT_HONOURED, v.numa_cells))
+    if v.devices:
+        out.append(Issue(f"{at}.devices", NOT_HONOURED, v.devices))
     return out
 
 
@@ -195,13 +438,25 @@ def _groups(s: Snapshot) -> list[Issue]:
     owner: dict[str, str] = {}
     for i, g in enumerate(s.server_groups):
         at = f"server_groups[{i}]"
-        if g.id in dup:
+        if _blank(g.id):
+            out.append(Issue(f"{at}.id", "must not be blank", g.id))
+        elif g.id in dup:
             out.append(Issue(f"{at}.id", "duplicate server group id", g.id))
+        if g.name is not None and _blank(g.name):
+            out.append(Issue(f"{at}.name", "must not be blank (leave it out instead)", g.name))
         if g.policy not in GROUP_POLICIES:
             out.append(Issue(f"{at}.policy", f"must be one of {', '.join(GROUP_POLICIES)}", g.policy))
+        for rule in g.rules:
+            if rule not in GROUP_RULES:
+                out.append(
+                    _unknown_name(key_path(f"{at}.rules", rule), rule, GROUP_RULES, "server group rule")
+                )
         msph = g.rules.get("max_server_per_host")
-        if msph is not None and not (isinstance(msph, int) and msph >= 1):
-            out.append(Issue(f"{at}.rules.max_server_per_host", "must be an integer >= 1", msph))
+        if msph is not None and not (
+            isinstance(msph, int) and not isinstance(msph, bool) and 1 <= msph <= MAX_SERVER_PER_HOST
+        ):
+            why = f"must be an integer from 1 to {MAX_SERVER_PER_HOST}"
+            out.append(Issue(f"{at}.rules.max_server_per_host", why, msph))
         for j, m in enumerate(g.members):
             if m not in known:
                 out.append(Issue(f"{at}.members[{j}]", "member is not a VM of the snapshot", m))
@@ -234,6 +489,107 @@ def _capacity_warnings(s: Snapshot) -> list[Issue]:
                         severity="warning",
                     )
                 )
+    return out
+
+
+# --------------------------------------------------------------------- plan
+
+
+def validate_plan(plan: Plan) -> list[Issue]:
+    """What a consumer of a plan relies on: known actions, one step per ``seq``, finite figures."""
+    out = check_format(plan.format, "kronos.plan")
+    digest = plan.snapshot_digest
+    if not (isinstance(digest, str) and digest.startswith("sha256:") and len(digest) > len("sha256:")):
+        out.append(Issue("snapshot_digest", "expected sha256:<hex digest of the snapshot>", digest))
+    dup = _duplicates(str(s.seq) for s in plan.steps)
+    for i, s in enumerate(plan.steps):
+        at = f"steps[{i}]"
+        if not (isinstance(s.seq, int) and s.seq >= 1):
+            out.append(Issue(f"{at}.seq", "must be an integer >= 1", s.seq))
+        elif str(s.seq) in dup:
+            out.append(Issue(f"{at}.seq", "another step has this seq", s.seq))
+        if not (isinstance(s.wave, int) and s.wave >= 1):
+            out.append(Issue(f"{at}.wave", "must be an integer >= 1", s.wave))
+        if _blank(s.phase):
+            out.append(Issue(f"{at}.phase", "must be a phase name", s.phase))
+        if s.action not in ACTIONS:
+            out.append(Issue(f"{at}.action", f"must be one of {', '.join(ACTIONS)}", s.action))
+        for name in ("instance", "source", "destination", "aggregate"):
+            if _blank(getattr(s, name)):
+                out.append(Issue(f"{at}.{name}", "must not be blank", getattr(s, name)))
+        if not _finite(s.combined_after):
+            out.append(Issue(f"{at}.combined_after", "must be a finite number", s.combined_after))
+        if s.repeat_reason is not None and _blank(s.repeat_reason):
+            out.append(Issue(f"{at}.repeat_reason", "must say why the VM moves again", s.repeat_reason))
+        if s.numa_cells is not None and not _distinct_ids(s.numa_cells):
+            out.append(Issue(f"{at}.numa_cells", "cell ids must be distinct integers >= 0", s.numa_cells))
+    for name, summary in plan.summary.aggregates.items():
+        out += _aggregate_summary(key_path("summary.aggregates", name), summary)
+    for field in ("unplaced", "not_selected"):
+        for i, u in enumerate(getattr(plan.summary, field) or ()):
+            if _blank(u.instance):
+                out.append(Issue(f"summary.{field}[{i}].instance", "must not be blank", u.instance))
+    return out
+
+
+def _distinct_ids(ids: Iterable[Any]) -> bool:
+    seen = list(ids)
+    return all(isinstance(x, int) and x >= 0 for x in seen) and len(set(seen)) == len(seen)
+
+
+def _aggregate_summary(at: str, a: AggregateSummary) -> list[Issue]:
+    out: list[Issue] = []
+    for name in ("imbalance_before", "imbalance_after"):
+        for p, x in getattr(a, name).items():
+            if not _finite(x):
+                out.append(Issue(key_path(f"{at}.{name}", p), "must be a finite number", x))
+    for name in ("combined_before", "combined_after", "combined_forecast_before", "combined_forecast_after"):
+        x = getattr(a, name)
+        if x is not None and not _finite(x):
+            out.append(Issue(f"{at}.{name}", "must be a finite number", x))
+    if a.moved_memory_mb is not None and not (_finite(a.moved_memory_mb) and a.moved_memory_mb >= 0):
+        out.append(Issue(f"{at}.moved_memory_mb", "must be a number >= 0", a.moved_memory_mb))
+    if a.migrations < 0:
+        out.append(Issue(f"{at}.migrations", "must be >= 0", a.migrations))
+    for host, action in (a.post_drain or {}).items():
+        if action not in POST_DRAIN_ACTIONS:
+            out.append(Issue(key_path(f"{at}.post_drain", host), "must be none or disable", action))
+    o = a.optimality
+    if o is not None:
+        if o.status not in OPTIMALITY_STATUSES:
+            out.append(
+                Issue(f"{at}.optimality.status", f"must be one of {', '.join(OPTIMALITY_STATUSES)}", o.status)
+            )
+        if o.objective_kind not in OBJECTIVE_KINDS:
+            why = f"must be one of {', '.join(OBJECTIVE_KINDS)}"
+            out.append(Issue(f"{at}.optimality.objective_kind", why, o.objective_kind))
+        if _blank(o.solver):
+            out.append(Issue(f"{at}.optimality.solver", "must name the solver", o.solver))
+        for name in ("objective", "bound"):
+            if not _finite(getattr(o, name)):
+                out.append(Issue(f"{at}.optimality.{name}", "must be a finite number", getattr(o, name)))
+        for name in ("gap", "seconds"):
+            x = getattr(o, name)
+            if not (_finite(x) and x >= 0):
+                out.append(Issue(f"{at}.optimality.{name}", "must be a number >= 0", x))
+    return out
+
+
+# --------------------------------------------------------------------- state
+
+
+def validate_state(state: State) -> list[Issue]:
+    """What the planner reads back: named entries and outcomes it knows."""
+    out = check_format(state.format, "kronos.state")
+    for name in ("aggregate_cooldown_until", "instance_cooldown_until", "quarantined_until"):
+        for key in getattr(state, name):
+            if _blank(key):
+                out.append(Issue(key_path(name, key), "keys must not be blank"))
+    for i, r in enumerate(state.results):
+        if _blank(r.instance):
+            out.append(Issue(f"results[{i}].instance", "must not be blank", r.instance))
+        if r.outcome not in OUTCOMES:
+            out.append(Issue(f"results[{i}].outcome", f"must be one of {', '.join(OUTCOMES)}", r.outcome))
     return out
 
 
