@@ -379,7 +379,9 @@ def test_unreadable_or_missing_files_are_66_for_the_config_and_the_policies(
     monkeypatch.setattr(Path, "read_bytes", real_bytes)
     monkeypatch.setattr(Path, "read_text", denied)
     assert cli.run(cli.cli.main, ["scores", "--config", str(conf)]) == 66
-    assert "policies.yaml: not readable (permission denied) ([engine] policies_file)" in capsys.readouterr().err
+    assert (
+        "policies.yaml: not readable (permission denied) ([engine] policies_file)" in capsys.readouterr().err
+    )
     monkeypatch.setattr(Path, "read_text", real_text)
     assert kronos_cli("scores", "--config", str(tmp_path)).returncode == 66  # a directory
     assert kronos_cli("scores", "--config", str(tmp_path / "none.conf")).returncode == 66

@@ -88,3 +88,24 @@ def test_state_commands(tmp_path: Path) -> None:
     assert kronos.load_state(st).quarantined_until == {}
     bad = kronos_cli("state", "release", "--state", str(st), "vm-1")
     assert bad.returncode == 64 and "neither quarantined" in bad.stderr
+
+
+def test_a_cooldown_past_year_9999_ends_at_the_last_instant_a_document_can_say(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    import attrs
+
+    from kronos.core.state import END_OF_TIME
+
+    snap = kronos.generate(hosts=6, vms=60, groups=0, seed=1, skew=1.2)
+    late = datetime(9999, 12, 31, 23, 59, 0, tzinfo=UTC)  # + 900 s of cooldown is past 9999
+    snap = attrs.evolve(
+        snap, taken_at=late, policies=tuple(attrs.evolve(p, threshold=0.0) for p in snap.policies)
+    )
+    plan = kronos.plan(snap, budget=2)
+    state = kronos.next_state(None, plan, now=late)
+    assert set(state.instance_cooldown_until.values()) == {END_OF_TIME}
+    failed = kronos.record_result(state, plan.steps[0].instance, "MigrationFailed", at=late)
+    assert failed.quarantined_until[plan.steps[0].instance] == END_OF_TIME
+    kronos.dump(failed, tmp_path / "state.json")
+    assert kronos.load_state(tmp_path / "state.json") == failed

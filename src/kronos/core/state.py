@@ -7,7 +7,7 @@ stays small however long the engine runs.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -29,6 +29,18 @@ def prune(state: State, now: datetime) -> State:
     )
 
 
+#: the last instant a document can say (RFC 3339 stops at year 9999)
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+
+
+def after(t: datetime, seconds: float) -> datetime:
+    """``t`` plus ``seconds``, or :data:`END_OF_TIME` for a cooldown that would end past year 9999."""
+    try:
+        return t + timedelta(seconds=seconds)
+    except OverflowError:
+        return END_OF_TIME
+
+
 def _later(current: datetime | None, candidate: datetime) -> datetime:
     return candidate if current is None or candidate > current else current
 
@@ -41,13 +53,9 @@ def next_state(state: State | None, plan: Plan, *, now: datetime, **options: Any
     inst = dict(state.instance_cooldown_until)
     for step in plan.steps:
         if opts.common.cooldown > 0:
-            agg[step.aggregate] = _later(
-                agg.get(step.aggregate), now + timedelta(seconds=opts.common.cooldown)
-            )
+            agg[step.aggregate] = _later(agg.get(step.aggregate), after(now, opts.common.cooldown))
         if opts.common.instance_cooldown > 0:
-            inst[step.instance] = _later(
-                inst.get(step.instance), now + timedelta(seconds=opts.common.instance_cooldown)
-            )
+            inst[step.instance] = _later(inst.get(step.instance), after(now, opts.common.instance_cooldown))
     return attrs.evolve(state, aggregate_cooldown_until=agg, instance_cooldown_until=inst)
 
 
@@ -75,9 +83,9 @@ def record_result(
     quar = dict(state.quarantined_until)
     if outcome in DEFINITIVE_FAILURES:
         secs = opts.common.instance_quarantine_seconds
-        quar[instance] = None if secs < 0 else at + timedelta(seconds=secs)
+        quar[instance] = None if secs < 0 else after(at, secs)
     elif opts.common.instance_cooldown > 0:
-        inst[instance] = _later(inst.get(instance), at + timedelta(seconds=opts.common.instance_cooldown))
+        inst[instance] = _later(inst.get(instance), after(at, opts.common.instance_cooldown))
     results = (*state.results, Result(instance, outcome, at, error))[-MAX_RESULTS:]
     return attrs.evolve(state, instance_cooldown_until=inst, quarantined_until=quar, results=results)
 

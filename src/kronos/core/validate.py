@@ -38,9 +38,9 @@ from kronos.core.model import (
     Snapshot,
     State,
 )
+from kronos.core.phases import MODES
 
 GROUP_POLICIES = ("affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity")
-MODES = ("spread", "pack")
 FALLBACKS = ("host_average", "skip")
 ACTIONS: tuple[str, ...] = get_args(Action)
 GROUP_RULES = ("max_server_per_host",)
