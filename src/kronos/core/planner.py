@@ -55,20 +55,21 @@ class Phase:
     takes one aggregate (world, name, hosts, budget, options) and returns an
     :class:`AggregateOutcome`; evacuate and drain share
     :func:`~kronos.core.evacuate.plan_leaving`, whose options are the
-    keyword arguments of :func:`evacuate` and :func:`drain`.
+    keyword arguments of :func:`evacuate` and :func:`drain`, gathered in a
+    :class:`~kronos.core.evacuate.Leaving` request.
     """
 
     name: str
-    options: type | None
+    options: type
     planner: Callable[..., Any]
 
 
 PHASES: dict[str, Phase] = {
-    phases.DRAIN: Phase(phases.DRAIN, None, plan_leaving),
+    phases.DRAIN: Phase(phases.DRAIN, Leaving, plan_leaving),
     phases.AFFINITY: Phase(phases.AFFINITY, AffinityOptions, repair),
     phases.SPREAD: Phase(phases.SPREAD, SpreadOptions, plan_spread),
     phases.PACK: Phase(phases.PACK, PackOptions, plan_pack),
-    phases.EVACUATE: Phase(phases.EVACUATE, None, plan_leaving),
+    phases.EVACUATE: Phase(phases.EVACUATE, Leaving, plan_leaving),
 }
 
 
