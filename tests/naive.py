@@ -16,14 +16,20 @@ EPS = 1e-9
 
 #: the rules of kronos.core.rules.RULES, written out again in the table's order
 VM_RULES = (
-    "vm.status", "vm.task_state", "vm.migratable", "vm.cooldown", "vm.quarantine", "vm.profile", "vm.moved",
-    "source.up",
+    "vm.status", "vm.task_state", "vm.migratable", "vm.devices", "vm.cooldown", "vm.quarantine", "vm.profile",
+    "vm.moved", "source.up",
 )  # fmt: skip
 MOVE_RULES = (
-    "host.enabled", "host.up", "host.leaving", "source.load", "az", "extra_specs", "capacity.vcpus", "capacity.memory_mb",
-    "capacity.disk_gb", "max_host_score", "group.affinity", "group.anti-affinity", "group.soft-affinity",
-    "group.soft-anti-affinity",
+    "host.enabled", "host.up", "host.leaving", "source.load", "az", "extra_specs", "traits.required",
+    "traits.forbidden", "cpu_compat", "capacity", "numa", "max_host_score", "group.affinity",
+    "group.anti-affinity", "group.soft-affinity", "group.soft-anti-affinity",
 )  # fmt: skip
+NOT_CPU_FEATURES = {"HW_CPU_HYPERTHREADING", "HW_CPU_X86_AMD_SEV", "HW_CPU_X86_AMD_SEV_ES", "HW_CPU_X86_SGX"}
+
+
+def cpu_features(traits: tuple[str, ...] | None) -> set[str]:
+    """A host's guest CPU features: its HW_CPU_* traits less those that are not features (FORMATS §4)."""
+    return {t for t in traits or () if t.startswith("HW_CPU_")} - NOT_CPU_FEATURES
 
 
 def pstdev(xs: list[float]) -> float:
@@ -38,9 +44,11 @@ class NaiveWorld:
     snap: Snapshot
     host: dict[str, str] = field(default_factory=dict)  # vm -> host
     score: dict[str, dict[str, float]] = field(default_factory=dict)
-    used: dict[str, list[float]] = field(default_factory=dict)
+    used: dict[str, dict[str, float]] = field(default_factory=dict)  # host -> resource class -> used
     load: dict[str, dict[str, float]] = field(default_factory=dict)  # absolute
     moved: set[str] = field(default_factory=set)
+    #: require_cpu_compatibility: live migrations keep every HW_CPU_* feature of the source
+    cpu_compat: bool = False
 
     def __post_init__(self) -> None:
         s = self.snap
@@ -63,15 +71,41 @@ class NaiveWorld:
         count = {h.name: 0 for h in s.hosts}
         for v in s.vms:
             count[v.host] += 1
+        alias = {"VCPU": "vcpus", "MEMORY_MB": "memory_mb", "DISK_GB": "disk_gb"}
+        self.cap: dict[str, dict[str, float]] = {}
+        self.cells: dict[str, dict[int, list[float]]] = {}  # host -> cell id -> [vcpus, MiB] capacity
+        self.cell_used: dict[str, dict[int, list[float]]] = {}
         for h in s.hosts:
             self.score[h.name] = {p.name: h.scores.get(p.name, 0.0) for p in self.pols}
-            self.used[h.name] = [0.0, 0.0, 0.0]
+            c = h.capacity
+            self.cap[h.name] = {"vcpus": c.vcpus, "memory_mb": c.memory_mb, "disk_gb": c.disk_gb}
+            self.cap[h.name].update({alias.get(k, k): x for k, x in (c.classes or {}).items()})
+            self.used[h.name] = {}
+            self.cells[h.name] = {cell.id: [cell.vcpus, cell.memory_mb] for cell in h.numa_cells or ()}
+            self.cell_used[h.name] = {cid: [0.0, 0.0] for cid in self.cells[h.name]}
+        self.res: dict[str, dict[str, float]] = {}
+        self.vm_cells: dict[str, list[int]] = {}  # a NUMA-placed VM's cells on its host now
+        self.n_cells: dict[str, int] = {}  # how many cells it spans (0: host level)
+        self.need: dict[str, tuple[float, float]] = {}  # vCPUs incl. PCPU, MiB: split over its cells
         for v in s.vms:
             self.host[v.id] = v.host
-            u = self.used[v.host]
-            u[0] += v.flavor.vcpus
-            u[1] += v.flavor.memory_mb
-            u[2] += v.flavor.disk_gb
+            if v.resources is not None:
+                self.res[v.id] = {alias.get(k, k): x for k, x in v.resources.items()}
+            else:
+                self.res[v.id] = {
+                    "vcpus": v.flavor.vcpus,
+                    "memory_mb": v.flavor.memory_mb,
+                    "disk_gb": v.flavor.disk_gb,
+                }
+            for k, x in self.res[v.id].items():
+                self.used[v.host][k] = self.used[v.host].get(k, 0.0) + x
+            r = self.res[v.id]
+            self.need[v.id] = (r.get("vcpus", 0.0) + r.get("PCPU", 0.0), r.get("memory_mb", 0.0))
+            self.n_cells[v.id] = len(v.numa_cells) if v.numa_cells and self.cells[v.host] else 0
+            self.vm_cells[v.id] = list(v.numa_cells or ()) if self.n_cells[v.id] else []
+            for cid in self.vm_cells[v.id]:
+                for d in (0, 1):
+                    self.cell_used[v.host][cid][d] += self.need[v.id][d] / self.n_cells[v.id]
             sc = self.hosts[v.host].score_capacity
             self.load[v.id] = {}
             for p in self.pols:
@@ -135,6 +169,9 @@ class NaiveWorld:
             return evacuating or v.task_state is None
         if rule == "vm.migratable":
             return v.migratable
+        if rule == "vm.devices":  # a cold migration or an evacuation takes devices along
+            cold_move = evacuating or (cold and v.status == "SHUTOFF")
+            return not v.devices or bool(v.live_migratable_devices) or cold_move
         if rule == "vm.cooldown":
             return evacuating or vid not in cooldown
         if rule == "vm.quarantine":
@@ -182,11 +219,22 @@ class NaiveWorld:
                 for k, val in v.flavor.extra_specs.items()
                 if k.startswith(EXTRA_SPEC_PREFIX)
             )
-        if rule.startswith("capacity."):
-            k = ("vcpus", "memory_mb", "disk_gb").index(rule.removeprefix("capacity."))
-            need = (v.flavor.vcpus, v.flavor.memory_mb, v.flavor.disk_gb)[k]
-            cap = self.hosts[dst].capacity
-            return self.used[dst][k] + need <= (cap.vcpus, cap.memory_mb, cap.disk_gb)[k] + EPS
+        if rule == "traits.required":
+            return set(v.required_traits or ()) <= set(self.hosts[dst].traits or ())
+        if rule == "traits.forbidden":
+            return not set(v.forbidden_traits or ()) & set(self.hosts[dst].traits or ())
+        if rule == "cpu_compat":
+            if not self.cpu_compat or not self.hosts[src].up or v.status == "SHUTOFF":
+                return True
+            return cpu_features(self.hosts[src].traits) <= cpu_features(self.hosts[dst].traits)
+        if rule == "capacity":
+            return all(
+                self.used[dst].get(k, 0.0) + x <= self.cap[dst].get(k, 0.0) + EPS
+                for k, x in self.res[vid].items()
+                if x > 0
+            )
+        if rule == "numa":
+            return self.n_cells[vid] == 0 or not self.cells[dst] or self.choose_cells(vid, dst) is not None
         if rule == "max_host_score":
             for p in self.pols:
                 d = self.load[vid][p.name] / self.sc(dst, p.name)
@@ -199,6 +247,34 @@ class NaiveWorld:
                 return True
             return self.group_measure(g, vid, dst) <= self.group_measure(g)
         raise KeyError(rule)
+
+    def cells_with_room(self, vid: str, dst: str) -> list[int]:
+        """dst's cells with room for an even share of vid."""
+        n = self.n_cells[vid]
+        share = (self.need[vid][0] / n, self.need[vid][1] / n)
+        out = []
+        for cid, cap in sorted(self.cells[dst].items()):
+            used = self.cell_used[dst][cid]
+            if all(used[d] + share[d] <= cap[d] + EPS for d in (0, 1)):
+                out.append(cid)
+        return out
+
+    def choose_cells(self, vid: str, dst: str) -> list[int] | None:
+        """Nova's fitting: n distinct cells with room (its own at home, else the tightest); None if none."""
+        n = self.n_cells[vid]
+        room = self.cells_with_room(vid, dst)
+        home = self.vms[vid]
+        if dst == home.host and home.numa_cells and set(home.numa_cells) <= set(room):
+            return sorted(home.numa_cells)
+        if len(room) < n:
+            return None
+        share = (self.need[vid][0] / n, self.need[vid][1] / n)
+
+        def left(cid: int) -> float:
+            cap, used = self.cells[dst][cid], self.cell_used[dst][cid]
+            return sum((cap[d] - used[d] - share[d]) / max(cap[d], EPS) for d in (0, 1))
+
+        return sorted(sorted(room, key=lambda c: (left(c), c))[:n])
 
     def why_not(
         self,
@@ -231,13 +307,26 @@ class NaiveWorld:
                 return rule
         return None
 
-    def apply(self, vid: str, dst: str) -> None:
+    def apply(self, vid: str, dst: str, cells: list[int] | tuple[int, ...] | None = None) -> None:
+        """Move vid to dst; a NUMA-placed VM takes ``cells`` there (default: :meth:`choose_cells`)."""
         src = self.host[vid]
-        v = self.vms[vid]
-        need = (v.flavor.vcpus, v.flavor.memory_mb, v.flavor.disk_gb)
-        for k in range(3):
-            self.used[src][k] -= need[k]
-            self.used[dst][k] += need[k]
+        for k, x in self.res[vid].items():
+            self.used[src][k] = self.used[src].get(k, 0.0) - x
+            self.used[dst][k] = self.used[dst].get(k, 0.0) + x
+        n = self.n_cells[vid]
+        if n:
+            for cid in self.vm_cells[vid]:
+                for d in (0, 1):
+                    self.cell_used[src][cid][d] -= self.need[vid][d] / n
+            taken = (
+                list(cells)
+                if cells is not None
+                else (self.choose_cells(vid, dst) if self.cells[dst] else None)
+            )
+            self.vm_cells[vid] = taken or []
+            for cid in self.vm_cells[vid]:
+                for d in (0, 1):
+                    self.cell_used[dst][cid][d] += self.need[vid][d] / n
         for p in self.pols:
             self.score[src][p.name] -= self.load[vid][p.name] / self.sc(src, p.name)
             self.score[dst][p.name] += self.load[vid][p.name] / self.sc(dst, p.name)
@@ -279,9 +368,11 @@ def naive_greedy(
     return out
 
 
-def replay(snap: Snapshot, steps, cooldown: frozenset[str] = frozenset()) -> list[str]:  # type: ignore[no-untyped-def]
+def replay(
+    snap: Snapshot, steps, cooldown: frozenset[str] = frozenset(), cpu_compat: bool = False
+) -> list[str]:  # type: ignore[no-untyped-def]
     """Apply plan steps in order; return every contract violation found (empty = clean)."""
-    w = NaiveWorld(snap)
+    w = NaiveWorld(snap, cpu_compat=cpu_compat)
     problems = []
     for s in steps:
         if s.instance not in w.vms:
@@ -309,7 +400,12 @@ def replay(snap: Snapshot, steps, cooldown: frozenset[str] = frozenset()) -> lis
         why = w.why_not(s.instance, s.destination, s.aggregate, soft_hard)
         if why is not None:
             problems.append(f"step {s.seq}: {why}")
-        w.apply(s.instance, s.destination)
+        cells = getattr(s, "numa_cells", None)
+        if w.n_cells[s.instance] and w.cells[s.destination]:  # FORMATS §4: the step names its cells
+            room = w.cells_with_room(s.instance, s.destination)
+            if cells is None or len(set(cells)) != w.n_cells[s.instance] or not set(cells) <= set(room):
+                problems.append(f"step {s.seq}: numa_cells {cells} (cells with room: {room})")
+        w.apply(s.instance, s.destination, cells)
         _, comb = w.imbalance(s.aggregate)
         if abs(comb - s.combined_after) > 1e-6:
             problems.append(f"step {s.seq}: combined_after {s.combined_after} != {comb}")
@@ -367,10 +463,9 @@ def ffd_hosts(snap: Snapshot, agg: str) -> int:
     hosts = [h for h in w.aggs[agg] if w.active(h)]
     items = [v.id for v in snap.vms if w.host[v.id] in hosts]
     may_move = {vid: w.movable(vid) for vid in items}
-    for vid in items:  # empty every host, keeping its base load
+    for vid in items:  # empty every host, keeping its base load (no NUMA cells modelled)
         src = w.host[vid]
-        v = w.vms[vid]
-        for k, need in enumerate((v.flavor.vcpus, v.flavor.memory_mb, v.flavor.disk_gb)):
+        for k, need in w.res[vid].items():
             w.used[src][k] -= need
         for p in w.pols:
             w.score[src][p.name] -= w.load[vid][p.name] / w.sc(src, p.name)
@@ -395,9 +490,8 @@ def ffd_hosts(snap: Snapshot, agg: str) -> int:
 
 
 def _put(w: NaiveWorld, vid: str, dst: str) -> None:
-    v = w.vms[vid]
-    for k, need in enumerate((v.flavor.vcpus, v.flavor.memory_mb, v.flavor.disk_gb)):
-        w.used[dst][k] += need
+    for k, need in w.res[vid].items():
+        w.used[dst][k] = w.used[dst].get(k, 0.0) + need
     for p in w.pols:
         w.score[dst][p.name] += w.load[vid][p.name] / w.sc(dst, p.name)
     w.host[vid] = dst

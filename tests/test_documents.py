@@ -397,24 +397,46 @@ def test_capacity_names_that_are_not_resource_classes_are_errors() -> None:
 
 
 @pytest.mark.parametrize(
-    ("field", "value", "path"),
+    ("field", "value"),
     [
-        ("resources", {"PCPU": 4, "memory_mb": 4096, "disk_gb": 40}, "vms[0].resources"),
-        ("resources", {"vcpus": 1, "memory_mb": 4096, "disk_gb": 40}, "vms[0].resources"),
-        ("required_traits", ["HW_CPU_X86_AVX512F"], "vms[0].required_traits"),
-        ("forbidden_traits", ["CUSTOM_GOLD"], "vms[0].forbidden_traits"),
-        ("numa_cells", [0, 1], "vms[0].numa_cells"),
-        ("devices", ["pci:gpu-a100"], "vms[0].devices"),
+        ("resources", {"PCPU": 4, "memory_mb": 4096, "disk_gb": 40}),
+        ("required_traits", ["HW_CPU_X86_AVX512F"]),
+        ("forbidden_traits", ["CUSTOM_GOLD"]),
+        ("devices", ["pci:gpu-a100"]),
     ],
 )
-def test_section_4_fields_that_bind_a_placement_are_not_honoured_yet(
-    field: str, value: Any, path: str
-) -> None:
+def test_section_4_fields_are_read_and_honoured(field: str, value: Any) -> None:
     doc = _snapshot()
     doc["vms"][0][field] = value
+    assert problems(doc) == []
+
+
+@pytest.mark.parametrize(
+    ("host_cells", "vm_cells", "message"),
+    [
+        (None, [0], "its host cmp-1 has no numa_cells"),
+        ([{"id": 0, "vcpus": 8, "memory_mb": 8192}], [1], "not cells of its host cmp-1 (0)"),
+        ([{"id": 0, "vcpus": 8, "memory_mb": 8192}], [0, 0], "cell ids must be distinct"),
+    ],
+)
+def test_a_vms_numa_cells_must_be_cells_of_its_host(
+    host_cells: Any, vm_cells: list[int], message: str
+) -> None:
+    doc = _snapshot()
+    host = next(h for h in doc["hosts"] if h["name"] == doc["vms"][0]["host"])
+    if host_cells is not None:
+        host["numa_cells"] = host_cells
+    doc["vms"][0]["numa_cells"] = vm_cells
     (msg,) = problems(doc)
-    assert msg.startswith(path) and "not honoured by this Kronos version yet" in msg
-    assert "could be refused by Nova" in msg
+    assert msg.startswith("vms[0].numa_cells") and message.replace("cmp-1", host["name"]) in msg
+
+
+def test_a_trait_both_required_and_forbidden_is_an_error() -> None:
+    doc = _snapshot()
+    doc["vms"][0]["required_traits"] = ["CUSTOM_GOLD"]
+    doc["vms"][0]["forbidden_traits"] = ["CUSTOM_GOLD"]
+    (msg,) = problems(doc)
+    assert msg.startswith("vms[0].forbidden_traits") and "also required" in msg
 
 
 def test_section_5_time_fields_are_read_and_their_shape_checked() -> None:

@@ -167,6 +167,8 @@ def mutants(draw: st.DrawFn, kind: str) -> Any:
             old = parent[key]
         except (KeyError, IndexError, TypeError):
             continue  # an earlier mutation moved the ground
+        if not isinstance(parent, dict | list):
+            continue  # ... or replaced it with raw text (which indexes like a string)
         op = draw(st.sampled_from(["drop", "rename", "set", "extreme", "wrap", "duplicate", "deep"]))
         if op == "drop":
             del parent[key]

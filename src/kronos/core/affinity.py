@@ -16,7 +16,7 @@ import numpy as np
 from kronos.core import kernels, rules
 from kronos.core.arrays import GROUP_KIND_NAMES, World, imbalance
 from kronos.core.model import Reason
-from kronos.core.moves import AggregateOutcome, Move, describe_move
+from kronos.core.moves import AggregateOutcome, Move, cells_taken, describe_move
 from kronos.core.options import AffinityOptions
 from kronos.core.phases import AFFINITY
 from kronos.core.reasons import render
@@ -134,4 +134,15 @@ def _best(
     kernels.apply_move(v, best, w)
     _, after = imbalance(world, hosts)
     reason = f"{render(why)}; " + describe_move(world, v, a, best, score_before, before, after)
-    return Move(v, a, best, aggregate, AFFINITY, "live-migrate", (why,), reason, after)
+    return Move(
+        v,
+        a,
+        best,
+        aggregate,
+        AFFINITY,
+        "live-migrate",
+        (why,),
+        reason,
+        after,
+        numa_cells=cells_taken(world, v),
+    )

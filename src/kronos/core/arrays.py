@@ -7,7 +7,7 @@ documented tie-break order of every planner.
 Shapes (H hosts, V VMs, P enabled policies, G server groups, C extra-spec classes):
     score      H×P f8   current per-policy score
     sc         H×P f8   score_capacity (absolute amount a score of 1.0 means)
-    cap, used  H×3 f8   vcpus, memory_mb, disk_gb
+    cap, used  H×R f8   resource classes: vcpus, memory_mb, disk_gb, then others (core.facts)
     active     H   b1   enabled and up: counts in the imbalance
     enabled    H   b1   the compute service is enabled
     up         H   b1   the compute service is up
@@ -15,7 +15,10 @@ Shapes (H hosts, V VMs, P enabled policies, G server groups, C extra-spec classe
     az         H   i4   availability-zone id, -1 for none
     vm_host    V   i8   current host index
     load       V×P f8   absolute load: weight × sc[original host]
-    size       V×3 f8   flavor vcpus, memory_mb, disk_gb
+    size       V×R f8   the VM's allocation (resources) or its flavor's three
+    shutoff    V   b1   SHUTOFF: a move of it is a cold migration
+    home       V   i8   its host at the snapshot
+    (traits, CPU models and NUMA cells: see kronos.core.facts)
     spec       V   i4   extra-spec class; spec_ok C×H b1 says where it may land
     group      V   i4   server-group index or -1
     g_kind     G   i1   0 affinity, 1 anti-affinity, 2 soft-affinity, 3 soft-anti-affinity
@@ -32,6 +35,7 @@ import attrs
 import numpy as np
 from attrs import define
 
+from kronos.core.facts import build_facts
 from kronos.core.model import EXTRA_SPEC_PREFIX, UNASSIGNED, Snapshot, State
 
 #: The world's arrays as the kernels see them (shapes in kronos.core.arrays),
@@ -40,7 +44,8 @@ from kronos.core.model import EXTRA_SPEC_PREFIX, UNASSIGNED, Snapshot, State
 Arrays = namedtuple(
     "Arrays",
     "vm_host active enabled up leaving az spec spec_ok cap used size score sc load pw pmax "
-    "group g_kind g_lim g_cnt g_max g_nmax moved",
+    "group g_kind g_lim g_cnt g_max g_nmax moved shutoff home tr_cls treq_ok tforb_ok cpu_cls cpu_ok "
+    "n_cells cell_cap cell_used vm_n vm_cells vm_cells0 numa_need",
 )
 
 #: The other aggregates sharing hosts with the one being balanced, for the
@@ -57,16 +62,9 @@ GROUP_KINDS = {name: k for k, name in enumerate(GROUP_KIND_NAMES)}
 # decide which apply to a phase). SHUTOFF is set instead of NOT_ACTIVE for a
 # SHUTOFF VM: phases that empty hosts may cold-migrate it (FORMATS.md),
 # balancing leaves it alone. ERROR comes with NOT_ACTIVE: only evacuate takes it.
-NOT_ACTIVE, BUSY, NOT_MIGRATABLE, COOLDOWN, QUARANTINE, NO_PROFILE, SHUTOFF, ERROR = (
-    1,
-    2,
-    4,
-    8,
-    16,
-    32,
-    64,
-    128,
-)
+# DEVICES: passthrough devices that do not allow live migration.
+NOT_ACTIVE, BUSY, NOT_MIGRATABLE, COOLDOWN, QUARANTINE = 1, 2, 4, 8, 16
+NO_PROFILE, SHUTOFF, ERROR, DEVICES = 32, 64, 128, 256
 
 
 @define(slots=True)
@@ -112,6 +110,28 @@ class World:
     host_index: dict[str, int]
     az_names: list[str]  # az id -> zone name, for explanations
     spec_names: list[str]  # extra-spec class -> "key=value, ..." ("" for class 0)
+    # FORMATS §4 (kronos.core.facts): arrays the kernels read, names explanations read
+    shutoff: np.ndarray
+    home: np.ndarray
+    tr_cls: np.ndarray
+    treq_ok: np.ndarray
+    tforb_ok: np.ndarray
+    cpu_cls: np.ndarray
+    cpu_ok: np.ndarray  # what the plan enforces: all True unless require_cpu_compatibility
+    cpu_strict: np.ndarray
+    n_cells: np.ndarray
+    cell_cap: np.ndarray
+    cell_used: np.ndarray
+    vm_n: np.ndarray
+    vm_cells: np.ndarray  # V i8: bitmask of the cells a VM takes on its current host
+    vm_cells0: np.ndarray
+    numa_need: np.ndarray
+    cell_ids: np.ndarray
+    res_names: tuple[str, ...]
+    tr_classes: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
+    host_traits: tuple[frozenset[str], ...]
+    cpu_sets: tuple[frozenset[str], ...]
+    devices: dict[int, tuple[str, ...]]
 
     def copy(self) -> World:
         """An independent world to plan on: arrays copied, names shared (they never change)."""
@@ -131,12 +151,10 @@ def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | 
 
     score = np.zeros((H, P))
     sc = np.ones((H, P))
-    cap = np.zeros((H, 3))
     enabled = np.zeros(H, dtype=np.bool_)
     up = np.zeros(H, dtype=np.bool_)
     cost = np.zeros(H)
     for i, h in enumerate(snapshot.hosts):
-        cap[i] = (h.capacity.vcpus, h.capacity.memory_mb, h.capacity.disk_gb)
         enabled[i] = h.enabled
         up[i] = h.up
         cost[i] = h.cost_per_hour or 0.0
@@ -165,11 +183,12 @@ def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | 
     vms = snapshot.vms
     V = len(vms)
     vm_host = np.fromiter((host_index[v.host] for v in vms), dtype=np.int64, count=V)
-    size = np.array([(v.flavor.vcpus, v.flavor.memory_mb, v.flavor.disk_gb) for v in vms]).reshape(V, 3)
+    facts = build_facts(snapshot, vm_host)
+    cap, size = facts.cap, facts.size
     weights = np.empty((V, P))
     for j, p in enumerate(pnames):
         weights[:, j] = np.fromiter((v.weights.get(p, np.nan) for v in vms), dtype=float, count=V)
-    used = np.zeros((H, 3))
+    used = np.zeros(cap.shape)
     np.add.at(used, vm_host, size)
     count = np.bincount(vm_host, minlength=H)
 
@@ -200,6 +219,7 @@ def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | 
             | (ERROR if v.status == "ERROR" else 0)
             | (BUSY if v.task_state is not None else 0)
             | (0 if v.migratable else NOT_MIGRATABLE)
+            | (DEVICES if v.devices and not v.live_migratable_devices else 0)
             for v in vms
         ),
         dtype=np.int32,
@@ -275,6 +295,27 @@ def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | 
         host_index=host_index,
         az_names=list(az_names),
         spec_names=[", ".join(f"{k}={v}" for k, v in key) for key in spec_classes],
+        shutoff=(blocked & SHUTOFF) != 0,
+        home=vm_host.copy(),
+        tr_cls=facts.tr_cls,
+        treq_ok=facts.treq_ok,
+        tforb_ok=facts.tforb_ok,
+        cpu_cls=facts.cpu_cls,
+        cpu_ok=np.ones_like(facts.cpu_strict),
+        cpu_strict=facts.cpu_strict,
+        n_cells=facts.n_cells,
+        cell_cap=facts.cell_cap,
+        cell_used=facts.cell_used,
+        vm_n=facts.vm_n,
+        vm_cells=facts.vm_cells0.copy(),
+        vm_cells0=facts.vm_cells0,
+        numa_need=facts.numa_need,
+        cell_ids=facts.cell_ids,
+        res_names=facts.res_names,
+        tr_classes=facts.tr_classes,
+        host_traits=facts.host_traits,
+        cpu_sets=facts.cpu_sets,
+        devices=facts.devices,
     )
 
 

@@ -34,7 +34,7 @@ from attrs import frozen
 from kronos.core import kernels, placement, rules
 from kronos.core.arrays import GROUP_KIND_NAMES, World
 from kronos.core.model import VM, Reason, Snapshot, Unplaced
-from kronos.core.moves import AggregateOutcome, Move, describe_arrival
+from kronos.core.moves import AggregateOutcome, Move, cells_taken, describe_arrival
 from kronos.core.pack import action_of, size_key, unit
 from kronos.core.phases import EVACUATE
 from kronos.core.reasons import render, render_all
@@ -209,7 +209,11 @@ def _plan_aggregate(
             records += (soft,)
             reason += "; " + render(soft)
         action = "evacuate" if req.phase == EVACUATE else action_of(world, v)
-        moves.append(Move(v, a, b, name, req.phase, action, records, reason, combined))
+        moves.append(
+            Move(
+                v, a, b, name, req.phase, action, records, reason, combined, numa_cells=cells_taken(world, v)
+            )
+        )
 
     goal = {int(v): int(b) for v, b in zip(order, target, strict=True) if b >= 0}
     queue = list(goal)

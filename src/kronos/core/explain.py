@@ -338,8 +338,8 @@ def _not_a_destination(world: World, h: int, aggregate: str, how: rules.Movement
             limit=mean,
         )
     ]
-    for index in sorted(i for i in counts if i != rules.PASS):
-        rule = rules.BY_INDEX[index].name
+    for index in sorted((i for i in counts if i != rules.PASS), key=rules.walk_position):
+        rule = rules.rule_name(world, index)
         out.append(
             Reason("explain.ruled_out", host=name, aggregate=aggregate, count=counts[index], detail=rule)
         )

@@ -30,7 +30,7 @@ import math
 import numba as nb
 import numpy as np
 
-from kronos.core.rules import EPS, feasible, fits, may_receive, soft_worse
+from kronos.core.rules import EPS, choose_cells, feasible, fits, may_receive, soft_worse
 
 #: a move may leave another aggregate this much more imbalanced (float noise), no more
 OVERLAP_EPS = 1e-12
@@ -115,10 +115,31 @@ def group_extremes(g_cnt, g_max, g_nmax, g):
 
 @nb.njit(cache=True)
 def apply_move(v, b, w):
+    """Move v to b in the world's arrays: resources, NUMA cells, scores, group counts.
+
+    A NUMA-placed VM frees its cells on the way out and takes cells on b
+    (:func:`kronos.core.rules.choose_cells`; its own cells when it goes
+    home, so an undone move restores the snapshot's cells exactly); on a
+    host without cells, or where none fit (a VM parked by a search), it
+    holds no cell until it moves again.
+    """
     a = w.vm_host[v]
-    for r in range(3):
+    for r in range(w.cap.shape[1]):
         w.used[a, r] -= w.size[v, r]
         w.used[b, r] += w.size[v, r]
+    n = w.vm_n[v]
+    if n > 0:
+        mask = w.vm_cells[v]
+        for c in range(w.cell_cap.shape[1]):
+            if (mask >> c) & 1:
+                w.cell_used[a, c, 0] -= w.numa_need[v, 0] / n
+                w.cell_used[a, c, 1] -= w.numa_need[v, 1] / n
+        mask = choose_cells(v, b, -1, w) if w.n_cells[b] > 0 else 0
+        for c in range(w.cell_cap.shape[1]):
+            if (mask >> c) & 1:
+                w.cell_used[b, c, 0] += w.numa_need[v, 0] / n
+                w.cell_used[b, c, 1] += w.numa_need[v, 1] / n
+        w.vm_cells[v] = mask
     for p in range(w.score.shape[1]):
         w.score[a, p] -= w.load[v, p] / w.sc[a, p]
         w.score[b, p] += w.load[v, p] / w.sc[b, p]
@@ -289,11 +310,12 @@ def fit_residual(v, b, w, norm):
     room is left over is the vector form of Best Fit.
     """
     s = 0.0
-    for r in range(3):
+    R = w.cap.shape[1]
+    for r in range(R):
         x = (w.cap[b, r] - w.used[b, r] - w.size[v, r]) / norm[r]
         s += x * x
     for p in range(w.pmax.shape[0]):
-        x = (w.pmax[p] - w.score[b, p] - w.load[v, p] / w.sc[b, p]) * w.sc[b, p] / norm[3 + p]
+        x = (w.pmax[p] - w.score[b, p] - w.load[v, p] / w.sc[b, p]) * w.sc[b, p] / norm[R + p]
         s += x * x
     return s
 
@@ -318,21 +340,22 @@ def best_fit(v, a, hosts, open_, w, norm):
 def room_for(items, h, hosts, open_, w):
     """Do the open hosts other than h have, in total, room for ``items`` in every dimension?"""
     P = w.pmax.shape[0]
-    need = np.zeros(3 + P)
+    R = w.cap.shape[1]
+    need = np.zeros(R + P)
     for i in range(items.shape[0]):
         v = items[i]
-        for r in range(3):
+        for r in range(R):
             need[r] += w.size[v, r]
         for p in range(P):
-            need[3 + p] += w.load[v, p]
+            need[R + p] += w.load[v, p]
     for i in range(hosts.shape[0]):
         b = hosts[i]
         if b == h or not open_[b]:
             continue
-        for r in range(3):
+        for r in range(R):
             need[r] -= w.cap[b, r] - w.used[b, r]
         for p in range(P):
-            need[3 + p] -= (w.pmax[p] - w.score[b, p]) * w.sc[b, p]
+            need[R + p] -= (w.pmax[p] - w.score[b, p]) * w.sc[b, p]
     return bool((need <= EPS).all())
 
 
@@ -340,11 +363,12 @@ def room_for(items, h, hosts, open_, w):
 def _residual_swap(v, u, b, w, norm):
     """fit_residual of b once u has left it and v has arrived."""
     s = 0.0
-    for r in range(3):
+    R = w.cap.shape[1]
+    for r in range(R):
         x = (w.cap[b, r] - w.used[b, r] + w.size[u, r] - w.size[v, r]) / norm[r]
         s += x * x
     for p in range(w.pmax.shape[0]):
-        x = ((w.pmax[p] - w.score[b, p]) * w.sc[b, p] + w.load[u, p] - w.load[v, p]) / norm[3 + p]
+        x = ((w.pmax[p] - w.score[b, p]) * w.sc[b, p] + w.load[u, p] - w.load[v, p]) / norm[R + p]
         s += x * x
     return s
 
@@ -452,10 +476,11 @@ def eliminate(h, hosts, vms, movable, origin, key, open_, limit, swaps, w, norm)
 def slack(b, w, norm):
     """Free room of b summed over every dimension in ``norm`` units (MBS's slack)."""
     s = 0.0
-    for r in range(3):
+    R = w.cap.shape[1]
+    for r in range(R):
         s += (w.cap[b, r] - w.used[b, r]) / norm[r]
     for p in range(w.pmax.shape[0]):
-        s += (w.pmax[p] - w.score[b, p]) * w.sc[b, p] / norm[3 + p]
+        s += (w.pmax[p] - w.score[b, p]) * w.sc[b, p] / norm[R + p]
     return s
 
 

@@ -26,6 +26,8 @@ class Move:
     combined_after: float
     #: a VM's second move in one plan says why (FORMATS.md §2)
     repeat_reason: str | None = None
+    #: the destination NUMA cells the move assumes (FORMATS.md §4)
+    numa_cells: tuple[int, ...] | None = None
 
 
 @frozen
@@ -40,6 +42,15 @@ class AggregateOutcome:
     hosts_lower_bound: int | None = None
     hosts_to_enable: tuple[str, ...] = ()
     post_drain: dict[str, str] = field(factory=dict)
+
+
+def cells_taken(world: World, v: int) -> tuple[int, ...] | None:
+    """The ids of the NUMA cells v holds on its host now, for the step that just put it there."""
+    b = int(world.vm_host[v])
+    if world.vm_n[v] == 0 or world.n_cells[b] == 0:
+        return None
+    mask = int(world.vm_cells[v])
+    return tuple(int(world.cell_ids[b, c]) for c in range(int(world.n_cells[b])) if (mask >> c) & 1)
 
 
 @frozen

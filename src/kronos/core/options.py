@@ -36,6 +36,8 @@ class CommonOptions:
     instance_cooldown: float = 900.0
     #: seconds a VM whose migration definitively failed is left alone (-1: until released)
     instance_quarantine_seconds: float = 3600.0
+    #: a live migration's destination must have every HW_CPU_* trait of its source (FORMATS §4)
+    require_cpu_compatibility: bool = False
 
 
 @frozen

@@ -25,7 +25,7 @@ import numpy as np
 from kronos.core import kernels, rules
 from kronos.core.arrays import SHUTOFF, Arrays, World
 from kronos.core.model import Reason
-from kronos.core.moves import AggregateOutcome, GroupOutcome, Move, describe_arrival
+from kronos.core.moves import AggregateOutcome, GroupOutcome, Move, cells_taken, describe_arrival
 from kronos.core.options import PackOptions
 from kronos.core.phases import PACK
 from kronos.core.reasons import render_all
@@ -159,7 +159,10 @@ class _Recorder:
         kernels.apply_move(v, b, self.w)
         _, combined = kernels.stats(self.hosts, world.active, world.score, world.pw, self.var, self.tot)
         reason = describe_arrival(world, v, a, b, render_all(why))
-        self.moves.append(Move(v, a, b, self.aggregate, PACK, action_of(world, v), why, reason, combined))
+        cells = cells_taken(world, v)
+        self.moves.append(
+            Move(v, a, b, self.aggregate, PACK, action_of(world, v), why, reason, combined, numa_cells=cells)
+        )
 
     def undo_to(self, k: int) -> None:
         while len(self.moves) > k:

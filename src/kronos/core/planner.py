@@ -156,6 +156,7 @@ def plan(
     opts = make_options(options)
     opts = attrs.evolve(opts, spread=attrs.evolve(opts.spread, prune=prune))
     ready, world = _prepared(snapshot, state, now, validate_input)
+    _enforce(world, opts)
     snap, state, now = ready.snapshot, ready.state, ready.now
     mode = mode or snap.enabled_policies[0].mode
     if mode not in phases.MODES:
@@ -272,6 +273,7 @@ def drain(
 
 def _leave(ready: Prepared, world: World, req: Leaving, opts: PlannerOptions, extra: dict[str, Any]) -> Plan:
     """Run an evacuation or drain over the aggregates that hold its hosts."""
+    _enforce(world, opts)
     held = set(req.hosts)
     scope = [n for n in _scope(world, opts) if held & set(world.aggregates[n].tolist())]
     cycle = _Cycle(world, scope)
@@ -282,6 +284,12 @@ def _leave(ready: Prepared, world: World, req: Leaving, opts: PlannerOptions, ex
     options = {"mode": req.phase, **extra, **opts.for_plan()}
     fence_first = [world.host_names[h] for h in req.hosts] if req.phase == phases.EVACUATE else None
     return cycle.finish(ready.digest, ready.now, options, opts, result, fence_first)
+
+
+def _enforce(world: World, opts: PlannerOptions) -> None:
+    """Rules the options switch on: CPU compatibility of live migrations."""
+    if opts.common.require_cpu_compatibility:
+        world.cpu_ok[:] = world.cpu_strict
 
 
 def _host(world: World, name: str) -> int:
@@ -365,6 +373,7 @@ class _Cycle:
                 combined_after=m.combined_after,
                 why=m.why,
                 repeat_reason=m.repeat_reason,
+                numa_cells=m.numa_cells,
             )
             for i, m in enumerate(moves)
         )

@@ -177,9 +177,9 @@ DECISIONS: dict[str, Callable[[Reason], str]] = {
 
 def render(x: Reason) -> str:
     """One record as a sentence; a record grouping several hosts says how many."""
-    from kronos.core.rules import RULE
+    from kronos.core.rules import rule_named
 
-    rule = RULE.get(x.rule)
+    rule = rule_named(x.rule)
     if rule is None:
         return DECISIONS[x.rule](x)
     text = rule.text(x)
@@ -194,6 +194,6 @@ def render_all(records: Iterable[Reason], sep: str = "; ") -> str:
 
 def known(name: str) -> bool:
     """Is ``name`` a rule or a decision that :func:`render` can say?"""
-    from kronos.core.rules import RULE
+    from kronos.core.rules import rule_named
 
-    return name in RULE or name in DECISIONS
+    return rule_named(name) is not None or name in DECISIONS

@@ -34,6 +34,7 @@ from attrs import frozen
 from kronos.core.arrays import (
     BUSY,
     COOLDOWN,
+    DEVICES,
     ERROR,
     GROUP_KIND_NAMES,
     NO_PROFILE,
@@ -43,7 +44,7 @@ from kronos.core.arrays import (
     SHUTOFF,
     World,
 )
-from kronos.core.model import RESOURCES, Reason
+from kronos.core.model import Reason
 from kronos.core.phases import BALANCING, EVACUATE
 
 EPS = 1e-9
@@ -87,11 +88,104 @@ def extra_specs(v, a, b, x, w):
 
 
 @nb.njit(cache=True, inline="always")
+def traits_required(v, a, b, x, w):
+    return w.treq_ok[w.tr_cls[v], b]
+
+
+@nb.njit(cache=True, inline="always")
+def traits_forbidden(v, a, b, x, w):
+    return w.tforb_ok[w.tr_cls[v], b]
+
+
+@nb.njit(cache=True, inline="always")
+def cpu_compat(v, a, b, x, w):
+    """A live migration's destination has every CPU feature of its source (cpu_ok is all True
+    unless the plan asks for ``require_cpu_compatibility``); cold moves and evacuations boot anew."""
+    if not w.up[a] or w.shutoff[v]:
+        return True
+    return w.cpu_ok[w.cpu_cls[a], w.cpu_cls[b]]
+
+
+@nb.njit(cache=True, inline="always")
 def capacity(v, a, b, x, w, r):
-    """Resource r of b holds v (less x, leaving first)."""
+    """Resource class r of b holds v (less x, leaving first)."""
     if x >= 0:
         return w.size[v, r] <= w.cap[b, r] - w.used[b, r] + w.size[x, r] + EPS
     return w.used[b, r] + w.size[v, r] <= w.cap[b, r] + EPS
+
+
+@nb.njit(cache=True, inline="always")
+def first_short(v, a, b, x, w):
+    """The first resource class of b that cannot hold v (-1: every one can)."""
+    for r in range(w.cap.shape[1]):
+        if not capacity(v, a, b, x, w, r):
+            return r
+    return -1
+
+
+@nb.njit(cache=True, inline="always")
+def capacity_fits(v, a, b, x, w):
+    return first_short(v, a, b, x, w) < 0
+
+
+@nb.njit(cache=True, inline="always")
+def _cell_free(b, c, d, x, w):
+    """Free vCPUs (d=0) or MiB (d=1) in cell c of b, counting x's share there as free (x >= 0)."""
+    f = w.cell_cap[b, c, d] - w.cell_used[b, c, d]
+    if x >= 0 and w.vm_host[x] == b and w.vm_n[x] > 0 and (w.vm_cells[x] >> c) & 1:
+        f += w.numa_need[x, d] / w.vm_n[x]
+    return f
+
+
+@nb.njit(cache=True)
+def choose_cells(v, b, x, w):
+    """The NUMA cells of b that v would take (a bitmask; 0 when none fit or v needs none).
+
+    Nova's fitting: n distinct cells (n = the cells v spans now), each with
+    room for an even share of v's vCPUs and memory. Going home, v takes its
+    own cells back when they are free; elsewhere the tightest cells that fit,
+    so the largest free cells stay whole for the guests that need them.
+    """
+    n = w.vm_n[v]
+    K = w.n_cells[b]
+    if n == 0 or n > K:
+        return 0
+    sv = w.numa_need[v, 0] / n
+    sm = w.numa_need[v, 1] / n
+    if b == w.home[v] and w.vm_cells0[v] != 0:
+        ok = True
+        for c in range(K):
+            if (w.vm_cells0[v] >> c) & 1 and (
+                sv > _cell_free(b, c, 0, x, w) + EPS or sm > _cell_free(b, c, 1, x, w) + EPS
+            ):
+                ok = False
+        if ok:
+            return w.vm_cells0[v]
+    mask = 0
+    for _ in range(n):
+        best = -1
+        left_best = np.inf
+        for c in range(K):
+            if (mask >> c) & 1:
+                continue
+            fv = _cell_free(b, c, 0, x, w)
+            fm = _cell_free(b, c, 1, x, w)
+            if sv > fv + EPS or sm > fm + EPS:
+                continue
+            left = (fv - sv) / max(w.cell_cap[b, c, 0], EPS) + (fm - sm) / max(w.cell_cap[b, c, 1], EPS)
+            if left < left_best:
+                best = c
+                left_best = left
+        if best < 0:
+            return 0
+        mask |= 1 << best
+    return mask
+
+
+@nb.njit(cache=True, inline="always")
+def numa(v, a, b, x, w):
+    """A NUMA-placed VM finds its cells on b (a host without cells: host-level capacity alone)."""
+    return w.vm_n[v] == 0 or w.n_cells[b] == 0 or choose_cells(v, b, x, w) != 0
 
 
 @nb.njit(cache=True, inline="always")
@@ -161,8 +255,10 @@ def may_receive(b, w):
 
 
 # indices of the host and move rules, in table order (the order of first_failing)
-(HOST_ENABLED, HOST_UP, HOST_LEAVING, SOURCE_LOAD, AZ, EXTRA_SPECS, CAP_VCPUS, CAP_MEMORY, CAP_DISK,
- MAX_HOST_SCORE, GROUP_AFFINITY, GROUP_ANTI, GROUP_SOFT_AFFINITY, GROUP_SOFT_ANTI) = range(14)  # fmt: skip
+(HOST_ENABLED, HOST_UP, HOST_LEAVING, SOURCE_LOAD, AZ, EXTRA_SPECS, TRAITS_REQUIRED, TRAITS_FORBIDDEN,
+ CPU_COMPAT, NUMA, MAX_HOST_SCORE, GROUP_AFFINITY, GROUP_ANTI, GROUP_SOFT_AFFINITY, GROUP_SOFT_ANTI,
+ CAPACITY) = range(16)  # fmt: skip
+#: capacity comes between cpu_compat and numa in the walk; its index is CAPACITY + the class's column
 PASS = -1
 
 
@@ -188,9 +284,17 @@ def first_failing(v, a, b, w, balancing):
         return AZ
     if not extra_specs(v, a, b, -1, w):
         return EXTRA_SPECS
-    for r in range(3):
-        if not capacity(v, a, b, -1, w, r):
-            return CAP_VCPUS + r
+    if not traits_required(v, a, b, -1, w):
+        return TRAITS_REQUIRED
+    if not traits_forbidden(v, a, b, -1, w):
+        return TRAITS_FORBIDDEN
+    if not cpu_compat(v, a, b, -1, w):
+        return CPU_COMPAT
+    r = first_short(v, a, b, -1, w)
+    if r >= 0:
+        return CAPACITY + r
+    if not numa(v, a, b, -1, w):
+        return NUMA
     if not max_host_score(v, a, b, -1, w):
         return MAX_HOST_SCORE
     g = w.group[v]
@@ -224,9 +328,17 @@ def first_failing_target(v, o, b, x, w):
         return AZ
     if not extra_specs(v, o, b, x, w):
         return EXTRA_SPECS
-    for r in range(3):
-        if not capacity(v, o, b, x, w, r):
-            return CAP_VCPUS + r
+    if not traits_required(v, o, b, x, w):
+        return TRAITS_REQUIRED
+    if not traits_forbidden(v, o, b, x, w):
+        return TRAITS_FORBIDDEN
+    if not cpu_compat(v, o, b, x, w):
+        return CPU_COMPAT
+    r = first_short(v, o, b, x, w)
+    if r >= 0:
+        return CAPACITY + r
+    if not numa(v, o, b, x, w):
+        return NUMA
     if not max_host_score(v, o, b, x, w):
         return MAX_HOST_SCORE
     g = w.group[v]
@@ -304,6 +416,17 @@ def _flag_clear(flag: int, applies: Callable[[Movement], bool]) -> Callable[[Wor
     return mask
 
 
+def _devices_ok(world: World, how: Movement) -> np.ndarray:
+    """Passthrough devices hold a VM against live migration (cold moves and evacuations take it)."""
+    held = (world.blocked & DEVICES) != 0
+    if how.evacuating:
+        held[:] = False
+    elif how.cold:
+        held &= ~world.shutoff
+    ok: np.ndarray = ~held
+    return ok
+
+
 def _source_state(world: World, how: Movement) -> np.ndarray:
     up: np.ndarray = world.up[world.vm_host]
     return ~up if how.evacuating else up
@@ -326,6 +449,8 @@ def _explain_vm(rule: str) -> Callable[[World, int, Movement], Reason]:
             return Reason(rule, until=world.cooldown_until.get(v))
         if rule == "vm.quarantine":
             return Reason(rule, until=world.quarantine_until.get(v))
+        if rule == "vm.devices":
+            return Reason(rule, detail=", ".join(world.devices.get(v, ())))
         if rule == "source.up":
             host = world.host_names[int(world.vm_host[v])]
             return Reason(rule, host=host, detail="up" if how.evacuating else "down")
@@ -366,14 +491,53 @@ def _spec_reason(world: World, v: int, a: int, b: int) -> Reason:
     return Reason("extra_specs", host=world.host_names[b], detail=world.spec_names[int(world.spec[v])])
 
 
-def _capacity_reason(r: int) -> Callable[[World, int, int, int], Reason]:
-    def explain(world: World, v: int, a: int, b: int) -> Reason:
-        free = float(world.cap[b, r] - world.used[b, r])
-        return Reason(
-            f"capacity.{RESOURCES[r]}", host=world.host_names[b], need=float(world.size[v, r]), free=free
-        )
+def _capacity_reason(world: World, v: int, a: int, b: int, r: int) -> Reason:
+    free = float(world.cap[b, r] - world.used[b, r])
+    name = f"capacity.{world.res_names[r]}"
+    return Reason(name, host=world.host_names[b], need=float(world.size[v, r]), free=free)
 
-    return explain
+
+def _capacity_any(world: World, v: int, a: int, b: int) -> Reason:
+    return _capacity_reason(world, v, a, b, max(int(first_short(v, a, b, -1, world.arrays())), 0))
+
+
+def _traits_reason(world: World, v: int, a: int, b: int, required: bool) -> Reason:
+    req, forb = world.tr_classes[int(world.tr_cls[v])]
+    have = world.host_traits[b]
+    if required:
+        return Reason(
+            "traits.required", host=world.host_names[b], detail=", ".join(t for t in req if t not in have)
+        )
+    return Reason(
+        "traits.forbidden", host=world.host_names[b], detail=", ".join(t for t in forb if t in have)
+    )
+
+
+def _cpu_reason(world: World, v: int, a: int, b: int) -> Reason:
+    missing = world.cpu_sets[int(world.cpu_cls[a])] - world.cpu_sets[int(world.cpu_cls[b])]
+    return Reason(
+        "cpu_compat",
+        host=world.host_names[b],
+        hosts=(world.host_names[a],),
+        detail=", ".join(sorted(missing)),
+    )
+
+
+def _numa_reason(world: World, v: int, a: int, b: int) -> Reason:
+    n = int(world.vm_n[v])
+    free = [
+        f"cell {int(world.cell_ids[b, c])} {_n(world.cell_cap[b, c, 0] - world.cell_used[b, c, 0])} vCPUs/"
+        f"{_n(world.cell_cap[b, c, 1] - world.cell_used[b, c, 1])} MiB"
+        for c in range(int(world.n_cells[b]))
+    ]
+    return Reason(
+        "numa",
+        host=world.host_names[b],
+        need=float(world.numa_need[v, 0] / n),
+        value=float(world.numa_need[v, 1] / n),
+        count=n,
+        detail=", ".join(free),
+    )
 
 
 def _score_reason(world: World, v: int, a: int, b: int) -> Reason:
@@ -420,13 +584,14 @@ def _n(x: float | None) -> str:
 _UNITS = {"vcpus": "vCPUs", "memory_mb": "MiB of RAM", "disk_gb": "GiB of disk"}
 
 
-def _capacity_text(r: int) -> Callable[[Reason], str]:
-    unit = _UNITS[RESOURCES[r]]
+def _capacity_text(x: Reason) -> str:
+    name = x.rule.removeprefix("capacity.")
+    return f"needs {_n(x.need)} {_UNITS.get(name, name)}, {x.host} has {_n(x.free)} free"
 
-    def text(x: Reason) -> str:
-        return f"needs {_n(x.need)} {unit}, {x.host} has {_n(x.free)} free"
 
-    return text
+def _numa_text(x: Reason) -> str:
+    cells = "one NUMA cell" if x.count == 1 else f"each of {x.count} NUMA cells"
+    return f"needs {_n(x.need)} vCPUs and {_n(x.value)} MiB on {cells} of {x.host}; free: {x.detail}"
 
 
 def _group_text(kind: int) -> Callable[[Reason], str]:
@@ -510,6 +675,14 @@ RULES: tuple[Rule, ...] = (
     _vm("vm.status", _status_ok, _status_text),
     _vm("vm.task_state", _flag_clear(BUSY, _not_evacuating), lambda x: f"task_state {x.detail}: busy"),
     _vm("vm.migratable", _flag_clear(NOT_MIGRATABLE, _always), lambda x: "migratable: false"),
+    _vm(
+        "vm.devices",
+        _devices_ok,
+        lambda x: (
+            f"passthrough device(s) {x.detail}: not live-migratable "
+            "(the snapshot does not mark live_migratable_devices)"
+        ),
+    ),
     _vm("vm.cooldown", _flag_clear(COOLDOWN, _not_evacuating), lambda x: f"in cooldown until {_until(x)}"),
     _vm("vm.quarantine", _flag_clear(QUARANTINE, _always), lambda x: f"quarantined until {_until(x)}"),
     _vm(
@@ -544,10 +717,36 @@ RULES: tuple[Rule, ...] = (
         lambda x: f"{x.host} is in no aggregate with {x.detail}",
         EXTRA_SPECS,
     ),
-    *(
-        Rule(f"capacity.{res}", "move", capacity, _capacity_reason(r), _capacity_text(r), CAP_VCPUS + r, r)
-        for r, res in enumerate(RESOURCES)
+    Rule(
+        "traits.required",
+        "move",
+        traits_required,
+        lambda world, v, a, b: _traits_reason(world, v, a, b, True),
+        lambda x: f"{x.host} lacks the required trait(s) {x.detail}",
+        TRAITS_REQUIRED,
     ),
+    Rule(
+        "traits.forbidden",
+        "move",
+        traits_forbidden,
+        lambda world, v, a, b: _traits_reason(world, v, a, b, False),
+        lambda x: f"{x.host} has the forbidden trait(s) {x.detail}",
+        TRAITS_FORBIDDEN,
+    ),
+    Rule(
+        "cpu_compat",
+        "move",
+        cpu_compat,
+        _cpu_reason,
+        lambda x: (
+            f"{x.host} lacks CPU feature(s) {x.detail} of {', '.join(x.hosts or ())}, where the guest runs "
+            "(require_cpu_compatibility)"
+        ),
+        CPU_COMPAT,
+    ),
+    # one rule for every resource class; its records are named capacity.<class>
+    Rule("capacity", "move", capacity_fits, _capacity_any, _capacity_text, CAPACITY),
+    Rule("numa", "move", numa, _numa_reason, _numa_text, NUMA),
     Rule("max_host_score", "move", max_host_score, _score_reason, _score_text, MAX_HOST_SCORE),
     *(
         Rule(f"group.{kind}", "move", group_rule, _group_reason(k), _group_text(k), GROUP_AFFINITY + k, k)
@@ -556,6 +755,28 @@ RULES: tuple[Rule, ...] = (
 )
 RULE = {r.name: r for r in RULES}
 BY_INDEX = {r.index: r for r in RULES if r.index >= 0}
+
+
+def rule_of(index: int) -> Rule:
+    """The rule behind an index of :func:`first_failing` (capacity's carry the class's column)."""
+    return BY_INDEX[min(index, CAPACITY)]
+
+
+def walk_position(index: int) -> float:
+    """Where index ``index`` comes in :func:`first_failing`'s walk (capacity's sit before numa)."""
+    return NUMA - 0.5 + (index - CAPACITY) / 1e6 if index >= CAPACITY else float(index)
+
+
+def rule_name(world: World, index: int) -> str:
+    """A record's name for index ``index``: the rule's, or ``capacity.<class>``."""
+    return f"capacity.{world.res_names[index - CAPACITY]}" if index >= CAPACITY else BY_INDEX[index].name
+
+
+def rule_named(name: str) -> Rule | None:
+    """The rule a record names (``capacity.PCPU`` is the capacity rule's)."""
+    return RULE.get("capacity" if name.startswith("capacity.") else name)
+
+
 VM_RULES = tuple(r for r in RULES if r.scope == "vm")
 
 
@@ -595,6 +816,8 @@ def why_not_movable(
 
 def explain_failure(world: World, index: int, v: int, a: int, b: int) -> Reason:
     """The Reason of host or move rule ``index`` failing for v going a -> b."""
+    if index >= CAPACITY:
+        return _capacity_reason(world, v, a, b, index - CAPACITY)
     return BY_INDEX[index].explain(world, v, a, b)
 
 
@@ -614,10 +837,10 @@ def heavier_than_host(world: World, hosts: np.ndarray) -> Reason | None:
 
 def _closest(world: World, index: int, v: int, hosts: np.ndarray) -> int:
     """Of ``hosts`` (all ruled out by rule ``index``), the one nearest to passing it."""
-    rule = BY_INDEX[index]
-    if rule.name.startswith("capacity."):
-        return int(hosts[np.argmax(world.cap[hosts, rule.arg] - world.used[hosts, rule.arg])])
-    if rule.name == "max_host_score":
+    if index >= CAPACITY:
+        r = index - CAPACITY
+        return int(hosts[np.argmax(world.cap[hosts, r] - world.used[hosts, r])])
+    if rule_of(index).name == "max_host_score":
         over = world.score[hosts] + world.load[v] / world.sc[hosts] - world.pmax
         return int(hosts[np.argmin(over.max(axis=1))])
     return int(hosts[0])
@@ -633,7 +856,7 @@ def ruled_out(world: World, v: int, a: int, hosts: np.ndarray, balancing: bool) 
     hosts = hosts[hosts != a]
     first = first_failing_each(v, a, hosts, world.arrays(), balancing)
     out = []
-    for index in np.unique(first[first != PASS]):
+    for index in sorted(np.unique(first[first != PASS]).tolist(), key=walk_position):
         these = hosts[first == index]
         rep = _closest(world, int(index), v, these)
         out.append(

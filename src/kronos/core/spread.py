@@ -20,7 +20,7 @@ from attrs import define
 from kronos.core import kernels, rules
 from kronos.core.arrays import Overlap, World, imbalance
 from kronos.core.model import Reason
-from kronos.core.moves import AggregateOutcome, GroupOutcome, Move, describe_move
+from kronos.core.moves import AggregateOutcome, GroupOutcome, Move, cells_taken, describe_move
 from kronos.core.options import SpreadOptions
 from kronos.core.phases import SPREAD
 from kronos.core.reasons import render
@@ -267,5 +267,19 @@ def describe(start: World, seq: list[tuple[int, int, str]]) -> list[Move]:
         gain = Reason("spread.gain", before=combined, after=after)
         again = render(Reason("spread.again")) if v in seen else None
         seen.add(v)
-        moves.append(Move(v, a, b, aggregate, SPREAD, "live-migrate", (gain,), reason, after, again))
+        moves.append(
+            Move(
+                v,
+                a,
+                b,
+                aggregate,
+                SPREAD,
+                "live-migrate",
+                (gain,),
+                reason,
+                after,
+                again,
+                cells_taken(world, v),
+            )
+        )
     return moves

@@ -52,7 +52,6 @@ OBJECTIVE_KINDS = ("hosts", "cost", "combined")
 #: os-traits spelling: upper case, digits and underscores (``HW_CPU_X86_AVX2``, ``CUSTOM_GOLD``)
 _TRAIT = re.compile(r"[A-Z][A-Z0-9_]*")
 _PLAIN_KEY = re.compile(r"[^.\[\]\"\s]+")
-NOT_HONOURED = "not honoured by this Kronos version yet; the plan could be refused by Nova"
 
 
 class _NoValue:
@@ -368,6 +367,7 @@ def _vms(s: Snapshot) -> list[Issue]:
     out: list[Issue] = []
     known = {h.name for h in s.hosts}
     policies = [p.name for p in s.policies]
+    cells = {h.name: ({c.id for c in h.numa_cells} if h.numa_cells else None) for h in s.hosts}
     dup = _duplicates(v.id for v in s.vms)
     unit = lambda x: not _bad_unit(x)  # noqa: E731
     for i, v in enumerate(s.vms):
@@ -399,35 +399,33 @@ def _vms(s: Snapshot) -> list[Issue]:
         out += _policy_keyed(
             f"{at}.weights_forecast", v.weights_forecast or {}, policies, unit, "forecasts must be in [0, 1]"
         )
-        out += _binding(at, v)
+        out += _placement_facts(at, v, cells)
     return out
 
 
-def _binding(at: str, v: VM) -> list[Issue]:
-    """FORMATS §4 fields that would bind a placement, which the planner does not honour yet.
-
-    Planning as if they were absent could move a VM where Nova refuses it, so
-    they are errors until the planner checks them (a VM's facts that bind
-    nothing, such as flavor-sized ``resources``, are accepted).
-    """
+def _placement_facts(at: str, v: VM, cells: dict[str, set[int] | None]) -> list[Issue]:
+    """The VM's FORMATS §4 fields: amounts, trait names, cells that exist on its host, devices."""
     out: list[Issue] = []
-    if v.resources is not None:
-        for r, x in v.resources.items():
-            if not (_finite(x) and x >= 0):
-                out.append(Issue(key_path(f"{at}.resources", r), "amounts must be >= 0", x))
-        legacy = {r: v.resources.get(r, 0.0) for r in RESOURCES}
-        other = {r: x for r, x in v.resources.items() if r not in RESOURCES and x != 0}
-        if other or any(legacy[r] != getattr(v.flavor, r) for r in RESOURCES):
-            out.append(Issue(f"{at}.resources", f"differs from the flavor: {NOT_HONOURED}", v.resources))
+    for r, x in (v.resources or {}).items():
+        if not (_finite(x) and x >= 0):
+            out.append(Issue(key_path(f"{at}.resources", r), "amounts must be >= 0", x))
     for name in ("required_traits", "forbidden_traits"):
-        traits = getattr(v, name)
-        out += _traits(f"{at}.{name}", traits)
-        if traits:
-            out.append(Issue(f"{at}.{name}", NOT_HONOURED, traits))
+        out += _traits(f"{at}.{name}", getattr(v, name))
+    both = set(v.required_traits or ()) & set(v.forbidden_traits or ())
+    if both:
+        out.append(Issue(f"{at}.forbidden_traits", "also required: no host can take it", sorted(both)))
     if v.numa_cells:
-        out.append(Issue(f"{at}.numa_cells", NOT_HONOURED, v.numa_cells))
-    if v.devices:
-        out.append(Issue(f"{at}.devices", NOT_HONOURED, v.devices))
+        have = cells.get(v.host)
+        if not _distinct_ids(v.numa_cells):
+            out.append(Issue(f"{at}.numa_cells", "cell ids must be distinct integers >= 0", v.numa_cells))
+        elif have is None:
+            out.append(Issue(f"{at}.numa_cells", f"its host {v.host} has no numa_cells", v.numa_cells))
+        elif not set(v.numa_cells) <= have:
+            known = ", ".join(map(str, sorted(have)))
+            out.append(Issue(f"{at}.numa_cells", f"not cells of its host {v.host} ({known})", v.numa_cells))
+    for j, d in enumerate(v.devices or ()):
+        if _blank(d):
+            out.append(Issue(f"{at}.devices[{j}]", "a device must not be blank", d))
     return out
 
 

@@ -1,0 +1,169 @@
+"""What Nova's scheduler checks beyond aggregates and groups (FORMATS.md §4), as arrays.
+
+Resource classes become columns (the legacy three first, then the others a
+snapshot names, sorted), so capacity is one vector rule of any length.
+Traits, CPU models and extra specs become *classes* (VMs or hosts that ask
+for or offer the same thing share one), so a feasibility test is one table
+lookup. NUMA cells become per-host arrays of up to 63 cells, a VM's cells a
+bitmask, so the kernels can place a guest on cells the way Nova's fitting
+would. A snapshot without §4 fields gives three columns, one class of each
+kind and no cells: the kernels then do exactly what they did before.
+
+Shapes (H hosts, V VMs, R resource classes, K most NUMA cells on a host):
+    cap, used      H×R f8     size V×R f8 (the VM's allocation, or its flavor)
+    tr_cls         V i4       treq_ok, tforb_ok: classes × H b1
+    cpu_cls        H i4       cpu_ok: classes × classes b1 (source class ⊆ destination class)
+    n_cells        H i4       cell_cap, cell_used: H×K×2 f8 (vCPUs incl. PCPU, MiB)
+    vm_n           V i4       cells a NUMA-placed VM spans (0: host level only)
+    vm_cells0      V i8       bitmask of its cells at the snapshot
+    numa_need      V×2 f8     vCPUs (incl. PCPU) and MiB it needs, split evenly over its cells
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from attrs import frozen
+
+from kronos.core.model import RESOURCE_ALIASES, RESOURCES, Snapshot
+from kronos.errors import DataError
+
+#: HW_CPU_* traits that are not guest CPU features (FORMATS §4: not compared)
+NOT_CPU_FEATURES = frozenset(
+    {"HW_CPU_HYPERTHREADING", "HW_CPU_X86_AMD_SEV", "HW_CPU_X86_AMD_SEV_ES", "HW_CPU_X86_SGX"}
+)
+MAX_CELLS = 63  # a VM's cells are a bitmask in an int64
+
+
+@frozen
+class Facts:
+    res_names: tuple[str, ...]
+    cap: np.ndarray
+    size: np.ndarray
+    tr_cls: np.ndarray
+    treq_ok: np.ndarray
+    tforb_ok: np.ndarray
+    tr_classes: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]  # (required, forbidden) per class
+    host_traits: tuple[frozenset[str], ...]
+    cpu_cls: np.ndarray
+    cpu_strict: np.ndarray
+    cpu_sets: tuple[frozenset[str], ...]
+    n_cells: np.ndarray
+    cell_ids: np.ndarray
+    cell_cap: np.ndarray
+    cell_used: np.ndarray
+    vm_n: np.ndarray
+    vm_cells0: np.ndarray
+    numa_need: np.ndarray
+    devices: dict[int, tuple[str, ...]]
+
+
+def _name(key: str) -> str:
+    return RESOURCE_ALIASES.get(key, key)
+
+
+def resource_classes(snapshot: Snapshot) -> tuple[str, ...]:
+    """The legacy three, then every other class a host offers or a VM holds, sorted."""
+    other: set[str] = set()
+    for h in snapshot.hosts:
+        other.update(_name(k) for k in h.capacity.classes or ())
+    for v in snapshot.vms:
+        other.update(_name(k) for k in v.resources or ())
+    return (*RESOURCES, *sorted(other - set(RESOURCES)))
+
+
+def build_facts(snapshot: Snapshot, vm_host: np.ndarray) -> Facts:
+    hosts, vms = snapshot.hosts, snapshot.vms
+    H, V = len(hosts), len(vms)
+    names = resource_classes(snapshot)
+    column = {r: i for i, r in enumerate(names)}
+    cap = np.zeros((H, len(names)))
+    for i, h in enumerate(hosts):
+        cap[i, :3] = (h.capacity.vcpus, h.capacity.memory_mb, h.capacity.disk_gb)
+        for rc, amount in (h.capacity.classes or {}).items():
+            cap[i, column[_name(rc)]] = amount
+    size = np.zeros((V, len(names)))
+    size[:, :3] = np.array([(v.flavor.vcpus, v.flavor.memory_mb, v.flavor.disk_gb) for v in vms]).reshape(
+        V, 3
+    )
+    numa_need = size[:, :2].copy()
+    devices: dict[int, tuple[str, ...]] = {}
+    for k, v in enumerate(vms):
+        if v.resources is not None:  # Placement's allocation replaces the flavor's three
+            size[k] = 0.0
+            for r, x in v.resources.items():
+                size[k, column[_name(r)]] = x
+            pinned = size[k, column["PCPU"]] if "PCPU" in column else 0.0
+            numa_need[k] = (size[k, 0] + pinned, size[k, 1])
+        if v.devices:
+            devices[k] = tuple(v.devices)
+
+    host_traits = tuple(frozenset(h.traits or ()) for h in hosts)
+    tr_index: dict[tuple[tuple[str, ...], tuple[str, ...]], int] = {((), ()): 0}
+    tr_cls = np.zeros(V, dtype=np.int32)
+    for k, v in enumerate(vms):
+        if v.required_traits or v.forbidden_traits:
+            key = (tuple(sorted(v.required_traits or ())), tuple(sorted(v.forbidden_traits or ())))
+            tr_cls[k] = tr_index.setdefault(key, len(tr_index))
+    tr_classes = tuple(tr_index)
+    treq_ok = np.array([[set(req) <= t for t in host_traits] for req, _ in tr_classes], dtype=np.bool_)
+    tforb_ok = np.array([[not set(forb) & t for t in host_traits] for _, forb in tr_classes], dtype=np.bool_)
+    treq_ok, tforb_ok = treq_ok.reshape(len(tr_classes), H), tforb_ok.reshape(len(tr_classes), H)
+
+    cpu_index: dict[frozenset[str], int] = {}
+    cpu_cls = np.zeros(H, dtype=np.int32)
+    for i, t in enumerate(host_traits):
+        models = frozenset(x for x in t if x.startswith("HW_CPU_")) - NOT_CPU_FEATURES
+        cpu_cls[i] = cpu_index.setdefault(models, len(cpu_index))
+    cpu_sets = tuple(cpu_index) or (frozenset(),)
+    cpu_strict = np.array([[a <= b for b in cpu_sets] for a in cpu_sets], dtype=np.bool_)
+
+    K = max((len(h.numa_cells or ()) for h in hosts), default=0)
+    if K > MAX_CELLS:
+        raise DataError(f"a host has {K} NUMA cells: Kronos plans hosts of up to {MAX_CELLS}")
+    n_cells = np.zeros(H, dtype=np.int32)
+    cell_ids = np.full((H, K), -1, dtype=np.int64)
+    cell_cap = np.zeros((H, K, 2))
+    index_of: list[dict[int, int]] = []
+    for i, h in enumerate(hosts):
+        cells = sorted(h.numa_cells or (), key=lambda c: c.id)
+        n_cells[i] = len(cells)
+        index_of.append({c.id: j for j, c in enumerate(cells)})
+        for j, c in enumerate(cells):
+            cell_ids[i, j] = c.id
+            cell_cap[i, j] = (c.vcpus, c.memory_mb)
+    vm_n = np.zeros(V, dtype=np.int32)
+    vm_cells0 = np.zeros(V, dtype=np.int64)
+    cell_used = np.zeros((H, K, 2))
+    for k, v in enumerate(vms):
+        at = int(vm_host[k])
+        if v.numa_cells and n_cells[at]:
+            mask = 0
+            for cid in v.numa_cells:
+                if cid not in index_of[at]:
+                    raise DataError(f"vms[{k}].numa_cells: {cid} is not a NUMA cell of its host {v.host}")
+                mask |= 1 << index_of[at][cid]
+            vm_n[k] = len(v.numa_cells)
+            vm_cells0[k] = mask
+            for cid in v.numa_cells:
+                cell_used[at, index_of[at][cid]] += numa_need[k] / len(v.numa_cells)
+    return Facts(
+        res_names=names,
+        cap=cap,
+        size=size,
+        tr_cls=tr_cls,
+        treq_ok=treq_ok,
+        tforb_ok=tforb_ok,
+        tr_classes=tr_classes,
+        host_traits=host_traits,
+        cpu_cls=cpu_cls,
+        cpu_strict=cpu_strict,
+        cpu_sets=cpu_sets,
+        n_cells=n_cells,
+        cell_ids=cell_ids,
+        cell_cap=cell_cap,
+        cell_used=cell_used,
+        vm_n=vm_n,
+        vm_cells0=vm_cells0,
+        numa_need=numa_need,
+        devices=devices,
+    )
