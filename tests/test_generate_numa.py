@@ -27,7 +27,7 @@ from kronos.testing import (
     generate_bytedance_like,
     generate_evacuable,
 )
-from tests.conftest import run_checker
+from tests.conftest import kronos_cli, run_checker
 
 LEGACY = ("vcpus", "memory_mb", "disk_gb")
 ALL_ON: dict[str, Any] = {"pinned": 0.25, "numa": 2, "numa_vms": 0.3, "traits": 0.4, "devices": 0.15}
@@ -337,3 +337,38 @@ def test_bytedance_like_cluster_has_vms_on_cells_and_fragmented_free_vcpus(tmp_p
     assert len(trapped) > 0.25 * len(snap.hosts)
     assert_consistent(snap)
     assert_check_py_clean(tmp_path, snap)
+
+
+# ------------------------------------------------------------------ CLI
+
+
+def test_cli_flags_produce_the_library_world(tmp_path: Path) -> None:
+    out = tmp_path / "x.json"
+    flags = ["--pinned", "0.25", "--numa", "2", "--numa-vms", "0.3", "--traits", "0.4", "--devices", "0.15"]
+    proc = kronos_cli(
+        "generate", "--hosts", "12", "--vms", "400", "--groups", "4", "--seed", "6", *flags, "-o", str(out)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert kronos.load_snapshot(out) == kronos.generate(hosts=12, vms=400, groups=4, seed=6, **ALL_ON)
+
+    bd = tmp_path / "bd.json"
+    proc = kronos_cli("generate", "--bytedance-like", "--seed", "3", "-o", str(bd))
+    assert proc.returncode == 0, proc.stderr
+    assert kronos.load_snapshot(bd) == generate_bytedance_like(3)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--numa-vms", "0.5"], "--numa-vms places VMs on NUMA cells: give --numa CELLS too"),
+        (["--pinned", "0.2", "--pcpu-hosts", "0"], "Invalid value for '--pcpu-hosts'"),
+        (["--numa", "-1"], "Invalid value for '--numa'"),
+        (["--traits", "nan"], "'--traits': 'nan' is not a finite number"),
+    ],
+)
+def test_cli_refuses_nonsense_flags(tmp_path: Path, args: list[str], message: str) -> None:
+    out = tmp_path / "x.json"
+    proc = kronos_cli("generate", "--hosts", "4", "--vms", "20", *args, "-o", str(out))
+    assert proc.returncode == 64
+    assert message in proc.stderr
+    assert not out.exists()
