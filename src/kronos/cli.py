@@ -161,6 +161,55 @@ def validate(snapshot: str) -> None:
 @click.option("--overlapping", is_flag=True, help="add an aggregate overlapping others")
 @click.option("--fill", default=0.65, show_default=True, type=FiniteRange(0.05, 1.0))
 @click.option(
+    "--pinned",
+    default=0.0,
+    show_default=True,
+    type=FiniteRange(0, 1),
+    help="share of VMs with hw:cpu_policy=dedicated, holding PCPU instead of vcpus",
+)
+@click.option(
+    "--pcpu-hosts",
+    default=0.5,
+    show_default=True,
+    type=FiniteRange(0, 1, min_open=True),
+    help="with --pinned: share of hosts with dedicated cores (PCPU capacity)",
+)
+@click.option(
+    "--numa",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 16),
+    metavar="CELLS",
+    help="NUMA cells per host; pinned VMs sit on cells",
+)
+@click.option(
+    "--numa-vms",
+    default=0.0,
+    show_default=True,
+    type=FiniteRange(0, 1),
+    help="with --numa: share of the other VMs on cells too (hw:numa_nodes)",
+)
+@click.option(
+    "--traits",
+    default=0.0,
+    show_default=True,
+    type=FiniteRange(0, 1),
+    help="share of VMs requiring host traits (> 0 also gives hosts CPU-generation and CUSTOM_* traits)",
+)
+@click.option(
+    "--devices",
+    default=0.0,
+    show_default=True,
+    type=FiniteRange(0, 1),
+    help="share of VMs with passthrough GPUs (VGPU) or SR-IOV VFs (CUSTOM_NIC_SRIOV)",
+)
+@click.option(
+    "--bytedance-like",
+    is_flag=True,
+    help="instead: 279 hosts of 2 NUMA cells, 2 089 VMs on cells, 90 % of vCPUs allocated, "
+    "shaped like ByteDance's public rescheduling data (uses --seed only)",
+)
+@click.option(
     "--packable",
     type=click.IntRange(1),
     metavar="K",
@@ -174,10 +223,17 @@ def validate(snapshot: str) -> None:
     "(uses --hosts --vms --groups --seed --aggregates --heterogeneous)",
 )
 @click.option("-o", "--output", default="-", show_default=True, help="file (.json/.yaml) or -")
-def generate(output: str, policies: str, packable: int | None, evacuable: int | None, **kw: Any) -> None:
+def generate(
+    output: str, policies: str, packable: int | None, evacuable: int | None, bytedance_like: bool, **kw: Any
+) -> None:
     """Write a realistic synthetic snapshot (same seed, same bytes)."""
     import kronos
 
+    if bytedance_like:
+        from kronos.testing import generate_bytedance_like
+
+        kronos.dump(generate_bytedance_like(kw["seed"]), output)
+        return
     if packable is not None:
         kronos.dump(kronos.generate_packable(packable, kw["seed"]), output)
         return
@@ -193,6 +249,8 @@ def generate(output: str, policies: str, packable: int | None, evacuable: int | 
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise UsageError(f"--policies {policies!r}: {twice[0]!r} given twice")
+    if kw["numa_vms"] > 0 and kw["numa"] == 0:
+        raise UsageError("--numa-vms places VMs on NUMA cells: give --numa CELLS too")
     snap = kronos.generate(policies=names, **kw)
     kronos.dump(snap, output)
 
