@@ -62,7 +62,7 @@ def movable_for_packing(world: World) -> np.ndarray:
 
 def unit(world: World, hosts: np.ndarray) -> np.ndarray:
     """The aggregate's average host, per dimension: resources, then absolute score room."""
-    cap = world.cap[hosts].mean(axis=0) if hosts.size else np.ones(3)
+    cap = world.cap[hosts].mean(axis=0) if hosts.size else np.ones(world.cap.shape[1])
     room = (world.pmax * world.sc[hosts]).mean(axis=0) if hosts.size else np.ones(world.pw.size)
     norm: np.ndarray = np.maximum(np.concatenate([cap, room]), 1e-12)
     return norm
@@ -73,7 +73,8 @@ def size_key(world: World, norm: np.ndarray, vms: np.ndarray | slice = slice(Non
 
     ``vms``: only these (an evacuation sizes a hundred VMs, not the cloud's 100 000).
     """
-    key: np.ndarray = (world.size[vms] / norm[:3]).sum(axis=1) + (world.load[vms] / norm[3:]).sum(axis=1)
+    R = world.cap.shape[1]
+    key: np.ndarray = (world.size[vms] / norm[:R]).sum(axis=1) + (world.load[vms] / norm[R:]).sum(axis=1)
     return key
 
 
@@ -121,8 +122,8 @@ def lower_bound(world: World, act: np.ndarray, vms: np.ndarray, movable: np.ndar
     if on.size == 0:
         return 0
     pinned = np.unique(world.vm_host[on[~movable[on]]]).size
-    demand = [world.size[on, r].sum() for r in range(3)]
-    room = [world.cap[act, r] for r in range(3)]
+    demand = [world.size[on, r].sum() for r in range(world.cap.shape[1])]
+    room = [world.cap[act, r] for r in range(world.cap.shape[1])]
     vm_part = np.zeros((world.score.shape[0], world.pw.size))
     np.add.at(vm_part, world.vm_host[on], world.load[on])
     for p in range(world.pw.size):
