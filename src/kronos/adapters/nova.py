@@ -26,6 +26,7 @@ into a snapshot is :mod:`kronos.adapters.record`'s job.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -193,6 +194,7 @@ class NovaReader:
         self.parallel = parallel
         self.page = page
         self.calls = 0
+        self._counting = threading.Lock()  # provider reads run in threads
 
     # -- transport ---------------------------------------------------------------------------
     def _get(
@@ -201,7 +203,8 @@ class NovaReader:
         from keystoneauth1 import exceptions as ksa
 
         version = version or (COMPUTE_MICROVERSION if service == "compute" else PLACEMENT_MICROVERSION)
-        self.calls += 1
+        with self._counting:
+            self.calls += 1
         proxy = None
         try:  # the first use of a proxy runs version discovery: already a request
             proxy = self.conn.compute if service == "compute" else self.conn.placement
@@ -265,6 +268,7 @@ class NovaReader:
         return out
 
     def capacity(self, hosts: Iterable[str] | None = None) -> dict[str, Capacity]:
+        """Each host's schedulable capacity (``check-config`` reads every provider this way)."""
         return self.placement(hosts).capacity
 
     def placement(self, hosts: Iterable[str] | None = None) -> Placement:
