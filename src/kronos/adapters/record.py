@@ -26,9 +26,12 @@ for), the VM is counted at host level and ``source.problems`` says why.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
+
+import attrs
 
 from kronos.adapters.config import Config
 from kronos.adapters.nova import NovaReader, NovaWorld, Server
@@ -48,6 +51,7 @@ from kronos.adapters.scores import (
 from kronos.core.model import (
     RESOURCE_ALIASES,
     RESOURCES,
+    STANDARD_RESOURCE_CLASSES,
     UNASSIGNED,
     VM,
     Aggregate,
@@ -112,10 +116,11 @@ def build_snapshot(
 
     kept = [h for h in world.services if h not in excluded]
     numa = numa or NumaTopology({}, {}, "")
+    unknown: set[str] = set()
     hosts = tuple(
         Host(
             name=h,
-            capacity=world.capacity.get(h) or Capacity(0, 0, 0),  # no resource provider yet: no room
+            capacity=_capacity(world.capacity.get(h), unknown),
             enabled=world.services[h].enabled,
             up=world.services[h].up and not world.services[h].forced_down,
             scores=scores[h],
@@ -132,8 +137,11 @@ def build_snapshot(
         if a.name in by_pool
     )
     notes: list[str] = []
-    vms = tuple(_vm(s, world, numa, notes, vm_weights, pinned_tag) for s in world.servers if s.host in keep)
+    vms = tuple(
+        _vm(s, world, numa, notes, unknown, vm_weights, pinned_tag) for s in world.servers if s.host in keep
+    )
     notes += _numa_strays(numa, world)
+    notes += [f"Placement class {rc}: unknown to this Kronos version, left out" for rc in sorted(unknown)]
     recorded = {vm.id for vm in vms}
     groups, outside = [], 0
     for g in world.groups:
@@ -170,6 +178,7 @@ def _vm(
     world: NovaWorld,
     numa: NumaTopology,
     notes: list[str],
+    unknown: set[str],
     vm_weights: Mapping[str, VMWeights],
     pinned_tag: str,
 ) -> VM:
@@ -193,16 +202,32 @@ def _vm(
         migratable=pinned_tag not in s.tags,
         project_id=s.project_id,
         metadata=dict(s.metadata),
-        resources=_resources(flavor, held if held is not None else asked.resources),
+        resources=_resources(flavor, held if held is not None else asked.resources, unknown),
         required_traits=tuple(sorted(asked.required)) or None,
         forbidden_traits=tuple(sorted(asked.forbidden)) or None,
         numa_cells=_vm_cells(s, asked, numa, notes),
     )
 
 
-def _resources(flavor: Flavor, held: Mapping[str, float]) -> dict[str, float] | None:
+def _known(rc: str) -> bool:
+    """A class the snapshot format carries: a standard one this Kronos knows, or ``CUSTOM_*``."""
+    return rc in RESOURCES or rc in STANDARD_RESOURCE_CLASSES or bool(re.fullmatch("CUSTOM_[A-Z0-9_]+", rc))
+
+
+def _capacity(capacity: Capacity | None, unknown: set[str]) -> Capacity:
+    """A host's capacity with only the classes a snapshot can carry (a newer Placement may have more)."""
+    if capacity is None:
+        return Capacity(0, 0, 0)  # no resource provider yet: no room
+    classes = {rc: x for rc, x in (capacity.classes or {}).items() if _known(rc)}
+    unknown.update(set(capacity.classes or ()) - set(classes))
+    return attrs.evolve(capacity, classes=classes or None)
+
+
+def _resources(flavor: Flavor, held: Mapping[str, float], unknown: set[str]) -> dict[str, float] | None:
     """What the VM holds, by the snapshot's keys; None where that is just its flavor's three sizes."""
     amounts = {RESOURCE_ALIASES.get(rc, rc): float(x) for rc, x in held.items() if x}
+    unknown.update(rc for rc in amounts if not _known(rc))
+    amounts = {rc: x for rc, x in amounts.items() if _known(rc)}
     if amounts == {r: getattr(flavor, r) for r in RESOURCES if getattr(flavor, r)}:
         return None
     return dict(sorted(amounts.items()))
