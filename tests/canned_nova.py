@@ -42,11 +42,27 @@ class Proxy:
         return f"http://{self.service}.example:8774/v2.1"
 
 
-class CannedCloud:
-    """``hosts`` compute hosts in aggregates of ``per_aggregate``; ``servers`` spread round-robin."""
+#: what a Placement provider of a canned host has: the root's, and a vGPU child's
+ROOT_INVENTORY = {
+    "VCPU": {"total": 64, "reserved": 0, "allocation_ratio": 4.0},
+    "MEMORY_MB": {"total": 524288, "reserved": 4096, "allocation_ratio": 1.0},
+    "DISK_GB": {"total": 2000, "reserved": 0, "allocation_ratio": 1.0},
+}
+GPU_INVENTORY = {"VGPU": {"total": 32, "reserved": 0, "allocation_ratio": 1.0}}
+ROOT_TRAITS = ["COMPUTE_NET_ATTACH_INTERFACE", "HW_CPU_X86_AVX2"]
+GPU_TRAITS = ["CUSTOM_VGPU_A100"]
 
-    def __init__(self, hosts: int, servers: int, per_aggregate: int = 50) -> None:
+
+class CannedCloud:
+    """``hosts`` compute hosts in aggregates of ``per_aggregate``; ``servers`` spread round-robin.
+
+    Every ``gpu_every``-th host has a nested vGPU provider, and the servers on
+    it hold one vGPU there (0: no vGPU hosts).
+    """
+
+    def __init__(self, hosts: int, servers: int, per_aggregate: int = 50, gpu_every: int = 0) -> None:
         self.hosts = [f"cmp-{i:04d}" for i in range(hosts)]
+        self.gpu_hosts = set(self.hosts[::gpu_every]) if gpu_every else set()
         self.servers = [
             {
                 "id": f"{i:08d}-0000-4000-8000-000000000000",
@@ -71,6 +87,10 @@ class CannedCloud:
             }
             for i in range(servers)
         ]
+        self.on_host: dict[str, list[str]] = {}
+        for srv in self.servers:
+            self.on_host.setdefault(srv["OS-EXT-SRV-ATTR:host"], []).append(srv["id"])
+        self.images = [{"id": "img", "name": "base", "metadata": {"hw_disk_bus": "virtio"}}]
         self.aggregates = [
             {"id": k, "name": f"agg-{k}", "hosts": self.hosts[a : a + per_aggregate], "metadata": {}}
             for k, a in enumerate(range(0, hosts, per_aggregate))
@@ -107,13 +127,23 @@ class CannedCloud:
             return self._page("servers", self.servers, params)
         if path == "/os-server-groups":
             return self._page("server_groups", [], params)
-        if path.startswith("/resource_providers/") and path.endswith("/inventories"):
-            inv = {
-                "VCPU": {"total": 64, "reserved": 0, "allocation_ratio": 4.0},
-                "MEMORY_MB": {"total": 524288, "reserved": 4096, "allocation_ratio": 1.0},
-                "DISK_GB": {"total": 2000, "reserved": 0, "allocation_ratio": 1.0},
-            }
-            return {"inventories": inv}
+        if path == "/images/detail":
+            return self._page("images", self.images, params)
+        if path == "/resource_providers":
+            roots = [{"uuid": f"rp-{h}", "root_provider_uuid": f"rp-{h}"} for h in self.hosts]
+            gpus = [{"uuid": f"rp-{h}-gpu", "root_provider_uuid": f"rp-{h}"} for h in sorted(self.gpu_hosts)]
+            return {"resource_providers": roots + gpus}
+        if path.startswith("/resource_providers/rp-"):
+            uuid, what = path.split("/")[2:4]
+            host = uuid.removeprefix("rp-").removesuffix("-gpu")
+            gpu = uuid.endswith("-gpu")
+            if what == "inventories":
+                return {"inventories": GPU_INVENTORY if gpu else ROOT_INVENTORY}
+            if what == "traits":
+                return {"traits": GPU_TRAITS if gpu else ROOT_TRAITS}
+            if what == "allocations":
+                held = {"VGPU": 1} if gpu else {"VCPU": 1, "MEMORY_MB": 2048, "DISK_GB": 20}
+                return {"allocations": {sid: {"resources": held} for sid in self.on_host.get(host, [])}}
         raise AssertionError(f"canned cloud: no answer for {path}")
 
     @staticmethod

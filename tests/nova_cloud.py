@@ -6,6 +6,23 @@ base class patches openstacksdk, ``os.uname``, logging and global config):
 
     OS_NOVA_DISABLE_EVENTLET_PATCHING=1 nova-venv/bin/python tests/nova_cloud.py cmp-1 cmp-2 cmp-3
 
+A host may name its fake driver, ``cmp-4=fake.MediumFakeDriverWithNestedCustomResources``
+(a nested child provider with CUSTOM_MAGIC); the others run ``fake.MediumFakeDriver``.
+
+Pinned guests: the fake driver reports no PCPU and no NUMA topology, so the
+tests give hosts PCPU inventory and custom traits through the Placement API,
+as an operator's tooling can, and Nova's scheduler decides from Placement as
+it does for libvirt hosts. Two settings make that sound: the scheduler
+never falls back to asking for VCPU when PCPU is asked for (the fallback
+exists for clouds mid-upgrade from ``vcpu_pin_set``; without it a pinned
+guest could land on a host without PCPU, which only the NUMATopologyFilter
+would refuse), and the computes never re-read their providers from
+Placement (the fake driver would otherwise put back its own three classes
+over the PCPU inventory). Nova's libvirt fakes would report PCPU and NUMA
+cells themselves, but need process-wide libvirt patching, a second driver
+kind in the cloud and stubbed live migrations; what Kronos reads is
+Placement either way.
+
 It prints ``READY http://127.0.0.1:PORT/v2.1 http://127.0.0.1:PORT2`` (the
 compute API and Placement) and serves until its parent dies or stdin closes. Tokens: ``admin`` (roles reader, member, admin) and
 ``member`` (reader, member), mapped by a tiny WSGI shim onto the headers
@@ -83,7 +100,11 @@ def main(hosts: list[str]) -> None:
     cloud.setUp()
     cloud.flags(driver="nova.quota.NoopQuotaDriver", group="quota")
     quota.QUOTAS._driver_cls = None  # re-read the driver
-    for host in hosts:
+    cloud.flags(disable_fallback_pcpu_query=True, group="workarounds")
+    cloud.flags(resource_provider_association_refresh=0, group="compute")
+    for spec in hosts:
+        host, _, driver = spec.partition("=")
+        cloud.flags(compute_driver=driver or Cloud.compute_driver)
         cloud._start_compute(host)
     compute = _serve(_shim(wsgi.Loader().load_app("osapi_compute")))
     # the fixture's Placement (same database) over HTTP too: noauth2, token "admin" is admin

@@ -270,8 +270,9 @@ def test_bad_prometheus_data_leaves_hosts_out_and_skips_their_pool(snapshot: kro
     assert "missing from the query result" in src["excluded_hosts"]["cmp-7"]
     assert list(src["skip_aggregates"]) == ["_unassigned_"]
     assert not any(v.host == "cmp-7" for v in snapshot.vms)
-    # aggregates, services, hypervisors, one inventory per host, servers, groups: no per-server calls
-    assert src["nova_calls"] == 5 + len(HOSTS)
+    # aggregates, services, hypervisors, the provider list, inventories + traits + allocations per
+    # host (no nested providers here), servers, images, groups: no per-server calls
+    assert src["nova_calls"] == 7 + 3 * len(HOSTS)
 
 
 def test_pagination_follows_next_links_with_one_call_per_page(world: World) -> None:

@@ -23,17 +23,28 @@ from tests.conftest import kronos_cli
 AT = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 
 
-def test_a_large_cloud_is_read_with_one_call_per_page_and_per_host_in_scope() -> None:
-    cloud = CannedCloud(hosts=1000, servers=20000)
+def test_a_large_cloud_is_read_with_one_call_per_page_and_three_per_provider_in_scope() -> None:
+    cloud = CannedCloud(hosts=1000, servers=20000, gpu_every=10)
     reader = NovaReader(cloud)
     world = reader.read(lambda a: a.name in ("agg-0", "agg-1"))
     assert len(world.services) == 100 and len(world.capacity) == 100
     assert len(world.servers) == 2000  # 20 per host on the 100 hosts in scope
-    # aggregates + services + hypervisors (1 page) + 100 inventories + 20 server pages + groups
-    assert world.calls == len(cloud.calls) == 1 + 1 + 1 + 100 + 20 + 1
+    # aggregates + services + hypervisors (1 page) + the provider list, then inventories, traits and
+    # allocations of the 100 hosts and their 10 vGPU children, 20 server pages, images, groups:
+    # never a call per server (GET /allocations/{instance} would be 2 000 more)
+    assert world.calls == len(cloud.calls) == 1 + 1 + 1 + 1 + 3 * (100 + 10) + 20 + 1 + 1
     assert not any(p.startswith("/servers/") and p != "/servers/detail" for p in cloud.calls)
-    cap = world.capacity["cmp-0000"]
-    assert (cap.vcpus, cap.memory_mb, cap.disk_gb) == (256, 520192, 2000)
+    assert not any(p.startswith("/allocations") for p in cloud.calls)
+    cap = world.capacity["cmp-0000"]  # a vGPU host: its child's VGPU and trait count for it
+    assert (cap.vcpus, cap.memory_mb, cap.disk_gb, cap.classes) == (256, 520192, 2000, {"VGPU": 32})
+    assert world.traits["cmp-0000"] == ("COMPUTE_NET_ATTACH_INTERFACE", "CUSTOM_VGPU_A100", "HW_CPU_X86_AVX2")
+    assert world.capacity["cmp-0001"].classes is None
+    assert world.traits["cmp-0001"] == ("COMPUTE_NET_ATTACH_INTERFACE", "HW_CPU_X86_AVX2")
+    gpu_vm = cloud.on_host["cmp-0000"][0]
+    assert world.allocations["cmp-0000"][gpu_vm] == {"VCPU": 1, "MEMORY_MB": 2048, "DISK_GB": 20, "VGPU": 1}
+    plain_vm = cloud.on_host["cmp-0001"][0]
+    assert world.allocations["cmp-0001"][plain_vm] == {"VCPU": 1, "MEMORY_MB": 2048, "DISK_GB": 20}
+    assert world.images == {"img": {"hw_disk_bus": "virtio"}}
 
 
 @pytest.mark.parametrize(
@@ -57,10 +68,20 @@ def test_faults_become_their_exit_codes(fault: object, error: type, words: str) 
     assert words in str(info.value)
 
 
-def test_a_403_on_placement_names_the_placement_permission() -> None:
+@pytest.mark.parametrize(
+    ("refused", "permission"),
+    [
+        ("/resource_providers", "placement:resource_providers:list"),
+        ("/inventories", "placement:resource_providers:inventories:list"),
+        ("/traits", "placement:resource_providers:traits:list"),
+        ("/allocations", "placement:resource_providers:allocations:list"),
+        ("/images/detail", "Glance get_images"),
+    ],
+)
+def test_a_403_names_the_permission_of_the_refused_read(refused: str, permission: str) -> None:
     cloud = CannedCloud(hosts=3, servers=3, per_aggregate=3)
-    cloud.fault = lambda service, path: 403 if service == "placement" else None
-    with pytest.raises(PermissionDenied, match="placement:resource_providers:inventories:list"):
+    cloud.fault = lambda service, path: 403 if path.endswith(refused) else None
+    with pytest.raises(PermissionDenied, match=f"HTTP 403: permission denied, needs {permission}"):
         NovaReader(cloud).read(lambda a: True)
 
 

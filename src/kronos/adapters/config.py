@@ -120,6 +120,8 @@ class NovaConfig:
     timeout: float = 30.0
     #: servers carrying this tag are never moved (``migratable: false``)
     pinned_tag: str = "kronos:pinned"
+    #: YAML of host NUMA cells and the cells each guest occupies (not in Nova's API; empty: none)
+    numa_topology_file: str = ""
 
     @property
     def configured(self) -> bool:

@@ -10,17 +10,34 @@ reports it skipped ("bad data: ...") instead of planning on half the facts.
 Server-group members outside the recorded hosts are dropped from the groups
 (nothing can move to or from where they are), and counted in ``source``.
 
+What Nova's scheduler would check comes in as FORMATS §4 fields: every
+Placement class of a host's capacity, its traits, what each VM holds
+(``resources``, written only where it differs from the flavor's three
+sizes: a snapshot of a cloud without pinning or devices reads as before),
+the traits its flavor and image require or forbid
+(:mod:`kronos.adapters.nova_request`), and the NUMA cells of the
+operator's ``numa_topology_file``. Where the file and Nova disagree (a host
+Nova does not know, a VM that moved, a cell count its flavor does not ask
+for), the VM is counted at host level and ``source.problems`` says why.
+
 :func:`build_snapshot` is pure; :func:`record` does the reading.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import attrs
+
 from kronos.adapters.config import Config
-from kronos.adapters.nova import NovaReader, NovaWorld
+from kronos.adapters.nova import NovaReader, NovaWorld, Server
+from kronos.adapters.nova_request import Request, request
+from kronos.adapters.numa_file import NumaTopology
+from kronos.adapters.numa_file import load as load_numa
 from kronos.adapters.prometheus import PrometheusClient
 from kronos.adapters.scores import (
     PolicyReading,
@@ -31,7 +48,20 @@ from kronos.adapters.scores import (
     read_policies,
     read_vm_weights,
 )
-from kronos.core.model import UNASSIGNED, VM, Aggregate, Capacity, Flavor, Host, Policy, ServerGroup, Snapshot
+from kronos.core.model import (
+    RESOURCE_ALIASES,
+    RESOURCES,
+    STANDARD_RESOURCE_CLASSES,
+    UNASSIGNED,
+    VM,
+    Aggregate,
+    Capacity,
+    Flavor,
+    Host,
+    Policy,
+    ServerGroup,
+    Snapshot,
+)
 from kronos.errors import UsageError
 from kronos.redact import redact
 
@@ -59,6 +89,7 @@ def build_snapshot(
     min_host_coverage: float = 1.0,
     pinned_tag: str = "kronos:pinned",
     source: Mapping[str, Any] | None = None,
+    numa: NumaTopology | None = None,
 ) -> Snapshot:
     by_pool = pools(world, include_unassigned)
     down = {h for h, s in world.services.items() if not s.up or s.forced_down}
@@ -84,14 +115,18 @@ def build_snapshot(
                 excluded.setdefault(host, why)
 
     kept = [h for h in world.services if h not in excluded]
+    numa = numa or NumaTopology({}, {}, "")
+    unknown: set[str] = set()
     hosts = tuple(
         Host(
             name=h,
-            capacity=world.capacity.get(h) or Capacity(0, 0, 0),  # no resource provider yet: no room
+            capacity=_capacity(world.capacity.get(h), unknown),
             enabled=world.services[h].enabled,
             up=world.services[h].up and not world.services[h].forced_down,
             scores=scores[h],
             forced_down=world.services[h].forced_down,
+            traits=world.traits.get(h) or None,
+            numa_cells=numa.hosts.get(h),
         )
         for h in kept
     )
@@ -101,23 +136,12 @@ def build_snapshot(
         for a in world.aggregates
         if a.name in by_pool
     )
+    notes: list[str] = []
     vms = tuple(
-        VM(
-            id=s.id,
-            host=s.host,
-            flavor=Flavor(**s.flavor),
-            name=s.name,
-            status=s.status,
-            task_state=s.task_state,
-            weights={p: w.weights[s.id] for p, w in vm_weights.items() if s.id in w.weights},
-            tags=s.tags,
-            migratable=pinned_tag not in s.tags,
-            project_id=s.project_id,
-            metadata=dict(s.metadata),
-        )
-        for s in world.servers
-        if s.host in keep
+        _vm(s, world, numa, notes, unknown, vm_weights, pinned_tag) for s in world.servers if s.host in keep
     )
+    notes += _numa_strays(numa, world)
+    notes += [f"Placement class {rc}: unknown to this Kronos version, left out" for rc in sorted(unknown)]
     recorded = {vm.id for vm in vms}
     groups, outside = [], 0
     for g in world.groups:
@@ -129,6 +153,7 @@ def build_snapshot(
     problems = sorted(
         {str(p) for r in reports for p in r.problems}
         | {str(p) for w in vm_weights.values() for p in w.problems}
+        | set(notes)
     )
     return Snapshot(
         taken_at=at,
@@ -148,6 +173,103 @@ def build_snapshot(
     )
 
 
+def _vm(
+    s: Server,
+    world: NovaWorld,
+    numa: NumaTopology,
+    notes: list[str],
+    unknown: set[str],
+    vm_weights: Mapping[str, VMWeights],
+    pinned_tag: str,
+) -> VM:
+    flavor = Flavor(**s.flavor)
+    image = world.images.get(s.image, {}) if s.image else {}
+    if s.image and s.image not in world.images:
+        notes.append(f"VM {s.id}: image {s.image} is not in Nova's image list: its trait:* and hw_* unknown")
+    asked = request(int(flavor.vcpus), int(flavor.memory_mb), int(flavor.disk_gb), flavor.extra_specs, image)
+    held = world.allocations.get(s.host, {}).get(s.id)
+    if held is None and s.status == "ACTIVE":
+        notes.append(f"VM {s.id}: Placement holds no allocation for it on {s.host}: sized by its flavor")
+    return VM(
+        id=s.id,
+        host=s.host,
+        flavor=flavor,
+        name=s.name,
+        status=s.status,
+        task_state=s.task_state,
+        weights={p: w.weights[s.id] for p, w in vm_weights.items() if s.id in w.weights},
+        tags=s.tags,
+        migratable=pinned_tag not in s.tags,
+        project_id=s.project_id,
+        metadata=dict(s.metadata),
+        resources=_resources(flavor, held if held is not None else asked.resources, unknown),
+        required_traits=tuple(sorted(asked.required)) or None,
+        forbidden_traits=tuple(sorted(asked.forbidden)) or None,
+        numa_cells=_vm_cells(s, asked, numa, notes),
+    )
+
+
+def _known(rc: str) -> bool:
+    """A class the snapshot format carries: a standard one this Kronos knows, or ``CUSTOM_*``."""
+    return rc in RESOURCES or rc in STANDARD_RESOURCE_CLASSES or bool(re.fullmatch("CUSTOM_[A-Z0-9_]+", rc))
+
+
+def _capacity(capacity: Capacity | None, unknown: set[str]) -> Capacity:
+    """A host's capacity with only the classes a snapshot can carry (a newer Placement may have more)."""
+    if capacity is None:
+        return Capacity(0, 0, 0)  # no resource provider yet: no room
+    classes = {rc: x for rc, x in (capacity.classes or {}).items() if _known(rc)}
+    unknown.update(set(capacity.classes or ()) - set(classes))
+    return attrs.evolve(capacity, classes=classes or None)
+
+
+def _resources(flavor: Flavor, held: Mapping[str, float], unknown: set[str]) -> dict[str, float] | None:
+    """What the VM holds, by the snapshot's keys; None where that is just its flavor's three sizes."""
+    amounts = {RESOURCE_ALIASES.get(rc, rc): float(x) for rc, x in held.items() if x}
+    unknown.update(rc for rc in amounts if not _known(rc))
+    amounts = {rc: x for rc, x in amounts.items() if _known(rc)}
+    if amounts == {r: getattr(flavor, r) for r in RESOURCES if getattr(flavor, r)}:
+        return None
+    return dict(sorted(amounts.items()))
+
+
+def _vm_cells(s: Server, asked: Request, numa: NumaTopology, notes: list[str]) -> tuple[int, ...] | None:
+    """The file's cells for a NUMA-placed VM, where they fit its host and Nova's view of the guest."""
+    cells = numa.vms.get(s.id)
+    host = numa.hosts.get(s.host)
+    where = f"{numa.source}: vms.{s.id}"
+    if cells is None:
+        if host and asked.numa_nodes:
+            notes.append(
+                f"VM {s.id} has {asked.numa_nodes} NUMA cell(s) in Nova but {numa.source} names none "
+                f"for it on {s.host}: counted at host level only"
+            )
+        return None
+    if asked.numa_nodes is None:
+        why = "its flavor and image give it no NUMA topology (Nova does not count it per cell)"
+    elif len(cells) != asked.numa_nodes:
+        why = f"{len(cells)} cell(s), but its flavor and image ask for {asked.numa_nodes}"
+    elif host is None:
+        why = f"its host {s.host} has no cells in the file"
+    elif missing := sorted(set(cells) - {c.id for c in host}):
+        why = f"{s.host} has no cell {missing[0]} (cells {', '.join(str(c.id) for c in host)})"
+    else:
+        return cells
+    notes.append(f"{where} = {list(cells)}: {why}: counted at host level only")
+    return None
+
+
+def _numa_strays(numa: NumaTopology, world: NovaWorld) -> list[str]:
+    """Hosts the file names that Nova has no compute service for (a typo, or a host long gone)."""
+    out = []
+    for host in numa.hosts:
+        if world.compute_hosts and host not in world.compute_hosts:
+            near = difflib.get_close_matches(host, sorted(world.compute_hosts), n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            out.append(f"{numa.source}: hosts.{host}: no compute host of this name in Nova{hint}")
+    return out
+
+
 def record(
     config: Config,
     reader: NovaReader,
@@ -160,6 +282,8 @@ def record(
     wanted = tuple(aggregates) if aggregates else tuple(engine.options.aggregates or ())
     unassigned = engine.include_unassigned_hosts or UNASSIGNED in wanted
     names = {a for a in wanted if a != UNASSIGNED}
+    numa_path = config.path(config.nova.numa_topology_file)
+    numa = load_numa(numa_path) if numa_path else None  # a bad file fails before any call is made
     world = reader.read(lambda a: a.name in names, include_unassigned=unassigned)
     unknown = sorted(names - {a.name for a in world.aggregates})
     if unknown:
@@ -184,5 +308,7 @@ def record(
             "recorder": "kronos record",
             "config": config.source,
             "prometheus": redact(config.prometheus.url),
+            **({"numa_topology_file": str(numa_path)} if numa_path else {}),
         },
+        numa=numa,
     )
