@@ -206,8 +206,8 @@ class NaiveWorld:
             return self.hosts[dst].up
         if rule == "host.leaving":
             return dst not in leaving
-        if rule == "source.load":
-            return all(
+        if rule == "source.load":  # a down host reports no scores: nothing to judge
+            return not self.hosts[src].up or all(
                 self.score[src][p.name] - self.load[vid][p.name] / self.sc(src, p.name) >= -EPS
                 for p in self.pols
             )

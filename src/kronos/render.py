@@ -41,6 +41,8 @@ def plan_table(plan: Plan, reasons: bool = True) -> str:
             )
             if reasons:
                 lines.append(f"{'':>11}{s.reason}")
+                if s.repeat_reason:
+                    lines.append(f"{'':>11}moves again: {s.repeat_reason}")
     lines.append("")
     lines.append(f"{'aggregate':<16} {'hosts':>5} {'moves':>5}  {'combined':<17} per policy / skipped")
     for name, a in plan.summary.aggregates.items():
@@ -150,6 +152,11 @@ def explain_vm_text(x: VMExplanation, most: int = 5) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _amount(x: float) -> str:
+    """A resource amount as people write it: whole numbers in full (1093632, not 1.09363e+06)."""
+    return f"{x:.0f}" if float(x).is_integer() else f"{x:.6g}"
+
+
 def explain_host_text(x: HostExplanation) -> str:
     from kronos.core.reasons import render
 
@@ -157,7 +164,9 @@ def explain_host_text(x: HostExplanation) -> str:
     lines = [f"host {x.host} ({state}) in {', '.join(x.aggregates) or 'no aggregate'}"]
     lines.append(f"  VMs {x.vms_before} → {x.vms_after}")
     for key, cap in x.capacity.items():
-        lines.append(f"  {key:<10} {x.used_before[key]:g} → {x.used_after[key]:g} of {cap:g}")
+        lines.append(
+            f"  {key:<10} {_amount(x.used_before[key])} → {_amount(x.used_after[key])} of {_amount(cap)}"
+        )
     for pol, before in x.scores_before.items():
         lines.append(f"  {pol:<10} {before:.3f} → {x.scores_after[pol]:.3f}")
     if x.arrivals:

@@ -73,6 +73,19 @@ class HostExplanation:
     decision: tuple[Reason, ...]
 
 
+def _world_of(snapshot: Snapshot, plan: Plan, state: State | None) -> World:
+    """The planner's world as the plan saw it: its state, its options, the hosts it empties."""
+    world = build_world(snapshot, state, plan.created_at)
+    emptied = {*(plan.options.get("evacuate") or ()), *(plan.options.get("drain") or ())}
+    world.leaving[[world.host_index[h] for h in emptied if h in world.host_index]] = True
+    if plan.options.get("require_cpu_compatibility"):
+        world.cpu_ok[:] = world.cpu_strict
+    if plan.options.get("assumed_fenced"):
+        fenced = [world.host_index[h] for h in plan.options["assumed_fenced"] if h in world.host_index]
+        world.up[fenced] = world.active[fenced] = False
+    return world
+
+
 def _vm_index(world: World, snapshot: Snapshot, ref: str) -> int:
     for k, v in enumerate(snapshot.vms):
         if v.id == ref:
@@ -140,7 +153,7 @@ def _best_gain(world: World, v: int, hosts: np.ndarray) -> tuple[float, int]:
 
 def explain_vm(snapshot: Snapshot, plan: Plan, vm: str, state: State | None = None) -> VMExplanation:
     """Why ``vm`` (id or unique name) moved or stayed in ``plan``, made on ``snapshot``."""
-    world = build_world(snapshot, state, plan.created_at)
+    world = _world_of(snapshot, plan, state)
     v = _vm_index(world, snapshot, vm)
     how = _movement(plan)
     a = int(world.vm_host[v])
@@ -212,6 +225,10 @@ def _vm_decision(
         if where < 0:
             out.append(Reason("explain.no_host", aggregate=name))
             out.extend(rules.ruled_out(after, v, int(after.vm_host[v]), hosts, balancing=True))
+        elif current - best <= 0:
+            out.append(
+                Reason("explain.no_gain", aggregate=name, host=after.host_names[where], value=best - current)
+            )
         elif current - best < limit:
             out.append(
                 Reason("explain.small_gain", aggregate=name, host=after.host_names[where],
@@ -230,18 +247,15 @@ def _vm_decision(
 
 def explain_host(snapshot: Snapshot, plan: Plan, host: str, state: State | None = None) -> HostExplanation:
     """Why ``host`` was or was not a destination in ``plan``, or emptied, and its load before and after."""
-    world = build_world(snapshot, state, plan.created_at)
+    world = _world_of(snapshot, plan, state)
     h = _host_index(world, host)
     how = _movement(plan)
-    leaving = set(plan.options.get("evacuate") or ()) | set(plan.options.get("drain") or ())
-    world.leaving[h] = host in leaving
     closed = tuple(
         rules.explain_failure(world, r.index, -1, h, h)
         for r in rules.RULES
         if r.scope == "host" and not r.check(-1, h, h, -1, world.arrays())
     )
     after = world.copy()
-    after.leaving[h] = False
     apply_steps(after, plan.steps)
     arrivals = tuple(s.seq for s in plan.steps if s.destination == host)
     departures = tuple(s.seq for s in plan.steps if s.source == host)
@@ -258,7 +272,10 @@ def explain_host(snapshot: Snapshot, plan: Plan, host: str, state: State | None 
         used_after=dict(zip(RESOURCES, map(float, after.used[h]), strict=True)),
         capacity=dict(zip(RESOURCES, map(float, world.cap[h]), strict=True)),
         scores_before=dict(zip(world.policy_names, map(float, world.score[h]), strict=True)),
-        scores_after=dict(zip(world.policy_names, map(float, after.score[h]), strict=True)),
+        # a host that is not up reports no scores: the plan's arithmetic on them means nothing
+        scores_after=dict(
+            zip(world.policy_names, map(float, (after if world.up[h] else world).score[h]), strict=True)
+        ),
         arrivals=arrivals,
         departures=departures,
         vms_before=count_before,

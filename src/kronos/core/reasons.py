@@ -133,8 +133,9 @@ DECISIONS: dict[str, Callable[[Reason], str]] = {
     "aggregate.no_other_host": lambda x: f"no other host in aggregate {x.aggregate}",
     "leaving.no_host": lambda x: "no host satisfies every rule at once",
     "data.weight_over_score": lambda x: (
-        f"{_vms(x.count)} weigh more than their host's score (e.g. {x.detail}; on {_names(x)}): "
-        "balancing leaves them; check the policies' VM profiles"
+        f"{_vms(x.count)} {'weighs' if x.count == 1 else 'weigh'} more than "
+        f"{'its' if x.count == 1 else 'their'} host's score (e.g. {x.detail}; on {_names(x)}): "
+        f"balancing leaves {'it' if x.count == 1 else 'them'}; check the policies' VM profiles"
     ),
     # kronos explain: what a plan did with a VM or a host
     "explain.moved": lambda x: f"moved by step {x.count} ({x.detail}) to {x.host}",
@@ -144,6 +145,10 @@ DECISIONS: dict[str, Callable[[Reason], str]] = {
     "explain.skipped": lambda x: f"aggregate {x.aggregate} was skipped",
     "explain.host_kept": lambda x: f"its host {x.host} was not emptied (explain the host for why)",
     "explain.no_host": lambda x: f"after the plan no host of {x.aggregate} can take it",
+    "explain.no_gain": lambda x: (
+        f"no move of it lowers {x.aggregate}'s combined imbalance: "
+        f"its best (to {x.host}) raises it by {_sci(x.value)}"
+    ),
     "explain.small_gain": lambda x: (
         f"its best move (to {x.host}) would lower {x.aggregate}'s combined imbalance by "
         f"{_sci(x.value)} < min_improvement {_g(x.limit)}"

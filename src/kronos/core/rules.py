@@ -70,7 +70,10 @@ def host_not_leaving(v, a, b, x, w):
 
 @nb.njit(cache=True, inline="always")
 def source_load(v, a, b, x, w):
-    """Taking v off a leaves a's scores at 0 or more: a weight above its host's score is bad data."""
+    """Taking v off a leaves a's scores at 0 or more: a weight above its host's score is bad
+    data. A down host reports no scores: there is nothing to judge (source.up holds its VMs)."""
+    if not w.up[a]:
+        return True
     for p in range(w.pw.shape[0]):
         if w.score[a, p] - w.load[v, p] / w.sc[a, p] < -EPS:
             return False
@@ -586,12 +589,14 @@ _UNITS = {"vcpus": "vCPUs", "memory_mb": "MiB of RAM", "disk_gb": "GiB of disk"}
 
 def _capacity_text(x: Reason) -> str:
     name = x.rule.removeprefix("capacity.")
-    return f"needs {_n(x.need)} {_UNITS.get(name, name)}, {x.host} has {_n(x.free)} free"
+    unit = "vCPU" if name == "vcpus" and x.need == 1 else _UNITS.get(name, name)
+    return f"needs {_n(x.need)} {unit}, {x.host} has {_n(x.free)} free"
 
 
 def _numa_text(x: Reason) -> str:
     cells = "one NUMA cell" if x.count == 1 else f"each of {x.count} NUMA cells"
-    return f"needs {_n(x.need)} vCPUs and {_n(x.value)} MiB on {cells} of {x.host}; free: {x.detail}"
+    unit = "vCPU" if x.need == 1 else "vCPUs"
+    return f"needs {_n(x.need)} {unit} and {_n(x.value)} MiB on {cells} of {x.host}; free: {x.detail}"
 
 
 def _group_text(kind: int) -> Callable[[Reason], str]:
