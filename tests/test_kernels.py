@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import kronos
 from kronos.core import kernels, rules
-from kronos.core.arrays import build_world
+from kronos.core.arrays import build_world, value_arrays
 from tests.naive import NaiveWorld, naive_greedy, pstdev
 
 gen_args = st.fixed_dictionaries(
@@ -70,7 +70,7 @@ def test_move_value_is_the_recomputed_imbalance(args: dict, data: st.DataObject)
     a = int(world.vm_host[v])
     if b == a or not world.active[b]:
         return
-    got = kernels.move_value(v, a, b, n, var, tot, world.arrays())
+    got = kernels.move_value(v, a, b, n, var, tot, *value_arrays(world))
     vid = snap.vms[v].id
     naive.apply(vid, world.host_names[b])
     assert got == pytest.approx(naive.imbalance("agg-01")[1], abs=1e-10)

@@ -14,7 +14,7 @@ import attrs
 import numpy as np
 
 from kronos.core import kernels, rules
-from kronos.core.arrays import GROUP_KIND_NAMES, World, imbalance
+from kronos.core.arrays import GROUP_KIND_NAMES, World, imbalance, value_arrays
 from kronos.core.model import Reason
 from kronos.core.moves import AggregateOutcome, Move, cells_taken, describe_move
 from kronos.core.options import AffinityOptions
@@ -125,7 +125,7 @@ def _best(
     for b in dests:
         if not rules.feasible(v, a, int(b), w, True):
             continue
-        val = kernels.move_value(v, a, int(b), max(n, 1), var, tot, w)
+        val = kernels.move_value(v, a, int(b), max(n, 1), var, tot, *value_arrays(world))
         if val < best_val:
             best, best_val = int(b), val
     if best < 0:

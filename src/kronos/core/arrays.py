@@ -322,6 +322,11 @@ def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | 
 _ARRAY_FIELDS = [f for f in attrs.fields(World) if str(f.type) == "np.ndarray"]
 
 
+def value_arrays(world: World) -> tuple[np.ndarray, ...]:
+    """The arrays :func:`kronos.core.kernels.move_value` reads, in its order (for Python callers)."""
+    return world.score, world.load, world.sc, world.active, world.pw
+
+
 def imbalance(world: World, hosts: np.ndarray) -> tuple[np.ndarray, float]:
     """Per-policy population std over the active hosts of ``hosts``, and the weighted sum."""
     act = hosts[world.active[hosts]]

@@ -13,7 +13,7 @@ import numpy as np
 from attrs import frozen
 
 from kronos.core import kernels, phases, rules
-from kronos.core.arrays import World, build_world, imbalance
+from kronos.core.arrays import World, build_world, imbalance, value_arrays
 from kronos.core.model import RESOURCES, Plan, Reason, Snapshot, State, Step
 from kronos.core.replay import apply_steps
 from kronos.errors import UsageError
@@ -130,7 +130,7 @@ def _view(world: World, v: int, aggregate: str, balancing: bool) -> AggregateVie
         if index != rules.PASS:
             out.append(HostVerdict(world.host_names[b], why=rules.explain_failure(world, index, v, a, b)))
         else:
-            after = kernels.move_value(v, a, b, max(n, 1), var, tot, world.arrays())
+            after = kernels.move_value(v, a, b, max(n, 1), var, tot, *value_arrays(world))
             out.append(HostVerdict(world.host_names[b], combined_after=float(after)))
     return AggregateView(aggregate, float(now), tuple(out))
 
@@ -145,7 +145,7 @@ def _best_gain(world: World, v: int, hosts: np.ndarray) -> tuple[float, int]:
     w = world.arrays()
     for b in hosts.tolist():
         if rules.feasible(v, a, b, w, True) and world.active[b]:
-            val = kernels.move_value(v, a, b, max(n, 1), var, tot, w)
+            val = kernels.move_value(v, a, b, max(n, 1), var, tot, *value_arrays(world))
             if val < best:
                 best, where = val, b
     return float(best), where

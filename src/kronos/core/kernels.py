@@ -87,14 +87,18 @@ def _term(var_p, tot_p, n, sa, da, src_active, sb, db):
     return math.sqrt(nv)
 
 
-@nb.njit(cache=True)
-def move_value(v, a, b, n, var, tot, w):
+# The kernels called once per (VM, host) pair take the arrays they read, not the Arrays
+# tuple: passing its three dozen arrays costs about a microsecond a call, inlined or not.
+
+
+@nb.njit(cache=True, inline="always")
+def move_value(v, a, b, n, var, tot, score, load, sc, active, pw):
     """Combined imbalance after moving VM v from host a to host b (b active)."""
     val = 0.0
-    for p in range(w.pw.shape[0]):
-        da = w.load[v, p] / w.sc[a, p]
-        db = w.load[v, p] / w.sc[b, p]
-        val += w.pw[p] * _term(var[p], tot[p], n, w.score[a, p], da, w.active[a], w.score[b, p], db)
+    for p in range(pw.shape[0]):
+        da = load[v, p] / sc[a, p]
+        db = load[v, p] / sc[b, p]
+        val += pw[p] * _term(var[p], tot[p], n, score[a, p], da, active[a], score[b, p], db)
     return val
 
 
@@ -176,41 +180,44 @@ def _holds(x, h, ov):
     return False
 
 
-@nb.njit(cache=True)
-def _other_value(v, a, b, x, in_a, in_b, ov, w):
+@nb.njit(cache=True, inline="always")
+def _other_value(v, a, b, x, in_a, in_b, ov, score, load, sc, active, pw):
     """Combined imbalance of other aggregate x once v moved from a to b (the ``move_value`` algebra)."""
     n = ov.n[x]
     if n == 0:
         return 0.0
     val = 0.0
-    for p in range(w.pw.shape[0]):
+    for p in range(pw.shape[0]):
         dq = 0.0
         ds = 0.0
-        if in_a and w.active[a]:
-            da = w.load[v, p] / w.sc[a, p]
-            dq += -2.0 * w.score[a, p] * da + da * da
+        if in_a and active[a]:
+            da = load[v, p] / sc[a, p]
+            dq += -2.0 * score[a, p] * da + da * da
             ds -= da
-        if in_b and w.active[b]:
-            db = w.load[v, p] / w.sc[b, p]
-            dq += 2.0 * w.score[b, p] * db + db * db
+        if in_b and active[b]:
+            db = load[v, p] / sc[b, p]
+            dq += 2.0 * score[b, p] * db + db * db
             ds += db
         nv = ov.var[x, p] + dq / n - (2.0 * ov.tot[x, p] * ds + ds * ds) / (n * n)
         if nv < 0.0:
             nv = 0.0
-        val += w.pw[p] * math.sqrt(nv)
+        val += pw[p] * math.sqrt(nv)
     return val
 
 
 @nb.njit(cache=True)
-def others_kept(v, a, b, ov, w):
+def others_kept(v, a, b, ov, score, load, sc, active, pw):
     """A balancing move raises no other aggregate's combined imbalance (hosts shared by aggregates)."""
     for i in range(ov.hptr[a], ov.hptr[a + 1]):
         x = ov.haggs[i]
-        if _other_value(v, a, b, x, True, _holds(x, b, ov), ov, w) > ov.cur[x] + OVERLAP_EPS:
+        after = _other_value(v, a, b, x, True, _holds(x, b, ov), ov, score, load, sc, active, pw)
+        if after > ov.cur[x] + OVERLAP_EPS:
             return False
     for i in range(ov.hptr[b], ov.hptr[b + 1]):
         x = ov.haggs[i]
-        if not _holds(x, a, ov) and _other_value(v, a, b, x, False, True, ov, w) > ov.cur[x] + OVERLAP_EPS:
+        if _holds(x, a, ov):
+            continue
+        if _other_value(v, a, b, x, False, True, ov, score, load, sc, active, pw) > ov.cur[x] + OVERLAP_EPS:
             return False
     return True
 
@@ -234,9 +241,9 @@ def _scan_vm(v, hosts, bv, bh, bval, w, soft_hard, var, tot, n, ov):
         b = hosts[i]
         if not feasible(v, a, b, w, soft_hard):
             continue
-        if shared and not others_kept(v, a, b, ov, w):
+        if shared and not others_kept(v, a, b, ov, w.score, w.load, w.sc, w.active, w.pw):
             continue
-        val = move_value(v, a, b, n, var, tot, w)
+        val = move_value(v, a, b, n, var, tot, w.score, w.load, w.sc, w.active, w.pw)
         if val < bval or (val == bval and (bv < 0 or v < bv or (v == bv and b < bh))):
             bv = v
             bh = b
@@ -299,8 +306,8 @@ def best_move(hosts, cands, host_cls, n_cls, limit, prune, w, soft_hard, var, to
     return bv, bh, bval
 
 
-@nb.njit(cache=True)
-def fit_residual(v, b, w, norm):
+@nb.njit(cache=True, inline="always")
+def fit_residual(v, b, cap, used, size, pmax, score, load, sc, norm):
     """Squared L2 norm of b's free room once v is on it: lower = tighter.
 
     Every dimension a move must respect counts: the three resources against
@@ -310,12 +317,12 @@ def fit_residual(v, b, w, norm):
     room is left over is the vector form of Best Fit.
     """
     s = 0.0
-    R = w.cap.shape[1]
+    R = cap.shape[1]
     for r in range(R):
-        x = (w.cap[b, r] - w.used[b, r] - w.size[v, r]) / norm[r]
+        x = (cap[b, r] - used[b, r] - size[v, r]) / norm[r]
         s += x * x
-    for p in range(w.pmax.shape[0]):
-        x = (w.pmax[p] - w.score[b, p] - w.load[v, p] / w.sc[b, p]) * w.sc[b, p] / norm[R + p]
+    for p in range(pmax.shape[0]):
+        x = (pmax[p] - score[b, p] - load[v, p] / sc[b, p]) * sc[b, p] / norm[R + p]
         s += x * x
     return s
 
@@ -329,7 +336,7 @@ def best_fit(v, a, hosts, open_, w, norm):
         b = hosts[i]
         if not open_[b] or not feasible(v, a, b, w, True):
             continue
-        val = fit_residual(v, b, w, norm)
+        val = fit_residual(v, b, w.cap, w.used, w.size, w.pmax, w.score, w.load, w.sc, norm)
         if val < bval:
             best = b
             bval = val
@@ -359,16 +366,16 @@ def room_for(items, h, hosts, open_, w):
     return bool((need <= EPS).all())
 
 
-@nb.njit(cache=True)
-def _residual_swap(v, u, b, w, norm):
+@nb.njit(cache=True, inline="always")
+def _residual_swap(v, u, b, cap, used, size, pmax, score, load, sc, norm):
     """fit_residual of b once u has left it and v has arrived."""
     s = 0.0
-    R = w.cap.shape[1]
+    R = cap.shape[1]
     for r in range(R):
-        x = (w.cap[b, r] - w.used[b, r] + w.size[u, r] - w.size[v, r]) / norm[r]
+        x = (cap[b, r] - used[b, r] + size[u, r] - size[v, r]) / norm[r]
         s += x * x
-    for p in range(w.pmax.shape[0]):
-        x = ((w.pmax[p] - w.score[b, p]) * w.sc[b, p] + w.load[u, p] - w.load[v, p]) / norm[R + p]
+    for p in range(pmax.shape[0]):
+        x = ((pmax[p] - score[b, p]) * sc[b, p] + load[u, p] - load[v, p]) / norm[R + p]
         s += x * x
     return s
 
@@ -429,7 +436,7 @@ def eliminate(h, hosts, vms, movable, origin, key, open_, limit, swaps, w, norm)
         for i in range(hosts.shape[0]):
             b = hosts[i]
             if open_[b] and fits(v, o, b, -1, w):
-                val = fit_residual(v, b, w, norm)
+                val = fit_residual(v, b, w.cap, w.used, w.size, w.pmax, w.score, w.load, w.sc, norm)
                 if val < bval:
                     best = b
                     bval = val
@@ -442,7 +449,7 @@ def eliminate(h, hosts, vms, movable, origin, key, open_, limit, swaps, w, norm)
                 if not open_[b] or b == origin[u] or not movable[u] or key[u] >= key[v]:
                     continue
                 if fits(v, o, b, u, w):
-                    val = _residual_swap(v, u, b, w, norm)
+                    val = _residual_swap(v, u, b, w.cap, w.used, w.size, w.pmax, w.score, w.load, w.sc, norm)
                     if val < bval:
                         best = b
                         bval = val
@@ -472,15 +479,15 @@ def eliminate(h, hosts, vms, movable, origin, key, open_, limit, swaps, w, norm)
     return DONE, delta
 
 
-@nb.njit(cache=True)
-def slack(b, w, norm):
+@nb.njit(cache=True, inline="always")
+def slack(b, cap, used, pmax, score, sc, norm):
     """Free room of b summed over every dimension in ``norm`` units (MBS's slack)."""
     s = 0.0
-    R = w.cap.shape[1]
+    R = cap.shape[1]
     for r in range(R):
-        s += (w.cap[b, r] - w.used[b, r]) / norm[r]
-    for p in range(w.pmax.shape[0]):
-        s += (w.pmax[p] - w.score[b, p]) * w.sc[b, p] / norm[R + p]
+        s += (cap[b, r] - used[b, r]) / norm[r]
+    for p in range(pmax.shape[0]):
+        s += (pmax[p] - score[b, p]) * sc[b, p] / norm[R + p]
     return s
 
 
@@ -501,7 +508,7 @@ def fill_bin(b, cand, n, park, origin, taken, nodes, w, norm):
     chosen = np.empty(n, dtype=np.int64)
     best = np.empty(n, dtype=np.int64)
     n_best = 0
-    best_slack = slack(b, w, norm)
+    best_slack = slack(b, w.cap, w.used, w.pmax, w.score, w.sc, norm)
     d = 0
     j = 0
     spent = 0
@@ -522,7 +529,7 @@ def fill_bin(b, cand, n, park, origin, taken, nodes, w, norm):
                 d += 1
                 found = True
                 j += 1
-                s = slack(b, w, norm)
+                s = slack(b, w.cap, w.used, w.pmax, w.score, w.sc, norm)
                 if s < best_slack - EPS:
                     best_slack = s
                     n_best = d
@@ -562,7 +569,7 @@ def fill_fullest_first(hosts, usable, cand, n, park, origin, taken, nodes, work,
         b = hosts[i]
         if usable[b]:
             bins[m] = b
-            room[m] = slack(b, w, norm)
+            room[m] = slack(b, w.cap, w.used, w.pmax, w.score, w.sc, norm)
             m += 1
     ranked = np.argsort(room[:m], kind="mergesort")
     left = n
@@ -688,7 +695,7 @@ def pack_hosts(
     fill = np.full(order.shape[0], np.inf)
     for t in range(order.shape[0]):
         if open_[order[t]]:
-            fill[t] = -slack(order[t], w, norm)
+            fill[t] = -slack(order[t], w.cap, w.used, w.pmax, w.score, w.sc, norm)
     order = order[np.argsort(fill, kind="mergesort")]
     misses = 0
     for t in range(order.shape[0]):

@@ -40,7 +40,10 @@ def best_destination(v, a, hosts, how, soft_hard, w, norm, var, tot, n):
         if not feasible(v, a, b, w, soft_hard):
             continue
         worse = soft_worse(v, a, b, w)
-        val = move_value(v, a, b, n, var, tot, w) if how == MIN_IMBALANCE else fit_residual(v, b, w, norm)
+        if how == MIN_IMBALANCE:
+            val = move_value(v, a, b, n, var, tot, w.score, w.load, w.sc, w.active, w.pw)
+        else:
+            val = fit_residual(v, b, w.cap, w.used, w.size, w.pmax, w.score, w.load, w.sc, norm)
         if best < 0 or (bworse and not worse) or (worse == bworse and val < bval):
             best = b
             bworse = worse
@@ -145,7 +148,7 @@ def improve(placed, hosts, rounds, w):
                 c = hosts[i]
                 if not feasible(e, b, c, w, True):
                     continue
-                val = move_value(e, b, c, n, var, tot, w)
+                val = move_value(e, b, c, n, var, tot, w.score, w.load, w.sc, w.active, w.pw)
                 if val < bval:
                     best = c
                     bval = val

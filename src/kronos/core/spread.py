@@ -18,7 +18,7 @@ import numpy as np
 from attrs import define
 
 from kronos.core import kernels, rules
-from kronos.core.arrays import Overlap, World, imbalance
+from kronos.core.arrays import Overlap, World, imbalance, value_arrays
 from kronos.core.model import Reason
 from kronos.core.moves import AggregateOutcome, GroupOutcome, Move, cells_taken, describe_move
 from kronos.core.options import SpreadOptions
@@ -208,7 +208,7 @@ def _valid(start: World, seq: list[tuple[int, int, str]]) -> bool:
         a, hosts, ov = int(world.vm_host[v]), world.aggregates[name], ovs[name]
         if not (np.isin([a, b], hosts).all() and rules.feasible(v, a, b, w, True)):
             return False
-        if not kernels.others_kept(v, a, b, ov, w):
+        if not kernels.others_kept(v, a, b, ov, *value_arrays(world)):
             return False
         _, cur = kernels.stats(hosts, world.active, world.score, world.pw, var, tot)
         kernels.apply_move(v, b, w)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from kronos.core import kernels, phases, placement, rules
-from kronos.core.arrays import Arrays, World, build_world
+from kronos.core.arrays import Arrays, World, build_world, value_arrays
 from kronos.core.model import VM, Aggregate, Capacity, Flavor, Host, Policy, ServerGroup, Snapshot
 from kronos.core.spread import overlap
 
@@ -39,7 +39,7 @@ def _tiny() -> World:
 def _common(world: World, w: Arrays, hosts: np.ndarray) -> None:
     P = world.pw.size
     kernels.stats(hosts, world.active, world.score, world.pw, np.zeros(P), np.zeros(P))
-    kernels.move_value(0, 0, 1, 2, np.zeros(P), np.zeros(P), w)
+    kernels.move_value(0, 0, 1, 2, np.zeros(P), np.zeros(P), *value_arrays(world))
     rules.feasible(0, 0, 1, w, True)
     rules.soft_worse(0, 0, 1, w)
     rules.first_failing_each(0, 0, hosts, w, True)
@@ -51,7 +51,7 @@ def _spread(world: World, w: Arrays, hosts: np.ndarray) -> None:
     P = world.pw.size
     kernels.best_move(hosts, np.zeros(1, dtype=np.int64), np.zeros(2, dtype=np.int64), 1, 1.0, True, w, True,
                       np.zeros(P), np.zeros(P), 2, ov)  # fmt: skip
-    kernels.others_kept(0, 0, 1, ov, w)
+    kernels.others_kept(0, 0, 1, ov, *value_arrays(world))
     kernels.refresh_others(0, ov, w)
 
 
