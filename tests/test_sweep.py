@@ -53,9 +53,14 @@ from tests.conftest import CHECKER
 from tests.naive import NaiveWorld, apply_plan, replay
 from tests.test_rules import _records
 
-SNAPSHOTS = int(os.environ.get("SWEEP_SNAPSHOTS", "250"))
+SNAPSHOTS = int(os.environ.get("SWEEP_SNAPSHOTS", "200"))
 FIRST = int(os.environ.get("SWEEP_FIRST", "0"))
 SHOWN = 20  # failures spelled out in the assertion message; the count says how many in all
+#: what the failure messages' Python needs
+IMPORTS = (
+    "import kronos, kronos.testing; from kronos.core.evacuate import fence; "
+    "from tests.naive import apply_plan; from tests.test_sweep import without_thresholds"
+)
 
 
 def _load_checker() -> ModuleType | None:
@@ -107,7 +112,8 @@ class Mode:
 
     def run(self, snap: kronos.Snapshot) -> kronos.Plan:
         """Plan ``snap`` (thresholds already zeroed when the mode says so)."""
-        return getattr(kronos, self.call)(snap, **self.kwargs)  # type: ignore[no-any-return]
+        plan: kronos.Plan = getattr(kronos, self.call)(snap, **self.kwargs)
+        return plan
 
     def __str__(self) -> str:
         snap = "without_thresholds(snap)" if self.zero_thresholds else "snap"
@@ -131,7 +137,7 @@ def case(index: int) -> Case:
         return Case(index, "generate_packable", {"k": rng.randint(2, 7), "seed": rng.randrange(10**6)})
     if roll < 0.18:
         hosts = rng.randint(5, 16)
-        args = {
+        args: dict[str, Any] = {
             "hosts": hosts,
             "vms": rng.randint(4 * hosts, 20 * hosts),
             "failed": rng.randint(1, 2),
@@ -394,4 +400,6 @@ def test_every_mode_on_generated_snapshots_gives_plans_that_check_and_stay_fixed
     print(sweep.report())
     assert sweep.snapshots == SNAPSHOTS and sweep.replans >= SNAPSHOTS  # the sweep swept
     if sweep.failures:
-        pytest.fail("\n".join([sweep.report(), *sweep.failures[:SHOWN]]), pytrace=False)
+        pytest.fail(
+            "\n".join([sweep.report(), f"(in Python: {IMPORTS})", *sweep.failures[:SHOWN]]), pytrace=False
+        )
