@@ -1,4 +1,4 @@
-"""nox sessions: tests, lint, typecheck (default); bench and fuzz on demand (nox -s bench)."""
+"""nox sessions: tests, lint, typecheck (default); bench, fuzz and sweep on demand (nox -s bench)."""
 
 import os
 
@@ -45,4 +45,23 @@ def fuzz(session: nox.Session) -> None:
         "tests/test_fuzz_documents.py",
         *session.posargs,
         env={"FUZZ_EXAMPLES": examples},
+    )
+
+
+@nox.session
+def sweep(session: nox.Session) -> None:
+    """The planner sweep at length: 3 000 generated snapshots in every mode (SWEEP_SNAPSHOTS to change).
+
+    About 20 minutes on one core (0.3-0.4 s a snapshot); SWEEP_FIRST starts elsewhere than snapshot 0.
+    """
+    session.install("-e", ".[test]")
+    snapshots = os.environ.get("SWEEP_SNAPSHOTS", "3000")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/test_sweep.py",
+        "-s",
+        *session.posargs,
+        env={"SWEEP_SNAPSHOTS": snapshots},
     )
