@@ -712,3 +712,10 @@ def test_structure_rejects_a_document_of_the_wrong_kind() -> None:
         structure(_plan(), kronos.Snapshot, "p.json")
     with pytest.raises(DataError, match=r"expected a kronos\.state object"):
         structure([1, 2], kronos.State, "s.json")
+
+
+def test_a_host_of_more_numa_cells_than_kronos_plans_is_an_error_naming_it() -> None:
+    doc = _snapshot()
+    doc["hosts"][0]["numa_cells"] = [{"id": i, "vcpus": 1, "memory_mb": 1024} for i in range(64)]
+    (msg,) = problems(doc)
+    assert msg.startswith("hosts[0].numa_cells = 64") and "up to 63 NUMA cells" in msg

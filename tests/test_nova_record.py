@@ -268,3 +268,19 @@ def test_record_refuses_a_bad_numa_file_before_calling_nova(tmp_path: Path) -> N
     assert "Traceback" not in out.stderr and not (tmp_path / "s.json").exists()
     out = kronos_cli("record", "--config", str(_conf(tmp_path, "gone.yaml")), "-o", str(tmp_path / "s.json"))
     assert out.returncode == 66 and f"{tmp_path / 'gone.yaml'}: no such file" in out.stderr
+
+
+def test_an_allocation_of_a_passthrough_class_is_recorded_as_a_device_that_holds_live_migration() -> None:
+    import attrs
+
+    import kronos
+    from kronos.adapters.record import _devices
+
+    assert _devices({"vcpus": 4, "memory_mb": 4096, "VGPU": 1}) == ("VGPU:1",)
+    assert _devices({"vcpus": 4, "memory_mb": 4096, "SRIOV_NET_VF": 1}) is None  # Nova live-migrates those
+    assert _devices(None) is None
+    snap = kronos.generate(hosts=6, vms=60, groups=0, seed=2, skew=1.2)
+    gpu = attrs.evolve(snap.vms[0], devices=_devices({"PCI_DEVICE": 1}))
+    snap = attrs.evolve(snap, vms=(gpu, *snap.vms[1:]))
+    plan = kronos.plan(snap, budget="unlimited", min_improvement=0.0)
+    assert plan.steps and gpu.id not in {s.instance for s in plan.steps}

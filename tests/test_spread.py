@@ -40,11 +40,10 @@ def test_every_plan_is_feasible_and_never_raises_imbalance(args: dict, budget: o
     world = NaiveWorld(snap)  # overlapping aggregates see each other's moves
     start = {a: world.imbalance(a)[1] for a in world.aggs}
     for s in plan.steps:
-        _, before = world.imbalance(s.aggregate)
         world.apply(s.instance, s.destination)
-        assert s.combined_after <= before + 1e-12
-    # no aggregate ends more imbalanced, those sharing hosts with the planned ones included
-    assert all(world.imbalance(a)[1] <= start[a] + 1e-9 for a in world.aggs)
+        # a plan stopped after any step has made no aggregate more imbalanced, those
+        # sharing hosts with the planned ones included
+        assert all(world.imbalance(a)[1] <= start[a] + 1e-9 for a in world.aggs), s
     # a VM moves twice only with a reason, never out and back
     seen: dict[str, str] = {}
     for s in plan.steps:

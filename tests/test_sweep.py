@@ -321,19 +321,16 @@ def run_check(snap: kronos.Snapshot, plan_text: str, sweep: Sweep) -> list[str]:
 
 
 def balance_problems(snap: kronos.Snapshot, plan: kronos.Plan) -> list[str]:
-    """A spread plan: no step raises its aggregate's imbalance, none ends higher anywhere."""
+    """A spread plan: stopped after any step, it has left no aggregate more imbalanced."""
     world = NaiveWorld(snap)
     start = {a: world.imbalance(a)[1] for a in world.aggs}
     out = []
     for s in plan.steps:
-        _, before = world.imbalance(s.aggregate)
         world.apply(s.instance, s.destination)
-        if s.combined_after > before + 1e-12:
-            out.append(f"step {s.seq} raises {s.aggregate}: {before} -> {s.combined_after}")
-    for a, was in start.items():
-        now = world.imbalance(a)[1]
-        if now > was + 1e-9:
-            out.append(f"aggregate {a} ends more imbalanced: {was} -> {now}")
+        for a, was in start.items():
+            now = world.imbalance(a)[1]
+            if now > was + 1e-9:
+                out.append(f"after step {s.seq} aggregate {a} is more imbalanced: {was} -> {now}")
     return out
 
 
@@ -341,21 +338,25 @@ def replan_problems(snap: kronos.Snapshot, plan: kronos.Plan, mode: Mode, sweep:
     """Plan the result of ``plan`` again with the same options: nothing, or at least no VM sent back.
 
     ``snap`` is the snapshot as planned. A VM without a profile is planned on
-    its host's average at ``snap``; the result's snapshot averages anew, so
-    where some VM on an up host lacks a weight only the weaker property holds.
+    its host's average at ``snap``; the result's snapshot averages anew and
+    may show small new gains (docs/spread.md), so there the re-plan runs as
+    the engine runs it, with the state the plan left (the moved VMs in
+    cooldown), and must send no VM back.
     """
     after = apply_plan(snap, plan)
     below = [f"{h.name} {p} {x}" for h in after.hosts for p, x in h.scores.items() if x < 0]
     if below:
         return [f"the plan drives scores below 0: {', '.join(below[:3])}"]
-    again = mode.run(after)
+    enabled = [p.name for p in snap.enabled_policies]
+    up = {h.name for h in snap.hosts if h.up}
+    profiled = all(p in v.weights for v in snap.vms if v.host in up for p in enabled)
+    state = None if profiled else kronos.next_state(None, plan, now=plan.created_at)
+    again = mode.run(after) if profiled else getattr(kronos, mode.call)(after, state=state, **mode.kwargs)
     sweep.replans += 1
     sweep.steps += len(again.steps)
     out = [f"re-plan on apply_plan(snap, plan): {p}" for p in plan_problems(after, again, sweep)]
     out += [f"re-plan on apply_plan(snap, plan): {p}" for p in balance_problems(after, again)]
-    enabled = [p.name for p in snap.enabled_policies]
-    up = {h.name for h in snap.hosts if h.up}
-    if all(p in v.weights for v in snap.vms if v.host in up for p in enabled):
+    if profiled:
         sweep.replans_strict += 1
         if again.steps:
             shown = [(s.instance, s.source, s.destination, s.reason) for s in again.steps[:3]]

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from kronos.core.model import Plan
+from kronos.core.model import Plan, Reason
 
 if TYPE_CHECKING:
     from kronos.adapters.scores import AggregateReport
@@ -121,6 +121,21 @@ def _names(hosts: Sequence[str], most: int = 6) -> str:
     return shown + (f" and {len(hosts) - most} more" if len(hosts) > most else "")
 
 
+def _walk_order(name: str) -> float:
+    """Where a rule comes in the planner's walk, so grouped lines read in the table's order."""
+    from kronos.core.rules import rule_named, walk_position
+
+    rule = rule_named(name)
+    return walk_position(rule.index) if rule is not None and rule.index >= 0 else -1.0
+
+
+def _nearness(x: Reason) -> float:
+    """Lower is nearer to passing: the most room free, the least over a score limit."""
+    if x.free is not None:
+        return -x.free
+    return x.value if x.value is not None and x.rule == "max_host_score" else 0.0
+
+
 def explain_vm_text(x: VMExplanation, most: int = 5) -> str:
     """A VM's explanation in a screenful: hosts ruled out by the same rule share a line."""
     from kronos.core.reasons import render
@@ -139,14 +154,16 @@ def explain_vm_text(x: VMExplanation, most: int = 5) -> str:
             best = ", ".join(f"{h.host} → {h.combined_after:.4f}" for h in feasible[:most])
             more = f" (+{len(feasible) - most} more)" if len(feasible) > most else ""
             lines.append(f"    {len(feasible)} host(s) would take it, best first: {best}{more}")
-        groups: dict[str, list[str]] = {}
-        first: dict[str, str] = {}
+        groups: dict[str, list[Reason]] = {}
         for h in view.hosts:
             if h.why is not None:
-                groups.setdefault(h.why.rule, []).append(h.host)
-                first.setdefault(h.why.rule, render(h.why))
-        for rule, hosts in groups.items():
-            lines.append(f"    {rule} rules out {len(hosts)}: {_names(hosts)} (e.g. {first[rule]})")
+                groups.setdefault(h.why.rule, []).append(h.why)
+        for rule in sorted(groups, key=_walk_order):
+            ruled = groups[rule]
+            near = render(min(ruled, key=_nearness))
+            lines.append(
+                f"    {rule} rules out {len(ruled)}: {_names([r.host or '' for r in ruled])} (e.g. {near})"
+            )
     lines.append("  decision:")
     lines += [f"    {render(r)}" for r in x.decision]
     return "\n".join(lines) + "\n"

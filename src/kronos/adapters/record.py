@@ -190,6 +190,7 @@ def _vm(
     held = world.allocations.get(s.host, {}).get(s.id)
     if held is None and s.status == "ACTIVE":
         notes.append(f"VM {s.id}: Placement holds no allocation for it on {s.host}: sized by its flavor")
+    resources = _resources(flavor, held if held is not None else asked.resources, unknown)
     return VM(
         id=s.id,
         host=s.host,
@@ -202,11 +203,24 @@ def _vm(
         migratable=pinned_tag not in s.tags,
         project_id=s.project_id,
         metadata=dict(s.metadata),
-        resources=_resources(flavor, held if held is not None else asked.resources, unknown),
+        resources=resources,
         required_traits=tuple(sorted(asked.required)) or None,
         forbidden_traits=tuple(sorted(asked.forbidden)) or None,
         numa_cells=_vm_cells(s, asked, numa, notes),
+        devices=_devices(resources),
     )
+
+
+#: resource classes that are a device passed through to the guest: Nova's live migration
+#: refuses a guest holding them (vGPU live migration needs libvirt and Nova support and
+#: is not assumed; SR-IOV ports are handled by Nova's live migration and are not listed)
+PASSTHROUGH = ("PCI_DEVICE", "PGPU", "VGPU", "FPGA")
+
+
+def _devices(resources: Mapping[str, float] | None) -> tuple[str, ...] | None:
+    """The passthrough devices a VM's allocation shows (FORMATS §4 ``devices``): one per class held."""
+    held = tuple(f"{rc}:{int(x)}" for rc, x in (resources or {}).items() if rc in PASSTHROUGH and x > 0)
+    return held or None
 
 
 def _known(rc: str) -> bool:

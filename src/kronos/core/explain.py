@@ -14,7 +14,7 @@ from attrs import frozen
 
 from kronos.core import kernels, phases, rules
 from kronos.core.arrays import World, build_world, imbalance, value_arrays
-from kronos.core.model import RESOURCES, Plan, Reason, Snapshot, State, Step
+from kronos.core.model import Plan, Reason, Snapshot, State, Step
 from kronos.core.replay import apply_steps
 from kronos.errors import UsageError
 
@@ -60,7 +60,7 @@ class HostExplanation:
     aggregates: tuple[str, ...]
     #: host rules that stop it receiving (disabled, down, being emptied)
     closed: tuple[Reason, ...]
-    #: vcpus, memory_mb, disk_gb: used before and after the plan, and capacity
+    #: every resource class (vcpus, memory_mb, disk_gb, PCPU, ...): used before and after, and capacity
     used_before: dict[str, float]
     used_after: dict[str, float]
     capacity: dict[str, float]
@@ -268,9 +268,9 @@ def explain_host(snapshot: Snapshot, plan: Plan, host: str, state: State | None 
         up=bool(world.up[h]),
         aggregates=tuple(_aggregates_of(world, h)),
         closed=closed,
-        used_before=dict(zip(RESOURCES, map(float, world.used[h]), strict=True)),
-        used_after=dict(zip(RESOURCES, map(float, after.used[h]), strict=True)),
-        capacity=dict(zip(RESOURCES, map(float, world.cap[h]), strict=True)),
+        used_before=dict(zip(world.res_names, map(float, world.used[h]), strict=True)),
+        used_after=dict(zip(world.res_names, map(float, after.used[h]), strict=True)),
+        capacity=dict(zip(world.res_names, map(float, world.cap[h]), strict=True)),
         scores_before=dict(zip(world.policy_names, map(float, world.score[h]), strict=True)),
         # a host that is not up reports no scores: the plan's arithmetic on them means nothing
         scores_after=dict(

@@ -552,12 +552,8 @@ def _traits_reason(world: World, v: int, a: int, b: int, required: bool) -> Reas
 
 def _cpu_reason(world: World, v: int, a: int, b: int) -> Reason:
     missing = world.cpu_sets[int(world.cpu_cls[a])] - world.cpu_sets[int(world.cpu_cls[b])]
-    return Reason(
-        "cpu_compat",
-        host=world.host_names[b],
-        hosts=(world.host_names[a],),
-        detail=", ".join(sorted(missing)),
-    )
+    features = ", ".join(sorted(missing))
+    return Reason("cpu_compat", host=world.host_names[b], detail=f"{features} of {world.host_names[a]}")
 
 
 def _numa_reason(world: World, v: int, a: int, b: int) -> Reason:
@@ -778,8 +774,7 @@ RULES: tuple[Rule, ...] = (
         cpu_compat,
         _cpu_reason,
         lambda x: (
-            f"{x.host} lacks CPU feature(s) {x.detail} of {', '.join(x.hosts or ())}, where the guest runs "
-            "(require_cpu_compatibility)"
+            f"{x.host} lacks CPU feature(s) {x.detail}, where the guest runs (require_cpu_compatibility)"
         ),
         CPU_COMPAT,
     ),

@@ -18,7 +18,7 @@ import numpy as np
 from attrs import define
 
 from kronos.core import kernels, rules
-from kronos.core.arrays import Overlap, World, imbalance, value_arrays
+from kronos.core.arrays import Overlap, World, imbalance
 from kronos.core.model import Reason
 from kronos.core.moves import AggregateOutcome, GroupOutcome, Move, cells_taken, describe_move
 from kronos.core.options import SpreadOptions
@@ -106,6 +106,7 @@ class _Side:
     ov: Overlap
     var: np.ndarray
     tot: np.ndarray
+    member: np.ndarray  # H b1: the aggregate's hosts
     steps: int = 0
     stop: Reason = NO_GAIN
 
@@ -123,7 +124,9 @@ def _greedy(world: World, sides: list[_Side], opts: SpreadOptions, seq: list[tup
             if opts.stop_below_threshold and (np.sqrt(side.var) <= world.threshold).all():
                 side.stop = BALANCED
                 continue
-            v, b, val = kernels.best_move(side.hosts, side.cands, side.host_cls, side.n_cls,
+            # a VM another aggregate of the group moved off these hosts is not this one's to move
+            here = side.cands[side.member[world.vm_host[side.cands]]]
+            v, b, val = kernels.best_move(side.hosts, here, side.host_cls, side.n_cls,
                                           cur - opts.min_improvement, opts.prune, w, True, side.var,
                                           side.tot, n, side.ov)  # fmt: skip
             side.stop = NO_GAIN
@@ -158,19 +161,11 @@ def plan_spread(world: World, group: list[str], budgets: dict[str, int], opts: S
             continue
         host_cls, n_cls = host_classes(world, hosts)
         P = world.pw.size
-        sides.append(
-            _Side(
-                name,
-                hosts,
-                cands,
-                host_cls,
-                n_cls,
-                budgets[name],
-                overlap(world, name),
-                np.zeros(P),
-                np.zeros(P),
-            )
-        )
+        member = np.zeros(len(world.host_names), dtype=np.bool_)
+        member[hosts] = True
+        ov = overlap(world, name)
+        budget = budgets[name]
+        sides.append(_Side(name, hosts, cands, host_cls, n_cls, budget, ov, np.zeros(P), np.zeros(P), member))
     if not sides:
         return GroupOutcome(outcomes, ())
     start = world.copy()
@@ -197,27 +192,22 @@ def plan_spread(world: World, group: list[str], budgets: dict[str, int], opts: S
 
 
 def _valid(start: World, seq: list[tuple[int, int, str]]) -> bool:
-    """Is ``seq`` valid from ``start`` step by step: every rule kept, each step lowering its
-    aggregate's combined imbalance and leaving no other aggregate more imbalanced?"""
+    """Is ``seq`` valid from ``start`` step by step: every rule kept, and no prefix of it
+    leaving any aggregate more imbalanced than ``start`` had it (a plan stopped half-way
+    must not have made things worse)?"""
     world = start.copy()
     w = world.arrays()
-    ovs = {name: overlap(world, name) for name in {name for _, _, name in seq}}
-    P = world.pw.size
-    var, tot = np.zeros(P), np.zeros(P)
+    touched = {h for v, b, _ in seq for h in (int(start.vm_host[v]), b)}
+    watch = {n: hosts for n, hosts in world.aggregates.items() if touched & set(hosts.tolist())}
+    limit = {n: imbalance(world, hosts)[1] + kernels.OVERLAP_EPS for n, hosts in watch.items()}
     for v, b, name in seq:
-        a, hosts, ov = int(world.vm_host[v]), world.aggregates[name], ovs[name]
-        if not (np.isin([a, b], hosts).all() and rules.feasible(v, a, b, w, True)):
+        a = int(world.vm_host[v])
+        if not (np.isin([a, b], world.aggregates[name]).all() and rules.feasible(v, a, b, w, True)):
             return False
-        if not kernels.others_kept(v, a, b, ov, *value_arrays(world)):
-            return False
-        _, cur = kernels.stats(hosts, world.active, world.score, world.pw, var, tot)
         kernels.apply_move(v, b, w)
-        for other in ovs.values():
-            kernels.refresh_others(a, other, w)
-            kernels.refresh_others(b, other, w)
-        _, after = kernels.stats(hosts, world.active, world.score, world.pw, var, tot)
-        if after > cur + kernels.OVERLAP_EPS:
-            return False
+        for n, hosts in watch.items():
+            if (a in hosts or b in hosts) and imbalance(world, hosts)[1] > limit[n]:
+                return False
     return True
 
 

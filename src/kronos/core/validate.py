@@ -25,6 +25,7 @@ from typing import Any, Literal, get_args
 
 from attrs import frozen
 
+from kronos.core.facts import MAX_CELLS
 from kronos.core.model import (
     NOVA_STATUSES,
     OUTCOMES,
@@ -292,6 +293,10 @@ def _hosts(s: Snapshot) -> list[Issue]:
 def _host_facts(at: str, traits: Any, cells: Any) -> list[Issue]:
     """FORMATS §4 facts about a host: accepted (they bind nothing alone), checked for shape."""
     out = _traits(f"{at}.traits", traits)
+    if cells and len(cells) > MAX_CELLS:
+        out.append(
+            Issue(f"{at}.numa_cells", f"Kronos plans hosts of up to {MAX_CELLS} NUMA cells", len(cells))
+        )
     seen: set[int] = set()
     for j, c in enumerate(cells or ()):
         if not (isinstance(c.id, int) and c.id >= 0) or c.id in seen:
