@@ -26,10 +26,7 @@ settings.load_profile("ci" if os.environ.get("CI") == "true" else "default")
 
 
 def run_checker(tmp: Path, snap: kronos.Snapshot, plan: kronos.Plan, *extra: str) -> dict[str, Any] | None:
-    """Run ../shared/tools/check.py when it is there (it is a development aid, not a dependency).
-
-    Plans are also kept under $KRONOS_PLAN_DIR so .ci/run can re-check them.
-    """
+    """Run ../shared/tools/check.py when it is there (it is a development aid, not a dependency)."""
     if not CHECKER.exists():
         return None
     s, p = tmp / "snap.json", tmp / "plan.json"

@@ -308,7 +308,17 @@ def test_check_config_passes_with_an_admin_token(conf: Path) -> None:
     assert all(line.startswith("PASS") for line in lines[:-1]), out.stdout
     assert any("admin: inferred" in line for line in lines)
     assert "cpu-spread 5 hosts" in out.stdout  # cmp-1..5 export; cmp-6 is dead, cmp-7's exporter gone
+    assert "placement: 7 compute hosts with Placement inventories" in out.stdout  # unassigned included
     assert lines[-1] == "check-config: passed"
+    # without unassigned hosts only the configured aggregates' hosts are read
+    scoped = conf.parent / "scoped" / "kronos.conf"
+    scoped.parent.mkdir(exist_ok=True)
+    scoped.write_text(
+        conf.read_text().replace("include_unassigned_hosts = true", "include_unassigned_hosts = false")
+    )
+    (scoped.parent / "policies.yaml").write_text((conf.parent / "policies.yaml").read_text())
+    out = kronos_cli("check-config", "--config", str(scoped), "--at", str(promdata.END))
+    assert "placement: 6 compute hosts of the configured aggregates with Placement inventories" in out.stdout
 
 
 def test_check_config_fails_cleanly_with_a_member_token(conf: Path, world: World, tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ reported for snapshot ``i`` is reproduced by
 Every plan must pass :func:`tests.naive.replay` and, when ``../shared`` is
 there, ``check.py --strict-waves --strict-claims``; no step but an
 evacuation leaves a down host and every evacuation leaves one; no VM ends
-where it started; a spread plan raises no step's aggregate and leaves no
-aggregate more imbalanced, those sharing hosts included; the plan survives
+where it started; no prefix of a spread plan leaves any aggregate more
+imbalanced than the snapshot, those sharing hosts included; the plan survives
 a round trip through its file format; its records render and say what its
 strings say. An evacuation that assumes a host fenced is checked against
 the fenced snapshot (:func:`kronos.core.evacuate.fence`).

@@ -182,7 +182,13 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None) ->
         return f"{len(s)} compute services ({sum(1 for v in s.values() if v.up)} up)"
 
     def hypervisors() -> str:
-        return f"{len(reader.capacity())} compute hosts with Placement inventories"
+        # the hosts in scope only: three Placement reads a host add up on a big cloud
+        if c.engine.include_unassigned_hosts:
+            return f"{len(reader.capacity())} compute hosts with Placement inventories"
+        scope = set(c.engine.options.aggregates or ())
+        hosts = {h for a in reader.aggregates() if a.name in scope for h in a.hosts}
+        found = len(reader.capacity(hosts))
+        return f"{found} compute hosts of the configured aggregates with Placement inventories"
 
     def groups() -> str:
         return f"{len(reader.server_groups())} server groups visible"

@@ -219,12 +219,14 @@ def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | 
             | (ERROR if v.status == "ERROR" else 0)
             | (BUSY if v.task_state is not None else 0)
             | (0 if v.migratable else NOT_MIGRATABLE)
-            | (DEVICES if v.devices and not v.live_migratable_devices else 0)
             for v in vms
         ),
         dtype=np.int32,
         count=V,
     )
+    for k in facts.devices:
+        if not vms[k].live_migratable_devices:
+            blocked[k] |= DEVICES
     vm_index = {v.id: k for k, v in enumerate(vms)}
     cooldown_until: dict[int, datetime] = {}
     quarantine_until: dict[int, datetime | None] = {}

@@ -24,14 +24,13 @@ from __future__ import annotations
 import numpy as np
 from attrs import frozen
 
-from kronos.core.model import RESOURCE_ALIASES, RESOURCES, Snapshot
+from kronos.core.model import MAX_CELLS, RESOURCE_ALIASES, RESOURCES, Snapshot
 from kronos.errors import DataError
 
 #: HW_CPU_* traits that are not guest CPU features (FORMATS §4: not compared)
 NOT_CPU_FEATURES = frozenset(
     {"HW_CPU_HYPERTHREADING", "HW_CPU_X86_AMD_SEV", "HW_CPU_X86_AMD_SEV_ES", "HW_CPU_X86_SGX"}
 )
-MAX_CELLS = 63  # a VM's cells are a bitmask in an int64
 
 
 @frozen
@@ -61,20 +60,34 @@ def _name(key: str) -> str:
     return RESOURCE_ALIASES.get(key, key)
 
 
-def resource_classes(snapshot: Snapshot) -> tuple[str, ...]:
+def _special(snapshot: Snapshot) -> list[int]:
+    """The VMs with any §4 field: in most clouds a few, and every loop below visits only them."""
+    return [
+        k
+        for k, v in enumerate(snapshot.vms)
+        if v.resources is not None or v.devices or v.required_traits or v.forbidden_traits or v.numa_cells
+    ]
+
+
+def resource_classes(snapshot: Snapshot, special: list[int] | None = None) -> tuple[str, ...]:
     """The legacy three, then every other class a host offers or a VM holds, sorted."""
     other: set[str] = set()
     for h in snapshot.hosts:
         other.update(_name(k) for k in h.capacity.classes or ())
-    for v in snapshot.vms:
-        other.update(_name(k) for k in v.resources or ())
+    for k in _special(snapshot) if special is None else special:
+        other.update(_name(r) for r in snapshot.vms[k].resources or ())
     return (*RESOURCES, *sorted(other - set(RESOURCES)))
 
 
-def build_facts(snapshot: Snapshot, vm_host: np.ndarray) -> Facts:
+def capacity(
+    snapshot: Snapshot, special: list[int] | None = None
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """The resource classes, each host's capacity (H×R) and each VM's size (V×R): its
+    allocation where Placement gave one, else its flavor."""
     hosts, vms = snapshot.hosts, snapshot.vms
     H, V = len(hosts), len(vms)
-    names = resource_classes(snapshot)
+    special = _special(snapshot) if special is None else special
+    names = resource_classes(snapshot, special)
     column = {r: i for i, r in enumerate(names)}
     cap = np.zeros((H, len(names)))
     for i, h in enumerate(hosts):
@@ -85,22 +98,33 @@ def build_facts(snapshot: Snapshot, vm_host: np.ndarray) -> Facts:
     size[:, :3] = np.array([(v.flavor.vcpus, v.flavor.memory_mb, v.flavor.disk_gb) for v in vms]).reshape(
         V, 3
     )
+    # Placement's allocation replaces the flavor's three; one scatter for all (numpy's per-item
+    # indexing costs more than the planning of a cloud with 20 000 pinned guests)
+    allocated = [k for k in special if vms[k].resources is not None]
+    rows = [k for k in allocated for _ in vms[k].resources or ()]
+    cols = [column[_name(r)] for k in allocated for r in vms[k].resources or ()]
+    amounts = [x for k in allocated for x in (vms[k].resources or {}).values()]
+    size[allocated] = 0.0
+    size[rows, cols] = amounts
+    return names, cap, size
+
+
+def build_facts(snapshot: Snapshot, vm_host: np.ndarray) -> Facts:
+    hosts, vms = snapshot.hosts, snapshot.vms
+    H, V = len(hosts), len(vms)
+    special = _special(snapshot)
+    names, cap, size = capacity(snapshot, special)
+    column = {r: i for i, r in enumerate(names)}
     numa_need = size[:, :2].copy()
-    devices: dict[int, tuple[str, ...]] = {}
-    for k, v in enumerate(vms):
-        if v.resources is not None:  # Placement's allocation replaces the flavor's three
-            size[k] = 0.0
-            for r, x in v.resources.items():
-                size[k, column[_name(r)]] = x
-            pinned = size[k, column["PCPU"]] if "PCPU" in column else 0.0
-            numa_need[k] = (size[k, 0] + pinned, size[k, 1])
-        if v.devices:
-            devices[k] = tuple(v.devices)
+    if "PCPU" in column:
+        numa_need[:, 0] += size[:, column["PCPU"]]
+    devices = {k: tuple(vms[k].devices or ()) for k in special if vms[k].devices}
 
     host_traits = tuple(frozenset(h.traits or ()) for h in hosts)
     tr_index: dict[tuple[tuple[str, ...], tuple[str, ...]], int] = {((), ()): 0}
     tr_cls = np.zeros(V, dtype=np.int32)
-    for k, v in enumerate(vms):
+    for k in special:
+        v = vms[k]
         if v.required_traits or v.forbidden_traits:
             key = (tuple(sorted(v.required_traits or ())), tuple(sorted(v.forbidden_traits or ())))
             tr_cls[k] = tr_index.setdefault(key, len(tr_index))
@@ -134,7 +158,9 @@ def build_facts(snapshot: Snapshot, vm_host: np.ndarray) -> Facts:
     vm_n = np.zeros(V, dtype=np.int32)
     vm_cells0 = np.zeros(V, dtype=np.int64)
     cell_used = np.zeros((H, K, 2))
-    for k, v in enumerate(vms):
+    placed, masks, spans, at_host, at_cell = [], [], [], [], []
+    for k in special:
+        v = vms[k]
         at = int(vm_host[k])
         if v.numa_cells and n_cells[at]:
             mask = 0
@@ -142,10 +168,14 @@ def build_facts(snapshot: Snapshot, vm_host: np.ndarray) -> Facts:
                 if cid not in index_of[at]:
                     raise DataError(f"vms[{k}].numa_cells: {cid} is not a NUMA cell of its host {v.host}")
                 mask |= 1 << index_of[at][cid]
-            vm_n[k] = len(v.numa_cells)
-            vm_cells0[k] = mask
-            for cid in v.numa_cells:
-                cell_used[at, index_of[at][cid]] += numa_need[k] / len(v.numa_cells)
+                at_host.append(at)
+                at_cell.append(index_of[at][cid])
+                spans.append(k)
+            placed.append(k)
+            masks.append(mask)
+    vm_n[placed] = [len(vms[k].numa_cells or ()) for k in placed]
+    vm_cells0[placed] = masks
+    np.add.at(cell_used, (at_host, at_cell), numa_need[spans] / vm_n[spans, None])
     return Facts(
         res_names=names,
         cap=cap,

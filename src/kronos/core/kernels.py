@@ -30,7 +30,19 @@ import math
 import numba as nb
 import numpy as np
 
-from kronos.core.rules import EPS, choose_cells, feasible, fits, may_receive, soft_worse
+from kronos.core.rules import (
+    BALANCING,
+    EMPTYING,
+    EPS,
+    PASS,
+    SOURCE_CHECKED,
+    cells_for,
+    feasible,
+    fits,
+    soft_worse,
+    source_load_ok,
+    walk_hosts,
+)
 
 #: a move may leave another aggregate this much more imbalanced (float noise), no more
 OVERLAP_EPS = 1e-12
@@ -138,7 +150,7 @@ def apply_move(v, b, w):
             if (mask >> c) & 1:
                 w.cell_used[a, c, 0] -= w.numa_need[v, 0] / n
                 w.cell_used[a, c, 1] -= w.numa_need[v, 1] / n
-        mask = choose_cells(v, b, -1, w) if w.n_cells[b] > 0 else 0
+        mask = cells_for(v, b, -1, w) if w.n_cells[b] > 0 else 0
         for c in range(w.cell_cap.shape[1]):
             if (mask >> c) & 1:
                 w.cell_used[b, c, 0] += w.numa_need[v, 0] / n
@@ -156,16 +168,16 @@ def apply_move(v, b, w):
     w.moved[v] = True
 
 
-@nb.njit(cache=True)
-def _vm_bound(v, n, var, tot, w, cls_min, cls_sc):
-    a = w.vm_host[v]
+@nb.njit(cache=True, inline="always")
+def _vm_bound(v, n, var, tot, vm_host, load, sc, score, active, pw, cls_min, cls_sc):
+    a = vm_host[v]
     best = np.inf
     for c in range(cls_min.shape[0]):
         val = 0.0
-        for p in range(w.pw.shape[0]):
-            da = w.load[v, p] / w.sc[a, p]
-            db = w.load[v, p] / cls_sc[c, p]
-            val += w.pw[p] * _term(var[p], tot[p], n, w.score[a, p], da, w.active[a], cls_min[c, p], db)
+        for p in range(pw.shape[0]):
+            da = load[v, p] / sc[a, p]
+            db = load[v, p] / cls_sc[c, p]
+            val += pw[p] * _term(var[p], tot[p], n, score[a, p], da, active[a], cls_min[c, p], db)
         if val < best:
             best = val
     return best
@@ -233,17 +245,24 @@ def refresh_others(h, ov, w):
         ov.cur[x] = comb
 
 
-@nb.njit(cache=True)
-def _scan_vm(v, hosts, bv, bh, bval, w, soft_hard, var, tot, n, ov):
+@nb.njit(cache=True, inline="always")
+def _scan_vm(v, hosts, bv, bh, bval, w, soft_hard, var, tot, n, ov, out):
     a = w.vm_host[v]
+    mode = EMPTYING
+    if soft_hard:
+        if not source_load_ok(v, a, w.up, w.score, w.load, w.sc):
+            return bv, bh, bval  # no host takes a VM whose weight is more than its host's score
+        mode = SOURCE_CHECKED
+    walk_hosts(v, a, hosts, -1, mode, False, -1, out, w)
+    score, load, sc, active, pw = w.score, w.load, w.sc, w.active, w.pw
     shared = ov.hptr.shape[0] > 1 and ov.hptr[-1] > 0
     for i in range(hosts.shape[0]):
         b = hosts[i]
-        if not feasible(v, a, b, w, soft_hard):
+        if b == a or out[i] != PASS:
             continue
-        if shared and not others_kept(v, a, b, ov, w.score, w.load, w.sc, w.active, w.pw):
+        if shared and not others_kept(v, a, b, ov, score, load, sc, active, pw):
             continue
-        val = move_value(v, a, b, n, var, tot, w.score, w.load, w.sc, w.active, w.pw)
+        val = move_value(v, a, b, n, var, tot, score, load, sc, active, pw)
         if val < bval or (val == bval and (bv < 0 or v < bv or (v == bv and b < bh))):
             bv = v
             bh = b
@@ -265,24 +284,27 @@ def best_move(hosts, cands, host_cls, n_cls, limit, prune, w, soft_hard, var, to
     V = cands.shape[0]
     lb = np.full(V, -np.inf)
     done = np.zeros(V, dtype=np.bool_)
+    out = np.empty(hosts.shape[0], dtype=np.int64)
     # scan order: the most promising VMs first (they set a tight bound), then all
     order = np.empty(V + 8, dtype=np.int64)
     m = 0
     if prune:
         cls_min = np.full((n_cls, P), np.inf)
         cls_sc = np.ones((n_cls, P))
+        enabled, up, leaving, sc, score = w.enabled, w.up, w.leaving, w.sc, w.score
         for i in range(hosts.shape[0]):
             h = hosts[i]
-            if not may_receive(h, w):
+            if not enabled[h] or not up[h] or leaving[h]:
                 continue
             c = host_cls[i]
             for p in range(P):
-                cls_sc[c, p] = w.sc[h, p]
-                if w.score[h, p] < cls_min[c, p]:
-                    cls_min[c, p] = w.score[h, p]
+                cls_sc[c, p] = sc[h, p]
+                if score[h, p] < cls_min[c, p]:
+                    cls_min[c, p] = score[h, p]
         for k in range(V):
             if not done[k]:
-                lb[k] = _vm_bound(cands[k], n, var, tot, w, cls_min, cls_sc)
+                lb[k] = _vm_bound(cands[k], n, var, tot, w.vm_host, w.load, w.sc, w.score, w.active, w.pw,
+                                  cls_min, cls_sc)  # fmt: skip
         seeded = done.copy()
         for _ in range(8):
             best_k = -1
@@ -302,7 +324,7 @@ def best_move(hosts, cands, host_cls, n_cls, limit, prune, w, soft_hard, var, to
         if done[k] or lb[k] > bval:
             continue
         done[k] = True
-        bv, bh, bval = _scan_vm(cands[k], hosts, bv, bh, bval, w, soft_hard, var, tot, n, ov)
+        bv, bh, bval = _scan_vm(cands[k], hosts, bv, bh, bval, w, soft_hard, var, tot, n, ov, out)
     return bv, bh, bval
 
 
@@ -332,11 +354,14 @@ def best_fit(v, a, hosts, open_, w, norm):
     """The open host of ``hosts`` that v (now on a) fits tightest; -1 if none is feasible."""
     best = -1
     bval = np.inf
+    out = np.empty(hosts.shape[0], dtype=np.int64)
+    walk_hosts(v, a, hosts, -1, BALANCING, False, -1, out, w)
+    cap, used, size, pmax, score, load, sc = w.cap, w.used, w.size, w.pmax, w.score, w.load, w.sc
     for i in range(hosts.shape[0]):
         b = hosts[i]
-        if not open_[b] or not feasible(v, a, b, w, True):
+        if not open_[b] or b == a or out[i] != PASS:
             continue
-        val = fit_residual(v, b, w.cap, w.used, w.size, w.pmax, w.score, w.load, w.sc, norm)
+        val = fit_residual(v, b, cap, used, size, pmax, score, load, sc, norm)
         if val < bval:
             best = b
             bval = val
@@ -417,6 +442,7 @@ def eliminate(h, hosts, vms, movable, origin, key, open_, limit, swaps, w, norm)
     if m == 0 or home > limit or not room_for(pool[:m], h, hosts, open_, w):
         return SKIPPED, 0
     swaps_left = swaps
+    out = np.empty(hosts.shape[0], dtype=np.int64)
     cap_log = 4 * m + 64
     log_v = np.empty(cap_log, dtype=np.int64)
     log_h = np.empty(cap_log, dtype=np.int64)
@@ -433,9 +459,10 @@ def eliminate(h, hosts, vms, movable, origin, key, open_, limit, swaps, w, norm)
         o = origin[v]
         best = -1
         bval = np.inf
+        walk_hosts(v, o, hosts, -1, BALANCING, True, -1, out, w)
         for i in range(hosts.shape[0]):
             b = hosts[i]
-            if open_[b] and fits(v, o, b, -1, w):
+            if open_[b] and out[i] == PASS:
                 val = fit_residual(v, b, w.cap, w.used, w.size, w.pmax, w.score, w.load, w.sc, norm)
                 if val < bval:
                     best = b

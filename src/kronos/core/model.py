@@ -26,6 +26,8 @@ Action = Literal["live-migrate", "cold-migrate", "evacuate"]
 RESOURCES = ("vcpus", "memory_mb", "disk_gb")
 #: Placement's names of the three legacy classes, which readers accept as aliases (FORMATS §4)
 RESOURCE_ALIASES = {"VCPU": "vcpus", "MEMORY_MB": "memory_mb", "DISK_GB": "disk_gb"}
+#: the most NUMA cells on a host Kronos plans for: a VM's cells are a bitmask in an int64
+MAX_CELLS = 63
 #: os-resource-classes' standard classes beyond the legacy three; ``CUSTOM_*`` are the operator's
 STANDARD_RESOURCE_CLASSES = (
     "PCI_DEVICE",

@@ -20,7 +20,7 @@ import numba as nb
 import numpy as np
 
 from kronos.core.kernels import apply_move, fill_fullest_first, fit_residual, move_value, stats
-from kronos.core.rules import feasible, soft_worse
+from kronos.core.rules import BALANCING, EMPTYING, PASS, feasible, group_worse, walk_hosts
 
 MIN_IMBALANCE, BEST_FIT, FILL_HOSTS = 0, 1, 2
 
@@ -35,15 +35,21 @@ def best_destination(v, a, hosts, how, soft_hard, w, norm, var, tot, n):
     best = -1
     bworse = True
     bval = np.inf
+    out = np.empty(hosts.shape[0], dtype=np.int64)
+    walk_hosts(v, a, hosts, -1, BALANCING if soft_hard else EMPTYING, False, -1, out, w)
+    score, load, sc, active, pw = w.score, w.load, w.sc, w.active, w.pw
+    cap, used, size, pmax = w.cap, w.used, w.size, w.pmax
+    group, g_kind, g_lim, g_cnt, g_max, g_nmax = w.group, w.g_kind, w.g_lim, w.g_cnt, w.g_max, w.g_nmax
+    g = group[v]
     for i in range(hosts.shape[0]):
         b = hosts[i]
-        if not feasible(v, a, b, w, soft_hard):
+        if b == a or out[i] != PASS:
             continue
-        worse = soft_worse(v, a, b, w)
+        worse = g >= 0 and g_kind[g] >= 2 and group_worse(g, a, b, g_kind, g_lim, g_cnt, g_max, g_nmax)
         if how == MIN_IMBALANCE:
-            val = move_value(v, a, b, n, var, tot, w.score, w.load, w.sc, w.active, w.pw)
+            val = move_value(v, a, b, n, var, tot, score, load, sc, active, pw)
         else:
-            val = fit_residual(v, b, w.cap, w.used, w.size, w.pmax, w.score, w.load, w.sc, norm)
+            val = fit_residual(v, b, cap, used, size, pmax, score, load, sc, norm)
         if best < 0 or (bworse and not worse) or (worse == bworse and val < bval):
             best = b
             bworse = worse
@@ -135,6 +141,7 @@ def improve(placed, hosts, rounds, w):
     P = w.pw.shape[0]
     var = np.zeros(P)
     tot = np.zeros(P)
+    out = np.empty(hosts.shape[0], dtype=np.int64)
     changed = 0
     for _ in range(rounds):
         before = changed
@@ -144,9 +151,10 @@ def improve(placed, hosts, rounds, w):
             n, cur = stats(hosts, w.active, w.score, w.pw, var, tot)
             best = -1
             bval = cur - 1e-12
+            walk_hosts(e, b, hosts, -1, BALANCING, False, -1, out, w)
             for i in range(hosts.shape[0]):
                 c = hosts[i]
-                if not feasible(e, b, c, w, True):
+                if c == b or out[i] != PASS:
                     continue
                 val = move_value(e, b, c, n, var, tot, w.score, w.load, w.sc, w.active, w.pw)
                 if val < bval:

@@ -31,6 +31,7 @@ import numba as nb
 import numpy as np
 from attrs import frozen
 
+from kronos.core import phases
 from kronos.core.arrays import (
     BUSY,
     COOLDOWN,
@@ -45,7 +46,6 @@ from kronos.core.arrays import (
     World,
 )
 from kronos.core.model import Reason
-from kronos.core.phases import BALANCING, EVACUATE
 
 EPS = 1e-9
 
@@ -53,17 +53,16 @@ EPS = 1e-9
 # host and move predicates: True when the rule holds for v going a -> b
 
 
-# The predicates take the arrays they read, not the Arrays tuple: passing three dozen
-# arrays into even an inlined function costs about a microsecond a call (measured: every
-# pair of 50 x 5 000 took 0.43 s through tuple-taking predicates, 0.17 s like this).
+# The rules are written once, in :func:`walk_hosts`: one flat loop over hosts, every
+# array taken out of the Arrays tuple once per VM. Numba increfs an array each time
+# code takes it out of a tuple or passes it to a function, inlined or not, and a walk
+# built of one small function per rule spent nearly all its time doing so (measured:
+# the host rules over 3 000 VMs x 1 000 hosts took 0.56 s as functions, 0.03 s flat).
+# ``only`` (a rule's index) makes the same loop test that rule alone: the table's
+# per-rule predicates, which tests/test_rules.py holds against tests/naive.py.
 
 
-@nb.njit(cache=True, inline="always")
-def host_ok(b, flag):
-    return flag[b]
-
-
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def source_load_ok(v, a, up, score, load, sc):
     """Taking v off a leaves a's scores at 0 or more: a weight above its host's score is bad
     data. A down host reports no scores: there is nothing to judge (source.up holds its VMs)."""
@@ -76,57 +75,16 @@ def source_load_ok(v, a, up, score, load, sc):
 
 
 @nb.njit(cache=True, inline="always")
-def class_ok(v, b, cls, ok):
-    """A per-class table lookup: extra specs, required traits, forbidden traits."""
-    return ok[cls[v], b]
-
-
-@nb.njit(cache=True, inline="always")
-def cpu_ok_for(v, a, b, up, shutoff, cpu_cls, cpu_ok):
-    """A live migration's destination has every CPU feature of its source (cpu_ok is all True
-    unless the plan asks for ``require_cpu_compatibility``); cold moves and evacuations boot anew."""
-    if not up[a] or shutoff[v]:
-        return True
-    return cpu_ok[cpu_cls[a], cpu_cls[b]]
-
-
-@nb.njit(cache=True, inline="always")
-def first_short(v, b, x, used, size, cap):
-    """The first resource class of b that cannot hold v, less x leaving first (-1: all can)."""
-    for r in range(cap.shape[1]):
-        if x >= 0:
-            if size[v, r] > cap[b, r] - used[b, r] + size[x, r] + EPS:
-                return r
-        elif used[b, r] + size[v, r] > cap[b, r] + EPS:
-            return r
-    return -1
-
-
-@nb.njit(cache=True, inline="always")
-def score_ok(v, b, x, score, load, sc, pmax):
-    """No policy's score on b passes its ``max_host_score`` once v is there (x leaving first)."""
-    for p in range(pmax.shape[0]):
-        d = load[v, p] / sc[b, p]
-        if d > 0.0:
-            s = score[b, p] + d
-            if x >= 0:
-                s -= load[x, p] / sc[b, p]
-            if s > pmax[p] + EPS:
-                return False
-    return True
-
-
-@nb.njit(cache=True, inline="always")
-def _cell_free(b, c, d, x, w):
+def _cell_free(b, c, d, x, cell_cap, cell_used, vm_host, vm_n, vm_cells, numa_need):
     """Free vCPUs (d=0) or MiB (d=1) in cell c of b, counting x's share there as free (x >= 0)."""
-    f = w.cell_cap[b, c, d] - w.cell_used[b, c, d]
-    if x >= 0 and w.vm_host[x] == b and w.vm_n[x] > 0 and (w.vm_cells[x] >> c) & 1:
-        f += w.numa_need[x, d] / w.vm_n[x]
+    f = cell_cap[b, c, d] - cell_used[b, c, d]
+    if x >= 0 and vm_host[x] == b and vm_n[x] > 0 and (vm_cells[x] >> c) & 1:
+        f += numa_need[x, d] / vm_n[x]
     return f
 
 
 @nb.njit(cache=True)
-def choose_cells(v, b, x, w):
+def choose_cells(v, b, x, n_cells, cell_cap, cell_used, vm_host, vm_n, vm_cells, vm_cells0, home, numa_need):
     """The NUMA cells of b that v would take (a bitmask; 0 when none fit or v needs none).
 
     Nova's fitting: n distinct cells (n = the cells v spans now), each with
@@ -134,21 +92,22 @@ def choose_cells(v, b, x, w):
     own cells back when they are free; elsewhere the tightest cells that fit,
     so the largest free cells stay whole for the guests that need them.
     """
-    n = w.vm_n[v]
-    K = w.n_cells[b]
+    n = vm_n[v]
+    K = n_cells[b]
     if n == 0 or n > K:
         return 0
-    sv = w.numa_need[v, 0] / n
-    sm = w.numa_need[v, 1] / n
-    if b == w.home[v] and w.vm_cells0[v] != 0:
+    sv = numa_need[v, 0] / n
+    sm = numa_need[v, 1] / n
+    if b == home[v] and vm_cells0[v] != 0:
         ok = True
         for c in range(K):
-            if (w.vm_cells0[v] >> c) & 1 and (
-                sv > _cell_free(b, c, 0, x, w) + EPS or sm > _cell_free(b, c, 1, x, w) + EPS
+            if (vm_cells0[v] >> c) & 1 and (
+                sv > _cell_free(b, c, 0, x, cell_cap, cell_used, vm_host, vm_n, vm_cells, numa_need) + EPS
+                or sm > _cell_free(b, c, 1, x, cell_cap, cell_used, vm_host, vm_n, vm_cells, numa_need) + EPS
             ):
                 ok = False
         if ok:
-            return w.vm_cells0[v]
+            return vm_cells0[v]
     mask = 0
     for _ in range(n):
         best = -1
@@ -156,11 +115,11 @@ def choose_cells(v, b, x, w):
         for c in range(K):
             if (mask >> c) & 1:
                 continue
-            fv = _cell_free(b, c, 0, x, w)
-            fm = _cell_free(b, c, 1, x, w)
+            fv = _cell_free(b, c, 0, x, cell_cap, cell_used, vm_host, vm_n, vm_cells, numa_need)
+            fm = _cell_free(b, c, 1, x, cell_cap, cell_used, vm_host, vm_n, vm_cells, numa_need)
             if sv > fv + EPS or sm > fm + EPS:
                 continue
-            left = (fv - sv) / max(w.cell_cap[b, c, 0], EPS) + (fm - sm) / max(w.cell_cap[b, c, 1], EPS)
+            left = (fv - sv) / max(cell_cap[b, c, 0], EPS) + (fm - sm) / max(cell_cap[b, c, 1], EPS)
             if left < left_best:
                 best = c
                 left_best = left
@@ -168,6 +127,13 @@ def choose_cells(v, b, x, w):
             return 0
         mask |= 1 << best
     return mask
+
+
+@nb.njit(cache=True)
+def cells_for(v, b, x, w):
+    """:func:`choose_cells` with the world's arrays (one-off callers)."""
+    return choose_cells(v, b, x, w.n_cells, w.cell_cap, w.cell_used, w.vm_host, w.vm_n, w.vm_cells,
+                        w.vm_cells0, w.home, w.numa_need)  # fmt: skip
 
 
 @nb.njit(cache=True)
@@ -191,218 +157,227 @@ def group_worse(g, a, b, g_kind, g_lim, g_cnt, g_max, g_nmax):
     return after < mx
 
 
-@nb.njit(cache=True, inline="always")
-def group_room_ok(v, b, x, group, g_kind, g_lim, g_cnt):
-    """Target space: a member of an anti-affinity kind joins b only below the limit.
-
-    No final placement is then worse than the start. Affinity members never
-    reach a target-space search (pack leaves members that have company).
-    """
-    g = group[v]
-    if g < 0 or g_kind[g] == 0 or g_kind[g] == 2:
-        return True
-    c = g_cnt[g, b]
-    if x >= 0 and group[x] == g:
-        c -= 1
-    return c + 1 <= g_lim[g]
-
-
-@nb.njit(cache=True, inline="always")
-def may_receive(b, w):
-    """The host rules alone: b is enabled, up and not being emptied."""
-    return w.enabled[b] and w.up[b] and not w.leaving[b]
-
-
 # indices of the host and move rules, in table order (the order of first_failing)
 (HOST_ENABLED, HOST_UP, HOST_LEAVING, SOURCE_LOAD, AZ, EXTRA_SPECS, TRAITS_REQUIRED, TRAITS_FORBIDDEN,
  CPU_COMPAT, NUMA, MAX_HOST_SCORE, GROUP_AFFINITY, GROUP_ANTI, GROUP_SOFT_AFFINITY, GROUP_SOFT_ANTI,
  CAPACITY) = range(16)  # fmt: skip
 #: capacity comes between cpu_compat and numa in the walk; its index is CAPACITY + the class's column
 PASS = -1
+#: the walk's modes: emptying hosts (evacuate, drain), balancing, balancing with source.load
+#: tested by the caller already (it depends on no host)
+EMPTYING, BALANCING, SOURCE_CHECKED = 0, 1, 2
 
 
-# The walk and its wrappers are inlined into the searches; a call boundary that passes the
-# Arrays tuple costs an incref and a decref of each of its arrays.
-@nb.njit(cache=True, inline="always")
-def first_failing(v, a, b, w, balancing):
-    """Index of the first host or move rule that v going a -> b breaks; PASS if none.
+@nb.njit(cache=True)
+def walk_hosts(v, a, hosts, x, mode, target, only, out, w):
+    """``out[i]``: the first rule v (on a) breaks going to ``hosts[i]`` (PASS: none).
 
-    ``balancing``: soft server-group rules bind too, and the source must
-    keep a non-negative score (balancing phases); an evacuation or drain
-    passes False: it only prefers to keep soft rules, and it empties its
-    hosts whatever their scores say. Rules come cheapest first, which is
-    also the table's order.
+    ``mode``: BALANCING (1): soft server-group rules bind too, and the
+    source must keep a non-negative score; SOURCE_CHECKED (2): the same, the
+    caller having tested the source already; EMPTYING (0): an evacuation or
+    drain only prefers to keep soft rules and empties its hosts whatever
+    their scores say. ``target``: target space (pack): v started on a and
+    may end on b, x (>= 0) leaving b first; anti-affinity members join b
+    only below their limit. ``only`` >= 0: that rule alone. Rules come
+    cheapest first, the table's order.
     """
-    if not host_ok(b, w.enabled):
-        return HOST_ENABLED
-    if not host_ok(b, w.up):
-        return HOST_UP
-    if host_ok(b, w.leaving):
-        return HOST_LEAVING
-    if balancing and not source_load_ok(v, a, w.up, w.score, w.load, w.sc):
-        return SOURCE_LOAD
-    if w.az[b] != w.az[a]:
-        return AZ
-    if not class_ok(v, b, w.spec, w.spec_ok):
-        return EXTRA_SPECS
-    if not class_ok(v, b, w.tr_cls, w.treq_ok):
-        return TRAITS_REQUIRED
-    if not class_ok(v, b, w.tr_cls, w.tforb_ok):
-        return TRAITS_FORBIDDEN
-    if not cpu_ok_for(v, a, b, w.up, w.shutoff, w.cpu_cls, w.cpu_ok):
-        return CPU_COMPAT
-    r = first_short(v, b, -1, w.used, w.size, w.cap)
-    if r >= 0:
-        return CAPACITY + r
-    if w.vm_n[v] > 0 and w.n_cells[b] > 0 and choose_cells(v, b, -1, w) == 0:
-        return NUMA
-    if not score_ok(v, b, -1, w.score, w.load, w.sc, w.pmax):
-        return MAX_HOST_SCORE
-    g = w.group[v]
-    if g >= 0:
-        k = w.g_kind[g]
-        if (balancing or k <= 1) and group_worse(g, a, b, w.g_kind, w.g_lim, w.g_cnt, w.g_max, w.g_nmax):
-            return GROUP_AFFINITY + k
-    return PASS
+    enabled, up, leaving, score, load, sc, az = w.enabled, w.up, w.leaving, w.score, w.load, w.sc, w.az
+    spec, spec_ok, tr_cls, treq_ok, tforb_ok = w.spec, w.spec_ok, w.tr_cls, w.treq_ok, w.tforb_ok
+    shutoff, cpu_cls, cpu_ok = w.shutoff, w.cpu_cls, w.cpu_ok
+    used, size, cap, pmax = w.used, w.size, w.cap, w.pmax
+    group, g_kind, g_lim, g_cnt, g_max, g_nmax = w.group, w.g_kind, w.g_lim, w.g_cnt, w.g_max, w.g_nmax
+    R, P = cap.shape[1], pmax.shape[0]
+    # what depends on v and a alone
+    src_ok = True
+    if mode == BALANCING and not target and up[a] and (only < 0 or only == SOURCE_LOAD):
+        for p in range(P):
+            if score[a, p] - load[v, p] / sc[a, p] < -EPS:
+                src_ok = False
+    cold = not up[a] or shutoff[v]  # no live migration: the CPU model does not matter
+    g = group[v]
+    k = g_kind[g] if g >= 0 else -1
+    n_cells, cell_cap, cell_used, vm_host, vm_n = w.n_cells, w.cell_cap, w.cell_used, w.vm_host, w.vm_n
+    vm_cells, vm_cells0, home, numa_need = w.vm_cells, w.vm_cells0, w.home, w.numa_need
+    numa_vm = vm_n[v] > 0
+    any_rule = only < 0
+    for i in range(hosts.shape[0]):
+        b = hosts[i]
+        r = PASS
+        if (any_rule or only == HOST_ENABLED) and not enabled[b]:
+            r = HOST_ENABLED
+        elif (any_rule or only == HOST_UP) and not up[b]:
+            r = HOST_UP
+        elif (any_rule or only == HOST_LEAVING) and leaving[b]:
+            r = HOST_LEAVING
+        elif not src_ok:
+            r = SOURCE_LOAD
+        elif (any_rule or only == AZ) and az[b] != az[a]:
+            r = AZ
+        elif (any_rule or only == EXTRA_SPECS) and not spec_ok[spec[v], b]:
+            r = EXTRA_SPECS
+        elif (any_rule or only == TRAITS_REQUIRED) and not treq_ok[tr_cls[v], b]:
+            r = TRAITS_REQUIRED
+        elif (any_rule or only == TRAITS_FORBIDDEN) and not tforb_ok[tr_cls[v], b]:
+            r = TRAITS_FORBIDDEN
+        elif (any_rule or only == CPU_COMPAT) and not cold and not cpu_ok[cpu_cls[a], cpu_cls[b]]:
+            r = CPU_COMPAT
+        if r == PASS and (any_rule or only == CAPACITY):
+            for c in range(R):
+                if x >= 0:
+                    short = size[v, c] > cap[b, c] - used[b, c] + size[x, c] + EPS
+                else:
+                    short = used[b, c] + size[v, c] > cap[b, c] + EPS
+                if short:
+                    r = CAPACITY + c
+                    break
+        if r == PASS and numa_vm and n_cells[b] > 0 and (any_rule or only == NUMA):
+            cells = choose_cells(v, b, x, n_cells, cell_cap, cell_used, vm_host, vm_n, vm_cells, vm_cells0,
+                                 home, numa_need)  # fmt: skip
+            if cells == 0:
+                r = NUMA
+        if r == PASS and (any_rule or only == MAX_HOST_SCORE):
+            for p in range(P):
+                d = load[v, p] / sc[b, p]
+                if d > 0.0:
+                    t = score[b, p] + d
+                    if x >= 0:
+                        t -= load[x, p] / sc[b, p]
+                    if t > pmax[p] + EPS:
+                        r = MAX_HOST_SCORE
+                        break
+        if r == PASS and k >= 0 and (any_rule or only == GROUP_AFFINITY + k):
+            if target:  # a member of an anti-affinity kind joins b only below the limit
+                if k == 1 or k == 3:
+                    cnt = g_cnt[g, b] - (1 if x >= 0 and group[x] == g else 0)
+                    if cnt + 1 > g_lim[g]:
+                        r = GROUP_AFFINITY + k
+            elif mode != EMPTYING or k <= 1:
+                ca, cb = g_cnt[g, a], g_cnt[g, b]
+                if k == 1 or k == 3:
+                    lim = g_lim[g]
+                    change = max(0, ca - 1 - lim) - max(0, ca - lim) + max(0, cb + 1 - lim) - max(0, cb - lim)
+                    worse = change > 0
+                else:
+                    mx = g_max[g]
+                    after = mx if (ca < mx or g_nmax[g] >= 2) else mx - 1
+                    if cb + 1 > after:
+                        after = cb + 1
+                    worse = after < mx
+                if worse:
+                    r = GROUP_AFFINITY + k
+        out[i] = r
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
+def _one(v, a, b, x, mode, target, only, w):
+    out = np.empty(1, dtype=np.int64)
+    walk_hosts(v, a, np.array([b]), x, mode, target, only, out, w)
+    return out[0]
+
+
+@nb.njit(cache=True)
+def first_failing(v, a, b, w, balancing):
+    """The first host or move rule v going a -> b breaks (PASS if none); ``balancing`` as ``mode``.
+
+    One host: loops over many use :func:`walk_hosts`.
+    """
+    return _one(v, a, b, -1, BALANCING if balancing else EMPTYING, False, -1, w)
+
+
+@nb.njit(cache=True)
 def feasible(v, a, b, w, balancing):
     """May v move from a to b now: a real move that breaks no rule of the table."""
     return b != a and first_failing(v, a, b, w, balancing) == PASS
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def first_failing_target(v, o, b, x, w):
-    """Target space: the first rule that stops v (which started on o) ending on b.
-
-    Static rules are judged from o; capacity, cells, ``max_host_score`` and
-    anti-affinity from what b holds now, less ``x`` (>= 0: a VM leaving b first).
-    """
-    if not host_ok(b, w.enabled):
-        return HOST_ENABLED
-    if not host_ok(b, w.up):
-        return HOST_UP
-    if host_ok(b, w.leaving):
-        return HOST_LEAVING
-    if w.az[b] != w.az[o]:
-        return AZ
-    if not class_ok(v, b, w.spec, w.spec_ok):
-        return EXTRA_SPECS
-    if not class_ok(v, b, w.tr_cls, w.treq_ok):
-        return TRAITS_REQUIRED
-    if not class_ok(v, b, w.tr_cls, w.tforb_ok):
-        return TRAITS_FORBIDDEN
-    if not cpu_ok_for(v, o, b, w.up, w.shutoff, w.cpu_cls, w.cpu_ok):
-        return CPU_COMPAT
-    r = first_short(v, b, x, w.used, w.size, w.cap)
-    if r >= 0:
-        return CAPACITY + r
-    if w.vm_n[v] > 0 and w.n_cells[b] > 0 and choose_cells(v, b, x, w) == 0:
-        return NUMA
-    if not score_ok(v, b, x, w.score, w.load, w.sc, w.pmax):
-        return MAX_HOST_SCORE
-    g = w.group[v]
-    if g >= 0 and not group_room_ok(v, b, x, w.group, w.g_kind, w.g_lim, w.g_cnt):
-        return GROUP_AFFINITY + w.g_kind[g]
-    return PASS
+    """Target space: the first rule that stops v (which started on o) ending on b, x leaving b first."""
+    return _one(v, o, b, x, BALANCING, True, -1, w)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def fits(v, o, b, x, w):
     """May v, which started on o, end on b (x leaving b first, or -1)?"""
     return first_failing_target(v, o, b, x, w) == PASS
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def soft_worse(v, a, b, w):
     """Would moving v from a to b make its soft server-group rule worse?"""
     g = w.group[v]
     return g >= 0 and w.g_kind[g] >= 2 and group_worse(g, a, b, w.g_kind, w.g_lim, w.g_cnt, w.g_max, w.g_nmax)
 
 
-# The table's view of each predicate, one signature for all, (v, a, b, x, w) -> holds:
-# what tests/test_rules.py holds against tests/naive.py rule by rule.
+# The table's view of each host and move rule: the walk with that rule alone,
+# (v, a, b, x, w) -> holds.
 
 
 @nb.njit(cache=True)
 def host_enabled(v, a, b, x, w):
-    return host_ok(b, w.enabled)
+    return _one(v, a, b, x, BALANCING, False, HOST_ENABLED, w) == PASS
 
 
 @nb.njit(cache=True)
 def host_up(v, a, b, x, w):
-    return host_ok(b, w.up)
+    return _one(v, a, b, x, BALANCING, False, HOST_UP, w) == PASS
 
 
 @nb.njit(cache=True)
 def host_not_leaving(v, a, b, x, w):
-    return not host_ok(b, w.leaving)
+    return _one(v, a, b, x, BALANCING, False, HOST_LEAVING, w) == PASS
 
 
 @nb.njit(cache=True)
 def source_load(v, a, b, x, w):
-    return source_load_ok(v, a, w.up, w.score, w.load, w.sc)
+    return _one(v, a, b, x, BALANCING, False, SOURCE_LOAD, w) == PASS
 
 
 @nb.njit(cache=True)
 def same_az(v, a, b, x, w):
-    return w.az[b] == w.az[a]
+    return _one(v, a, b, x, BALANCING, False, AZ, w) == PASS
 
 
 @nb.njit(cache=True)
 def extra_specs(v, a, b, x, w):
-    return class_ok(v, b, w.spec, w.spec_ok)
+    return _one(v, a, b, x, BALANCING, False, EXTRA_SPECS, w) == PASS
 
 
 @nb.njit(cache=True)
 def traits_required(v, a, b, x, w):
-    return class_ok(v, b, w.tr_cls, w.treq_ok)
+    return _one(v, a, b, x, BALANCING, False, TRAITS_REQUIRED, w) == PASS
 
 
 @nb.njit(cache=True)
 def traits_forbidden(v, a, b, x, w):
-    return class_ok(v, b, w.tr_cls, w.tforb_ok)
+    return _one(v, a, b, x, BALANCING, False, TRAITS_FORBIDDEN, w) == PASS
 
 
 @nb.njit(cache=True)
 def cpu_compat(v, a, b, x, w):
-    return cpu_ok_for(v, a, b, w.up, w.shutoff, w.cpu_cls, w.cpu_ok)
+    return _one(v, a, b, x, BALANCING, False, CPU_COMPAT, w) == PASS
 
 
 @nb.njit(cache=True)
 def capacity_fits(v, a, b, x, w):
-    return first_short(v, b, x, w.used, w.size, w.cap) < 0
+    return _one(v, a, b, x, BALANCING, False, CAPACITY, w) == PASS
 
 
 @nb.njit(cache=True)
 def numa(v, a, b, x, w):
     """A NUMA-placed VM finds its cells on b (a host without cells: host-level capacity alone)."""
-    return w.vm_n[v] == 0 or w.n_cells[b] == 0 or choose_cells(v, b, x, w) != 0
+    return _one(v, a, b, x, BALANCING, False, NUMA, w) == PASS
 
 
 @nb.njit(cache=True)
 def max_host_score(v, a, b, x, w):
-    return score_ok(v, b, x, w.score, w.load, w.sc, w.pmax)
+    return _one(v, a, b, x, BALANCING, False, MAX_HOST_SCORE, w) == PASS
 
 
 @nb.njit(cache=True)
 def group_rule(v, a, b, x, w, kind):
     """v's server group, if of ``kind``, is not made worse by the move."""
-    g = w.group[v]
-    if g < 0 or w.g_kind[g] != kind:
-        return True
-    return not group_worse(g, a, b, w.g_kind, w.g_lim, w.g_cnt, w.g_max, w.g_nmax)
-
-
-@nb.njit(cache=True)
-def first_failing_each(v, a, hosts, w, balancing):
-    """first_failing for v (on a) towards each of ``hosts``; the VM's own host gives PASS."""
-    out = np.empty(hosts.shape[0], dtype=np.int64)
-    for i in range(hosts.shape[0]):
-        b = hosts[i]
-        out[i] = PASS if b == a else first_failing(v, a, b, w, balancing)
-    return out
+    return _one(v, a, b, x, BALANCING, False, GROUP_AFFINITY + kind, w) == PASS
 
 
 # ---------------------------------------------------------------------------
@@ -419,11 +394,11 @@ class Movement:
 
     @property
     def evacuating(self) -> bool:
-        return self.phase == EVACUATE
+        return self.phase == phases.EVACUATE
 
     @property
     def balancing(self) -> bool:
-        return self.phase in BALANCING
+        return self.phase in phases.BALANCING
 
     def statuses(self) -> tuple[str, ...]:
         if self.evacuating:
@@ -533,9 +508,8 @@ def _capacity_reason(world: World, v: int, a: int, b: int, r: int) -> Reason:
 
 
 def _capacity_any(world: World, v: int, a: int, b: int) -> Reason:
-    return _capacity_reason(
-        world, v, a, b, max(int(first_short(v, b, -1, world.used, world.size, world.cap)), 0)
-    )
+    short = np.flatnonzero(world.used[b] + world.size[v] > world.cap[b] + EPS)
+    return _capacity_reason(world, v, a, b, int(short[0]) if short.size else 0)
 
 
 def _traits_reason(world: World, v: int, a: int, b: int, required: bool) -> Reason:
@@ -819,7 +793,7 @@ def _n3(x: float | None) -> str:
 
 
 def receivers(world: World) -> np.ndarray:
-    """Hosts that pass every host rule (bool[H]): :func:`may_receive` over the world."""
+    """Hosts that pass the host rules host.enabled, host.up and host.leaving (bool[H])."""
     ok: np.ndarray = world.enabled & world.up & ~world.leaving
     return ok
 
@@ -888,7 +862,8 @@ def ruled_out(world: World, v: int, a: int, hosts: np.ndarray, balancing: bool) 
     as a few lines, not a thousand.
     """
     hosts = hosts[hosts != a]
-    first = first_failing_each(v, a, hosts, world.arrays(), balancing)
+    first = np.empty(hosts.size, dtype=np.int64)
+    walk_hosts(v, a, hosts, -1, int(balancing), False, -1, first, world.arrays())
     out = []
     for index in sorted(np.unique(first[first != PASS]).tolist(), key=walk_position):
         these = hosts[first == index]
