@@ -279,6 +279,11 @@ gen_args = st.fixed_dictionaries(
         "down": st.integers(0, 2),
         "disabled": st.integers(0, 2),
         "fill": st.floats(0.3, 0.95),
+        # FORMATS §4
+        "pinned": st.sampled_from([0.0, 0.0, 0.3]),
+        "numa": st.sampled_from([0, 0, 2, 4]),
+        "traits": st.sampled_from([0.0, 0.0, 0.4]),
+        "devices": st.sampled_from([0.0, 0.0, 0.2]),
     }
 )
 

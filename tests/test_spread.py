@@ -28,6 +28,11 @@ kinds = st.fixed_dictionaries(
         "unmovable": st.sampled_from([0.0, 0.1]),
         "disabled": st.integers(0, 2),
         "down": st.integers(0, 1),
+        # FORMATS §4: the checker's [resource], [trait], [numa] and [device] rules
+        "pinned": st.sampled_from([0.0, 0.0, 0.2]),
+        "numa": st.sampled_from([0, 0, 2]),
+        "traits": st.sampled_from([0.0, 0.0, 0.3]),
+        "devices": st.sampled_from([0.0, 0.0, 0.1]),
     }
 )
 

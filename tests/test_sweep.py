@@ -169,6 +169,18 @@ def case(index: int) -> Case:
         "fill": rng.choice([0.3, 0.5, 0.65, 0.8, 0.95]),
         "mode": "pack" if rng.random() < 0.25 else "spread",
     }
+    # FORMATS §4 from a generator of its own, so the snapshots above stay what they were
+    extra = random.Random(f"kronos-sweep-s4-{index}")
+    if extra.random() < 0.4:
+        args |= {
+            "pinned": extra.choice([0.0, 0.1, 0.3]),
+            "pcpu_hosts": extra.choice([0.3, 0.7, 1.0]),
+            "numa": extra.choice([0, 2, 2, 4]),
+            "traits": extra.choice([0.0, 0.2, 0.5]),
+            "devices": extra.choice([0.0, 0.1, 0.2]),
+        }
+        if args["numa"]:
+            args["numa_vms"] = extra.choice([0.0, 0.3, 0.6])
     fenced: tuple[str, ...] = ()
     if rng.random() < 0.25:
         count = min(rng.choice([1, 2]), hosts - args["down"] - 1)
@@ -206,6 +218,12 @@ def modes(snap: kronos.Snapshot, rng: random.Random) -> Iterator[Mode]:
             "post_drain_action": rng.choice(["none", "disable"]),
         },
     )
+    if any(h.traits for h in snap.hosts):  # FORMATS §4: live migrations keep the source's CPU features
+        cpu = {"require_cpu_compatibility": True}
+        yield Mode("spread", "plan", {"mode": SPREAD, "budget": "unlimited", **cpu}, zero_thresholds=True)
+        yield Mode("pack", "plan", {"mode": "pack", "budget": "unlimited", **cpu})
+        if up:
+            yield Mode("drain", "drain", {"hosts": [rng.choice(up)], **cpu})
     if up:
         yield Mode("drain", "drain", {"hosts": [rng.choice(up)], "cold_migrate_stopped": rng.random() < 0.5})
         yield Mode(
@@ -270,7 +288,8 @@ def plan_problems(snap: kronos.Snapshot, plan: kronos.Plan, sweep: Sweep) -> lis
         out.append("plan changed in a round trip through kronos.dump / kronos.load_plan")
     out += record_problems(plan)
     if CHECK is not None:
-        out += [f"check.py: {v}" for v in run_check(snap, text.getvalue(), sweep)]
+        cpu = ["--require-cpu-compatibility"] if plan.options.get("require_cpu_compatibility") else []
+        out += [f"check.py: {v}" for v in run_check(snap, text.getvalue(), sweep, *cpu)]
         sweep.checked += 1
     return out
 
@@ -304,8 +323,8 @@ def record_problems(plan: kronos.Plan) -> list[str]:
     return out
 
 
-def run_check(snap: kronos.Snapshot, plan_text: str, sweep: Sweep) -> list[str]:
-    """``check.py SNAPSHOT PLAN --strict-waves --strict-claims``: its violations."""
+def run_check(snap: kronos.Snapshot, plan_text: str, sweep: Sweep, *extra: str) -> list[str]:
+    """``check.py SNAPSHOT PLAN --strict-waves --strict-claims [EXTRA]``: its violations."""
     assert CHECK is not None
     s, p = sweep.tmp / "snapshot.json", sweep.tmp / "plan.json"
     if sweep.dumped is not snap:  # one snapshot serves several plans in a row
@@ -314,7 +333,7 @@ def run_check(snap: kronos.Snapshot, plan_text: str, sweep: Sweep) -> list[str]:
     p.write_text(plan_text)
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        code = CHECK.main([str(s), str(p), "--strict-waves", "--strict-claims", "--json"])
+        code = CHECK.main([str(s), str(p), "--strict-waves", "--strict-claims", "--json", *extra])
     result = json.loads(stdout.getvalue())
     assert code in (0, 1), result
     return [f"[{v['kind']}] step {v['seq']} {v['instance']}: {v['detail']}" for v in result["violations"]]

@@ -123,7 +123,7 @@ def _view(world: World, v: int, aggregate: str, balancing: bool) -> AggregateVie
     var, tot = np.zeros(P), np.zeros(P)
     n, now = kernels.stats(hosts, world.active, world.score, world.pw, var, tot)
     first = np.empty(hosts.size, dtype=np.int64)
-    rules.walk_hosts(v, a, hosts, -1, int(balancing), False, -1, first, world.arrays())
+    rules.walk_hosts(v, a, hosts, -1, int(balancing), False, first, world.arrays())
     out = []
     for b, index in zip(hosts.tolist(), first.tolist(), strict=True):
         if b == a:

@@ -31,16 +31,14 @@ import numba as nb
 import numpy as np
 
 from kronos.core.rules import (
+    ALL_GROUPS,
     BALANCING,
     EMPTYING,
     EPS,
     PASS,
-    SOURCE_CHECKED,
     cells_for,
-    feasible,
-    fits,
-    soft_worse,
     source_load_ok,
+    walk,
     walk_hosts,
 )
 
@@ -252,8 +250,8 @@ def _scan_vm(v, hosts, bv, bh, bval, w, soft_hard, var, tot, n, ov, out):
     if soft_hard:
         if not source_load_ok(v, a, w.up, w.score, w.load, w.sc):
             return bv, bh, bval  # no host takes a VM whose weight is more than its host's score
-        mode = SOURCE_CHECKED
-    walk_hosts(v, a, hosts, -1, mode, False, -1, out, w)
+        mode = ALL_GROUPS
+    walk_hosts(v, a, hosts, -1, mode, False, out, w)
     score, load, sc, active, pw = w.score, w.load, w.sc, w.active, w.pw
     shared = ov.hptr.shape[0] > 1 and ov.hptr[-1] > 0
     for i in range(hosts.shape[0]):
@@ -355,7 +353,7 @@ def best_fit(v, a, hosts, open_, w, norm):
     best = -1
     bval = np.inf
     out = np.empty(hosts.shape[0], dtype=np.int64)
-    walk_hosts(v, a, hosts, -1, BALANCING, False, -1, out, w)
+    walk_hosts(v, a, hosts, -1, BALANCING, False, out, w)
     cap, used, size, pmax, score, load, sc = w.cap, w.used, w.size, w.pmax, w.score, w.load, w.sc
     for i in range(hosts.shape[0]):
         b = hosts[i]
@@ -459,7 +457,7 @@ def eliminate(h, hosts, vms, movable, origin, key, open_, limit, swaps, w, norm)
         o = origin[v]
         best = -1
         bval = np.inf
-        walk_hosts(v, o, hosts, -1, BALANCING, True, -1, out, w)
+        walk_hosts(v, o, hosts, -1, BALANCING, True, out, w)
         for i in range(hosts.shape[0]):
             b = hosts[i]
             if open_[b] and out[i] == PASS:
@@ -470,12 +468,24 @@ def eliminate(h, hosts, vms, movable, origin, key, open_, limit, swaps, w, norm)
         victim = -1
         if best < 0 and swaps_left > 0:
             swaps_left -= 1
+            # v takes the place of a smaller VM u parked on an open host, which then goes to h
+            us = np.empty(vms.shape[0], dtype=np.int64)
+            n_us = 0
             for j in range(vms.shape[0]):
                 u = vms[j]
                 b = w.vm_host[u]
-                if not open_[b] or b == origin[u] or not movable[u] or key[u] >= key[v]:
-                    continue
-                if fits(v, o, b, u, w):
+                if open_[b] and b != origin[u] and movable[u] and key[u] < key[v]:
+                    us[n_us] = u
+                    n_us += 1
+            us = us[:n_us]
+            at = w.vm_host[us]
+            broken = np.empty(n_us, dtype=np.int64)
+            no_skip = np.zeros(0, dtype=np.bool_)
+            mine = pool[k : k + 1]
+            walk(mine, origin[mine], at, us, BALANCING, True, -1, no_skip, False, broken, w)
+            for j in range(n_us):
+                if broken[j] == PASS:
+                    u, b = us[j], at[j]
                     val = _residual_swap(v, u, b, w.cap, w.used, w.size, w.pmax, w.score, w.load, w.sc, norm)
                     if val < bval:
                         best = b
@@ -536,33 +546,37 @@ def fill_bin(b, cand, n, park, origin, taken, nodes, w, norm):
     best = np.empty(n, dtype=np.int64)
     n_best = 0
     best_slack = slack(b, w.cap, w.used, w.pmax, w.score, w.sc, norm)
+    # one walk finds the next candidate b takes (one call per candidate costs more than its rules)
+    first = np.empty(n, dtype=np.int64)
+    srcs = origin[cand[:n]]
+    to_b = np.full(1, b, dtype=np.int64)
+    no_x = np.full(1, -1, dtype=np.int64)
+    mode = ALL_GROUPS if park < 0 else BALANCING
     d = 0
     j = 0
     spent = 0
     while True:
         found = False
         while j < n:
-            v = cand[j]
-            spent += 1
-            if taken[v]:
-                ok = False
-            elif park < 0:
-                ok = feasible(v, origin[v], b, w, False) and not soft_worse(v, origin[v], b, w)
-            else:
-                ok = fits(v, origin[v], b, -1, w)
-            if ok:
-                apply_move(v, b, w)
-                chosen[d] = j
-                d += 1
-                found = True
-                j += 1
-                s = slack(b, w.cap, w.used, w.pmax, w.score, w.sc, norm)
-                if s < best_slack - EPS:
-                    best_slack = s
-                    n_best = d
-                    best[:d] = chosen[:d]
+            i = j + walk(cand[j:n], srcs[j:n], to_b, no_x, mode, park >= 0, -1, taken, True, first[j:n], w)
+            spent += min(i + 1, n) - j
+            if i >= n:
+                j = n
                 break
-            j += 1
+            v = cand[i]
+            j = i + 1
+            if park < 0 and origin[v] == b:
+                continue  # not a move
+            apply_move(v, b, w)
+            chosen[d] = i
+            d += 1
+            found = True
+            s = slack(b, w.cap, w.used, w.pmax, w.score, w.sc, norm)
+            if s < best_slack - EPS:
+                best_slack = s
+                n_best = d
+                best[:d] = chosen[:d]
+            break
         if best_slack <= EPS or spent >= n + nodes:
             break
         if not found:

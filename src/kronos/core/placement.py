@@ -36,7 +36,7 @@ def best_destination(v, a, hosts, how, soft_hard, w, norm, var, tot, n):
     bworse = True
     bval = np.inf
     out = np.empty(hosts.shape[0], dtype=np.int64)
-    walk_hosts(v, a, hosts, -1, BALANCING if soft_hard else EMPTYING, False, -1, out, w)
+    walk_hosts(v, a, hosts, -1, BALANCING if soft_hard else EMPTYING, False, out, w)
     score, load, sc, active, pw = w.score, w.load, w.sc, w.active, w.pw
     cap, used, size, pmax = w.cap, w.used, w.size, w.pmax
     group, g_kind, g_lim, g_cnt, g_max, g_nmax = w.group, w.g_kind, w.g_lim, w.g_cnt, w.g_max, w.g_nmax
@@ -151,7 +151,7 @@ def improve(placed, hosts, rounds, w):
             n, cur = stats(hosts, w.active, w.score, w.pw, var, tot)
             best = -1
             bval = cur - 1e-12
-            walk_hosts(e, b, hosts, -1, BALANCING, False, -1, out, w)
+            walk_hosts(e, b, hosts, -1, BALANCING, False, out, w)
             for i in range(hosts.shape[0]):
                 c = hosts[i]
                 if c == b or out[i] != PASS:

@@ -14,9 +14,10 @@ answers "why not?". Both answers come from here. A rule has
   with the numbers (``needs 16 vCPUs, cmp-7 has 15 free``), and one ``text``
   that renders it.
 
-:func:`first_failing` walks the host and move rules in table order and is
-the only feasibility test the kernels use (``feasible`` is "no rule
-fails"); :func:`first_failing_target` is the same walk in target space.
+:func:`walk` is where the host and move rules are written: it walks them
+in table order for many (VM, source, destination) pairs at once, and is the
+only feasibility test the kernels use (:func:`first_failing`, ``feasible``,
+``fits`` and each rule's predicate are that walk for one pair).
 ``tests/test_rules.py`` walks the table and holds each predicate to the
 plain-Python reference of the same name in ``tests/naive.py``.
 """
@@ -53,11 +54,7 @@ EPS = 1e-9
 # host and move predicates: True when the rule holds for v going a -> b
 
 
-# The rules are written once, in :func:`walk_hosts`: one flat loop over hosts, every
-# array taken out of the Arrays tuple once per VM. Numba increfs an array each time
-# code takes it out of a tuple or passes it to a function, inlined or not, and a walk
-# built of one small function per rule spent nearly all its time doing so (measured:
-# the host rules over 3 000 VMs x 1 000 hosts took 0.56 s as functions, 0.03 s flat).
+# The rules are written once, in :func:`walk` (why it is one flat loop: its docstring).
 # ``only`` (a rule's index) makes the same loop test that rule alone: the table's
 # per-rule predicates, which tests/test_rules.py holds against tests/naive.py.
 
@@ -157,51 +154,68 @@ def group_worse(g, a, b, g_kind, g_lim, g_cnt, g_max, g_nmax):
     return after < mx
 
 
-# indices of the host and move rules, in table order (the order of first_failing)
+# indices of the host and move rules, in table order (the order of the walk)
 (HOST_ENABLED, HOST_UP, HOST_LEAVING, SOURCE_LOAD, AZ, EXTRA_SPECS, TRAITS_REQUIRED, TRAITS_FORBIDDEN,
  CPU_COMPAT, NUMA, MAX_HOST_SCORE, GROUP_AFFINITY, GROUP_ANTI, GROUP_SOFT_AFFINITY, GROUP_SOFT_ANTI,
  CAPACITY) = range(16)  # fmt: skip
 #: capacity comes between cpu_compat and numa in the walk; its index is CAPACITY + the class's column
 PASS = -1
-#: the walk's modes: emptying hosts (evacuate, drain), balancing, balancing with source.load
-#: tested by the caller already (it depends on no host)
-EMPTYING, BALANCING, SOURCE_CHECKED = 0, 1, 2
+#: the walk's modes: emptying hosts (evacuate, drain: hard server-group rules only),
+#: balancing (every group rule, and source.load), every group rule without source.load
+#: (the caller tested it already, or an emptying that keeps soft rules too)
+EMPTYING, BALANCING, ALL_GROUPS = 0, 1, 2
+#: walk's entry for a pair it was told to skip
+SKIPPED = -2
 
 
 @nb.njit(cache=True)
-def walk_hosts(v, a, hosts, x, mode, target, only, out, w):
-    """``out[i]``: the first rule v (on a) breaks going to ``hosts[i]`` (PASS: none).
+def walk(vs, srcs, dsts, xs, mode, target, only, skip, stop, out, w):
+    """``out[i]``: the first rule ``vs[i]`` (on ``srcs[i]``) breaks going to ``dsts[i]``
+    (PASS: none), ``xs[i]`` leaving that host first (-1: none).
 
-    ``mode``: BALANCING (1): soft server-group rules bind too, and the
-    source must keep a non-negative score; SOURCE_CHECKED (2): the same, the
-    caller having tested the source already; EMPTYING (0): an evacuation or
-    drain only prefers to keep soft rules and empties its hosts whatever
-    their scores say. ``target``: target space (pack): v started on a and
-    may end on b, x (>= 0) leaving b first; anti-affinity members join b
-    only below their limit. ``only`` >= 0: that rule alone. Rules come
-    cheapest first, the table's order.
+    Any of the four may hold one entry, used for every pair: one VM over many
+    hosts, many VMs to one host. ``mode``: EMPTYING, BALANCING or ALL_GROUPS
+    (above). ``target``: target space (pack): v started on a and may end on
+    b; anti-affinity members join b only below their limit. ``only`` >= 0:
+    that rule alone. ``skip[v]`` (when ``skip`` is not empty): SKIPPED, no
+    rule tested. ``stop``: return at the first pair that passes. Returns the
+    index of the first pair that passes (the number of pairs if none).
+
+    Every host and move rule is written here, once, in table order (cheapest
+    first), in one flat loop with every array taken out of ``w`` once per
+    call: numba increfs an array each time code takes it out of the Arrays
+    tuple or passes it to a function, and a walk of one small function per
+    rule spent nearly all its time doing so (measured: all pairs of 3 000 VMs
+    x 1 000 hosts, 0.56 s as functions, 0.03 s flat). Taking the arrays out
+    costs ~0.6 µs a call, so loops of checks call this once for many pairs.
     """
     enabled, up, leaving, score, load, sc, az = w.enabled, w.up, w.leaving, w.score, w.load, w.sc, w.az
     spec, spec_ok, tr_cls, treq_ok, tforb_ok = w.spec, w.spec_ok, w.tr_cls, w.treq_ok, w.tforb_ok
     shutoff, cpu_cls, cpu_ok = w.shutoff, w.cpu_cls, w.cpu_ok
     used, size, cap, pmax = w.used, w.size, w.cap, w.pmax
     group, g_kind, g_lim, g_cnt, g_max, g_nmax = w.group, w.g_kind, w.g_lim, w.g_cnt, w.g_max, w.g_nmax
-    R, P = cap.shape[1], pmax.shape[0]
-    # what depends on v and a alone
-    src_ok = True
-    if mode == BALANCING and not target and up[a] and (only < 0 or only == SOURCE_LOAD):
-        for p in range(P):
-            if score[a, p] - load[v, p] / sc[a, p] < -EPS:
-                src_ok = False
-    cold = not up[a] or shutoff[v]  # no live migration: the CPU model does not matter
-    g = group[v]
-    k = g_kind[g] if g >= 0 else -1
     n_cells, cell_cap, cell_used, vm_host, vm_n = w.n_cells, w.cell_cap, w.cell_used, w.vm_host, w.vm_n
     vm_cells, vm_cells0, home, numa_need = w.vm_cells, w.vm_cells0, w.home, w.numa_need
-    numa_vm = vm_n[v] > 0
+    R, P = cap.shape[1], pmax.shape[0]
+    n = max(vs.shape[0], srcs.shape[0], dsts.shape[0], xs.shape[0])
+    if min(vs.shape[0], srcs.shape[0], dsts.shape[0], xs.shape[0]) == 0:
+        n = 0  # no pairs
+    many_v, many_a, many_b, many_x = vs.shape[0] > 1, srcs.shape[0] > 1, dsts.shape[0] > 1, xs.shape[0] > 1
     any_rule = only < 0
-    for i in range(hosts.shape[0]):
-        b = hosts[i]
+    skipping = skip.shape[0] > 0
+    load_rule = mode == BALANCING and not target and (any_rule or only == SOURCE_LOAD)
+    last_v, last_a, src_ok = -1, -1, True
+    for i in range(n):
+        v = vs[i if many_v else 0]
+        a = srcs[i if many_a else 0]
+        b = dsts[i if many_b else 0]
+        x = xs[i if many_x else 0]
+        if skipping and skip[v]:
+            out[i] = SKIPPED
+            continue
+        if load_rule and (v != last_v or a != last_a):  # it depends on v and a alone
+            last_v, last_a = v, a
+            src_ok = source_load_ok(v, a, up, score, load, sc)
         r = PASS
         if (any_rule or only == HOST_ENABLED) and not enabled[b]:
             r = HOST_ENABLED
@@ -209,7 +223,7 @@ def walk_hosts(v, a, hosts, x, mode, target, only, out, w):
             r = HOST_UP
         elif (any_rule or only == HOST_LEAVING) and leaving[b]:
             r = HOST_LEAVING
-        elif not src_ok:
+        elif load_rule and not src_ok:
             r = SOURCE_LOAD
         elif (any_rule or only == AZ) and az[b] != az[a]:
             r = AZ
@@ -219,7 +233,12 @@ def walk_hosts(v, a, hosts, x, mode, target, only, out, w):
             r = TRAITS_REQUIRED
         elif (any_rule or only == TRAITS_FORBIDDEN) and not tforb_ok[tr_cls[v], b]:
             r = TRAITS_FORBIDDEN
-        elif (any_rule or only == CPU_COMPAT) and not cold and not cpu_ok[cpu_cls[a], cpu_cls[b]]:
+        elif (
+            (any_rule or only == CPU_COMPAT)
+            and up[a]
+            and not shutoff[v]  # a cold move or an evacuation boots anew: the CPU model does not matter
+            and not cpu_ok[cpu_cls[a], cpu_cls[b]]
+        ):
             r = CPU_COMPAT
         if r == PASS and (any_rule or only == CAPACITY):
             for c in range(R):
@@ -230,7 +249,7 @@ def walk_hosts(v, a, hosts, x, mode, target, only, out, w):
                 if short:
                     r = CAPACITY + c
                     break
-        if r == PASS and numa_vm and n_cells[b] > 0 and (any_rule or only == NUMA):
+        if r == PASS and vm_n[v] > 0 and n_cells[b] > 0 and (any_rule or only == NUMA):
             cells = choose_cells(v, b, x, n_cells, cell_cap, cell_used, vm_host, vm_n, vm_cells, vm_cells0,
                                  home, numa_need)  # fmt: skip
             if cells == 0:
@@ -245,6 +264,8 @@ def walk_hosts(v, a, hosts, x, mode, target, only, out, w):
                     if t > pmax[p] + EPS:
                         r = MAX_HOST_SCORE
                         break
+        g = group[v]
+        k = g_kind[g] if g >= 0 else -1
         if r == PASS and k >= 0 and (any_rule or only == GROUP_AFFINITY + k):
             if target:  # a member of an anti-affinity kind joins b only below the limit
                 if k == 1 or k == 3:
@@ -266,20 +287,34 @@ def walk_hosts(v, a, hosts, x, mode, target, only, out, w):
                 if worse:
                     r = GROUP_AFFINITY + k
         out[i] = r
+        if stop and r == PASS:
+            return i
+    return n
+
+
+@nb.njit(cache=True)
+def walk_hosts(v, a, hosts, x, mode, target, out, w):
+    """:func:`walk` for one VM (on a) over ``hosts``, x leaving each first (-1: none)."""
+    one = np.empty(3, dtype=np.int64)
+    one[0], one[1], one[2] = v, a, x
+    walk(one[0:1], one[1:2], hosts, one[2:3], mode, target, -1, np.zeros(0, dtype=np.bool_), False, out, w)
 
 
 @nb.njit(cache=True)
 def _one(v, a, b, x, mode, target, only, w):
-    out = np.empty(1, dtype=np.int64)
-    walk_hosts(v, a, np.array([b]), x, mode, target, only, out, w)
-    return out[0]
+    """:func:`walk` for one pair (one-off callers: a loop of checks should call walk once)."""
+    one = np.empty(5, dtype=np.int64)
+    one[0], one[1], one[2], one[3] = v, a, b, x
+    walk(one[0:1], one[1:2], one[2:3], one[3:4], mode, target, only, np.zeros(0, dtype=np.bool_), False,
+         one[4:5], w)  # fmt: skip
+    return one[4]
 
 
 @nb.njit(cache=True)
 def first_failing(v, a, b, w, balancing):
     """The first host or move rule v going a -> b breaks (PASS if none); ``balancing`` as ``mode``.
 
-    One host: loops over many use :func:`walk_hosts`.
+    One pair: a loop of checks calls :func:`walk` once.
     """
     return _one(v, a, b, -1, BALANCING if balancing else EMPTYING, False, -1, w)
 
@@ -863,7 +898,7 @@ def ruled_out(world: World, v: int, a: int, hosts: np.ndarray, balancing: bool) 
     """
     hosts = hosts[hosts != a]
     first = np.empty(hosts.size, dtype=np.int64)
-    walk_hosts(v, a, hosts, -1, int(balancing), False, -1, first, world.arrays())
+    walk_hosts(v, a, hosts, -1, int(balancing), False, first, world.arrays())
     out = []
     for index in sorted(np.unique(first[first != PASS]).tolist(), key=walk_position):
         these = hosts[first == index]

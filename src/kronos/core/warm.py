@@ -42,7 +42,7 @@ def _common(world: World, w: Arrays, hosts: np.ndarray) -> None:
     kernels.move_value(0, 0, 1, 2, np.zeros(P), np.zeros(P), *value_arrays(world))
     rules.feasible(0, 0, 1, w, True)
     rules.soft_worse(0, 0, 1, w)
-    rules.walk_hosts(0, 0, hosts, -1, rules.BALANCING, False, -1, np.empty(2, dtype=np.int64), w)
+    rules.walk_hosts(0, 0, hosts, -1, rules.BALANCING, False, np.empty(2, dtype=np.int64), w)
     rules.first_failing(0, 0, 1, w, True)
     rules.first_failing_target(0, 0, 1, -1, w)
     kernels.apply_move(0, 0, w)
