@@ -17,6 +17,8 @@ CASES = {
         "aggregates": 4,
     },
     "1000x100000": {"hosts": 1000, "vms": 100000, "groups": 100, "seed": 42},
+    # FORMATS §4: two NUMA cells a host, a fifth of the VMs pinned (PCPU) on one or two of them
+    "1000x100000-numa": {"hosts": 1000, "vms": 100000, "groups": 100, "seed": 42, "numa": 2, "pinned": 0.2},
     # pack: a low-density cloud (a third full) that consolidation can shrink
     # (few pinned VMs: with the defaults nearly every host holds one that may not move)
     "pack-50x5000": {
@@ -40,7 +42,7 @@ CASES = {
     # evacuate: one failed host (about 100 VMs) in the big cloud
     "evac-1000x100000": {"hosts": 1000, "vms": 100000, "groups": 100, "seed": 42, "down": 1},
 }
-BUDGETS = {"50x5000": 20, "200x20000-het-4agg": 20, "1000x100000": 50}
+BUDGETS = {"50x5000": 20, "200x20000-het-4agg": 20, "1000x100000": 50, "1000x100000-numa": 50}
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """Spread planner speed (pytest-benchmark; results in docs/benchmarks.md).
 
 Targets (one core of the 2-core machine, warm JIT, loaded snapshot):
-50×5000 budget 20 ≤ 20 ms; 1000×100 000 budget 50 ≤ 1 s; whole-process
+50×5000 budget 20 ≤ 20 ms; 1000×100 000 budget 50 ≤ 1 s, and within 1.5× of
+that with two NUMA cells a host and a fifth of the VMs pinned; whole-process
 ``kronos plan`` on 50×5000 ≤ 1.5 s with a warm cache.
 """
 
