@@ -35,7 +35,7 @@ import attrs
 import numpy as np
 from attrs import define
 
-from kronos.core.facts import build_facts
+from kronos.core.facts import Sizes, build_facts
 from kronos.core.model import EXTRA_SPEC_PREFIX, UNASSIGNED, Snapshot, State
 
 #: The world's arrays as the kernels see them (shapes in kronos.core.arrays),
@@ -142,7 +142,10 @@ class World:
         return Arrays(*(getattr(self, name) for name in Arrays._fields))
 
 
-def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | None = None) -> World:
+def build_world(
+    snapshot: Snapshot, state: State | None = None, now: datetime | None = None, sizes: Sizes | None = None
+) -> World:
+    """``sizes``: :func:`kronos.core.facts.capacity` of this snapshot, when validation computed it."""
     pols = snapshot.enabled_policies
     pnames = [p.name for p in pols]
     P = len(pnames)
@@ -183,7 +186,7 @@ def build_world(snapshot: Snapshot, state: State | None = None, now: datetime | 
     vms = snapshot.vms
     V = len(vms)
     vm_host = np.fromiter((host_index[v.host] for v in vms), dtype=np.int64, count=V)
-    facts = build_facts(snapshot, vm_host)
+    facts = build_facts(snapshot, vm_host, sizes)
     cap, size = facts.cap, facts.size
     weights = np.empty((V, P))
     for j, p in enumerate(pnames):

@@ -21,6 +21,8 @@ Shapes (H hosts, V VMs, R resource classes, K most NUMA cells on a host):
 
 from __future__ import annotations
 
+from itertools import chain
+
 import numpy as np
 from attrs import frozen
 
@@ -69,51 +71,60 @@ def _special(snapshot: Snapshot) -> list[int]:
     ]
 
 
-def resource_classes(snapshot: Snapshot, special: list[int] | None = None) -> tuple[str, ...]:
-    """The legacy three, then every other class a host offers or a VM holds, sorted."""
-    other: set[str] = set()
-    for h in snapshot.hosts:
-        other.update(_name(k) for k in h.capacity.classes or ())
-    for k in _special(snapshot) if special is None else special:
-        other.update(_name(r) for r in snapshot.vms[k].resources or ())
-    return (*RESOURCES, *sorted(other - set(RESOURCES)))
+Sizes = tuple[tuple[str, ...], np.ndarray, np.ndarray]
 
 
-def capacity(
-    snapshot: Snapshot, special: list[int] | None = None
-) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
-    """The resource classes, each host's capacity (H×R) and each VM's size (V×R): its
+def capacity(snapshot: Snapshot, special: list[int] | None = None) -> Sizes:
+    """The resource classes (the legacy three, then every other class a host offers or a
+    VM holds, sorted), each host's capacity (H×R) and each VM's size (V×R): its
     allocation where Placement gave one, else its flavor."""
     hosts, vms = snapshot.hosts, snapshot.vms
     H, V = len(hosts), len(vms)
     special = _special(snapshot) if special is None else special
-    names = resource_classes(snapshot, special)
+    # the VMs by the classes they hold: a cloud pins thousands of guests the same way, and
+    # numpy fills each kind at once (per-VM indexing costs more than planning them)
+    kinds: dict[tuple[str, ...], list[int]] = {}
+    for k in special:
+        held = vms[k].resources
+        if held is not None:
+            kinds.setdefault(tuple(held), []).append(k)
+    other = {_name(r) for h in hosts for r in h.capacity.classes or ()}
+    other.update(_name(r) for kind in kinds for r in kind)
+    names = (*RESOURCES, *sorted(other - set(RESOURCES)))
     column = {r: i for i, r in enumerate(names)}
+    column.update({alias: column[r] for alias, r in RESOURCE_ALIASES.items() if r in column})
     cap = np.zeros((H, len(names)))
     for i, h in enumerate(hosts):
         cap[i, :3] = (h.capacity.vcpus, h.capacity.memory_mb, h.capacity.disk_gb)
         for rc, amount in (h.capacity.classes or {}).items():
-            cap[i, column[_name(rc)]] = amount
+            cap[i, column[rc]] = amount
     size = np.zeros((V, len(names)))
-    size[:, :3] = np.array([(v.flavor.vcpus, v.flavor.memory_mb, v.flavor.disk_gb) for v in vms]).reshape(
-        V, 3
-    )
-    # Placement's allocation replaces the flavor's three; one scatter for all (numpy's per-item
-    # indexing costs more than the planning of a cloud with 20 000 pinned guests)
-    allocated = [k for k in special if vms[k].resources is not None]
-    rows = [k for k in allocated for _ in vms[k].resources or ()]
-    cols = [column[_name(r)] for k in allocated for r in vms[k].resources or ()]
-    amounts = [x for k in allocated for x in (vms[k].resources or {}).values()]
-    size[allocated] = 0.0
-    size[rows, cols] = amounts
+    flavors = (x for v in vms for x in (v.flavor.vcpus, v.flavor.memory_mb, v.flavor.disk_gb))
+    size[:, :3] = np.fromiter(flavors, dtype=np.float64, count=3 * V).reshape(V, 3)
+    for kind, members in kinds.items():
+        amounts = chain.from_iterable((vms[k].resources or {}).values() for k in members)
+        rows = np.array(members, dtype=np.int64)
+        size[rows] = 0.0  # Placement's allocation replaces the flavor's three
+        size[rows[:, None], [column[r] for r in kind]] = np.fromiter(
+            amounts, dtype=np.float64, count=len(members) * len(kind)
+        ).reshape(len(members), len(kind))
     return names, cap, size
 
 
-def build_facts(snapshot: Snapshot, vm_host: np.ndarray) -> Facts:
+def capacity_or_none(snapshot: Snapshot) -> Sizes | None:
+    """:func:`capacity`, or None where a value is not a number (validation names it)."""
+    try:
+        return capacity(snapshot)
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
+def build_facts(snapshot: Snapshot, vm_host: np.ndarray, sizes: Sizes | None = None) -> Facts:
+    """``sizes``: :func:`capacity` of this snapshot, when validation computed it already."""
     hosts, vms = snapshot.hosts, snapshot.vms
     H, V = len(hosts), len(vms)
     special = _special(snapshot)
-    names, cap, size = capacity(snapshot, special)
+    names, cap, size = capacity(snapshot, special) if sizes is None else sizes
     column = {r: i for i, r in enumerate(names)}
     numa_need = size[:, :2].copy()
     if "PCPU" in column:

@@ -24,6 +24,7 @@ from kronos.core.affinity import repair
 from kronos.core.arrays import World, build_world, imbalance
 from kronos.core.convert import snapshot_digest
 from kronos.core.evacuate import Leaving, LeavingResult, Selector, fence, plan_leaving
+from kronos.core.facts import capacity_or_none
 from kronos.core.model import (
     AggregateSummary,
     AggregateWhy,
@@ -39,7 +40,7 @@ from kronos.core.options import AffinityOptions, PackOptions, PlannerOptions, Sp
 from kronos.core.pack import plan_pack
 from kronos.core.reasons import render
 from kronos.core.spread import plan_spread
-from kronos.core.validate import errors_only, validate
+from kronos.core.validate import errors_only, validate_snapshot
 from kronos.core.waves import assign_waves
 from kronos.errors import DataError, UsageError, ValidationError
 
@@ -114,14 +115,17 @@ def prepare(
     snapshot: Snapshot, state: State | None = None, now: datetime | None = None, validate_input: bool = True
 ) -> Prepared:
     """Validate ``snapshot`` and build its arrays once (``now`` defaults to ``taken_at``)."""
+    sizes = None
     if validate_input:
-        problems = errors_only(validate(snapshot))
+        sizes = capacity_or_none(snapshot)  # validation and the world share it
+        problems = errors_only(validate_snapshot(snapshot, sizes))
         if problems:
             raise ValidationError("snapshot", problems)
     if not snapshot.enabled_policies:
         raise DataError("snapshot: no enabled policy, nothing to plan against")
     now = now or snapshot.taken_at
-    return Prepared(snapshot, build_world(snapshot, state, now), state, now, snapshot_digest(snapshot))
+    world = build_world(snapshot, state, now, sizes)
+    return Prepared(snapshot, world, state, now, snapshot_digest(snapshot))
 
 
 def _prepared(

@@ -80,6 +80,27 @@ def _cell_free(b, c, d, x, cell_cap, cell_used, vm_host, vm_n, vm_cells, numa_ne
     return f
 
 
+@nb.njit(cache=True, inline="always")
+def cells_fit(v, b, x, n_cells, cell_cap, cell_used, vm_host, vm_n, vm_cells, numa_need):
+    """Whether :func:`choose_cells` finds cells (n of b's cells each with room for a
+    share): the walk asks this of every pair, and needs no choice, only a count."""
+    n = vm_n[v]
+    if n > n_cells[b]:
+        return False
+    sv = numa_need[v, 0] / n
+    sm = numa_need[v, 1] / n
+    room = 0
+    for c in range(n_cells[b]):
+        if (
+            sv <= _cell_free(b, c, 0, x, cell_cap, cell_used, vm_host, vm_n, vm_cells, numa_need) + EPS
+            and sm <= _cell_free(b, c, 1, x, cell_cap, cell_used, vm_host, vm_n, vm_cells, numa_need) + EPS
+        ):
+            room += 1
+            if room >= n:
+                return True
+    return False
+
+
 @nb.njit(cache=True)
 def choose_cells(v, b, x, n_cells, cell_cap, cell_used, vm_host, vm_n, vm_cells, vm_cells0, home, numa_need):
     """The NUMA cells of b that v would take (a bitmask; 0 when none fit or v needs none).
@@ -195,7 +216,7 @@ def walk(vs, srcs, dsts, xs, mode, target, only, skip, stop, out, w):
     used, size, cap, pmax = w.used, w.size, w.cap, w.pmax
     group, g_kind, g_lim, g_cnt, g_max, g_nmax = w.group, w.g_kind, w.g_lim, w.g_cnt, w.g_max, w.g_nmax
     n_cells, cell_cap, cell_used, vm_host, vm_n = w.n_cells, w.cell_cap, w.cell_used, w.vm_host, w.vm_n
-    vm_cells, vm_cells0, home, numa_need = w.vm_cells, w.vm_cells0, w.home, w.numa_need
+    vm_cells, numa_need = w.vm_cells, w.numa_need
     R, P = cap.shape[1], pmax.shape[0]
     n = max(vs.shape[0], srcs.shape[0], dsts.shape[0], xs.shape[0])
     if min(vs.shape[0], srcs.shape[0], dsts.shape[0], xs.shape[0]) == 0:
@@ -249,11 +270,14 @@ def walk(vs, srcs, dsts, xs, mode, target, only, skip, stop, out, w):
                 if short:
                     r = CAPACITY + c
                     break
-        if r == PASS and vm_n[v] > 0 and n_cells[b] > 0 and (any_rule or only == NUMA):
-            cells = choose_cells(v, b, x, n_cells, cell_cap, cell_used, vm_host, vm_n, vm_cells, vm_cells0,
-                                 home, numa_need)  # fmt: skip
-            if cells == 0:
-                r = NUMA
+        if (
+            r == PASS
+            and vm_n[v] > 0
+            and n_cells[b] > 0
+            and (any_rule or only == NUMA)
+            and not cells_fit(v, b, x, n_cells, cell_cap, cell_used, vm_host, vm_n, vm_cells, numa_need)
+        ):
+            r = NUMA
         if r == PASS and (any_rule or only == MAX_HOST_SCORE):
             for p in range(P):
                 d = load[v, p] / sc[b, p]
