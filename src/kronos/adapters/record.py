@@ -137,8 +137,11 @@ def build_snapshot(
         if a.name in by_pool
     )
     notes: list[str] = []
+    asked: dict[tuple[object, ...], Request] = {}  # by flavor and image: 20 000 servers share a few dozen
     vms = tuple(
-        _vm(s, world, numa, notes, unknown, vm_weights, pinned_tag) for s in world.servers if s.host in keep
+        _vm(s, world, numa, notes, unknown, vm_weights, pinned_tag, asked)
+        for s in world.servers
+        if s.host in keep
     )
     notes += _numa_strays(numa, world)
     notes += [f"Placement class {rc}: unknown to this Kronos version, left out" for rc in sorted(unknown)]
@@ -181,12 +184,17 @@ def _vm(
     unknown: set[str],
     vm_weights: Mapping[str, VMWeights],
     pinned_tag: str,
+    requests: dict[tuple[object, ...], Request],
 ) -> VM:
     flavor = Flavor(**s.flavor)
     image = world.images.get(s.image, {}) if s.image else {}
     if s.image and s.image not in world.images:
         notes.append(f"VM {s.id}: image {s.image} is not in Nova's image list: its trait:* and hw_* unknown")
-    asked = request(int(flavor.vcpus), int(flavor.memory_mb), int(flavor.disk_gb), flavor.extra_specs, image)
+    key = (flavor.vcpus, flavor.memory_mb, flavor.disk_gb, tuple(flavor.extra_specs.items()), s.image)
+    asked = requests.get(key)
+    if asked is None:
+        sizes = int(flavor.vcpus), int(flavor.memory_mb), int(flavor.disk_gb)
+        asked = requests[key] = request(*sizes, flavor.extra_specs, image)
     held = world.allocations.get(s.host, {}).get(s.id)
     if held is None and s.status == "ACTIVE":
         notes.append(f"VM {s.id}: Placement holds no allocation for it on {s.host}: sized by its flavor")
