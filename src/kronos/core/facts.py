@@ -71,16 +71,23 @@ def _special(snapshot: Snapshot) -> list[int]:
     ]
 
 
-Sizes = tuple[tuple[str, ...], np.ndarray, np.ndarray]
+@frozen
+class Sizes:
+    """What :func:`capacity` finds: validation warns from it and the world is built on it."""
+
+    names: tuple[str, ...]  # the resource classes, one column each
+    cap: np.ndarray  # H×R
+    size: np.ndarray  # V×R
+    special: list[int]  # the VMs with any §4 field
 
 
-def capacity(snapshot: Snapshot, special: list[int] | None = None) -> Sizes:
+def capacity(snapshot: Snapshot) -> Sizes:
     """The resource classes (the legacy three, then every other class a host offers or a
     VM holds, sorted), each host's capacity (H×R) and each VM's size (V×R): its
     allocation where Placement gave one, else its flavor."""
     hosts, vms = snapshot.hosts, snapshot.vms
     H, V = len(hosts), len(vms)
-    special = _special(snapshot) if special is None else special
+    special = _special(snapshot)
     # the VMs by the classes they hold: a cloud pins thousands of guests the same way, and
     # numpy fills each kind at once (per-VM indexing costs more than planning them)
     kinds: dict[tuple[str, ...], list[int]] = {}
@@ -108,7 +115,7 @@ def capacity(snapshot: Snapshot, special: list[int] | None = None) -> Sizes:
         size[rows[:, None], [column[r] for r in kind]] = np.fromiter(
             amounts, dtype=np.float64, count=len(members) * len(kind)
         ).reshape(len(members), len(kind))
-    return names, cap, size
+    return Sizes(names, cap, size, special)
 
 
 def capacity_or_none(snapshot: Snapshot) -> Sizes | None:
@@ -123,8 +130,8 @@ def build_facts(snapshot: Snapshot, vm_host: np.ndarray, sizes: Sizes | None = N
     """``sizes``: :func:`capacity` of this snapshot, when validation computed it already."""
     hosts, vms = snapshot.hosts, snapshot.vms
     H, V = len(hosts), len(vms)
-    special = _special(snapshot)
-    names, cap, size = capacity(snapshot, special) if sizes is None else sizes
+    sizes = capacity(snapshot) if sizes is None else sizes
+    names, cap, size, special = sizes.names, sizes.cap, sizes.size, sizes.special
     column = {r: i for i, r in enumerate(names)}
     numa_need = size[:, :2].copy()
     if "PCPU" in column:

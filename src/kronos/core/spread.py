@@ -125,7 +125,7 @@ def _greedy(world: World, sides: list[_Side], opts: SpreadOptions, seq: list[tup
                 side.stop = BALANCED
                 continue
             # a VM another aggregate of the group moved off these hosts is not this one's to move
-            here = side.cands[side.member[world.vm_host[side.cands]]]
+            here = side.cands[side.member[world.vm_host[side.cands]]] if len(sides) > 1 else side.cands
             v, b, val = kernels.best_move(side.hosts, here, side.host_cls, side.n_cls,
                                           cur - opts.min_improvement, opts.prune, w, True, side.var,
                                           side.tot, n, side.ov)  # fmt: skip
@@ -138,8 +138,9 @@ def _greedy(world: World, sides: list[_Side], opts: SpreadOptions, seq: list[tup
         a = int(world.vm_host[v])
         kernels.apply_move(v, b, w)
         for other in sides:
-            kernels.refresh_others(a, other.ov, w)
-            kernels.refresh_others(b, other.ov, w)
+            if other.ov.n.size:  # aggregates that share a host with this one
+                kernels.refresh_others(a, other.ov, w)
+                kernels.refresh_others(b, other.ov, w)
         side.steps += 1
         seq.append((v, b, side.name))
 

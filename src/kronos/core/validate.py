@@ -395,25 +395,34 @@ def _vms(s: Snapshot) -> list[Issue]:
     unit = lambda x: not _bad_unit(x)  # noqa: E731
     inf = math.inf
     for i, v in enumerate(s.vms):
-        f = v.flavor
-        if (
-            v.id
-            and not v.id.isspace()
-            and v.id not in dup
-            and (v.name is None or (v.name and not v.name.isspace()))
-            and v.host in known
-            and v.status in statuses
-            and v.task_state is None
-            and f.name
-            and not f.name.isspace()
-            and 0 <= f.vcpus < inf
-            and 0 <= f.memory_mb < inf
-            and 0 <= f.disk_gb < inf
-            and all(t and not t.isspace() for t in v.tags)
-            and not v.weights_forecast
-            and _plain_weights(v.weights, known_policies)
-            and _plain_facts(v, cells)
-        ):
+        f, w = v.flavor, v.weights
+        try:  # a value of the wrong type: the full check below says which
+            plain = (
+                v.id
+                and not v.id.isspace()
+                and v.id not in dup
+                and (v.name is None or (v.name and not v.name.isspace()))
+                and v.host in known
+                and v.status in statuses
+                and v.task_state is None
+                and f.name
+                and not f.name.isspace()
+                and 0 <= f.vcpus < inf
+                and 0 <= f.memory_mb < inf
+                and 0 <= f.disk_gb < inf
+                and (not v.tags or all(t and not t.isspace() for t in v.tags))
+                and not v.weights_forecast
+                and known_policies.issuperset(w)
+                # in [0, 1]; a NaN makes the sum NaN, which compares false
+                and (not w or (min(w.values()) >= 0.0 and max(w.values()) <= 1.0 and sum(w.values()) >= 0.0))
+                and (
+                    not (v.resources or v.required_traits or v.forbidden_traits or v.numa_cells or v.devices)
+                    or _plain_facts(v, cells)
+                )
+            )
+        except (TypeError, ValueError):
+            plain = False
+        if plain:
             continue
         out += _vm_issues(f"vms[{i}]", v, known, dup, policies, known_policies, cells, unit)
     return out
@@ -572,9 +581,10 @@ def _capacity_warnings(s: Snapshot, sizes: Sizes | None) -> list[Issue]:
     if not all(v.host in index for v in s.vms):
         return []  # reported as errors already
     vm_host = np.fromiter((index[v.host] for v in s.vms), dtype=np.int64, count=len(s.vms))
-    names, cap, size = sizes or capacity_or_none(s) or ((), np.zeros((0, 0)), np.zeros((0, 0)))
-    if not names:  # a value the VM checks report
+    sizes = sizes or capacity_or_none(s)
+    if sizes is None:  # a value the VM checks report
         return []
+    names, cap, size = sizes.names, sizes.cap, sizes.size
     used = np.zeros(cap.shape)
     np.add.at(used, vm_host, size)
     out: list[Issue] = []
