@@ -410,17 +410,16 @@ def _undo(log_v, log_h, n, w):
 
 
 @nb.njit(cache=True)
-def eliminate(h, hosts, vms, movable, origin, key, open_, limit, swaps, first_fit, w, norm):
+def eliminate(h, hosts, vms, movable, origin, key, open_, limit, swaps, w, norm):
     """Empty host h in target space, all or nothing; returns (status, moves delta, work).
 
     status: DONE; MISSED when the search failed; SKIPPED when a cheap test
     ruled h out first (a VM that may not move, the budget, too little room in
     total), which costs next to nothing and so does not count as a miss.
 
-    The VMs on h form a pool. The biggest goes where it fits tightest (or,
-    ``first_fit``, to the first host of ``hosts`` it fits); if it fits
-    nowhere, it swaps with a strictly smaller VM that is parked away from its
-    own host (never a VM still on its starting host: those stay put, so a
+    The VMs on h form a pool. The biggest goes where it fits tightest; if it
+    fits nowhere, it swaps with a strictly smaller VM that is parked away from
+    its own host (never a VM still on its starting host: those stay put, so a
     kept host only ever gains), and that one joins the pool. The pool's total
     size falls with every step, so this ends. A swap search scans every VM;
     ``swaps`` caps them per attempt. On failure, or when more than ``limit`` more VMs
@@ -468,9 +467,6 @@ def eliminate(h, hosts, vms, movable, origin, key, open_, limit, swaps, first_fi
         for i in range(hosts.shape[0]):
             b = hosts[i]
             if open_[b] and out[i] == PASS:
-                if first_fit:
-                    best = b
-                    break
                 val = fit_residual(v, b, w.cap, w.used, w.size, w.pmax, w.score, w.load, w.sc, norm)
                 if val < bval:
                     best = b
@@ -693,7 +689,7 @@ def repack(h, hosts, vms, movable, origin, key, open_, limit, nodes, work, w, no
 
 @nb.njit(cache=True)
 def pack_hosts(
-    hosts, order, vms, movable, key, open_, budget, rounds, swaps, first_fit, tries, misses_max, work, nodes,
+    hosts, order, vms, movable, key, open_, budget, rounds, swaps, tries, misses_max, work, nodes,
     repack_misses, w, norm,
 ):  # fmt: skip
     """Empty hosts of ``order`` one after another with :func:`eliminate`, then retry the rest.
@@ -703,8 +699,7 @@ def pack_hosts(
     it ends. ``open_`` marks the hosts that may receive (cleared as hosts
     empty). ``budget`` caps the VMs that end away from their starting host;
     ``rounds`` passes of :func:`eliminate` (``swaps`` swap searches per
-    attempt, Best Fit or ``first_fit``, ``tries`` work in all, counted as
-    :func:`eliminate` counts it),
+    attempt, ``tries`` work in all, counted as :func:`eliminate` counts it),
     then :func:`repack` (``nodes`` per host, ``work`` evaluations in all).
     ``misses_max`` > 0: the emptying attempts also stop after that many
     misses in a row (the search of before: cheap, but it may stop short while
@@ -737,9 +732,7 @@ def pack_hosts(
             if tries <= 0:
                 break
             left = budget - moves
-            status, delta, spent = eliminate(
-                h, hosts, vms, movable, origin, key, open_, left, swaps, first_fit, w, norm
-            )
+            status, delta, spent = eliminate(h, hosts, vms, movable, origin, key, open_, left, swaps, w, norm)
             tries -= spent
             if status == DONE:
                 moves += delta

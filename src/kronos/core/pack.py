@@ -47,10 +47,11 @@ NODES = 20_000  # evaluations MBS may spend per host beyond its first pass
 #: attempts too (the search of before: cheap, but it may stop while hosts can be emptied)
 MISSES = 5
 #: the other orders' searches (emptying attempts never give up on misses): the work each
-#: may spend on emptying attempts (VMs and hosts looked at, as kernels.eliminate counts)
-#: and on repacks (none: in the first search repacks take most of the time, and there
-#: they are what reaches near the optimum on the known-optimum instances anyway)
-ALT_TRIES, ALT_REPACK_WORK = 5_000_000, 0
+#: may spend on emptying attempts (VMs and hosts looked at, as kernels.eliminate counts),
+#: their swap searches per attempt and their repack work. No swaps and no repacks: they
+#: take most of the time, and on 176 plans of pack snapshots (tight clouds included)
+#: the other orders won as often and as much without them
+ALT_TRIES, ALT_SWAPS, ALT_REPACK_WORK = 5_000_000, 0, 0
 UNCAPPED = 2**62
 
 
@@ -151,15 +152,14 @@ def lower_bound(world: World, act: np.ndarray, vms: np.ndarray, movable: np.ndar
     return bound
 
 
-def other_orders(world: World, cands: np.ndarray, count: np.ndarray) -> list[tuple[np.ndarray, bool]]:
-    """(host order, First Fit) the search tries after :func:`emptying_order` with Best Fit.
+def other_orders(world: World, cands: np.ndarray, count: np.ndarray) -> list[np.ndarray]:
+    """Host orders the search tries after :func:`emptying_order`, best target kept.
 
-    The first order again, without giving up after a run of misses (in a
-    tight cloud the hosts that can be emptied may come after many that
-    cannot); then fewest VMs first (a budget counts VMs: most hosts for it),
-    then least used, with Best Fit and with First Fit (in a full cloud Best
-    Fit can fill the very gaps the next host needs); then smallest biggest
-    VM first (hosts whose VMs fit the scattered free room of a full cloud).
+    Fewest VMs first, then least used (a budget counts VMs: most hosts for
+    it; and in a full cloud, hosts with few VMs are the ones whose VMs fit
+    the scattered free room); :func:`emptying_order` again, without giving
+    up after a run of misses (the hosts that can be emptied may come after
+    many that cannot); smallest biggest VM first.
     """
     if cands.size == 0:
         return []
@@ -168,12 +168,10 @@ def other_orders(world: World, cands: np.ndarray, count: np.ndarray) -> list[tup
     share = (world.size / mean_cap).sum(axis=1)
     biggest = np.zeros(world.cap.shape[0])
     np.maximum.at(biggest, world.vm_host, share)
-    fewest = cands[np.lexsort((cands, load, count[cands]))]
     return [
-        (emptying_order(world, cands), False),
-        (fewest, False),
-        (fewest, True),
-        (cands[np.lexsort((cands, load, biggest[cands]))], False),
+        cands[np.lexsort((cands, load, count[cands]))],
+        emptying_order(world, cands),
+        cands[np.lexsort((cands, load, biggest[cands]))],
     ]
 
 
@@ -347,21 +345,21 @@ def _consolidate(
     home = rec.w.vm_host[vms]
     in_use = int((now[act] > 0).sum())
 
-    def search(order: np.ndarray, first_fit: bool, misses: int, tries: int, work: int) -> _Search:
+    def search(order: np.ndarray, swaps: int, misses: int, tries: int, work: int) -> _Search:
         tw, kept = _copy(rec.w), open_.copy()
         done = kernels.pack_hosts(
-            act, order, vms, movable, key, kept, left, ROUNDS, swaps, first_fit, tries, misses, work, NODES,
-            MISSES, tw, norm,
+            act, order, vms, movable, key, kept, left, ROUNDS, swaps, tries, misses, work, NODES, MISSES,
+            tw, norm,
         )  # fmt: skip
         return _Search(done, int((tw.vm_host[vms] != home).sum()), tw, kept)
 
     # the search of before first: its plan stands unless another order empties more hosts
     # (or as many with fewer moves)
-    best = search(emptying_order(world, cands), False, MISSES, UNCAPPED, REPACK_WORK)
-    for order, first_fit in other_orders(world, cands, now):
+    best = search(emptying_order(world, cands), swaps, MISSES, UNCAPPED, REPACK_WORK)
+    for order in other_orders(world, cands, now):
         if in_use - best.emptied.size <= bound:
             break  # at the lower bound: no order can empty more
-        found = search(order, first_fit, 0, ALT_TRIES, ALT_REPACK_WORK)
+        found = search(order, ALT_SWAPS, 0, ALT_TRIES, ALT_REPACK_WORK)
         if (found.emptied.size, -found.moves) > (best.emptied.size, -best.moves):
             best = found
     emptied, target_world, kept = best.emptied, best.world, best.kept
