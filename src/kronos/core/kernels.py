@@ -747,7 +747,7 @@ def pack_hosts(
                     break
         if not progress or tries <= 0:
             break
-    # then MBS repacks, emptiest open host first, until ``work`` is spent
+    # then MBS repacks, emptiest open host first, until ``work`` is spent or ``repack_misses`` fail in a row
     fill = np.full(order.shape[0], np.inf)
     for t in range(order.shape[0]):
         if open_[order[t]]:
