@@ -495,3 +495,53 @@ def _put(w: NaiveWorld, vid: str, dst: str) -> None:
     for p in w.pols:
         w.score[dst][p.name] += w.load[vid][p.name] / w.sc(dst, p.name)
     w.host[vid] = dst
+
+
+def ffd_empty(snap: Snapshot, agg: str, budget: int | None = None) -> list[tuple[str, str]]:
+    """Hosts a naive First-Fit-Decreasing empties one by one, as moves (vm, destination).
+
+    Hosts fewest VMs first (then least used), each emptied wholly or not at
+    all, on the real world in plan order: every VM of the host, biggest first
+    (:func:`utilisation`), goes to the first host of the aggregate (snapshot
+    order) where every move rule holds, never to a host already emptied. A
+    host whose VMs may not all move (or moved already) is passed over, and so
+    is one whose VMs do not fit in what is left of ``budget``.
+    """
+    w = NaiveWorld(snap)
+    hosts = [h for h in w.aggs[agg] if w.active(h)]
+    core = ("vcpus", "memory_mb", "disk_gb")
+
+    def fill(h: str) -> float:
+        return sum(w.used[h].get(k, 0.0) / w.cap[h][k] for k in core if w.cap[h].get(k, 0.0) > 0)
+
+    def on(h: str) -> list[str]:
+        return [vid for vid, x in w.host.items() if x == h]
+
+    def movable(vid: str) -> bool:  # pack cold-migrates SHUTOFF VMs
+        return all(w.vm_rule_holds(r, vid, "spread", cold=w.vms[vid].status == "SHUTOFF") for r in VM_RULES)
+
+    order = sorted((h for h in hosts if on(h)), key=lambda h: (len(on(h)), fill(h)))
+    moves: list[tuple[str, str]] = []
+    closed: set[str] = set()
+    for h in order:
+        mine = sorted(on(h), key=lambda vid: -utilisation(w, vid, h))
+        if not all(movable(vid) for vid in mine):
+            continue
+        if budget is not None and len(moves) + len(mine) > budget:
+            continue
+        closed.add(h)
+        done: list[tuple[str, list[int]]] = []
+        for vid in mine:
+            dst = next((d for d in hosts if d not in closed and w.why_not(vid, d, agg) is None), None)
+            if dst is None:
+                break
+            done.append((vid, list(w.vm_cells[vid])))
+            w.apply(vid, dst)
+        if len(done) < len(mine):
+            for vid, cells in reversed(done):
+                w.apply(vid, h, cells)
+                w.moved.discard(vid)
+            closed.discard(h)
+            continue
+        moves += [(vid, w.host[vid]) for vid, _ in done]
+    return moves

@@ -8,14 +8,14 @@ from collections import Counter
 import attrs
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import kronos
 from kronos.core import rules
 from kronos.core.arrays import build_world
-from kronos.testing import DEFAULT_TAKEN_AT
-from tests.naive import NaiveWorld, apply_plan, ffd_hosts, replay
+from kronos.testing import DEFAULT_TAKEN_AT, generate_bytedance_like
+from tests.naive import NaiveWorld, apply_plan, ffd_empty, ffd_hosts, replay
 
 
 def used_hosts(snap: kronos.Snapshot, agg: str) -> int:
@@ -36,6 +36,22 @@ def test_known_optimum_within_five_percent(k: int, seed: int, checker) -> None: 
     checker(snap, plan)
 
 
+#: hosts over the optimum of generate_packable(k, seed) for seeds 0, 1, 2 before the
+#: other orders of issue 19 (the same now; 120 instances, k in 10-80: +5.0 % on average)
+PACKABLE_BEFORE = {10: (1, 1, 1), 20: (1, 1, 1), 40: (1, 1, 1), 80: (2, 1, 1)}
+
+
+def test_known_optimum_on_average_and_never_worse_than_before() -> None:
+    over = []
+    for k, before in PACKABLE_BEFORE.items():
+        for seed, extra in enumerate(before):
+            plan = kronos.plan(kronos.generate_packable(k, seed), budget="unlimited")
+            used = plan.summary.aggregates["agg-pack"].hosts_used_after
+            assert used is not None and k <= used <= k + extra, (k, seed)
+            over.append((used - k) / k)
+    assert sum(over) / len(over) <= 0.05
+
+
 @settings(max_examples=8)
 @given(seed=st.integers(0, 10_000), fill=st.floats(0.15, 0.4), hetero=st.booleans())
 def test_empties_at_least_as_many_hosts_as_ffd(seed: int, fill: float, hetero: bool) -> None:
@@ -47,6 +63,44 @@ def test_empties_at_least_as_many_hosts_as_ffd(seed: int, fill: float, hetero: b
     after = used_hosts(apply_plan(snap, plan), "agg-01")
     assert after <= ffd_hosts(snap, "agg-01")
     assert plan.summary.aggregates["agg-01"].hosts_lower_bound <= after
+
+
+def tight(seed: int, hosts: int, per_host: float, groups: int) -> kronos.Snapshot:
+    """A full cloud (about 90 % of vCPUs allocated, big VMs on NUMA cells) to pack.
+
+    No host is over ``max_host_score``, so that pack goes straight to emptying
+    hosts (no relief moves first) and compares with :func:`ffd_empty`.
+    """
+    snap = generate_bytedance_like(seed, hosts=hosts, vms=round(hosts * per_host), groups=groups)
+    return attrs.evolve(snap, policies=tuple(attrs.evolve(p, max_host_score=1.0) for p in snap.policies))
+
+
+@settings(max_examples=12)
+@given(
+    seed=st.integers(0, 10_000),
+    hosts=st.integers(20, 100),
+    per_host=st.floats(7.5, 8.5),
+    groups=st.sampled_from([0, 0, 4]),
+    budget=st.sampled_from([10, 20, None]),
+)
+# found by the scan this test was written from: the search of before emptied no host
+# (the first two, at every budget) or one where FFD empties two
+@example(seed=2, hosts=30, per_host=8.0, groups=0, budget=None)
+@example(seed=3, hosts=30, per_host=7.5, groups=0, budget=10)
+@example(seed=2, hosts=100, per_host=7.5, groups=0, budget=20)
+def test_tight_clouds_empty_at_least_as_many_hosts_as_naive_ffd(  # type: ignore[no-untyped-def]
+    seed: int, hosts: int, per_host: float, groups: int, budget: int | None, checker
+) -> None:
+    """Issue 19: in a full cloud pack gave up after five failed hosts, often with nothing planned."""
+    snap = tight(seed, hosts, per_host, groups)
+    start = {v.id: v.host for v in snap.vms}
+    naive = len({start[vid] for vid, _ in ffd_empty(snap, "agg-01", budget)})
+    plan = kronos.plan(snap, mode="pack", budget="unlimited" if budget is None else budget)
+    agg = plan.summary.aggregates["agg-01"]
+    assert len(agg.hosts_emptied or ()) >= naive
+    assert agg.migrations <= (budget or agg.migrations)
+    assert replay(snap, plan.steps) == []
+    checker(snap, plan)
 
 
 pack_args = st.fixed_dictionaries(

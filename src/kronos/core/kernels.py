@@ -411,7 +411,7 @@ def _undo(log_v, log_h, n, w):
 
 @nb.njit(cache=True)
 def eliminate(h, hosts, vms, movable, origin, key, open_, limit, swaps, w, norm):
-    """Empty host h in target space, all or nothing; returns (status, moves delta).
+    """Empty host h in target space, all or nothing; returns (status, moves delta, work).
 
     status: DONE; MISSED when the search failed; SKIPPED when a cheap test
     ruled h out first (a VM that may not move, the budget, too little room in
@@ -424,6 +424,10 @@ def eliminate(h, hosts, vms, movable, origin, key, open_, limit, swaps, w, norm)
     size falls with every step, so this ends. A swap search scans every VM;
     ``swaps`` caps them per attempt. On failure, or when more than ``limit`` more VMs
     would end away from their starting host, everything is put back.
+
+    work: what the attempt cost, counted in VMs and hosts looked at (one scan
+    of ``vms`` for the pool, one of ``hosts`` per VM placed, one of ``vms``
+    per swap search), so that callers can cap their search without a clock.
     """
     pool = np.empty(vms.shape[0] + 1, dtype=np.int64)
     m = 0
@@ -432,13 +436,14 @@ def eliminate(h, hosts, vms, movable, origin, key, open_, limit, swaps, w, norm)
         v = vms[j]
         if w.vm_host[v] == h:
             if not movable[v]:
-                return SKIPPED, 0
+                return SKIPPED, 0, vms.shape[0]
             pool[m] = v
             m += 1
             if origin[v] == h:
                 home += 1
+    spent = vms.shape[0] + hosts.shape[0]
     if m == 0 or home > limit or not room_for(pool[:m], h, hosts, open_, w):
-        return SKIPPED, 0
+        return SKIPPED, 0, spent
     swaps_left = swaps
     out = np.empty(hosts.shape[0], dtype=np.int64)
     cap_log = 4 * m + 64
@@ -458,6 +463,7 @@ def eliminate(h, hosts, vms, movable, origin, key, open_, limit, swaps, w, norm)
         best = -1
         bval = np.inf
         walk_hosts(v, o, hosts, -1, BALANCING, True, out, w)
+        spent += hosts.shape[0]
         for i in range(hosts.shape[0]):
             b = hosts[i]
             if open_[b] and out[i] == PASS:
@@ -468,6 +474,7 @@ def eliminate(h, hosts, vms, movable, origin, key, open_, limit, swaps, w, norm)
         victim = -1
         if best < 0 and swaps_left > 0:
             swaps_left -= 1
+            spent += vms.shape[0]
             # v takes the place of a smaller VM u parked on an open host, which then goes to h
             us = np.empty(vms.shape[0], dtype=np.int64)
             n_us = 0
@@ -512,8 +519,8 @@ def eliminate(h, hosts, vms, movable, origin, key, open_, limit, swaps, w, norm)
     if not ok or delta > limit:
         _undo(log_v, log_h, n_log, w)
         open_[h] = True
-        return MISSED, 0
-    return DONE, delta
+        return MISSED, 0, spent
+    return DONE, delta, spent
 
 
 @nb.njit(cache=True, inline="always")
@@ -682,8 +689,9 @@ def repack(h, hosts, vms, movable, origin, key, open_, limit, nodes, work, w, no
 
 @nb.njit(cache=True)
 def pack_hosts(
-    hosts, order, vms, movable, key, open_, budget, rounds, swaps, work, nodes, misses_max, w, norm
-):
+    hosts, order, vms, movable, key, open_, budget, rounds, swaps, tries, misses_max, work, nodes,
+    repack_misses, w, norm,
+):  # fmt: skip
     """Empty hosts of ``order`` one after another with :func:`eliminate`, then retry the rest.
 
     Works in *target space*: a VM parked on a host that is emptied later is
@@ -691,8 +699,12 @@ def pack_hosts(
     it ends. ``open_`` marks the hosts that may receive (cleared as hosts
     empty). ``budget`` caps the VMs that end away from their starting host;
     ``rounds`` passes of :func:`eliminate` (``swaps`` swap searches per
-    attempt), then :func:`repack` (``nodes`` per host, ``work`` evaluations
-    in all); either phase stops after ``misses_max`` misses in a row.
+    attempt, ``tries`` work in all, counted as :func:`eliminate` counts it),
+    then :func:`repack` (``nodes`` per host, ``work`` evaluations in all).
+    ``misses_max`` > 0: the emptying attempts also stop after that many
+    misses in a row (the search of before: cheap, but it may stop short while
+    hosts can still be emptied); 0: only ``tries`` stops them. Likewise
+    ``repack_misses`` for the repacks.
     Returns the emptied hosts in order.
     """
     origin = w.vm_host.copy()
@@ -717,8 +729,11 @@ def pack_hosts(
             h = order[t]
             if not open_[h]:
                 continue
+            if tries <= 0:
+                break
             left = budget - moves
-            status, delta = eliminate(h, hosts, vms, movable, origin, key, open_, left, swaps, w, norm)
+            status, delta, spent = eliminate(h, hosts, vms, movable, origin, key, open_, left, swaps, w, norm)
+            tries -= spent
             if status == DONE:
                 moves += delta
                 emptied[n_emptied] = h
@@ -728,11 +743,11 @@ def pack_hosts(
             elif status == MISSED:
                 # hosts come emptiest first: after a run of misses the rest are fuller
                 misses += 1
-                if misses >= misses_max:
+                if misses_max > 0 and misses >= misses_max:
                     break
-        if not progress:
+        if not progress or tries <= 0:
             break
-    # then MBS repacks, emptiest open host first, until ``misses_max`` in a row fail
+    # then MBS repacks, emptiest open host first, until ``work`` is spent or ``repack_misses`` fail in a row
     fill = np.full(order.shape[0], np.inf)
     for t in range(order.shape[0]):
         if open_[order[t]]:
@@ -748,7 +763,7 @@ def pack_hosts(
             continue
         if status == MISSED:
             misses += 1
-            if misses >= misses_max:
+            if repack_misses > 0 and misses >= repack_misses:
                 break
             continue
         misses = 0

@@ -62,7 +62,7 @@ def _pack(world: World, w: Arrays, hosts: np.ndarray) -> None:
     open_ = np.ones(2, dtype=np.bool_)
     kernels.best_fit(0, 0, hosts, open_, w, norm)
     kernels.pack_hosts(hosts, hosts, np.arange(2, dtype=np.int64), np.ones(2, dtype=np.bool_), np.ones(2),
-                       open_, 1, 1, 1, 1000, 10, 1, w, norm)  # fmt: skip
+                       open_, 1, 1, 1, 1000, 1, 1000, 10, 1, w, norm)  # fmt: skip
 
 
 def _leaving(world: World, w: Arrays, hosts: np.ndarray) -> None:
