@@ -56,7 +56,7 @@ import attrs
 import numpy as np
 from attrs import frozen
 
-from kronos.core import rules
+from kronos.core import kernels, rules
 from kronos.core.arrays import World
 from kronos.core.model import Optimality, Reason
 from kronos.core.moves import AggregateOutcome, Move
@@ -75,6 +75,7 @@ TOL = 1e-6
 #: CP-SAT parameters beyond the time limit: one thread, fixed seed, so the same snapshot
 #: gives the same plan whenever the search ends before the limit
 PARAMS: dict[str, Any] = {"num_workers": 1, "random_seed": 0}
+SLACK = True
 
 
 def load_cp_model() -> Any:
@@ -270,6 +271,10 @@ def solve(
         return arr[h]
 
     fixed_v = ~mov
+    # with no host over a limit, each host's room is split exactly into load and slack, and
+    # the slacks sum to the rooms of the hosts in use less the demand: redundant, but a
+    # bound of k hosts then leaves k hosts' worth of slack, which prunes near-perfect packings
+    exact_sum = SLACK and not any(over[h] for h in by_host)
     for demand, base, limit in dims:
         rhs = limit - base
         s = _scale(demand, rhs[hosts])
@@ -277,20 +282,27 @@ def solve(
         room = _room(rhs, s)
         fixed_load = np.zeros(H, dtype=np.int64)
         np.add.at(fixed_load, origin[fixed_v], coef[fixed_v])
+        slacks: list[Any] = []
+        rooms: list[Any] = []
         for h, js in by_host.items():
-            if not arrivals[h]:
-                continue  # only departures: it can only get emptier
             terms = [(int(coef[var_v[j]]), x[j]) for j in js if coef[var_v[j]] > 0]
-            if not terms:
-                continue
-            left = int(room[h] - fixed_load[h])
+            left = max(int(room[h] - fixed_load[h]), 0)
             expr = sum(c * v for c, v in terms)
-            if over[h]:
-                m.Add(expr <= max(left, 0)).OnlyEnforceIf(arrives(h))
+            if exact_sum:
+                slack = m.NewIntVar(0, left, "")
+                m.Add(expr + slack == left * u.get(h, 1))
+                slacks.append(slack)
+                rooms.append(left * u.get(h, 1))
+            elif not arrivals[h] or not terms:
+                continue  # only departures: it can only get emptier
+            elif over[h]:
+                m.Add(expr <= left).OnlyEnforceIf(arrives(h))
             elif h in u:
-                m.Add(expr <= max(left, 0) * u[h])
+                m.Add(expr <= left * u[h])
             else:
-                m.Add(expr <= max(left, 0))
+                m.Add(expr <= left)
+        if exact_sum:
+            m.Add(sum(slacks) == sum(rooms) - int(coef[mov].sum()))
     _groups(m, world, hosts, vms, origin, mov, var_v, var_h, x, in_agg)
     n_mov = int(mov.sum())
     if budget < n_mov:
@@ -641,21 +653,32 @@ def improve(
     receive = rules.receivers(start) & ~closed
     bound = simple_bound(start, hosts, vms, fixed, receive, kind)
     greedy_value = objective_of(world, hosts, kind)
-    relieved = any(r.rule in ("pack.over", "pack.relief_budget") for r in greedy.notes) or any(
-        w.rule == "pack.relieve" for mv in greedy.moves for w in mv.why
-    )
+    short = any(r.rule in ("pack.over", "pack.relief_budget") for r in greedy.notes)
+    relief = [mv for mv in greedy.moves if any(w.rule == "pack.relieve" for w in mv.why)]
     notes: list[Reason] = []
     sol = Solution(None, "skipped", -math.inf, 0.0)
-    if relieved:
-        notes.append(Reason("pack.exact_skipped", detail="hosts over max_host_score were relieved first"))
+    base = start
+    if relief:
+        # relief comes first, as in the greedy; the exact search packs what it leaves, so
+        # its bound holds for plans that start so, not for every plan: the simple bound stands
+        base = start.copy()
+        for mv in relief:
+            kernels.apply_move(mv.vm, mv.destination, base.arrays())
+    if short:
+        notes.append(Reason("pack.exact_skipped", detail="hosts over max_host_score, none emptied"))
     elif vms.size:
-        sol = solve(start, hosts, vms, movable, closed, budget, kind, world.vm_host[vms], opts.time_limit)
+        left = budget - len(relief)
+        hint = world.vm_host[vms]
+        sol = solve(base, hosts, vms, movable_for_emptying(base), closed, left, kind, hint, opts.time_limit)
         if sol.status == "skipped":
             notes.append(Reason("pack.exact_skipped", detail=f"more than {MAX_PAIRS} (VM, host) pairs"))
+        if relief:
+            sol = attrs.evolve(sol, bound=-math.inf)
     out = greedy
     value = greedy_value
     if sol.target is not None and sol.objective is not None and sol.objective < greedy_value - TOL:
-        after, moves, dropped = sequence(start, aggregate, hosts, vms, sol.target)
+        after, moves, dropped = sequence(base, aggregate, hosts, vms, sol.target)
+        moves = [*relief, *moves]
         exact_value = objective_of(after, hosts, kind)
         if dropped:
             notes.append(Reason("pack.exact_dropped", hosts=tuple(start.host_names[h] for h in dropped)))
