@@ -191,7 +191,7 @@ def test_bound_never_above_known_optimum_and_never_worse_than_greedy(k: int, see
     checker(snap, plan)
 
 
-def test_budget_and_groups_hold(small: kronos.Snapshot, checker) -> None:  # type: ignore[no-untyped-def]
+def test_budget_and_groups_hold(checker) -> None:  # type: ignore[no-untyped-def]
     """A cloud with server groups and a tight budget: the plan keeps both; exact never loses."""
     snap = kronos.generate(hosts=10, vms=120, groups=10, seed=7, mode="pack", fill=0.3)
     greedy = kronos.plan(snap, budget=15)
@@ -266,3 +266,38 @@ def test_exact_is_for_pack_only() -> None:
         kronos.plan(snap, mode="spread", solver="exact")
     with pytest.raises(UsageError, match="time_limit"):
         kronos.plan(snap, mode="pack", solver="exact", time_limit=0)
+
+
+def chain_snapshot() -> kronos.Snapshot:
+    """h0 holds a, h1 holds b (10 of 16 vCPUs each), h2 is empty."""
+    from kronos.core.model import VM, Aggregate, Capacity, Flavor, Host, Policy
+    from kronos.testing import DEFAULT_TAKEN_AT
+
+    cap = Capacity(16.0, 65536.0, 1000.0)
+    vm = [
+        VM(id=n, host=h, flavor=Flavor("big", 10, 4096, 10), weights={"cpu": 0.5})
+        for n, h in (("a", "h0"), ("b", "h1"))
+    ]
+    hosts = tuple(Host(h, cap, scores={"cpu": 0.5 if h != "h2" else 0.0}) for h in ("h0", "h1", "h2"))
+    return kronos.Snapshot(
+        taken_at=DEFAULT_TAKEN_AT,
+        policies=(Policy("cpu", mode="pack"),),
+        aggregates=(Aggregate("agg", ("h0", "h1", "h2")),),
+        hosts=hosts,
+        vms=tuple(vm),
+    )
+
+
+def test_sequence_orders_a_chain_and_drops_a_swap() -> None:
+    from kronos.core.exact import sequence
+
+    world = build_world(chain_snapshot())
+    hosts = world.aggregates["agg"]
+    vms = np.array([0, 1])
+    # a -> h1 needs b gone first: taken in the order that works
+    _, moves, dropped = sequence(world, "agg", hosts, vms, np.array([1, 2]))
+    assert [(m.vm, m.destination) for m in moves] == [(1, 2), (0, 1)] and dropped == []
+    assert [w.rule for m in moves for w in m.why] == ["pack.make_room", "pack.empty"]  # h1 keeps a VM
+    # a and b trading hosts: neither can go first (no parking yet), both dropped
+    _, moves, dropped = sequence(world, "agg", hosts, vms, np.array([1, 0]))
+    assert moves == [] and dropped == [0, 1]

@@ -61,7 +61,7 @@ from kronos.core.arrays import World
 from kronos.core.model import Optimality, Reason
 from kronos.core.moves import AggregateOutcome, Move
 from kronos.core.options import PackOptions
-from kronos.core.pack import _Recorder, movable_for_emptying, reserve_hosts
+from kronos.core.pack import _Recorder, movable_for_emptying, reserve_hosts, unit
 from kronos.errors import UnavailableError
 
 #: FORMATS §6 ``solver``
@@ -76,6 +76,8 @@ TOL = 1e-6
 #: gives the same plan whenever the search ends before the limit
 PARAMS: dict[str, Any] = {"num_workers": 1, "random_seed": 0}
 SLACK = True
+#: solves again, with the hosts whose moves could not be ordered pinned, while time is left
+RETRIES = 3
 
 
 def load_cp_model() -> Any:
@@ -305,8 +307,9 @@ def solve(
             m.Add(sum(slacks) == sum(rooms) - int(coef[mov].sum()))
     _groups(m, world, hosts, vms, origin, mov, var_v, var_h, x, in_agg)
     n_mov = int(mov.sum())
-    if budget < n_mov:
-        stay = [x[by_vm[int(i)][0]] for i in mi]  # each VM's first variable is its own host
+    home = var_h == origin[var_v]
+    stay = [x[j] for j in np.flatnonzero(home).tolist()]  # one per VM whose own host kept its variable
+    if budget < n_mov:  # (then no symmetry was broken: every VM has its own host's variable)
         m.Add(sum(stay) >= n_mov - budget)
     used_fixed = [int(h) for h in hosts if fixed_on[h]]
     if kind == "hosts":
@@ -316,7 +319,10 @@ def solve(
         unit = _cost_unit(world.cost[hosts])
         weight = {int(h): math.floor(float(world.cost[h]) * unit + 1e-6) for h in hosts}
     const = sum(weight[h] for h in used_fixed)
-    m.Minimize(const + sum(weight[h] * uh for h, uh in u.items()))
+    # hosts (or cost) first, then fewest moves: weight M > any number of moves, so the
+    # objective's value v and bound b give primary = v // M and a true bound b // M
+    big = n_mov + 1
+    m.Minimize(big * (const + sum(weight[h] * uh for h, uh in u.items())) + n_mov - sum(stay))
     if hint is not None:
         hint = relabel(hint) if relabel is not None else hint
         for j in range(var_v.size):
@@ -332,8 +338,8 @@ def solve(
     seconds = float(solver.WallTime())
     if status in (cp_model.MODEL_INVALID, cp_model.INFEASIBLE):  # pragma: no cover - the start is feasible
         return Solution(None, "failed", -math.inf, seconds)
-    raw = float(solver.BestObjectiveBound())
-    bound = math.ceil(raw - TOL) if kind == "hosts" else raw / unit
+    raw = math.floor(float(solver.BestObjectiveBound()) + TOL) // big  # in the primary's integer units
+    bound = raw if kind == "hosts" else raw / unit
     done = "optimal" if status == cp_model.OPTIMAL else "limit"
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return Solution(None, done, bound if math.isfinite(bound) else -math.inf, seconds)
@@ -341,7 +347,8 @@ def solve(
     for j in range(var_v.size):
         if solver.BooleanValue(x[j]):
             target[var_v[j]] = var_h[j]
-    return Solution(target, done, bound, seconds, float(solver.ObjectiveValue()) / unit)
+    primary = (round(solver.ObjectiveValue()) // big) / unit
+    return Solution(target, done, bound, seconds, primary)
 
 
 def _cost_unit(costs: np.ndarray) -> float:
@@ -557,18 +564,25 @@ def _on(world: World, vms: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def sequence(
-    start: World, aggregate: str, hosts: np.ndarray, vms: np.ndarray, target: np.ndarray
+    start: World,
+    aggregate: str,
+    hosts: np.ndarray,
+    vms: np.ndarray,
+    target: np.ndarray,
+    closed: np.ndarray | None = None,
 ) -> tuple[World, list[Move], list[int]]:
     """Moves to ``target`` (a host per VM of ``vms``), each valid on the real world when taken.
 
     Returns the world after them, the moves, and the hosts whose moves
-    were dropped because some of them could not be sequenced.
+    were dropped because some of them could not be sequenced. ``closed``:
+    hosts no VM may go to (``ha_reserve``).
     """
     origin = start.vm_host[vms]
     want = {int(v): int(b) for v, b, a in zip(vms, target, origin, strict=True) if b != a}
+    shut = closed if closed is not None else np.zeros(len(start.host_names), dtype=np.bool_)
     dropped: list[int] = []
     while True:
-        world, moves, stuck = _try(start, aggregate, hosts, want)
+        world, moves, stuck = _try(start, aggregate, hosts, want, shut)
         if not stuck:
             return world, moves, sorted(dropped)
         sources = {int(start.vm_host[v]) for v in stuck}
@@ -577,20 +591,28 @@ def sequence(
 
 
 def _try(
-    start: World, aggregate: str, hosts: np.ndarray, want: dict[int, int]
+    start: World, aggregate: str, hosts: np.ndarray, want: dict[int, int], closed: np.ndarray
 ) -> tuple[World, list[Move], list[int]]:
     """Take the moves of ``want`` whenever they are valid, pass after pass; returns what is stuck.
 
     Moves off hosts that keep VMs (they make room) go first, then hosts are
-    emptied, smallest first, each VM biggest first.
+    emptied, smallest first, each VM biggest first. When no move can go, a
+    VM leaving a host the target empties may go where it fits tightest
+    among the hosts the target keeps (as the greedy's steps do), and the
+    passes go on.
     """
     world = start.copy()
     rec = _Recorder(world, hosts, aggregate)
-    leaving = np.bincount(
-        np.array([start.vm_host[v] for v in want], dtype=np.int64), minlength=len(start.host_names)
-    )
-    count = np.bincount(start.vm_host, minlength=len(start.host_names))
-    emptied = (leaving == count) & (count > 0)
+    H = len(start.host_names)
+    count = np.bincount(start.vm_host, minlength=H)
+    final = count.copy()
+    for v, b in want.items():
+        final[start.vm_host[v]] -= 1
+        final[b] += 1
+    emptied = (count > 0) & (final == 0)
+    keep = rules.receivers(start) & (final > 0) & ~closed
+    act = hosts[start.active[hosts]]
+    norm = unit(start, act)
     share = {v: float((start.size[v] / np.maximum(start.cap[start.vm_host[v]], 1e-12)).sum()) for v in want}
     pending = sorted(
         want,
@@ -612,19 +634,29 @@ def _try(
             else Reason("pack.make_room", host=name)
         )
         why[v] = (rule,)
-    progress = True
-    while pending and progress:
-        progress = False
-        rest = []
-        for v in pending:
-            a, b = int(world.vm_host[v]), want[v]
-            if rules.feasible(v, a, b, rec.w, True):
-                rec.move(v, b, why[v])
-                progress = True
-            else:
-                rest.append(v)
-        pending = rest
+    while pending:
+        rest = [v for v in pending if not _take(rec, v, want[v], why[v])]
+        if len(rest) < len(pending):
+            pending = rest
+            continue
+        for v in rest:
+            a = int(world.vm_host[v])
+            if emptied[a]:
+                b = int(kernels.best_fit(v, a, act, keep, rec.w, norm))
+                if b >= 0 and _take(rec, v, b, why[v]):
+                    pending = [u for u in pending if u != v]
+                    break
+        else:
+            break
     return world, rec.moves, pending
+
+
+def _take(rec: _Recorder, v: int, b: int, why: tuple[Reason, ...]) -> bool:
+    """Move v to b on the recorder's world if every rule allows it now."""
+    if not rules.feasible(v, int(rec.world.vm_host[v]), b, rec.w, True):
+        return False
+    rec.move(v, b, why)
+    return True
 
 
 def improve(
@@ -664,10 +696,10 @@ def improve(
         base = start.copy()
         for mv in relief:
             kernels.apply_move(mv.vm, mv.destination, base.arrays())
+    left = budget - len(relief)
     if short:
         notes.append(Reason("pack.exact_skipped", detail="hosts over max_host_score, none emptied"))
     elif vms.size:
-        left = budget - len(relief)
         hint = world.vm_host[vms]
         sol = solve(base, hosts, vms, movable_for_emptying(base), closed, left, kind, hint, opts.time_limit)
         if sol.status == "skipped":
@@ -677,11 +709,31 @@ def improve(
     out = greedy
     value = greedy_value
     if sol.target is not None and sol.objective is not None and sol.objective < greedy_value - TOL:
-        after, moves, dropped = sequence(base, aggregate, hosts, vms, sol.target)
-        moves = [*relief, *moves]
+        after, moves, dropped = sequence(base, aggregate, hosts, vms, sol.target, closed)
         exact_value = objective_of(after, hosts, kind)
-        if dropped:
-            notes.append(Reason("pack.exact_dropped", hosts=tuple(start.host_names[h] for h in dropped)))
+        spent, pinned = sol.seconds, np.zeros(len(start.host_names), dtype=np.bool_)
+        for _ in range(RETRIES):
+            if not dropped or opts.time_limit - spent < 0.05:
+                break
+            # the hosts whose moves could not be ordered keep their VMs: solve again from
+            # what was sequenced (a restricted model: its bound is not used)
+            pinned[dropped] = True
+            fix = movable_for_emptying(base) & ~pinned[base.vm_host]
+            hint = after.vm_host[vms]
+            again = solve(base, hosts, vms, fix, closed, left, kind, hint, opts.time_limit - spent)
+            spent += again.seconds
+            if again.target is None:
+                break
+            after2, moves2, dropped2 = sequence(base, aggregate, hosts, vms, again.target, closed)
+            value2 = objective_of(after2, hosts, kind)
+            if value2 > exact_value - TOL and len(moves2) >= len(moves):
+                break
+            after, moves, dropped, exact_value = after2, moves2, dropped2, value2
+        sol = attrs.evolve(sol, seconds=spent)
+        moves = [*relief, *moves]
+        lost = sorted(set(np.flatnonzero(pinned).tolist()) | set(dropped))
+        if lost:
+            notes.append(Reason("pack.exact_dropped", hosts=tuple(start.host_names[h] for h in lost)))
         if exact_value < greedy_value - TOL:
             for f in attrs.fields(World):
                 if isinstance(getattr(world, f.name), np.ndarray):
@@ -689,21 +741,28 @@ def improve(
             value = exact_value
             now = np.bincount(world.vm_host, minlength=len(world.host_names))
             emptied = sorted({mv.source for mv in moves if now[mv.source] == 0})
-            kept = [r for r in greedy.notes if r.rule not in ("pack.hosts_in_use", "pack.budget_below")]
-            in_use = Reason(
-                "pack.hosts_in_use",
-                before=int((count[act] > 0).sum()),
-                after=int((now[act] > 0).sum()),
-                limit=greedy.hosts_lower_bound,
-            )
             out = attrs.evolve(
                 greedy,
                 moves=tuple(moves),
-                notes=(*kept, in_use),
                 post_drain={world.host_names[h]: opts.post_drain_action for h in emptied},
                 skipped=None if moves else greedy.skipped,
             )
     bound = min(max(bound, sol.bound), value)  # a true bound never exceeds a plan's value
+    if out is not greedy:
+        # pack's hosts_lower_bound takes split affinity groups as staying, which the exact
+        # search may gather: never let it claim more than what is proven here
+        inactive = int(((count[hosts] > 0) & ~start.active[hosts]).sum())
+        proven_hosts = simple_bound(start, hosts, vms, fixed, receive, "hosts")
+        if kind == "hosts":
+            proven_hosts = max(proven_hosts, bound)
+        lb = math.ceil(proven_hosts - TOL) - inactive
+        if greedy.hosts_lower_bound is not None:
+            lb = min(lb, greedy.hosts_lower_bound)
+        now = np.bincount(world.vm_host, minlength=len(world.host_names))
+        kept = [r for r in greedy.notes if r.rule not in ("pack.hosts_in_use", "pack.budget_below")]
+        before, after_act = int((count[act] > 0).sum()), int((now[act] > 0).sum())
+        in_use = Reason("pack.hosts_in_use", before=before, after=after_act, limit=max(lb, 0))
+        out = attrs.evolve(out, notes=(*kept, in_use), hosts_lower_bound=max(lb, 0))
     proven = value - bound <= 1e-9 * max(1.0, abs(value))  # what is left is float rounding
     if proven:
         bound = value
