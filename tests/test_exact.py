@@ -301,3 +301,13 @@ def test_sequence_orders_a_chain_and_drops_a_swap() -> None:
     # a and b trading hosts: neither can go first (no parking yet), both dropped
     _, moves, dropped = sequence(world, "agg", hosts, vms, np.array([1, 0]))
     assert moves == [] and dropped == [0, 1]
+
+
+def test_ha_reserve_hosts_stay_untouched(checker) -> None:  # type: ignore[no-untyped-def]
+    snap = kronos.generate(hosts=8, vms=60, groups=4, seed=3, mode="pack", fill=0.3)
+    plan = exact(snap, budget="unlimited", time_limit=1.0, ha_reserve=1)
+    for s in plan.summary.aggregates.values():
+        assert s.why is not None
+        kept = {h for r in s.why.notes if r.rule == "pack.ha_reserve" for h in r.hosts or ()}
+        assert kept and not kept & {h for st in plan.steps for h in (st.source, st.destination)}
+    checker(snap, plan)

@@ -20,7 +20,8 @@ Per aggregate, after the greedy pack ran (:func:`improve`):
    enough"), VMs that may not move fixed where they are; capacity of every
    resource class and ``max_host_score`` of every policy on every host that
    receives a VM; server groups; the budget (VMs that end away from their
-   host); the objective: hosts in use, or their summed ``cost_per_hour``.
+   host); the objective: hosts in use, or their summed ``cost_per_hour``,
+   then the fewest moves (weighted below any difference in the first).
    It is a *relaxation* of what a plan can do, on purpose, so that
    CP-SAT's bound is a true bound on every plan under the same rules and
    budget: sequencing only makes plans worse; NUMA is checked per host,
@@ -38,9 +39,12 @@ Per aggregate, after the greedy pack ran (:func:`improve`):
 3. **Sequence** (:func:`sequence`): the target becomes moves in an order
    that is valid at every step on the real world, each re-checked against
    every rule (NUMA cells included). Moves that cannot go now wait for
-   others; when none can go, the moves off the stuck VMs' hosts are
-   dropped (those hosts stay) and sequencing starts again; the plan's notes
-   name them. No parking moves (a VM moving twice) yet.
+   others; when none can go, a VM leaving a host the target empties may go
+   where it fits tightest among the hosts the target keeps; failing that,
+   the moves off the stuck VMs' hosts are dropped (those hosts stay) and
+   sequencing starts again, and while time is left the model is solved
+   again with those hosts pinned. The plan's notes name them. No parking
+   moves (a VM moving twice) yet.
 4. **Keep the better** of the greedy's plan and the sequenced one (the
    greedy's on a tie), and report FORMATS §6 ``optimality``: the plan's
    objective, recomputed from the placement it leaves, and the largest of
