@@ -248,32 +248,34 @@ def solve(
         keep_var, relabel = _break_symmetry(world, dest, vms, var_v, var_h, dims, fixed_on, over)
         var_v, var_h = var_v[keep_var], var_h[keep_var]
     m = cp_model.CpModel()
-    x = [m.NewBoolVar("") for _ in range(var_v.size)]
+    x = [m.new_bool_var("") for _ in range(var_v.size)]
     by_vm: dict[int, list[int]] = {}
     by_host: dict[int, list[int]] = {}
-    for j, (i, h) in enumerate(zip(var_v.tolist(), var_h.tolist(), strict=True)):
-        by_vm.setdefault(i, []).append(j)
-        by_host.setdefault(h, []).append(j)
+    for keys, into in ((var_v, by_vm), (var_h, by_host)):
+        perm = np.argsort(keys, kind="stable")
+        cuts = np.flatnonzero(np.diff(keys[perm])) + 1
+        for grp in np.split(perm, cuts) if perm.size else []:
+            into[int(keys[grp[0]])] = [int(j) for j in grp]
     for js in by_vm.values():
-        m.AddExactlyOne(x[j] for j in js)
+        m.add_exactly_one(x[j] for j in js)
     in_agg = np.zeros(H, dtype=np.bool_)
     in_agg[hosts] = True
     # u[h]: host h holds a VM at the end (constant 1 when a VM that stays is on it)
     u: dict[int, Any] = {}
     for h in by_host:
         if not fixed_on[h]:
-            u[h] = m.NewBoolVar("")
+            u[h] = m.new_bool_var("")
             for j in by_host[h]:
-                m.AddImplication(x[j], u[h])
+                m.add_implication(x[j], u[h])
     # arr[h]: some VM arrives on h (its capacity and scores only bind then)
     arrivals = {h: [j for j in js if origin[var_v[j]] != h] for h, js in by_host.items()}
     arr: dict[int, Any] = {}
 
     def arrives(h: int) -> Any:
         if h not in arr:
-            arr[h] = m.NewBoolVar("")
+            arr[h] = m.new_bool_var("")
             for j in arrivals[h]:
-                m.AddImplication(x[j], arr[h])
+                m.add_implication(x[j], arr[h])
         return arr[h]
 
     fixed_v = ~mov
@@ -291,30 +293,32 @@ def solve(
         slacks: list[Any] = []
         rooms: list[Any] = []
         for h, js in by_host.items():
-            terms = [(int(coef[var_v[j]]), x[j]) for j in js if coef[var_v[j]] > 0]
+            cs = coef[var_v[js]]
+            pos = np.flatnonzero(cs > 0)
+            terms = pos.size > 0
             left = max(int(room[h] - fixed_load[h]), 0)
-            expr = sum(c * v for c, v in terms)
+            expr = cp_model.LinearExpr.weighted_sum([x[js[k]] for k in pos.tolist()], cs[pos].tolist())
             if exact_sum:
-                slack = m.NewIntVar(0, left, "")
-                m.Add(expr + slack == left * u.get(h, 1))
+                slack = m.new_int_var(0, left, "")
+                m.add(expr + slack == left * u.get(h, 1))
                 slacks.append(slack)
                 rooms.append(left * u.get(h, 1))
             elif not arrivals[h] or not terms:
                 continue  # only departures: it can only get emptier
             elif over[h]:
-                m.Add(expr <= left).OnlyEnforceIf(arrives(h))
+                m.add(expr <= left).only_enforce_if(arrives(h))
             elif h in u:
-                m.Add(expr <= left * u[h])
+                m.add(expr <= left * u[h])
             else:
-                m.Add(expr <= left)
+                m.add(expr <= left)
         if exact_sum:
-            m.Add(sum(slacks) == sum(rooms) - int(coef[mov].sum()))
+            m.add(cp_model.LinearExpr.sum(slacks) == sum(rooms) - int(coef[mov].sum()))
     _groups(m, world, hosts, vms, origin, mov, var_v, var_h, x, in_agg)
     n_mov = int(mov.sum())
     home = var_h == origin[var_v]
     stay = [x[j] for j in np.flatnonzero(home).tolist()]  # one per VM whose own host kept its variable
     if budget < n_mov:  # (then no symmetry was broken: every VM has its own host's variable)
-        m.Add(sum(stay) >= n_mov - budget)
+        m.add(cp_model.LinearExpr.sum(stay) >= n_mov - budget)
     used_fixed = [int(h) for h in hosts if fixed_on[h]]
     if kind == "hosts":
         weight = {int(h): 1 for h in hosts}
@@ -326,32 +330,35 @@ def solve(
     # hosts (or cost) first, then fewest moves: weight M > any number of moves, so the
     # objective's value v and bound b give primary = v // M and a true bound b // M
     big = n_mov + 1
-    m.Minimize(big * (const + sum(weight[h] * uh for h, uh in u.items())) + n_mov - sum(stay))
+    goal = [*u.values(), *stay]
+    coefs = [big * weight[h] for h in u] + [-1] * len(stay)
+    m.minimize(cp_model.LinearExpr.weighted_sum(goal, coefs) + big * const + n_mov)
     if hint is not None:
         hint = relabel(hint) if relabel is not None else hint
-        for j in range(var_v.size):
-            m.AddHint(x[j], bool(hint[var_v[j]] == var_h[j]))
+        # the variables the hint sets; the others follow from "each VM on exactly one host"
+        for j in np.flatnonzero(hint[var_v] == var_h).tolist():
+            m.add_hint(x[j], True)
         hinted = set(hint[mi].tolist())
         for h, uh in u.items():
-            m.AddHint(uh, h in hinted)
+            m.add_hint(uh, h in hinted)
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = float(time_limit)
     for key, val in PARAMS.items():
         setattr(solver.parameters, key, val)
-    status = solver.Solve(m)
-    seconds = float(solver.WallTime())
+    status = solver.solve(m)
+    seconds = float(solver.wall_time)
     if status in (cp_model.MODEL_INVALID, cp_model.INFEASIBLE):  # pragma: no cover - the start is feasible
         return Solution(None, "failed", -math.inf, seconds)
-    raw = math.floor(float(solver.BestObjectiveBound()) + TOL) // big  # in the primary's integer units
+    raw = math.floor(float(solver.best_objective_bound) + TOL) // big  # in the primary's integer units
     bound = raw if kind == "hosts" else raw / unit
     done = "optimal" if status == cp_model.OPTIMAL else "limit"
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return Solution(None, done, bound if math.isfinite(bound) else -math.inf, seconds)
     target = origin.copy()
     for j in range(var_v.size):
-        if solver.BooleanValue(x[j]):
+        if solver.boolean_value(x[j]):
             target[var_v[j]] = var_h[j]
-    primary = (round(solver.ObjectiveValue()) // big) / unit
+    primary = (round(solver.objective_value) // big) / unit
     return Solution(target, done, bound, seconds, primary)
 
 
@@ -470,7 +477,7 @@ def _groups(
             inside = int(np.maximum(cnt0[hosts] - lim, 0).sum())
             if inside == 0:
                 for h, xs in terms.items():
-                    m.Add(int(const[h]) + sum(xs) <= lim)
+                    m.add(int(const[h]) + sum(xs) <= lim)
             else:
                 excess: list[Any] = []
                 for h in hosts.tolist():
@@ -478,10 +485,10 @@ def _groups(
                     if not xs:
                         excess.append(max(0, int(const[h]) - lim))
                         continue
-                    e = m.NewIntVar(0, len(members) + int(const[h]), "")
-                    m.Add(e >= int(const[h]) + sum(xs) - lim)
+                    e = m.new_int_var(0, len(members) + int(const[h]), "")
+                    m.add(e >= int(const[h]) + sum(xs) - lim)
                     excess.append(e)
-                m.Add(sum(excess) <= inside)
+                m.add(sum(excess) <= inside)
         else:
             top = int(cnt0.max())
             if top <= 1 or (cnt0[~in_agg] >= top).any():
@@ -494,11 +501,11 @@ def _groups(
                 xs = terms.get(h, [])
                 if int(const[h]) + len(xs) < top:
                     continue
-                y = m.NewBoolVar("")
-                m.Add(int(const[h]) + sum(xs) >= top).OnlyEnforceIf(y)
+                y = m.new_bool_var("")
+                m.add(int(const[h]) + sum(xs) >= top).only_enforce_if(y)
                 ys.append(y)
             else:
-                m.AddBoolOr(ys)
+                m.add_bool_or(ys)
 
 
 def simple_bound(
