@@ -311,3 +311,13 @@ def test_ha_reserve_hosts_stay_untouched(checker) -> None:  # type: ignore[no-un
         kept = {h for r in s.why.notes if r.rule == "pack.ha_reserve" for h in r.hosts or ()}
         assert kept and not kept & {h for st in plan.steps for h in (st.source, st.destination)}
     checker(snap, plan)
+
+
+def test_same_snapshot_same_plan_when_solved_within_the_limit() -> None:
+    """One worker, a fixed seed: a search that ends before the limit is reproducible."""
+    snap = kronos.generate_packable(4, 1)
+    one, two = (exact(snap, budget="unlimited", time_limit=30.0) for _ in range(2))
+    assert one.summary.aggregates["agg-pack"].optimality.status == "optimal"  # type: ignore[union-attr]
+    assert [(s.instance, s.destination) for s in one.steps] == [
+        (s.instance, s.destination) for s in two.steps
+    ]
