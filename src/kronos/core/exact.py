@@ -45,9 +45,9 @@ Per aggregate, after the greedy pack ran (:func:`improve`):
    sequencing starts again, and while time is left the model is solved
    again with those hosts pinned. The plan's notes name them. No parking
    moves (a VM moving twice) yet.
-4. **Keep the better** of the greedy's plan and the sequenced one (the
-   greedy's on a tie), and report FORMATS §6 ``optimality``: the plan's
-   objective, recomputed from the placement it leaves, and the largest of
+4. **Keep the better** of the greedy's plan and the sequenced one (on a
+   tie the one with fewer steps, the greedy's if equal), and report FORMATS
+   §6 ``optimality``: the plan's objective, recomputed from the placement it leaves, and the largest of
    two true bounds, CP-SAT's and :func:`simple_bound`.
 """
 
@@ -719,7 +719,7 @@ def improve(
             sol = attrs.evolve(sol, bound=-math.inf)
     out = greedy
     value = greedy_value
-    if sol.target is not None and sol.objective is not None and sol.objective < greedy_value - TOL:
+    if sol.target is not None and sol.objective is not None and sol.objective < greedy_value + TOL:
         after, moves, dropped = sequence(base, aggregate, hosts, vms, sol.target, closed)
         exact_value = objective_of(after, hosts, kind)
         spent, pinned = sol.seconds, np.zeros(len(start.host_names), dtype=np.bool_)
@@ -745,7 +745,8 @@ def improve(
         lost = sorted(set(np.flatnonzero(pinned).tolist()) | set(dropped))
         if lost:
             notes.append(Reason("pack.exact_dropped", hosts=tuple(start.host_names[h] for h in lost)))
-        if exact_value < greedy_value - TOL:
+        tie = abs(exact_value - greedy_value) <= TOL
+        if exact_value < greedy_value - TOL or (tie and len(moves) < len(greedy.moves)):
             for f in attrs.fields(World):
                 if isinstance(getattr(world, f.name), np.ndarray):
                     getattr(world, f.name)[...] = getattr(after, f.name)
