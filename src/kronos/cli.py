@@ -67,6 +67,8 @@ _FLAGS = {
     "(aggregates)": "(--aggregate)",
     "mode=": "--mode ",
     "budget=": "--budget ",
+    "solver='exact'": "--solver exact",
+    "mode='pack'": "--mode pack",
 }
 
 
@@ -288,6 +290,14 @@ def generate(
     help="drain HOST first, then balance",
 )
 @click.option("--cold-migrate-stopped", is_flag=True, help="with --drain: cold-migrate SHUTOFF VMs")
+@click.option(
+    "--solver",
+    type=click.Choice(["greedy", "exact"]),
+    help="pack: exact adds OR-Tools CP-SAT with a proven bound (extra: kronos-planner[exact])",
+)
+@click.option(
+    "--time-limit", "time_limit", type=float, help="--solver exact: seconds per aggregate (default 10)"
+)
 @click.option("--time", "timing", is_flag=True, help="print per-phase wall times on stderr")
 def plan(
     snapshot: str,
@@ -302,10 +312,16 @@ def plan(
     config_path: str | None,
     drain_hosts: tuple[str, ...],
     cold_migrate_stopped: bool,
+    solver: str | None,
+    time_limit: float | None,
     timing: bool,
 ) -> None:
     """Plan migrations for SNAPSHOT and print or write the plan."""
     options: dict[str, Any] = {**_engine_options(config_path), **_parse_sets(sets)}
+    if solver is not None:
+        options["solver"] = solver
+    if time_limit is not None:
+        options["time_limit"] = time_limit
     if aggregates:
         options["aggregates"] = aggregates
     if drain_hosts:

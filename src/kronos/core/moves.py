@@ -10,7 +10,7 @@ import numpy as np
 from attrs import field, frozen
 
 from kronos.core.arrays import World
-from kronos.core.model import RESOURCES, Reason, Unplaced
+from kronos.core.model import RESOURCES, Optimality, Reason, Unplaced
 
 
 @frozen
@@ -42,6 +42,8 @@ class AggregateOutcome:
     hosts_lower_bound: int | None = None
     hosts_to_enable: tuple[str, ...] = ()
     post_drain: dict[str, str] = field(factory=dict)
+    #: FORMATS §6: the exact solver's figures (pack with ``solver=exact``)
+    optimality: Optimality | None = None
 
 
 def cells_taken(world: World, v: int) -> tuple[int, ...] | None:

@@ -68,6 +68,16 @@ class PackOptions:
     ha_reserve: int = 0
     #: what the executor or operator should do with an emptied host
     post_drain_action: str = "none"
+    #: ``greedy`` (the heuristics alone) or ``exact``: then OR-Tools CP-SAT (the ``exact``
+    #: extra) models each aggregate's target placement, starts from the greedy's, keeps the
+    #: better of the two and proves a bound (FORMATS §6 ``optimality``; docs/exact.md)
+    solver: str = "greedy"
+    #: seconds CP-SAT may search per aggregate (``solver=exact``): a solver parameter, so the
+    #: core itself still reads no clock
+    time_limit: float = 10.0
+    #: what pack minimises and the exact solver proves: ``hosts`` in use, or their summed
+    #: ``cost_per_hour`` (``cost``; the greedy already empties the dearest first)
+    objective_kind: str = "hosts"
 
 
 #: every options class by the phase that reads it ("" for all of them)
@@ -173,7 +183,11 @@ def coerce(name: str, value: Any, typ: Any) -> Any:
 _HINTS = {
     name: hint for cls in SECTIONS.values() for name, hint in typing.get_type_hints(cls, vars(types)).items()
 }
-_CHOICES = {"post_drain_action": ("none", "disable")}
+_CHOICES = {
+    "post_drain_action": ("none", "disable"),
+    "solver": ("greedy", "exact"),
+    "objective_kind": ("hosts", "cost"),
+}
 _SECONDS = ("cooldown", "instance_cooldown", "instance_quarantine_seconds")
 
 
@@ -206,6 +220,8 @@ def make_options(
             raise UsageError(f"option {name} = {raw!r}: must be >= 0")
         if name in _SECONDS and value > MAX_SECONDS:
             raise UsageError(f"option {name} = {raw!r}: must be at most {MAX_SECONDS:.0f} seconds (10 years)")
+        if name == "time_limit" and not 0 < value <= MAX_SECONDS:
+            raise UsageError(f"option {name} = {raw!r}: must be > 0 seconds (and at most 10 years)")
         if name == "aggregates" and value == ():
             raise UsageError(f"option {name} = {raw!r}: name at least one aggregate (or none for all)")
         changes[_SECTION_OF[name]][name] = value

@@ -271,10 +271,21 @@ def hosts_to_enable(world: World, hosts: np.ndarray, over: list[int], count: np.
 
 
 def plan_pack(world: World, group: list[str], budgets: dict[str, int], opts: PackOptions) -> GroupOutcome:
-    """Pack each aggregate of ``group`` in turn (packing raises imbalance by design: no joint search)."""
-    outcomes = {
-        name: pack_aggregate(world, name, world.aggregates[name], budgets[name], opts) for name in group
-    }
+    """Pack each aggregate of ``group`` in turn (packing raises imbalance by design: no joint search).
+
+    ``solver="exact"``: then :func:`kronos.core.exact.improve` models the aggregate with
+    CP-SAT from the world as it was before the greedy, and keeps the better plan.
+    """
+    outcomes = {}
+    for name in group:
+        hosts = world.aggregates[name]
+        start = world.copy() if opts.solver == "exact" else None
+        out = pack_aggregate(world, name, hosts, budgets[name], opts)
+        if start is not None and not (out.skipped and out.skipped.rule == "aggregate.too_few_hosts"):
+            from kronos.core.exact import improve  # it imports this module (and OR-Tools, lazily)
+
+            out = improve(start, world, name, hosts, budgets[name], opts, out)
+        outcomes[name] = out
     return GroupOutcome(outcomes, tuple(m for out in outcomes.values() for m in out.moves))
 
 

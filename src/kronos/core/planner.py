@@ -165,6 +165,12 @@ def plan(
     mode = mode or snap.enabled_policies[0].mode
     if mode not in phases.MODES:
         raise UsageError(f"mode={mode!r}: must be one of {', '.join(phases.MODES)}")
+    if opts.pack.solver == "exact":
+        if mode != phases.PACK:
+            raise UsageError(f"solver='exact' plans pack only (mode={mode!r}): give mode='pack'")
+        from kronos.core.exact import load_cp_model
+
+        load_cp_model()  # fail before any work when the extra is missing
     cap = effective_budget(snap, budget)
     scope = _scope(world, opts)
     skips = _source_skips(snap)
@@ -425,6 +431,7 @@ class _Cycle:
             hosts_lower_bound=out.hosts_lower_bound,
             post_drain=out.post_drain or None,
             hosts_to_enable=out.hosts_to_enable or None,
+            optimality=out.optimality,
             why=AggregateWhy(out.skipped, out.unrepaired, out.notes)
             if out.skipped or out.unrepaired or out.notes
             else None,

@@ -99,6 +99,7 @@ DECISIONS: dict[str, Callable[[Reason], str]] = {
     ),
     "pack.relieve": lambda x: f"relieve {x.host} ({x.policy} {x.value:.3f} > {_g(x.limit)})",
     "pack.empty": lambda x: f"empty {x.host} ({x.count} VM{'s' if x.count != 1 else ''})",
+    "pack.make_room": lambda x: f"make room on {x.host} (exact target: it keeps VMs, others arrive)",
     "evacuate.failed": lambda x: f"evacuate failed host {x.host} (fence it first)",
     "drain.maintenance": lambda x: f"drain {x.host} for maintenance",
     "leaving.soft_worse": lambda x: (
@@ -119,6 +120,13 @@ DECISIONS: dict[str, Callable[[Reason], str]] = {
         f"hosts in use {_int(x.before)} → {_int(x.after)}, lower bound {_int(x.limit)}"
     ),
     "pack.budget_used": lambda x: "budget used",
+    "pack.exact": lambda x: (
+        f"exact pack ({x.detail}): objective {_g(x.value)} (greedy {_g(x.before)}), bound {_g(x.limit)}"
+    ),
+    "pack.exact_skipped": lambda x: f"exact pack not run: {x.detail}; the greedy's plan stands",
+    "pack.exact_dropped": lambda x: (
+        f"exact target: the moves off {_names(x)} could not be ordered validly; those hosts keep their VMs"
+    ),
     "pack.budget_below": lambda x: (
         f"budget {_int(x.limit)} is below the fewest VMs on an emptiable host ({_int(x.need)})"
     ),
