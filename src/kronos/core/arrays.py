@@ -205,17 +205,22 @@ def build_world(
     load = weights * sc[vm_host]
 
     spec_classes: dict[tuple[tuple[str, str], ...], int] = {(): 0}
+    seen: dict[tuple[tuple[str, str], ...], int] = {}  # a flavor's extra specs as given: few kinds
     spec = np.zeros(V, dtype=np.int32)
     for k, vm in enumerate(vms):
         if vm.flavor.extra_specs:
-            key = tuple(
-                sorted(
-                    (s.removeprefix(EXTRA_SPEC_PREFIX), val)
-                    for s, val in vm.flavor.extra_specs.items()
-                    if s.startswith(EXTRA_SPEC_PREFIX)
+            given = tuple(vm.flavor.extra_specs.items())
+            c = seen.get(given)
+            if c is None:
+                key = tuple(
+                    sorted(
+                        (s.removeprefix(EXTRA_SPEC_PREFIX), val)
+                        for s, val in given
+                        if s.startswith(EXTRA_SPEC_PREFIX)
+                    )
                 )
-            )
-            spec[k] = spec_classes.setdefault(key, len(spec_classes))
+                c = seen[given] = spec_classes.setdefault(key, len(spec_classes))
+            spec[k] = c
     blocked |= np.fromiter(
         (
             (SHUTOFF if v.status == "SHUTOFF" else NOT_ACTIVE if v.status != "ACTIVE" else 0)

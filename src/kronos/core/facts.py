@@ -176,24 +176,26 @@ def build_facts(snapshot: Snapshot, vm_host: np.ndarray, sizes: Sizes | None = N
     vm_n = np.zeros(V, dtype=np.int32)
     vm_cells0 = np.zeros(V, dtype=np.int64)
     cell_used = np.zeros((H, K, 2))
-    placed, masks, spans, at_host, at_cell = [], [], [], [], []
-    for k in special:
-        v = vms[k]
-        at = int(vm_host[k])
-        if v.numa_cells and n_cells[at]:
-            mask = 0
-            for cid in v.numa_cells:
-                if cid not in index_of[at]:
-                    raise DataError(f"vms[{k}].numa_cells: {cid} is not a NUMA cell of its host {v.host}")
-                mask |= 1 << index_of[at][cid]
-                at_host.append(at)
-                at_cell.append(index_of[at][cid])
-                spans.append(k)
-            placed.append(k)
-            masks.append(mask)
-    vm_n[placed] = [len(vms[k].numa_cells or ()) for k in placed]
-    vm_cells0[placed] = masks
-    np.add.at(cell_used, (at_host, at_cell), numa_need[spans] / vm_n[spans, None])
+    # each NUMA-placed VM's cells as indices into its host's, all at once (a fifth of 100 000
+    # guests may be pinned)
+    numa_vms = np.array([k for k in special if vms[k].numa_cells], dtype=np.int64)
+    numa_vms = numa_vms[n_cells[vm_host[numa_vms]] > 0]
+    if numa_vms.size:
+        members = [vms[k].numa_cells or () for k in numa_vms.tolist()]
+        counts = np.fromiter(map(len, members), dtype=np.int64, count=len(members))
+        ids = np.fromiter(chain.from_iterable(members), dtype=np.int64, count=int(counts.sum()))
+        spans = np.repeat(numa_vms, counts)
+        at = vm_host[spans]
+        match = cell_ids[at] == ids[:, None]
+        found = match.any(axis=1)
+        if not found.all():
+            first = int(np.argmin(found))
+            k = int(spans[first])
+            raise DataError(f"vms[{k}].numa_cells: {ids[first]} is not a NUMA cell of its host {vms[k].host}")
+        cell = match.argmax(axis=1)
+        vm_n[numa_vms] = counts
+        np.bitwise_or.at(vm_cells0, spans, np.left_shift(1, cell))
+        np.add.at(cell_used, (at, cell), numa_need[spans] / counts.repeat(counts)[:, None])
     return Facts(
         res_names=names,
         cap=cap,
