@@ -35,7 +35,7 @@ import attrs
 import numpy as np
 from attrs import define
 
-from kronos.core.facts import Sizes, build_facts
+from kronos.core.facts import Sizes, build_facts, host_sums
 from kronos.core.model import EXTRA_SPEC_PREFIX, UNASSIGNED, Snapshot, State
 
 #: The world's arrays as the kernels see them (shapes in kronos.core.arrays),
@@ -191,8 +191,7 @@ def build_world(
     weights = np.empty((V, P))
     for j, p in enumerate(pnames):
         weights[:, j] = np.fromiter((v.weights.get(p, np.nan) for v in vms), dtype=float, count=V)
-    used = np.zeros(cap.shape)
-    np.add.at(used, vm_host, size)
+    used = host_sums(vm_host, size, H)
     count = np.bincount(vm_host, minlength=H)
 
     blocked = np.zeros(V, dtype=np.int32)

