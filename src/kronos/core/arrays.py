@@ -35,7 +35,7 @@ import attrs
 import numpy as np
 from attrs import define
 
-from kronos.core.facts import Sizes, build_facts, host_sums
+from kronos.core.facts import Sizes, build_facts, capacity
 from kronos.core.model import EXTRA_SPEC_PREFIX, UNASSIGNED, Snapshot, State
 
 #: The world's arrays as the kernels see them (shapes in kronos.core.arrays),
@@ -185,13 +185,14 @@ def build_world(
 
     vms = snapshot.vms
     V = len(vms)
-    vm_host = np.fromiter((host_index[v.host] for v in vms), dtype=np.int64, count=V)
-    facts = build_facts(snapshot, vm_host, sizes)
+    sizes = capacity(snapshot) if sizes is None else sizes
+    vm_host = sizes.vm_host.copy()  # planning moves VMs in the world, not in sizes
+    facts = build_facts(snapshot, sizes)
     cap, size = facts.cap, facts.size
     weights = np.empty((V, P))
     for j, p in enumerate(pnames):
         weights[:, j] = np.fromiter((v.weights.get(p, np.nan) for v in vms), dtype=float, count=V)
-    used = host_sums(vm_host, size, H)
+    used = sizes.used.copy()  # the world's to change as it plans
     count = np.bincount(vm_host, minlength=H)
 
     blocked = np.zeros(V, dtype=np.int32)

@@ -79,14 +79,18 @@ class Sizes:
     cap: np.ndarray  # H×R
     size: np.ndarray  # V×R
     special: list[int]  # the VMs with any §4 field
+    vm_host: np.ndarray  # V: each VM's host
+    used: np.ndarray  # H×R: what the VMs on each host hold
 
 
 def capacity(snapshot: Snapshot) -> Sizes:
     """The resource classes (the legacy three, then every other class a host offers or a
     VM holds, sorted), each host's capacity (H×R) and each VM's size (V×R): its
-    allocation where Placement gave one, else its flavor."""
+    allocation where Placement gave one, else its flavor. KeyError: a VM on an unknown host."""
     hosts, vms = snapshot.hosts, snapshot.vms
     H, V = len(hosts), len(vms)
+    index = {h.name: i for i, h in enumerate(hosts)}
+    vm_host = np.fromiter((index[v.host] for v in vms), dtype=np.int64, count=V)
     special = _special(snapshot)
     # the VMs by the classes they hold: a cloud pins thousands of guests the same way, and
     # numpy fills each kind at once (per-VM indexing costs more than planning them)
@@ -115,7 +119,7 @@ def capacity(snapshot: Snapshot) -> Sizes:
         size[rows[:, None], [column[r] for r in kind]] = np.fromiter(
             amounts, dtype=np.float64, count=len(members) * len(kind)
         ).reshape(len(members), len(kind))
-    return Sizes(names, cap, size, special)
+    return Sizes(names, cap, size, special, vm_host, host_sums(vm_host, size, H))
 
 
 def host_sums(vm_host: np.ndarray, values: np.ndarray, hosts: int) -> np.ndarray:
@@ -127,19 +131,18 @@ def host_sums(vm_host: np.ndarray, values: np.ndarray, hosts: int) -> np.ndarray
 
 
 def capacity_or_none(snapshot: Snapshot) -> Sizes | None:
-    """:func:`capacity`, or None where a value is not a number (validation names it)."""
+    """:func:`capacity`, or None where a value is not a number or a host is unknown
+    (validation names it)."""
     try:
         return capacity(snapshot)
     except (TypeError, ValueError, KeyError):
         return None
 
 
-def build_facts(snapshot: Snapshot, vm_host: np.ndarray, sizes: Sizes | None = None) -> Facts:
-    """``sizes``: :func:`capacity` of this snapshot, when validation computed it already."""
+def build_facts(snapshot: Snapshot, sizes: Sizes) -> Facts:
     hosts, vms = snapshot.hosts, snapshot.vms
     H, V = len(hosts), len(vms)
-    sizes = capacity(snapshot) if sizes is None else sizes
-    names, cap, size, special = sizes.names, sizes.cap, sizes.size, sizes.special
+    names, cap, size, special, vm_host = sizes.names, sizes.cap, sizes.size, sizes.special, sizes.vm_host
     column = {r: i for i, r in enumerate(names)}
     numa_need = size[:, :2].copy()
     if "PCPU" in column:

@@ -575,17 +575,12 @@ def _capacity_warnings(s: Snapshot, sizes: Sizes | None) -> list[Issue]:
     """Hosts already over capacity in some resource class (their VMs' allocations, else flavors)."""
     import numpy as np  # here: `kronos --help` and the CLI's argument errors load no numpy
 
-    from kronos.core.facts import capacity_or_none, host_sums
+    from kronos.core.facts import capacity_or_none
 
-    index = {h.name: i for i, h in enumerate(s.hosts)}
-    if not all(v.host in index for v in s.vms):
-        return []  # reported as errors already
-    vm_host = np.fromiter((index[v.host] for v in s.vms), dtype=np.int64, count=len(s.vms))
     sizes = sizes or capacity_or_none(s)
-    if sizes is None:  # a value the VM checks report
+    if sizes is None:  # an unknown host or a value the VM checks report
         return []
-    names, cap, size = sizes.names, sizes.cap, sizes.size
-    used = host_sums(vm_host, size, len(s.hosts))
+    names, cap, used = sizes.names, sizes.cap, sizes.used
     out: list[Issue] = []
     for i, r in zip(*np.nonzero(used > cap + 1e-9), strict=True):
         h, name = s.hosts[int(i)], names[int(r)]
