@@ -53,6 +53,20 @@ class SpreadOptions:
     #: full scans instead of the exact bound: a test knob (``kronos.plan(prune=False)``),
     #: never a ``--set`` key nor in a plan file
     prune: bool = attrs.field(default=True, metadata={"internal": True})
+    #: FORMATS §5. Seconds ahead to forecast host scores (Theil–Sen over ``score_history``,
+    #: :mod:`kronos.core.trend`) and VM weights (``weights_forecast``); 0: off
+    forecast_horizon: float = 0.0
+    #: ``current`` scores, the ``forecast`` at ``forecast_horizon``, or per host and policy the
+    #: ``max`` of the two (a host that is rising counts as loaded now)
+    plan_on: str = "current"
+    #: seconds an aggregate's imbalance must have stayed above a threshold at every history
+    #: sample before it is balanced (0: off); "not sustained" otherwise
+    min_sustained: float = 0.0
+    #: the smallest relative cut of the planned-on combined imbalance worth a plan (0: off)
+    min_gain: float = 0.0
+    #: the imbalance one GiB of migrated memory costs: a move must cut the combined
+    #: imbalance by more than ``move_cost`` × its VM's memory in GiB (0: off)
+    move_cost: float = 0.0
 
 
 @frozen
@@ -187,8 +201,9 @@ _CHOICES = {
     "post_drain_action": ("none", "disable"),
     "solver": ("greedy", "exact"),
     "objective_kind": ("hosts", "cost"),
+    "plan_on": ("current", "forecast", "max"),
 }
-_SECONDS = ("cooldown", "instance_cooldown", "instance_quarantine_seconds")
+_SECONDS = ("cooldown", "instance_cooldown", "instance_quarantine_seconds", "forecast_horizon", "min_sustained")
 
 
 def unknown_option(name: str, known: tuple[str, ...] = OPTION_NAMES) -> str:
@@ -222,7 +237,15 @@ def make_options(
             raise UsageError(f"option {name} = {raw!r}: must be at most {MAX_SECONDS:.0f} seconds (10 years)")
         if name == "time_limit" and not 0 < value <= MAX_SECONDS:
             raise UsageError(f"option {name} = {raw!r}: must be > 0 seconds (and at most 10 years)")
+        if name == "min_gain" and value > 1:
+            raise UsageError(f"option {name} = {raw!r}: a relative gain, between 0 and 1")
         if name == "aggregates" and value == ():
             raise UsageError(f"option {name} = {raw!r}: name at least one aggregate (or none for all)")
         changes[_SECTION_OF[name]][name] = value
-    return PlannerOptions(*(attrs.evolve(base.section(phase), **changes[phase]) for phase in SECTIONS))
+    made = PlannerOptions(*(attrs.evolve(base.section(phase), **changes[phase]) for phase in SECTIONS))
+    if made.spread.plan_on != "current" and made.spread.forecast_horizon <= 0:
+        raise UsageError(
+            f"option plan_on = {made.spread.plan_on!r} needs a forecast: set forecast_horizon "
+            "to the seconds ahead to plan for (it is 0, off)"
+        )
+    return made
