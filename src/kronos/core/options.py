@@ -203,7 +203,13 @@ _CHOICES = {
     "objective_kind": ("hosts", "cost"),
     "plan_on": ("current", "forecast", "max"),
 }
-_SECONDS = ("cooldown", "instance_cooldown", "instance_quarantine_seconds", "forecast_horizon", "min_sustained")
+_SECONDS = (
+    "cooldown",
+    "instance_cooldown",
+    "instance_quarantine_seconds",
+    "forecast_horizon",
+    "min_sustained",
+)
 
 
 def unknown_option(name: str, known: tuple[str, ...] = OPTION_NAMES) -> str:
