@@ -51,7 +51,8 @@ def theil_sen(samples: np.ndarray, step: float, horizon: float) -> np.ndarray:
 def _last_known(known: np.ndarray) -> np.ndarray:
     """Index of each row's last finite sample (0 for a row with none)."""
     t = known.shape[1]
-    return (t - 1 - np.argmax(known[:, ::-1], axis=1)).astype(np.int64)
+    index: np.ndarray = (t - 1 - np.argmax(known[:, ::-1], axis=1)).astype(np.int64)
+    return index
 
 
 def _nanmedian(x: np.ndarray) -> np.ndarray:
@@ -61,4 +62,5 @@ def _nanmedian(x: np.ndarray) -> np.ndarray:
     rows = np.arange(x.shape[0])
     lo = srt[rows, (count - 1) // 2]
     hi = srt[rows, count // 2]
-    return (lo + hi) / 2.0
+    median: np.ndarray = (lo + hi) / 2.0
+    return median
