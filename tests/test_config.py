@@ -127,6 +127,14 @@ def test_secrets_never_show(tmp_path: Path) -> None:
             "[engine]\naggregates = a\naggregates = b\n",
             "option 'aggregates' in section 'engine' already exists",
         ),
+        (  # options that do not go together are named with their lines
+            "[engine]\naggregates = a\nplan_on = max\nmin_gain = 0.1\n",
+            "kronos.conf:3: [engine] option plan_on = 'max' needs a forecast",
+        ),
+        (
+            "[engine]\nplan_on = later\n",
+            "[engine] option plan_on = 'later': must be one of current, forecast, max",
+        ),
     ],
 )
 def test_config_rules(tmp_path: Path, conf: str, expected: str) -> None:
@@ -135,6 +143,12 @@ def test_config_rules(tmp_path: Path, conf: str, expected: str) -> None:
     with pytest.raises(ConfigError, match=None) as err:
         load_config(str(_write(tmp_path, conf)))
     assert expected in str(err.value)
+
+
+def test_time_options_go_together_in_the_file(tmp_path: Path) -> None:
+    conf = "[engine]\naggregates = a\nplan_on = max\nforecast_horizon = 900\nmin_sustained = 600\n"
+    options = load_config(str(_write(tmp_path, conf))).engine.options
+    assert (options.plan_on, options.forecast_horizon, options.min_sustained) == ("max", 900.0, 600.0)
 
 
 def test_scope_is_required_for_an_engine(tmp_path: Path) -> None:

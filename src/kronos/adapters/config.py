@@ -352,7 +352,7 @@ def _build(values: dict[str, dict[str, _Value]], problems: list[str]) -> dict[st
             shown = "***" if secret else repr(redact(value.raw))
             try:
                 if section == "engine" and key in OPTION_NAMES:
-                    make_options({key: value.raw})  # the planner option's own checks
+                    make_options({key: value.raw}, alone=True)  # the planner option's own checks
                     options[key] = value.raw
                 else:
                     fields[key] = _convert(section, key, value)
@@ -361,7 +361,13 @@ def _build(values: dict[str, dict[str, _Value]], problems: list[str]) -> dict[st
             except (TypeError, ValueError) as exc:
                 problems.append(f"{label} = {shown}: {exc}")
         if options:
-            fields["options"] = make_options(options)
+            try:
+                fields["options"] = make_options(options)
+            except KronosError as exc:  # options that do not go together: at the first one named
+                given = values[section]
+                named = [k for k in options if f"option {k} " in str(exc)] or list(options)
+                problems.append(f"{given[named[0]].where}: [engine] {redact(str(exc))}")
+                fields["options"] = make_options({k: v for k, v in options.items() if k not in named})
         built[section] = fields
     return built
 

@@ -219,9 +219,13 @@ def unknown_option(name: str, known: tuple[str, ...] = OPTION_NAMES) -> str:
 
 
 def make_options(
-    values: Mapping[str, Any] | None = None, base: PlannerOptions | None = None
+    values: Mapping[str, Any] | None = None, base: PlannerOptions | None = None, alone: bool = False
 ) -> PlannerOptions:
-    """Validated options from ``values`` over ``base``; errors name the key and the value."""
+    """Validated options from ``values`` over ``base``; errors name the key and the value.
+
+    ``alone``: check each value on its own only, not whether they go together (a
+    configuration file is checked key by key, then as a whole).
+    """
     base = base or PlannerOptions()
     changes: dict[str, dict[str, Any]] = {phase: {} for phase in SECTIONS}
     for key, raw in (values or {}).items():
@@ -249,7 +253,7 @@ def make_options(
             raise UsageError(f"option {name} = {raw!r}: name at least one aggregate (or none for all)")
         changes[_SECTION_OF[name]][name] = value
     made = PlannerOptions(*(attrs.evolve(base.section(phase), **changes[phase]) for phase in SECTIONS))
-    if made.spread.plan_on != "current" and made.spread.forecast_horizon <= 0:
+    if not alone and made.spread.plan_on != "current" and made.spread.forecast_horizon <= 0:
         raise UsageError(
             f"option plan_on = {made.spread.plan_on!r} needs a forecast: set forecast_horizon "
             "to the seconds ahead to plan for (it is 0, off)"
