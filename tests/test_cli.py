@@ -22,10 +22,10 @@ def test_plan_writes_file_prints_table_and_times(tmp_path: Path) -> None:
     assert plan.steps[0].reason in shown.stdout
 
 
-def test_plan_json_to_stdout_is_the_document(small: kronos.Snapshot, tmp_path: Path) -> None:
+def test_plan_to_stdout_is_the_document(small: kronos.Snapshot, tmp_path: Path) -> None:
     snap = tmp_path / "s.yaml"
     kronos.dump(small, snap)
-    proc = kronos_cli("plan", str(snap), "--format", "json", "--budget", "2")
+    proc = kronos_cli("plan", str(snap), "-o", "-", "--budget", "2")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["format"] == "kronos.plan/1" and len(doc["steps"]) == 2
@@ -39,7 +39,7 @@ def test_plan_with_state_file_sets_cooldowns(small: kronos.Snapshot, tmp_path: P
     assert first.returncode == 0, first.stderr
     st = kronos.load_state(state)
     assert "agg-01" in st.aggregate_cooldown_until
-    second = kronos_cli("plan", str(snap), "--state", str(state), "--format", "json")
+    second = kronos_cli("plan", str(snap), "--state", str(state), "-o", "-")
     assert json.loads(second.stdout)["steps"] == []
     assert "cooldown" in json.loads(second.stdout)["summary"]["aggregates"]["agg-01"]["skipped"]
 

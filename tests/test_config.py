@@ -293,13 +293,13 @@ def test_the_cli_reports_config_errors_without_traceback(tmp_path: Path) -> None
 def test_kronos_plan_takes_engine_options_from_the_config(tmp_path: Path) -> None:
     example = str(ROOT / "examples" / "snapshot.json")
     conf = _write(tmp_path, "[engine]\nmin_load = 0.99\n")
-    quiet = kronos_cli("plan", example, "--config", str(conf), "--format", "json")
+    quiet = kronos_cli("plan", example, "--config", str(conf), "-o", "-")
     assert quiet.returncode == 0, quiet.stderr
     doc = json.loads(quiet.stdout)
     assert doc["steps"] == [] and all(
         "min_load" in a["skipped"] for a in doc["summary"]["aggregates"].values()
     )
-    loud = kronos_cli("plan", example, "--config", str(conf), "--set", "min_load=0", "--format", "json")
+    loud = kronos_cli("plan", example, "--config", str(conf), "--set", "min_load=0", "-o", "-")
     assert json.loads(loud.stdout)["steps"]  # --set wins over the file
     conf.write_text("[engine]\nmin_lod = 1\n")
     bad = kronos_cli("plan", example, "--config", str(conf))

@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from kronos import listing
 from kronos.core.phases import MODES
 from kronos.errors import KronosError, UsageError
 
@@ -121,19 +122,29 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("snapshot")
-def validate(snapshot: str) -> None:
-    """Check SNAPSHOT against the contract; list every problem with its path."""
+@listing.options()
+def validate(snapshot: str, **shown: Any) -> None:
+    """Check SNAPSHOT against the contract; list every problem with its path.
+
+    With -f/-c the problems are rows on stdout (severity, path, value, message);
+    the exit code is the same: 65 when there is an error.
+    """
     import kronos
     from kronos.errors import DataError, ValidationError
+    from kronos.render import issue_rows
 
+    shape = listing.shape_of(shown)
     snap = None
     try:
         snap = kronos.load_snapshot(snapshot)
         issues = kronos.validate(snap)
     except ValidationError as exc:  # unreadable parts: its issues are every problem found
         issues = exc.issues
-    for issue in issues:
-        click.echo(f"{snapshot}: {issue}", err=True)
+    if shape.asked:
+        click.echo(listing.render(issue_rows(issues), shape), nl=False)
+    else:
+        for issue in issues:
+            click.echo(f"{snapshot}: {issue}", err=True)
     errors = sum(1 for i in issues if i.severity == "error")
     if errors or snap is None:
         raise DataError(f"{snapshot}: {errors} error(s), {len(issues) - errors} warning(s)")
@@ -291,14 +302,7 @@ def generate(
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="planner option")
 @click.option("--now", help="RFC 3339 time cooldowns are judged at (default: snapshot taken_at)")
 @click.option("-o", "--output", help="write the plan here (.json/.yaml, - for stdout)")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="what to print when not writing the plan to stdout",
-)
+@listing.options()
 @click.option("--config", "config_path", help="kronos.conf: its [engine] planner options (--set wins)")
 @click.option(
     "--drain",
@@ -327,15 +331,19 @@ def plan(
     sets: tuple[str, ...],
     now: str | None,
     output: str | None,
-    fmt: str,
     config_path: str | None,
     drain_hosts: tuple[str, ...],
     cold_migrate_stopped: bool,
     solver: str | None,
     time_limit: float | None,
     timing: bool,
+    **shown: Any,
 ) -> None:
-    """Plan migrations for SNAPSHOT and print or write the plan."""
+    """Plan migrations for SNAPSHOT and print or write the plan.
+
+    On the terminal: the steps and the summary, or with -f/-c the steps as rows
+    (-f json|yaml|value|csv). -o FILE (- for stdout) writes the plan document.
+    """
     options: dict[str, Any] = {**_engine_options(config_path), **_parse_sets(sets)}
     if solver is not None:
         options["solver"] = solver
@@ -345,7 +353,10 @@ def plan(
         options["aggregates"] = aggregates
     if drain_hosts:
         options.update(drain=drain_hosts, cold_migrate_stopped=cold_migrate_stopped)
-    _run_planner("plan", snapshot, state_path, now, output, fmt, timing, mode=mode, budget=budget, **options)
+    shape = listing.shape_of(shown)
+    _run_planner(
+        "plan", snapshot, state_path, now, output, shape, timing, mode=mode, budget=budget, **options
+    )
 
 
 def _engine_options(config_path: str | None) -> dict[str, Any]:
@@ -369,7 +380,7 @@ def _run_planner(
     state_path: str | None,
     now: str | None,
     output: str | None,
-    fmt: str,
+    shape: listing.Shape,
     timing: bool,
     fenced_snapshot: str | None = None,
     **kwargs: Any,
@@ -406,7 +417,7 @@ def _run_planner(
             from kronos.core.evacuate import fence
 
             kronos.dump(fence(snap, result.options.get("assumed_fenced") or ()), fenced_snapshot)
-        _emit(result, output, fmt)
+        _emit(result, output, shape)
         if state_path is not None:
             from kronos.core.options import OPTION_NAMES
 
@@ -450,18 +461,18 @@ def _leaving_options(f: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="planner option"),
             click.option("--now", help="RFC 3339 time quarantines are judged at (default: taken_at)"),
             click.option("-o", "--output", help="write the plan here (.json/.yaml, - for stdout)"),
-            click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-                         show_default=True),
             click.option("--time", "timing", is_flag=True, help="print per-phase wall times on stderr"),
         ]
     ):  # fmt: skip
         f = opt(f)
-    return f
+    return listing.options()(f)
 
 
 def _leaving_kwargs(kw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split click's keywords into the runner's and the planner's."""
-    run = {k: kw.pop(k) for k in ("snapshot", "state_path", "now", "output", "fmt", "timing")}
+    shape = listing.shape_of(kw)
+    run = {k: kw.pop(k) for k in ("snapshot", "state_path", "now", "output", "timing")}
+    run["shape"] = shape
     options = _parse_sets(kw.pop("sets"))
     aggregates = kw.pop("aggregates")
     if aggregates:
@@ -511,16 +522,17 @@ def _load_state(path: str | None) -> Any:
     return kronos.load_state(path)
 
 
-def _emit(result: Any, output: str | None, fmt: str) -> None:
+def _emit(result: Any, output: str | None, shape: listing.Shape) -> None:
+    """The document to ``output``; on the terminal the human view or the rows asked for."""
     import kronos
-    from kronos.render import plan_table
+    from kronos.render import plan_rows, plan_table
 
     if output is not None:
         kronos.dump(result, output)
         if output == "-":
             return
-    if fmt == "json" and output is None:
-        kronos.dump(result, "-")
+    if shape.asked:
+        click.echo(listing.render(plan_rows(result), shape), nl=False)
     else:
         click.echo(as_flags(plan_table(result)), nl=False)
 
@@ -528,12 +540,19 @@ def _emit(result: Any, output: str | None, fmt: str) -> None:
 @cli.command()
 @click.argument("plan_file", metavar="PLAN")
 @click.option("--no-reasons", is_flag=True, help="one line per step")
-def show(plan_file: str, no_reasons: bool) -> None:
-    """Print PLAN as a readable table of steps and the before/after summary."""
+@listing.options()
+def show(plan_file: str, no_reasons: bool, **shown: Any) -> None:
+    """Print PLAN as a readable table of steps and the before/after summary (or, with -f/-c,
+    its steps as rows)."""
     import kronos
-    from kronos.render import plan_table
+    from kronos.render import plan_rows, plan_table
 
-    click.echo(as_flags(plan_table(kronos.load_plan(plan_file), reasons=not no_reasons)), nl=False)
+    shape = listing.shape_of(shown)
+    the_plan = kronos.load_plan(plan_file)
+    if shape.asked:
+        click.echo(listing.render(plan_rows(the_plan), shape), nl=False)
+    else:
+        click.echo(as_flags(plan_table(the_plan, reasons=not no_reasons)), nl=False)
 
 
 @cli.command()
@@ -836,12 +855,18 @@ def release_cmd(state_path: str, instance: str) -> None:
 @state.command("show")
 @STATE_OPT
 @click.option("--now", help="judge expiry at this RFC 3339 time (default: now)")
-def show_state(state_path: str, now: str | None) -> None:
+@listing.options()
+def show_state(state_path: str, now: str | None, **shown: Any) -> None:
     """List aggregates and VMs in cooldown or quarantine (expired entries hidden)."""
     from kronos.core.convert import format_time
     from kronos.core.state import prune
+    from kronos.render import state_rows
 
+    shape = listing.shape_of(shown)
     current = prune(_load_state(state_path), _now_or_clock(now, "--now"))
+    if shape.asked:
+        click.echo(listing.render(state_rows(current, format_time), shape), nl=False)
+        return
     rows = [("aggregate cooldown", k, format_time(t)) for k, t in current.aggregate_cooldown_until.items()]
     rows += [("instance cooldown", k, format_time(t)) for k, t in current.instance_cooldown_until.items()]
     rows += [

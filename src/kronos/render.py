@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from kronos.core.model import Plan, Reason
+from kronos.core.model import Plan, Reason, State, Step
+from kronos.core.validate import NO_VALUE, Issue, show
+from kronos.listing import Listing
 
 if TYPE_CHECKING:
     from kronos.adapters.scores import AggregateReport
@@ -79,6 +82,41 @@ def plan_table(plan: Plan, reasons: bool = True) -> str:
         for u in plan.summary.not_selected:
             lines.append(f"  {u.instance}: {u.reason}")
     return "\n".join(lines) + "\n"
+
+
+STEP_COLUMNS = (
+    "seq", "wave", "phase", "action", "instance", "name", "source", "destination", "aggregate",
+    "combined_after", "numa_cells", "reason",
+)  # fmt: skip
+
+
+def plan_rows(plan: Plan) -> Listing:
+    """A plan's steps as rows (``-f``/``-c``): the step's fields, in the contract's names."""
+    return Listing(STEP_COLUMNS, tuple(tuple(_field(s, c) for c in STEP_COLUMNS) for s in plan.steps))
+
+
+def _field(step: Step, column: str) -> object:
+    value = getattr(step, column)
+    return list(value) if isinstance(value, tuple) else value
+
+
+def state_rows(state: State, at: Callable[[datetime], str]) -> Listing:
+    """What is held: aggregates and VMs in cooldown, VMs in quarantine (``None``: until released)."""
+    rows: list[tuple[str, str, str | None]]
+    rows = [("aggregate cooldown", k, at(t)) for k, t in state.aggregate_cooldown_until.items()]
+    rows += [("instance cooldown", k, at(t)) for k, t in state.instance_cooldown_until.items()]
+    rows += [("quarantine", k, None if t is None else at(t)) for k, t in state.quarantined_until.items()]
+    return Listing(("kind", "id", "until"), tuple(sorted(rows, key=lambda r: (r[0], r[1]))))
+
+
+def issue_rows(issues: Sequence[Issue]) -> Listing:
+    """A document's problems: severity, where, the value found (shown as text), why."""
+    return Listing(
+        ("severity", "path", "value", "message"),
+        tuple(
+            (i.severity, i.path, None if i.value is NO_VALUE else show(i.value), i.message) for i in issues
+        ),
+    )
 
 
 def scores_table(reports: Sequence[AggregateReport], url: str, at: str) -> str:
