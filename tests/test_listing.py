@@ -110,3 +110,16 @@ def test_validate_and_state_rows(tmp_path: Path) -> None:
         "aggregate cooldown",
         "instance cooldown",
     }
+
+
+def test_kronos_plans_lists_saved_plans_and_leaves_others_out(tmp_path: Path) -> None:
+    kronos_cli("plan", EXAMPLE, "-o", str(tmp_path / "plan-b.json"))
+    (tmp_path / "notes.json").write_text('{"x": 1}')
+    proc = kronos_cli("plans", str(tmp_path), "-f", "csv", "-c", "file", "-c", "steps")
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.reader(io.StringIO(proc.stdout)))
+    assert rows[0] == ["file", "steps"] and [r[0] for r in rows[1:]] == ["plan-b.json"]
+    assert int(rows[1][1]) == len(kronos.load_plan(tmp_path / "plan-b.json").steps)
+    assert "notes.json: not a plan, left out" in proc.stderr
+    assert kronos_cli("plans").returncode == 64
+    assert kronos_cli("plans", str(tmp_path / "nowhere")).returncode == 66

@@ -81,7 +81,7 @@ def _log(out: str) -> list[dict[str, Any]]:
 def test_dry_run_logs_the_plan_as_json_lines_and_moves_nothing(
     cloud: Cloud, prom: str, tmp_path: Path
 ) -> None:
-    conf = _conf(cloud, prom, tmp_path, dry_run=True, aggregates="agg-run, agg-missing")
+    conf = _conf(cloud, prom, tmp_path, dry_run=True, aggregates="agg-run, agg-missing", plan_dir="plans")
     out = kronos_cli("run", "--config", str(conf), "--once")
     lines = _log(out.stdout)
     steps = [e for e in lines if e["event"] == "step"]
@@ -96,6 +96,14 @@ def test_dry_run_logs_the_plan_as_json_lines_and_moves_nothing(
     assert "[engine] aggregates" in missing["error"] and "agg-missing" in missing["error"]
     assert all(cloud.migrations(v) == [] for v in cloud.vms)  # type: ignore[attr-defined]
     assert not (tmp_path / "kronos-state.json").exists()  # a dry run sets no cooldown
+    # recommend, then approve: the plan is saved for kronos plans and kronos execute
+    (saved,) = [e for e in lines if e["event"] == "plan_saved"]
+    plan = kronos.load_plan(saved["path"])
+    assert [s.instance for s in plan.steps] == [e["instance"] for e in steps]
+    listed = json.loads(kronos_cli("plans", "--config", str(conf), "-f", "json").stdout)
+    assert [(r["file"], r["steps"], r["aggregates"]) for r in listed] == [
+        (Path(saved["path"]).name, len(steps), ["agg-run"])
+    ]
 
 
 def test_run_once_executes_a_spread_plan_end_to_end_then_rests(

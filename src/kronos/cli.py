@@ -556,6 +556,58 @@ def show(plan_file: str, no_reasons: bool, **shown: Any) -> None:
 
 
 @cli.command()
+@click.argument("folder", metavar="[DIR]", required=False)
+@click.option("--config", "config_path", help="kronos.conf: list its [engine] plan_dir")
+@listing.options()
+def plans(folder: str | None, config_path: str | None, **shown: Any) -> None:
+    """List the plans `kronos run` recommended in dry run ([engine] plan_dir), oldest first.
+
+    Approve one by running it: `kronos execute FILE` (its age and drift gates
+    apply). A file that is not a plan is reported on stderr and left out.
+    """
+    import kronos
+    from kronos.core.convert import format_time
+    from kronos.errors import KronosError, NoInputError
+
+    if (folder is None) == (config_path is None):
+        raise UsageError("give DIR or --config kronos.conf (its [engine] plan_dir), one of them")
+    if config_path is not None:
+        from kronos.cli_cloud import load_config
+
+        config = load_config(config_path, require_scope=False)
+        where = config.path(config.engine.plan_dir)
+        if where is None:
+            raise UsageError(f"{config_path}: [engine] plan_dir is not set: no plans are saved")
+    else:
+        where = Path(folder or ".")
+    if not where.is_dir():
+        raise NoInputError(f"{where}: no such folder (plans are saved there by kronos run in dry run)")
+    rows = []
+    for path in sorted(where.glob("*.json")):
+        try:
+            saved = kronos.load_plan(path)
+        except KronosError as exc:
+            reason = str(exc).splitlines()[-1].strip()
+            click.echo(f"{path}: not a plan, left out ({reason})", err=True)
+            continue
+        moved = {n: a for n, a in saved.summary.aggregates.items() if a.migrations}
+        first = next(iter(moved.values()), None)
+        rows.append(
+            (
+                path.name,
+                format_time(saved.created_at),
+                list(moved),
+                len(saved.steps),
+                None if first is None else first.combined_before,
+                None if first is None else first.combined_after,
+            )
+        )
+    columns = ("file", "created_at", "aggregates", "steps", "combined_before", "combined_after")
+    shape = listing.shape_of(shown)
+    click.echo(listing.render(listing.Listing(columns, tuple(rows)), shape), nl=False)
+
+
+@cli.command()
 @click.argument("snapshot")
 @click.argument("plan_file", metavar="PLAN")
 @click.option("-o", "--output", help="write the HTML report here (- for stdout)")

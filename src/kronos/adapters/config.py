@@ -66,6 +66,9 @@ class EngineConfig:
     log_file: str = ""
     #: ``kronos run``: step outcomes as ``kronos execute --results`` writes them (empty: none)
     results_file: str = ""
+    #: ``kronos run`` in dry run: every plan with steps is saved here, one file per aggregate and
+    #: cycle, for an operator to read (``kronos plans``) and approve (``kronos execute FILE``)
+    plan_dir: str = ""
     #: every planner option (aggregates, cooldowns, min_load, ...), same names as ``--set``
     options: PlannerOptions = field(factory=PlannerOptions)
 

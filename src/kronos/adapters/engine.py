@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import sys
 import threading
 from collections import Counter
@@ -166,6 +167,9 @@ class Engine:
                 if dry:
                     for step in plan.steps:
                         self.log("step", cycle=number, dry_run=True, **attrs.asdict(step))
+                    if plan.steps and self.config.engine.plan_dir:
+                        saved = self._save(plan, agg, at)
+                        self.log("plan_saved", cycle=number, aggregate=agg, path=str(saved))
                 elif plan.steps:
                     outcomes.update(self._execute(plan))
             except KronosError as exc:
@@ -199,6 +203,19 @@ class Engine:
         options = {**self.config.engine.options.as_dict(), "aggregates": (agg,)}
         return kronos.plan(snap, state=self.journal.state, now=at, validate_input=False, **options)
 
+    def _save(self, plan: Plan, agg: str, at: datetime) -> Path:
+        """Write a recommended plan where ``kronos plans`` finds it (atomically: a reader never
+        sees half a plan)."""
+        folder = self.config.path(self.config.engine.plan_dir)
+        assert folder is not None  # only called with a plan_dir
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise KronosIOError(f"[engine] plan_dir = {str(folder)!r}: {exc.strerror or exc}") from None
+        path = folder / saved_plan_name(agg, at)
+        kronos.dump(plan, path)
+        return path
+
     def _execute(self, plan: Plan) -> Counter[str]:
         """Execute a fresh plan: its cooldowns go into the state first, then each outcome."""
         executor = Executor(
@@ -213,6 +230,13 @@ class Engine:
             return Counter(r.outcome for r in executor.execute(plan))
         finally:
             self.executor = None
+
+
+def saved_plan_name(aggregate: str, at: datetime) -> str:
+    """``plan-<aggregate>-<UTC time>.json``: sorted by name, a folder lists each aggregate's plans
+    oldest first; characters a file name should not hold become ``_``."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", aggregate)
+    return f"plan-{safe}-{at.astimezone(UTC):%Y%m%dT%H%M%SZ}.json"
 
 
 def _summary(plan: Plan, agg: str) -> dict[str, Any]:
