@@ -310,3 +310,24 @@ def test_the_rule_knows_every_secret_setting_of_kronos_conf_and_no_other() -> No
     for cls in (PrometheusConfig, NovaConfig):
         for f in attrs.fields(cls):
             assert is_secret_name(f.name) == (f.type in (Secret | None, "Secret | None")), f.name
+
+
+# -- --debug -------------------------------------------------------------------------------------
+def test_debug_logs_show_the_http_and_no_secret(tmp_path: Path, proxy: FaultProxy) -> None:
+    """``--debug`` opens the SDK's and urllib3's HTTP logs, and Kronos's own; all redacted."""
+    proxy.add("GET", ".", "503", times=1000)
+    conf = write_conf(tmp_path, f"http://127.0.0.1:{_closed_port()}", proxy.url + "/v2.1")
+    log = tmp_path / "debug.log"
+    scores = kronos_cli("--debug", "--log-file", str(log), "scores", "--config", str(conf))
+    assert scores.returncode == 69, scores.stderr
+    record = kronos_cli(
+        "--debug", "--log-file", str(log), "record", "--config", str(conf), "-o", str(tmp_path / "s.json")
+    )
+    assert record.returncode != 0
+    text = log.read_text()
+    assert "DEBUG: kronos.adapters.prometheus: query at" in text  # Kronos's own
+    assert "DEBUG: urllib3.connectionpool:" in text  # the HTTP layer's
+    assert "DEBUG: keystoneauth" in text or "DEBUG: openstack" in text  # the SDK's
+    quiet = kronos_cli("scores", "--config", str(conf))
+    assert "query at" not in quiet.stderr  # without -v/--debug: warnings only
+    assert_hidden(scores.stdout, scores.stderr, record.stdout, record.stderr, quiet.stderr, folder=tmp_path)

@@ -116,8 +116,16 @@ class FiniteRange(click.FloatRange):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kronos-planner")
-def cli() -> None:
+@click.option("-v", "--verbose", count=True, help="more log detail on stderr (-vv: debug)")
+@click.option(
+    "--debug", is_flag=True, help="debug logs, openstacksdk's and keystoneauth's HTTP included (redacted)"
+)
+@click.option("--log-file", metavar="PATH", help="append the log here instead of stderr")
+def cli(verbose: int, debug: bool, log_file: str | None) -> None:
     """Plan constraint-safe VM live-migrations for OpenStack host aggregates."""
+    from kronos.logs import configure
+
+    configure(verbose, debug, log_file)
 
 
 @cli.command()
@@ -951,21 +959,11 @@ _register_cloud_commands()
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the click group and map failures to sysexits codes."""
+    from kronos.logs import configure
+
     _prepare_numba_cache()
-    _log_warnings_redacted()
+    configure()  # warnings before the options are read (a usage error) are logged too
     sys.exit(run(cli.main, argv))
-
-
-def _log_warnings_redacted() -> None:
-    """Libraries' warnings (logging and ``warnings``) on stderr, through :func:`kronos.redact.redact`."""
-    import logging
-
-    from kronos.redact import RedactingFormatter
-
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter("kronos: %(levelname)s: %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.WARNING, handlers=[handler])
-    logging.captureWarnings(True)
 
 
 def run(entry: Callable[..., Any], argv: list[str] | None) -> int:

@@ -16,7 +16,7 @@ One engine per set of aggregates: :class:`EngineLock` holds an exclusive
 from __future__ import annotations
 
 import fcntl
-import json
+import logging
 import os
 import re
 import sys
@@ -46,32 +46,36 @@ from kronos.errors import (
     TemporaryFailure,
     UsageError,
 )
-from kronos.redact import redact_data
+from kronos.logs import JsonFormatter
 
 #: a failed step makes a one-shot cycle exit 1, as ``kronos execute`` does
 STEP_FAILED = 1
 
 
 class JsonLog:
-    """One JSON object per line, to a file (appended, flushed per line) or standard output.
+    """The engine's events: records of the ``kronos.events`` logger, one JSON object per line
+    (:class:`kronos.logs.JsonFormatter`, redacted), to a file (appended) or standard output.
 
-    Each line is redacted (:func:`kronos.redact.redact_data`): errors quote
-    Nova's and Prometheus's words, and those may carry a URL's user-info.
+    Its own handler, not the text log's: ``-v``/``--debug`` never change these
+    lines, and they never go to stderr.
     """
 
     def __init__(self, path: Path | None, clock: Callable[[], datetime], label: str = "--log") -> None:
         self.clock = clock
-        self._lock = threading.Lock()
         self._own = path is not None
         self._out: IO[str] = open_append(path, label) if path else sys.stdout
+        self._handler = logging.StreamHandler(self._out)  # flushed after every line
+        self._handler.setFormatter(JsonFormatter())
+        self._logger = logging.getLogger("kronos.events")
+        self._logger.propagate = False
+        self._logger.setLevel(logging.INFO)
+        self._logger.addHandler(self._handler)
 
     def __call__(self, event: str, **fields: Any) -> None:
-        line = {"ts": iso(self.clock()), "event": event, **fields}
-        with self._lock:
-            self._out.write(json.dumps(redact_data(line), sort_keys=True, default=str) + "\n")
-            self._out.flush()
+        self._logger.info(event, extra={"fields": fields, "at": self.clock()})
 
     def close(self) -> None:
+        self._logger.removeHandler(self._handler)
         if self._own:
             self._out.close()
 

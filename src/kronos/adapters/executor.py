@@ -23,6 +23,7 @@ and the state), so a stop at any point loses nothing that happened.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +38,8 @@ from kronos.adapters.config import ExecutorConfig
 from kronos.adapters.nova_actions import Compute, Refused, Transient
 from kronos.core.model import Plan, Step
 from kronos.errors import TemporaryFailure
+
+log = logging.getLogger(__name__)
 
 DONE = {"completed", "done", "confirmed"}
 FAILED = {"error", "failed", "cancelled"}
@@ -183,6 +186,9 @@ class Executor:
                 return None  # queued behind max_concurrent_migrations when the stop came: not started
             self.running[step.seq] = step
         t0 = self.clock()
+        log.info(
+            "step %d: %s %s %s -> %s", step.seq, step.action, step.instance, step.source, step.destination
+        )
         tries = _Tries()
         error, migration, outcome, reconciled = None, None, "MigrationFailed", False
         while True:
@@ -203,6 +209,13 @@ class Executor:
                 if self.stop.wait(self.retry_backoff * 2 ** (tries.attempts - 1)):
                     break
         result = self._result(step, outcome, tries.attempts, t0, error, migration, reconciled)
+        log.info(
+            "step %d: %s after %d attempt(s)%s",
+            step.seq,
+            outcome,
+            tries.attempts,
+            f": {error}" if error else "",
+        )
         with self._lock:
             self.running.pop(step.seq, None)
             self.report(result)

@@ -16,6 +16,7 @@ Messages show the URL without its user-info (:func:`kronos.redact.redact`).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kronos.errors import ConfigError, KronosError, NoInputError, PermissionDenied, UnavailableError
 from kronos.redact import redact
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import requests
@@ -129,7 +132,9 @@ class PrometheusClient:
 
     def query(self, expr: str, at: datetime) -> list[Sample]:
         """Evaluate ``expr`` at ``at``; the result must be an instant vector."""
+        log.debug("query at %s: %s", at.isoformat(), expr)
         resp = self._post("/api/v1/query", {"query": expr, "time": f"{at.timestamp():.3f}"})
+        log.debug("answer: HTTP %s", resp.status_code)
         if resp.status_code in (401, 403):
             raise PermissionDenied(
                 f"Prometheus at {self.shown} answered {resp.status_code}: "
