@@ -109,7 +109,15 @@ def test_dry_run_logs_the_plan_as_json_lines_and_moves_nothing(
 def test_run_once_executes_a_spread_plan_end_to_end_then_rests(
     cloud: Cloud, prom: str, tmp_path: Path
 ) -> None:
-    conf = _conf(cloud, prom, tmp_path, dry_run=False, results_file="results.jsonl", cooldown=600)
+    conf = _conf(
+        cloud,
+        prom,
+        tmp_path,
+        dry_run=False,
+        results_file="results.jsonl",
+        cooldown=600,
+        audit_file="audit.jsonl",
+    )
     out = kronos_cli("run", "--config", str(conf), "--once")
     assert out.returncode == 0, out.stdout + out.stderr
     lines = _log(out.stdout)
@@ -126,8 +134,20 @@ def test_run_once_executes_a_spread_plan_end_to_end_then_rests(
     state = kronos.load_state(tmp_path / "kronos-state.json")
     assert "agg-run" in state.aggregate_cooldown_until
     assert {e["instance"] for e in steps} <= set(state.instance_cooldown_until)
+    # the audit log: the plan, its cooldowns, then each step started and finished, saying who
+    audit = (tmp_path / "audit.jsonl").read_text()
+    events = [json.loads(line) for line in audit.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[:2] == ["plan", "cooldown_set"] and events[0]["dry_run"] is False
+    assert "agg-run" in events[1]["aggregates"]
+    started = [e["instance"] for e in events if e["event"] == "step_started"]
+    finished = {e["instance"]: e["outcome"] for e in events if e["event"] == "step_finished"}
+    assert sorted(started) == sorted(finished) == sorted(e["instance"] for e in steps)
+    assert set(finished.values()) == {"Succeeded"}
+    assert all(e["who"]["pid"] > 0 and e["who"]["user"] and e["who"]["host"] for e in events)
     # the next cycle: the aggregate rests (cooldown), nothing moves
     again = kronos_cli("run", "--config", str(conf), "--once")
+    assert (tmp_path / "audit.jsonl").read_text().startswith(audit)  # appended, never rewritten
     assert again.returncode == 0, again.stderr
     (cycle,) = [e for e in _log(again.stdout) if e["event"] == "cycle"]
     assert cycle["steps_planned"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -109,3 +110,18 @@ def test_a_cooldown_past_year_9999_ends_at_the_last_instant_a_document_can_say(t
     assert failed.quarantined_until[plan.steps[0].instance] == END_OF_TIME
     kronos.dump(failed, tmp_path / "state.json")
     assert kronos.load_state(tmp_path / "state.json") == failed
+
+
+def test_changes_by_hand_go_to_the_audit_log(tmp_path: Path) -> None:
+    state, audit = tmp_path / "state.json", tmp_path / "audit.jsonl"
+    failed = kronos_cli(
+        "state", "record-result", "--state", str(state), "--instance", "vm-1", "--outcome", "MigrationFailed",
+        "--error", "password=hunter2 rejected", "--audit-file", str(audit),
+    )  # fmt: skip
+    assert failed.returncode == 0, failed.stderr
+    freed = kronos_cli("state", "release", "--state", str(state), "vm-1", "--audit-file", str(audit))
+    assert freed.returncode == 0, freed.stderr
+    lines = [json.loads(x) for x in audit.read_text().splitlines()]
+    assert [(x["event"], x["instance"]) for x in lines] == [("result_recorded", "vm-1"), ("released", "vm-1")]
+    assert lines[0]["hold"] == "quarantine" and "hunter2" not in audit.read_text()
+    assert lines[1]["who"]["pid"] != lines[0]["who"]["pid"]  # each line says which process acted

@@ -845,6 +845,9 @@ def state() -> None:
     """Inspect and change the cooldown / quarantine state file."""
 
 
+AUDIT_OPT = click.option(
+    "--audit-file", "audit_path", metavar="PATH", help="append what this changes to this audit log"
+)
 STATE_OPT = click.option(
     "--state",
     "state_path",
@@ -871,8 +874,15 @@ def _now_or_clock(text: str | None, flag: str) -> datetime:
 @click.option("--error", help="error text to keep with the result")
 @click.option("--at", "at", help="RFC 3339 time of the outcome (default: now)")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="e.g. instance_quarantine_seconds=-1")
+@AUDIT_OPT
 def record_result_cmd(
-    state_path: str, instance: str, outcome: str, error: str | None, at: str | None, sets: tuple[str, ...]
+    state_path: str,
+    instance: str,
+    outcome: str,
+    error: str | None,
+    at: str | None,
+    sets: tuple[str, ...],
+    audit_path: str | None,
 ) -> None:
     """Feed back a migration outcome: failures quarantine the VM, others cool it down."""
     import kronos
@@ -886,6 +896,12 @@ def record_result_cmd(
         **_parse_sets(sets),
     )
     kronos.dump(new, state_path)
+    held = (
+        "quarantine"
+        if instance in new.quarantined_until
+        else ("cooldown" if instance in new.instance_cooldown_until else "none")
+    )
+    _audit(audit_path, "result_recorded", instance=instance, outcome=outcome, error=error, hold=held)
     from kronos.core.convert import format_time
 
     if instance in new.quarantined_until:
@@ -904,12 +920,25 @@ def record_result_cmd(
 @state.command("release")
 @STATE_OPT
 @click.argument("instance", callback=_nonblank)
-def release_cmd(state_path: str, instance: str) -> None:
+@AUDIT_OPT
+def release_cmd(state_path: str, instance: str, audit_path: str | None) -> None:
     """Lift INSTANCE's quarantine and cooldown."""
     import kronos
 
     kronos.dump(kronos.release(_load_state(state_path), instance), state_path)
+    _audit(audit_path, "released", instance=instance, state_file=state_path)
     click.echo(f"{instance}: released")
+
+
+def _audit(path: str | None, event: str, **fields: Any) -> None:
+    """One line in the audit log ``path`` (none: nothing), for a change made by hand."""
+    if path is None:
+        return
+    from kronos.adapters.audit import Audit
+
+    audit = Audit(path, "--audit-file")
+    audit(event, **fields)
+    audit.close()
 
 
 @state.command("show")

@@ -262,6 +262,7 @@ def execute(
     import threading
 
     import kronos
+    from kronos.adapters.audit import Audit
     from kronos.adapters.executor import Executor, check_plan_age, plan_id
     from kronos.adapters.journal import Journal, done_steps, state_options
     from kronos.adapters.nova import connect
@@ -284,9 +285,12 @@ def execute(
     compute = Compute(connect(config.nova, os_cloud))
     stop = threading.Event()
     progress = Progress(len(plan.steps), sys.stdout, sys.stdout.isatty())
-    journal = Journal(results_path, state_path, state_options(config), also=progress)
-    executor = Executor(compute, ex_conf, journal, stop=stop)
+    audit_path = config.path(config.engine.audit_file)
+    audit = Audit(audit_path) if audit_path else None
+    journal = Journal(results_path, state_path, state_options(config), also=progress, audit=audit)
+    executor = Executor(compute, ex_conf, journal, stop=stop, started=journal.started)
     executor.check_drift(todo, plan)
+    journal.audit("execute", plan=plan_id(plan), file=plan_file, steps=len(todo), done_before=len(skip))
 
     def leave_now(signum: int) -> None:
         executor.interrupt(f"signal {signum} while running")
@@ -295,6 +299,8 @@ def execute(
     on_signals(stop, leave_now)
     results = executor.execute(plan, skip)
     journal.close()
+    if audit is not None:
+        audit.close()
     progress.finish()
     counts: dict[str, int] = {}
     for r in results:

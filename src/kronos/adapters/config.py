@@ -69,6 +69,9 @@ class EngineConfig:
     #: ``kronos run`` in dry run: every plan with steps is saved here, one file per aggregate and
     #: cycle, for an operator to read (``kronos plans``) and approve (``kronos execute FILE``)
     plan_dir: str = ""
+    #: ``kronos run`` and ``kronos execute``: append-only, fsynced JSON lines of every decision that
+    #: changes the cloud or the state (plans, steps, cooldowns, quarantines), with who (empty: none)
+    audit_file: str = ""
     #: every planner option (aggregates, cooldowns, min_load, ...), same names as ``--set``
     options: PlannerOptions = field(factory=PlannerOptions)
 

@@ -30,6 +30,7 @@ from typing import IO, Any
 import attrs
 
 import kronos
+from kronos.adapters.audit import Audit
 from kronos.adapters.config import Config
 from kronos.adapters.executor import Executor, iso
 from kronos.adapters.journal import Journal, open_append, state_options
@@ -133,6 +134,8 @@ class Engine:
         self.stop = stop or threading.Event()
         self.executor: Executor | None = None  # the one running now, for a second signal
         path = config.path(config.engine.results_file)
+        audit_path = config.path(config.engine.audit_file)
+        self.audit = Audit(audit_path, clock=clock) if audit_path else None
         self.journal = Journal(
             path,
             config.path(config.engine.state_file),
@@ -140,6 +143,7 @@ class Engine:
             clock=clock,
             also=lambda r: log("step", **attrs.asdict(r)),
             labels=("[engine] results_file", "[engine] state_file"),
+            audit=self.audit,
         )
 
     def loop(self, once: bool = False) -> int:
@@ -154,6 +158,8 @@ class Engine:
             rest = self.config.engine.evaluation_interval - (self.clock() - started).total_seconds()
             self.stop.wait(max(0.0, rest))
         self.journal.close()
+        if self.audit is not None:
+            self.audit.close()
         return code
 
     def cycle(self, number: int) -> int:
@@ -168,6 +174,8 @@ class Engine:
             try:
                 plan = self._plan(agg, at)
                 aggregates[agg] = _summary(plan, agg)
+                if plan.steps:
+                    self.journal.audit("plan", aggregate=agg, dry_run=dry, **aggregates[agg])
                 if dry:
                     for step in plan.steps:
                         self.log("step", cycle=number, dry_run=True, **attrs.asdict(step))
@@ -223,12 +231,16 @@ class Engine:
     def _execute(self, plan: Plan) -> Counter[str]:
         """Execute a fresh plan: its cooldowns go into the state first, then each outcome."""
         executor = Executor(
-            self.compute, self.config.executor, self.journal, clock=self.clock, stop=self.stop
+            self.compute,
+            self.config.executor,
+            self.journal,
+            clock=self.clock,
+            stop=self.stop,
+            started=self.journal.started,
         )
         executor.check_drift(plan.steps, plan)
         opts = {k: v for k, v in self.config.engine.options.as_dict().items() if k != "aggregates"}
-        self.journal.state = kronos.next_state(self.journal.state, plan, now=plan.created_at, **opts)
-        self.journal.save()
+        self.journal.adopt(plan, kronos.next_state(self.journal.state, plan, now=plan.created_at, **opts))
         self.executor = executor
         try:
             return Counter(r.outcome for r in executor.execute(plan))

@@ -111,10 +111,13 @@ class Executor:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         stop: threading.Event | None = None,
+        started: Callable[[Step, str | None], None] | None = None,
     ) -> None:
+        """``report``: each step's outcome; ``started``: each step about to act (the audit log)."""
         self.compute = compute
         self.config = config
         self.report = report
+        self.started = started
         self.clock = clock
         self.stop = stop or threading.Event()
         self.poll_interval = config.poll_interval
@@ -186,6 +189,8 @@ class Executor:
                 return None  # queued behind max_concurrent_migrations when the stop came: not started
             self.running[step.seq] = step
         t0 = self.clock()
+        if self.started is not None:
+            self.started(step, self.plan)
         log.info(
             "step %d: %s %s %s -> %s", step.seq, step.action, step.instance, step.source, step.destination
         )

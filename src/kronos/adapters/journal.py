@@ -25,6 +25,7 @@ import attrs
 
 import kronos
 from kronos.adapters.executor import StepResult
+from kronos.core.model import Plan, State, Step
 from kronos.errors import KronosIOError
 from kronos.redact import redact
 
@@ -39,8 +40,11 @@ class Journal:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         also: Callable[[StepResult], None] | None = None,
         labels: tuple[str, str] = ("--results", "--state"),
+        audit: Callable[..., None] | None = None,
     ) -> None:
-        """``labels``: how the user named the results and state files, for errors."""
+        """``labels``: how the user named the results and state files, for errors; ``audit``:
+        :class:`kronos.adapters.audit.Audit`, told of every step and every state change."""
+        self.audit = audit or (lambda event, **fields: None)
         self.state_path = Path(state_path) if state_path else None
         if self.state_path is not None:
             check_writable(self.state_path, labels[1])
@@ -59,6 +63,7 @@ class Journal:
             self._out.write(json.dumps(attrs.asdict(result), sort_keys=True) + "\n")
             self._out.flush()
             os.fsync(self._out.fileno())
+        self.audit("step_finished", **attrs.asdict(result))
         if result.outcome != "Interrupted":
             self.state = kronos.record_result(
                 self.state,
@@ -69,8 +74,39 @@ class Journal:
                 **self.state_options,
             )
             self.save()
+            self._audit_holds(result.instance)
         if self.also is not None:
             self.also(result)
+
+    def started(self, step: Step, plan: str | None) -> None:
+        """A step is about to act on the cloud."""
+        self.audit("step_started", plan=plan, **attrs.asdict(step, recurse=True))
+
+    def adopt(self, plan: Plan, state: State) -> None:
+        """The state a plan about to run leaves (its cooldowns), saved before any step starts."""
+        old = self.state
+        self.state = state
+        self.save()
+        new_aggs = {
+            k: v
+            for k, v in state.aggregate_cooldown_until.items()
+            if not old or old.aggregate_cooldown_until.get(k) != v
+        }
+        new_vms = {
+            k: v
+            for k, v in state.instance_cooldown_until.items()
+            if not old or old.instance_cooldown_until.get(k) != v
+        }
+        self.audit("cooldown_set", aggregates=new_aggs, instances=new_vms, steps=len(plan.steps))
+
+    def _audit_holds(self, instance: str) -> None:
+        if self.state is None:
+            return
+        if instance in self.state.quarantined_until:
+            until = self.state.quarantined_until[instance]
+            self.audit("quarantine_set", instance=instance, until=until or "released by hand")
+        elif instance in self.state.instance_cooldown_until:
+            self.audit("cooldown_set", instances={instance: self.state.instance_cooldown_until[instance]})
 
     def save(self) -> None:
         if self.state_path is not None and self.state is not None:
