@@ -1,11 +1,12 @@
-"""MkDocs hook: the configuration reference, rendered from the code at build time.
+"""MkDocs hooks: the configuration reference, rendered from the code at build time.
 
 A page that holds the line ``<!-- kronos:config-reference -->`` gets, in its
 place, a table per ``[section]`` of kronos.conf (the attrs classes of
 :mod:`kronos.adapters.config`) and one of the planner options
 (:mod:`kronos.core.options`): each key's type, default, range or choices,
 environment variable and the ``#:`` comment above its field. Nothing is
-written by hand, so the page cannot drift from the code.
+written by hand, so the page cannot drift from the code. And the API
+reference's docstrings lose the Sphinx role names mkdocstrings leaves in.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     if MARKER not in markdown:
         return markdown
     return markdown.replace(MARKER, render())
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    """Sphinx roles in docstrings (``:func:`x```), which mkdocstrings keeps: the role goes, the code stays."""
+    return re.sub(r":(?:mod|func|class|meth|attr|data|exc|obj):(?=<code>)", "", html)
 
 
 def field_docs(cls: type) -> dict[str, str]:
