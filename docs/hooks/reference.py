@@ -3,10 +3,10 @@
 A page that holds the line ``<!-- kronos:config-reference -->`` gets, in its
 place, a table per ``[section]`` of kronos.conf (the attrs classes of
 :mod:`kronos.adapters.config`) and one of the planner options
-(:mod:`kronos.core.options`): each key's type, default, range or choices,
-environment variable and the ``#:`` comment above its field. Nothing is
-written by hand, so the page cannot drift from the code. And the API
-reference's docstrings lose the Sphinx role names mkdocstrings leaves in.
+(:mod:`kronos.core.options`): each key's type, default, range or choices
+and the ``#:`` comment above its field. Nothing is written by hand, so the
+page cannot drift from the code. And the API reference's docstrings lose
+the Sphinx role names mkdocstrings leaves in.
 """
 
 from __future__ import annotations
@@ -136,17 +136,14 @@ def config_sections() -> str:
                 values = "≥ 0"
             else:
                 values = ""
-            env = f"`{config.ENV_PREFIX}{section.upper()}_{a.name.upper()}`"
-            rows.append(
-                (f"`{a.name}`", _type(hint), _value(a.default), values, env, _markdown(docs.get(a.name, "")))
-            )
+            kind = f"{_type(hint)}, {_value(a.default)}"
+            rows.append((f"`{a.name}`", kind, values, _markdown(docs.get(a.name, ""))))
+        env = f"{config.ENV_PREFIX}{section.upper()}_"
+        first = attrs.fields(cls)[0].name
         out.append(f"## `[{section}]`\n")
-        if section == "engine":
-            out.append(
-                "`[engine]` also takes every [planner option](#planner-options), "
-                "as `KRONOS_ENGINE_<OPTION>` too.\n"
-            )
-        out.append(_table(("key", "type", "default", "range", "environment", "what it is"), rows) + "\n")
+        also = " It also takes every [planner option](#planner-options)." if section == "engine" else ""
+        out.append(f"From the environment: `{env}<KEY>`, e.g. `{env}{first.upper()}`.{also}\n")
+        out.append(_table(("key", "type, default", "range", "what it is"), rows) + "\n")
     return "\n".join(out)
 
 
@@ -167,15 +164,14 @@ def planner_options() -> str:
             hint = hints[a.name]
             if hint in (int, float, int | None, float | None):
                 values = _option_range(a.name, hint)
-            rows.append(
-                (f"`{a.name}`", _type(hint), _value(a.default), values, _markdown(docs.get(a.name, "")))
-            )
+            kind = f"{_type(hint)}, {_value(a.default)}"
+            rows.append((f"`{a.name}`", kind, values, _markdown(docs.get(a.name, ""))))
         title = phase_names.get(phase, f"the {phase} phase")
         out.append(f"### Read by {title}\n")
         doc = cls.__dict__.get("__doc__")  # its own only: inspect.getdoc would inherit object's
         if doc:
             out.append(_markdown(inspect.cleandoc(doc)) + "\n")
-        out.append(_table(("option", "type", "default", "range or values", "what it is"), rows) + "\n")
+        out.append(_table(("option", "type, default", "range or values", "what it is"), rows) + "\n")
     return "\n".join(out)
 
 
