@@ -1,4 +1,4 @@
-"""nox sessions: tests, lint, typecheck (default); bench, fuzz and sweep on demand (nox -s bench)."""
+"""nox sessions: tests, lint, typecheck (default); bench, fuzz, sweep and docs on demand (nox -s bench)."""
 
 import os
 
@@ -17,8 +17,10 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "src", "tests", "benchmarks", "examples", "noxfile.py")
-    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "examples", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "examples", "docs/hooks", "noxfile.py")
+    session.run(
+        "ruff", "format", "--check", "src", "tests", "benchmarks", "examples", "docs/hooks", "noxfile.py"
+    )
 
 
 @nox.session
@@ -65,3 +67,13 @@ def sweep(session: nox.Session) -> None:
         *session.posargs,
         env={"SWEEP_SNAPSHOTS": snapshots},
     )
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site, built as CI builds it (warnings are errors); ``-- serve`` to preview."""
+    session.install("-e", ".[docs]")
+    if session.posargs[:1] == ["serve"]:
+        session.run("mkdocs", "serve", *session.posargs[1:])
+    else:
+        session.run("mkdocs", "build", "--strict", *session.posargs)

@@ -68,3 +68,41 @@ def test_each_session_runs_and_prints_what_the_page_shows(page: str, tmp_path: P
         assert run.returncode == 0, f"{page}: {command}\n{run.stderr}"
         printed = run.stdout if run.stdout.endswith("\n") or not run.stdout else run.stdout + "\n"
         assert _shown(shown).fullmatch(printed), f"{page}: {command} printed\n{printed}"
+
+
+def test_the_contract_page_is_formats_md_verbatim_below_its_note() -> None:
+    """docs/contract.md is the shared FORMATS.md as it is: copy it again when the contract changes."""
+    shared = DOCS.parent.parent / "shared" / "FORMATS.md"
+    if not shared.exists():
+        pytest.skip(f"{shared} is not beside this checkout")
+    page = (DOCS / "contract.md").read_text(encoding="utf-8")
+    contract = shared.read_text(encoding="utf-8")
+    assert page.endswith(contract), "docs/contract.md differs from FORMATS.md"
+    assert page[: -len(contract)].startswith('!!! note "The contract Kronos implements"')
+
+
+def test_every_setting_has_the_comment_the_configuration_reference_shows() -> None:
+    """The site's configuration page is rendered from the code (docs/hooks/reference.py): each
+    kronos.conf key and planner option needs its ``#:`` comment there, or the page shows a blank."""
+    import importlib.util
+
+    import attrs
+
+    from kronos.adapters import config
+    from kronos.core import options
+
+    spec = importlib.util.spec_from_file_location("reference", DOCS / "hooks" / "reference.py")
+    assert spec is not None and spec.loader is not None
+    reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference)
+    classes = [*config._SECTIONS.values(), *options.SECTIONS.values()]
+    blank = [
+        f"{cls.__name__}.{a.name}"
+        for cls in classes
+        for a in attrs.fields(cls)
+        if a.name != "options" and not a.metadata.get("internal") and a.name not in reference.field_docs(cls)
+    ]
+    assert blank == []
+    page = reference.render()
+    keys = [a.name for cls in config._SECTIONS.values() for a in attrs.fields(cls) if a.name != "options"]
+    assert [n for n in (*keys, *options.OPTION_NAMES) if f"| `{n}` |" not in page] == []

@@ -53,10 +53,13 @@ class Secret:
 
 @frozen
 class EngineConfig:
+    #: ``kronos run``: seconds between two cycles
     evaluation_interval: float = 60.0
     #: the ``kronos run`` loop only plans (logs the plan) unless this is false
     dry_run: bool = True
+    #: the policies (YAML; relative paths: from this file's folder)
     policies_file: str = "policies.yaml"
+    #: also manage ``_unassigned_``, the hosts in no aggregate (with or instead of ``aggregates``)
     include_unassigned_hosts: bool = False
     #: ``kronos run``: cooldowns and quarantines between cycles (relative paths: from this file's folder)
     state_file: str = "kronos-state.json"
@@ -83,16 +86,23 @@ def _shown(url: str | None) -> str:
 
 @frozen
 class PrometheusConfig:
+    #: the Prometheus HTTP API's base URL
     url: str = field(default="http://localhost:9090", repr=_shown)
     #: seconds per HTTP request
     timeout: float = 10.0
+    #: verify the server's TLS certificate
     verify: bool = True
+    #: a CA bundle to verify it with (empty: the system's)
     ca_file: str | None = None
+    #: a file holding a bearer token (not with username)
     bearer_token_file: str | None = None
+    #: basic auth: give both username and password, or neither
     username: str | None = None
+    #: basic auth's password (a secret: never shown)
     password: Secret | None = None
     #: connection errors are retried this many times, backoff doubling from retry_backoff seconds
     retries: int = 3
+    #: seconds before the first retry of a connection error
     retry_backoff: float = 0.5
     #: a host whose newest sample (policy freshness_query) is older than this is stale
     max_sample_age: float = 180.0
@@ -104,23 +114,37 @@ class PrometheusConfig:
 class NovaConfig:
     #: a clouds.yaml entry (openstacksdk's convention); or the explicit fields below
     cloud: str | None = None
+    #: explicit auth: password, v3password, v3applicationcredential, admin_token or token
     auth_type: str = "password"
+    #: Keystone's URL (explicit auth; not with cloud)
     auth_url: str | None = field(default=None, repr=_shown)
+    #: with password, for the password auth types
     username: str | None = None
+    #: a secret: never shown
     password: Secret | None = None
+    #: the project to scope the token to
     project_name: str | None = None
+    #: the user's domain
     user_domain_name: str = "Default"
+    #: the project's domain
     project_domain_name: str = "Default"
+    #: with application_credential_secret, for v3applicationcredential
     application_credential_id: str | None = None
+    #: a secret: never shown
     application_credential_secret: Secret | None = None
     #: for auth_type = admin_token / token
     token: Secret | None = None
+    #: the region of the service catalog to use
     region_name: str | None = None
+    #: the catalog endpoint interface: public, internal or admin
     interface: str = "public"
     #: skip the service catalog (split networks, or a Nova without Keystone)
     compute_endpoint_override: str | None = field(default=None, repr=_shown)
+    #: likewise for Placement
     placement_endpoint_override: str | None = field(default=None, repr=_shown)
+    #: a CA bundle to verify Keystone, Nova and Placement with
     cacert: str | None = None
+    #: verify their TLS certificates
     verify: bool = True
     #: seconds per HTTP request; a Nova that does not answer in time counts as a transient failure
     timeout: float = 30.0
@@ -136,9 +160,13 @@ class NovaConfig:
 
 @frozen
 class ExecutorConfig:
+    #: at most this many migrations of a wave at once
     max_concurrent_migrations: int = 2
+    #: seconds a migration may run before it is a ``MigrationTimeout``
     migration_timeout: float = 600.0
+    #: a failed step is retried at most this many times
     max_retries: int = 3
+    #: seconds between the starts of two migrations of a wave
     stagger_seconds: float = 30.0
     #: abort (exit 75) when more than this fraction of a plan's VMs changed since its snapshot
     max_drift: float = 0.10

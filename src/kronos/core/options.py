@@ -71,8 +71,9 @@ class SpreadOptions:
 
 @frozen
 class AffinityOptions:
-    #: repair hard / soft server-group violations before balancing (affinity phase)
+    #: repair violations of hard server groups (affinity, anti-affinity) before balancing (affinity phase)
     enforce_hard_affinity: bool = False
+    #: likewise for the soft variants (soft-affinity, soft-anti-affinity)
     enforce_soft_affinity: bool = False
 
 
