@@ -21,6 +21,7 @@ import click
 
 from kronos import listing
 from kronos.core.phases import MODES
+from kronos.core.phases import PHASES as PHASE_NAMES
 from kronos.errors import KronosError, UsageError
 
 EX_USAGE, EX_SOFTWARE = 64, 70
@@ -408,9 +409,11 @@ def _run_planner(
 
             raise ValidationError(snapshot, problems)
     with timer.phase("compile/arrays"):
+        from kronos.compile_notice import CompileNotice
         from kronos.core.warm import warm
 
-        warm(_phases_of(entry, snap, kwargs))
+        with CompileNotice(sys.stderr, sys.stderr.isatty()):
+            warm(_phases_of(entry, snap, kwargs))
     with timer.phase("plan"):
         from kronos.core import planner
         from kronos.errors import DataError
@@ -561,6 +564,35 @@ def show(plan_file: str, no_reasons: bool, **shown: Any) -> None:
         click.echo(listing.render(plan_rows(the_plan), shape), nl=False)
     else:
         click.echo(as_flags(plan_table(the_plan, reasons=not no_reasons)), nl=False)
+
+
+@cli.command()
+@click.option(
+    "--phase",
+    "names",
+    multiple=True,
+    type=click.Choice(PHASE_NAMES),
+    help="only this phase's kernels (repeatable; default: every phase)",
+)
+def warm(names: tuple[str, ...]) -> None:
+    """Compile the planner's kernels now, into numba's on-disk cache.
+
+    For images and packages: run it once after installing so the first
+    plan does not spend half a minute compiling. The cache is next to the
+    code, or NUMBA_CACHE_DIR, or ~/.cache/kronos/numba when the code is
+    read-only.
+    """
+    from kronos.compile_notice import CompileNotice
+    from kronos.core import warm as kernels
+
+    chosen = names or PHASE_NAMES
+    t0 = time.perf_counter()
+    with CompileNotice(
+        sys.stderr, sys.stderr.isatty(), delay=0.0, what=f"the kernels of {', '.join(chosen)}"
+    ):
+        kernels.warm(chosen)
+    where = os.environ.get("NUMBA_CACHE_DIR") or str(Path(__file__).resolve().parent / "core" / "__pycache__")
+    click.echo(f"kernels of {', '.join(chosen)} ready in {time.perf_counter() - t0:.1f} s (cache: {where})")
 
 
 @cli.command()

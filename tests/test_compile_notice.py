@@ -1,0 +1,43 @@
+"""The first run says it is compiling; a warm one says nothing; ``kronos warm`` fills the cache."""
+
+from __future__ import annotations
+
+import io
+import time
+
+from kronos.compile_notice import CompileNotice
+from tests.conftest import kronos_cli
+
+
+def test_a_slow_load_is_announced_and_timed() -> None:
+    out = io.StringIO()
+    with CompileNotice(out, tty=False, delay=0.05):
+        time.sleep(0.3)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("kronos: compiling the planner's kernels once (usually")
+    assert "kronos warm" in lines[0]
+    assert lines[1].startswith("kronos: compiled in ") and lines[1].endswith(
+        "later runs load them from the cache"
+    )
+
+
+def test_a_terminal_sees_the_seconds_count() -> None:
+    out = io.StringIO()
+    with CompileNotice(out, tty=True, delay=0.05):
+        time.sleep(1.3)
+    assert "\r\x1b[2K  compiling... 1 s" in out.getvalue()
+
+
+def test_a_fast_load_says_nothing() -> None:
+    out = io.StringIO()
+    with CompileNotice(out, tty=True, delay=5.0):
+        pass
+    assert out.getvalue() == ""
+
+
+def test_kronos_warm_readies_the_phases_asked() -> None:
+    proc = kronos_cli("warm", "--phase", "affinity", "--phase", "spread")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("kernels of affinity, spread ready in ")
+    bad = kronos_cli("warm", "--phase", "balance")
+    assert bad.returncode == 64 and "Invalid value for '--phase'" in bad.stderr
