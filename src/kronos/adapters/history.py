@@ -43,7 +43,7 @@ _SHOWN = {
     "nan": "NaN",
     "inf": "±Inf",
     "range": "outside [0, 1]",
-    "duplicate": "2 series",
+    "duplicate": "duplicated",
 }
 
 
