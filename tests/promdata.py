@@ -8,7 +8,10 @@ linearly, which makes ``rate()`` exact. A few extra hosts and VMs carry one
 data fault each, for the data-health tests.
 
 History runs from ``END - HISTORY`` to ``END + FUTURE``: queries at ``END``
-sit well inside the data, away from rate()'s extrapolation at its edge.
+sit well inside the data, away from rate()'s extrapolation at its edge, and
+the recorder's default 30-minute history window ends at ``END`` with every
+sample's ``rate(...[5m])`` inside the data too (exporters run for longer
+than the window).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from kronos.adapters.scores import VMRef
 
 END = 1_767_225_600  # 2026-01-01T00:00:00Z, the evaluation time of every test query
 STEP = 30
-HISTORY = 30 * 60
+HISTORY = 40 * 60
 FUTURE = 10 * 60
 GIB = 1 << 30
 STALE_FOR = 240  # the stale host's exporter stopped this many seconds before END
