@@ -235,16 +235,25 @@ def test_kronos_scores_reads_the_history(prom: str, tmp_path: Path) -> None:
 
 
 def _series(*points: tuple[float, float]) -> Series:
-    return Series({"nodename": "h"}, list(points))
+    return Series({"nodename": "h"}, [t for t, _ in points], [v for _, v in points])
 
 
-def test_align_puts_points_on_the_grid_and_the_instant_value_last() -> None:
+def test_samples_go_on_the_grid_and_the_instant_value_last() -> None:
     window = history.Window(datetime.fromtimestamp(1000, UTC), 300, 60)  # 6 samples, 700..1000
     assert (window.samples, window.start.timestamp()) == (6, 700)
-    got = history.align([_series((700, 0.1), (760, 0.2), (880, math.inf))], window, 0.6)
-    assert got.samples == (0.1, 0.2, None, None, None, 0.6)  # the range lost its last point
-    assert got.gaps == {"missing": 2, "inf": 1} and not got.mostly_missing
-    twice = history.align([_series((700, 0.1)), _series((700, 0.3), (1000, 0.5))], window, None)
-    assert twice.samples == (None, None, None, None, None, 0.5)
-    assert twice.gaps == {"duplicate": 1, "missing": 4} and twice.mostly_missing
-    assert twice.describe() == "5 of 6 samples null (4 missing, 1 duplicated)"
+    series = {
+        "a": [_series((700, 0.1), (760, 0.2), (880, math.inf), (999, 0.9))],  # 999: off the grid
+        "b": [_series((700, 0.1)), _series((700, 0.3), (1000, 0.5))],
+        "c": [_series((760, math.nan), (820, -0.1))],
+    }
+    grid = history.on_grid(series, {"a": 0.6, "b": None, "c": 0.2, "d": 0.3}, window)
+    a, b, c, d = (grid.history(i) for i in range(4))
+    assert a.samples == (0.1, 0.2, None, None, None, 0.6)  # the range lost its last point: the instant's
+    assert a.gaps == {"missing": 2, "inf": 1} and not a.mostly_missing
+    assert b.samples == (None, None, None, None, None, 0.5) and b.mostly_missing
+    assert b.describe() == "5 of 6 samples null (4 missing, 1 duplicated)"
+    assert c.gaps == {"missing": 3, "nan": 1, "range": 1}
+    assert d.samples == (None,) * 5 + (0.3,)
+    assert grid.mostly_missing.tolist() == [False, True, True, True]
+    # a rises (0.1, 0.2, ... 0.6) past 1 in 10 minutes: clamped; the thin rows keep their last value
+    assert history.forecast(grid, 60, 600).tolist() == [1.0, 0.5, 0.2, 0.3]

@@ -22,7 +22,6 @@ queries and hands the series in.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -110,67 +109,90 @@ def group(series: Iterable[Series], key: Callable[[dict[str, str]], str | None])
     return out
 
 
-def align(series: Sequence[Series], window: Window, last: float | None) -> History:
-    """The series of one host (or VM) on ``window``'s grid; ``last``: the instant value, if usable.
+@frozen(eq=False)
+class Grid:
+    """Many keys' samples on one window's grid, as arrays: a cycle reads 100 000 VMs at once.
 
-    A grid time no series has a point for is ``missing``; one that two
-    series have a point for is a ``duplicate`` (which one is right cannot
-    be known); a point off the grid or outside the window is ignored
-    (Prometheus does not send one).
+    ``values`` is N×T float64, ``NaN`` at a gap; ``kinds`` N×T int8, 0 for a
+    good sample, else 1 + the index in :data:`KINDS` of why it is a gap.
     """
-    n = window.samples
-    start, step = window.start.timestamp(), window.step
-    values: list[float | None] = [None] * n
-    kinds = ["missing"] * n
-    seen = [False] * n
-    for s in series:
-        for t, v in s.points:
-            k = round((t - start) / step)
-            if not 0 <= k < n or abs(t - (start + k * step)) > 1e-3:
-                continue
-            if seen[k]:
-                values[k], kinds[k] = None, "duplicate"
-                continue
-            seen[k] = True
-            kinds[k] = _kind(v)
-            if not kinds[k]:
-                values[k] = v
-    if last is not None:
-        values[-1], kinds[-1] = last, ""
-    return History(tuple(values), dict(Counter(k for k in kinds if k)))
+
+    keys: tuple[str, ...]
+    values: np.ndarray
+    kinds: np.ndarray
+
+    @property
+    def mostly_missing(self) -> np.ndarray:
+        """Per row: more than half the window is gaps."""
+        thin: np.ndarray = 2 * (self.kinds > 0).sum(axis=1) > self.kinds.shape[1]
+        return thin
+
+    def history(self, i: int) -> History:
+        """Row ``i`` as a :class:`History` (``None`` for a gap), for a snapshot and a report."""
+        samples = tuple(None if x != x else x for x in self.values[i].tolist())
+        counts = np.bincount(self.kinds[i], minlength=len(KINDS) + 1).tolist()
+        return History(samples, {k: counts[j + 1] for j, k in enumerate(KINDS) if counts[j + 1]})
 
 
-def _kind(v: float) -> str:
-    """What is wrong with one sample ("" for nothing), in the instant check's words."""
-    if v != v:
-        return "nan"
-    if v in (float("inf"), float("-inf")):
-        return "inf"
-    return "" if 0.0 <= v <= 1.0 else "range"
+def on_grid(by_key: Mapping[str, Sequence[Series]], last: Mapping[str, float | None], window: Window) -> Grid:
+    """The series of each key of ``last`` on ``window``'s grid, the key's usable instant value last.
+
+    A grid time no series of the key has a point for is ``missing``; one
+    that two of its series have a point for is a ``duplicate`` (which is
+    right cannot be known); a point off the grid or outside the window is
+    ignored (Prometheus sends none). Vectorised: a Python loop over 3.1
+    million points (100 000 VMs × 31) took 2.5 s, these array operations
+    take a tenth of that.
+    """
+    keys = tuple(last)
+    n, step = window.samples, window.step
+    start = window.start.timestamp()
+    rows: list[int] = []
+    times: list[float] = []
+    points: list[float] = []
+    for r, key in enumerate(keys):
+        for s in by_key.get(key, ()):
+            rows.extend([r] * len(s.times))
+            times.extend(s.times)
+            points.extend(s.values)
+    row, t, v = np.array(rows, dtype=np.int64), np.array(times), np.array(points, dtype=np.float64)
+    k = np.rint((t - start) / step)
+    on = (k >= 0) & (k < n) & (np.abs(t - (start + k * step)) <= 1e-3)
+    cell = row[on] * n + k[on].astype(np.int64)
+    count = np.bincount(cell, minlength=len(keys) * n).reshape(len(keys), n)
+    values = np.full((len(keys), n), np.nan)
+    values.flat[cell] = v[on]
+    kinds = np.zeros((len(keys), n), dtype=np.int8)
+    with np.errstate(invalid="ignore"):
+        kinds[np.isnan(values)] = 1 + KINDS.index("nan")
+        kinds[np.isinf(values)] = 1 + KINDS.index("inf")
+        kinds[np.isfinite(values) & ((values < 0.0) | (values > 1.0))] = 1 + KINDS.index("range")
+    kinds[count == 0] = 1 + KINDS.index("missing")
+    kinds[count > 1] = 1 + KINDS.index("duplicate")
+    values[kinds > 0] = np.nan
+    now = np.array([np.nan if last[key] is None else last[key] for key in keys], dtype=np.float64)
+    known = np.isfinite(now)
+    values[known, -1] = now[known]
+    kinds[known, -1] = 0
+    return Grid(keys, values, kinds)
 
 
-def forecast(histories: Sequence[History], step: float, horizon: float) -> np.ndarray:
-    """Each history's value ``horizon`` seconds after its last sample (Theil–Sen, clamped to [0, 1]).
+def forecast(grid: Grid, step: float, horizon: float) -> np.ndarray:
+    """Each row's value ``horizon`` seconds after its last sample (Theil–Sen, clamped to [0, 1]).
 
     One definition of the trend, the planner's (:func:`kronos.core.trend.theil_sen`).
-    A history that is mostly gaps keeps its last value: a trend through a
-    few samples (a VM that booted minutes ago) would be its boot, not its load.
+    A row that is mostly gaps keeps its last value: a trend through a few
+    samples (a VM that booted minutes ago) would be its boot, not its load.
     Rows go through in blocks: the estimator holds every pair of samples of
     every row at once (465 per row at 31 samples; 100 000 VMs at once would
     take over a gigabyte).
     """
-    out = np.array([h.samples[-1] if h.samples[-1] is not None else np.nan for h in histories], dtype=float)
-    rows = [i for i, h in enumerate(histories) if not h.mostly_missing]
-    if not rows:
-        kept: np.ndarray = np.nan_to_num(out, nan=0.0)
-        return kept
-    t = len(histories[rows[0]].samples)
+    out = np.nan_to_num(grid.values[:, -1].copy(), nan=0.0)
+    rows = np.flatnonzero(~grid.mostly_missing)
+    t = grid.values.shape[1]
     block = max(1, (1 << 21) // max(1, t * (t - 1) // 2))  # ~16 MB of pair slopes per block
     for lo in range(0, len(rows), block):
         chosen = rows[lo : lo + block]
-        matrix = np.array(
-            [[np.nan if x is None else x for x in histories[i].samples] for i in chosen], dtype=float
-        )
-        out[chosen] = theil_sen(matrix, step, horizon)
-    clamped: np.ndarray = np.clip(np.nan_to_num(out, nan=0.0), 0.0, 1.0)
+        out[chosen] = theil_sen(grid.values[chosen], step, horizon)
+    clamped: np.ndarray = np.clip(out, 0.0, 1.0)
     return clamped

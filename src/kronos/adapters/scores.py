@@ -95,7 +95,8 @@ def read_policy(
         except QueryFailed as exc:
             return PolicyReading(policy, {}, error=f"history ({window}): {exc}", window=window)
         by_host = hist.group(series, lambda labels: labels.get(label))
-        histories = {h: hist.align(by_host.get(h, ()), window, _usable(v)) for h, v in values.items()}
+        grid = hist.on_grid(by_host, {h: _usable(v) for h, v in values.items()}, window)
+        histories = {h: grid.history(i) for i, h in enumerate(grid.keys)}
     return PolicyReading(
         policy, {h: tuple(v) for h, v in values.items()}, newest, None, unlabeled, histories, window
     )
@@ -367,14 +368,13 @@ def _forecasts(
     problems: list[Problem],
 ) -> dict[str, float]:
     """Each weighted VM's forecast from its profile history; the thin histories reported."""
-    uuids = list(weights)
-    histories = [hist.align(by_vm.get(u, ()), window, weights[u]) for u in uuids]
-    thin = sum(h.mostly_missing for h in histories)
+    grid = hist.on_grid(by_vm, weights, window)
+    thin = int(grid.mostly_missing.sum())
     if thin:
         why = (
-            f"{thin} of {len(uuids)} VMs have more than half their profile history ({window}) missing: "
+            f"{thin} of {len(weights)} VMs have more than half their profile history ({window}) missing: "
             "each is forecast at its current weight"
         )
         problems.append(Problem(policy, "vm-history", why))
-    values = hist.forecast(histories, window.step, horizon)
-    return dict(zip(uuids, values.tolist(), strict=True))
+    values = hist.forecast(grid, window.step, horizon)
+    return dict(zip(grid.keys, values.tolist(), strict=True))
