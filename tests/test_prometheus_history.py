@@ -147,8 +147,8 @@ def test_gaps_and_bad_samples_are_null_counted_and_not_fatal(
     src = snap.source or {}
     assert GAPS not in src["excluded_hosts"] and "agg-0" not in src["skip_aggregates"]
     assert (
-        "load: history: 6 null sample(s) on 1 host(s) (4 missing, 1 NaN, 1 outside [0, 1]), kept as gaps"
-        in src["problems"]
+        f"load: history: 6 null sample(s) (4 missing, 1 NaN, 1 outside [0, 1]) on 1 host(s) ({GAPS}), "
+        "kept as gaps" in src["problems"]
     )
 
 

@@ -146,15 +146,19 @@ def host_problem(reading: PolicyReading, host: str, at: float, max_sample_age: f
 
 def gaps_note(reading: PolicyReading, hosts: Iterable[str]) -> Problem | None:
     """The gaps in good hosts' histories, counted: kept as ``null``, reported, not fatal."""
-    gappy = [h for x in hosts if reading.history and (h := reading.history.get(x)) and h.nulls]
+    gappy = {x: h for x in hosts if reading.history and (h := reading.history.get(x)) and h.nulls}
     if not gappy:
         return None
     counts: dict[str, int] = defaultdict(int)
-    for h in gappy:
+    for h in gappy.values():
         for kind, n in h.gaps.items():
             counts[kind] += n
-    total = sum(counts.values())
-    why = f"history: {total} null sample(s) on {len(gappy)} host(s) ({hist.why(counts)}), kept as gaps"
+    names = sorted(gappy)
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    why = (
+        f"history: {sum(counts.values())} null sample(s) ({hist.why(counts)}) on {len(names)} host(s) "
+        f"({shown}), kept as gaps"
+    )
     return Problem(reading.policy.name, "gaps", why)
 
 
