@@ -175,8 +175,10 @@ def test_vm_forecasts_follow_a_trend_not_a_spike(recorded: tuple[kronos.Snapshot
     assert spike.weights_forecast == pytest.approx({"load": 0.05}, abs=1e-12)  # not pulled up
     assert vms[VM_FLAT].weights_forecast == pytest.approx({"load": 0.04}, abs=1e-12)
     assert vms[VM_LATE].weights_forecast == {"load": 0.03}  # 5 minutes of profile: no trend
-    note = "load: 1 of 14 VMs have more than half their profile history (1800s at 60s steps) missing"
-    assert any(p.startswith(note) for p in (snap.source or {})["problems"])
+    assert (
+        "load: VM profile history (1800s at 60s steps): 26 null sample(s) (26 missing) on 1 of 14 VMs; "
+        "1 more than half missing, forecast at their current weight"
+    ) in (snap.source or {})["problems"]
     assert all(v.weights_forecast for v in snap.vms)
 
 

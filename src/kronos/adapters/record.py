@@ -181,7 +181,7 @@ def build_snapshot(
             "nova_calls": world.calls,
         },
         history_step_seconds=steps.pop() if any(h.score_history for h in hosts) and len(steps) == 1 else None,
-        forecast_horizon_seconds=horizons.pop() if len(horizons) == 1 else None,
+        forecast_horizon_seconds=horizons.pop() if any(v.weights_forecast for v in vms) else None,
     )
 
 

@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
+import numpy as np
 from attrs import field, frozen
 
 from kronos.adapters import history as hist
@@ -371,14 +372,19 @@ def _forecasts(
     horizon: float,
     problems: list[Problem],
 ) -> dict[str, float]:
-    """Each weighted VM's forecast from its profile history; the thin histories reported."""
+    """Each weighted VM's forecast from its profile history; its gaps counted in one line."""
     grid = hist.on_grid(by_vm, weights, window)
-    thin = int(grid.mostly_missing.sum())
-    if thin:
+    gappy = int((grid.kinds > 0).any(axis=1).sum())
+    if gappy:
+        codes = np.bincount(grid.kinds.ravel(), minlength=len(hist.KINDS) + 1).tolist()
+        counts = {k: codes[j + 1] for j, k in enumerate(hist.KINDS) if codes[j + 1]}
         why = (
-            f"{thin} of {len(weights)} VMs have more than half their profile history ({window}) missing: "
-            "each is forecast at its current weight"
+            f"VM profile history ({window}): {sum(counts.values())} null sample(s) ({hist.why(counts)}) "
+            f"on {gappy} of {len(weights)} VMs"
         )
+        thin = int(grid.mostly_missing.sum())
+        if thin:
+            why += f"; {thin} more than half missing, forecast at their current weight"
         problems.append(Problem(policy, "vm-history", why))
     values = hist.forecast(grid, window.step, horizon)
     return dict(zip(grid.keys, values.tolist(), strict=True))
