@@ -111,7 +111,7 @@ def build_snapshot(
                 problem = host_problem(reading, host, t, max_sample_age)
                 if problem is None:
                     scores[host][name] = reading.values[host][0]
-                    if reading.history is not None:  # its last sample is this score (history.align)
+                    if reading.history is not None:  # its last sample is this score (history.on_grid)
                         histories[host][name] = reading.history[host].samples
                     continue
                 why = str(problem)
