@@ -8,7 +8,10 @@ linearly, which makes ``rate()`` exact. A few extra hosts and VMs carry one
 data fault each, for the data-health tests.
 
 History runs from ``END - HISTORY`` to ``END + FUTURE``: queries at ``END``
-sit well inside the data, away from rate()'s extrapolation at its edge.
+sit well inside the data, away from rate()'s extrapolation at its edge, and
+the recorder's default 30-minute history window ends at ``END`` with every
+sample's ``rate(...[5m])`` inside the data too (exporters run for longer
+than the window).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from kronos.adapters.scores import VMRef
 
 END = 1_767_225_600  # 2026-01-01T00:00:00Z, the evaluation time of every test query
 STEP = 30
-HISTORY = 30 * 60
+HISTORY = 40 * 60
 FUTURE = 10 * 60
 GIB = 1 << 30
 STALE_FOR = 240  # the stale host's exporter stopped this many seconds before END
@@ -248,3 +251,37 @@ def from_servers(
                 rss=h.mem * h.mem_total * share,
             )
     return t
+
+
+#: the history tests' grid: ``[engine] history_window`` and ``history_step`` at their defaults
+WINDOW = 30 * 60
+GRID = 60
+#: a load over the window: its value at grid sample ``k`` (0 = ``END - WINDOW``, 30 = ``END``);
+#: None: the exporter sent nothing then
+Shape = Callable[[int], float | None]
+
+
+def shaped(hosts: dict[str, Shape], vms: dict[str, Shape]) -> str:
+    """Gauges ``kronos_test_host_load{nodename}`` and ``kronos_test_vm_share{instance_id}`` as OpenMetrics.
+
+    Each shape's value for sample ``k`` is written at that sample's time and
+    30 s later (a 30 s scrape), from ten samples before the window to its
+    end, so a range query at the 60 s grid reads exactly ``shape(k)``, and a
+    run of ``None`` is a scrape gap: Prometheus keeps showing the last point
+    for its 5-minute lookback, then nothing.
+    """
+    out: list[str] = []
+    for metric, label, shapes in (
+        ("kronos_test_host_load", "nodename", hosts),
+        ("kronos_test_vm_share", "instance_id", vms),
+    ):
+        out.append(f"# TYPE {metric} gauge")
+        for key, shape in shapes.items():
+            lab = _labels(**{label: key})
+            for k in range(-10, WINDOW // GRID + 1):
+                value = shape(k)
+                if value is not None:
+                    t = END - WINDOW + k * GRID
+                    out.extend(f"{metric}{lab} {_num(value)} {t + dt}" for dt in (0, GRID // 2))
+    out.append("# EOF")
+    return "\n".join(out) + "\n"

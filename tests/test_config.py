@@ -30,6 +30,8 @@ def test_the_samples_load_as_documented(tmp_path: Path) -> None:
     assert [p.name for p in config.policies] == ["cpu-spread", "memory-spread"]
     assert [p.weight for p in config.policies] == [0.3, 0.7]
     assert config.policies[0].freshness_query and config.policies[1].vm_profile_fallback == "skip"
+    assert (config.engine.history_window, config.engine.history_step) == (1800.0, 60.0)
+    assert config.engine.options.forecast_horizon == 0.0
 
 
 def test_environment_overrides_the_file_and_feeds_planner_options(tmp_path: Path) -> None:
@@ -39,6 +41,7 @@ def test_environment_overrides_the_file_and_feeds_planner_options(tmp_path: Path
         "KRONOS_ENGINE_INCLUDE_UNASSIGNED_HOSTS": "yes",
         "KRONOS_PROMETHEUS_URL": "https://prom.example:443/prefix",
         "KRONOS_EXECUTOR_MAX_PLAN_AGE": "60",
+        "KRONOS_ENGINE_HISTORY_STEP": "30",
         "KRONOS_CONFIG": "ignored: not a setting",
         "OTHER_ENGINE_MIN_LOAD": "9",
     }
@@ -47,6 +50,7 @@ def test_environment_overrides_the_file_and_feeds_planner_options(tmp_path: Path
     assert config.scope == ("a", "_unassigned_")
     assert config.prometheus.url == "https://prom.example:443/prefix"
     assert config.executor.max_plan_age == 60.0
+    assert (config.engine.history_window, config.engine.history_step) == (1800.0, 30.0)
     # no file at all: everything from the environment (the load-leveller way)
     (tmp_path / "sub").mkdir()
     env_only = {
@@ -353,6 +357,22 @@ def test_a_non_utf8_file_is_a_config_error_naming_file_line_and_byte(tmp_path: P
         ),
         ("[prometheus]\nurl = http://[::1", "url = 'http://[::1': expected http(s)://HOST"),
         ("[prometheus]\nurl = http://prom:99999", "url = 'http://prom:99999': expected http(s)://HOST"),
+        ("[engine]\nhistory_window = -60", "[engine] history_window = '-60': must be in [0, 604800]"),
+        ("[engine]\nhistory_window = 30m", "[engine] history_window = '30m': expected a number"),
+        ("[engine]\nhistory_step = 0", "[engine] history_step = '0': must be in [1, 86400]"),
+        ("[engine]\nhistory_step = inf", "[engine] history_step = 'inf': must be a finite number"),
+        (
+            "[engine]\nhistory_window = 1000",
+            "[engine] history_window = 1000: must be a whole number of history_step = 60 seconds",
+        ),
+        (
+            "[engine]\nhistory_window = 604800\nhistory_step = 1",
+            "604801 samples per series, Prometheus returns at most 11000: raise history_step",
+        ),
+        (
+            "[engine]\nhistory_window = 0\nforecast_horizon = 900",
+            "[engine] history_window = 0: forecast_horizon = 900 needs a history to forecast from",
+        ),
     ],
 )
 def test_values_outside_their_documented_range_name_key_and_value(
@@ -440,6 +460,12 @@ def test_the_nova_test_environment_is_chosen_by_nova_test_python(monkeypatch: py
             "$KRONOS_NOVA_REGION: [nova] region: unknown option (did you mean region_name?)",
         ),
         ("", {"KRONOS_EXECUTER_MAX_RETRIES": "2"}, "(did you mean KRONOS_EXECUTOR_MAX_RETRIES?)"),
+        ("[engine]\nhistory_windw = 600", {}, "history_windw: unknown option (did you mean history_window?)"),
+        (
+            "",
+            {"KRONOS_ENGINE_HISTORY_STPE": "30"},
+            "$KRONOS_ENGINE_HISTORY_STPE: [engine] history_stpe: unknown option (did you mean history_step?)",
+        ),
     ],
 )
 def test_every_unknown_key_names_the_nearest_known_one(

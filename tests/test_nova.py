@@ -358,6 +358,14 @@ def test_record_json_is_a_valid_snapshot_document(conf: Path, tmp_path: Path) ->
     assert [a["name"] for a in doc["aggregates"]] == ["agg-a"]
     assert {h["name"] for h in doc["hosts"]} == set(AGG_A)
     assert doc["taken_at"] == "2026-01-01T00:00:00Z"
+    # FORMATS §5 at [engine] history_window's default; no VM forecast while forecast_horizon = 0
+    assert doc["history_step_seconds"] == 60 and "forecast_horizon_seconds" not in doc
+    for h in doc["hosts"]:  # the exporters' load was constant over the window
+        assert set(h["score_history"]) == set(h["scores"]) == {"cpu-spread", "memory-spread"}
+        for policy, score in h["scores"].items():
+            assert h["score_history"][policy] == pytest.approx([score] * 31, abs=1e-9)
+            assert h["score_history"][policy][-1] == score
+    assert not any("weights_forecast" in v for v in doc["vms"])
 
 
 def test_vm_profiles_keyed_by_libvirt_domain_name_map_to_instance_uuids(

@@ -267,6 +267,12 @@ def test_kronos_scores_prints_the_table(prom: str, truth: promdata.Truth, tmp_pa
     assert [a["name"] for a in as_json["aggregates"]] == ["agg-good"]  # [engine] aggregates
     scores = as_json["aggregates"][0]["policies"][1]["scores"]
     assert all(abs(scores[h][0] - truth.hosts[h].mem) <= TOL for h in hosts)
+    # [engine] history_window's default: 31 samples a minute apart, the sample PromQL's rate() included
+    for policy in as_json["aggregates"][0]["policies"]:
+        truth_of = {"cpu-spread": "cpu", "memory-spread": "mem"}[policy["name"]]
+        for h in hosts:
+            assert policy["history"][h] == pytest.approx([getattr(truth.hosts[h], truth_of)] * 31, abs=TOL)
+        assert policy["problems"] == []  # no gaps
 
 
 def test_kronos_scores_without_topology_scores_every_reported_host(

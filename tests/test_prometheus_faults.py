@@ -14,8 +14,9 @@ import pytest
 import requests
 
 from kronos.adapters.config import load_config
+from kronos.adapters.history import Window
 from kronos.adapters.prometheus import PrometheusClient
-from kronos.adapters.scores import read_policy
+from kronos.adapters.scores import VMRef, read_policy, read_vm_weights
 from kronos.core.model import Policy
 from kronos.errors import PermissionDenied, UnavailableError
 
@@ -153,3 +154,75 @@ def test_credentials_and_time_are_sent(tmp_path: Path) -> None:
     basic = PrometheusClient("http://p", session=session, basic_auth=("u", "pw"))
     basic.query("up", AT)
     assert session.calls[1]["auth"] == ("u", "pw") and session.calls[1]["headers"] == {}
+
+
+class Routed(Canned):
+    """Instant queries answered well (host ``x`` at 0.5, VM ``v`` at 0.1); range queries with the canned answer."""
+
+    def post(self, url: str, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if url.endswith("/api/v1/query_range"):
+            return super().post(url, **kwargs)
+        self.calls.append({"url": url, **kwargs})
+        labels = {"h": "x", "uuid": "v"}
+        value = "0.1" if kwargs["data"]["query"] == "vm" else "0.5"
+        body = {
+            "status": "success",
+            "data": {"resultType": "vector", "result": [{"metric": labels, "value": [0, value]}]},
+        }
+        resp = requests.Response()
+        resp.status_code, resp._content = 200, json.dumps(body).encode()
+        return resp
+
+
+HISTORY = Window(AT, 300, 60)  # 6 samples
+VM_POLICY = Policy(
+    "cpu", imbalance_query="up", host_label="h", vm_profile_query="vm", vm_profile_label="uuid", weight=1.0
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (
+            503,
+            {"status": "error", "errorType": "unavailable", "error": "too many queries"},
+            "history (300s at 60s steps): HTTP 503 unavailable: too many queries",
+        ),
+        (
+            200,
+            {"status": "success", "data": {"resultType": "vector", "result": []}},
+            "history (300s at 60s steps): the query returned a vector; expected a range vector (matrix)",
+        ),
+    ],
+)
+def test_a_failed_range_query_is_a_failed_query_of_the_policy_and_of_the_vm_forecast(
+    status: int, body: Any, expected: str
+) -> None:
+    client = PrometheusClient("http://prom:9090", session=Routed(status, body))
+    reading = read_policy(client, VM_POLICY, AT, HISTORY)
+    assert reading.error == expected and reading.values == {}
+    weights = read_vm_weights(client, VM_POLICY, AT, [VMRef("v")], HISTORY, horizon=600)
+    assert weights.weights == {"v": 0.1} and weights.forecasts == {} and weights.horizon is None
+    [problem] = [p for p in weights.problems if p.kind == "vm-history"]
+    assert problem.detail == f"VM profile history ({HISTORY}) failed: {expected.split(': ', 1)[1]}"
+
+
+def test_unreadable_range_points_are_gaps_and_the_range_is_sent_aligned() -> None:
+    start = HISTORY.start.timestamp()
+    values = [[start, "0.2"], [start + 60, "soon"], ["when", "0.3"], [start + 180], [start + 240, "0.4"]]
+    body = {
+        "status": "success",
+        "data": {"resultType": "matrix", "result": [{"metric": {"h": "x"}, "values": values}]},
+    }
+    session = Routed(200, body)
+    reading = read_policy(PrometheusClient("http://prom:9090", session=session), VM_POLICY, AT, HISTORY)
+    assert reading.error is None and reading.history is not None
+    assert reading.history["x"].samples == (0.2, None, None, None, 0.4, 0.5)
+    # no time: nowhere to put it (sample 2 is missing); a time without a readable value: NaN
+    assert reading.history["x"].gaps == {"missing": 1, "nan": 2}
+    assert session.calls[-1]["data"] == {
+        "query": "up",
+        "start": f"{start:.3f}",
+        "end": f"{AT.timestamp():.3f}",
+        "step": "60.0",
+    }

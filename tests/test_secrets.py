@@ -325,9 +325,9 @@ def test_debug_logs_show_the_http_and_no_secret(tmp_path: Path, proxy: FaultProx
     )
     assert record.returncode != 0
     text = log.read_text()
-    assert "DEBUG: kronos.adapters.prometheus: query at" in text  # Kronos's own
+    assert "DEBUG: kronos.adapters.prometheus: /api/v1/query {" in text  # Kronos's own
     assert "DEBUG: urllib3.connectionpool:" in text  # the HTTP layer's
     assert "DEBUG: keystoneauth" in text or "DEBUG: openstack" in text  # the SDK's
     quiet = kronos_cli("scores", "--config", str(conf))
-    assert "query at" not in quiet.stderr  # without -v/--debug: warnings only
+    assert "/api/v1/query" not in quiet.stderr  # without -v/--debug: warnings only
     assert_hidden(scores.stdout, scores.stderr, record.stdout, record.stderr, quiet.stderr, folder=tmp_path)

@@ -801,11 +801,14 @@ def scores(
     """Per aggregate and policy: host scores, imbalance vs threshold, data health.
 
     Without --snapshot every host the policies' queries return is scored as
-    one pool, ``*``. Exit 0 even when an aggregate is skipped for bad data
-    (the report says why); 69 when Prometheus cannot be reached.
+    one pool, ``*``. With [engine] history_window > 0 each host's history
+    over the window is checked too (and shown by --format json). Exit 0 even
+    when an aggregate is skipped for bad data (the report says why); 69 when
+    Prometheus cannot be reached.
     """
     if aggregates and snapshot_path is None:
         raise UsageError("--aggregate needs --snapshot FILE to know the aggregate's hosts")
+    from kronos.adapters.history import Window
     from kronos.adapters.prometheus import PrometheusClient
     from kronos.adapters.scores import assess, read_policies
     from kronos.cli_cloud import load_config, parse_at
@@ -817,7 +820,7 @@ def scores(
     at = parse_at(at_text)
     pools, down = _score_scope(snapshot_path, aggregates, config)
     client = PrometheusClient.from_config(config.prometheus)
-    readings = read_policies(client, config.policies, at)
+    readings = read_policies(client, config.policies, at, Window.of(config.engine, at))
     if pools is None:
         pools = {"*": sorted(set().union(*(r.hosts for r in readings.values())))}
     reports = assess(
@@ -857,6 +860,7 @@ def _scores_json(reports: Any, at: str) -> str:
                         "imbalance": p.imbalance,
                         "exceeded": p.exceeded,
                         "scores": {h: [num(v) for v in vs] for h, vs in p.values.items()},
+                        **({"history": p.history} if p.history else {}),
                         "problems": [
                             {"kind": x.kind, "subject": x.subject, "detail": x.detail} for x in p.problems
                         ],

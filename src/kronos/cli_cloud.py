@@ -152,12 +152,20 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None) ->
     c = holder["config"]
 
     def prometheus() -> str:
+        from kronos.adapters.history import Window
         from kronos.adapters.prometheus import PrometheusClient
         from kronos.adapters.scores import read_policies
 
-        readings = read_policies(PrometheusClient.from_config(c.prometheus), c.policies, parse_at(at_text))
+        at = parse_at(at_text)  # the range query too, as kronos record runs it
+        readings = read_policies(
+            PrometheusClient.from_config(c.prometheus), c.policies, at, Window.of(c.engine, at)
+        )
         failed = [f"{n}: {r.error}" for n, r in readings.items() if r.error]
-        failed += [f"{n}: the query returned no host series" for n, r in readings.items() if not r.values]
+        failed += [
+            f"{n}: the query returned no host series"
+            for n, r in readings.items()
+            if not (r.values or r.error)
+        ]
         if failed:
             raise ConfigError("; ".join(failed))
         return f"{c.prometheus.url}: " + ", ".join(f"{n} {len(r.hosts)} hosts" for n, r in readings.items())

@@ -75,6 +75,11 @@ class EngineConfig:
     #: ``kronos run`` and ``kronos execute``: append-only, fsynced JSON lines of every decision that
     #: changes the cloud or the state (plans, steps, cooldowns, quarantines), with who (empty: none)
     audit_file: str = ""
+    #: FORMATS §5: seconds of each policy's score (and VM profile) history the recorder reads
+    #: (one range query per policy and kind, ending at the snapshot's time; 0: no history)
+    history_window: float = 1800.0
+    #: seconds between two history samples; history_window must be a multiple of it
+    history_step: float = 60.0
     #: every planner option (aggregates, cooldowns, min_load, ...), same names as ``--set``
     options: PlannerOptions = field(factory=PlannerOptions)
 
@@ -230,7 +235,11 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
     "max_drift": (0, 1, False),
     "max_plan_age": (0, MAX_SECONDS, True),
     "poll_interval": (0, 3600, True),
+    "history_window": (0, 7 * DAY, False),
+    "history_step": (1, DAY, False),
 }
+#: Prometheus refuses a range query of more points per series than this
+MAX_POINTS = 11_000
 _AUTH_TYPES = ("password", "v3password", "v3applicationcredential", "admin_token", "token")
 _INTERFACES = ("public", "internal", "admin")
 _URLS = {
@@ -442,11 +451,32 @@ def _check(config: Config, problems: list[str], require_scope: bool) -> None:
                 "[nova] auth_url is set: also give username and password "
                 "(or application_credential_id and application_credential_secret)"
             )
+    problems += _history_problems(e)
     if require_scope and not e.options.aggregates and not e.include_unassigned_hosts:
         problems.append(
             "[engine]: set aggregates = NAME[, NAME...] and/or include_unassigned_hosts = true "
             "(the aggregates this engine manages)"
         )
+
+
+def _history_problems(e: EngineConfig) -> list[str]:
+    """The history window against its step, Prometheus's point limit and the forecast that reads it."""
+    window, step = e.history_window, e.history_step
+    where = f"[engine] history_window = {window:g}"
+    if window == 0:
+        if e.options.spread.forecast_horizon > 0:
+            return [
+                f"{where}: forecast_horizon = {e.options.spread.forecast_horizon:g} needs a history "
+                "to forecast from: set history_window > 0 (e.g. 1800) or forecast_horizon = 0"
+            ]
+        return []
+    points = window / step
+    if abs(points - round(points)) > 1e-9 * points:
+        return [f"{where}: must be a whole number of history_step = {step:g} seconds"]
+    if round(points) + 1 > MAX_POINTS:
+        why = f"{round(points) + 1} samples per series, Prometheus returns at most {MAX_POINTS}"
+        return [f"{where} at history_step = {step:g}: {why}: raise history_step"]
+    return []
 
 
 def _is_http_url(text: str) -> bool:

@@ -34,6 +34,7 @@ from typing import Any
 import attrs
 
 from kronos.adapters.config import Config
+from kronos.adapters.history import Window
 from kronos.adapters.nova import NovaReader, NovaWorld, Server
 from kronos.adapters.nova_request import Request, request
 from kronos.adapters.numa_file import NumaTopology
@@ -100,6 +101,7 @@ def build_snapshot(
     t = at.timestamp()
 
     scores: dict[str, dict[str, float]] = {h: {} for h in world.services}
+    histories: dict[str, dict[str, tuple[float | None, ...]]] = {h: {} for h in world.services}
     excluded: dict[str, str] = {}
     for host in world.services:
         for name, reading in readings.items():
@@ -109,6 +111,8 @@ def build_snapshot(
                 problem = host_problem(reading, host, t, max_sample_age)
                 if problem is None:
                     scores[host][name] = reading.values[host][0]
+                    if reading.history is not None:  # its last sample is this score (history.on_grid)
+                        histories[host][name] = reading.history[host].samples
                     continue
                 why = str(problem)
             if host not in down:
@@ -127,6 +131,7 @@ def build_snapshot(
             forced_down=world.services[h].forced_down,
             traits=world.traits.get(h) or None,
             numa_cells=numa.hosts.get(h),
+            score_history=histories[h] or None,
         )
         for h in kept
     )
@@ -153,6 +158,8 @@ def build_snapshot(
         if members:
             rules = {k: int(v) for k, v in g.rules.items() if k == "max_server_per_host"}
             groups.append(ServerGroup(g.id, g.policy, members, g.name, rules))
+    steps = {r.window.step for r in readings.values() if r.window is not None}
+    horizons = {w.horizon for w in vm_weights.values() if w.horizon is not None}
     problems = sorted(
         {str(p) for r in reports for p in r.problems}
         | {str(p) for w in vm_weights.values() for p in w.problems}
@@ -173,6 +180,8 @@ def build_snapshot(
             "group_members_elsewhere": outside,
             "nova_calls": world.calls,
         },
+        history_step_seconds=steps.pop() if any(h.score_history for h in hosts) and len(steps) == 1 else None,
+        forecast_horizon_seconds=horizons.pop() if any(v.weights_forecast for v in vms) else None,
     )
 
 
@@ -207,6 +216,7 @@ def _vm(
         status=s.status,
         task_state=s.task_state,
         weights={p: w.weights[s.id] for p, w in vm_weights.items() if s.id in w.weights},
+        weights_forecast={p: w.forecasts[s.id] for p, w in vm_weights.items() if s.id in w.forecasts} or None,
         tags=s.tags,
         migratable=pinned_tag not in s.tags,
         project_id=s.project_id,
@@ -311,10 +321,14 @@ def record(
     if unknown:
         raise UsageError(f"aggregate {unknown[0]!r} is not in Nova (or not visible to these credentials)")
     policies = config.policies
-    readings = read_policies(prometheus, policies, at)
+    window = Window.of(engine, at)
+    horizon = engine.options.spread.forecast_horizon
+    readings = read_policies(prometheus, policies, at, window)
     refs = [VMRef(s.id, s.name, s.instance_name) for s in world.servers]
     weights = {
-        p.name: read_vm_weights(prometheus, p, at, refs) for p in policies if p.enabled and p.vm_profile_query
+        p.name: read_vm_weights(prometheus, p, at, refs, window, horizon)
+        for p in policies
+        if p.enabled and p.vm_profile_query
     }
     return build_snapshot(
         world,
