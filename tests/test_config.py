@@ -426,7 +426,7 @@ def test_unreadable_or_missing_files_are_66_for_the_config_and_the_policies(
 
 def test_a_test_harness_variable_is_not_a_setting_and_a_setting_variable_says_so(tmp_path: Path) -> None:
     conf = _write(tmp_path, "[engine]\naggregates = a\n")
-    env = {"NOVA_TEST_PYTHON": "/opt/nova/bin/python", "KRONOS_PLAN_DIR": "/tmp/plans"}
+    env = {"NOVA_TEST_PYTHON": "/opt/nova/bin/python", "KRONOS_SCRATCH": "/tmp/scratch"}
     assert load_config(str(conf), env).scope == ("a",)  # not ours: left alone
     with pytest.raises(ConfigError) as err:
         load_config(str(conf), {"KRONOS_NOVA_PYTHON": "/opt/nova/bin/python"})
