@@ -513,3 +513,21 @@ def test_a_bearer_token_file_that_is_empty_or_unreadable(tmp_path: Path) -> None
     token.write_bytes(b"\xff\xfe")
     with pytest.raises(NoInputError, match="cannot read: not UTF-8 text"):
         PrometheusClient.from_config(load_config(str(conf)).prometheus)
+
+
+def test_os_cloud_and_os_region_name_choose_the_cloud_as_openstack_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kronos.adapters.config import NovaConfig
+    from kronos.adapters.nova import connect
+
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text(
+        "clouds:\n  lab:\n    auth:\n      auth_url: http://127.0.0.1:9/v3\n      username: u\n"
+        "      password: p\n      project_name: x\n    regions: [RegionOne, RegionTwo]\n"
+    )
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+    assert connect(NovaConfig(), "lab", "RegionTwo").config.region_name == "RegionTwo"
+    assert connect(NovaConfig(region_name="RegionOne"), "lab").config.region_name == "RegionOne"
+    helped = kronos_cli("execute", "--help").stdout + kronos_cli("record", "--help").stdout
+    assert helped.count("--os-region-name") == 2 and helped.count("--os-cloud") == 2

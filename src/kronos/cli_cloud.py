@@ -18,9 +18,15 @@ import click
 from kronos.errors import ConfigError, KronosError, UsageError
 from kronos.redact import redact
 
-OS_CLOUD = click.option(
-    "--os-cloud", "os_cloud", envvar="OS_CLOUD", help="clouds.yaml entry (overrides [nova] cloud)"
-)
+
+def OS_CLOUD(f: Any) -> Any:  # noqa: N802 - a decorator named as the option it adds
+    """``--os-cloud`` and ``--os-region-name`` (OS_CLOUD, OS_REGION_NAME), as every openstack command."""
+    f = click.option(
+        "--os-region-name", "os_region", envvar="OS_REGION_NAME", help="region (overrides [nova] region_name)"
+    )(f)
+    return click.option(
+        "--os-cloud", "os_cloud", envvar="OS_CLOUD", help="clouds.yaml entry (overrides [nova] cloud)"
+    )(f)
 
 
 def load_config(path: str | None, require_scope: bool = True) -> Any:
@@ -74,7 +80,12 @@ def parse_at(text: str | None) -> datetime:
 @OS_CLOUD
 @click.option("-o", "--output", required=True, help="snapshot file (.json/.yaml, - for stdout)")
 def record(
-    config_path: str, aggregates: tuple[str, ...], at_text: str | None, os_cloud: str | None, output: str
+    config_path: str,
+    aggregates: tuple[str, ...],
+    at_text: str | None,
+    os_cloud: str | None,
+    os_region: str | None,
+    output: str,
 ) -> None:
     """Read Nova and Prometheus at one instant and write a snapshot.
 
@@ -92,7 +103,7 @@ def record(
     at = parse_at(at_text)
     if output != "-":
         check_writable(Path(output), "-o")
-    reader = NovaReader(connect(config.nova, os_cloud))
+    reader = NovaReader(connect(config.nova, os_cloud, os_region))
     snap = take(config, reader, PrometheusClient.from_config(config.prometheus), at, aggregates or None)
     kronos.dump(snap, output)
     src = snap.source or {}
@@ -133,7 +144,7 @@ class Checks:
     "--at", "at_text", help="query Prometheus at this time, RFC 3339 or Unix seconds (default: now)"
 )
 @OS_CLOUD
-def check_config(config_path: str, at_text: str | None, os_cloud: str | None) -> None:
+def check_config(config_path: str, at_text: str | None, os_cloud: str | None, os_region: str | None) -> None:
     """Validate kronos.conf and policies.yaml, reach Prometheus and Nova, check permissions.
 
     Admin rights (needed to migrate when [engine] dry_run = false) are
@@ -174,7 +185,7 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None) ->
 
     from kronos.adapters.nova import NovaReader, connect
 
-    reader = NovaReader(connect(c.nova, os_cloud))
+    reader = NovaReader(connect(c.nova, os_cloud, os_region))
 
     def aggregates() -> str:
         found = {a.name: a for a in reader.aggregates()}
@@ -256,6 +267,7 @@ def execute(
     results_path: str | None,
     dry_run: bool,
     os_cloud: str | None,
+    os_region: str | None,
 ) -> None:
     """Carry out PLAN through Nova: pre-flight, migrate, poll, post-flight, retry.
 
@@ -290,7 +302,7 @@ def execute(
         return
     ex_conf = config.executor
     check_plan_age(plan, datetime.now(UTC), ex_conf.max_plan_age)
-    compute = Compute(connect(config.nova, os_cloud))
+    compute = Compute(connect(config.nova, os_cloud, os_region))
     stop = threading.Event()
     progress = Progress(len(plan.steps), sys.stdout, sys.stdout.isatty())
     audit_path = config.path(config.engine.audit_file)
@@ -329,7 +341,9 @@ def execute(
 @click.option("--once", is_flag=True, help="run one cycle and exit with its outcome")
 @click.option("--log", "log_path", help="JSON log lines here (default: [engine] log_file, else stdout)")
 @OS_CLOUD
-def run_engine(config_path: str, once: bool, log_path: str | None, os_cloud: str | None) -> None:
+def run_engine(
+    config_path: str, once: bool, log_path: str | None, os_cloud: str | None, os_region: str | None
+) -> None:
     """The engine loop: every [engine] evaluation_interval, for each aggregate,
     record → plan (with the state) → log the plan ([engine] dry_run = true,
     the default) or execute it.
@@ -351,7 +365,7 @@ def run_engine(config_path: str, once: bool, log_path: str | None, os_cloud: str
     lock_path = config.path(config.engine.lock_file)
     if lock_path is None:
         raise ConfigError(f"{config.source}: [engine] lock_file is empty: kronos run needs a lock file")
-    conn = connect(config.nova, os_cloud)
+    conn = connect(config.nova, os_cloud, os_region)
     stop = threading.Event()
     with EngineLock(lock_path):
         log_file = Path(log_path) if log_path else config.path(config.engine.log_file)

@@ -121,7 +121,7 @@ class NovaWorld:
     compute_hosts: frozenset[str] = frozenset()  # every compute service's host, in scope or not
 
 
-def connect(nova: NovaConfig, os_cloud: str | None = None) -> Any:
+def connect(nova: NovaConfig, os_cloud: str | None = None, os_region: str | None = None) -> Any:
     """An openstacksdk Connection from ``--os-cloud``, ``[nova]``, or OS_* variables.
 
     Nothing is contacted here (openstacksdk authenticates lazily), so a
@@ -139,8 +139,8 @@ def connect(nova: NovaConfig, os_cloud: str | None = None) -> Any:
         kwargs["cacert"] = nova.cacert
     if not nova.verify:
         kwargs["verify"] = False
-    if nova.region_name:
-        kwargs["region_name"] = nova.region_name
+    if os_region or nova.region_name:
+        kwargs["region_name"] = os_region or nova.region_name
     cloud = os_cloud or nova.cloud
     try:
         if cloud:
