@@ -7,6 +7,7 @@ stderr and its sysexits code; anything else is a bug (exit 70).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -122,11 +123,13 @@ class FiniteRange(click.FloatRange):
     "--debug", is_flag=True, help="debug logs, openstacksdk's and keystoneauth's HTTP included (redacted)"
 )
 @click.option("--log-file", metavar="PATH", help="append the log here instead of stderr")
-def cli(verbose: int, debug: bool, log_file: str | None) -> None:
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, debug: bool, log_file: str | None) -> None:
     """Plan constraint-safe VM live-migrations for OpenStack host aggregates."""
     from kronos.logs import configure
 
-    configure(verbose, debug, log_file)
+    if not (ctx.obj or {}).get("embedded"):  # inside `openstack`, its logging stands
+        configure(verbose, debug, log_file)
 
 
 @cli.command()
@@ -1029,6 +1032,11 @@ def main(argv: list[str] | None = None) -> None:
     _prepare_numba_cache()
     configure()  # warnings before the options are read (a usage error) are logged too
     sys.exit(run(cli.main, argv))
+
+
+def embedded(argv: list[str]) -> int:
+    """Run a ``kronos`` command inside another program (``openstack kronos …``): its exit code."""
+    return run(functools.partial(cli.main, obj={"embedded": True}), argv)
 
 
 def run(entry: Callable[..., Any], argv: list[str] | None) -> int:
