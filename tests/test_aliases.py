@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -128,3 +129,22 @@ def test_bad_usage_is_exit_64_under_the_alias_name() -> None:
     assert proc.returncode == 64
     assert "Usage: kronos-record [OPTIONS]" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_migration_page_maps_every_alias_and_only_keys_kronos_has() -> None:
+    from kronos.adapters import config
+
+    page = (ROOT / "docs" / "migration.md").read_text(encoding="utf-8")
+    for name, sub in aliases.ALIASES.items():
+        assert re.search(rf"^\| `{name} [^|]*\| `kronos {sub}[ `]", page, re.MULTILINE), name
+    sections = re.split(r"^### `\[(\w+)\]`\n", page, flags=re.MULTILINE)
+    assert [sections[i] for i in range(1, len(sections), 2)] == [
+        "engine", "prometheus", "nova", "messaging", "executor"
+    ]  # fmt: skip
+    for section, text in zip(sections[1::2], sections[2::2], strict=True):
+        for cells, verdict in re.findall(r"^\| (`[^|]+`) \| (\w[^|]*) \|$", text, re.MULTILINE):
+            keys = re.findall(r"`(\w+)`", cells)
+            if verdict.startswith("honoured"):
+                assert set(keys) <= set(config._KEYS[section]), (section, keys)
+            else:
+                assert verdict.startswith("not applicable") and section not in config._SECTIONS
