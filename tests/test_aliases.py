@@ -84,6 +84,7 @@ def test_test_config_with_a_valid_file_goes_on_to_prometheus_and_nova(tmp_path: 
 def test_replay_help_shows_the_replay_command_with_config_file() -> None:
     proc = alias_cli("kronos-replay", "--help")
     assert proc.returncode == 0, proc.stderr
+    assert alias_cli("kronos-replay", "-h").stdout == proc.stdout  # as `kronos replay -h`
     assert proc.stdout.startswith("Usage: kronos-replay [OPTIONS] SNAPSHOT")
     assert "original kronos-replay" in proc.stdout
     assert "--config, --config-file TEXT" in proc.stdout

@@ -49,6 +49,8 @@ def command(name: str) -> click.Command:
     original = cli.commands[ALIASES[name]]
     cmd = copy.copy(original)
     cmd.params = [_also_config_file(p) for p in original.params]
+    # `kronos SUB -h` gets -h from the group; a command run on its own needs it said
+    cmd.context_settings = {**original.context_settings, "help_option_names": ["-h", "--help"]}
     return cmd
 
 
