@@ -88,11 +88,21 @@ def test_replay_help_shows_the_replay_command_with_config_file() -> None:
     assert proc.stdout.startswith("Usage: kronos-replay [OPTIONS] SNAPSHOT")
     assert "original kronos-replay" in proc.stdout
     assert "--config, --config-file TEXT" in proc.stdout
+    assert "-v, --verbose" in proc.stdout and "--log-file PATH" in proc.stdout  # the group's, as kronos -v
+
+
+def test_the_groups_logging_options_work_under_an_alias(tmp_path: Path) -> None:
+    log = tmp_path / "kronos.log"
+    proc = alias_cli("kronos-replay", EXAMPLE, "-vv", "--log-file", str(log), "-o", str(tmp_path / "p.json"))
+    assert proc.returncode == 0, proc.stderr
+    assert log.exists()  # opened by kronos.logs.configure, as under `kronos -vv --log-file`
+    bad = alias_cli("kronos-replay", EXAMPLE, "--log-file", str(tmp_path / "no" / "k.log"))
+    assert bad.returncode == 74 and "--log-file" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_replay_reads_the_planner_options_of_config_file(tmp_path: Path) -> None:
     conf = _conf(tmp_path, "[engine]\nmin_load = 0.99\n")
-    proc = alias_cli("kronos-replay", EXAMPLE, "--config-file", str(conf), "--format", "json")
+    proc = alias_cli("kronos-replay", EXAMPLE, "--config-file", str(conf), "-o", "-")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["steps"] == []

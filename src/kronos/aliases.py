@@ -4,7 +4,8 @@ The original shipped five console scripts that took ``--config-file``.
 Each function here is one of them: it runs the matching ``kronos``
 subcommand, whose own ``--config`` option is also spelled ``--config-file``
 (a second name added to that option, not a second definition), so options,
-help, checks and exit codes are the subcommand's. What differs from the
+help, checks and exit codes are the subcommand's; the ``kronos`` group's
+logging options (``-v``, ``--debug``, ``--log-file``) are taken too. What differs from the
 original (no message queue: the executor carries out a plan file; record
 writes one snapshot file) is in ``docs/migration.md``.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import sys
-from typing import Final
+from typing import Any, Final
 
 import click
 
@@ -47,8 +48,19 @@ def command(name: str) -> click.Command:
     from kronos.cli import cli
 
     original = cli.commands[ALIASES[name]]
+    assert original.callback is not None and cli.callback is not None
+    sub, group = original.callback, cli.callback
+    # the group's own options (-v, --debug, --log-file; not --version), which `kronos -v SUB` gives
+    shared = [p for p in cli.params if p.name != "version"]
+    names = [p.name for p in shared]
+
+    def callback(**kwargs: Any) -> Any:
+        group(**{n: kwargs.pop(n) for n in names})  # what `kronos` does before any subcommand
+        return sub(**kwargs)
+
     cmd = copy.copy(original)
-    cmd.params = [_also_config_file(p) for p in original.params]
+    cmd.params = [*(_also_config_file(p) for p in original.params), *shared]
+    cmd.callback = callback
     # `kronos SUB -h` gets -h from the group; a command run on its own needs it said
     cmd.context_settings = {**original.context_settings, "help_option_names": ["-h", "--help"]}
     return cmd
