@@ -1025,26 +1025,27 @@ def _register_cloud_commands() -> None:
 _register_cloud_commands()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the click group and map failures to sysexits codes."""
+def main(argv: list[str] | None = None, command: click.Command | None = None, prog: str = "kronos") -> None:
+    """Entry point: run the click group (or one command, for :mod:`kronos.aliases`) and map failures
+    to sysexits codes."""
     from kronos.logs import configure
 
     _prepare_numba_cache()
     configure()  # warnings before the options are read (a usage error) are logged too
-    sys.exit(run(cli.main, argv))
+    sys.exit(run((command or cli).main, argv, prog))
 
 
 def embedded(argv: list[str]) -> int:
     """Run a ``kronos`` command inside another program (``openstack kronos …``): its exit code."""
-    return run(functools.partial(cli.main, obj={"embedded": True}), argv)
+    return run(functools.partial(cli.main, obj={"embedded": True}), argv, "openstack kronos")
 
 
-def run(entry: Callable[..., Any], argv: list[str] | None) -> int:
+def run(entry: Callable[..., Any], argv: list[str] | None, prog: str = "kronos") -> int:
     """Run ``entry``; every message on the way out passes :func:`kronos.redact.redact`."""
     from kronos.redact import redact
 
     try:
-        entry(args=argv, prog_name="kronos", standalone_mode=False)
+        entry(args=argv, prog_name=prog, standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.format_message() if hasattr(exc, "format_message") else str(exc), err=True)
         return EX_USAGE

@@ -129,6 +129,7 @@ def connect(nova: NovaConfig, os_cloud: str | None = None, os_region: str | None
     """
     import openstack  # slow to import; only the commands that talk to Nova need it
     import openstack.exceptions
+    from keystoneauth1.exceptions.auth_plugins import AuthPluginException
 
     kwargs: dict[str, Any] = {"app_name": "kronos", "load_envvars": True, "api_timeout": nova.timeout}
     if nova.compute_endpoint_override:
@@ -149,7 +150,9 @@ def connect(nova: NovaConfig, os_cloud: str | None = None, os_region: str | None
             auth = _auth(nova)
             return openstack.connect(auth_type=nova.auth_type, auth=auth, interface=nova.interface, **kwargs)
         return openstack.connect(**kwargs)  # OS_CLOUD / OS_AUTH_URL ... as openstacksdk reads them
-    except openstack.exceptions.ConfigException as exc:
+    except (openstack.exceptions.ConfigException, AuthPluginException) as exc:
+        # AuthPluginException: keystoneauth's "requires parameters which were not given: auth_url"
+        # when nothing at all says how to authenticate
         where = f"clouds.yaml cloud {cloud!r}" if cloud else "[nova] (no cloud, auth_url or OS_* variables)"
         raise ConfigError(f"{where}: {redact(str(exc))}") from None
 
