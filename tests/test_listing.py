@@ -123,3 +123,29 @@ def test_kronos_plans_lists_saved_plans_and_leaves_others_out(tmp_path: Path) ->
     assert "notes.json: not a plan, left out" in proc.stderr
     assert kronos_cli("plans").returncode == 64
     assert kronos_cli("plans", str(tmp_path / "nowhere")).returncode == 66
+
+
+def test_the_plan_table_keeps_its_columns_with_long_names() -> None:
+    import attrs
+
+    from kronos.render import plan_table
+
+    snap = kronos.generate(hosts=6, vms=60, groups=0, seed=4, skew=1.0, unmovable=0.0)
+    long = {v.id: f"{v.name}-of-the-payments-database-cluster-in-zone-b" for v in snap.vms[::2]}
+    snap = attrs.evolve(snap, vms=tuple(attrs.evolve(v, name=long.get(v.id, v.name)) for v in snap.vms))
+    plan = kronos.plan(snap, budget=6)
+    assert any(s.instance in long for s in plan.steps) and any(s.instance not in long for s in plan.steps)
+    lines = plan_table(plan, reasons=False).splitlines()
+    moves = [line for line in lines if " → " in line and "combined" in line]
+    assert len(moves) == len(plan.steps)
+    starts = {line.index(s.source + " → ") for line, s in zip(moves, plan.steps, strict=True)}
+    assert len(starts) == 1  # every step's move starts in the same column
+    width = max(len(line) for line in lines if line.lstrip().startswith("seq")) - 35 - len(" move")
+    rebuilt, at = [], -1
+    for line in lines:
+        if line in moves:
+            rebuilt.append(line[35 : 35 + width].strip())
+            at = len(rebuilt) - 1
+        elif at >= 0 and line.startswith(" " * 35) and line.strip():
+            rebuilt[at] += line.strip()  # a long name goes on under its column
+    assert rebuilt == [s.name for s in plan.steps]

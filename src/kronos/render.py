@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -14,6 +15,15 @@ from kronos.listing import Listing
 if TYPE_CHECKING:
     from kronos.adapters.scores import AggregateReport
     from kronos.core.explain import HostExplanation, VMExplanation
+
+
+#: a name column grows to its longest name up to this, then longer names wrap inside it
+WIDEST = 32
+
+
+def _wrapped(text: str, width: int) -> list[str]:
+    """``text`` in pieces of at most ``width``: a long name continues on the next line, in its column."""
+    return textwrap.wrap(text, width, break_long_words=True, break_on_hyphens=False) or [""]
 
 
 def plan_table(plan: Plan, reasons: bool = True) -> str:
@@ -35,27 +45,33 @@ def plan_table(plan: Plan, reasons: bool = True) -> str:
         )
     if plan.steps:
         lines.append("")
-        lines.append(f"{'seq':>4} {'wave':>4}  {'phase':<9} {'action':<13} {'instance':<14} move")
-        for s in plan.steps:
-            who = s.name or s.instance[:13]
+        names = [s.name or s.instance[:13] for s in plan.steps]
+        width = min(max(14, *map(len, names)), WIDEST)
+        lines.append(f"{'seq':>4} {'wave':>4}  {'phase':<9} {'action':<13} {'instance':<{width}} move")
+        for s, who in zip(plan.steps, names, strict=True):
+            first, *rest = _wrapped(who, width)
             lines.append(
-                f"{s.seq:>4} {s.wave:>4}  {s.phase:<9} {s.action:<13} {who:<14} "
+                f"{s.seq:>4} {s.wave:>4}  {s.phase:<9} {s.action:<13} {first:<{width}} "
                 f"{s.source} → {s.destination}  [{s.aggregate}] combined {s.combined_after:.4f}"
             )
+            lines += [f"{'':>35}{part}" for part in rest]  # under the instance column
             if reasons:
                 lines.append(f"{'':>11}{s.reason}")
                 if s.repeat_reason:
                     lines.append(f"{'':>11}moves again: {s.repeat_reason}")
     lines.append("")
-    lines.append(f"{'aggregate':<16} {'hosts':>5} {'moves':>5}  {'combined':<17} per policy / skipped")
-    for name, a in plan.summary.aggregates.items():
+    wide = min(max(16, *map(len, plan.summary.aggregates)), WIDEST)
+    lines.append(f"{'aggregate':<{wide}} {'hosts':>5} {'moves':>5}  {'combined':<17} per policy / skipped")
+    for full, a in plan.summary.aggregates.items():
+        name, *more = _wrapped(full, wide)
         comb = f"{a.combined_before:.4f} → {a.combined_after:.4f}"
         pol = ", ".join(
             f"{p} {a.imbalance_before[p]:.4f} → {a.imbalance_after.get(p, 0.0):.4f}"
             for p in a.imbalance_before
         )
         hosts = "" if a.hosts is None else str(a.hosts)
-        lines.append(f"{name:<16} {hosts:>5} {a.migrations:>5}  {comb:<17} {pol}")
+        lines.append(f"{name:<{wide}} {hosts:>5} {a.migrations:>5}  {comb:<17} {pol}")
+        lines += more
         if a.skipped:
             lines.append(f"{'':<18}skipped: {a.skipped}")
         for note in a.unrepaired or ():
