@@ -1,4 +1,4 @@
-"""nox sessions: tests, lint, typecheck (default); bench, fuzz and sweep on demand (nox -s bench)."""
+"""nox sessions: tests, lint, typecheck (default); bench, fuzz, sweep, simulate on demand (nox -s bench)."""
 
 import os
 
@@ -65,3 +65,15 @@ def sweep(session: nox.Session) -> None:
         *session.posargs,
         env={"SWEEP_SNAPSHOTS": snapshots},
     )
+
+
+@nox.session
+def simulate(session: nox.Session) -> None:
+    """The reference table of docs/benchmarks.md ("Planning over time"): a simulated day, 3 seeds.
+
+    About two minutes on one core; extra arguments go to ``python -m benchmarks.simulate``
+    (``--config``, ``--scenario key=value``, ``--per-seed``).
+    """
+    session.install("-e", ".")
+    args = session.posargs or ["--config", "off", "--config", "instant", "--config", "time-aware"]
+    session.run("python", "-m", "benchmarks.simulate", "--seeds", "3", *args)
