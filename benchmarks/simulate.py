@@ -491,6 +491,8 @@ def _scenario(items: Sequence[str]) -> Scenario:
             changes[key] = tuple(
                 type(x)(y) for x, y in zip(getattr(Scenario(), key), value.split("/"), strict=True)
             )
+        elif kind is bool:
+            changes[key] = value.strip().lower() in ("1", "true", "yes", "on")
         else:
             changes[key] = kind(value)
     return Scenario(**changes)
