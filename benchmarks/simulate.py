@@ -427,6 +427,16 @@ def parse_config(text: str) -> Config:
     return Config(label or spec, options)
 
 
+def grid(axes: Sequence[str]) -> list[Config]:
+    """Every combination of ``key=v1|v2|...`` axes, each a config named by its values."""
+    combos: list[dict[str, Any]] = [{}]
+    for axis in axes:
+        key, _, values = axis.partition("=")
+        key = key.strip().replace("-", "_")
+        combos = [{**c, key: v.strip()} for c in combos for v in values.split("|")]
+    return [Config(",".join(f"{k}={v}" for k, v in c.items()), c) for c in combos if axes]
+
+
 @frozen
 class Row:
     """One configuration's outcomes over the seeds, and their means."""
@@ -511,11 +521,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="append",
         help="instant, off, time-aware or [label:]key=value,... (kronos.plan options); repeatable",
     )
+    parser.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        help="key=v1|v2|...: add a config for every combination of the grid's axes (after --config)",
+    )
     parser.add_argument("--scenario", action="append", default=[], help="key=value (tuples: a/b)")
     parser.add_argument("--per-seed", action="store_true", help="a row per seed under each config")
     args = parser.parse_args(argv)
     scenario = _scenario(args.scenario)
-    configs = [parse_config(c) for c in (args.config or ["instant", "time-aware"])]
+    named = args.config or ([] if args.grid else ["instant", "time-aware"])
+    configs = [parse_config(c) for c in named] + grid(args.grid)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     rows = simulate(scenario, configs, seeds)
     print(f"{scenario}\nseeds {seeds}\n")
