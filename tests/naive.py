@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from kronos.core.model import EXTRA_SPEC_PREFIX, UNASSIGNED, Snapshot
+from kronos.core.model import EXTRA_SPEC_PREFIX, UNASSIGNED, Host, Snapshot
 
 EPS = 1e-9
 
@@ -335,13 +335,15 @@ class NaiveWorld:
 
 
 def naive_greedy(
-    snap: Snapshot, agg: str, budget: int, min_improvement: float
+    snap: Snapshot, agg: str, budget: int, min_improvement: float, move_cost: float = 0.0
 ) -> list[tuple[str, str, float]]:
     """Exhaustive best single move per round, full recomputation of every candidate.
 
     A VM moved by an earlier round may move again (Kronos tidies such runs).
+    ``move_cost``: a move is worth its imbalance cut less this much per GiB of memory.
     """
     w = NaiveWorld(snap)
+    gib = {vid: res.get("memory_mb", 0.0) / 1024 for vid, res in w.res.items()}
     out = []
     _, cur = w.imbalance(agg)
     movable = {v.id for v in snap.vms if w.host[v.id] in w.aggs[agg] and w.movable(v.id)}
@@ -358,12 +360,12 @@ def naive_greedy(
                 _, val = w.imbalance(agg)
                 w.apply(v.id, src)
                 w.moved.discard(v.id)
-                if best is None or val < best[0]:
-                    best = (val, v.id, h)
+                if best is None or val + move_cost * gib[v.id] < best[0]:
+                    best = (val + move_cost * gib[v.id], v.id, h, val)
         if best is None or best[0] > cur - min_improvement:
             break
         w.apply(best[1], best[2])
-        cur = best[0]
+        cur = best[3]
         out.append((best[1], best[2], cur))
     return out
 
@@ -427,10 +429,16 @@ def apply_plan(snap: Snapshot, plan) -> Snapshot:  # type: ignore[no-untyped-def
     def noise(x: float) -> float:
         return 0.0 if -1e-9 < x < 0 else 1.0 if 1 < x < 1 + 1e-9 else x
 
-    hosts = tuple(
-        attrs.evolve(h, scores={p: noise(x) for p, x in w.score[h.name].items()} if h.scores else h.scores)
-        for h in snap.hosts
-    )
+    def moved_on(h: Host) -> Host:
+        """``h`` with its scores after the plan; its history's last sample is now that score
+        (FORMATS §5: the history ends at the snapshot's time)."""
+        if not h.scores:
+            return h
+        scores = {p: noise(x) for p, x in w.score[h.name].items()}
+        history = {p: (*xs[:-1], scores[p]) for p, xs in h.score_history.items()} if h.score_history else None
+        return attrs.evolve(h, scores=scores, score_history=history)
+
+    hosts = tuple(moved_on(h) for h in snap.hosts)
     vms = tuple(
         attrs.evolve(
             v,

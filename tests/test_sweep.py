@@ -90,13 +90,19 @@ class Case:
     maker: str
     args: dict[str, Any]
     fenced: tuple[str, ...] = ()
+    #: FORMATS §5: samples of score_history (kronos.testing.with_history), 0 for none
+    history: int = 0
 
     def snapshot(self) -> kronos.Snapshot:
         snap = getattr(kronos.testing, self.maker)(**self.args)
+        if self.history:
+            snap = kronos.testing.with_history(snap, self.history, self.args["seed"])
         return fence(snap, self.fenced) if self.fenced else snap
 
     def __str__(self) -> str:
         made = f"kronos.testing.{self.maker}({_kwargs(self.args)})"
+        if self.history:
+            made = f"kronos.testing.with_history({made}, {self.history}, {self.args['seed']})"
         return f"fence({made}, {list(self.fenced)})" if self.fenced else made
 
 
@@ -185,7 +191,10 @@ def case(index: int) -> Case:
     if rng.random() < 0.25:
         count = min(rng.choice([1, 2]), hosts - args["down"] - 1)
         fenced = tuple(f"cmp-{h + 1:03d}" for h in sorted(rng.sample(range(hosts), count)))
-    return Case(index, "generate", args, fenced)
+    # FORMATS §5, from a generator of its own too
+    past = random.Random(f"kronos-sweep-s5-{index}")
+    history = past.choice([2, 6, 31]) if past.random() < 0.3 else 0
+    return Case(index, "generate", args, fenced, history)
 
 
 def modes(snap: kronos.Snapshot, rng: random.Random) -> Iterator[Mode]:
@@ -238,6 +247,15 @@ def modes(snap: kronos.Snapshot, rng: random.Random) -> Iterator[Mode]:
         yield Mode("evacuate-fenced", "evacuate", {"hosts": [rng.choice(up)], "assume_fenced": True})
     if down:
         yield Mode("evacuate", "evacuate", {"hosts": down})
+    if any(h.score_history for h in snap.hosts):  # FORMATS §5: planning over time
+        ahead = {"forecast_horizon": rng.choice([300, 900]), "plan_on": rng.choice(["forecast", "max"])}
+        yield Mode("spread-ahead", "plan", {"mode": SPREAD, "budget": rng.choice([small, "unlimited"]), **ahead,
+                                            "min_sustained": rng.choice([0, 120, 1800]),
+                                            "min_gain": rng.choice([0.0, 0.05]),
+                                            "move_cost": rng.choice([0.0, 1e-4])})  # fmt: skip
+        # on today's scores the time options only hold moves back: no aggregate ends worse
+        yield Mode("spread", "plan", {"mode": SPREAD, "budget": "unlimited", "min_sustained": 300,
+                                      "min_gain": 0.02, "move_cost": 5e-5})  # fmt: skip
 
 
 @dataclass

@@ -206,6 +206,15 @@ def validate(snapshot: str) -> None:
     help="share of VMs with passthrough GPUs (VGPU) or SR-IOV VFs (CUSTOM_NIC_SRIOV)",
 )
 @click.option(
+    "--history",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 10_000),
+    metavar="SAMPLES",
+    help="FORMATS §5: each host's score_history (SAMPLES a minute apart: flat, rising, falling, "
+    "spiking or oscillating) and weights_forecast 15 minutes ahead for a third of the VMs",
+)
+@click.option(
     "--bytedance-like",
     is_flag=True,
     help="instead: 279 hosts of 2 NUMA cells, 2 089 VMs on cells, 90 % of vCPUs allocated, "
@@ -226,7 +235,13 @@ def validate(snapshot: str) -> None:
 )
 @click.option("-o", "--output", default="-", show_default=True, help="file (.json/.yaml) or -")
 def generate(
-    output: str, policies: str, packable: int | None, evacuable: int | None, bytedance_like: bool, **kw: Any
+    output: str,
+    policies: str,
+    packable: int | None,
+    evacuable: int | None,
+    bytedance_like: bool,
+    history: int,
+    **kw: Any,
 ) -> None:
     """Write a realistic synthetic snapshot (same seed, same bytes)."""
     import kronos
@@ -254,6 +269,10 @@ def generate(
     if kw["numa_vms"] > 0 and kw["numa"] == 0:
         raise UsageError("--numa-vms places VMs on NUMA cells: give --numa CELLS too")
     snap = kronos.generate(policies=names, **kw)
+    if history:
+        from kronos.testing import with_history
+
+        snap = with_history(snap, history, kw["seed"])
     kronos.dump(snap, output)
 
 

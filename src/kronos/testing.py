@@ -88,7 +88,7 @@ _MAX_DEDICATED = 0.75
 #: device capacity is sized so that the VMs that need it fill about this share
 _DEVICE_FILL = 0.6
 _GPU_HOSTS, _SRIOV_HOSTS = 0.25, 0.6
-_FEATURE_STREAMS = ("pinned", "numa", "traits", "devices")
+_FEATURE_STREAMS = ("pinned", "numa", "traits", "devices", "history")
 
 
 @frozen
@@ -781,6 +781,69 @@ def _groups(
             )
         )
     return tuple(out)
+
+
+#: what a host's recent past looked like, drawn per host and policy by :func:`with_history`
+HISTORY_SHAPES = ("flat", "rising", "falling", "spike", "oscillating")
+
+
+def with_history(
+    snap: Snapshot, samples: int, seed: int = 0, *, step: float = 60.0, horizon: float = 900.0
+) -> Snapshot:
+    """``snap`` with FORMATS §5 fields: a ``score_history`` of ``samples`` for every host and
+    policy, ``step`` seconds apart, ending at today's score, and ``weights_forecast`` at
+    ``horizon`` for a third of the VMs.
+
+    Each host's past has one of :data:`HISTORY_SHAPES` (rising: it was up to a
+    third lower; a spike: twice the level for a few samples, now or earlier),
+    with 2 % noise and 3 % gaps (``null``), never in the last sample.
+    """
+    if samples < 1:
+        raise ValueError("samples must be >= 1")
+    rng = _stream(seed, "history")
+    t = np.arange(samples, dtype=np.float64) - (samples - 1)  # the last sample at 0
+    span = max(samples - 1, 1)
+    hosts = []
+    for h in snap.hosts:
+        history: dict[str, tuple[float | None, ...]] = {}
+        for p, now in h.scores.items():
+            shape = HISTORY_SHAPES[int(rng.integers(len(HISTORY_SHAPES)))]
+            level = np.full(samples, now)
+            if shape == "rising":
+                level = now * (1 + rng.uniform(0.1, 0.33) * t / span)
+            elif shape == "falling":
+                level = now * (1 - rng.uniform(0.1, 0.5) * t / span)
+            elif shape == "spike":
+                start = int(rng.integers(samples))
+                level = np.full(samples, now / 2 if start + 5 >= samples else now)
+                level[start : start + 5] *= 2
+            elif shape == "oscillating":
+                level = now * (1 + 0.2 * np.sin(2 * np.pi * t / 10 + rng.uniform(0, 2 * np.pi)))
+            values = np.clip(level * (1 + rng.normal(0, 0.02, samples)), 0.0, 1.0)
+            gaps = rng.random(samples) < 0.03
+            series: list[float | None] = [
+                None if gap else round(float(x), 6) for x, gap in zip(values, gaps, strict=True)
+            ]
+            series[-1] = now
+            history[p] = tuple(series)
+        hosts.append(attrs.evolve(h, score_history=history))
+    vms = []
+    for v in snap.vms:
+        if v.weights and rng.random() < 1 / 3:
+            change = rng.uniform(0.6, 1.5, len(v.weights))
+            forecast = {
+                p: round(float(min(1.0, w * c)), 6)
+                for (p, w), c in zip(v.weights.items(), change, strict=True)
+            }
+            v = attrs.evolve(v, weights_forecast=forecast)
+        vms.append(v)
+    return attrs.evolve(
+        snap,
+        hosts=tuple(hosts),
+        vms=tuple(vms),
+        history_step_seconds=step,
+        forecast_horizon_seconds=horizon,
+    )
 
 
 def generate_packable(

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import attrs
 import numpy as np
@@ -37,6 +38,9 @@ from attrs import define
 
 from kronos.core.facts import Sizes, build_facts, capacity
 from kronos.core.model import EXTRA_SPEC_PREFIX, UNASSIGNED, Snapshot, State
+
+if TYPE_CHECKING:
+    from kronos.core.outlook import History, Outlook
 
 #: The world's arrays as the kernels see them (shapes in kronos.core.arrays),
 #: one argument instead of twenty. A collections.namedtuple because numba
@@ -132,6 +136,10 @@ class World:
     host_traits: tuple[frozenset[str], ...]
     cpu_sets: tuple[frozenset[str], ...]
     devices: dict[int, tuple[str, ...]]
+    #: FORMATS §5 (:mod:`kronos.core.outlook`): the hosts' score histories, and what spread
+    #: plans on when not the present; set by the planner when its options read them
+    history: History | None = None
+    outlook: Outlook | None = None
 
     def copy(self) -> World:
         """An independent world to plan on: arrays copied, names shared (they never change)."""

@@ -244,7 +244,7 @@ def refresh_others(h, ov, w):
 
 
 @nb.njit(cache=True, inline="always")
-def _scan_vm(v, hosts, bv, bh, bval, w, soft_hard, var, tot, n, ov, out):
+def _scan_vm(v, hosts, bv, bh, bval, w, soft_hard, var, tot, n, ov, out, pv):
     a = w.vm_host[v]
     mode = EMPTYING
     if soft_hard:
@@ -260,7 +260,7 @@ def _scan_vm(v, hosts, bv, bh, bval, w, soft_hard, var, tot, n, ov, out):
             continue
         if shared and not others_kept(v, a, b, ov, score, load, sc, active, pw):
             continue
-        val = move_value(v, a, b, n, var, tot, score, load, sc, active, pw)
+        val = move_value(v, a, b, n, var, tot, score, load, sc, active, pw) + pv
         if val < bval or (val == bval and (bv < 0 or v < bv or (v == bv and b < bh))):
             bv = v
             bh = b
@@ -269,11 +269,13 @@ def _scan_vm(v, hosts, bv, bh, bval, w, soft_hard, var, tot, n, ov, out):
 
 
 @nb.njit(cache=True)
-def best_move(hosts, cands, host_cls, n_cls, limit, prune, w, soft_hard, var, tot, n, ov):
+def best_move(hosts, cands, host_cls, n_cls, limit, prune, w, soft_hard, var, tot, n, ov, pen):
     """The best single move of ``cands`` (VM indices) to ``hosts`` (destinations).
 
     Returns (v, b, value); v = -1 when no feasible move reaches ``limit``.
-    ``host_cls[i]`` is the score-capacity class of ``hosts[i]``.
+    ``host_cls[i]`` is the score-capacity class of ``hosts[i]``. A move's
+    value is the combined imbalance after it plus ``pen[v]``, what moving v
+    costs (``move_cost``; zeros when off): the bound of a VM rises by as much.
     """
     P = w.pw.shape[0]
     bv = -1
@@ -302,7 +304,7 @@ def best_move(hosts, cands, host_cls, n_cls, limit, prune, w, soft_hard, var, to
         for k in range(V):
             if not done[k]:
                 lb[k] = _vm_bound(cands[k], n, var, tot, w.vm_host, w.load, w.sc, w.score, w.active, w.pw,
-                                  cls_min, cls_sc)  # fmt: skip
+                                  cls_min, cls_sc) + pen[cands[k]]  # fmt: skip
         seeded = done.copy()
         for _ in range(8):
             best_k = -1
@@ -322,7 +324,8 @@ def best_move(hosts, cands, host_cls, n_cls, limit, prune, w, soft_hard, var, to
         if done[k] or lb[k] > bval:
             continue
         done[k] = True
-        bv, bh, bval = _scan_vm(cands[k], hosts, bv, bh, bval, w, soft_hard, var, tot, n, ov, out)
+        v = cands[k]
+        bv, bh, bval = _scan_vm(v, hosts, bv, bh, bval, w, soft_hard, var, tot, n, ov, out, pen[v])
     return bv, bh, bval
 
 

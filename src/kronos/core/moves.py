@@ -44,6 +44,9 @@ class AggregateOutcome:
     post_drain: dict[str, str] = field(factory=dict)
     #: FORMATS §6: the exact solver's figures (pack with ``solver=exact``)
     optimality: Optimality | None = None
+    #: FORMATS §5: the planned-on combined imbalance before and after, when spread planned
+    #: on a forecast (``plan_on`` forecast or max)
+    forecast: tuple[float, float] | None = None
 
 
 def cells_taken(world: World, v: int) -> tuple[int, ...] | None:

@@ -37,6 +37,7 @@ from kronos.core.model import (
 )
 from kronos.core.moves import AggregateOutcome, GroupOutcome, Move
 from kronos.core.options import AffinityOptions, PackOptions, PlannerOptions, SpreadOptions, make_options
+from kronos.core.outlook import History, outlook
 from kronos.core.pack import plan_pack
 from kronos.core.reasons import render
 from kronos.core.spread import plan_spread
@@ -165,6 +166,9 @@ def plan(
     mode = mode or snap.enabled_policies[0].mode
     if mode not in phases.MODES:
         raise UsageError(f"mode={mode!r}: must be one of {', '.join(phases.MODES)}")
+    if mode == phases.SPREAD and (opts.spread.plan_on != "current" or opts.spread.min_sustained > 0):
+        world.history = History.of(snap, world)
+        world.outlook = outlook(snap, world, world.history, opts.spread)
     if opts.pack.solver == "exact":
         if mode != phases.PACK:
             raise UsageError(f"solver='exact' plans pack only (mode={mode!r}): give mode='pack'")
@@ -432,6 +436,9 @@ class _Cycle:
             post_drain=out.post_drain or None,
             hosts_to_enable=out.hosts_to_enable or None,
             optimality=out.optimality,
+            moved_memory_mb=float(sum(world.size[m.vm, 1] for m in self.moves if m.aggregate == name)),
+            combined_forecast_before=out.forecast[0] if out.forecast else None,
+            combined_forecast_after=out.forecast[1] if out.forecast else None,
             why=AggregateWhy(out.skipped, out.unrepaired, out.notes)
             if out.skipped or out.unrepaired or out.notes
             else None,

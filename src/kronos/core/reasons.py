@@ -38,6 +38,28 @@ def _f3(x: float | None) -> str:
     return "?" if x is None else f"{x:.3f}"
 
 
+def _f4(x: float | None) -> str:
+    return "?" if x is None else f"{x:.4f}"
+
+
+def _pct(x: float | None) -> str:
+    return "?" if x is None else f"{100 * x:.3g} %"
+
+
+def _not_sustained(x: Reason) -> str:
+    window = f"min_sustained {_g(x.limit)} s"
+    if x.detail == "no score_history":
+        return f"not sustained: no score_history to show the imbalance lasted {window}"
+    if x.detail == "short":
+        return f"not sustained: the score_history covers {_g(x.value)} s of {window}"
+    if x.detail == "gaps":
+        return f"not sustained: every sample of the {window} window has a gap"
+    return (
+        f"not sustained: {_g(x.value)} s ago every policy was within its threshold "
+        f"({x.policy} {_f3(x.before)} ≤ {_g(x.need)}; {window})"
+    )
+
+
 def _vms(n: int | None) -> str:
     return f"{n} VM{'' if n == 1 else 's'}"
 
@@ -72,6 +94,11 @@ DECISIONS: dict[str, Callable[[Reason], str]] = {
     "aggregate.min_diff_ratio": lambda x: (
         f"below min_diff_ratio: busiest/least busy − 1 = {x.value:.3f} < {_g(x.limit)}"
     ),
+    "aggregate.not_sustained": lambda x: _not_sustained(x),
+    "aggregate.min_gain": lambda x: (
+        f"gain below min_gain: the plan would cut the combined imbalance {_f4(x.before)} → "
+        f"{_f4(x.after)}, by {_pct(x.value)} < {_pct(x.limit)}"
+    ),
     "aggregate.no_movable": lambda x: "no movable VMs",
     "aggregate.budget_zero": lambda x: "budget is 0",
     "aggregate.cooldown": lambda x: f"in cooldown until {_iso(x)}",
@@ -82,9 +109,15 @@ DECISIONS: dict[str, Callable[[Reason], str]] = {
     "spread.stop_budget": lambda x: "spread stopped: budget used",
     "spread.stop_no_gain": lambda x: (
         "spread stopped: no feasible move lowers the combined imbalance by min_improvement"
+        if not x.limit
+        else "spread stopped: no feasible move lowers the combined imbalance by more than it costs "
+        f"(move_cost {_g(x.limit)} per GiB of memory)"
     ),
     "spread.stop_balanced": lambda x: "spread stopped: every policy within its threshold",
     # what a step is for
+    "spread.no_history": lambda x: (
+        f"plan_on {x.detail}: no host here has a score_history, so its scores are today's"
+    ),
     "spread.gain": lambda x: f"combined {x.before:.4f} → {x.after:.4f}",
     "spread.again": lambda x: (
         "moved earlier in this plan; moving it on lowers the imbalance more than any other VM's first move"

@@ -14,6 +14,7 @@ moves (:func:`tidy`) and explains them.
 
 from __future__ import annotations
 
+import attrs
 import numpy as np
 from attrs import define
 
@@ -22,6 +23,7 @@ from kronos.core.arrays import Overlap, World, imbalance
 from kronos.core.model import Reason
 from kronos.core.moves import AggregateOutcome, GroupOutcome, Move, cells_taken, describe_move
 from kronos.core.options import SpreadOptions
+from kronos.core.outlook import planned, unsustained
 from kronos.core.phases import SPREAD
 from kronos.core.reasons import render
 
@@ -111,9 +113,12 @@ class _Side:
     stop: Reason = NO_GAIN
 
 
-def _greedy(world: World, sides: list[_Side], opts: SpreadOptions, seq: list[tuple[int, int, str]]) -> None:
+def _greedy(
+    world: World, sides: list[_Side], opts: SpreadOptions, seq: list[tuple[int, int, str]], pen: np.ndarray
+) -> None:
     """Best single moves, the best of all sides each round, until no side has one."""
     w = world.arrays()
+    no_gain = NO_GAIN if opts.move_cost <= 0 else Reason("spread.stop_no_gain", limit=opts.move_cost)
     while True:
         best: tuple[float, int, int, _Side] | None = None
         for side in sides:
@@ -128,8 +133,8 @@ def _greedy(world: World, sides: list[_Side], opts: SpreadOptions, seq: list[tup
             here = side.cands[side.member[world.vm_host[side.cands]]] if len(sides) > 1 else side.cands
             v, b, val = kernels.best_move(side.hosts, here, side.host_cls, side.n_cls,
                                           cur - opts.min_improvement, opts.prune, w, True, side.var,
-                                          side.tot, n, side.ov)  # fmt: skip
-            side.stop = NO_GAIN
+                                          side.tot, n, side.ov, pen)  # fmt: skip
+            side.stop = no_gain
             if v >= 0 and (best is None or cur - val > best[0]):
                 best = (cur - val, int(v), int(b), side)
         if best is None:
@@ -145,51 +150,168 @@ def _greedy(world: World, sides: list[_Side], opts: SpreadOptions, seq: list[tup
         seq.append((v, b, side.name))
 
 
-def plan_spread(world: World, group: list[str], budgets: dict[str, int], opts: SpreadOptions) -> GroupOutcome:
-    """Balance ``group`` (aggregates that share hosts, or one alone), each within its budget."""
-    outcomes: dict[str, AggregateOutcome] = {}
-    sides = []
-    for name in group:
-        hosts = world.aggregates[name]
-        why = gate(world, hosts, opts)
-        cands = candidates(world, hosts)
-        if why is None and cands.size == 0:
-            why = Reason("aggregate.no_movable")
-        if why is None and budgets[name] <= 0:
-            why = Reason("aggregate.budget_zero")
-        if why is not None:
-            outcomes[name] = AggregateOutcome(skipped=why)
-            continue
-        host_cls, n_cls = host_classes(world, hosts)
-        P = world.pw.size
-        member = np.zeros(len(world.host_names), dtype=np.bool_)
-        member[hosts] = True
-        ov = overlap(world, name)
-        budget = budgets[name]
-        sides.append(_Side(name, hosts, cands, host_cls, n_cls, budget, ov, np.zeros(P), np.zeros(P), member))
-    if not sides:
-        return GroupOutcome(outcomes, ())
-    start = world.copy()
+def _side(world: World, name: str, cands: np.ndarray, budget: int) -> _Side:
+    hosts = world.aggregates[name]
+    host_cls, n_cls = host_classes(world, hosts)
+    P = world.pw.size
+    member = np.zeros(len(world.host_names), dtype=np.bool_)
+    member[hosts] = True
+    return _Side(
+        name, hosts, cands, host_cls, n_cls, budget, overlap(world, name), np.zeros(P), np.zeros(P), member
+    )
+
+
+def _why_not(
+    world: World, view: World, name: str, cands: np.ndarray, budget: int, opts: SpreadOptions
+) -> Reason | None:
+    """Why aggregate ``name`` is not balanced in this plan, or None: the gate on what is
+    planned on (``view``), then whether its imbalance lasted (``min_sustained``)."""
+    hosts = world.aggregates[name]
+    why = gate(view, hosts, opts)
+    if why is None and opts.min_sustained > 0 and world.history is not None:
+        why = unsustained(world, world.history, hosts, opts.min_sustained)
+    if why is None and not cands.size:
+        why = Reason("aggregate.no_movable")
+    if why is None and budget <= 0:
+        why = Reason("aggregate.budget_zero")
+    return why
+
+
+def _search(
+    view: World, start: World, sides: list[_Side], opts: SpreadOptions, pen: np.ndarray
+) -> list[tuple[int, int, str]]:
+    """Greedy rounds on ``view`` (from ``start``), tidied, until tidying frees no budget."""
     seq: list[tuple[int, int, str]] = []
     while True:
         found = len(seq)
-        _greedy(world, sides, opts, seq)
+        _greedy(view, sides, opts, seq, pen)
         tidied = tidy(start, seq)
         shortened = len(tidied) < len(seq)
         seq = tidied
         for side in sides:
             side.steps = sum(1 for _, _, name in seq if name == side.name)
         if not shortened or len(seq) == found:
+            return seq
+
+
+def _feasible_now(world: World, seq: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """The moves of ``seq`` (planned on forecast scores) that the present allows, in order:
+    Nova and the checker judge a plan by the snapshot's scores, not by a forecast's."""
+    now = world.copy()
+    w = now.arrays()
+    kept = []
+    for v, b, name in seq:
+        a = int(now.vm_host[v])
+        if a in now.aggregates[name] and rules.feasible(v, a, b, w, True):
+            kernels.apply_move(v, b, w)
+            kept.append((v, b, name))
+    return kept
+
+
+def _replayed(start: World, seq: list[tuple[int, int, str]]) -> World:
+    world = start.copy()
+    w = world.arrays()
+    for v, b, _ in seq:
+        kernels.apply_move(v, b, w)
+    return world
+
+
+def _restore(world: World, start: World) -> None:
+    """Put ``world``'s arrays back as ``start`` has them (a search is started again)."""
+    for f in attrs.fields(World):
+        value = getattr(world, f.name)
+        if isinstance(value, np.ndarray):
+            value[...] = getattr(start, f.name)
+
+
+def _penalty(world: World, opts: SpreadOptions) -> np.ndarray:
+    """What each VM's move costs in combined imbalance: ``move_cost`` per GiB of its memory."""
+    return opts.move_cost * world.size[:, 1] / 1024.0  # size column 1: memory_mb
+
+
+def plan_spread(world: World, group: list[str], budgets: dict[str, int], opts: SpreadOptions) -> GroupOutcome:
+    """Balance ``group`` (aggregates that share hosts, or one alone), each within its budget.
+
+    Planned on ``world.outlook`` when the options look ahead; the moves are then
+    kept where the present allows them, applied to ``world`` and described on
+    present scores. ``min_gain``: an aggregate whose plan cuts the planned-on
+    combined imbalance by less is left out and the rest planned again.
+    """
+    outcomes: dict[str, AggregateOutcome] = {}
+    view = planned(world, world.outlook)
+    cands_of = {name: candidates(world, world.aggregates[name]) for name in group}
+    names = []
+    for name in group:
+        why = _why_not(world, view, name, cands_of[name], budgets[name], opts)
+        if why is not None:
+            outcomes[name] = AggregateOutcome(skipped=why)
+        else:
+            names.append(name)
+    if not names:
+        return GroupOutcome(outcomes, ())
+    start = view.copy()
+    now = start if view is world else world.copy()
+    pen = _penalty(world, opts)
+    figures: dict[str, tuple[float, float]] = {}
+    while names:
+        sides = [_side(view, name, cands_of[name], budgets[name]) for name in names]
+        seq = _search(view, start, sides, opts, pen)
+        if view is not world:
+            seq = _feasible_now(now, seq)
+        if world.outlook is None and opts.min_gain <= 0:
             break
+        end = _replayed(start, seq)
+        figures = {
+            n: (imbalance(start, world.aggregates[n])[1], imbalance(end, world.aggregates[n])[1])
+            for n in names
+        }
+        low = [
+            n
+            for n in names
+            if opts.min_gain > 0 and any(x[2] == n for x in seq) and _gain(*figures[n]) < opts.min_gain
+        ]
+        if not low:
+            break
+        for n in low:
+            before, after = figures[n]
+            outcomes[n] = AggregateOutcome(
+                skipped=Reason(
+                    "aggregate.min_gain",
+                    value=_gain(before, after),
+                    limit=opts.min_gain,
+                    before=before,
+                    after=after,
+                )
+            )
+        names = [n for n in names if n not in low]
+        _restore(view, start)
+    if not names:
+        return GroupOutcome(outcomes, ())
+    if view is not world:
+        w = world.arrays()
+        for v, b, _ in seq:
+            kernels.apply_move(v, b, w)
     cands = np.concatenate([side.cands for side in sides])
-    world.moved[cands] = start.moved[cands]
+    world.moved[cands] = now.moved[cands]
     world.moved[[v for v, _, _ in seq]] = True
-    moves = describe(start, seq)
+    moves = describe(now, seq)
     for side in sides:
         mine = tuple(m for m in moves if m.aggregate == side.name)
-        data = rules.heavier_than_host(start, side.hosts)
-        outcomes[side.name] = AggregateOutcome(moves=mine, notes=(side.stop, *([data] if data else [])))
+        notes = [side.stop, rules.heavier_than_host(now, side.hosts)]
+        forecast = None
+        if world.outlook is not None:
+            forecast = figures[side.name]
+            if not world.outlook.with_history[side.hosts].any():
+                notes.append(Reason("spread.no_history", detail=world.outlook.plan_on))
+        outcomes[side.name] = AggregateOutcome(
+            moves=mine, notes=tuple(x for x in notes if x is not None), forecast=forecast
+        )
     return GroupOutcome(outcomes, tuple(moves))
+
+
+def _gain(before: float, after: float) -> float:
+    """The relative cut of a combined imbalance (0 when there was none to cut)."""
+    return (before - after) / before if before > 0 else 0.0
 
 
 def _valid(start: World, seq: list[tuple[int, int, str]]) -> bool:

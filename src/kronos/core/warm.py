@@ -52,7 +52,7 @@ def _spread(world: World, w: Arrays, hosts: np.ndarray) -> None:
     ov = overlap(world, "a")
     P = world.pw.size
     kernels.best_move(hosts, np.zeros(1, dtype=np.int64), np.zeros(2, dtype=np.int64), 1, 1.0, True, w, True,
-                      np.zeros(P), np.zeros(P), 2, ov)  # fmt: skip
+                      np.zeros(P), np.zeros(P), 2, ov, np.zeros(len(world.vm_ids)))  # fmt: skip
     kernels.others_kept(0, 0, 1, ov, *value_arrays(world))
     kernels.refresh_others(0, ov, w)
 
