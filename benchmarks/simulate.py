@@ -29,7 +29,10 @@ Theil–Sen over its last ``history_minutes`` when the configuration forecasts),
 planned with ``kronos.plan`` under the configuration's options, the plan's
 state kept between cycles as the CLI keeps it (cooldowns), and every step
 applied: it lands at the next minute, or ``seconds_per_gib`` × its memory later
-(meanwhile the VM stays on its source as ``task_state: migrating``).
+(meanwhile the VM stays on its source as ``task_state: migrating``). The day
+starts from the placement one unlimited instant plan makes of the generated
+one (``settle``): a cloud a balancer has already run on, so that the day
+measures planning over time rather than a catch-up every configuration pays.
 
 ``python -m benchmarks.simulate --seeds 3 --config instant --config time-aware``
 prints the table of docs/benchmarks.md ("Planning over time: the simulator").
