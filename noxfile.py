@@ -1,4 +1,4 @@
-"""nox sessions: tests, lint, typecheck (default); bench, fuzz, sweep and docs on demand (nox -s bench)."""
+"""nox sessions: tests, lint, typecheck (default); bench, fuzz, sweep, simulate and docs on demand."""
 
 import os
 
@@ -77,3 +77,15 @@ def docs(session: nox.Session) -> None:
         session.run("mkdocs", "serve", *session.posargs[1:])
     else:
         session.run("mkdocs", "build", "--strict", *session.posargs)
+
+
+@nox.session
+def simulate(session: nox.Session) -> None:
+    """The reference table of docs/benchmarks.md ("Planning over time"): a simulated day, 3 seeds.
+
+    About two minutes on one core; extra arguments go to ``python -m benchmarks.simulate``
+    (``--config``, ``--scenario key=value``, ``--per-seed``).
+    """
+    session.install("-e", ".")
+    args = session.posargs or ["--config", "off", "--config", "instant", "--config", "time-aware"]
+    session.run("python", "-m", "benchmarks.simulate", "--seeds", "3", *args)

@@ -1,0 +1,146 @@
+"""The simulator's accounting (benchmarks/simulate.py, issue 20), on a small cloud for three hours.
+
+Its table is only as good as its counts: each test pins one number the
+table reports against a count made another way.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from benchmarks.simulate import (
+    POLICIES,
+    START,
+    KronosPlanner,
+    Planner,
+    Scenario,
+    World,
+    build_world,
+    run,
+    snapshot_at,
+)
+
+import kronos
+
+SMALL = Scenario(hosts=10, vms=200, hours=3.0, settle=False)
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return build_world(SMALL, seed=7)
+
+
+def _scripted(world: World, script: dict[int, list[tuple[int, int]]]) -> Planner:
+    """A planner that, at minute m, moves each (VM index, destination host index) of ``script[m]``."""
+    names = [h.name for h in world.snapshot.hosts]
+
+    def planner(snap: kronos.Snapshot) -> kronos.Plan:
+        minute = int((snap.taken_at - START).total_seconds() // 60)
+        where = {v.id: v.host for v in snap.vms}
+        steps = []
+        for seq, (v, dest) in enumerate(script.get(minute, []), start=1):
+            vm_id = world.snapshot.vms[v].id
+            steps.append(
+                kronos.Step(
+                    seq,
+                    1,
+                    "spread",
+                    "live-migrate",
+                    vm_id,
+                    where[vm_id],
+                    names[dest],
+                    "agg-01",
+                    "scripted",
+                    0.0,
+                )
+            )
+        return kronos.Plan(created_at=snap.taken_at, snapshot_digest="sha256:scripted", steps=tuple(steps))
+
+    return planner
+
+
+def test_ping_pong_is_a_return_within_the_hour(world: World) -> None:
+    """Moves land the minute after their plan; a return counts when it lands < 60 minutes after the leave."""
+    h0 = [int(h) for h in world.host_of[:4]]
+    other = [(h + 1) % SMALL.hosts for h in h0]
+    third = [(h + 2) % SMALL.hosts for h in h0]
+    script = {
+        0: [(0, other[0]), (2, other[2]), (3, other[3])],
+        20: [(0, h0[0])],  # VM 0 back on its host after 20 minutes: a ping-pong
+        30: [(1, other[1]), (2, third[2])],  # VM 2 on to a third host
+        50: [(2, h0[2])],  # and back on its first, 50 minutes after leaving it: a ping-pong
+        60: [(3, h0[3])],  # VM 3 back after exactly 60 minutes: not one
+        100: [(1, h0[1])],  # VM 1 back after 70 minutes: not one
+    }
+    out = run(world, _scripted(world, script))
+    assert out.migrations == len(out.moves) == 9
+    assert out.ping_pong == 2
+    assert out.plans == SMALL.minutes // SMALL.cycle_minutes
+    assert [m[0] for m in out.moves] == [1, 1, 1, 21, 31, 31, 51, 61, 101]
+    moved = [v for moves in script.values() for v, _ in moves]
+    assert out.gib_moved == pytest.approx(sum(world.memory_gib[v] for v in moved))
+
+
+def test_a_delayed_move_is_in_flight_until_it_lands() -> None:
+    slow = build_world(Scenario(hosts=10, vms=200, hours=1.0, settle=False, seconds_per_gib=20.0), seed=7)
+    v = int(np.argmax(slow.memory_gib))
+    dest = (int(slow.host_of[v]) + 1) % 10
+    seen: list[str | None] = []
+
+    def planner(snap: kronos.Snapshot) -> kronos.Plan:
+        vm = next(x for x in snap.vms if x.id == slow.snapshot.vms[v].id)
+        seen.append(vm.task_state)
+        return _scripted(slow, {0: [(v, dest)]})(snap)
+
+    out = run(slow, planner)
+    delay = int(np.ceil(20.0 * slow.memory_gib[v] / 60))
+    assert 10 < delay < 60
+    assert [m[:2] for m in out.moves] == [(delay, v)]
+    # in flight (on its source, migrating) at every cycle before it lands
+    assert seen[: 1 + (delay - 1) // 10] == [None] + ["migrating"] * ((delay - 1) // 10)
+
+
+def test_time_averaged_imbalance_without_planning_is_the_mean_of_the_minutes(world: World) -> None:
+    out = run(world, None)
+    assert out.migrations == out.plans == 0
+    onehot = np.zeros((SMALL.vms, SMALL.hosts))
+    onehot[np.arange(SMALL.vms), world.host_of] = 1.0
+    minutes = []
+    for t in range(SMALL.minutes):
+        scores = np.clip(world.host_base + onehot.T @ world.weights[world.warmup + t], 0.0, 1.0)
+        minutes.append(sum(w * float(np.std(scores[:, p])) for p, w in enumerate(SMALL.policy_weights)))
+    assert out.imbalance == pytest.approx(float(np.mean(minutes)), rel=1e-12)
+
+
+def test_kronos_plans_applied_and_counted(world: World) -> None:
+    inner = KronosPlanner(SMALL.budget, {})
+    steps: list[kronos.Step] = []
+
+    def counting(snap: kronos.Snapshot) -> kronos.Plan:
+        plan = inner(snap)
+        steps.extend(plan.steps)
+        return plan
+
+    out = run(world, counting)
+    assert out.migrations == len(steps) == len(out.moves) > 0
+    assert out.overcommits == 0
+    ids = [v.id for v in world.snapshot.vms]
+    assert [(ids[v], world.snapshot.hosts[d].name) for _, v, _, d in out.moves] == [
+        (s.instance, s.destination) for s in steps
+    ]
+    assert out.imbalance < run(world, None).imbalance
+
+
+def test_snapshot_is_what_the_recorder_writes(world: World) -> None:
+    W = world.warmup
+    history = np.stack([np.clip(world.host_base + 0.01 * k, 0, 1) for k in range(W + 1)])
+    snap = snapshot_at(world, 30, world.host_of, history, set(), forecast_horizon=900.0)
+    assert not [i for i in kronos.validate(snap) if i.severity == "error"]
+    assert snap.taken_at == datetime(2026, 11, 23, 0, 30, tzinfo=UTC)
+    for h in snap.hosts:
+        assert h.score_history is not None
+        for p in POLICIES:
+            assert len(h.score_history[p]) == W + 1 and h.score_history[p][-1] == h.scores[p]
+    assert all(v.weights_forecast is not None for v in snap.vms)
