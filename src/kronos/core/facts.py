@@ -99,6 +99,12 @@ class Columns:
     forecasts: list[Any]
     movable: list[Any]
     special: list[int]  # the VMs with any §4 field
+    # their §4 fields, one list each (aligned with ``special``)
+    held: list[Any]
+    required: list[Any]
+    forbidden: list[Any]
+    cells: list[Any]
+    devices: list[Any]
 
 
 def columns(vms: tuple[VM, ...]) -> Columns:
@@ -114,6 +120,11 @@ def columns(vms: tuple[VM, ...]) -> Columns:
     forecasts: list[Any] = []
     movable: list[Any] = []
     special: list[int] = []
+    held: list[Any] = []
+    required: list[Any] = []
+    forbidden: list[Any] = []
+    cells: list[Any] = []
+    devices: list[Any] = []
     for k, v in enumerate(vms):
         ids.append(v.id)
         names.append(v.name)
@@ -125,9 +136,32 @@ def columns(vms: tuple[VM, ...]) -> Columns:
         weights.append(v.weights)
         forecasts.append(v.weights_forecast)
         movable.append(v.migratable)
-        if v.resources is not None or v.devices or v.required_traits or v.forbidden_traits or v.numa_cells:
+        r, d, q, f, n = v.resources, v.devices, v.required_traits, v.forbidden_traits, v.numa_cells
+        if r is not None or d or q or f or n:
             special.append(k)
-    return Columns(ids, names, hosts, statuses, tasks, flavors, tags, weights, forecasts, movable, special)
+            held.append(r)
+            required.append(q)
+            forbidden.append(f)
+            cells.append(n)
+            devices.append(d)
+    return Columns(
+        ids,
+        names,
+        hosts,
+        statuses,
+        tasks,
+        flavors,
+        tags,
+        weights,
+        forecasts,
+        movable,
+        special,
+        held,
+        required,
+        forbidden,
+        cells,
+        devices,
+    )
 
 
 def weight_table(given: list[Any]) -> Weights | None:
@@ -164,6 +198,7 @@ class Sizes:
     columns: Columns  # the VMs' fields validation and the world read
     vm_index: dict[str, int] | None  # a VM's index by its id (the last VM of a duplicate id)
     weights: Weights | None  # the VMs' weights as a table, when they name the same policies
+    held_ok: bool  # every allocation's amounts ints or floats, >= 0 and finite (validation's test)
 
 
 def capacity(snapshot: Snapshot) -> Sizes:
@@ -173,12 +208,12 @@ def capacity(snapshot: Snapshot) -> Sizes:
     hosts, vms = snapshot.hosts, snapshot.vms
     H, V = len(hosts), len(vms)
     index = {h.name: i for i, h in enumerate(hosts)}
-    given = columns(vms)
-    vm_host = np.fromiter([index[h] for h in given.hosts], dtype=np.int64, count=V)
-    special = given.special
+    cols = columns(vms)
+    vm_host = np.fromiter([index[h] for h in cols.hosts], dtype=np.int64, count=V)
+    special = cols.special
     # the VMs by the classes they hold: a cloud pins thousands of guests the same way, and
     # numpy fills each kind at once (per-VM indexing costs more than planning them)
-    kinds = _kinds(vms, special)
+    kinds = _kinds(cols)
     other = {_name(r) for h in hosts for r in h.capacity.classes or ()}
     other.update(_name(r) for kind in kinds for r in kind)
     names = (*RESOURCES, *sorted(other - set(RESOURCES)))
@@ -190,33 +225,42 @@ def capacity(snapshot: Snapshot) -> Sizes:
         for rc, amount in (h.capacity.classes or {}).items():
             cap[i, column[rc]] = amount
     size = np.zeros((V, len(names)))
-    flavor = flavor_sizes(given.flavors)
+    flavor = flavor_sizes(cols.flavors)
     size[:, :3] = flavor
+    held_ok = True
     for kind, (rows, held) in kinds.items():
         size[rows] = 0.0  # Placement's allocation replaces the flavor's three
         if set(map(type, held)) == {dict}:  # a column at a time
             for r in kind:  # (a class named twice, as an alias too: the last amount, as numpy assigns)
-                size[rows, column[r]] = np.fromiter([x[r] for x in held], dtype=np.float64, count=len(rows))
+                given = [x[r] for x in held]
+                amounts = np.fromiter(given, dtype=np.float64, count=len(rows))
+                size[rows, column[r]] = amounts
+                held_ok = (
+                    held_ok
+                    and _NUMBERS.issuperset(map(type, given))
+                    and bool(((amounts >= 0.0) & (amounts < np.inf)).all())
+                )
         else:
-            amounts = chain.from_iterable((given or {}).values() for given in held)
+            held_ok = False
+            values = chain.from_iterable((x or {}).values() for x in held)
             size[rows[:, None], [column[r] for r in kind]] = np.fromiter(
-                amounts, dtype=np.float64, count=len(rows) * len(kind)
+                values, dtype=np.float64, count=len(rows) * len(kind)
             ).reshape(len(rows), len(kind))
     used = host_sums(vm_host, size, H)
     try:
-        vm_index: dict[str, int] | None = dict(zip(given.ids, range(V), strict=True))
+        vm_index: dict[str, int] | None = dict(zip(cols.ids, range(V), strict=True))
     except TypeError:  # an id that is not a string: the world fails where it always did
         vm_index = None
-    weights = weight_table(given.weights)
-    return Sizes(names, cap, size, special, vm_host, used, flavor, given, vm_index, weights)
+    weights = weight_table(cols.weights)
+    return Sizes(names, cap, size, special, vm_host, used, flavor, cols, vm_index, weights, held_ok)
 
 
-def _kinds(vms: tuple[VM, ...], special: list[int]) -> dict[tuple[str, ...], tuple[np.ndarray, list[Any]]]:
+def _kinds(cols: Columns) -> dict[tuple[str, ...], tuple[np.ndarray, list[Any]]]:
     """The VMs holding an allocation, by the classes it names (in the order first seen): their
     indices and their allocations."""
-    given = [vms[k].resources is not None for k in special]
-    rows = np.array(special, dtype=np.int64)[np.array(given, dtype=np.bool_)]
-    held: list[Any] = [vms[k].resources for k in rows.tolist()]
+    given = [x is not None for x in cols.held]
+    rows = np.array(cols.special, dtype=np.int64)[np.array(given, dtype=np.bool_)]
+    held: list[Any] = list(compress(cols.held, given))
     kind_of = {kind: c for c, kind in enumerate(dict.fromkeys(map(tuple, held)))}
     if len(kind_of) == 1:
         return {next(iter(kind_of)): (rows, held)}
@@ -252,17 +296,17 @@ def build_facts(snapshot: Snapshot, sizes: Sizes) -> Facts:
     if "PCPU" in column:
         numa_need[:, 0] += size[:, column["PCPU"]]
     # the special VMs' §4 fields column by column (a fifth of 100 000 guests may be pinned)
-    chosen = [vms[k] for k in special]
-    given = [v.devices for v in chosen]
-    devices = {special[j]: tuple(given[j] or ()) for j in compress(range(len(chosen)), given)}
+    cols = sizes.columns
+    given = cols.devices
+    devices = {special[j]: tuple(given[j] or ()) for j in compress(range(len(given)), given)}
 
     host_traits = tuple(frozenset(h.traits or ()) for h in hosts)
     tr_index: dict[tuple[tuple[str, ...], tuple[str, ...]], int] = {((), ()): 0}
     tr_cls = np.zeros(V, dtype=np.int32)
-    if any([v.required_traits or v.forbidden_traits for v in chosen]):
-        for k, v in zip(special, chosen, strict=True):
-            if v.required_traits or v.forbidden_traits:
-                key = (tuple(sorted(v.required_traits or ())), tuple(sorted(v.forbidden_traits or ())))
+    if any(cols.required) or any(cols.forbidden):
+        for k, req, forb in zip(special, cols.required, cols.forbidden, strict=True):
+            if req or forb:
+                key = (tuple(sorted(req or ())), tuple(sorted(forb or ())))
                 tr_cls[k] = tr_index.setdefault(key, len(tr_index))
     tr_classes = tuple(tr_index)
     treq_ok = np.array([[set(req) <= t for t in host_traits] for req, _ in tr_classes], dtype=np.bool_)
@@ -296,7 +340,7 @@ def build_facts(snapshot: Snapshot, sizes: Sizes) -> Facts:
     cell_used = np.zeros((H, K, 2))
     # each NUMA-placed VM's cells as indices into its host's, all at once (a fifth of 100 000
     # guests may be pinned)
-    pinned = [v.numa_cells for v in chosen]
+    pinned = cols.cells
     numa_vms = np.array(special, dtype=np.int64)[
         np.fromiter(map(bool, pinned), dtype=np.bool_, count=len(pinned))
     ]

@@ -516,7 +516,7 @@ def _suspects(
     ):
         odd[[i for i, w in enumerate(cols.weights) if not _plain_weights(w, known_policies)]] = True
     if cols.special:
-        odd[_odd_facts(vms, cols.special, cells)] = True
+        odd[_odd_facts(cols, cells, sizes is not None and sizes.held_ok)] = True
     return np.flatnonzero(odd).tolist()
 
 
@@ -532,31 +532,33 @@ def _all_text(values: list[Any], optional: bool = False) -> bool:
         return False
 
 
-def _odd_facts(vms: tuple[VM, ...], special: list[int], cells: dict[str, set[int] | None]) -> list[int]:
+def _odd_facts(cols: Columns, cells: dict[str, set[int] | None], amounts_ok: bool) -> list[int]:
     """Of the VMs with §4 fields, those that may fail :func:`_plain_facts` (a pinned fifth of
-    100 000: each field of them at once, and their traits once a pair)."""
+    100 000: each field of them at once, and their traits once a pair). ``amounts_ok``: capacity
+    found every allocation's amounts ints or floats >= 0 and finite."""
     import numpy as np
 
-    chosen = [vms[k] for k in special]
-    odd = np.zeros(len(chosen), dtype=np.bool_)
-    held = [v.resources for v in chosen]
+    special = cols.special
+    odd = np.zeros(len(special), dtype=np.bool_)
+    held = cols.held
     given = list(filter(None, held))
-    if given:
+    if given and not amounts_ok:
         amounts = list(chain.from_iterable(map(dict.values, given)))
         if not (_NUMBERS_SET.issuperset(map(type, amounts)) and _amounts(amounts)):
-            odd[list(compress(range(len(chosen)), held))] = True
-    required, forbidden = [v.required_traits for v in chosen], [v.forbidden_traits for v in chosen]
+            odd[list(compress(range(len(special)), held))] = True
+    required, forbidden = cols.required, cols.forbidden
     if any(required) or any(forbidden):
         wrong = {pair for pair in set(zip(required, forbidden, strict=True)) if not _plain_traits(*pair)}
         if wrong:
             odd[[j for j, pair in enumerate(zip(required, forbidden, strict=True)) if pair in wrong]] = True
-    numa = [v.numa_cells for v in chosen]
+    numa = cols.cells
     if any(numa):
-        odd[_odd_cells(chosen, numa, cells)] = True
-    devices = [v.devices for v in chosen]
+        hosts = [cols.hosts[k] for k in compress(special, numa)]
+        odd[_odd_cells(hosts, numa, cells)] = True
+    devices = cols.devices
     flat = list(chain.from_iterable(filter(None, devices)))
     if flat and not _all_text(flat):
-        odd[list(compress(range(len(chosen)), devices))] = True
+        odd[list(compress(range(len(special)), devices))] = True
     found: list[int] = np.array(special, dtype=np.int64)[odd].tolist()
     return found
 
@@ -584,12 +586,12 @@ def _plain_traits(required: Any, forbidden: Any) -> bool:
         return False
 
 
-def _odd_cells(chosen: list[VM], numa: list[Any], cells: dict[str, set[int] | None]) -> list[int]:
-    """Of ``chosen``, those whose NUMA cells may not be distinct integers, all cells of their
-    host (each VM's cells a bitmask, tested against its host's at once)."""
+def _odd_cells(hosts: list[Any], numa: list[Any], cells: dict[str, set[int] | None]) -> list[int]:
+    """Of the VMs with ``numa`` cells (on ``hosts``), those whose cells may not be distinct
+    integers, all cells of their host (each VM's cells a bitmask, tested against its host's)."""
     import numpy as np
 
-    at = list(compress(range(len(chosen)), numa))
+    at = list(compress(range(len(numa)), numa))
     members = list(compress(numa, numa))
     flat = list(chain.from_iterable(members))
     if set(map(type, flat)) != {int}:
@@ -605,7 +607,6 @@ def _odd_cells(chosen: list[VM], numa: list[Any], cells: dict[str, set[int] | No
     np.cumsum(counts[:-1], out=starts[1:])
     bits = np.bitwise_or.reduceat(np.left_shift(np.int64(1), ids), starts)
     masks = {name: _cell_mask(have) for name, have in cells.items() if have}
-    hosts = [v.host for v in compress(chosen, numa)]
     host_bits = np.fromiter(map(masks.get, hosts, repeat(0)), dtype=np.int64, count=len(members))
     ok = (_popcount(bits) == counts) & ((host_bits & bits) == bits)
     wrong: list[int] = np.array(at, dtype=np.int64)[~ok].tolist()
