@@ -230,16 +230,16 @@ def capacity(snapshot: Snapshot) -> Sizes:
     held_ok = True
     for kind, (rows, held) in kinds.items():
         size[rows] = 0.0  # Placement's allocation replaces the flavor's three
-        if set(map(type, held)) == {dict}:  # a column at a time
-            for r in kind:  # (a class named twice, as an alias too: the last amount, as numpy assigns)
-                given = [x[r] for x in held]
-                amounts = np.fromiter(given, dtype=np.float64, count=len(rows))
-                size[rows, column[r]] = amounts
-                held_ok = (
-                    held_ok
-                    and _NUMBERS.issuperset(map(type, given))
-                    and bool(((amounts >= 0.0) & (amounts < np.inf)).all())
-                )
+        if set(map(type, held)) == {dict}:  # each mapping's values in the order of ``kind``
+            given = [x for amounts in held for x in amounts.values()]
+            amounts = np.fromiter(given, dtype=np.float64, count=len(given)).reshape(len(rows), len(kind))
+            for j, r in enumerate(kind):  # (a class named twice, as an alias too: the last amount)
+                size[rows, column[r]] = amounts[:, j]
+            held_ok = (
+                held_ok
+                and _NUMBERS.issuperset(map(type, given))
+                and bool(((amounts >= 0.0) & (amounts < np.inf)).all())
+            )
         else:
             held_ok = False
             values = chain.from_iterable((x or {}).values() for x in held)

@@ -61,6 +61,7 @@ _TRAIT = re.compile(r"[A-Z][A-Z0-9_]*")
 _NUMBERS = (int, float)
 _PLAIN_KEY = re.compile(r"[^.\[\]\"\s]+")
 _NUMBERS_SET = frozenset(_NUMBERS)
+_INTS = frozenset({int})
 _STATUSES = frozenset(NOVA_STATUSES)
 _IS_NONE = partial(is_, None)
 
@@ -325,6 +326,8 @@ def _host_facts(at: str, traits: Any, cells: Any) -> list[Issue]:
         out.append(
             Issue(f"{at}.numa_cells", f"Kronos plans hosts of up to {MAX_CELLS} NUMA cells", len(cells))
         )
+    if cells and _plain_cells(cells):
+        return out
     seen: set[int] = set()
     for j, c in enumerate(cells or ()):
         if not (isinstance(c.id, int) and c.id >= 0) or c.id in seen:
@@ -335,6 +338,22 @@ def _host_facts(at: str, traits: Any, cells: Any) -> list[Issue]:
             if not (_finite(x) and x >= 0):
                 out.append(Issue(f"{at}.numa_cells[{j}].{r}", "must be >= 0", x))
     return out
+
+
+def _plain_cells(cells: Any) -> bool:
+    """The common case of a host's NUMA cells: distinct integer ids >= 0, sizes >= 0 and finite."""
+    try:
+        ids = [c.id for c in cells]
+        sizes = [x for c in cells for x in (c.vcpus, c.memory_mb)]
+        return (
+            _INTS.issuperset(map(type, ids))
+            and min(ids) >= 0
+            and len(set(ids)) == len(ids)
+            and _NUMBERS_SET.issuperset(map(type, sizes))
+            and all(0 <= x < math.inf for x in sizes)
+        )
+    except (TypeError, ValueError):
+        return False
 
 
 def _traits(at: str, traits: Any) -> list[Issue]:
