@@ -327,14 +327,24 @@ def build_facts(snapshot: Snapshot, sizes: Sizes) -> Facts:
     n_cells = np.zeros(H, dtype=np.int32)
     cell_ids = np.full((H, K), -1, dtype=np.int64)
     cell_cap = np.zeros((H, K, 2))
-    index_of: list[dict[int, int]] = []
+    at_host: list[int] = []  # the hosts' cells, sorted by id, in one list each: set at once
+    at_cell: list[int] = []
+    ids_of: list[Any] = []
+    vcpus_of: list[Any] = []
+    mib_of: list[Any] = []
     for i, h in enumerate(hosts):
-        cells = sorted(h.numa_cells or (), key=lambda c: c.id)
-        n_cells[i] = len(cells)
-        index_of.append({c.id: j for j, c in enumerate(cells)})
-        for j, c in enumerate(cells):
-            cell_ids[i, j] = c.id
-            cell_cap[i, j] = (c.vcpus, c.memory_mb)
+        if h.numa_cells:
+            cells = sorted(h.numa_cells, key=lambda c: c.id)
+            at_host += [i] * len(cells)
+            at_cell += range(len(cells))
+            ids_of += [c.id for c in cells]
+            vcpus_of += [c.vcpus for c in cells]
+            mib_of += [c.memory_mb for c in cells]
+    if at_host:
+        n_cells[:] = np.bincount(at_host, minlength=H)
+        cell_ids[at_host, at_cell] = ids_of
+        cell_cap[at_host, at_cell, 0] = vcpus_of
+        cell_cap[at_host, at_cell, 1] = mib_of
     vm_n = np.zeros(V, dtype=np.int32)
     vm_cells0 = np.zeros(V, dtype=np.int64)
     cell_used = np.zeros((H, K, 2))
