@@ -30,8 +30,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 from datetime import datetime
-from itertools import compress
-from operator import eq, not_
+from typing import Any
 
 import attrs
 import numpy as np
@@ -325,30 +324,25 @@ def _weights(vms: tuple[VM, ...], pnames: list[str], given: Weights | None) -> n
 
 
 def _spec_classes(flavors: list[Flavor], classes: dict[tuple[tuple[str, str], ...], int]) -> np.ndarray:
-    """Each VM's extra-spec class (0: none), numbering the classes in ``classes`` as first met.
-    A flavor's extra specs are most likely those of the first flavor of its name: a VM whose
-    mapping equals that one's (one C loop of comparisons) has its class; the class of the
-    others, and of each name's first, is worked out from the items, in the VMs' order."""
+    """Each VM's extra-spec class (0: none), numbering the classes in ``classes`` as first met:
+    the flavors' extra specs as given are few kinds, each worked out once."""
     spec = np.zeros(len(flavors), dtype=np.int32)
-    specs = [f.extra_specs for f in flavors]
-    chosen = list(compress(range(len(flavors)), specs))
+    chosen = [k for k, f in enumerate(flavors) if f.extra_specs]
     if not chosen:
         return spec
-    given = list(compress(specs, specs))
-    names = [flavors[k].name for k in chosen]
-    try:
-        first = dict(zip(reversed(names), range(len(names) - 1, -1, -1), strict=True))
-    except TypeError:  # a name that is not a string: each VM's own items
-        first = {}
-    if first:
-        same = list(map(eq, given, [given[first[n]] for n in names]))
-        alone = sorted({*first.values(), *compress(range(len(same)), map(not_, same))})
-    else:
-        same, alone = [False] * len(given), list(range(len(given)))
     seen: dict[tuple[tuple[str, str], ...], int] = {}
-    found: dict[int, int] = {}
-    for j in alone:
-        items = tuple(given[j].items())
+    given: list[int] = []
+    # a flavor's extra specs are most likely those of the last flavor of its name: equal
+    # mappings have the same class (a comparison costs less than a tuple of the items)
+    last: dict[Any, tuple[Any, int]] = {}
+    for k in chosen:
+        f = flavors[k]
+        specs, name = f.extra_specs, f.name
+        hit = last.get(name) if type(name) is str else None
+        if hit is not None and hit[0] == specs:
+            given.append(hit[1])
+            continue
+        items = tuple(specs.items())
         c = seen.get(items)
         if c is None:
             key = tuple(
@@ -359,9 +353,10 @@ def _spec_classes(flavors: list[Flavor], classes: dict[tuple[tuple[str, str], ..
                 )
             )
             c = seen[items] = classes.setdefault(key, len(classes))
-        found[j] = c
-    codes = [found[first[n]] if s else found[j] for j, (n, s) in enumerate(zip(names, same, strict=True))]
-    spec[chosen] = np.array(codes, dtype=np.int32)
+        if type(name) is str:
+            last[name] = (specs, c)
+        given.append(c)
+    spec[chosen] = np.array(given, dtype=np.int32)
     return spec
 
 
