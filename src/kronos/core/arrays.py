@@ -30,14 +30,14 @@ from __future__ import annotations
 
 from collections import namedtuple
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
 from attrs import define
 
-from kronos.core.facts import Sizes, build_facts, capacity
-from kronos.core.model import EXTRA_SPEC_PREFIX, UNASSIGNED, Snapshot, State
+from kronos.core.facts import Columns, Sizes, Weights, build_facts, capacity
+from kronos.core.model import EXTRA_SPEC_PREFIX, UNASSIGNED, VM, Flavor, Snapshot, State
 
 if TYPE_CHECKING:
     from kronos.core.outlook import History, Outlook
@@ -197,9 +197,8 @@ def build_world(
     vm_host = sizes.vm_host.copy()  # planning moves VMs in the world, not in sizes
     facts = build_facts(snapshot, sizes)
     cap, size = facts.cap, facts.size
-    weights = np.empty((V, P))
-    for j, p in enumerate(pnames):
-        weights[:, j] = np.fromiter((v.weights.get(p, np.nan) for v in vms), dtype=float, count=V)
+    cols = sizes.columns
+    weights = _weights(vms, pnames, sizes.weights)
     used = sizes.used.copy()  # the world's to change as it plans
     count = np.bincount(vm_host, minlength=H)
 
@@ -213,37 +212,13 @@ def build_world(
     load = weights * sc[vm_host]
 
     spec_classes: dict[tuple[tuple[str, str], ...], int] = {(): 0}
-    seen: dict[tuple[tuple[str, str], ...], int] = {}  # a flavor's extra specs as given: few kinds
-    spec = np.zeros(V, dtype=np.int32)
-    for k, vm in enumerate(vms):
-        if vm.flavor.extra_specs:
-            given = tuple(vm.flavor.extra_specs.items())
-            c = seen.get(given)
-            if c is None:
-                key = tuple(
-                    sorted(
-                        (s.removeprefix(EXTRA_SPEC_PREFIX), val)
-                        for s, val in given
-                        if s.startswith(EXTRA_SPEC_PREFIX)
-                    )
-                )
-                c = seen[given] = spec_classes.setdefault(key, len(spec_classes))
-            spec[k] = c
-    blocked |= np.fromiter(
-        (
-            (SHUTOFF if v.status == "SHUTOFF" else NOT_ACTIVE if v.status != "ACTIVE" else 0)
-            | (ERROR if v.status == "ERROR" else 0)
-            | (BUSY if v.task_state is not None else 0)
-            | (0 if v.migratable else NOT_MIGRATABLE)
-            for v in vms
-        ),
-        dtype=np.int32,
-        count=V,
-    )
+    spec = _spec_classes(cols.flavors, spec_classes)
+    blocked |= _blocked(cols)
     for k in facts.devices:
         if not vms[k].live_migratable_devices:
             blocked[k] |= DEVICES
-    vm_index = {v.id: k for k, v in enumerate(vms)}
+    vm_ids = cols.ids
+    vm_index = sizes.vm_index if sizes.vm_index is not None else {v.id: k for k, v in enumerate(vms)}
     cooldown_until: dict[int, datetime] = {}
     quarantine_until: dict[int, datetime | None] = {}
     if state is not None:
@@ -275,8 +250,8 @@ def build_world(
 
     return World(
         host_names=[h.name for h in snapshot.hosts],
-        vm_ids=[v.id for v in snapshot.vms],
-        vm_names=[v.name for v in snapshot.vms],
+        vm_ids=vm_ids,
+        vm_names=cols.names,
         policy_names=pnames,
         pw=np.array([p.weight for p in pols], dtype=np.float64),
         pmax=np.array([p.max_host_score for p in pols], dtype=np.float64),
@@ -304,8 +279,8 @@ def build_world(
         g_nmax=((g_cnt == g_cnt.max(axis=1, initial=0)[:, None]) & (g_cnt > 0)).sum(axis=1).astype(np.int32),
         g_names=[sg.label for sg in snapshot.server_groups],
         blocked=blocked,
-        vm_status=[v.status for v in vms],
-        vm_task=[v.task_state for v in vms],
+        vm_status=cols.statuses,
+        vm_task=cols.tasks,
         cooldown_until=cooldown_until,
         quarantine_until=quarantine_until,
         moved=np.zeros(V, dtype=np.bool_),
@@ -338,6 +313,80 @@ def build_world(
 
 
 _ARRAY_FIELDS = [f for f in attrs.fields(World) if str(f.type) == "np.ndarray"]
+#: what a VM's status alone says of it (any other status: NOT_ACTIVE)
+_STATUS_FLAGS = {"ACTIVE": 0, "SHUTOFF": SHUTOFF, "ERROR": NOT_ACTIVE | ERROR}
+
+
+def _weights(vms: tuple[VM, ...], pnames: list[str], given: Weights | None) -> np.ndarray:
+    """V×P: each VM's weight of each enabled policy, NaN where it gives none (read from the
+    table of :func:`kronos.core.facts.weight_table` when there is one)."""
+    V, P = len(vms), len(pnames)
+    weights = np.empty((V, P))
+    for j, p in enumerate(pnames):
+        if given is not None:
+            weights[:, j] = given.table[:, given.policies.index(p)] if p in given.policies else np.nan
+        else:
+            weights[:, j] = np.fromiter((v.weights.get(p, np.nan) for v in vms), dtype=float, count=V)
+    return weights
+
+
+def _spec_classes(flavors: list[Flavor], classes: dict[tuple[tuple[str, str], ...], int]) -> np.ndarray:
+    """Each VM's extra-spec class (0: none), numbering the classes in ``classes`` as first met:
+    the flavors' extra specs as given are few kinds, each worked out once."""
+    spec = np.zeros(len(flavors), dtype=np.int32)
+    chosen = [k for k, f in enumerate(flavors) if f.extra_specs]
+    if not chosen:
+        return spec
+    seen: dict[tuple[tuple[str, str], ...], int] = {}
+    given: list[int] = []
+    # a flavor's extra specs are most likely those of the last flavor of its name: equal
+    # mappings have the same class (a comparison costs less than a tuple of the items)
+    last: dict[Any, tuple[Any, int]] = {}
+    for k in chosen:
+        f = flavors[k]
+        specs, name = f.extra_specs, f.name
+        hit = last.get(name) if type(name) is str else None
+        if hit is not None and hit[0] == specs:
+            given.append(hit[1])
+            continue
+        items = tuple(specs.items())
+        c = seen.get(items)
+        if c is None:
+            key = tuple(
+                sorted(
+                    (s.removeprefix(EXTRA_SPEC_PREFIX), val)
+                    for s, val in items
+                    if s.startswith(EXTRA_SPEC_PREFIX)
+                )
+            )
+            c = seen[items] = classes.setdefault(key, len(classes))
+        if type(name) is str:
+            last[name] = (specs, c)
+        given.append(c)
+    spec[chosen] = np.array(given, dtype=np.int32)
+    return spec
+
+
+def _blocked(cols: Columns) -> np.ndarray:
+    """What each VM's status, task and ``migratable`` forbid (NOT_ACTIVE, SHUTOFF, ERROR, BUSY,
+    NOT_MIGRATABLE)."""
+    statuses = cols.statuses
+    V = len(statuses)
+    try:
+        blocked = np.fromiter([_STATUS_FLAGS.get(s, NOT_ACTIVE) for s in statuses], dtype=np.int32, count=V)
+    except TypeError:  # a status that is not a string
+        blocked = np.fromiter(
+            [
+                (SHUTOFF if s == "SHUTOFF" else NOT_ACTIVE if s != "ACTIVE" else 0)
+                | (ERROR if s == "ERROR" else 0)
+                for s in statuses
+            ],
+            dtype=np.int32,
+            count=V,
+        )
+    blocked[[k for k, t in enumerate(cols.tasks) if t is not None]] |= BUSY
+    blocked[[k for k, m in enumerate(cols.movable) if not m]] |= NOT_MIGRATABLE
+    return blocked
 
 
 def value_arrays(world: World) -> tuple[np.ndarray, ...]:

@@ -21,12 +21,13 @@ Shapes (H hosts, V VMs, R resource classes, K most NUMA cells on a host):
 
 from __future__ import annotations
 
-from itertools import chain
+from itertools import chain, compress
+from typing import Any
 
 import numpy as np
 from attrs import frozen
 
-from kronos.core.model import MAX_CELLS, RESOURCE_ALIASES, RESOURCES, Snapshot
+from kronos.core.model import MAX_CELLS, RESOURCE_ALIASES, RESOURCES, VM, Flavor, Snapshot
 from kronos.errors import DataError
 
 #: HW_CPU_* traits that are not guest CPU features (FORMATS §4: not compared)
@@ -62,13 +63,125 @@ def _name(key: str) -> str:
     return RESOURCE_ALIASES.get(key, key)
 
 
-def _special(snapshot: Snapshot) -> list[int]:
-    """The VMs with any §4 field: in most clouds a few, and every loop below visits only them."""
-    return [
-        k
-        for k, v in enumerate(snapshot.vms)
-        if v.resources is not None or v.devices or v.required_traits or v.forbidden_traits or v.numa_cells
-    ]
+def flavor_sizes(flavors: list[Flavor]) -> np.ndarray:
+    """The flavors' vCPUs, MiB and GiB (V×3)."""
+    V = len(flavors)
+    out = np.empty((V, 3))
+    out[:, 0] = np.fromiter([f.vcpus for f in flavors], dtype=np.float64, count=V)
+    out[:, 1] = np.fromiter([f.memory_mb for f in flavors], dtype=np.float64, count=V)
+    out[:, 2] = np.fromiter([f.disk_gb for f in flavors], dtype=np.float64, count=V)
+    return out
+
+
+@frozen
+class Weights:
+    """Every VM's ``weights`` as a table, when all name the same policies (as producers write
+    them): validation and the world read them from here instead of from 100 000 mappings."""
+
+    policies: tuple[str, ...]  # the columns
+    table: np.ndarray  # V×len(policies): the values as numpy reads them
+    numbers: bool  # every value an int or a float (not a bool, not a string numpy would parse)
+
+
+@frozen
+class Columns:
+    """The VMs' fields that validation and the world read, a list each, gathered in one pass:
+    at 100 000 VMs a pass costs more in cache misses (each VM fetched again) than in Python."""
+
+    ids: list[Any]
+    names: list[Any]
+    hosts: list[Any]
+    statuses: list[Any]
+    tasks: list[Any]
+    flavors: list[Flavor]
+    tags: list[Any]
+    weights: list[Any]
+    forecasts: list[Any]
+    movable: list[Any]
+    special: list[int]  # the VMs with any §4 field
+    # their §4 fields, one list each (aligned with ``special``)
+    held: list[Any]
+    required: list[Any]
+    forbidden: list[Any]
+    cells: list[Any]
+    devices: list[Any]
+
+
+def columns(vms: tuple[VM, ...]) -> Columns:
+    """:class:`Columns` of these VMs."""
+    ids: list[Any] = []
+    names: list[Any] = []
+    hosts: list[Any] = []
+    statuses: list[Any] = []
+    tasks: list[Any] = []
+    flavors: list[Flavor] = []
+    tags: list[Any] = []
+    weights: list[Any] = []
+    forecasts: list[Any] = []
+    movable: list[Any] = []
+    special: list[int] = []
+    held: list[Any] = []
+    required: list[Any] = []
+    forbidden: list[Any] = []
+    cells: list[Any] = []
+    devices: list[Any] = []
+    for k, v in enumerate(vms):
+        ids.append(v.id)
+        names.append(v.name)
+        hosts.append(v.host)
+        statuses.append(v.status)
+        tasks.append(v.task_state)
+        flavors.append(v.flavor)
+        tags.append(v.tags)
+        weights.append(v.weights)
+        forecasts.append(v.weights_forecast)
+        movable.append(v.migratable)
+        r, d, q, f, n = v.resources, v.devices, v.required_traits, v.forbidden_traits, v.numa_cells
+        if r is not None or d or q or f or n:
+            special.append(k)
+            held.append(r)
+            required.append(q)
+            forbidden.append(f)
+            cells.append(n)
+            devices.append(d)
+    return Columns(
+        ids,
+        names,
+        hosts,
+        statuses,
+        tasks,
+        flavors,
+        tags,
+        weights,
+        forecasts,
+        movable,
+        special,
+        held,
+        required,
+        forbidden,
+        cells,
+        devices,
+    )
+
+
+def weight_table(given: list[Any]) -> Weights | None:
+    """:class:`Weights` of these VMs, or None where they name different policies or a value
+    is not a number (``given``: each VM's ``weights``)."""
+    try:
+        policies = tuple(given[0]) if given else ()
+        if set(map(len, given)) - {len(policies)}:
+            return None
+        columns = [[w[p] for w in given] for p in policies]  # KeyError: another policy
+        table = np.empty((len(given), len(policies)))
+        for j, values in enumerate(columns):
+            table[:, j] = np.fromiter(values, dtype=np.float64, count=len(values))
+    except (TypeError, ValueError, KeyError, OverflowError):
+        return None
+    numbers = all(_NUMBERS.issuperset(map(type, values)) for values in columns)
+    return Weights(policies, table, numbers)
+
+
+_NUMBERS = frozenset({int, float})
 
 
 @frozen
@@ -81,6 +194,11 @@ class Sizes:
     special: list[int]  # the VMs with any §4 field
     vm_host: np.ndarray  # V: each VM's host
     used: np.ndarray  # H×R: what the VMs on each host hold
+    flavor: np.ndarray  # V×3: each VM's flavor's sizes (validation checks them)
+    columns: Columns  # the VMs' fields validation and the world read
+    vm_index: dict[str, int] | None  # a VM's index by its id (the last VM of a duplicate id)
+    weights: Weights | None  # the VMs' weights as a table, when they name the same policies
+    held_ok: bool  # every allocation's amounts ints or floats, >= 0 and finite (validation's test)
 
 
 def capacity(snapshot: Snapshot) -> Sizes:
@@ -90,15 +208,12 @@ def capacity(snapshot: Snapshot) -> Sizes:
     hosts, vms = snapshot.hosts, snapshot.vms
     H, V = len(hosts), len(vms)
     index = {h.name: i for i, h in enumerate(hosts)}
-    vm_host = np.fromiter((index[v.host] for v in vms), dtype=np.int64, count=V)
-    special = _special(snapshot)
+    cols = columns(vms)
+    vm_host = np.fromiter([index[h] for h in cols.hosts], dtype=np.int64, count=V)
+    special = cols.special
     # the VMs by the classes they hold: a cloud pins thousands of guests the same way, and
     # numpy fills each kind at once (per-VM indexing costs more than planning them)
-    kinds: dict[tuple[str, ...], list[int]] = {}
-    for k in special:
-        held = vms[k].resources
-        if held is not None:
-            kinds.setdefault(tuple(held), []).append(k)
+    kinds = _kinds(cols)
     other = {_name(r) for h in hosts for r in h.capacity.classes or ()}
     other.update(_name(r) for kind in kinds for r in kind)
     names = (*RESOURCES, *sorted(other - set(RESOURCES)))
@@ -110,16 +225,49 @@ def capacity(snapshot: Snapshot) -> Sizes:
         for rc, amount in (h.capacity.classes or {}).items():
             cap[i, column[rc]] = amount
     size = np.zeros((V, len(names)))
-    flavors = (x for v in vms for x in (v.flavor.vcpus, v.flavor.memory_mb, v.flavor.disk_gb))
-    size[:, :3] = np.fromiter(flavors, dtype=np.float64, count=3 * V).reshape(V, 3)
-    for kind, members in kinds.items():
-        amounts = chain.from_iterable((vms[k].resources or {}).values() for k in members)
-        rows = np.array(members, dtype=np.int64)
+    flavor = flavor_sizes(cols.flavors)
+    size[:, :3] = flavor
+    held_ok = True
+    for kind, (rows, held) in kinds.items():
         size[rows] = 0.0  # Placement's allocation replaces the flavor's three
-        size[rows[:, None], [column[r] for r in kind]] = np.fromiter(
-            amounts, dtype=np.float64, count=len(members) * len(kind)
-        ).reshape(len(members), len(kind))
-    return Sizes(names, cap, size, special, vm_host, host_sums(vm_host, size, H))
+        if set(map(type, held)) == {dict}:  # each mapping's values in the order of ``kind``
+            given = [x for amounts in held for x in amounts.values()]
+            amounts = np.fromiter(given, dtype=np.float64, count=len(given)).reshape(len(rows), len(kind))
+            for j, r in enumerate(kind):  # (a class named twice, as an alias too: the last amount)
+                size[rows, column[r]] = amounts[:, j]
+            held_ok = (
+                held_ok
+                and _NUMBERS.issuperset(map(type, given))
+                and bool(((amounts >= 0.0) & (amounts < np.inf)).all())
+            )
+        else:
+            held_ok = False
+            values = chain.from_iterable((x or {}).values() for x in held)
+            size[rows[:, None], [column[r] for r in kind]] = np.fromiter(
+                values, dtype=np.float64, count=len(rows) * len(kind)
+            ).reshape(len(rows), len(kind))
+    used = host_sums(vm_host, size, H)
+    try:
+        vm_index: dict[str, int] | None = dict(zip(cols.ids, range(V), strict=True))
+    except TypeError:  # an id that is not a string: the world fails where it always did
+        vm_index = None
+    weights = weight_table(cols.weights)
+    return Sizes(names, cap, size, special, vm_host, used, flavor, cols, vm_index, weights, held_ok)
+
+
+def _kinds(cols: Columns) -> dict[tuple[str, ...], tuple[np.ndarray, list[Any]]]:
+    """The VMs holding an allocation, by the classes it names (in the order first seen): their
+    indices and their allocations."""
+    given = [x is not None for x in cols.held]
+    rows = np.array(cols.special, dtype=np.int64)[np.array(given, dtype=np.bool_)]
+    held: list[Any] = list(compress(cols.held, given))
+    kind_of = {kind: c for c, kind in enumerate(dict.fromkeys(map(tuple, held)))}
+    if len(kind_of) == 1:
+        return {next(iter(kind_of)): (rows, held)}
+    code = np.fromiter(map(kind_of.__getitem__, map(tuple, held)), dtype=np.int64, count=len(held))
+    return {
+        kind: (rows[code == c], list(compress(held, (code == c).tolist()))) for kind, c in kind_of.items()
+    }
 
 
 def host_sums(vm_host: np.ndarray, values: np.ndarray, hosts: int) -> np.ndarray:
@@ -147,16 +295,19 @@ def build_facts(snapshot: Snapshot, sizes: Sizes) -> Facts:
     numa_need = size[:, :2].copy()
     if "PCPU" in column:
         numa_need[:, 0] += size[:, column["PCPU"]]
-    devices = {k: tuple(vms[k].devices or ()) for k in special if vms[k].devices}
+    # the special VMs' §4 fields column by column (a fifth of 100 000 guests may be pinned)
+    cols = sizes.columns
+    given = cols.devices
+    devices = {special[j]: tuple(given[j] or ()) for j in compress(range(len(given)), given)}
 
     host_traits = tuple(frozenset(h.traits or ()) for h in hosts)
     tr_index: dict[tuple[tuple[str, ...], tuple[str, ...]], int] = {((), ()): 0}
     tr_cls = np.zeros(V, dtype=np.int32)
-    for k in special:
-        v = vms[k]
-        if v.required_traits or v.forbidden_traits:
-            key = (tuple(sorted(v.required_traits or ())), tuple(sorted(v.forbidden_traits or ())))
-            tr_cls[k] = tr_index.setdefault(key, len(tr_index))
+    if any(cols.required) or any(cols.forbidden):
+        for k, req, forb in zip(special, cols.required, cols.forbidden, strict=True):
+            if req or forb:
+                key = (tuple(sorted(req or ())), tuple(sorted(forb or ())))
+                tr_cls[k] = tr_index.setdefault(key, len(tr_index))
     tr_classes = tuple(tr_index)
     treq_ok = np.array([[set(req) <= t for t in host_traits] for req, _ in tr_classes], dtype=np.bool_)
     tforb_ok = np.array([[not set(forb) & t for t in host_traits] for _, forb in tr_classes], dtype=np.bool_)
@@ -176,23 +327,37 @@ def build_facts(snapshot: Snapshot, sizes: Sizes) -> Facts:
     n_cells = np.zeros(H, dtype=np.int32)
     cell_ids = np.full((H, K), -1, dtype=np.int64)
     cell_cap = np.zeros((H, K, 2))
-    index_of: list[dict[int, int]] = []
+    at_host: list[int] = []  # the hosts' cells, sorted by id, in one list each: set at once
+    at_cell: list[int] = []
+    ids_of: list[Any] = []
+    vcpus_of: list[Any] = []
+    mib_of: list[Any] = []
     for i, h in enumerate(hosts):
-        cells = sorted(h.numa_cells or (), key=lambda c: c.id)
-        n_cells[i] = len(cells)
-        index_of.append({c.id: j for j, c in enumerate(cells)})
-        for j, c in enumerate(cells):
-            cell_ids[i, j] = c.id
-            cell_cap[i, j] = (c.vcpus, c.memory_mb)
+        if h.numa_cells:
+            cells = sorted(h.numa_cells, key=lambda c: c.id)
+            at_host += [i] * len(cells)
+            at_cell += range(len(cells))
+            ids_of += [c.id for c in cells]
+            vcpus_of += [c.vcpus for c in cells]
+            mib_of += [c.memory_mb for c in cells]
+    if at_host:
+        n_cells[:] = np.bincount(at_host, minlength=H)
+        cell_ids[at_host, at_cell] = ids_of
+        cell_cap[at_host, at_cell, 0] = vcpus_of
+        cell_cap[at_host, at_cell, 1] = mib_of
     vm_n = np.zeros(V, dtype=np.int32)
     vm_cells0 = np.zeros(V, dtype=np.int64)
     cell_used = np.zeros((H, K, 2))
     # each NUMA-placed VM's cells as indices into its host's, all at once (a fifth of 100 000
     # guests may be pinned)
-    numa_vms = np.array([k for k in special if vms[k].numa_cells], dtype=np.int64)
-    numa_vms = numa_vms[n_cells[vm_host[numa_vms]] > 0]
+    pinned = cols.cells
+    numa_vms = np.array(special, dtype=np.int64)[
+        np.fromiter(map(bool, pinned), dtype=np.bool_, count=len(pinned))
+    ]
+    keep = n_cells[vm_host[numa_vms]] > 0
+    numa_vms = numa_vms[keep]
     if numa_vms.size:
-        members = [vms[k].numa_cells or () for k in numa_vms.tolist()]
+        members: list[Any] = list(compress(compress(pinned, pinned), keep.tolist()))
         counts = np.fromiter(map(len, members), dtype=np.int64, count=len(members))
         ids = np.fromiter(chain.from_iterable(members), dtype=np.int64, count=int(counts.sum()))
         spans = np.repeat(numa_vms, counts)

@@ -21,6 +21,9 @@ import math
 import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
+from functools import partial
+from itertools import chain, compress, repeat
+from operator import is_
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from attrs import frozen
@@ -42,7 +45,7 @@ from kronos.core.model import (
 from kronos.core.phases import MODES
 
 if TYPE_CHECKING:
-    from kronos.core.facts import Sizes
+    from kronos.core.facts import Columns, Sizes
 
 GROUP_POLICIES = ("affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity")
 FALLBACKS = ("host_average", "skip")
@@ -57,6 +60,10 @@ OBJECTIVE_KINDS = ("hosts", "cost", "combined")
 _TRAIT = re.compile(r"[A-Z][A-Z0-9_]*")
 _NUMBERS = (int, float)
 _PLAIN_KEY = re.compile(r"[^.\[\]\"\s]+")
+_NUMBERS_SET = frozenset(_NUMBERS)
+_INTS = frozenset({int})
+_STATUSES = frozenset(NOVA_STATUSES)
+_IS_NONE = partial(is_, None)
 
 
 class _NoValue:
@@ -174,10 +181,26 @@ def validate_snapshot(snapshot: Snapshot, sizes: Sizes | None = None) -> list[Is
     issues += _time_fields(snapshot)
     issues += _hosts(snapshot)
     issues += _aggregates(snapshot)
-    issues += _vms(snapshot)
-    issues += _groups(snapshot)
-    issues += _capacity_warnings(snapshot, sizes)
+    from kronos.core.facts import columns
+
+    found = sizes if sizes is not None else _capacity_if(snapshot)
+    cols = found.columns if found is not None else columns(snapshot.vms)
+    index = found.vm_index if found is not None else None  # capacity has the ids
+    id_set: Collection[Any] = index if index is not None else set(cols.ids)
+    issues += _vms(snapshot, found, cols, id_set)
+    issues += _groups(snapshot, id_set)
+    issues += _capacity_warnings(snapshot, sizes or found)
     return issues
+
+
+def _capacity_if(snapshot: Snapshot) -> Sizes | None:
+    """:func:`kronos.core.facts.capacity` of a snapshot it can read (the VM checks use it)."""
+    from kronos.core.facts import capacity
+
+    try:
+        return capacity(snapshot)
+    except Exception:  # a value that is not a number, an unknown host: reported below
+        return None
 
 
 def validate_policies(s: Snapshot) -> list[Issue]:
@@ -228,7 +251,7 @@ def _time_fields(s: Snapshot) -> list[Issue]:
     out: list[Issue] = []
     wanted = {
         "history_step_seconds": (s.history_step_seconds, any(h.score_history for h in s.hosts)),
-        "forecast_horizon_seconds": (s.forecast_horizon_seconds, any(v.weights_forecast for v in s.vms)),
+        "forecast_horizon_seconds": (s.forecast_horizon_seconds, any([v.weights_forecast for v in s.vms])),
     }
     for name, (value, needed) in wanted.items():
         if value is None:
@@ -303,6 +326,8 @@ def _host_facts(at: str, traits: Any, cells: Any) -> list[Issue]:
         out.append(
             Issue(f"{at}.numa_cells", f"Kronos plans hosts of up to {MAX_CELLS} NUMA cells", len(cells))
         )
+    if cells and _plain_cells(cells):
+        return out
     seen: set[int] = set()
     for j, c in enumerate(cells or ()):
         if not (isinstance(c.id, int) and c.id >= 0) or c.id in seen:
@@ -313,6 +338,22 @@ def _host_facts(at: str, traits: Any, cells: Any) -> list[Issue]:
             if not (_finite(x) and x >= 0):
                 out.append(Issue(f"{at}.numa_cells[{j}].{r}", "must be >= 0", x))
     return out
+
+
+def _plain_cells(cells: Any) -> bool:
+    """The common case of a host's NUMA cells: distinct integer ids >= 0, sizes >= 0 and finite."""
+    try:
+        ids = [c.id for c in cells]
+        sizes = [x for c in cells for x in (c.vcpus, c.memory_mb)]
+        return (
+            _INTS.issuperset(map(type, ids))
+            and min(ids) >= 0
+            and len(set(ids)) == len(ids)
+            and _NUMBERS_SET.issuperset(map(type, sizes))
+            and all(0 <= x < math.inf for x in sizes)
+        )
+    except (TypeError, ValueError):
+        return False
 
 
 def _traits(at: str, traits: Any) -> list[Issue]:
@@ -381,51 +422,227 @@ def _aggregates(s: Snapshot) -> list[Issue]:
     return out
 
 
-def _vms(s: Snapshot) -> list[Issue]:
+def _vms(s: Snapshot, sizes: Sizes | None, cols: Columns, id_set: Collection[Any]) -> list[Issue]:
     """Every VM's own fields. A snapshot of 100 000 VMs is validated before each plan, so
-    each VM first passes one cheap test of the common case; only one that fails it is
-    gone through field by field, for the messages."""
+    the VMs are first tested column by column, in C loops, for the common case
+    (:func:`_suspects`); only a VM that may fail it is tested alone (:func:`_plain`), and
+    one that fails that is gone through field by field, for the messages."""
     out: list[Issue] = []
     known = {h.name for h in s.hosts}
     policies = [p.name for p in s.policies]
     known_policies = set(policies)
-    statuses = set(NOVA_STATUSES)
     cells = {h.name: ({c.id for c in h.numa_cells} if h.numa_cells else None) for h in s.hosts}
-    dup = _duplicates(v.id for v in s.vms)
+    dup = _duplicates(cols.ids) if len(id_set) < len(cols.ids) else set()
     unit = lambda x: not _bad_unit(x)  # noqa: E731
-    inf = math.inf
-    for i, v in enumerate(s.vms):
-        f, w = v.flavor, v.weights
-        try:  # a value of the wrong type: the full check below says which
-            plain = (
-                v.id
-                and not v.id.isspace()
-                and v.id not in dup
-                and (v.name is None or (v.name and not v.name.isspace()))
-                and v.host in known
-                and v.status in statuses
-                and v.task_state is None
-                and f.name
-                and not f.name.isspace()
-                and 0 <= f.vcpus < inf
-                and 0 <= f.memory_mb < inf
-                and 0 <= f.disk_gb < inf
-                and (not v.tags or all(t and not t.isspace() for t in v.tags))
-                and not v.weights_forecast
-                and known_policies.issuperset(w)
-                # in [0, 1]; a NaN makes the sum NaN, which compares false
-                and (not w or (min(w.values()) >= 0.0 and max(w.values()) <= 1.0 and sum(w.values()) >= 0.0))
-                and (
-                    not (v.resources or v.required_traits or v.forbidden_traits or v.numa_cells or v.devices)
-                    or _plain_facts(v, cells)
-                )
-            )
-        except (TypeError, ValueError):
-            plain = False
-        if plain:
-            continue
-        out += _vm_issues(f"vms[{i}]", v, known, dup, policies, known_policies, cells, unit)
+    suspects: Iterable[int]
+    try:
+        suspects = _suspects(s, sizes, cols, dup, known, known_policies, cells)
+    except Exception:  # a value of an unusual type: each VM is tested alone
+        suspects = range(len(s.vms))
+    vms = s.vms
+    for i in suspects:
+        v = vms[i]
+        if not _plain(v, known, dup, known_policies, cells):
+            out += _vm_issues(f"vms[{i}]", v, known, dup, policies, known_policies, cells, unit)
     return out
+
+
+def _plain(
+    v: VM, known: set[str], dup: set[str], known_policies: set[str], cells: dict[str, set[int] | None]
+) -> bool:
+    """The common case: a VM whose fields need no message."""
+    f, w = v.flavor, v.weights
+    inf = math.inf
+    try:  # a value of the wrong type: the full check says which
+        return bool(
+            v.id
+            and not v.id.isspace()
+            and v.id not in dup
+            and (v.name is None or (v.name and not v.name.isspace()))
+            and v.host in known
+            and v.status in _STATUSES
+            and v.task_state is None
+            and f.name
+            and not f.name.isspace()
+            and 0 <= f.vcpus < inf
+            and 0 <= f.memory_mb < inf
+            and 0 <= f.disk_gb < inf
+            and (not v.tags or all(t and not t.isspace() for t in v.tags))
+            and not v.weights_forecast
+            and known_policies.issuperset(w)
+            # in [0, 1]; a NaN makes the sum NaN, which compares false
+            and (not w or (min(w.values()) >= 0.0 and max(w.values()) <= 1.0 and sum(w.values()) >= 0.0))
+            and (
+                not (v.resources or v.required_traits or v.forbidden_traits or v.numa_cells or v.devices)
+                or _plain_facts(v, cells)
+            )
+        )
+    except (TypeError, ValueError):
+        return False
+
+
+def _suspects(
+    s: Snapshot,
+    sizes: Sizes | None,
+    cols: Columns,
+    dup: set[str],
+    known: set[str],
+    known_policies: set[str],
+    cells: dict[str, set[int] | None],
+) -> list[int]:
+    """The VMs that may fail :func:`_plain`, in order: every other VM passes it. Each field
+    is tested for all VMs at once (one C loop, or numpy); where a test fails, the VMs it may
+    have failed on are found one by one."""
+    import numpy as np
+
+    from kronos.core.facts import flavor_sizes
+
+    vms, ids = s.vms, cols.ids
+    V = len(vms)
+    odd = np.zeros(V, dtype=np.bool_)
+    if not _all_text(ids):
+        odd[[i for i, x in enumerate(ids) if _blank(x)]] = True
+    if dup:
+        odd[[i for i, x in enumerate(ids) if x in dup]] = True
+    names = cols.names
+    if not _all_text(names, optional=True):
+        odd[[i for i, x in enumerate(names) if x is not None and _blank(x)]] = True
+    if sizes is None:  # (capacity found every VM's host)
+        hosts = cols.hosts
+        if not known.issuperset(hosts):
+            odd[[i for i, h in enumerate(hosts) if h not in known]] = True
+    statuses = cols.statuses
+    if not _STATUSES.issuperset(statuses):
+        odd[[i for i, x in enumerate(statuses) if x not in _STATUSES]] = True
+    # (a task state is a message only when blank; a forecast is checked VM by VM)
+    odd[[i for i, t in enumerate(cols.tasks) if t is not None and _blank(t)]] = True
+    odd[[i for i, f in enumerate(cols.forecasts) if f]] = True
+    blank = {x for x in {f.name for f in cols.flavors} if _blank(x)}  # a few flavors' names
+    if blank:
+        odd[[i for i, f in enumerate(cols.flavors) if f.name in blank]] = True
+    amounts = sizes.flavor if sizes is not None else flavor_sizes(cols.flavors)
+    odd |= ~((amounts >= 0.0) & (amounts < math.inf)).all(axis=1)
+    tags = cols.tags
+    flat = list(chain.from_iterable(tags))
+    if flat and not _all_text(flat):
+        odd[[i for i, t in enumerate(tags) if t and not _all_text(list(t))]] = True
+    table = sizes.weights if sizes is not None else None
+    if not (
+        table is not None
+        and table.numbers
+        and known_policies.issuperset(table.policies)
+        and bool(((table.table >= 0.0) & (table.table <= 1.0)).all())
+    ):
+        odd[[i for i, w in enumerate(cols.weights) if not _plain_weights(w, known_policies)]] = True
+    if cols.special:
+        odd[_odd_facts(cols, cells, sizes is not None and sizes.held_ok)] = True
+    return np.flatnonzero(odd).tolist()
+
+
+def _all_text(values: list[Any], optional: bool = False) -> bool:
+    """Every value a string, neither empty nor blank (``optional``: or None), in C loops."""
+    try:
+        if optional and not all(values):
+            given = list(filter(None, values))  # without None and ""
+            nones = sum(map(_IS_NONE, values))
+            return len(given) + nones == len(values) and not any(map(str.isspace, given))
+        return all(values) and not any(map(str.isspace, values))
+    except TypeError:  # not a string
+        return False
+
+
+def _odd_facts(cols: Columns, cells: dict[str, set[int] | None], amounts_ok: bool) -> list[int]:
+    """Of the VMs with §4 fields, those that may fail :func:`_plain_facts` (a pinned fifth of
+    100 000: each field of them at once, and their traits once a pair). ``amounts_ok``: capacity
+    found every allocation's amounts ints or floats >= 0 and finite."""
+    import numpy as np
+
+    special = cols.special
+    odd = np.zeros(len(special), dtype=np.bool_)
+    held = cols.held
+    given = list(filter(None, held))
+    if given and not amounts_ok:
+        amounts = list(chain.from_iterable(map(dict.values, given)))
+        if not (_NUMBERS_SET.issuperset(map(type, amounts)) and _amounts(amounts)):
+            odd[list(compress(range(len(special)), held))] = True
+    required, forbidden = cols.required, cols.forbidden
+    if any(required) or any(forbidden):
+        wrong = {pair for pair in set(zip(required, forbidden, strict=True)) if not _plain_traits(*pair)}
+        if wrong:
+            odd[[j for j, pair in enumerate(zip(required, forbidden, strict=True)) if pair in wrong]] = True
+    numa = cols.cells
+    if any(numa):
+        hosts = [cols.hosts[k] for k in compress(special, numa)]
+        odd[_odd_cells(hosts, numa, cells)] = True
+    devices = cols.devices
+    flat = list(chain.from_iterable(filter(None, devices)))
+    if flat and not _all_text(flat):
+        odd[list(compress(range(len(special)), devices))] = True
+    found: list[int] = np.array(special, dtype=np.int64)[odd].tolist()
+    return found
+
+
+def _amounts(values: list[float]) -> bool:
+    """Every value (an int or a float) >= 0 and finite."""
+    import numpy as np
+
+    try:
+        x = np.fromiter(values, dtype=np.float64, count=len(values))
+    except OverflowError:
+        return False
+    return bool(((x >= 0.0) & (x < math.inf)).all())
+
+
+def _plain_traits(required: Any, forbidden: Any) -> bool:
+    """:func:`_plain_facts`'s test of a VM's traits."""
+    try:
+        return not (required or forbidden) or bool(
+            all(isinstance(t, str) and _TRAIT.fullmatch(t) for t in required or ())
+            and all(isinstance(t, str) and _TRAIT.fullmatch(t) for t in forbidden or ())
+            and not set(required or ()) & set(forbidden or ())
+        )
+    except TypeError:
+        return False
+
+
+def _odd_cells(hosts: list[Any], numa: list[Any], cells: dict[str, set[int] | None]) -> list[int]:
+    """Of the VMs with ``numa`` cells (on ``hosts``), those whose cells may not be distinct
+    integers, all cells of their host (each VM's cells a bitmask, tested against its host's)."""
+    import numpy as np
+
+    at = list(compress(range(len(numa)), numa))
+    members = list(compress(numa, numa))
+    flat = list(chain.from_iterable(members))
+    if set(map(type, flat)) != {int}:
+        return at
+    try:
+        ids = np.fromiter(flat, dtype=np.int64, count=len(flat))
+    except OverflowError:
+        return at
+    if not ((ids >= 0) & (ids < 63)).all():
+        return at
+    counts = np.fromiter(map(len, members), dtype=np.int64, count=len(members))
+    starts = np.zeros(len(members), dtype=np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    bits = np.bitwise_or.reduceat(np.left_shift(np.int64(1), ids), starts)
+    masks = {name: _cell_mask(have) for name, have in cells.items() if have}
+    host_bits = np.fromiter(map(masks.get, hosts, repeat(0)), dtype=np.int64, count=len(members))
+    ok = (_popcount(bits) == counts) & ((host_bits & bits) == bits)
+    wrong: list[int] = np.array(at, dtype=np.int64)[~ok].tolist()
+    return wrong
+
+
+def _cell_mask(ids: set[int]) -> int:
+    """The cell ids from 0 to 62 of a host, as a bitmask."""
+    return sum(1 << c for c in ids if type(c) is int and 0 <= c < 63)
+
+
+def _popcount(x: Any) -> Any:
+    """The bits set in each of an int64 array's values."""
+    import numpy as np
+
+    table = np.array([bin(b).count("1") for b in range(256)], dtype=np.int64)
+    return table[np.ascontiguousarray(x).view(np.uint8).reshape(-1, 8)].sum(axis=1)
 
 
 def _vm_issues(
@@ -535,9 +752,10 @@ def _placement_facts(at: str, v: VM, cells: dict[str, set[int] | None]) -> list[
     return out
 
 
-def _groups(s: Snapshot) -> list[Issue]:
+def _groups(s: Snapshot, known: Collection[Any] | None = None) -> list[Issue]:
+    """``known``: the VMs' ids, when the caller has them."""
     out: list[Issue] = []
-    known = {v.id for v in s.vms}
+    known = {v.id for v in s.vms} if known is None else known
     dup = _duplicates(g.id for g in s.server_groups)
     owner: dict[str, str] = {}
     for i, g in enumerate(s.server_groups):
