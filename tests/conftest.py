@@ -21,7 +21,9 @@ settings.register_profile(
     max_examples=40,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-settings.register_profile("ci", parent=settings.get_profile("default"), max_examples=120)
+# CI: more examples than a local run, within the 25-minute budget of .ci/run (nox -s fuzz and
+# nox -s sweep run the long ones)
+settings.register_profile("ci", parent=settings.get_profile("default"), max_examples=70)
 settings.load_profile("ci" if os.environ.get("CI") == "true" else "default")
 
 
