@@ -992,19 +992,14 @@ def show_state(state_path: str, now: str | None, **shown: Any) -> None:
 
     shape = listing.shape_of(shown)
     current = prune(_load_state(state_path), _now_or_clock(now, "--now"))
+    held = state_rows(current, format_time)
     if shape.asked:
-        click.echo(listing.render(state_rows(current, format_time), shape), nl=False)
+        click.echo(listing.render(held, shape), nl=False)
         return
-    rows = [("aggregate cooldown", k, format_time(t)) for k, t in current.aggregate_cooldown_until.items()]
-    rows += [("instance cooldown", k, format_time(t)) for k, t in current.instance_cooldown_until.items()]
-    rows += [
-        ("quarantine", k, "released by hand" if t is None else format_time(t))
-        for k, t in current.quarantined_until.items()
-    ]
-    if not rows:
+    if not held.rows:
         click.echo("nothing in cooldown or quarantine")
-    for kind, key, until in sorted(rows):
-        click.echo(f"{kind:<19} {key:<38} until {until}")
+    for kind, key, until in held.rows:
+        click.echo(f"{kind:<19} {key:<38} until {until or 'released by hand'}")
     click.echo(f"{len(current.results)} recorded result(s)")
 
 
