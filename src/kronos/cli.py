@@ -27,6 +27,11 @@ from kronos.errors import KronosError, UsageError
 
 EX_USAGE, EX_SOFTWARE = 64, 70
 
+#: below this many (host, VM) pairs the interpreter plans faster than numba loads its
+#: cached kernels (~0.8 s of CPU), let alone compiles them (docs/benchmarks.md)
+INTERPRET_BELOW = 50_000
+JIT_CHOICES = ("auto", "always", "never")
+
 
 def _prepare_numba_cache() -> None:
     """Keep compiled kernels on disk even when site-packages is read-only."""
@@ -123,8 +128,15 @@ class FiniteRange(click.FloatRange):
     "--debug", is_flag=True, help="debug logs, openstacksdk's and keystoneauth's HTTP included (redacted)"
 )
 @click.option("--log-file", metavar="PATH", help="append the log here instead of stderr")
+@click.option(
+    "--jit",
+    type=click.Choice(JIT_CHOICES),
+    default="auto",
+    show_default=True,
+    help="run the kernels compiled by numba, or as plain Python; auto: Python for small snapshots",
+)
 @click.pass_context
-def cli(ctx: click.Context, verbose: int, debug: bool, log_file: str | None) -> None:
+def cli(ctx: click.Context, verbose: int, debug: bool, log_file: str | None, jit: str) -> None:
     """Plan constraint-safe VM live-migrations for OpenStack host aggregates."""
     from kronos.logs import configure
 
@@ -413,10 +425,14 @@ def _run_planner(
             raise ValidationError(snapshot, problems)
     with timer.phase("compile/arrays"):
         from kronos.compile_notice import CompileNotice
-        from kronos.core.warm import warm
+        from kronos.core import jit
 
-        with CompileNotice(sys.stderr, sys.stderr.isatty()):
-            warm(_phases_of(entry, snap, kwargs))
+        _choose_kernels(snap)
+        if not jit.interpreted():
+            from kronos.core.warm import warm
+
+            with CompileNotice(sys.stderr, sys.stderr.isatty()):
+                warm(_phases_of(entry, snap, kwargs))
     with timer.phase("plan"):
         from kronos.core import planner
         from kronos.errors import DataError
@@ -439,6 +455,29 @@ def _run_planner(
             new = kronos.next_state(state, result, now=result.created_at, **opts)
             kronos.dump(new, state_path)
     timer.report()
+
+
+def _choose_kernels(snap: Any) -> None:
+    """Compiled or plain-Python kernels for this process, before the first is imported.
+
+    ``--jit`` of the group (absent when a command runs alone, e.g. an alias:
+    auto). NUMBA_DISABLE_JIT=1 means never, without importing numba at all.
+    In auto, kernels another caller has imported already stay as they are.
+    """
+    from kronos.core import jit
+
+    root = click.get_current_context().find_root()
+    choice = root.params.get("jit") or "auto"
+    if os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
+        choice = "never"
+    if choice == "auto":
+        if not jit.imported():
+            jit.interpret(len(snap.hosts) * len(snap.vms) < INTERPRET_BELOW)
+        return
+    try:
+        jit.interpret(choice == "never")
+    except RuntimeError:
+        raise UsageError(f"--jit {choice}: the kernels are already loaded the other way here") from None
 
 
 def _phases_of(entry: str, snap: Any, kwargs: dict[str, Any]) -> list[str]:
@@ -669,12 +708,14 @@ def report(snapshot: str, plan_file: str, output: str | None, png_dir: str | Non
     import kronos
     from kronos.errors import DataError, KronosIOError, ValidationError
     from kronos.files import write_text_atomic
-    from kronos.report import build_report, render_html, render_pngs, write_pngs
 
     snap, plan_doc = kronos.load_snapshot(snapshot), kronos.load_plan(plan_file)
     problems = [i for i in kronos.validate(snap) if i.severity == "error"]
     if problems:
         raise ValidationError(snapshot, problems)
+    _choose_kernels(snap)
+    from kronos.report import build_report, render_html, render_pngs, write_pngs
+
     try:
         built = build_report(snap, plan_doc)
     except DataError as exc:
@@ -729,17 +770,19 @@ def explain(
     if plan_file is not None and (mode or budget or sets or config_path):
         raise UsageError("--mode, --budget, --set and --config make a plan: give them without PLAN")
     import kronos
-    from kronos.core import explain as why
-    from kronos.core.convert import snapshot_digest
-    from kronos.core.replay import check_digest
     from kronos.errors import DataError, ValidationError
-    from kronos.render import explain_host_text, explain_vm_text
 
     snap = kronos.load_snapshot(snapshot)
     state = _load_state(state_path)
     problems = [i for i in kronos.validate(snap) if i.severity == "error"]
     if problems:
         raise ValidationError(snapshot, problems)
+    _choose_kernels(snap)
+    from kronos.core import explain as why
+    from kronos.core.convert import snapshot_digest
+    from kronos.core.replay import check_digest
+    from kronos.render import explain_host_text, explain_vm_text
+
     if plan_file is not None:
         plan_doc = kronos.load_plan(plan_file)
         try:

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import math
 
-import numba as nb
 import numpy as np
 
+from kronos.core.jit import njit
 from kronos.core.rules import (
     ALL_GROUPS,
     BALANCING,
@@ -47,7 +47,7 @@ OVERLAP_EPS = 1e-12
 DONE, MISSED, SKIPPED = 0, 1, 2  # pack: outcomes of one attempt to empty a host
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def stats(hosts, active, score, pw, var, tot):
     """Fill var[p] (population variance) and tot[p] (sum) over active ``hosts``.
 
@@ -82,7 +82,7 @@ def stats(hosts, active, score, pw, var, tot):
     return n, comb
 
 
-@nb.njit(cache=True, inline="always")
+@njit(cache=True, inline="always")
 def _term(var_p, tot_p, n, sa, da, src_active, sb, db):
     dq = 0.0
     ds = 0.0
@@ -101,7 +101,7 @@ def _term(var_p, tot_p, n, sa, da, src_active, sb, db):
 # tuple: passing its three dozen arrays costs about a microsecond a call, inlined or not.
 
 
-@nb.njit(cache=True, inline="always")
+@njit(cache=True, inline="always")
 def move_value(v, a, b, n, var, tot, score, load, sc, active, pw):
     """Combined imbalance after moving VM v from host a to host b (b active)."""
     val = 0.0
@@ -112,7 +112,7 @@ def move_value(v, a, b, n, var, tot, score, load, sc, active, pw):
     return val
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def group_extremes(g_cnt, g_max, g_nmax, g):
     mx = 0
     nmx = 0
@@ -127,7 +127,7 @@ def group_extremes(g_cnt, g_max, g_nmax, g):
     g_nmax[g] = nmx
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def apply_move(v, b, w):
     """Move v to b in the world's arrays: resources, NUMA cells, scores, group counts.
 
@@ -166,7 +166,7 @@ def apply_move(v, b, w):
     w.moved[v] = True
 
 
-@nb.njit(cache=True, inline="always")
+@njit(cache=True, inline="always")
 def _vm_bound(v, n, var, tot, vm_host, load, sc, score, active, pw, cls_min, cls_sc):
     a = vm_host[v]
     best = np.inf
@@ -181,7 +181,7 @@ def _vm_bound(v, n, var, tot, vm_host, load, sc, score, active, pw, cls_min, cls
     return best
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def _holds(x, h, ov):
     """Is host h in other aggregate x?"""
     for i in range(ov.hptr[h], ov.hptr[h + 1]):
@@ -190,7 +190,7 @@ def _holds(x, h, ov):
     return False
 
 
-@nb.njit(cache=True, inline="always")
+@njit(cache=True, inline="always")
 def _other_value(v, a, b, x, in_a, in_b, ov, score, load, sc, active, pw):
     """Combined imbalance of other aggregate x once v moved from a to b (the ``move_value`` algebra)."""
     n = ov.n[x]
@@ -215,7 +215,7 @@ def _other_value(v, a, b, x, in_a, in_b, ov, score, load, sc, active, pw):
     return val
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def others_kept(v, a, b, ov, score, load, sc, active, pw):
     """A balancing move raises no other aggregate's combined imbalance (hosts shared by aggregates)."""
     for i in range(ov.hptr[a], ov.hptr[a + 1]):
@@ -232,7 +232,7 @@ def others_kept(v, a, b, ov, score, load, sc, active, pw):
     return True
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def refresh_others(h, ov, w):
     """Recompute the statistics of every other aggregate holding host h."""
     for i in range(ov.hptr[h], ov.hptr[h + 1]):
@@ -243,7 +243,7 @@ def refresh_others(h, ov, w):
         ov.cur[x] = comb
 
 
-@nb.njit(cache=True, inline="always")
+@njit(cache=True, inline="always")
 def _scan_vm(v, hosts, bv, bh, bval, w, soft_hard, var, tot, n, ov, out, pv):
     a = w.vm_host[v]
     mode = EMPTYING
@@ -268,7 +268,7 @@ def _scan_vm(v, hosts, bv, bh, bval, w, soft_hard, var, tot, n, ov, out, pv):
     return bv, bh, bval
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def best_move(hosts, cands, host_cls, n_cls, limit, prune, w, soft_hard, var, tot, n, ov, pen):
     """The best single move of ``cands`` (VM indices) to ``hosts`` (destinations).
 
@@ -329,7 +329,7 @@ def best_move(hosts, cands, host_cls, n_cls, limit, prune, w, soft_hard, var, to
     return bv, bh, bval
 
 
-@nb.njit(cache=True, inline="always")
+@njit(cache=True, inline="always")
 def fit_residual(v, b, cap, used, size, pmax, score, load, sc, norm):
     """Squared L2 norm of b's free room once v is on it: lower = tighter.
 
@@ -350,7 +350,7 @@ def fit_residual(v, b, cap, used, size, pmax, score, load, sc, norm):
     return s
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def best_fit(v, a, hosts, open_, w, norm):
     """The open host of ``hosts`` that v (now on a) fits tightest; -1 if none is feasible."""
     best = -1
@@ -369,7 +369,7 @@ def best_fit(v, a, hosts, open_, w, norm):
     return best
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def room_for(items, h, hosts, open_, w):
     """Do the open hosts other than h have, in total, room for ``items`` in every dimension?"""
     P = w.pmax.shape[0]
@@ -392,7 +392,7 @@ def room_for(items, h, hosts, open_, w):
     return bool((need <= EPS).all())
 
 
-@nb.njit(cache=True, inline="always")
+@njit(cache=True, inline="always")
 def _residual_swap(v, u, b, cap, used, size, pmax, score, load, sc, norm):
     """fit_residual of b once u has left it and v has arrived."""
     s = 0.0
@@ -406,13 +406,13 @@ def _residual_swap(v, u, b, cap, used, size, pmax, score, load, sc, norm):
     return s
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def _undo(log_v, log_h, n, w):
     for i in range(n - 1, -1, -1):
         apply_move(log_v[i], log_h[i], w)
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def eliminate(h, hosts, vms, movable, origin, key, open_, limit, swaps, w, norm):
     """Empty host h in target space, all or nothing; returns (status, moves delta, work).
 
@@ -526,7 +526,7 @@ def eliminate(h, hosts, vms, movable, origin, key, open_, limit, swaps, w, norm)
     return DONE, delta, spent
 
 
-@nb.njit(cache=True, inline="always")
+@njit(cache=True, inline="always")
 def slack(b, cap, used, pmax, score, sc, norm):
     """Free room of b summed over every dimension in ``norm`` units (MBS's slack)."""
     s = 0.0
@@ -538,7 +538,7 @@ def slack(b, cap, used, pmax, score, sc, norm):
     return s
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def fill_bin(b, cand, n, park, origin, taken, nodes, w, norm):
     """Move to b the subset of ``cand[:n]`` (biggest first) that leaves it least slack.
 
@@ -606,7 +606,7 @@ def fill_bin(b, cand, n, park, origin, taken, nodes, w, norm):
     return spent, n_best
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def fill_fullest_first(hosts, usable, cand, n, park, origin, taken, nodes, work, w, norm):
     """:func:`fill_bin` each ``usable`` host of ``hosts``, fullest (least slack) first.
 
@@ -633,7 +633,7 @@ def fill_fullest_first(hosts, usable, cand, n, park, origin, taken, nodes, work,
     return left, work
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def repack(h, hosts, vms, movable, origin, key, open_, limit, nodes, work, w, norm):
     """Empty h by packing every parked VM again, host by host (fullest first), with MBS.
 
@@ -690,7 +690,7 @@ def repack(h, hosts, vms, movable, origin, key, open_, limit, nodes, work, w, no
     return DONE, moves, work
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def pack_hosts(
     hosts, order, vms, movable, key, open_, budget, rounds, swaps, tries, misses_max, work, nodes,
     repack_misses, w, norm,

@@ -16,16 +16,16 @@ server-group rule beats any host that makes it worse.
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
+from kronos.core.jit import njit
 from kronos.core.kernels import apply_move, fill_fullest_first, fit_residual, move_value, stats
 from kronos.core.rules import BALANCING, EMPTYING, PASS, feasible, group_worse, walk_hosts
 
 MIN_IMBALANCE, BEST_FIT, FILL_HOSTS = 0, 1, 2
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def best_destination(v, a, hosts, how, soft_hard, w, norm, var, tot, n):
     """The feasible host of ``hosts`` for v (now on a): (host or -1, soft rule made worse).
 
@@ -57,7 +57,7 @@ def best_destination(v, a, hosts, how, soft_hard, w, norm, var, tot, n):
     return best, bworse
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def place_all(order, hosts, how, w, norm):
     """Give each VM of ``order`` in turn its best destination; -1 where none is feasible."""
     P = w.pw.shape[0]
@@ -75,7 +75,7 @@ def place_all(order, hosts, how, w, norm):
     return dest
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def make_room(u, placed, origin, hosts, work, w, norm):
     """Fit u (waiting where it is) by pushing placed VMs along a chain of up to two:
     u takes the host of e, and e takes a free spot or the host of f, which
@@ -130,7 +130,7 @@ def make_room(u, placed, origin, hosts, work, w, norm):
     return False, work
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def improve(placed, hosts, rounds, w):
     """Re-target placed VMs where that lowers the combined imbalance (soft rules kept).
 
@@ -168,7 +168,7 @@ def improve(placed, hosts, rounds, w):
     return changed
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def fill_hosts(order, hosts, origin, nodes, work, w, norm):
     """Place ``order`` (biggest first) host by host, fullest first (:func:`kernels.fill_fullest_first`).
 

@@ -28,7 +28,6 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
-import numba as nb
 import numpy as np
 from attrs import frozen
 
@@ -46,6 +45,7 @@ from kronos.core.arrays import (
     SHUTOFF,
     World,
 )
+from kronos.core.jit import njit
 from kronos.core.model import Reason
 
 EPS = 1e-9
@@ -59,7 +59,7 @@ EPS = 1e-9
 # per-rule predicates, which tests/test_rules.py holds against tests/naive.py.
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def source_load_ok(v, a, up, score, load, sc):
     """Taking v off a leaves a's scores at 0 or more: a weight above its host's score is bad
     data. A down host reports no scores: there is nothing to judge (source.up holds its VMs)."""
@@ -71,7 +71,7 @@ def source_load_ok(v, a, up, score, load, sc):
     return True
 
 
-@nb.njit(cache=True, inline="always")
+@njit(cache=True, inline="always")
 def _cell_free(b, c, d, x, cell_cap, cell_used, vm_host, vm_n, vm_cells, numa_need):
     """Free vCPUs (d=0) or MiB (d=1) in cell c of b, counting x's share there as free (x >= 0)."""
     f = cell_cap[b, c, d] - cell_used[b, c, d]
@@ -80,7 +80,7 @@ def _cell_free(b, c, d, x, cell_cap, cell_used, vm_host, vm_n, vm_cells, numa_ne
     return f
 
 
-@nb.njit(cache=True, inline="always")
+@njit(cache=True, inline="always")
 def cells_fit(v, b, x, n_cells, cell_cap, cell_used, vm_host, vm_n, vm_cells, numa_need):
     """Whether :func:`choose_cells` finds cells (n of b's cells each with room for a
     share): the walk asks this of every pair, and needs no choice, only a count."""
@@ -101,7 +101,7 @@ def cells_fit(v, b, x, n_cells, cell_cap, cell_used, vm_host, vm_n, vm_cells, nu
     return False
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def choose_cells(v, b, x, n_cells, cell_cap, cell_used, vm_host, vm_n, vm_cells, vm_cells0, home, numa_need):
     """The NUMA cells of b that v would take (a bitmask; 0 when none fit or v needs none).
 
@@ -147,14 +147,14 @@ def choose_cells(v, b, x, n_cells, cell_cap, cell_used, vm_host, vm_n, vm_cells,
     return mask
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def cells_for(v, b, x, w):
     """:func:`choose_cells` with the world's arrays (one-off callers)."""
     return choose_cells(v, b, x, w.n_cells, w.cell_cap, w.cell_used, w.vm_host, w.vm_n, w.vm_cells,
                         w.vm_cells0, w.home, w.numa_need)  # fmt: skip
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def group_worse(g, a, b, g_kind, g_lim, g_cnt, g_max, g_nmax):
     """Would moving one member of group g from a to b raise its violation measure?
 
@@ -189,7 +189,7 @@ EMPTYING, BALANCING, ALL_GROUPS = 0, 1, 2
 SKIPPED = -2
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def walk(vs, srcs, dsts, xs, mode, target, only, skip, stop, out, w):
     """``out[i]``: the first rule ``vs[i]`` (on ``srcs[i]``) breaks going to ``dsts[i]``
     (PASS: none), ``xs[i]`` leaving that host first (-1: none).
@@ -316,7 +316,7 @@ def walk(vs, srcs, dsts, xs, mode, target, only, skip, stop, out, w):
     return n
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def walk_hosts(v, a, hosts, x, mode, target, out, w):
     """:func:`walk` for one VM (on a) over ``hosts``, x leaving each first (-1: none)."""
     one = np.empty(3, dtype=np.int64)
@@ -324,7 +324,7 @@ def walk_hosts(v, a, hosts, x, mode, target, out, w):
     walk(one[0:1], one[1:2], hosts, one[2:3], mode, target, -1, np.zeros(0, dtype=np.bool_), False, out, w)
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def _one(v, a, b, x, mode, target, only, w):
     """:func:`walk` for one pair (one-off callers: a loop of checks should call walk once)."""
     one = np.empty(5, dtype=np.int64)
@@ -334,7 +334,7 @@ def _one(v, a, b, x, mode, target, only, w):
     return one[4]
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def first_failing(v, a, b, w, balancing):
     """The first host or move rule v going a -> b breaks (PASS if none); ``balancing`` as ``mode``.
 
@@ -343,25 +343,25 @@ def first_failing(v, a, b, w, balancing):
     return _one(v, a, b, -1, BALANCING if balancing else EMPTYING, False, -1, w)
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def feasible(v, a, b, w, balancing):
     """May v move from a to b now: a real move that breaks no rule of the table."""
     return b != a and first_failing(v, a, b, w, balancing) == PASS
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def first_failing_target(v, o, b, x, w):
     """Target space: the first rule that stops v (which started on o) ending on b, x leaving b first."""
     return _one(v, o, b, x, BALANCING, True, -1, w)
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def fits(v, o, b, x, w):
     """May v, which started on o, end on b (x leaving b first, or -1)?"""
     return first_failing_target(v, o, b, x, w) == PASS
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def soft_worse(v, a, b, w):
     """Would moving v from a to b make its soft server-group rule worse?"""
     g = w.group[v]
@@ -372,68 +372,68 @@ def soft_worse(v, a, b, w):
 # (v, a, b, x, w) -> holds.
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def host_enabled(v, a, b, x, w):
     return _one(v, a, b, x, BALANCING, False, HOST_ENABLED, w) == PASS
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def host_up(v, a, b, x, w):
     return _one(v, a, b, x, BALANCING, False, HOST_UP, w) == PASS
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def host_not_leaving(v, a, b, x, w):
     return _one(v, a, b, x, BALANCING, False, HOST_LEAVING, w) == PASS
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def source_load(v, a, b, x, w):
     return _one(v, a, b, x, BALANCING, False, SOURCE_LOAD, w) == PASS
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def same_az(v, a, b, x, w):
     return _one(v, a, b, x, BALANCING, False, AZ, w) == PASS
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def extra_specs(v, a, b, x, w):
     return _one(v, a, b, x, BALANCING, False, EXTRA_SPECS, w) == PASS
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def traits_required(v, a, b, x, w):
     return _one(v, a, b, x, BALANCING, False, TRAITS_REQUIRED, w) == PASS
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def traits_forbidden(v, a, b, x, w):
     return _one(v, a, b, x, BALANCING, False, TRAITS_FORBIDDEN, w) == PASS
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def cpu_compat(v, a, b, x, w):
     return _one(v, a, b, x, BALANCING, False, CPU_COMPAT, w) == PASS
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def capacity_fits(v, a, b, x, w):
     return _one(v, a, b, x, BALANCING, False, CAPACITY, w) == PASS
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def numa(v, a, b, x, w):
     """A NUMA-placed VM finds its cells on b (a host without cells: host-level capacity alone)."""
     return _one(v, a, b, x, BALANCING, False, NUMA, w) == PASS
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def max_host_score(v, a, b, x, w):
     return _one(v, a, b, x, BALANCING, False, MAX_HOST_SCORE, w) == PASS
 
 
-@nb.njit(cache=True)
+@njit(cache=True)
 def group_rule(v, a, b, x, w, kind):
     """v's server group, if of ``kind``, is not made worse by the move."""
     return _one(v, a, b, x, BALANCING, False, GROUP_AFFINITY + kind, w) == PASS

@@ -1,0 +1,95 @@
+"""The kernels interpreted (plain Python) and compiled by numba give the same plans, byte for byte.
+
+``kronos`` runs small snapshots interpreted (kronos.core.jit): loading numba
+costs more than such a plan. That is only sound if nothing in a plan depends
+on the way the kernels ran; this holds both ways to the sweep's snapshots and
+modes (tests/test_sweep.py), every mode and FORMATS §4–5 field included.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import kronos
+from kronos.cli import cli, run
+from kronos.core import jit
+from kronos.files import render
+from tests.test_sweep import case, modes, without_thresholds
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = range(12)
+
+#: plans every case in every mode, as tests/test_sweep.py would, with the kernels interpreted
+INTERPRETED = """
+import json, random, sys
+from kronos.core import jit
+jit.interpret()
+from kronos.files import render
+from tests.test_sweep import case, modes, without_thresholds
+out = {}
+for i in json.loads(sys.argv[1]):
+    snap = case(i).snapshot()
+    for k, mode in enumerate(modes(snap, random.Random(f"kronos-sweep-options-{i}"))):
+        out[f"{i}/{k}"] = render(mode.run(without_thresholds(snap) if mode.zero_thresholds else snap))
+out["numba imported"] = "numba" in sys.modules
+print(json.dumps(out))
+"""
+
+
+def _compiled() -> dict[str, str]:
+    out = {}
+    for i in CASES:
+        snap = case(i).snapshot()
+        for k, mode in enumerate(modes(snap, random.Random(f"kronos-sweep-options-{i}"))):
+            out[f"{i}/{k}"] = render(mode.run(without_thresholds(snap) if mode.zero_thresholds else snap))
+    return out
+
+
+def test_interpreted_kernels_plan_what_compiled_ones_plan_and_never_load_numba() -> None:
+    assert not jit.interpreted()
+    done = subprocess.run(
+        [sys.executable, "-c", INTERPRETED, json.dumps(list(CASES))],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    interpreted = json.loads(done.stdout)
+    assert interpreted.pop("numba imported") is False
+    compiled = _compiled()
+    assert len(compiled) > 8 * len(CASES)
+    different = [key for key in compiled if interpreted.get(key) != compiled[key]]
+    assert not different, f"plans differ between interpreted and compiled kernels: {different[:10]}"
+
+
+def test_switching_after_the_kernels_are_imported_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    import kronos.core.kernels  # noqa: F401  (this process plans compiled)
+
+    with pytest.raises(RuntimeError, match="after the kernels were imported"):
+        jit.interpret()
+    jit.interpret(False)  # the mode they have: fine
+    code = run(cli.main, ["--jit", "never", "plan", str(ROOT / "examples/snapshot.json")])
+    assert code == 64
+    assert "--jit never: the kernels are already loaded the other way here" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "numba"), [((), False), (("--jit", "always"), True)])
+def test_auto_runs_the_example_without_numba_and_always_compiles(
+    tmp_path: Path, args: tuple[str, ...], numba: bool
+) -> None:
+    out = tmp_path / "plan.json"
+    probe = (
+        "import atexit, sys; atexit.register(lambda: print('numba' in sys.modules, file=sys.stderr)); "
+        "from kronos.cli import main; main(sys.argv[1:])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *args, "plan", str(ROOT / "examples/snapshot.json"), "-o", str(out)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == str(numba)
+    snap = kronos.load_snapshot(ROOT / "examples/snapshot.json")
+    assert json.loads(out.read_text()) == json.loads(render(kronos.plan(snap)))
