@@ -143,9 +143,7 @@ def test_the_cli_answers_in_a_screenful_and_as_records(tmp_path: Path, case) -> 
     assert "may not move: in cooldown until 2026-11-21T10:30:00Z" in text
     assert "off is disabled" in text
     assert len(text.splitlines()) < 60
-    js = kronos_cli(
-        "explain", str(s), str(p), "--vm", "huge", "--host", "off", "--state", str(st), "-f", "json"
-    )
+    js = kronos_cli("explain", str(s), str(p), "--vm", "huge", "--host", "off", "--state", str(st), "-o", "-")
     records = json.loads(js.stdout)
     assert records[0]["instance"] == "huge" and records[1]["closed"][0]["rule"] == "host.enabled"
     # without PLAN it plans as `kronos plan` would, with the same state

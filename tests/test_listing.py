@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,11 @@ from ruamel.yaml import YAML
 import kronos
 from kronos.errors import UsageError
 from kronos.listing import Listing, Shape, render, table
+from kronos.render import EXPLAIN_COLUMNS, SCORE_COLUMNS
+from tests import promdata
 from tests.conftest import ROOT, kronos_cli
+from tests.prometheus_server import import_history, serve
+from tests.test_explain import STATE, _snapshot
 
 EXAMPLE = str(ROOT / "examples" / "snapshot.json")
 ROWS = Listing(
@@ -149,3 +154,182 @@ def test_the_plan_table_keeps_its_columns_with_long_names() -> None:
         elif at >= 0 and line.startswith(" " * 35) and line.strip():
             rebuilt[at] += line.strip()  # a long name goes on under its column
     assert rebuilt == [s.name for s in plan.steps]
+
+
+# -- kronos explain and kronos scores: the same rows ---------------------------------------------
+@pytest.fixture(scope="module")
+def explained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path, kronos.Plan]:
+    """test_explain's small cloud: web VMs pinned by anti-affinity, one too big, one resting, one host off."""
+    where = tmp_path_factory.mktemp("explain")
+    snap = _snapshot()
+    plan = kronos.plan(snap, state=STATE)
+    s, p, st = where / "s.json", where / "p.json", where / "state.json"
+    kronos.dump(snap, s)
+    kronos.dump(plan, p)
+    kronos.dump(STATE, st)
+    return s, p, st, plan
+
+
+def test_kronos_explain_rows_are_the_records(explained: tuple[Path, Path, Path, kronos.Plan]) -> None:
+    from kronos.core.explain import explain_host, explain_vm
+    from kronos.core.reasons import render as say
+
+    s, p, st, plan = explained
+    args = ("explain", str(s), str(p), "--state", str(st), "--vm", "huge", "--vm", "resting", "--host", "off")
+    rows = kronos_cli(*args, "-f", "json")
+    assert rows.returncode == 0, rows.stderr
+    got = json.loads(rows.stdout)
+    assert all(tuple(r) == EXPLAIN_COLUMNS for r in got)
+    snap = kronos.load_snapshot(s)
+    huge, resting = (explain_vm(snap, plan, ref, STATE) for ref in ("huge", "resting"))
+    off = explain_host(snap, plan, "off", STATE)
+    want = [("huge", "candidate", h.host, h.why and h.why.rule) for h in huge.aggregates[0].hosts]
+    want += [("huge", "decision", r.host, r.rule) for r in huge.decision]
+    want += [("resting", "not_movable", r.host, r.rule) for r in resting.not_movable]
+    want += [("resting", "candidate", h.host, h.why and h.why.rule) for h in resting.aggregates[0].hosts]
+    want += [("resting", "decision", r.host, r.rule) for r in resting.decision]
+    want += [("off", "decision", r.host, r.rule) for r in off.decision]
+    assert [(r["subject"], r["kind"], r["host"], r["rule"]) for r in got] == want
+    assert {r["host"]: r["rule"] for r in got if r["subject"] == "huge" and r["kind"] == "candidate"} == {
+        "h2": "capacity.vcpus", "h3": "capacity.vcpus", "h4": "capacity.vcpus", "off": "host.enabled"
+    }  # fmt: skip
+    # the sentences are the rules' own, as the text prints them
+    text = kronos_cli(*args).stdout
+    for r in got:
+        if r["kind"] == "decision":
+            assert f"    {r['reason']}\n" in text
+    held = next(r for r in got if r["kind"] == "not_movable")
+    assert held["reason"] == say(resting.not_movable[0]) and f"may not move: {held['reason']}" in text
+    fits = [h for h in resting.aggregates[0].hosts if h.why is None]
+    assert fits and all(r["combined_after"] is None for r in got if r["rule"] is not None)
+
+    # -f value -c host: exactly the rows' hosts, None as an empty line; --sort-column sorts
+    hosts = kronos_cli(
+        "explain", str(s), str(p), "--state", str(st), "--vm", "resting", "-f", "value", "-c", "host"
+    )
+    assert hosts.stdout.split("\n")[:-1] == [r["host"] or "" for r in got if r["subject"] == "resting"]
+    ranked = kronos_cli("explain", str(s), str(p), "--state", str(st), "--vm", "resting", "-f", "value",
+                        "-c", "host", "-c", "combined_after", "--sort-column", "combined_after")  # fmt: skip
+    best = [line.split() for line in ranked.stdout.splitlines()[-len(fits) :]]
+    by_gain = sorted(fits, key=lambda h: h.combined_after or 0.0)
+    assert [b[0] for b in best] == [h.host for h in by_gain]
+    assert [float(b[1]) for b in best] == pytest.approx([h.combined_after for h in by_gain], rel=1e-5)
+    table = kronos_cli(*args, "-f", "csv", "-c", "subject", "-c", "kind")
+    assert next(csv.reader(io.StringIO(table.stdout))) == ["subject", "kind"]
+    records = json.loads(kronos_cli(*args, "-o", "-").stdout)  # the records, as before -f meant rows
+    assert records[0]["instance"] == "huge" and records[2]["closed"][0]["rule"] == "host.enabled"
+
+
+def test_kronos_explain_refuses_an_unknown_column_before_planning(tmp_path: Path) -> None:
+    bad = kronos_cli("explain", str(tmp_path / "none.json"), "--vm", "x", "-c", "nope")
+    assert bad.returncode == 64 and "-c nope: no such column (columns: subject, kind," in bad.stderr
+    bad = kronos_cli("explain", EXAMPLE, "--vm", "x", "--sort-column", "score")
+    assert bad.returncode == 64 and "--sort-column score: no such column" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def truth() -> promdata.Truth:
+    return promdata.build(hosts=6, vms=60, seed=3)
+
+
+@pytest.fixture(scope="module")
+def prom(truth: promdata.Truth, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prometheus serving the truth's exporter history (skips locally without one)."""
+    work = tmp_path_factory.mktemp("prometheus")
+    data = import_history(promdata.openmetrics(truth), work)
+    with serve(data, work) as url:
+        yield url
+
+
+def _scores(tmp: Path, prom: str, truth: promdata.Truth) -> tuple[str, ...]:
+    """``kronos scores`` on agg-good, agg-nan and agg-gone, its lost host marked down in the snapshot."""
+    (tmp / "policies.yaml").write_text((ROOT / "etc" / "kronos" / "policies.yaml.sample").read_text())
+    (tmp / "kronos.conf").write_text(f"[prometheus]\nurl = {prom}\n")
+    hosts = sorted({h for members in truth.aggregates.values() for h in members})
+    doc = {
+        "format": "kronos.snapshot/1",
+        "taken_at": "2026-01-01T00:00:00Z",
+        "aggregates": [{"name": n, "hosts": m} for n, m in truth.aggregates.items()],
+        "hosts": [
+            {"name": h, "up": h != "gone-01", "capacity": {"vcpus": 8, "memory_mb": 1024, "disk_gb": 10}}
+            for h in hosts
+        ],
+    }
+    (tmp / "topology.json").write_text(json.dumps(doc))
+    return (
+        "scores", "--config", str(tmp / "kronos.conf"), "--snapshot", str(tmp / "topology.json"),
+        "--at", str(promdata.END), "--aggregate", "agg-good", "--aggregate", "agg-nan", "--aggregate", "agg-gone",
+    )  # fmt: skip
+
+
+def test_kronos_scores_rows(prom: str, truth: promdata.Truth, tmp_path: Path) -> None:
+    args = _scores(tmp_path, prom, truth)
+    proc = kronos_cli(*args, "-f", "json")
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert all(tuple(r) == SCORE_COLUMNS for r in got)
+    policies = ["cpu-spread", "memory-spread"]
+    assert [(r["aggregate"], r["host"], r["policy"]) for r in got] == [
+        (a, h, p) for a in ("agg-good", "agg-nan", "agg-gone") for h in truth.aggregates[a] for p in policies
+    ]
+    of = {(r["aggregate"], r["host"], r["policy"]): r for r in got}
+    for h in truth.aggregates["agg-good"]:
+        cpu, mem = of["agg-good", h, "cpu-spread"], of["agg-good", h, "memory-spread"]
+        assert (cpu["health"], mem["health"], cpu["problem"], cpu["skipped"]) == ("ok", "ok", None, None)
+        assert cpu["score"] == pytest.approx(truth.hosts[h].cpu, abs=1e-9)
+        assert mem["score"] == pytest.approx(truth.hosts[h].mem, abs=1e-9)
+    nan = of["agg-nan", "nan-01", "memory-spread"]
+    assert (nan["score"], nan["health"], nan["problem"]) == (None, "nan", "score is NaN")
+    assert nan["imbalance"] is None and nan["exceeded"] is None and nan["skipped"].startswith("bad data: ")
+    assert of["agg-nan", "nan-01", "cpu-spread"]["health"] == "ok"
+    assert of["agg-gone", "gone-01", "cpu-spread"]["health"] == "down"  # not up in the snapshot
+    assert of["agg-gone", "gone-01", "cpu-spread"]["skipped"] is None  # a dead host exports nothing
+
+    # -f value -c host: exactly the hosts, --sort-column sorts, -f csv has the header
+    hosts = kronos_cli(*args, "-f", "value", "-c", "host")
+    assert hosts.stdout.splitlines() == [r["host"] for r in got]
+    top = kronos_cli(*args, "-f", "value", "-c", "host", "-c", "score", "--sort-column", "score")
+    pairs = [line.split() for line in top.stdout.splitlines()]
+    numbers = [float(p[1]) for p in pairs if len(p) == 2]
+    assert numbers == sorted(numbers) and len(numbers) == sum(r["score"] is not None for r in got)
+    # no score sorts first, in the rows' order: NaN memory, and the dead host in both policies
+    assert [p[0] for p in pairs[: len(pairs) - len(numbers)]] == ["nan-01", "gone-01", "gone-01"]
+    table = kronos_cli(*args, "-f", "csv", "-c", "aggregate", "-c", "health")
+    lines = list(csv.reader(io.StringIO(table.stdout)))
+    assert lines[0] == ["aggregate", "health"] and len(lines) == len(got) + 1
+    # the report document, as --format json printed it
+    doc = json.loads(kronos_cli(*args, "-o", "-").stdout)
+    assert [a["name"] for a in doc["aggregates"]] == ["agg-good", "agg-nan", "agg-gone"]
+    human = kronos_cli(*args)
+    assert human.stdout.startswith(f"Prometheus {prom} at 2026-01-01T00:00:00Z")
+
+
+def test_kronos_scores_refuses_an_unknown_column_before_asking_prometheus(tmp_path: Path) -> None:
+    (tmp_path / "policies.yaml").write_text((ROOT / "etc" / "kronos" / "policies.yaml.sample").read_text())
+    (tmp_path / "kronos.conf").write_text("[prometheus]\nurl = http://127.0.0.1:9\nretries = 0\n")
+    bad = kronos_cli("scores", "--config", str(tmp_path / "kronos.conf"), "-c", "hostname")
+    assert bad.returncode == 64, bad.stderr
+    assert "-c hostname: no such column (columns: aggregate, host, policy, score," in bad.stderr
+
+
+def test_a_failed_query_is_a_row_not_an_empty_listing() -> None:
+    """Without --snapshot a failed query leaves no host to list: its row says so."""
+    from datetime import UTC, datetime
+
+    from kronos.adapters.scores import PolicyReading, assess
+    from kronos.core.model import Policy
+    from kronos.render import scores_rows
+
+    at = datetime.fromtimestamp(promdata.END, UTC)
+    cpu = Policy("cpu", threshold=0.1, weight=1.0)
+    mem = Policy("mem", threshold=0.1, weight=1.0)
+    readings = {"cpu": PolicyReading(cpu, {"h1": (0.5,)}), "mem": PolicyReading(mem, {}, error="HTTP 503")}
+    got = render(
+        scores_rows(assess(readings, {"*": ["h1"]}, at)),
+        Shape("json", columns=("host", "policy", "health", "problem")),
+    )
+    assert json.loads(got) == [
+        {"host": "h1", "policy": "cpu", "health": "ok", "problem": None},
+        {"host": "h1", "policy": "mem", "health": "query", "problem": None},
+        {"host": None, "policy": "mem", "health": "query", "problem": "query failed: HTTP 503"},
+    ]

@@ -261,7 +261,7 @@ def test_kronos_scores_prints_the_table(prom: str, truth: promdata.Truth, tmp_pa
     assert "memory-spread: nan-01: score is NaN" in nan
     assert "agg-over" not in out  # only the aggregates asked for
 
-    shown_json = kronos_cli(*args, "--format", "json")
+    shown_json = kronos_cli(*args, "-o", "-")  # the report document
     assert shown_json.returncode == 0, shown_json.stderr
     as_json = json.loads(shown_json.stdout)
     assert [a["name"] for a in as_json["aggregates"]] == ["agg-good"]  # [engine] aggregates

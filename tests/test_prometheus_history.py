@@ -226,7 +226,7 @@ def test_window_zero_reads_no_history_and_horizon_zero_no_forecast(prom: str, tm
 def test_kronos_scores_reads_the_history(prom: str, tmp_path: Path) -> None:
     _config(tmp_path, prom)
     proc = kronos_cli(
-        "scores", "--config", str(tmp_path / "kronos.conf"), "--at", str(promdata.END), "--format", "json"
+        "scores", "--config", str(tmp_path / "kronos.conf"), "--at", str(promdata.END), "-o", "-"
     )
     assert proc.returncode == 0, proc.stderr
     [pool] = json.loads(proc.stdout)["aggregates"]

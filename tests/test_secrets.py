@@ -191,7 +191,7 @@ def test_prometheus_errors_never_show_a_secret(
     else:
         proxy.add("POST", "/api/v1/query", fault, times=100)
     conf = write_conf(tmp_path, url, f"http://127.0.0.1:{_closed_port()}/v2.1")
-    scores = kronos_cli("scores", "--config", str(conf), "--format", "json")
+    scores = kronos_cli("scores", "--config", str(conf), "-o", "-")
     assert scores.returncode == code, scores.stderr
     assert words in scores.stdout + scores.stderr
     if code == 0:  # the report itself, with the URL and Prometheus's words per policy
@@ -199,6 +199,9 @@ def test_prometheus_errors_never_show_a_secret(
         table = kronos_cli("scores", "--config", str(conf))
         assert table.returncode == 0 and "Prometheus http://***@127.0.0.1:" in table.stdout
         assert_hidden(table.stdout, table.stderr)
+        rows = kronos_cli("scores", "--config", str(conf), "-f", "value", "-c", "problem")
+        assert rows.returncode == 0 and words in rows.stdout  # the rows carry Prometheus's words too
+        assert_hidden(rows.stdout, rows.stderr)
     check = kronos_cli("check-config", "--config", str(conf))
     assert check.returncode != 0 and "FAIL  prometheus:" in check.stdout
     assert_hidden(scores.stdout, scores.stderr, check.stdout, check.stderr, folder=tmp_path)

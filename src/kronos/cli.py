@@ -743,9 +743,8 @@ def report(snapshot: str, plan_file: str, output: str | None, png_dir: str | Non
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="without PLAN: planner option")
 @click.option("--state", "state_path", help="state file (read only): cooldowns and quarantine")
 @click.option("--config", "config_path", help="without PLAN: kronos.conf's [engine] planner options")
-@click.option(
-    "-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
+@click.option("-o", "--output", help="write the answers as records here (.json/.yaml, - for stdout)")
+@listing.options()
 def explain(
     snapshot: str,
     plan_file: str | None,
@@ -756,7 +755,8 @@ def explain(
     sets: tuple[str, ...],
     state_path: str | None,
     config_path: str | None,
-    fmt: str,
+    output: str | None,
+    **shown: Any,
 ) -> None:
     """Why a VM moved or stayed, why a host was chosen, passed over or emptied.
 
@@ -764,11 +764,17 @@ def explain(
     `kronos plan SNAPSHOT` would make with the same options. For a VM: the
     rules that hold it, each host of its aggregate with the first rule that
     rules it out or the imbalance it would leave, and the plan's decision.
+    With -f/-c each of those is a row (subject, kind, aggregate, host, rule,
+    combined_after, reason); -o FILE (- for stdout) writes the records.
     """
+    shape = listing.shape_of(shown)
     if not vms and not hosts:
         raise UsageError("nothing to explain: give --vm ID|NAME or --host NAME (repeatable)")
     if plan_file is not None and (mode or budget or sets or config_path):
         raise UsageError("--mode, --budget, --set and --config make a plan: give them without PLAN")
+    from kronos.render import EXPLAIN_COLUMNS
+
+    listing.select(listing.Listing(EXPLAIN_COLUMNS, ()), shape)  # a wrong -c before any planning
     import kronos
     from kronos.errors import DataError, ValidationError
 
@@ -781,7 +787,7 @@ def explain(
     from kronos.core import explain as why
     from kronos.core.convert import snapshot_digest
     from kronos.core.replay import check_digest
-    from kronos.render import explain_host_text, explain_vm_text
+    from kronos.render import explain_host_text, explain_rows, explain_vm_text
 
     if plan_file is not None:
         plan_doc = kronos.load_plan(plan_file)
@@ -794,10 +800,14 @@ def explain(
         plan_doc = kronos.plan(snap, mode=mode, budget=budget, state=state, validate_input=False, **options)
     answers: list[Any] = [why.explain_vm(snap, plan_doc, ref, state) for ref in vms]
     answers += [why.explain_host(snap, plan_doc, ref, state) for ref in hosts]
-    if fmt == "json":
+    if output is not None:
         from kronos.files import render
 
-        click.echo(render(answers), nl=False)
+        _write(output, render(answers, yaml=output.endswith((".yaml", ".yml"))))
+        if output == "-":
+            return
+    if shape.asked:
+        click.echo(listing.render(explain_rows(answers, as_flags), shape), nl=False)
         return
     for answer in answers:
         text = explain_vm_text(answer) if isinstance(answer, why.VMExplanation) else explain_host_text(answer)
@@ -836,31 +846,40 @@ def _score_scope(snapshot_path: str | None, chosen: tuple[str, ...], config: Any
 )
 @click.option("--at", "at_text", help="evaluation time, RFC 3339 or Unix seconds (default: now)")
 @click.option("--snapshot", "snapshot_path", help="take aggregates and their hosts from this snapshot")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("-o", "--output", help="write the report as a JSON document here (- for stdout)")
+@listing.options()
 def scores(
     config_path: str | None,
     aggregates: tuple[str, ...],
     at_text: str | None,
     snapshot_path: str | None,
-    fmt: str,
+    output: str | None,
+    **shown: Any,
 ) -> None:
     """Per aggregate and policy: host scores, imbalance vs threshold, data health.
 
-    Without --snapshot every host the policies' queries return is scored as
-    one pool, ``*``. With [engine] history_window > 0 each host's history
-    over the window is checked too (and shown by --format json). Exit 0 even
-    when an aggregate is skipped for bad data (the report says why); 69 when
-    Prometheus cannot be reached.
+    On the terminal the report, or with -f/-c one row per aggregate, host and
+    policy (score, health, problem, imbalance, threshold, exceeded, skipped).
+    -o FILE (- for stdout) writes the report document. Without --snapshot
+    every host the policies' queries return is scored as one pool, ``*``.
+    With [engine] history_window > 0 each host's history over the window is
+    checked too (and kept in the -o document). Exit 0 even when an aggregate
+    is skipped for bad data (the report says why); 69 when Prometheus cannot
+    be reached.
     """
+    shape = listing.shape_of(shown)
     if aggregates and snapshot_path is None:
         raise UsageError("--aggregate needs --snapshot FILE to know the aggregate's hosts")
+    from kronos.render import SCORE_COLUMNS
+
+    listing.select(listing.Listing(SCORE_COLUMNS, ()), shape)  # a wrong -c before Prometheus is asked
     from kronos.adapters.history import Window
     from kronos.adapters.prometheus import PrometheusClient
     from kronos.adapters.scores import assess, read_policies
     from kronos.cli_cloud import load_config, parse_at
     from kronos.core.convert import format_time
     from kronos.redact import redact
-    from kronos.render import scores_table
+    from kronos.render import scores_rows, scores_table
 
     config = load_config(config_path, require_scope=False)
     at = parse_at(at_text)
@@ -877,10 +896,28 @@ def scores(
         max_sample_age=config.prometheus.max_sample_age,
         min_host_coverage=config.prometheus.min_host_coverage,
     )
-    if fmt == "json":
-        click.echo(_scores_json(reports, format_time(at)))
+    if output is not None:
+        _write(output, _scores_json(reports, format_time(at)) + "\n")
+        if output == "-":
+            return
+    if shape.asked:  # redacted as the report is: a failed query's words may carry the URL
+        click.echo(redact(listing.render(scores_rows(reports, down), shape)), nl=False)
     else:
         click.echo(redact(scores_table(reports, client.shown, format_time(at))), nl=False)
+
+
+def _write(output: str, text: str) -> None:
+    """A document to ``output`` (``-``: stdout), replacing a file whole."""
+    if output == "-":
+        click.echo(text, nl=False)
+        return
+    from kronos.errors import KronosIOError
+    from kronos.files import write_text_atomic
+
+    try:
+        write_text_atomic(output, text)
+    except OSError as exc:
+        raise KronosIOError(f"{output}: {exc.strerror or exc}") from exc
 
 
 def _scores_json(reports: Any, at: str) -> str:

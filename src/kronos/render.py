@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -13,7 +13,7 @@ from kronos.core.validate import NO_VALUE, Issue, show
 from kronos.listing import Listing
 
 if TYPE_CHECKING:
-    from kronos.adapters.scores import AggregateReport
+    from kronos.adapters.scores import AggregateReport, PolicyReport
     from kronos.core.explain import HostExplanation, VMExplanation
 
 
@@ -161,6 +161,60 @@ def scores_table(reports: Sequence[AggregateReport], url: str, at: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+SCORE_COLUMNS = (
+    "aggregate", "host", "policy", "score", "health", "problem", "imbalance", "threshold", "exceeded",
+    "skipped",
+)  # fmt: skip
+
+
+def scores_rows(reports: Sequence[AggregateReport], down: Collection[str] = ()) -> Listing:
+    """One row per aggregate, host and policy, in the table's order (``-f``/``-c``).
+
+    A host's row says whether its score counts in the policy's imbalance
+    (``health`` ``ok``) or why not, so ``--sort-column health`` gathers the
+    hosts to look at. ``score`` is the value read when it is one finite
+    number, else empty (``health`` says what was read). The imbalance,
+    threshold and why the aggregate is skipped repeat on each of its rows,
+    as the openstack client repeats a server's fields, so one row is enough
+    to act on. Every problem is on one row: a problem about no one host (a
+    failed query, unlabelled series, history gaps) on a row of its own with
+    no host after the aggregate's hosts, so a failed query is never an empty
+    listing. Each policy's history is in the document (``-o``), not in rows.
+    """
+    rows: list[tuple[object, ...]] = []
+    for rep in reports:
+        for host in rep.hosts:
+            for p in rep.policies:
+                values = p.values.get(host, ())
+                score = values[0] if len(values) == 1 and math.isfinite(values[0]) else None
+                health, problem = _health(p, host, down)
+                rows.append(
+                    (rep.name, host, p.policy, score, health, problem, p.imbalance, p.threshold, p.exceeded,
+                     rep.skipped)
+                )  # fmt: skip
+        for p in rep.policies:
+            rows += [
+                (rep.name, None, p.policy, None, x.kind, x.detail, p.imbalance, p.threshold, p.exceeded,
+                 rep.skipped)
+                for x in p.problems
+                if x.subject is None
+            ]  # fmt: skip
+    return Listing(SCORE_COLUMNS, tuple(rows))
+
+
+def _health(p: PolicyReport, host: str, down: Collection[str]) -> tuple[str, str | None]:
+    """``ok`` when the host's score counts, else the kinds of its problems and their details
+    (a failed query's words are on the policy's own row)."""
+    if host in p.scores:
+        return "ok", None
+    if host in down:  # a dead host exports nothing: no problem, and no part in the imbalance
+        return "down", None
+    mine = [x for x in p.problems if x.subject == host]
+    if mine:
+        return ",".join(x.kind for x in mine), "; ".join(x.detail for x in mine)
+    return ("query", None) if any(x.kind == "query" for x in p.problems) else ("not counted", None)
+
+
 def _score_cell(values: tuple[float, ...]) -> str:
     if not values:
         return "missing"
@@ -247,3 +301,42 @@ def explain_host_text(x: HostExplanation) -> str:
     lines.append("  decision:")
     lines += [f"    {render(r)}" for r in x.decision]
     return "\n".join(lines) + "\n"
+
+
+EXPLAIN_COLUMNS = ("subject", "kind", "aggregate", "host", "rule", "combined_after", "reason")
+
+
+def explain_rows(
+    answers: Sequence[VMExplanation | HostExplanation], say: Callable[[str], str] = str
+) -> Listing:
+    """Each answer's records as rows (``-f``/``-c``), in the order the text shows them.
+
+    ``subject`` is the VM's id or the host's name; ``kind`` the record's
+    field: ``not_movable`` (a rule holding the VM), ``candidate`` (another
+    host of its aggregate: ``rule`` is the first that rules it out, else
+    ``combined_after`` what the move would leave) and ``decision`` (the
+    plan's, for a VM or a host). ``reason`` is the rule's one sentence
+    (:func:`kronos.core.reasons.render`); ``say`` lets the CLI name keyword
+    options as its flags, as in its text. A host's numbers (capacity,
+    scores before and after) are in the records (``-o``), not in rows.
+    """
+    from kronos.core.explain import VMExplanation
+    from kronos.core.reasons import render
+
+    rows: list[tuple[str, str, str | None, str | None, str | None, float | None, str | None]] = []
+
+    def of(subject: str, kind: str, reasons: Sequence[Reason]) -> None:
+        rows.extend((subject, kind, r.aggregate, r.host, r.rule, None, say(render(r))) for r in reasons)
+
+    for x in answers:
+        if not isinstance(x, VMExplanation):
+            of(x.host, "decision", x.decision)
+            continue
+        of(x.instance, "not_movable", x.not_movable)
+        for view in x.aggregates:
+            for h in view.hosts:
+                why = h.why
+                rule, reason = (None, None) if why is None else (why.rule, say(render(why)))
+                rows.append((x.instance, "candidate", view.aggregate, h.host, rule, h.combined_after, reason))
+        of(x.instance, "decision", x.decision)
+    return Listing(EXPLAIN_COLUMNS, tuple(rows))
