@@ -181,6 +181,23 @@ class ExecutorConfig:
     poll_interval: float = 2.0
     #: a failed step is retried after retry_backoff, 2 x retry_backoff, ... seconds
     retry_backoff: float = 5.0
+    #: with a ``[coordination] backend_url``: at most this many migrations in flight across every
+    #: engine of the group (0: no cloud-wide limit, only each engine's max_concurrent_migrations)
+    max_concurrent_migrations_cloud: int = 0
+
+
+@frozen
+class CoordinationConfig:
+    #: a tooz backend every ``kronos run`` of the cloud shares, e.g. ``etcd3+http://127.0.0.1:2379``
+    #: (``pip install kronos-planner[ha]``); empty: one engine, guarded by ``[engine] lock_file``
+    backend_url: str = ""
+    #: this engine's name in the group (empty: ``HOSTNAME-PID``)
+    member_id: str = ""
+    #: the group the engines join; engines of one group divide its aggregates among them
+    group: str = "kronos"
+    #: seconds without a heartbeat after which a member, its aggregates' locks and its migration
+    #: slots are released to the others (the backend's lease time)
+    heartbeat_timeout: float = 30.0
 
 
 @frozen
@@ -190,6 +207,7 @@ class Config:
     prometheus: PrometheusConfig = field(factory=PrometheusConfig)
     nova: NovaConfig = field(factory=NovaConfig)
     executor: ExecutorConfig = field(factory=ExecutorConfig)
+    coordination: CoordinationConfig = field(factory=CoordinationConfig)
     policies: tuple[Policy, ...] = ()
 
     def path(self, name: str) -> Path | None:
@@ -211,6 +229,7 @@ _SECTIONS: dict[str, type] = {
     "prometheus": PrometheusConfig,
     "nova": NovaConfig,
     "executor": ExecutorConfig,
+    "coordination": CoordinationConfig,
 }
 _ENGINE_OWN = tuple(a.name for a in attrs.fields(EngineConfig) if a.name != "options")
 _KEYS: dict[str, tuple[str, ...]] = {
@@ -237,6 +256,8 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
     "poll_interval": (0, 3600, True),
     "history_window": (0, 7 * DAY, False),
     "history_step": (1, DAY, False),
+    "max_concurrent_migrations_cloud": (0, 100_000, False),
+    "heartbeat_timeout": (1, 3600, False),
 }
 #: Prometheus refuses a range query of more points per series than this
 MAX_POINTS = 11_000
@@ -452,11 +473,31 @@ def _check(config: Config, problems: list[str], require_scope: bool) -> None:
                 "(or application_credential_id and application_credential_secret)"
             )
     problems += _history_problems(e)
+    problems += _coordination_problems(config)
     if require_scope and not e.options.aggregates and not e.include_unassigned_hosts:
         problems.append(
             "[engine]: set aggregates = NAME[, NAME...] and/or include_unassigned_hosts = true "
             "(the aggregates this engine manages)"
         )
+
+
+def _coordination_problems(config: Config) -> list[str]:
+    c = config.coordination
+    if not c.backend_url:
+        if config.executor.max_concurrent_migrations_cloud:
+            return [
+                "[executor] max_concurrent_migrations_cloud needs [coordination] backend_url "
+                "(one engine alone: use max_concurrent_migrations)"
+            ]
+        return []
+    scheme = c.backend_url.partition("://")[0]
+    if not scheme or "://" not in c.backend_url:
+        return [
+            f"[coordination] backend_url = {redact(c.backend_url)!r}: expected DRIVER://…, e.g. etcd3+http://HOST:2379"
+        ]
+    if not c.group:
+        return ["[coordination] group is empty: name the group the engines join (default kronos)"]
+    return []
 
 
 def _history_problems(e: EngineConfig) -> list[str]:

@@ -1,0 +1,238 @@
+"""Engines sharing a cloud through a real etcd (issue 22): who owns which aggregate, locks,
+the cloud-wide migration slots, the shared state, and what an outage does.
+
+One etcd for the module (tests/etcd_server.py); each test its own group, so
+members of one test never see another's.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import kronos
+from kronos.adapters.config import CoordinationConfig
+from kronos.adapters.coordination import Alone, Group, connect, status
+from kronos.errors import TemporaryFailure
+from kronos.testing import DEFAULT_TAKEN_AT
+from tests.etcd_server import Etcd
+
+AGGREGATES = [f"agg-{i:02d}" for i in range(12)]
+#: the etcd lease time of these tests' members (etcd's own minimum is about 2 s)
+TIMEOUT = 3.0
+
+
+@pytest.fixture(scope="module")
+def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
+    server = Etcd(tmp_path_factory.mktemp("etcd"))
+    server.start()
+    yield server
+    server.stop()
+
+
+def _config(etcd: Etcd, group: str, member: str) -> CoordinationConfig:
+    return CoordinationConfig(
+        backend_url=etcd.backend_url, member_id=member, group=group, heartbeat_timeout=TIMEOUT
+    )
+
+
+def _owners(groups: list[Group]) -> dict[str, list[str]]:
+    return {agg: [g.member for g in groups if g.owns(agg)] for agg in AGGREGATES}
+
+
+def _settle(groups: list[Group], want: int, deadline: float = 15.0) -> None:
+    """Until every member sees ``want`` members (watchers run on each look)."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        for g in groups:
+            g.refresh()
+        if all(len(g.members()) == want and len(g._partitioner.ring.nodes) == want for g in groups):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"members never settled at {want}: {[g.members() for g in groups]}")
+
+
+def test_without_a_backend_one_engine_owns_everything() -> None:
+    alone = connect(CoordinationConfig())
+    assert isinstance(alone, Alone)
+    assert all(alone.owns(a) for a in AGGREGATES) and alone.healthy("agg-00")
+    with alone.hold("agg-00") as held, alone.slot(threading.Event()) as slot:
+        assert held and slot
+
+
+def test_three_engines_divide_the_aggregates_and_a_leaver_s_are_taken_over(etcd: Etcd) -> None:
+    groups = [Group(_config(etcd, "divide", m)) for m in ("a", "b", "c")]
+    try:
+        _settle(groups, 3)
+        owners = _owners(groups)
+        assert all(len(o) == 1 for o in owners.values()), owners
+        counts = {g.member: sum(o == [g.member] for o in owners.values()) for g in groups}
+        assert all(counts[m] >= 1 for m in counts), counts  # 12 aggregates over 3: nobody idle
+        for agg, (member,) in owners.items():  # every member agrees on every owner
+            assert all(g.owner(agg) == member for g in groups)
+        seen = status(_config(etcd, "divide", "observer"), tuple(AGGREGATES))  # kronos status
+        assert seen.members == ("a", "b", "c")
+        assert seen.owners == {agg: member for agg, (member,) in owners.items()}
+        groups[2].close()
+        rest = groups[:2]
+        _settle(rest, 2)
+        after = _owners(rest)
+        assert all(len(o) == 1 for o in after.values()), after
+        for agg, (member,) in owners.items():  # consistent hashing: only c's aggregates moved
+            if member != "c":
+                assert after[agg] == [member]
+    finally:
+        for g in groups[:2]:
+            g.close()
+
+
+MEMBER = """
+import sys, time
+from kronos.adapters.config import CoordinationConfig
+from kronos.adapters.coordination import Group
+g = Group(CoordinationConfig(backend_url=sys.argv[1], member_id="doomed", group="killed", heartbeat_timeout=3))
+with g.hold("agg-00") as held:
+    print("holding" if held else "not held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_killed_engine_s_aggregates_and_locks_pass_on_within_the_heartbeat_timeout(etcd: Etcd) -> None:
+    doomed = subprocess.Popen(
+        [sys.executable, "-c", MEMBER, etcd.backend_url], stdout=subprocess.PIPE, text=True
+    )
+    survivor = Group(_config(etcd, "killed", "survivor"))
+    try:
+        assert doomed.stdout is not None and doomed.stdout.readline().strip() == "holding"
+        _settle([survivor], 2)
+        with survivor.hold("agg-00") as held:
+            assert not held  # the doomed engine's lock
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait()
+        killed_at = time.monotonic()
+        while not all(survivor.owns(a) for a in AGGREGATES):
+            assert time.monotonic() - killed_at < 2 * TIMEOUT + 5, survivor.members()
+            time.sleep(0.2)
+        while True:
+            with survivor.hold("agg-00") as held:
+                if held:
+                    break
+            assert time.monotonic() - killed_at < 2 * TIMEOUT + 5
+            time.sleep(0.2)
+        took = time.monotonic() - killed_at
+        assert took < 2 * TIMEOUT + 5, took
+    finally:
+        doomed.kill()
+        doomed.wait()
+        if doomed.stdout is not None:
+            doomed.stdout.close()
+        survivor.close()
+
+
+def test_an_aggregate_lock_is_held_by_one_engine_at_a_time(etcd: Etcd) -> None:
+    a, b = Group(_config(etcd, "locks", "a")), Group(_config(etcd, "locks", "b"))
+    try:
+        with a.hold("agg-01") as first, a.slot(threading.Event()):
+            assert first and a.healthy("agg-01")
+            assert status(_config(etcd, "locks", "observer"), ("agg-01",)).locked == ("agg-01",)
+            with b.hold("agg-01") as second:
+                assert not second and not b.healthy("agg-01")
+        with b.hold("agg-01") as again:
+            assert again and b.healthy("agg-01")
+        assert not b.healthy("agg-01")  # released: no longer ours to migrate in
+    finally:
+        a.close()
+        b.close()
+
+
+def test_the_cloud_wide_limit_counts_migrations_across_engines(etcd: Etcd) -> None:
+    groups = [Group(_config(etcd, "slots", m), cloud_limit=2) for m in ("a", "b", "c")]
+    stop = threading.Event()
+    inside, most, lock = 0, 0, threading.Lock()
+
+    def migrate(g: Group) -> None:
+        nonlocal inside, most
+        for _ in range(3):
+            with g.slot(stop) as got:
+                assert got
+                with lock:
+                    inside += 1
+                    most = max(most, inside)
+                time.sleep(0.3)
+                with lock:
+                    inside -= 1
+
+    try:
+        threads = [threading.Thread(target=migrate, args=(g,)) for g in groups for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert most == 2  # six would-be migrations at once, two slots
+        with groups[0].slot(stop) as a, groups[1].slot(stop) as b:
+            assert a and b
+            assert status(_config(etcd, "slots", "observer"), ()).migrations_in_flight == 2
+            stop.set()
+            with groups[2].slot(stop) as c:
+                assert not c  # none free and told to stop: gives up, starts nothing
+    finally:
+        for g in groups:
+            g.close()
+
+
+def test_the_shared_state_takes_every_engine_s_writes(etcd: Etcd) -> None:
+    a, b = Group(_config(etcd, "state", "a")), Group(_config(etcd, "state", "b"))
+    try:
+        stores = [a.state_store(), b.state_store()]
+        assert stores[0].load() is None
+
+        def cool(store_index: int, k: int) -> None:
+            stores[store_index].update(
+                lambda s: kronos.record_result(
+                    s, f"vm-{store_index}-{k}", "Succeeded", at=DEFAULT_TAKEN_AT,
+                    instance_cooldown=600, instance_quarantine_seconds=3600,
+                )
+            )  # fmt: skip
+
+        threads = [threading.Thread(target=cool, args=(i, k)) for i in (0, 1) for k in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        state = stores[1].load()
+        assert state is not None
+        assert set(state.instance_cooldown_until) == {f"vm-{i}-{k}" for i in (0, 1) for k in range(5)}
+    finally:
+        a.close()
+        b.close()
+
+
+def test_an_etcd_outage_stops_new_migrations_and_they_resume_after_it(etcd: Etcd, tmp_path: Path) -> None:
+    g = Group(_config(etcd, "outage", "a"), cloud_limit=1)
+    try:
+        store = g.state_store()
+        with g.hold("agg-02") as held:
+            assert held and g.healthy("agg-02")
+            etcd.stop()
+            try:
+                assert not g.healthy("agg-02") and not g.healthy()
+                assert not g.owns("agg-02")
+                with pytest.raises(TemporaryFailure, match="cannot read the shared state"):
+                    store.load()
+            finally:
+                etcd.start()
+        end = time.monotonic() + 20
+        while not (g.healthy() and g.owns("agg-02")):
+            assert time.monotonic() < end, "never recovered"
+            time.sleep(0.3)
+        with g.hold("agg-02") as held:
+            assert held and g.healthy("agg-02")
+    finally:
+        g.close()
