@@ -91,6 +91,25 @@ def _orphaned() -> None:
     os._exit(0)
 
 
+def _slow_live_migrations(seconds: float) -> None:
+    """Every fake live migration takes ``seconds`` (the HA tests count migrations in flight at
+    once, which instant ones never are). The wait runs in the compute's migration thread, while
+    Nova's record says ``running``, as a real copy of memory would."""
+    if seconds <= 0:
+        return
+    import time
+
+    from nova.virt import fake
+
+    original = fake.FakeDriver.live_migration
+
+    def live_migration(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        time.sleep(seconds)
+        return original(self, *args, **kwargs)
+
+    fake.FakeDriver.live_migration = live_migration
+
+
 def main(hosts: list[str]) -> None:
     from nova import quota
     from nova.api import wsgi
@@ -102,6 +121,7 @@ def main(hosts: list[str]) -> None:
     quota.QUOTAS._driver_cls = None  # re-read the driver
     cloud.flags(disable_fallback_pcpu_query=True, group="workarounds")
     cloud.flags(resource_provider_association_refresh=0, group="compute")
+    _slow_live_migrations(float(os.environ.get("KRONOS_TEST_MIGRATION_DELAY", "0")))
     for spec in hosts:
         host, _, driver = spec.partition("=")
         cloud.flags(compute_driver=driver or Cloud.compute_driver)

@@ -82,12 +82,20 @@ class Cloud:
 
 
 @contextmanager
-def serve(hosts: Sequence[str], workdir: Path, limit: float = 120.0) -> Iterator[Cloud]:
+def serve(
+    hosts: Sequence[str], workdir: Path, limit: float = 120.0, migration_delay: float = 0.0
+) -> Iterator[Cloud]:
+    """``migration_delay``: seconds every live migration takes (instant by default)."""
     exe = nova_python()
     tmp = workdir / "tmp"
     tmp.mkdir(exist_ok=True)
     log = workdir / "nova.log"
-    env = {**os.environ, "OS_NOVA_DISABLE_EVENTLET_PATCHING": "1", "TMPDIR": str(tmp)}
+    env = {
+        **os.environ,
+        "OS_NOVA_DISABLE_EVENTLET_PATCHING": "1",
+        "TMPDIR": str(tmp),
+        "KRONOS_TEST_MIGRATION_DELAY": str(migration_delay),
+    }
     with log.open("w") as err:
         proc = subprocess.Popen(
             [str(exe), str(ROOT / "tests" / "nova_cloud.py"), *hosts],

@@ -1090,6 +1090,7 @@ def _register_cloud_commands() -> None:
     cli.add_command(cli_cloud.check_config)
     cli.add_command(cli_cloud.execute)
     cli.add_command(cli_cloud.run_engine)
+    cli.add_command(cli_cloud.status)
     replay_help = (
         "Plan on a snapshot `kronos record` wrote (as `kronos plan` does; the\n"
         "original kronos-replay): same options, same plan."

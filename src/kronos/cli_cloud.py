@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from kronos import listing
 from kronos.errors import ConfigError, KronosError, UsageError
 from kronos.redact import redact
 
@@ -220,6 +221,10 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None, os
             checks.run("nova server groups", groups),
         ]
     )
+    if c.coordination.backend_url:
+        from kronos.adapters import coordination
+
+        ok = checks.run("coordination", lambda: coordination.probe(c.coordination)) and ok
     if ok:
         need = (
             "needed: [engine] dry_run = false" if not c.engine.dry_run else "not needed while dry_run = true"
@@ -234,6 +239,41 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None, os
     click.echo("check-config: " + ("passed" if checks.code == 0 else "FAILED"))
     if checks.code:
         raise SystemExit(checks.code)
+
+
+@click.command("status")
+@click.option("--config", "config_path", required=True, help="kronos.conf with a [coordination] backend_url")
+@listing.options()
+def status(config_path: str, **shown: Any) -> None:
+    """The engines sharing the cloud: members of the group, the engine each aggregate belongs to,
+    the aggregates a cycle is acting on now and the migrations in flight cloud-wide.
+
+    Read from the coordination backend without joining the group. Exit 78
+    without [coordination] backend_url (one engine: nothing to share).
+    """
+    from kronos.adapters import coordination
+
+    config = load_config(config_path, require_scope=True)
+    if not config.coordination.backend_url:
+        raise ConfigError(
+            f"{config.source}: [coordination] backend_url is empty: one engine, no group to show"
+        )
+    seen = coordination.status(config.coordination, config.scope)
+    shape = listing.shape_of(shown)
+    rows = listing.Listing(
+        ("aggregate", "owner", "acting"),
+        tuple((agg, owner, agg in seen.locked) for agg, owner in seen.owners.items()),
+    )
+    if shape.asked:
+        click.echo(listing.render(rows, shape), nl=False)
+        return
+    limit = config.executor.max_concurrent_migrations_cloud
+    click.echo(f"group {seen.group!r}: {len(seen.members)} member(s): {', '.join(seen.members) or 'none'}")
+    click.echo(
+        f"migrations in flight cloud-wide: {seen.migrations_in_flight}"
+        + (f" of {limit}" if limit else " (no cloud-wide limit: not counted)")
+    )
+    click.echo(listing.render(rows, shape), nl=False)
 
 
 def on_signals(stop: Any, leave_now: Callable[[int], None]) -> None:
@@ -349,25 +389,36 @@ def run_engine(
     the default) or execute it.
 
     One JSON line per cycle and per step. [engine] lock_file keeps a second
-    engine off the same aggregates (exit 75). SIGTERM/SIGINT: no new steps
+    engine off the same aggregates (exit 75); with [coordination] backend_url
+    the engines of one group divide the aggregates among them instead. SIGTERM/SIGINT: no new steps
     or cycles, running steps finish (exit 0); a second signal leaves at
     once, running steps recorded as Interrupted. With --once the exit code
     is the cycle's: 0, 1 if a step failed, else the first aggregate's error.
     """
+    import contextlib
     import threading
 
+    from kronos.adapters import coordination
     from kronos.adapters.engine import Engine, EngineLock, JsonLog
     from kronos.adapters.nova import NovaReader, connect
     from kronos.adapters.nova_actions import Compute
     from kronos.adapters.prometheus import PrometheusClient
 
     config = load_config(config_path, require_scope=True)
+    shared = bool(config.coordination.backend_url)
     lock_path = config.path(config.engine.lock_file)
-    if lock_path is None:
+    if lock_path is None and not shared:
         raise ConfigError(f"{config.source}: [engine] lock_file is empty: kronos run needs a lock file")
     conn = connect(config.nova, os_cloud, os_region)
     stop = threading.Event()
-    with EngineLock(lock_path):
+    coordinator = coordination.connect(config.coordination, config.executor.max_concurrent_migrations_cloud)
+    store = coordinator.state_store() if isinstance(coordinator, coordination.Group) else None
+    # alone, the lock file keeps a second engine off; in a group, the backend's locks do
+    with contextlib.ExitStack() as held:
+        if not shared:
+            assert lock_path is not None
+            held.enter_context(EngineLock(lock_path))
+        held.callback(coordinator.close)
         log_file = Path(log_path) if log_path else config.path(config.engine.log_file)
         log = JsonLog(log_file, lambda: datetime.now(UTC), "--log" if log_path else "[engine] log_file")
         engine = Engine(
@@ -378,6 +429,8 @@ def run_engine(
             log,
             clock=lambda: datetime.now(UTC),
             stop=stop,
+            coordinator=coordinator,
+            state_store=store,
         )
 
         def leave_now(signum: int) -> None:

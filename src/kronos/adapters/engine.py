@@ -32,8 +32,9 @@ import attrs
 import kronos
 from kronos.adapters.audit import Audit
 from kronos.adapters.config import Config
+from kronos.adapters.coordination import Alone, Coordinator
 from kronos.adapters.executor import Executor, iso
-from kronos.adapters.journal import Journal, open_append, state_options
+from kronos.adapters.journal import Journal, SharedState, open_append, state_options
 from kronos.adapters.nova import NovaReader
 from kronos.adapters.nova_actions import Compute
 from kronos.adapters.prometheus import PrometheusClient
@@ -124,8 +125,14 @@ class Engine:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         stop: threading.Event | None = None,
+        coordinator: Coordinator | None = None,
+        state_store: SharedState | None = None,
     ) -> None:
+        """``coordinator``: who owns which aggregate when several engines share the cloud
+        (:mod:`kronos.adapters.coordination`; default: this engine alone); ``state_store``: the
+        state they share (default: ``[engine] state_file``)."""
         self.config = config
+        self.coordinator: Coordinator = coordinator or Alone()
         self.reader = reader
         self.prometheus = prometheus
         self.compute = compute
@@ -144,6 +151,7 @@ class Engine:
             also=lambda r: log("step", **attrs.asdict(r)),
             labels=("[engine] results_file", "[engine] state_file"),
             audit=self.audit,
+            store=state_store,
         )
 
     def loop(self, once: bool = False) -> int:
@@ -168,26 +176,19 @@ class Engine:
         aggregates: dict[str, dict[str, Any]] = {}
         outcomes: Counter[str] = Counter()
         code = 0
+        elsewhere: list[str] = []
         for agg in self.config.scope:
             if self.stop.is_set():
                 break
-            try:
-                plan = self._plan(agg, at)
-                aggregates[agg] = _summary(plan, agg)
-                if plan.steps:
-                    self.journal.audit("plan", aggregate=agg, dry_run=dry, **aggregates[agg])
-                if dry:
-                    for step in plan.steps:
-                        self.log("step", cycle=number, dry_run=True, **attrs.asdict(step))
-                    if plan.steps and self.config.engine.plan_dir:
-                        saved = self._save(plan, agg, at)
-                        self.log("plan_saved", cycle=number, aggregate=agg, path=str(saved))
-                elif plan.steps:
-                    outcomes.update(self._execute(plan))
-            except KronosError as exc:
-                aggregates[agg] = {"error": str(exc), "exit_code": exc.exit_code}
-                self.log("aggregate", cycle=number, aggregate=agg, error=str(exc), exit_code=exc.exit_code)
-                code = code or exc.exit_code
+            if not self.coordinator.owns(agg):
+                elsewhere.append(agg)
+                continue
+            with self.coordinator.hold(agg) as held:
+                if not held:  # another engine is acting on it (its ring saw a change before ours)
+                    elsewhere.append(agg)
+                    continue
+                failed = self._cycle_one(number, agg, at, aggregates, outcomes)
+                code = code or failed  # the first error's code, as before
         if not code and any(o != "Succeeded" for o in outcomes):
             code = STEP_FAILED
         self.log(
@@ -201,8 +202,40 @@ class Engine:
             outcomes=dict(outcomes),
             stopped=self.stop.is_set(),
             exit_code=code,
+            member=self.coordinator.member,
+            **({"elsewhere": elsewhere} if elsewhere else {}),
         )
         return code
+
+    def _cycle_one(
+        self,
+        number: int,
+        agg: str,
+        at: datetime,
+        aggregates: dict[str, dict[str, Any]],
+        outcomes: Counter[str],
+    ) -> int:
+        """Plan one aggregate this engine holds, then log, save or execute the plan: its exit code."""
+        dry = self.config.engine.dry_run
+        try:
+            self.journal.refresh()  # another engine may have set cooldowns since
+            plan = self._plan(agg, at)
+            aggregates[agg] = _summary(plan, agg)
+            if plan.steps:
+                self.journal.audit("plan", aggregate=agg, dry_run=dry, **aggregates[agg])
+            if dry:
+                for step in plan.steps:
+                    self.log("step", cycle=number, dry_run=True, **attrs.asdict(step))
+                if plan.steps and self.config.engine.plan_dir:
+                    saved = self._save(plan, agg, at)
+                    self.log("plan_saved", cycle=number, aggregate=agg, path=str(saved))
+            elif plan.steps:
+                outcomes.update(self._execute(plan, agg))
+        except KronosError as exc:
+            aggregates[agg] = {"error": str(exc), "exit_code": exc.exit_code}
+            self.log("aggregate", cycle=number, aggregate=agg, error=str(exc), exit_code=exc.exit_code)
+            return exc.exit_code
+        return 0
 
     def _plan(self, agg: str, at: datetime) -> Plan:
         try:
@@ -228,8 +261,9 @@ class Engine:
         kronos.dump(plan, path)
         return path
 
-    def _execute(self, plan: Plan) -> Counter[str]:
-        """Execute a fresh plan: its cooldowns go into the state first, then each outcome."""
+    def _execute(self, plan: Plan, agg: str) -> Counter[str]:
+        """Execute a fresh plan: its cooldowns go into the state first, then each outcome.
+        No step starts unless the coordinator says this engine still holds ``agg``."""
         executor = Executor(
             self.compute,
             self.config.executor,
@@ -237,10 +271,12 @@ class Engine:
             clock=self.clock,
             stop=self.stop,
             started=self.journal.started,
+            gate=lambda: self.coordinator.may_start(agg),
+            slot=self.coordinator.slot,
         )
         executor.check_drift(plan.steps, plan)
         opts = {k: v for k, v in self.config.engine.options.as_dict().items() if k != "aggregates"}
-        self.journal.adopt(plan, kronos.next_state(self.journal.state, plan, now=plan.created_at, **opts))
+        self.journal.adopt(plan, lambda state: kronos.next_state(state, plan, now=plan.created_at, **opts))
         self.executor = executor
         try:
             return Counter(r.outcome for r in executor.execute(plan))

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from itertools import groupby
 from typing import Any
@@ -112,12 +113,19 @@ class Executor:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         stop: threading.Event | None = None,
         started: Callable[[Step, str | None], None] | None = None,
+        gate: Callable[[], bool | None] | None = None,
+        slot: Callable[[threading.Event], AbstractContextManager[bool]] | None = None,
     ) -> None:
-        """``report``: each step's outcome; ``started``: each step about to act (the audit log)."""
+        """``report``: each step's outcome; ``started``: each step about to act (the audit log);
+        ``gate``: asked before each step starts, True go, False wait (the coordination backend
+        is unreachable), None give up (the aggregate is no longer this engine's); ``slot``: one
+        of the cloud-wide migration slots, held while a step runs (False: none before the stop)."""
         self.compute = compute
         self.config = config
         self.report = report
         self.started = started
+        self.gate = gate or (lambda: True)
+        self.slot = slot or (lambda stop: nullcontext(True))
         self.clock = clock
         self.stop = stop or threading.Event()
         self.poll_interval = config.poll_interval
@@ -184,6 +192,28 @@ class Executor:
 
     # -- one step -----------------------------------------------------------------------------
     def _run(self, step: Step, plan: Plan) -> StepResult | None:
+        with self.slot(self.stop) as free:
+            if not free or not self._may_start(step):
+                return None  # not started: the next plan sees the VM where it is
+            return self._step(step, plan)
+
+    def _may_start(self, step: Step) -> bool:
+        """Fail closed: no migration starts while the gate says wait; False on give-up or stop."""
+        held = False
+        while (verdict := self.gate()) is not True:
+            if verdict is None:
+                log.warning("step %d not started: this engine no longer holds its aggregate", step.seq)
+                return False
+            if not held:
+                log.warning("step %d held: the coordination backend does not answer", step.seq)
+                held = True
+            if self.stop.wait(self.poll_interval):
+                return False
+        if held:
+            log.warning("step %d: the coordination backend answers again; starting", step.seq)
+        return True
+
+    def _step(self, step: Step, plan: Plan) -> StepResult | None:
         with self._lock:
             if self.stop.is_set():
                 return None  # queued behind max_concurrent_migrations when the stop came: not started

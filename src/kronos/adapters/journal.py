@@ -15,19 +15,29 @@ A step's error text comes from Nova and its transport; it is redacted
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import attrs
 
 import kronos
 from kronos.adapters.executor import StepResult
 from kronos.core.model import Plan, State, Step
-from kronos.errors import KronosIOError
+from kronos.errors import KronosIOError, TemporaryFailure
 from kronos.redact import redact
+
+log = logging.getLogger(__name__)
+
+
+class SharedState(Protocol):
+    """The state several engines share (:class:`kronos.adapters.coordination.EtcdState`)."""
+
+    def load(self) -> State | None: ...
+    def update(self, change: Callable[[State | None], State]) -> State: ...
 
 
 class Journal:
@@ -41,11 +51,14 @@ class Journal:
         also: Callable[[StepResult], None] | None = None,
         labels: tuple[str, str] = ("--results", "--state"),
         audit: Callable[..., None] | None = None,
+        store: SharedState | None = None,
     ) -> None:
         """``labels``: how the user named the results and state files, for errors; ``audit``:
-        :class:`kronos.adapters.audit.Audit`, told of every step and every state change."""
+        :class:`kronos.adapters.audit.Audit`, told of every step and every state change;
+        ``store``: the state shared by several engines (then ``state_path`` is not used)."""
         self.audit = audit or (lambda event, **fields: None)
-        self.state_path = Path(state_path) if state_path else None
+        self.store = store
+        self.state_path = Path(state_path) if state_path and store is None else None
         if self.state_path is not None:
             check_writable(self.state_path, labels[1])
         self.state_options = state_options
@@ -54,7 +67,12 @@ class Journal:
         self.state = (
             kronos.load_state(self.state_path) if self.state_path and self.state_path.exists() else None
         )
+        #: outcomes the shared state has not taken yet (its backend was unreachable): applied first
+        #: at the next write or refresh, so no result is lost
+        self._pending: list[Callable[[State | None], State]] = []
         self._out = open_append(results_path, labels[0]) if results_path else None
+        if store is not None:
+            self.refresh()
 
     def __call__(self, result: StepResult) -> None:
         if result.error:
@@ -65,16 +83,20 @@ class Journal:
             os.fsync(self._out.fileno())
         self.audit("step_finished", **attrs.asdict(result))
         if result.outcome != "Interrupted":
-            self.state = kronos.record_result(
-                self.state,
-                result.instance,
-                result.outcome,
-                at=self.clock(),
-                error=result.error,
-                **self.state_options,
-            )
-            self.save()
-            self._audit_holds(result.instance)
+            at, options = self.clock(), self.state_options
+
+            def record(state: State | None) -> State:
+                return kronos.record_result(
+                    state, result.instance, result.outcome, at=at, error=result.error, **options
+                )
+
+            self._pending.append(record)
+            try:
+                self._change()
+            except TemporaryFailure as exc:  # kept in _pending; the results line is written
+                log.warning("%s: the outcome of %s waits for the backend", exc, result.instance)
+            else:
+                self._audit_holds(result.instance)
         if self.also is not None:
             self.also(result)
 
@@ -82,11 +104,13 @@ class Journal:
         """A step is about to act on the cloud."""
         self.audit("step_started", plan=plan, **attrs.asdict(step, recurse=True))
 
-    def adopt(self, plan: Plan, state: State) -> None:
-        """The state a plan about to run leaves (its cooldowns), saved before any step starts."""
+    def adopt(self, plan: Plan, change: Callable[[State | None], State]) -> None:
+        """The state a plan about to run leaves (its cooldowns, ``change`` of the current one),
+        saved before any step starts; TemporaryFailure when the shared state cannot take it."""
         old = self.state
-        self.state = state
-        self.save()
+        self._change(change)
+        state = self.state
+        assert state is not None
         new_aggs = {
             k: v
             for k, v in state.aggregate_cooldown_until.items()
@@ -107,6 +131,35 @@ class Journal:
             self.audit("quarantine_set", instance=instance, until=until or "released by hand")
         elif instance in self.state.instance_cooldown_until:
             self.audit("cooldown_set", instances={instance: self.state.instance_cooldown_until[instance]})
+
+    def refresh(self) -> None:
+        """Read the shared state again (another engine may have written it); no-op for a file."""
+        if self.store is None:
+            return
+        if self._pending:
+            self._change()
+        else:
+            self.state = self.store.load()
+
+    def _change(self, change: Callable[[State | None], State] | None = None) -> None:
+        """Apply the pending outcomes, then ``change``, to the state, and store it."""
+        pending = list(self._pending)
+
+        def apply(state: State | None) -> State:
+            for p in pending:
+                state = p(state)
+            if change is not None:
+                state = change(state)
+            assert state is not None, "_change() with nothing to change"
+            return state
+
+        if self.store is not None:
+            self.state = self.store.update(apply)
+            del self._pending[: len(pending)]
+        else:
+            self.state = apply(self.state)
+            del self._pending[: len(pending)]
+            self.save()
 
     def save(self) -> None:
         if self.state_path is not None and self.state is not None:
