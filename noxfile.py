@@ -89,3 +89,12 @@ def simulate(session: nox.Session) -> None:
     session.install("-e", ".")
     args = session.posargs or ["--config", "off", "--config", "instant", "--config", "time-aware"]
     session.run("python", "-m", "benchmarks.simulate", "--seeds", "3", *args)
+
+
+@nox.session
+def engines(session: nox.Session) -> None:
+    """docs/benchmarks.md's engine table: one cycle over 200 aggregates × 50 hosts, 1, 2 and 4
+    engines on a real etcd (Debian's etcd-server on PATH); extra arguments go to
+    ``python -m benchmarks.engines``."""
+    session.install("-e", ".[test,ha]")
+    session.run("python", "-m", "benchmarks.engines", *session.posargs)
