@@ -7,6 +7,7 @@ members of one test never see another's.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -18,10 +19,11 @@ from pathlib import Path
 import pytest
 
 import kronos
-from kronos.adapters.config import CoordinationConfig
-from kronos.adapters.coordination import Alone, Group, connect, status
-from kronos.errors import TemporaryFailure
+from kronos.adapters.config import CoordinationConfig, load_config
+from kronos.adapters.coordination import Alone, Group, connect, probe, status
+from kronos.errors import ConfigError, TemporaryFailure
 from kronos.testing import DEFAULT_TAKEN_AT
+from tests.conftest import ROOT, kronos_cli
 from tests.etcd_server import Etcd
 
 AGGREGATES = [f"agg-{i:02d}" for i in range(12)]
@@ -95,7 +97,7 @@ def test_three_engines_divide_the_aggregates_and_a_leaver_s_are_taken_over(etcd:
 
 MEMBER = """
 import sys, time
-from kronos.adapters.config import CoordinationConfig
+from kronos.adapters.config import CoordinationConfig, load_config
 from kronos.adapters.coordination import Group
 g = Group(CoordinationConfig(backend_url=sys.argv[1], member_id="doomed", group="killed", heartbeat_timeout=3))
 with g.hold("agg-00") as held:
@@ -236,3 +238,43 @@ def test_an_etcd_outage_stops_new_migrations_and_they_resume_after_it(etcd: Etcd
             assert held and g.healthy("agg-02")
     finally:
         g.close()
+
+
+def test_kronos_status_and_the_check_config_probe_read_the_group(etcd: Etcd, tmp_path: Path) -> None:
+    (tmp_path / "policies.yaml").write_text((ROOT / "etc" / "kronos" / "policies.yaml.sample").read_text())
+    conf = tmp_path / "kronos.conf"
+    conf.write_text(
+        "[engine]\naggregates = agg-00, agg-01, agg-02\n"
+        f"[coordination]\nbackend_url = {etcd.backend_url}\ngroup = shown\n"
+        "[executor]\nmax_concurrent_migrations_cloud = 3\n"
+    )
+    a, b = Group(_config(etcd, "shown", "a")), Group(_config(etcd, "shown", "b"))
+    try:
+        _settle([a, b], 2)
+        with a.hold("agg-01"):
+            rows = json.loads(kronos_cli("status", "--config", str(conf), "-f", "json").stdout)
+            text = kronos_cli("status", "--config", str(conf)).stdout
+        assert [(r["aggregate"], r["owner"], r["acting"]) for r in rows] == [
+            (agg, a.owner(agg), agg == "agg-01") for agg in ("agg-00", "agg-01", "agg-02")
+        ]
+        assert "group 'shown': 2 member(s): a, b" in text and "in flight cloud-wide: 0 of 3" in text
+        said = probe(CoordinationConfig(backend_url=etcd.backend_url, group="shown"))
+        assert said.endswith("group 'shown' has 2 member(s)")
+        assert a.members() == ["a", "b"]  # the probe joined a group of its own, not this one
+    finally:
+        a.close()
+        b.close()
+    alone = tmp_path / "alone.conf"
+    alone.write_text("[engine]\naggregates = agg-00\n")
+    out = kronos_cli("status", "--config", str(alone))
+    assert out.returncode == 78 and "[coordination] backend_url is empty" in out.stderr
+
+
+def test_a_cloud_wide_limit_without_a_backend_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "policies.yaml").write_text((ROOT / "etc" / "kronos" / "policies.yaml.sample").read_text())
+    conf = tmp_path / "kronos.conf"
+    conf.write_text("[engine]\naggregates = a\n[executor]\nmax_concurrent_migrations_cloud = 2\n")
+    with pytest.raises(
+        ConfigError, match="max_concurrent_migrations_cloud needs \\[coordination\\] backend_url"
+    ):
+        load_config(str(conf))
