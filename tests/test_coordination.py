@@ -154,8 +154,11 @@ def test_an_aggregate_lock_is_held_by_one_engine_at_a_time(etcd: Etcd) -> None:
         b.close()
 
 
+LIMIT_HERE = 2
+
+
 def test_the_cloud_wide_limit_counts_migrations_across_engines(etcd: Etcd) -> None:
-    groups = [Group(_config(etcd, "slots", m), cloud_limit=2) for m in ("a", "b", "c")]
+    groups = [Group(_config(etcd, "slots", m), cloud_limit=LIMIT_HERE) for m in ("a", "b", "c")]
     stop = threading.Event()
     inside, most, lock = 0, 0, threading.Lock()
 
@@ -184,6 +187,19 @@ def test_the_cloud_wide_limit_counts_migrations_across_engines(etcd: Etcd) -> No
             stop.set()
             with groups[2].slot(stop) as c:
                 assert not c  # none free and told to stop: gives up, starts nothing
+        # a migration Nova still runs for an engine that died holds no slot, but counts
+        orphan, waited = threading.Event(), []
+
+        def one_running() -> int:
+            waited.append(1)
+            if len(waited) >= 3:
+                orphan.set()  # give up after a few looks: nothing would ever free it
+            return LIMIT_HERE
+
+        with groups[0].slot(orphan, busy=one_running) as d:
+            assert not d and len(waited) >= 3
+        with groups[0].slot(threading.Event(), busy=lambda: LIMIT_HERE - 1) as e:
+            assert e
     finally:
         for g in groups:
             g.close()

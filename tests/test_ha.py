@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -43,9 +43,9 @@ HOSTS = [h for pair in AGGREGATES.values() for h in pair]
 AGGREGATE_OF = {h: agg for agg, pair in AGGREGATES.items() for h in pair}
 #: seconds the fake driver adds to each live migration (Nova's own steps take several more here)
 DELAY = 1.0
-#: above a migration's whole time in this cloud: a killed engine's migration, which Nova carries
-#: on, ends before its cloud-wide slot expires with the engine's lease (docs/operations.md)
-HEARTBEAT = 15.0
+#: below a migration's time in this cloud: a killed engine's migration, which Nova carries on,
+#: outlives its slot's lease, and the survivors must count it from Nova's records to keep the limit
+HEARTBEAT = 5.0
 LIMIT = 1
 #: tooz's ring is uneven over few objects; with these names it gives each engine two aggregates
 ENGINES = ("kronos-1", "kronos-7", "kronos-10")
@@ -68,20 +68,31 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
         yield cloud
 
 
-def _lopsided(cloud: Cloud, prefix: str, tmp: Path) -> tuple[list[str], Any]:
+def _lopsided(
+    cloud: Cloud, prefix: str, tmp: Path, aggregates: Sequence[str] = tuple(AGGREGATES)
+) -> tuple[list[str], Any]:
     """Two new servers on each aggregate's first host (one to move), and a Prometheus whose history
     says so."""
-    vms = cloud.boot(prefix, [pair[0] for pair in AGGREGATES.values() for _ in range(2)])
+    vms = cloud.boot(prefix, [AGGREGATES[a][0] for a in aggregates for _ in range(2)])
     servers = ns.call(cloud.conn, "get", "/servers/detail?all_tenants=1")["servers"]
     truth = promdata.from_servers(servers, HOSTS, lambda _k, n: (0.05 + 0.1 * n, 0.1 + 0.1 * n), 1)
     history = promdata.shifted(promdata.openmetrics(truth), int(time.time()) - promdata.END)
     return vms, serve(import_history(history, tmp), tmp)
 
 
-def _conf(cloud: Cloud, prom: str, etcd: Etcd, tmp: Path, member: str, group: str, limit: int) -> Path:
+def _conf(
+    cloud: Cloud,
+    prom: str,
+    etcd: Etcd,
+    tmp: Path,
+    member: str,
+    group: str,
+    limit: int,
+    aggregates: Sequence[str] = tuple(AGGREGATES),
+) -> Path:
     (tmp / "policies.yaml").write_text((ROOT / "etc" / "kronos" / "policies.yaml.sample").read_text())
     engine = {
-        "aggregates": ", ".join(AGGREGATES),
+        "aggregates": ", ".join(aggregates),
         "dry_run": "false",
         "evaluation_interval": 5,
         "cooldown": 600,
@@ -252,7 +263,7 @@ def test_engines_share_the_aggregates_survive_a_kill_and_keep_the_cloud_wide_lim
                 time.sleep(0.1)
             after = status(cfg, tuple(AGGREGATES))
             assert set(after.owners.values()) <= set(survivors)
-            found = _until_quiet(cloud, vms, least=len(AGGREGATES))
+            _until_quiet(cloud, vms, least=len(AGGREGATES))
             # the survivors planned the victim's aggregates; the one it was migrating in rests
             takeover = time.monotonic() + 60
             while True:
@@ -265,6 +276,7 @@ def test_engines_share_the_aggregates_survive_a_kill_and_keep_the_cloud_wide_lim
                 time.sleep(0.2)
         finally:
             _stop([p for m, p in procs.items() if p.poll() is None])
+    found = _migrations(cloud, vms)  # read after the stop: steps started while stopping count too
     assert owned | {busy_in} <= planned, (owned, busy_in, planned)
     rested = [c["aggregates"][busy_in] for c in cycles if busy_in in c["aggregates"]]
     assert rested and all(r["steps"] == 0 and "cooldown" in str(r["skipped"]) for r in rested), rested
@@ -294,10 +306,11 @@ def test_engines_share_the_aggregates_survive_a_kill_and_keep_the_cloud_wide_lim
 def test_an_etcd_outage_mid_cycle_starts_no_migration_and_loses_no_result(
     cloud: Cloud, etcd: Etcd, tmp_path: Path
 ) -> None:
-    vms, prometheus = _lopsided(cloud, "outage", tmp_path)
+    scope = ("agg-1", "agg-2", "agg-3")  # one engine: three aggregates are enough to be mid-cycle
+    vms, prometheus = _lopsided(cloud, "outage", tmp_path, scope)
     member = ENGINES[0]
     with prometheus as prom:
-        conf = _conf(cloud, prom, etcd, tmp_path, member, "outage", 0)
+        conf = _conf(cloud, prom, etcd, tmp_path, member, "outage", 0, scope)
         proc = _start(conf, member)
         audit, results = tmp_path / f"audit-{member}.jsonl", tmp_path / f"results-{member}.jsonl"
         try:
@@ -308,9 +321,7 @@ def test_an_etcd_outage_mid_cycle_starts_no_migration_and_loses_no_result(
             etcd.stop()  # mid-cycle: a migration runs, more are planned
             try:
                 down_at = time.time()
-                time.sleep(HEARTBEAT / 3)  # well inside the lease: the plan stays this engine's
-                in_flight = _migrations(cloud, vms)
-                started_while_down = [m for m in in_flight if _when(m["created_at"]) > down_at + 1]
+                time.sleep(HEARTBEAT / 2)  # inside the lease: the plan stays this engine's
             finally:
                 up_at = time.time()
                 etcd.start()
@@ -318,7 +329,9 @@ def test_an_etcd_outage_mid_cycle_starts_no_migration_and_loses_no_result(
         finally:
             _stop([proc])
     assert proc.returncode == 0, proc.stderr
-    assert started_while_down == [], started_while_down  # no migration started without etcd
+    # no step started without etcd (the engine writes step_started before it asks Nova)
+    started = [_when(e["ts"]) for e in _lines(audit) if e["event"] == "step_started"]
+    assert [t for t in started if down_at < t < up_at] == [], (down_at, up_at, started)
     done = [m for m in _migrations(cloud, vms) if m["status"] == "completed"]  # the last ones too
     resumed = [m for m in done if _when(m["created_at"]) >= up_at]
     assert resumed, "the held steps did not start once etcd was back"

@@ -43,7 +43,7 @@ from attrs import frozen
 import kronos
 from kronos.adapters.config import CoordinationConfig
 from kronos.core.model import State
-from kronos.errors import ConfigError, TemporaryFailure
+from kronos.errors import ConfigError, KronosError, TemporaryFailure
 from kronos.files import render
 from kronos.redact import redact
 
@@ -58,7 +58,9 @@ class Coordinator(Protocol):
 
     def owns(self, aggregate: str) -> bool: ...
     def hold(self, aggregate: str) -> contextlib.AbstractContextManager[bool]: ...
-    def slot(self, stop: threading.Event) -> contextlib.AbstractContextManager[bool]: ...
+    def slot(
+        self, stop: threading.Event, busy: Callable[[], int] | None = None
+    ) -> contextlib.AbstractContextManager[bool]: ...
     def healthy(self, aggregate: str | None = None) -> bool: ...
     def may_start(self, aggregate: str) -> bool | None: ...
     def close(self) -> None: ...
@@ -82,7 +84,7 @@ class Alone:
         yield True
 
     @contextlib.contextmanager
-    def slot(self, stop: threading.Event) -> Iterator[bool]:
+    def slot(self, stop: threading.Event, busy: Callable[[], int] | None = None) -> Iterator[bool]:
         yield True
 
     def healthy(self, aggregate: str | None = None) -> bool:
@@ -176,10 +178,13 @@ class Group:
                 self._release(lock)
 
     @contextlib.contextmanager
-    def slot(self, stop: threading.Event) -> Iterator[bool]:
+    def slot(self, stop: threading.Event, busy: Callable[[], int] | None = None) -> Iterator[bool]:
         """One of ``cloud_limit`` migration slots, waited for until ``stop`` (False then).
 
-        Each slot is a lock of its own; a dead engine's expire with its lease.
+        Each slot is a lock of its own; a dead engine's expire with its lease,
+        while Nova carries its running migration on. ``busy``: the migrations
+        the cloud has in flight (Nova's records): a slot is only kept while
+        they are fewer than the limit, so such an orphan still counts.
         """
         if not self.cloud_limit:
             yield True
@@ -197,6 +202,9 @@ class Group:
                         log.warning("coordination: cannot take a migration slot, waiting: %s", exc)
                         said = True
                     break
+            if lock is not None and busy is not None and not self._room(busy):
+                self._release(lock)
+                lock = None
             if lock is None:
                 stop.wait(SLOT_POLL)
         try:
@@ -204,6 +212,14 @@ class Group:
         finally:
             if lock is not None:
                 self._release(lock)
+
+    def _room(self, busy: Callable[[], int]) -> bool:
+        """Fewer migrations in flight than the limit (an unanswered count is no room: fail closed)."""
+        try:
+            return busy() < self.cloud_limit
+        except KronosError as exc:
+            log.warning("coordination: cannot count the migrations in flight, waiting: %s", exc)
+            return False
 
     def _release(self, lock: Any) -> None:
         try:

@@ -23,7 +23,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -272,7 +272,7 @@ class Engine:
             stop=self.stop,
             started=self.journal.started,
             gate=lambda: self.coordinator.may_start(agg),
-            slot=self.coordinator.slot,
+            slot=lambda stop: self.coordinator.slot(stop, busy=self._in_flight),
         )
         executor.check_drift(plan.steps, plan)
         opts = {k: v for k, v in self.config.engine.options.as_dict().items() if k != "aggregates"}
@@ -282,6 +282,11 @@ class Engine:
             return Counter(r.outcome for r in executor.execute(plan))
         finally:
             self.executor = None
+
+    def _in_flight(self) -> int:
+        """Nova's count of the cloud's migrations not over, changed in the last day."""
+        since = (self.clock() - timedelta(days=1)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return self.compute.migrations_in_flight(since)
 
 
 def saved_plan_name(aggregate: str, at: datetime) -> str:

@@ -22,6 +22,10 @@ ACTIONS = {
 }
 
 
+#: a migration record in one of these states holds nothing any more
+OVER = frozenset({"completed", "done", "confirmed", "finished", "error", "failed", "cancelled", "reverted"})
+
+
 class Refused(KronosError):
     """Nova said no (4xx): retrying the same request cannot help."""
 
@@ -69,6 +73,13 @@ class Compute:
 
     def confirm_resize(self, instance: str) -> None:
         self._call("post", f"/servers/{instance}/action", {"confirmResize": None})
+
+    def migrations_in_flight(self, since: str) -> int:
+        """How many migrations of the whole cloud, changed since ``since`` (ISO 8601), are not over:
+        what a cloud-wide limit counts beyond the engines' own slots (an engine killed mid-step
+        leaves its migration running in Nova)."""
+        found = self._call("get", f"/os-migrations?changes-since={since}")["migrations"]
+        return sum(1 for m in found if m.get("status") not in OVER)
 
     def migrations(self, instance: str) -> list[dict[str, Any]]:
         """The instance's migration records, oldest first."""
