@@ -28,11 +28,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-GROUP = "bench"
-
 
 def _engine(
-    member: str, backend: str, aggregates: list[str], hosts: int, vms: int, engines: int, out: Any
+    member: str,
+    backend: str,
+    aggregates: list[str],
+    hosts: int,
+    vms: int,
+    engines: int,
+    out: Any,
+    finished: Any,
 ) -> None:
     from datetime import datetime
 
@@ -42,9 +47,10 @@ def _engine(
     from kronos.adapters.engine import Engine
     from kronos.core.options import make_options
 
-    cfg = CoordinationConfig(backend_url=backend, member_id=member, group=GROUP, heartbeat_timeout=30)
+    group_name = f"bench-{engines}"  # a group per run: the last run's members may not have left yet
+    cfg = CoordinationConfig(backend_url=backend, member_id=member, group=group_name, heartbeat_timeout=30)
     group = Group(cfg)
-    timed = {"plan_cpu": 0.0, "coordination": 0.0, "planned": 0}
+    timed: dict[str, Any] = {"plan_cpu": 0.0, "coordination": 0.0, "planned": 0, "names": []}
 
     class Timed:
         """The group, its ownership and lock calls timed."""
@@ -74,6 +80,7 @@ def _engine(
             plan = kronos.plan(snap, state=self.journal.state, now=at)
             timed["plan_cpu"] += time.process_time() - c0
             timed["planned"] += 1
+            timed["names"].append(agg)
             return plan
 
     config = Config(
@@ -94,28 +101,34 @@ def _engine(
     engine.cycle(1)
     timed["wall"] = time.perf_counter() - t0
     out.put((member, timed))
-    time.sleep(1)  # stay a member until every engine has cycled
+    finished.wait(600)  # stay a member until every engine has cycled: a leaver's aggregates move
     group.close()
 
 
 def run(backend: str, aggregates: int, hosts: int, vms: int, engines: int) -> dict[str, Any]:
     names = [f"agg-{k}" for k in range(aggregates)]
     ctx = mp.get_context("spawn")
-    out = ctx.Queue()
+    out, finished = ctx.Queue(), ctx.Event()
     procs = [
-        ctx.Process(target=_engine, args=(f"e{k}-of-{engines}", backend, names, hosts, vms, engines, out))
+        ctx.Process(
+            target=_engine, args=(f"e{k}-of-{engines}", backend, names, hosts, vms, engines, out, finished)
+        )
         for k in range(engines)
     ]
     for p in procs:
         p.start()
     results = dict(out.get(timeout=1800) for _ in procs)
+    finished.set()
     for p in procs:
         p.join()
     planned = sum(r["planned"] for r in results.values())
+    seen = [n for r in results.values() for n in r["names"]]
+    twice = sorted({n for n in seen if seen.count(n) > 1})
     return {
         "engines": engines,
         "planned": planned,
         "per_engine": sorted(r["planned"] for r in results.values()),
+        "twice": twice,
         "plan_cpu": statistics.median(r["plan_cpu"] for r in results.values()),
         "plan_cpu_max": max(r["plan_cpu"] for r in results.values()),
         "coordination": statistics.median(r["coordination"] for r in results.values()),

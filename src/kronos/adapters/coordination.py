@@ -28,6 +28,7 @@ consensus is written here.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -131,27 +132,33 @@ class Group:
         self._mutex = threading.Lock()
 
     # -- who owns what ------------------------------------------------------------------------
-    def refresh(self) -> None:
-        """Catch up with members joining and leaving; join again if the backend forgot us
-        (our lease ran out while it was unreachable)."""
-        self._coord.run_watchers()
-        if self.member.encode() not in self._coord.get_members(self.group).get():
+    def refresh(self) -> frozenset[bytes]:
+        """The group's members now; join again if the backend forgot us (our lease ran out while it
+        was unreachable)."""
+        members = frozenset(self._coord.get_members(self.group).get())
+        if self.member.encode() not in members:
             log.warning("coordination: %s is no longer in group %s; joining again", self.member, self.group)
             self._coord.join_group(self.group, capabilities={"weight": 1}).get()
-            self._coord.run_watchers()
+            members = frozenset(self._coord.get_members(self.group).get())
+        return members
 
     def members(self) -> list[str]:
-        return sorted(m.decode() for m in self._coord.get_members(self.group).get())
+        return sorted(m.decode() for m in self.refresh())
 
     def owner(self, aggregate: str) -> str:
         """The member the ring gives ``aggregate`` to (as this engine sees the group now)."""
-        return str(next(iter(self._partitioner.members_for_object(aggregate))).decode())
+        return ring_owner(self.refresh(), aggregate)
 
     def owns(self, aggregate: str) -> bool:
-        """Does the ring give ``aggregate`` to this engine? False when the backend is unreachable."""
+        """Does the ring give ``aggregate`` to this engine? False when the backend is unreachable.
+
+        The ring is tooz's (:class:`tooz.hashring.HashRing`, as its partitioner
+        builds it) over the members the backend lists at this moment, not one
+        kept up to date by membership events: every engine, and ``kronos
+        status``, computes the same owner from the same member list.
+        """
         try:
-            self.refresh()
-            return bool(self._partitioner.belongs_to_self(aggregate))
+            return ring_owner(self.refresh(), aggregate) == self.member
         except self._errors as exc:
             log.warning("coordination: backend unreachable, acting on nothing: %s", exc)
             return False
@@ -272,6 +279,20 @@ class Group:
         return EtcdState(client, f"/kronos/{self.group.decode()}/state", (*self._errors, Etcd3Exception))
 
 
+@functools.lru_cache(maxsize=8)
+def _ring(members: frozenset[bytes]) -> Any:
+    from tooz import hashring, partitioner
+
+    return hashring.HashRing(sorted(members), partitions=partitioner.Partitioner.DEFAULT_PARTITION_NUMBER)
+
+
+def ring_owner(members: frozenset[bytes], aggregate: str) -> str:
+    """The member tooz's consistent-hash ring gives ``aggregate`` ("" in an empty group)."""
+    if not members:
+        return ""
+    return str(next(iter(_ring(members).get_nodes(aggregate.encode()))).decode())
+
+
 def lock_alive(lock: Any) -> bool:
     """Whether a tooz etcd3gw lock's lease still lives (tooz refreshes it, but never says it expired)."""
     lease = getattr(lock, "_lease", None)
@@ -340,7 +361,7 @@ def _lock_key(group: bytes, name: bytes) -> bytes:
 def status(config: CoordinationConfig, aggregates: tuple[str, ...]) -> Status:
     """Read the group without joining it: members, the owner of each aggregate (the ring every
     member computes, :class:`tooz.partitioner.Partitioner`'s), locks and slots held."""
-    from tooz import coordination, hashring, partitioner
+    from tooz import coordination
     from tooz.drivers.etcd3gw import Etcd3Lock
 
     group = config.group.encode()
@@ -351,8 +372,7 @@ def status(config: CoordinationConfig, aggregates: tuple[str, ...]) -> Status:
             members = sorted(coord.get_members(group).get())
         except coordination.GroupNotCreated:
             members = []
-        ring = hashring.HashRing(members, partitions=partitioner.Partitioner.DEFAULT_PARTITION_NUMBER)
-        owners = {a: (next(iter(ring.get_nodes(a.encode()))).decode() if members else "") for a in aggregates}
+        owners = {a: ring_owner(frozenset(members), a) for a in aggregates}
         locked: list[str] = []
         slots = 0
         client = getattr(coord, "client", None)
