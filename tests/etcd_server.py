@@ -22,7 +22,7 @@ import requests
 def unavailable(why: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"real etcd required under CI=true: {why}", pytrace=False)
-    pytest.skip(f"no real etcd: {why} (apt-get install etcd-server)")
+    pytest.skip(f"no real etcd: {why}")
 
 
 def _free_port() -> int:
@@ -33,9 +33,14 @@ def _free_port() -> int:
 
 class Etcd:
     def __init__(self, workdir: Path) -> None:
+        try:
+            import etcd3gw  # noqa: F401
+            import tooz  # noqa: F401
+        except ImportError:
+            unavailable("tooz or etcd3gw not installed (pip install -e '.[ha]')")
         exe = shutil.which("etcd")
         if exe is None:
-            unavailable("etcd not found")
+            unavailable("etcd not found (apt-get install etcd-server)")
         self.exe = str(exe)
         self.workdir = workdir
         self.client_port, self.peer_port = _free_port(), _free_port()
