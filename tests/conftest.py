@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import kronos
+from tests.etcd_server import Etcd
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKER = ROOT.parent / "shared" / "tools" / "check.py"
@@ -54,6 +56,15 @@ def checker(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
             assert result["violations"] == [], result["violations"][:5]
 
     return check
+
+
+@pytest.fixture(scope="module")
+def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
+    """A real etcd for the module's tests (tests/etcd_server.py): one server a module."""
+    server = Etcd(tmp_path_factory.mktemp("etcd"))
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -112,3 +112,10 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], limit: float = 30.0) ->
             pass
         time.sleep(0.05)
     return False
+
+
+@contextmanager
+def serve_history(text: str, workdir: Path) -> Iterator[str]:
+    """OpenMetrics history → a Prometheus serving it on 127.0.0.1; yields its URL."""
+    with serve(import_history(text, workdir), workdir) as url:
+        yield url

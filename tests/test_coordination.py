@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,14 +28,6 @@ from tests.etcd_server import Etcd
 AGGREGATES = [f"agg-{i:02d}" for i in range(12)]
 #: the etcd lease time of these tests' members (etcd's own minimum is about 2 s)
 TIMEOUT = 3.0
-
-
-@pytest.fixture(scope="module")
-def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
-    server = Etcd(tmp_path_factory.mktemp("etcd"))
-    server.start()
-    yield server
-    server.stop()
 
 
 def _config(etcd: Etcd, group: str, member: str) -> CoordinationConfig:

@@ -3,21 +3,11 @@ one engine, however many share the cycle (the long run is ``nox -s engines``).""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from benchmarks.engines import run
 
 from tests.etcd_server import Etcd
-
-
-@pytest.fixture(scope="module")
-def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
-    server = Etcd(tmp_path_factory.mktemp("etcd"))
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_two_engines_plan_every_aggregate_once_between_them(etcd: Etcd, tmp_path: Path) -> None:

@@ -52,14 +52,6 @@ ENGINES = ("kronos-1", "kronos-7", "kronos-10")
 
 
 @pytest.fixture(scope="module")
-def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
-    server = Etcd(tmp_path_factory.mktemp("etcd"))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     with ns.serve(HOSTS, tmp_path_factory.mktemp("nova"), migration_delay=DELAY) as c:
         cloud = Cloud(c)

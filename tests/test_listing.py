@@ -19,7 +19,7 @@ from kronos.listing import Listing, Shape, render, table
 from kronos.render import EXPLAIN_COLUMNS, SCORE_COLUMNS
 from tests import promdata
 from tests.conftest import ROOT, kronos_cli
-from tests.prometheus_server import import_history, serve
+from tests.prometheus_server import serve_history
 from tests.test_explain import STATE, _snapshot
 
 EXAMPLE = str(ROOT / "examples" / "snapshot.json")
@@ -235,9 +235,7 @@ def truth() -> promdata.Truth:
 @pytest.fixture(scope="module")
 def prom(truth: promdata.Truth, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Prometheus serving the truth's exporter history (skips locally without one)."""
-    work = tmp_path_factory.mktemp("prometheus")
-    data = import_history(promdata.openmetrics(truth), work)
-    with serve(data, work) as url:
+    with serve_history(promdata.openmetrics(truth), tmp_path_factory.mktemp("prometheus")) as url:
         yield url
 
 

@@ -26,7 +26,7 @@ from kronos.adapters.scores import VMRef, assess, read_policies, read_policy, re
 from kronos.core.model import Policy
 from tests import promdata
 from tests.conftest import ROOT, kronos_cli
-from tests.prometheus_server import import_history, serve
+from tests.prometheus_server import serve_history
 
 AT = datetime.fromtimestamp(promdata.END, UTC)
 SAMPLE = ROOT / "etc" / "kronos" / "policies.yaml.sample"
@@ -40,9 +40,7 @@ def truth() -> promdata.Truth:
 
 @pytest.fixture(scope="module")
 def prom(truth: promdata.Truth, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    work = tmp_path_factory.mktemp("prometheus")
-    data = import_history(promdata.openmetrics(truth), work)
-    with serve(data, work) as url:
+    with serve_history(promdata.openmetrics(truth), tmp_path_factory.mktemp("prometheus")) as url:
         yield url
 
 

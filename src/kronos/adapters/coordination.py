@@ -123,7 +123,8 @@ class Group:
         try:
             self._coord = coordination.get_coordinator(backend_url(config), self.member.encode())
             self._coord.start(start_heart=True)
-            self._partitioner = self._coord.join_partitioned_group(self.group)
+            # weight 1: the capability tooz's partitioner reads; ring_owner gives every member one
+            self._coord.join_group_create(self.group, capabilities={"weight": 1})
         except self._errors as exc:
             raise TemporaryFailure(
                 f"[coordination] backend_url: cannot join group {config.group!r}: {exc}"
@@ -262,7 +263,7 @@ class Group:
 
     def close(self) -> None:
         with contextlib.suppress(*self._errors):
-            self._coord.leave_partitioned_group(self._partitioner)
+            self._coord.leave_group(self.group).get()
         with contextlib.suppress(*self._errors):
             self._coord.stop()
 
