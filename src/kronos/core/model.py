@@ -22,7 +22,7 @@ EXTRA_SPEC_PREFIX = "aggregate_instance_extra_specs:"
 Mode = Literal["spread", "pack"]
 GroupPolicy = Literal["affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity"]
 Phase = str  # affinity | spread | pack | evacuate | drain | later additions
-Action = Literal["live-migrate", "cold-migrate", "evacuate"]
+Action = Literal["live-migrate", "cold-migrate", "evacuate", "cross-cloud-migrate"]
 RESOURCES = ("vcpus", "memory_mb", "disk_gb")
 #: Placement's names of the three legacy classes, which readers accept as aliases (FORMATS §4)
 RESOURCE_ALIASES = {"VCPU": "vcpus", "MEMORY_MB": "memory_mb", "DISK_GB": "disk_gb"}
@@ -213,6 +213,9 @@ class Snapshot:
     #: plan need not serialise 100 000 VMs again; not part of the data (init=False:
     #: ``attrs.evolve`` drops it, so a changed snapshot never carries a stale digest)
     digest: str | None = field(default=None, init=False, eq=False, repr=False)
+    #: federation: which cloud this snapshot is of (``kronos federate`` uses the file's stem
+    #: when it is absent)
+    cloud: str | None = None
 
     @property
     def enabled_policies(self) -> tuple[Policy, ...]:
@@ -273,6 +276,11 @@ class Step:
     numa_cells: tuple[int, ...] | None = None
     #: FORMATS §2: why this VM moves a second time in the plan (two-hop or parking move)
     repeat_reason: str | None = None
+    #: federation (docs/formats.md): a ``cross-cloud-migrate`` step names both clouds and the
+    #: data precondition it assumed (``replicated-volume`` | ``stateless-image``)
+    source_cloud: str | None = None
+    destination_cloud: str | None = None
+    precondition: str | None = None
 
 
 @frozen
@@ -338,6 +346,24 @@ class Unplaced:
 
 
 @frozen
+class CloudSummary:
+    """Federation: one cloud's capacity-normalised combined load and its own imbalance.
+
+    ``load``: the policies' weighted mean of (sum of host scores × score capacity) over
+    (sum of score capacity) across the cloud's active hosts; ``imbalance``: the combined
+    imbalance of all its active hosts taken as one set.
+    """
+
+    load_before: float
+    load_after: float
+    imbalance_before: float
+    imbalance_after: float
+    departures: int = 0
+    arrivals: int = 0
+    moved_memory_mb: float = 0.0
+
+
+@frozen
 class PlanSummary:
     aggregates: dict[str, AggregateSummary] = field(factory=dict)
     unplaced: tuple[Unplaced, ...] = ()
@@ -348,6 +374,8 @@ class PlanSummary:
     not_selected: tuple[Unplaced, ...] | None = None
     #: evacuate: hosts to fence (power off) before any step runs
     fence_first: tuple[str, ...] | None = None
+    #: federation: per cloud, load and imbalance before and after the cross-cloud steps
+    clouds: dict[str, CloudSummary] | None = None
 
 
 @frozen
