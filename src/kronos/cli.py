@@ -268,6 +268,13 @@ def validate(snapshot: str, **shown: Any) -> None:
     help="instead: N failed hosts whose VMs have a known place on the tightened survivors "
     "(uses --hosts --vms --groups --seed --aggregates --heterogeneous)",
 )
+@click.option(
+    "--clouds",
+    type=click.IntRange(2, 8),
+    metavar="N",
+    help="instead: N clouds for kronos federate, written into the directory -o names with a "
+    "federation.yaml (uses --hosts --vms --groups --seed --policies)",
+)
 @click.option("-o", "--output", default="-", show_default=True, help="file (.json/.yaml) or -")
 def generate(
     output: str,
@@ -276,11 +283,15 @@ def generate(
     evacuable: int | None,
     bytedance_like: bool,
     history: int,
+    clouds: int | None,
     **kw: Any,
 ) -> None:
     """Write a realistic synthetic snapshot (same seed, same bytes)."""
     import kronos
 
+    if clouds is not None:
+        _generate_clouds(clouds, output, policies, kw)
+        return
     if bytedance_like:
         from kronos.testing import generate_bytedance_like
 
@@ -309,6 +320,76 @@ def generate(
 
         snap = with_history(snap, history, kw["seed"])
     kronos.dump(snap, output)
+
+
+def _generate_clouds(clouds: int, output: str, policies: str, kw: dict[str, Any]) -> None:
+    import kronos
+    from kronos.files import write_text_atomic
+    from kronos.testing import generate_clouds
+
+    if output == "-":
+        raise UsageError("--clouds writes several files: give -o DIRECTORY")
+    where = Path(output)
+    if where.exists() and not where.is_dir():
+        raise UsageError(f"-o {output}: not a directory (--clouds writes one snapshot per cloud into it)")
+    where.mkdir(parents=True, exist_ok=True)
+    names = tuple(p.strip() for p in policies.split(",") if p.strip())
+    snaps, policy = generate_clouds(
+        clouds, kw["hosts"], kw["vms"], kw["groups"], kw["seed"], policies=names or ("cpu", "mem")
+    )
+    for name, snap in snaps.items():
+        kronos.dump(snap, where / f"{name}.json")
+    write_text_atomic(where / "federation.yaml", policy)
+    click.echo(
+        f"wrote {', '.join(f'{n}.json' for n in snaps)} and federation.yaml to {output}; plan with: "
+        f"kronos federate {' '.join(str(where / f'{n}.json') for n in snaps)} --policy {where / 'federation.yaml'}"
+    )
+
+
+@cli.command()
+@click.argument("snapshots", nargs=-1, required=True, metavar="SNAPSHOT...")
+@click.option("--policy", "policy_path", required=True, help="federation.yaml: eligible VMs, trigger, budget")
+@click.option("-o", "--output", help="write the plan here (.json/.yaml, - for stdout)")
+@listing.options()
+def federate(snapshots: tuple[str, ...], policy_path: str, output: str | None, **shown: Any) -> None:
+    """Plan cross-cloud moves between the clouds of SNAPSHOT... (one snapshot per cloud).
+
+    Each snapshot's cloud is its top-level ``cloud`` name, else its file's
+    stem. Load moves from the most to the least loaded cloud (capacity-
+    normalised, the policies' weights) while federation.yaml's trigger holds,
+    within its budget, onto hosts that keep every rule of the destination
+    cloud. Steps are ``cross-cloud-migrate``; ``kronos execute`` carries them
+    out with one ``[nova:<cloud>]`` section per cloud (docs/federation.md).
+    """
+    import kronos
+    from kronos.adapters.federation_file import load_federation
+    from kronos.errors import DataError, ValidationError
+
+    if len(snapshots) < 2:
+        raise UsageError(f"give two snapshots or more (one per cloud), got {len(snapshots)}")
+    policy = load_federation(policy_path)
+    loaded = []
+    for path in snapshots:
+        snap = kronos.load_snapshot(path)
+        problems = [i for i in kronos.validate(snap) if i.severity == "error"]
+        if problems:
+            raise ValidationError(path, problems)
+        loaded.append(snap)
+    names = [s.cloud or Path(p).name.split(".")[0] for p, s in zip(snapshots, loaded, strict=True)]
+    for i, n in enumerate(names):
+        if names.index(n) != i:
+            raise DataError(
+                f"{snapshots[i]}: cloud {n!r} is also {snapshots[names.index(n)]}'s: give each snapshot "
+                "its own top-level 'cloud' name"
+            )
+    _choose_kernels(max(loaded, key=lambda s: len(s.hosts) * len(s.vms)))
+    from kronos.core.federation import federate as plan_federation
+
+    try:
+        result = plan_federation(dict(zip(names, loaded, strict=True)), policy)
+    except DataError as exc:
+        raise DataError(f"{policy_path} with {', '.join(snapshots)}: {exc}") from None
+    _emit(result, output, listing.shape_of(shown))
 
 
 @cli.command()

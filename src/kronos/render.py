@@ -30,11 +30,20 @@ def plan_table(plan: Plan, reasons: bool = True) -> str:
     lines = []
     opts = plan.options
     budget = opts.get("budget")
-    lines.append(
-        f"plan {plan.snapshot_digest[:19]}…  mode {opts.get('mode')}  "
-        f"budget {'unlimited' if budget is None else budget} per aggregate  "
-        f"{len(plan.steps)} step(s) in {len({s.wave for s in plan.steps})} wave(s)"
-    )
+    if plan.summary.clouds is not None:  # federation: the budget is the cycle's, in moves and GiB
+        cap = budget or {}
+        gib = cap.get("memory_gb")
+        said = f"{cap.get('moves')} moves" + ("" if gib is None else f", {gib:g} GiB")
+        lines.append(
+            f"plan {plan.snapshot_digest[:19]}…  mode federate  budget {said} per cycle  "
+            f"{len(plan.steps)} step(s)  data {opts.get('data')}"
+        )
+    else:
+        lines.append(
+            f"plan {plan.snapshot_digest[:19]}…  mode {opts.get('mode')}  "
+            f"budget {'unlimited' if budget is None else budget} per aggregate  "
+            f"{len(plan.steps)} step(s) in {len({s.wave for s in plan.steps})} wave(s)"
+        )
     fence = plan.summary.fence_first
     if fence:
         assumed = opts.get("assumed_fenced")
@@ -50,17 +59,26 @@ def plan_table(plan: Plan, reasons: bool = True) -> str:
         lines.append(f"{'seq':>4} {'wave':>4}  {'phase':<9} {'action':<13} {'instance':<{width}} move")
         for s, who in zip(plan.steps, names, strict=True):
             first, *rest = _wrapped(who, width)
-            lines.append(
-                f"{s.seq:>4} {s.wave:>4}  {s.phase:<9} {s.action:<13} {first:<{width}} "
-                f"{s.source} → {s.destination}  [{s.aggregate}] combined {s.combined_after:.4f}"
-            )
+            if s.source_cloud is not None:
+                move = (
+                    f"{s.source_cloud}/{s.source} → {s.destination_cloud}/{s.destination}  "
+                    f"[{s.aggregate}] load gap {s.combined_after:.4f}"
+                )
+            else:
+                move = f"{s.source} → {s.destination}  [{s.aggregate}] combined {s.combined_after:.4f}"
+            lines.append(f"{s.seq:>4} {s.wave:>4}  {s.phase:<9} {s.action:<13} {first:<{width}} {move}")
             lines += [f"{'':>35}{part}" for part in rest]  # under the instance column
             if reasons:
                 lines.append(f"{'':>11}{s.reason}")
                 if s.repeat_reason:
                     lines.append(f"{'':>11}moves again: {s.repeat_reason}")
     lines.append("")
-    wide = min(max(16, *map(len, plan.summary.aggregates)), WIDEST)
+    if plan.summary.clouds is not None:
+        lines += _clouds_table(plan)
+        if not plan.summary.aggregates:
+            return "\n".join(lines) + "\n"
+        lines.append("")
+    wide = min(max(16, 0, *map(len, plan.summary.aggregates)), WIDEST)
     lines.append(f"{'aggregate':<{wide}} {'hosts':>5} {'moves':>5}  {'combined':<17} per policy / skipped")
     for full, a in plan.summary.aggregates.items():
         name, *more = _wrapped(full, wide)
@@ -100,6 +118,19 @@ def plan_table(plan: Plan, reasons: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _clouds_table(plan: Plan) -> list[str]:
+    clouds = plan.summary.clouds or {}
+    wide = min(max(8, *map(len, clouds)), WIDEST)
+    lines = [f"{'cloud':<{wide}} {'out':>4} {'in':>4} {'GiB':>7}  {'load':<15}  own imbalance"]
+    for name, c in clouds.items():
+        lines.append(
+            f"{name:<{wide}} {c.departures:>4} {c.arrivals:>4} {c.moved_memory_mb / 1024:>7.0f}  "
+            f"{c.load_before:.3f} → {c.load_after:.3f}  {c.imbalance_before:.4f} → {c.imbalance_after:.4f}"
+        )
+    lines += [f"  {note}" for note in plan.summary.notes or ()]
+    return lines
+
+
 STEP_COLUMNS = (
     "seq", "wave", "phase", "action", "instance", "name", "source", "destination", "aggregate",
     "combined_after", "numa_cells", "reason",
@@ -108,7 +139,10 @@ STEP_COLUMNS = (
 
 def plan_rows(plan: Plan) -> Listing:
     """A plan's steps as rows (``-f``/``-c``): the step's fields, in the contract's names."""
-    return Listing(STEP_COLUMNS, tuple(tuple(_field(s, c) for c in STEP_COLUMNS) for s in plan.steps))
+    columns = STEP_COLUMNS
+    if any(s.source_cloud is not None for s in plan.steps):
+        columns = (*columns, "source_cloud", "destination_cloud", "precondition")
+    return Listing(columns, tuple(tuple(_field(s, c) for c in columns) for s in plan.steps))
 
 
 def _field(step: Step, column: str) -> object:

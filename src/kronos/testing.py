@@ -88,7 +88,7 @@ _MAX_DEDICATED = 0.75
 #: device capacity is sized so that the VMs that need it fill about this share
 _DEVICE_FILL = 0.6
 _GPU_HOSTS, _SRIOV_HOSTS = 0.25, 0.6
-_FEATURE_STREAMS = ("pinned", "numa", "traits", "devices", "history")
+_FEATURE_STREAMS = ("pinned", "numa", "traits", "devices", "history", "federation")
 
 
 @frozen
@@ -1035,3 +1035,72 @@ def _group_measure(g: ServerGroup, hosts: list[str]) -> int:
         lim = g.max_server_per_host if g.policy == "anti-affinity" else 1
         return sum(max(0, c - lim) for c in cnt.values())
     return len(hosts) - max(cnt.values())
+
+
+CLOUD_NAMES = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta")
+#: per cloud in turn, how full its hosts are: the first is busy, so the set has load to move
+_CLOUD_FILLS = (0.85, 0.45, 0.65, 0.55, 0.75, 0.5, 0.7, 0.6)
+FEDERATE_TAG = "federate"
+
+
+def generate_clouds(
+    clouds: int = 3,
+    hosts: int = 20,
+    vms: int = 600,
+    groups: int = 20,
+    seed: int = 0,
+    *,
+    eligible: float = 0.25,
+    policies: tuple[str, ...] = ("cpu", "mem"),
+) -> tuple[dict[str, Snapshot], str]:
+    """Snapshots of ``clouds`` independent clouds (the first the busiest) and a federation.yaml.
+
+    Each cloud is :func:`generate` with its own seed and fill, its hosts named
+    ``<cloud>-cmp-NNN``, its ``cloud`` field set; an ``eligible`` share of the
+    VMs outside server groups carries the tag ``federate``, which the
+    federation.yaml opts in. The second cloud takes arrivals in its first
+    aggregate only, to show ``receive``.
+    """
+    if not 2 <= clouds <= len(CLOUD_NAMES):
+        raise ValueError(f"clouds={clouds}: between 2 and {len(CLOUD_NAMES)}")
+    out: dict[str, Snapshot] = {}
+    for i, name in enumerate(CLOUD_NAMES[:clouds]):
+        snap = generate(
+            hosts, vms, groups, seed * 101 + i, policies=policies, fill=_CLOUD_FILLS[i], skew=0.4 + 0.1 * i
+        )
+        rename = {h.name: f"{name}-{h.name}" for h in snap.hosts}
+        members = {m for g in snap.server_groups for m in g.members}
+        rng = _stream(seed * 101 + i, "federation")
+        pick = rng.random(len(snap.vms)) < eligible
+        out[name] = attrs.evolve(
+            snap,
+            cloud=name,
+            hosts=tuple(attrs.evolve(h, name=rename[h.name]) for h in snap.hosts),
+            aggregates=tuple(attrs.evolve(a, hosts=tuple(rename[h] for h in a.hosts)) for a in snap.aggregates),
+            vms=tuple(
+                attrs.evolve(
+                    v,
+                    host=rename[v.host],
+                    tags=(*v.tags, FEDERATE_TAG) if pick[k] and v.id not in members else v.tags,
+                )
+                for k, v in enumerate(snap.vms)
+            ),
+        )
+    second = CLOUD_NAMES[1]
+    first_agg = out[second].aggregates[0].name
+    policy = (
+        "# federation.yaml for the clouds kronos generate --clouds wrote beside it\n"
+        "eligible:              # a VM may leave its cloud if any of these match\n"
+        f"  tags: [{FEDERATE_TAG}]\n"
+        "trigger:\n"
+        "  load_difference: 0.10  # capacity-normalised combined loads differ by more\n"
+        "  max_load: 0.85         # or a cloud is above this while another is below\n"
+        "budget:                # cross-cloud moves per cycle\n"
+        "  moves: 8\n"
+        "  memory_gb: 512\n"
+        "receive:               # where a cloud takes arrivals (default: everywhere)\n"
+        f"  {second}: {{aggregates: [{first_agg}]}}\n"
+        "networks: {}           # source network name -> destination network name\n"
+        "data: stateless-image  # image-booted VMs, the image present in every cloud\n"
+    )
+    return out, policy

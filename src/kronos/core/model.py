@@ -374,8 +374,10 @@ class PlanSummary:
     not_selected: tuple[Unplaced, ...] | None = None
     #: evacuate: hosts to fence (power off) before any step runs
     fence_first: tuple[str, ...] | None = None
-    #: federation: per cloud, load and imbalance before and after the cross-cloud steps
+    #: federation: per cloud, load and imbalance before and after the cross-cloud steps, and
+    #: why the cross-cloud moves stopped
     clouds: dict[str, CloudSummary] | None = None
+    notes: tuple[str, ...] | None = None
 
 
 @frozen

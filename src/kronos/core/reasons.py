@@ -178,6 +178,27 @@ DECISIONS: dict[str, Callable[[Reason], str]] = {
         f"{'its' if x.count == 1 else 'their'} host's score (e.g. {x.detail}; on {_names(x)}): "
         f"balancing leaves {'it' if x.count == 1 else 'them'}; check the policies' VM profiles"
     ),
+    # federation: why load moves between clouds, and why it stopped
+    "federation.difference": lambda x: (
+        f"cloud loads {x.detail} {_f3(x.before)} vs {_f3(x.after)} differ by {_f3(x.value)} "
+        f"> load_difference {_g(x.limit)}"
+    ),
+    "federation.target": lambda x: (
+        f"cloud loads {x.detail} {_f3(x.before)} vs {_f3(x.after)} still differ by {_f3(x.value)} "
+        f"> target_difference {_g(x.limit)}"
+    ),
+    "federation.max_load": lambda x: f"cloud load {x.detail} {_f3(x.value)} > max_load {_g(x.limit)}",
+    "federation.gain": lambda x: f"{x.detail} load gap {_f3(x.before)} → {_f3(x.after)}",
+    "federation.settled": lambda x: (
+        f"clouds within the trigger: loads {x.detail} differ by {_f3(x.value)}"
+        + (f" ≤ {_g(x.limit)}" if x.limit is not None else "")
+        + (f", none above max_load {_g(x.need)} while another is below" if x.need is not None else "")
+    ),
+    "federation.budget": lambda x: f"cross-cloud budget used: {_g(x.limit)} {x.detail}",
+    "federation.no_move": lambda x: (
+        f"{x.detail}: no eligible VM narrows the load gap on a receiving host that satisfies "
+        "every rule (within the memory budget)"
+    ),
     # kronos explain: what a plan did with a VM or a host
     "explain.moved": lambda x: f"moved by step {x.count} ({x.detail}) to {x.host}",
     "explain.unplaced": lambda x: f"unplaced: {x.detail}",
