@@ -342,7 +342,8 @@ def _generate_clouds(clouds: int, output: str, policies: str, kw: dict[str, Any]
     write_text_atomic(where / "federation.yaml", policy)
     click.echo(
         f"wrote {', '.join(f'{n}.json' for n in snaps)} and federation.yaml to {output}; plan with: "
-        f"kronos federate {' '.join(str(where / f'{n}.json') for n in snaps)} --policy {where / 'federation.yaml'}"
+        f"kronos federate {' '.join(str(where / f'{n}.json') for n in snaps)} "
+        f"--policy {where / 'federation.yaml'}"
     )
 
 

@@ -139,7 +139,7 @@ STEP_COLUMNS = (
 
 def plan_rows(plan: Plan) -> Listing:
     """A plan's steps as rows (``-f``/``-c``): the step's fields, in the contract's names."""
-    columns = STEP_COLUMNS
+    columns: tuple[str, ...] = STEP_COLUMNS
     if any(s.source_cloud is not None for s in plan.steps):
         columns = (*columns, "source_cloud", "destination_cloud", "precondition")
     return Listing(columns, tuple(tuple(_field(s, c) for c in columns) for s in plan.steps))

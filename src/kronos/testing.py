@@ -1076,7 +1076,9 @@ def generate_clouds(
             snap,
             cloud=name,
             hosts=tuple(attrs.evolve(h, name=rename[h.name]) for h in snap.hosts),
-            aggregates=tuple(attrs.evolve(a, hosts=tuple(rename[h] for h in a.hosts)) for a in snap.aggregates),
+            aggregates=tuple(
+                attrs.evolve(a, hosts=tuple(rename[h] for h in a.hosts)) for a in snap.aggregates
+            ),
             vms=tuple(
                 attrs.evolve(
                     v,

@@ -154,9 +154,7 @@ def parse_federation(text: str, name: str) -> FederationPolicy:
     if isinstance(moves, bool) or not isinstance(moves, int) or moves < 0:
         r.fail(bu, "moves", "budget.moves", "expected an integer >= 0", moves)
         moves = 0
-    budget = Budget(
-        moves=moves, memory_gb=r.number(bu, "memory_gb", "budget", lambda x: x > 0, positive)
-    )
+    budget = Budget(moves=moves, memory_gb=r.number(bu, "memory_gb", "budget", lambda x: x > 0, positive))
     receive: dict[str, Receive] = {}
     for cloud, spec in r.mapping(doc, "receive", "receive", None).items():
         if not isinstance(spec, dict):
@@ -172,7 +170,8 @@ def parse_federation(text: str, name: str) -> FederationPolicy:
     networks = r.text_map(doc, "networks", "")
     data = doc.get("data")
     if data is None:
-        r.fail(doc, None, "data", f"missing: declare where the VMs' disks live ({' or '.join(PRECONDITIONS)})")
+        live = " or ".join(PRECONDITIONS)
+        r.fail(doc, None, "data", f"missing: declare where the VMs' disks live ({live})")
     elif data not in PRECONDITIONS:
         r.fail(doc, "data", "data", f"must be one of {', '.join(PRECONDITIONS)}", data)
     if r.problems:

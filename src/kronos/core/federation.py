@@ -34,12 +34,22 @@ lowest.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+
 import attrs
 import numpy as np
 from attrs import field, frozen
 
 from kronos.core import kernels, rules
-from kronos.core.arrays import BUSY, COOLDOWN, NOT_ACTIVE, NOT_MIGRATABLE, QUARANTINE, SHUTOFF, World, build_world
+from kronos.core.arrays import (
+    BUSY,
+    COOLDOWN,
+    NOT_ACTIVE,
+    NOT_MIGRATABLE,
+    QUARANTINE,
+    SHUTOFF,
+    World,
+    build_world,
+)
 from kronos.core.convert import digest_of
 from kronos.core.model import (
     VM,
@@ -209,9 +219,9 @@ def federate(snapshots: Mapping[str, Snapshot], policy: FederationPolicy) -> Pla
         if len(steps) >= policy.budget.moves:
             notes.append(Reason("federation.budget", detail="moves", limit=policy.budget.moves))
             break
-        chosen = None
-        for giver, taker, why in pairs:
-            chosen = _best_move(clouds[giver], clouds[taker], loads, memory_left)
+        chosen, why = None, pairs[0][2]
+        for giver, taker, reason in pairs:
+            chosen, why = _best_move(clouds[giver], clouds[taker], loads, memory_left), reason
             if chosen is not None:
                 break
             notes.append(Reason("federation.no_move", detail=f"{giver}→{taker}"))
@@ -272,7 +282,7 @@ def _check(snapshots: Mapping[str, Snapshot], policy: FederationPolicy) -> None:
         for a in rec.aggregates or ():
             if a not in known:
                 raise DataError(f"receive.{c}.aggregates: {a!r} is not an aggregate of cloud {c}")
-        zones = {a.metadata["availability_zone"] for a in snap.aggregates if "availability_zone" in a.metadata}
+        zones = {a.metadata.get("availability_zone") for a in snap.aggregates} - {None}
         for z in rec.availability_zones or ():
             if z not in zones | {DEFAULT_ZONE}:
                 raise DataError(f"receive.{c}.availability_zones: {z!r} is not a zone of cloud {c}")
@@ -334,8 +344,8 @@ def _cloud(
     grown = attrs.evolve(snap, hosts=(*snap.hosts, stand_in), vms=(*snap.vms, *extra))
     world = build_world(grown)
     H, V = len(snap.hosts), len(snap.vms)
-    for j, (other, k) in enumerate(keys):  # NUMA placement is per host; the world drops it off cells
-        cells = snapshots[other].vms[k].numa_cells
+    for j, (other, at) in enumerate(keys):  # NUMA placement is per host; the world drops it off cells
+        cells = snapshots[other].vms[at].numa_cells
         world.vm_n[V + j] = len(cells) if cells else 0
     eligible = np.zeros(len(world.vm_ids), dtype=np.bool_)
     eligible[:V] = _may_leave(snap, world, policy)

@@ -848,7 +848,8 @@ def validate_plan(plan: Plan) -> list[Issue]:
                 if _blank(getattr(s, name)):
                     out.append(Issue(f"{at}.{name}", "a cross-cloud step must name it", getattr(s, name)))
             if s.source_cloud is not None and s.source_cloud == s.destination_cloud:
-                out.append(Issue(f"{at}.destination_cloud", "must differ from source_cloud", s.destination_cloud))
+                same = "must differ from source_cloud"
+                out.append(Issue(f"{at}.destination_cloud", same, s.destination_cloud))
         if s.numa_cells is not None and not _distinct_ids(s.numa_cells):
             out.append(Issue(f"{at}.numa_cells", "cell ids must be distinct integers >= 0", s.numa_cells))
     for name, summary in plan.summary.aggregates.items():
