@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import attrs
 import numpy as np
@@ -1038,7 +1039,9 @@ def _group_measure(g: ServerGroup, hosts: list[str]) -> int:
 
 
 CLOUD_NAMES = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta")
-#: per cloud in turn, how full its hosts are: the first is busy, so the set has load to move
+#: per cloud in turn, its share of ``vms`` and how full its hosts are: the first is the
+#: busiest, so the set has load to move
+_CLOUD_SHARES = (1.0, 0.5, 0.7, 0.6, 0.9, 0.55, 0.8, 0.65)
 _CLOUD_FILLS = (0.85, 0.45, 0.65, 0.55, 0.75, 0.5, 0.7, 0.6)
 FEDERATE_TAG = "federate"
 
@@ -1052,21 +1055,28 @@ def generate_clouds(
     *,
     eligible: float = 0.25,
     policies: tuple[str, ...] = ("cpu", "mem"),
+    **options: Any,
 ) -> tuple[dict[str, Snapshot], str]:
     """Snapshots of ``clouds`` independent clouds (the first the busiest) and a federation.yaml.
 
-    Each cloud is :func:`generate` with its own seed and fill, its hosts named
+    Each cloud is :func:`generate` with its own seed, share of ``vms`` and fill, its hosts named
     ``<cloud>-cmp-NNN``, its ``cloud`` field set; an ``eligible`` share of the
     VMs outside server groups carries the tag ``federate``, which the
     federation.yaml opts in. The second cloud takes arrivals in its first
-    aggregate only, to show ``receive``.
+    aggregate only, to show ``receive``. ``options``: :func:`generate`'s (``traits``,
+    ``numa``, ``pinned``, ``aggregates``, ...), for every cloud.
     """
     if not 2 <= clouds <= len(CLOUD_NAMES):
         raise ValueError(f"clouds={clouds}: between 2 and {len(CLOUD_NAMES)}")
     out: dict[str, Snapshot] = {}
     for i, name in enumerate(CLOUD_NAMES[:clouds]):
         snap = generate(
-            hosts, vms, groups, seed * 101 + i, policies=policies, fill=_CLOUD_FILLS[i], skew=0.4 + 0.1 * i
+            hosts,
+            round(vms * _CLOUD_SHARES[i]),
+            groups,
+            seed * 101 + i,
+            policies=policies,
+            **{"fill": _CLOUD_FILLS[i], "skew": 0.4 + 0.1 * i, **options},
         )
         rename = {h.name: f"{name}-{h.name}" for h in snap.hosts}
         members = {m for g in snap.server_groups for m in g.members}
@@ -1095,7 +1105,7 @@ def generate_clouds(
         "eligible:              # a VM may leave its cloud if any of these match\n"
         f"  tags: [{FEDERATE_TAG}]\n"
         "trigger:\n"
-        "  load_difference: 0.10  # capacity-normalised combined loads differ by more\n"
+        "  load_difference: 0.05  # capacity-normalised combined loads differ by more\n"
         "  max_load: 0.85         # or a cloud is above this while another is below\n"
         "budget:                # cross-cloud moves per cycle\n"
         "  moves: 8\n"

@@ -68,7 +68,7 @@ class _Reader:
                 self.fail(value, None, f"{path}.{k}", "keys must be strings")
             elif known is not None and k not in known:
                 self.fail(value, k, f"{path}.{k}", f"unknown key{_near(k, known)}")
-        return dict(value)
+        return value  # ruamel's mapping: it keeps the lines of its keys
 
     def strings(self, node: dict[str, Any], key: str, path: str) -> tuple[str, ...] | None:
         value = node.get(key)
@@ -135,7 +135,7 @@ def parse_federation(text: str, name: str) -> FederationPolicy:
         max_load=r.number(tr, "max_load", "trigger", lambda x: x > 0, positive),
         target_difference=r.number(tr, "target_difference", "trigger", lambda x: x >= 0, "must be 0 or more"),
     )
-    if trigger.load_difference is None and trigger.max_load is None:
+    if "load_difference" in tr and tr["load_difference"] is None and tr.get("max_load") is None:
         r.fail(doc, "trigger", "trigger", "give load_difference or max_load: with neither, nothing triggers")
     if (
         trigger.target_difference is not None

@@ -1,0 +1,403 @@
+"""Federation planning: cross-cloud steps keep every rule of the destination cloud, only
+eligible VMs leave, the budget holds, and the loads move the way the plan says.
+
+The checks here do not use the planner's arrays: :class:`Arrivals` replays the steps on
+:class:`tests.naive.NaiveWorld` (the destination cloud with a staging host the arrivals
+wait on) and recomputes the clouds' loads from the snapshots.
+"""
+
+from __future__ import annotations
+
+import json
+
+import attrs
+import pytest
+
+import kronos
+from kronos.adapters.federation_file import parse_federation
+from kronos.core.federation import (
+    Budget,
+    Eligible,
+    FederationPolicy,
+    Receive,
+    Trigger,
+    federate,
+)
+from kronos.errors import ConfigError, DataError
+from kronos.testing import DEFAULT_TAKEN_AT, FEDERATE_TAG, generate_clouds
+from tests.conftest import kronos_cli
+from tests.naive import MOVE_RULES, NaiveWorld
+
+#: the move rules that speak of the source host; a cross-cloud move has none in the destination
+SOURCE_RULES = {"az", "cpu_compat", "source.load"}
+STAGE = "staging"
+POLICY = FederationPolicy(eligible=Eligible(tags=(FEDERATE_TAG,)))
+
+
+def cloud_load(snap: kronos.Snapshot, moved_out: set[str], arrived: dict[str, dict[str, float]]) -> float:
+    """Capacity-normalised combined load, from scratch: host scores × score capacity, less the
+    VMs gone, plus the absolute loads arrived, over the active hosts' score capacity."""
+    w = NaiveWorld(snap)
+    pols = w.pols
+    per = {}
+    for p in pols:
+        num = sum(w.score[h.name][p.name] * w.sc(h.name, p.name) for h in snap.hosts if w.active(h.name))
+        num -= sum(w.load[v][p.name] for v in moved_out if w.active(w.host[v]))
+        num += sum(x[p.name] for x in arrived.values())
+        per[p.name] = num / sum(w.sc(h.name, p.name) for h in snap.hosts if w.active(h.name))
+    return sum(p.weight * per[p.name] for p in pols) / sum(p.weight for p in pols)
+
+
+class Arrivals:
+    """A destination cloud in the naive reference, with arrivals staged on a host of their own."""
+
+    def __init__(self, snap: kronos.Snapshot, arriving: list[tuple[kronos.VM, dict[str, float]]]) -> None:
+        pols = [p.name for p in snap.enabled_policies]
+        stage = kronos.Host(
+            STAGE,
+            kronos.Capacity(1e12, 1e12, 1e12),
+            enabled=False,
+            up=False,
+            scores=dict.fromkeys(pols, 0.0),
+            score_capacity=dict.fromkeys(pols, 1.0),
+        )
+        copies = [attrs.evolve(vm, host=STAGE, weights=load, numa_cells=None) for vm, load in arriving]
+        self.w = NaiveWorld(attrs.evolve(snap, hosts=(*snap.hosts, stage), vms=(*snap.vms, *copies)))
+        for vm, _ in arriving:  # a NUMA-placed VM needs cells wherever it goes
+            self.w.n_cells[vm.id] = len(vm.numa_cells or ())
+
+    def broken(self, vid: str, dst: str) -> list[str]:
+        return [r for r in MOVE_RULES if r not in SOURCE_RULES and not self.w.rule_holds(r, vid, STAGE, dst)]
+
+
+def check_plan(snaps: dict[str, kronos.Snapshot], policy: FederationPolicy, plan: kronos.Plan) -> None:
+    """Every claim a federation plan makes, recomputed without the planner."""
+    vms = {c: {v.id: v for v in s.vms} for c, s in snaps.items()}
+    grouped = {c: {m for g in s.server_groups for m in g.members} for c, s in snaps.items()}
+    naive = {c: NaiveWorld(s) for c, s in snaps.items()}
+    assert len(plan.steps) <= policy.budget.moves
+    moved_mb = sum(vms[s.source_cloud][s.instance].flavor.memory_mb for s in plan.steps)
+    if policy.budget.memory_gb is not None:
+        assert moved_mb <= policy.budget.memory_gb * 1024 + 1e-6
+    arriving: dict[str, list[tuple[kronos.VM, dict[str, float]]]] = {c: [] for c in snaps}
+    for s in plan.steps:
+        assert (s.phase, s.action, s.precondition) == ("federation", "cross-cloud-migrate", policy.data)
+        vm = vms[s.source_cloud][s.instance]
+        assert vm.host == s.source
+        # eligibility: opted in, nothing tying it to its cloud or hypervisor
+        assert policy.eligible.matches(vm), s
+        assert vm.id not in grouped[s.source_cloud] and not vm.devices and vm.migratable
+        assert vm.status == "ACTIVE" and vm.task_state is None
+        load = naive[s.source_cloud].load[vm.id]
+        arriving[s.destination_cloud].append((attrs.evolve(vm, id=f"{s.source_cloud}/{vm.id}"), load))
+    assert len({(s.source_cloud, s.instance) for s in plan.steps}) == len(plan.steps), "a VM moved twice"
+    stage = {c: Arrivals(snaps[c], arriving[c]) for c in snaps}
+    for s in plan.steps:
+        dest = stage[s.destination_cloud]
+        vid = f"{s.source_cloud}/{s.instance}"
+        assert dest.broken(vid, s.destination) == [], s
+        rec = policy.receive.get(s.destination_cloud, Receive())
+        if rec.aggregates is not None:
+            assert s.aggregate in rec.aggregates
+        assert s.destination in dest.w.aggs[s.aggregate]
+        if rec.availability_zones is not None:
+            assert (dest.w.az[s.destination] or "nova") in rec.availability_zones
+        dest.w.apply(vid, s.destination)
+    # the loads the summary states, recomputed
+    out = {c: {s.instance for s in plan.steps if s.source_cloud == c} for c in snaps}
+    came = {
+        c: {f"{s.source_cloud}/{s.instance}": naive[s.source_cloud].load[s.instance] for s in plan.steps
+            if s.destination_cloud == c}
+        for c in snaps
+    }  # fmt: skip
+    assert plan.summary.clouds is not None
+    for c, snap in snaps.items():
+        got = plan.summary.clouds[c]
+        assert got.load_before == pytest.approx(cloud_load(snap, set(), {}), abs=1e-9)
+        assert got.load_after == pytest.approx(cloud_load(snap, out[c], came[c]), abs=1e-9)
+        assert got.departures == len(out[c]) and got.arrivals == len(came[c])
+    # each step narrows the gap it was made for
+    for s in plan.steps:
+        gain = next(x for x in s.why or () if x.rule == "federation.gain")
+        assert gain.after is not None and gain.before is not None and abs(gain.after) < gain.before
+
+
+def test_generated_clouds_plan_keeps_every_rule_and_the_budget() -> None:
+    snaps, text = generate_clouds(3, hosts=16, vms=400, groups=12, seed=1)
+    policy = parse_federation(text, "federation.yaml")
+    plan = federate(snaps, policy)
+    assert plan.steps, "the generated set has a busy cloud: something must move"
+    assert {s.source_cloud for s in plan.steps} == {"alpha"}  # the busiest gives
+    check_plan(snaps, policy, plan)
+    # the plan document round-trips and validates as a plan
+    assert kronos.load_plan(_dumped(plan)) == plan
+
+
+def _dumped(plan: kronos.Plan):  # type: ignore[no-untyped-def]
+    import io
+
+    buf = io.StringIO()
+    kronos.dump(plan, buf)
+    return io.StringIO(buf.getvalue())
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"traits": 0.3},
+        {"numa": 2, "numa_vms": 0.4},
+        {"pinned": 0.3, "numa": 2},
+        {"aggregates": 3, "heterogeneous": True},
+    ],
+    ids=["traits", "numa", "pinned", "aggregates"],
+)
+def test_section4_facts_of_the_destination_hold(options: dict[str, object]) -> None:
+    for seed in (2, 3):
+        snaps, text = generate_clouds(3, hosts=12, vms=300, groups=8, seed=seed, eligible=0.5, **options)
+        policy = attrs.evolve(
+            parse_federation(text, "f.yaml"),
+            budget=Budget(moves=12, memory_gb=None),
+            trigger=Trigger(load_difference=0.02),
+            receive={},
+        )
+        plan = federate(snaps, policy)
+        check_plan(snaps, policy, plan)
+
+
+def _host(name: str, vcpus: float, score: float, **kw) -> kronos.Host:  # type: ignore[no-untyped-def]
+    return kronos.Host(name, kronos.Capacity(vcpus, vcpus * 4096, 2000), scores={"cpu": score}, **kw)
+
+
+def _vm(vid: str, host: str, vcpus: float, weight: float, **kw) -> kronos.VM:  # type: ignore[no-untyped-def]
+    specs = kw.pop("specs", {})
+    flavor = kronos.Flavor(f"f{vcpus:g}", vcpus, vcpus * 2048, 20, extra_specs=specs)
+    tags = kw.pop("tags", (FEDERATE_TAG,))
+    return kronos.VM(vid, host, flavor, name=vid, weights={"cpu": weight}, tags=tags, **kw)
+
+
+def _snap(cloud: str, hosts, vms, aggregates, groups=()) -> kronos.Snapshot:  # type: ignore[no-untyped-def]
+    return kronos.Snapshot(
+        taken_at=DEFAULT_TAKEN_AT,
+        policies=(kronos.Policy("cpu", threshold=0.05),),
+        aggregates=tuple(aggregates),
+        hosts=tuple(hosts),
+        vms=tuple(vms),
+        server_groups=tuple(groups),
+        cloud=cloud,
+    )
+
+
+def _busy_and_idle() -> dict[str, kronos.Snapshot]:
+    """alpha: two busy hosts with one VM of each kind that may not leave, and four that may,
+    each wanting something only one host of beta has; beta: idle hosts that differ."""
+    alpha = _snap(
+        "alpha",
+        [_host("a1", 32, 0.9), _host("a2", 32, 0.9)],
+        [
+            _vm("needs-trait", "a1", 4, 0.1, required_traits=("CUSTOM_FAST",)),
+            _vm("needs-ssd", "a1", 4, 0.1, specs={"aggregate_instance_extra_specs:ssd": "true"}),
+            _vm("big", "a2", 24, 0.3),
+            _vm("plain", "a2", 2, 0.05),
+            _vm("in-group", "a1", 2, 0.1),
+            _vm("gpu", "a1", 2, 0.1, devices=("VGPU",)),
+            _vm("stopped", "a2", 2, 0.1, status="SHUTOFF"),
+            _vm("pinned-here", "a2", 2, 0.1, migratable=False),
+            _vm("not-tagged", "a2", 2, 0.1, tags=()),
+        ],
+        [kronos.Aggregate("agg-a", ("a1", "a2"))],
+        [kronos.ServerGroup("g1", "anti-affinity", ("in-group",))],
+    )
+    beta = _snap(
+        "beta",
+        [
+            _host("b-fast", 8, 0.1, traits=("CUSTOM_FAST",)),
+            _host("b-ssd", 8, 0.1),
+            _host("b-small", 4, 0.1),
+            _host("b-off", 64, 0.0, enabled=False),
+        ],
+        [],
+        [
+            kronos.Aggregate("agg-b", ("b-fast", "b-ssd", "b-small", "b-off")),
+            kronos.Aggregate("ssd", ("b-ssd",), {"ssd": "true"}),
+        ],
+    )
+    return {"alpha": alpha, "beta": beta}
+
+
+def test_only_eligible_vms_leave_and_each_lands_where_its_needs_are_met() -> None:
+    snaps = _busy_and_idle()
+    policy = FederationPolicy(
+        eligible=Eligible(tags=(FEDERATE_TAG,)),
+        trigger=Trigger(load_difference=0.05),
+        budget=Budget(moves=10),
+    )
+    plan = federate(snaps, policy)
+    check_plan(snaps, policy, plan)
+    where = {s.instance: s.destination for s in plan.steps}
+    assert where.get("needs-trait") in (None, "b-fast")
+    assert where.get("needs-ssd") in (None, "b-ssd")
+    assert "big" not in where  # 24 vCPUs fit no host of beta
+    assert not {"in-group", "gpu", "stopped", "pinned-here", "not-tagged"} & set(where)
+    assert {"needs-trait", "needs-ssd"} <= set(where), plan.summary.notes
+
+
+def test_receive_limits_the_destination_aggregates() -> None:
+    snaps = _busy_and_idle()
+    policy = FederationPolicy(
+        eligible=Eligible(tags=(FEDERATE_TAG,)),
+        trigger=Trigger(load_difference=0.05),
+        receive={"beta": Receive(aggregates=("ssd",))},
+    )
+    plan = federate(snaps, policy)
+    check_plan(snaps, policy, plan)
+    assert plan.steps and {s.destination for s in plan.steps} == {"b-ssd"}
+    assert {s.aggregate for s in plan.steps} == {"ssd"}
+
+
+def test_budget_in_moves_and_memory() -> None:
+    snaps, _ = generate_clouds(2, hosts=12, vms=300, groups=4, seed=4, eligible=0.6)
+    loose = FederationPolicy(eligible=Eligible(tags=(FEDERATE_TAG,)), trigger=Trigger(load_difference=0.01))
+    for budget in (Budget(moves=3), Budget(moves=50, memory_gb=40.0)):
+        policy = attrs.evolve(loose, budget=budget)
+        plan = federate(snaps, policy)
+        check_plan(snaps, policy, plan)
+        assert plan.steps
+        assert plan.summary.notes and any("budget" in n or "no eligible" in n for n in plan.summary.notes)
+    assert len(federate(snaps, attrs.evolve(loose, budget=Budget(moves=3))).steps) == 3
+
+
+def test_no_move_when_the_clouds_are_within_the_trigger() -> None:
+    snaps, _ = generate_clouds(2, hosts=10, vms=200, groups=4, seed=5)
+    same = {"alpha": snaps["alpha"], "beta": attrs.evolve(snaps["alpha"], cloud="beta")}
+    plan = federate(same, POLICY)
+    assert plan.steps == ()
+    assert plan.summary.notes and "within the trigger" in plan.summary.notes[0]
+    clouds = plan.summary.clouds or {}
+    assert clouds["alpha"].load_before == clouds["beta"].load_before == clouds["beta"].load_after
+
+
+def test_max_load_trigger_moves_load_off_a_cloud_above_it() -> None:
+    snaps = _busy_and_idle()
+    off = FederationPolicy(
+        eligible=Eligible(tags=(FEDERATE_TAG,)), trigger=Trigger(load_difference=None, max_load=0.95)
+    )
+    assert federate(snaps, off).steps == ()  # alpha at ~0.9 is under 0.95
+    on = attrs.evolve(off, trigger=Trigger(load_difference=None, max_load=0.8))
+    plan = federate(snaps, on)
+    check_plan(snaps, on, plan)
+    assert plan.steps and plan.steps[0].why and plan.steps[0].why[0].rule == "federation.max_load"
+
+
+def test_clouds_that_cannot_be_compared_are_refused() -> None:
+    snaps = _busy_and_idle()
+    with pytest.raises(DataError, match="two clouds or more"):
+        federate({"alpha": snaps["alpha"]}, POLICY)
+    other = attrs.evolve(snaps["beta"], policies=(kronos.Policy("mem"),))
+    with pytest.raises(DataError, match="cloud beta: enabled policies mem differ"):
+        federate({"alpha": snaps["alpha"], "beta": other}, POLICY)
+    with pytest.raises(DataError, match=r"receive.gamma: no such cloud"):
+        federate(snaps, attrs.evolve(POLICY, receive={"gamma": Receive()}))
+    with pytest.raises(DataError, match=r"receive.beta.aggregates: 'nope'"):
+        federate(snaps, attrs.evolve(POLICY, receive={"beta": Receive(aggregates=("nope",))}))
+
+
+def test_the_same_clouds_give_the_same_plan() -> None:
+    snaps, text = generate_clouds(3, hosts=10, vms=250, groups=6, seed=7)
+    policy = parse_federation(text, "f.yaml")
+    assert federate(snaps, policy) == federate(dict(snaps), policy)
+
+
+# -- federation.yaml -----------------------------------------------------------------------------
+def test_federation_yaml_every_problem_with_its_line() -> None:
+    text = (
+        "eligible:\n"
+        "  tag: [federate]\n"  # 2: misspelled
+        "trigger:\n"
+        "  load_difference: -1\n"  # 4
+        "budget:\n"
+        "  moves: two\n"  # 6
+        "receive:\n"
+        "  beta: {aggregate: [a]}\n"  # 8
+        "data: shared-disk\n"  # 9
+        "extra: 1\n"  # 10
+    )
+    with pytest.raises(ConfigError) as err:
+        parse_federation(text, "federation.yaml")
+    said = str(err.value)
+    for expected in (
+        "federation.yaml:2: eligible.tag: unknown key (did you mean tags?)",
+        "federation.yaml:4: trigger.load_difference = -1: must be above 0",
+        "federation.yaml:6: budget.moves = 'two': expected an integer >= 0",
+        "federation.yaml:8: receive.beta.aggregate: unknown key (did you mean aggregates?)",
+        "federation.yaml:9: data = 'shared-disk': must be one of replicated-volume, stateless-image",
+        "federation.yaml:10: extra: unknown top-level key",
+        "eligible: opt VMs in by tags, metadata or projects",
+    ):
+        assert expected in said, said
+
+
+def test_federation_yaml_data_is_never_assumed() -> None:
+    with pytest.raises(ConfigError, match="data: missing: declare where the VMs' disks live"):
+        parse_federation("eligible: {tags: [x]}\n", "f.yaml")
+
+
+def test_federation_yaml_defaults_and_explicit_off() -> None:
+    p = parse_federation(
+        "eligible: {projects: [p1]}\ntrigger: {max_load: 0.8}\ndata: replicated-volume\n", "f"
+    )
+    assert p.trigger == Trigger(load_difference=0.10, max_load=0.8)
+    assert p.budget == Budget()
+    only_max = (
+        "eligible: {projects: [p1]}\ntrigger: {load_difference: null, max_load: 0.9}\ndata: stateless-image\n"
+    )
+    assert parse_federation(only_max, "f").trigger == Trigger(load_difference=None, max_load=0.9)
+    with pytest.raises(ConfigError, match="give load_difference or max_load"):
+        parse_federation(
+            "eligible: {projects: [p1]}\ntrigger: {load_difference: null}\ndata: stateless-image\n", "f"
+        )
+
+
+# -- the CLI -------------------------------------------------------------------------------------
+def test_cli_generates_clouds_and_plans_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "clouds"
+    r = kronos_cli(
+        "generate", "--clouds", "3", "--hosts", "12", "--vms", "300", "--groups", "6", "-o", str(out)
+    )
+    assert r.returncode == 0, r.stderr
+    files = [str(out / f"{n}.json") for n in ("alpha", "beta", "gamma")]
+    plan_path = tmp_path / "plan.json"
+    r = kronos_cli("federate", *files, "--policy", str(out / "federation.yaml"), "-o", str(plan_path))
+    assert r.returncode == 0, r.stderr
+    assert "cloud" in r.stdout and "alpha" in r.stdout and "load" in r.stdout
+    plan = kronos.load_plan(str(plan_path))
+    snaps = {n: kronos.load_snapshot(f) for n, f in zip(("alpha", "beta", "gamma"), files, strict=True)}
+    assert plan == federate(snaps, parse_federation((out / "federation.yaml").read_text(), "f"))
+    assert plan.options["snapshot_digests"] == {
+        n: kronos.core.convert.snapshot_digest(s) for n, s in snaps.items()
+    }
+    shown = kronos_cli("show", str(plan_path))
+    assert shown.returncode == 0 and "alpha/" in shown.stdout and "own imbalance" in shown.stdout
+    rows = kronos_cli("show", str(plan_path), "-f", "json", "-c", "instance", "-c", "destination_cloud")
+    assert rows.returncode == 0, rows.stderr
+    assert {r["destination_cloud"] for r in json.loads(rows.stdout)} <= {"beta", "gamma"}
+
+
+def test_cli_errors_name_the_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    snaps, text = generate_clouds(2, hosts=6, vms=60, groups=2, seed=8)
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    kronos.dump(snaps["alpha"], str(a))
+    kronos.dump(attrs.evolve(snaps["beta"], cloud="alpha"), str(b))
+    pol = tmp_path / "federation.yaml"
+    pol.write_text(text)
+    r = kronos_cli("federate", str(a), str(b), "--policy", str(pol))
+    assert r.returncode == 65 and f"{b}: cloud 'alpha' is also {a}'s" in r.stderr
+    kronos.dump(snaps["beta"], str(b))
+    pol.write_text(text.replace("tags:", "tagz:"))
+    r = kronos_cli("federate", str(a), str(b), "--policy", str(pol))
+    assert r.returncode == 78 and "eligible.tagz: unknown key (did you mean tags?)" in r.stderr
+    pol.write_text(text.replace("beta: {aggregates: [agg-01]}", "beta: {aggregates: [agg-99]}"))
+    r = kronos_cli("federate", str(a), str(b), "--policy", str(pol))
+    assert r.returncode == 65 and "receive.beta.aggregates: 'agg-99'" in r.stderr and str(pol) in r.stderr
+    r = kronos_cli("federate", str(a), "--policy", str(pol))
+    assert r.returncode == 64 and "two snapshots or more" in r.stderr
+    assert "Traceback" not in r.stderr
