@@ -401,3 +401,35 @@ def test_cli_errors_name_the_file(tmp_path) -> None:  # type: ignore[no-untyped-
     r = kronos_cli("federate", str(a), "--policy", str(pol))
     assert r.returncode == 64 and "two snapshots or more" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+# -- then spread ---------------------------------------------------------------------------------
+def test_then_spread_plans_each_cloud_after_the_arrivals(checker) -> None:  # type: ignore[no-untyped-def]
+    from kronos.core.federation import federate_all
+
+    snaps, text = generate_clouds(3, hosts=12, vms=300, groups=6, seed=9, numa=2, numa_vms=0.3)
+    policy = parse_federation(text, "f.yaml")
+    done = federate_all(snaps, policy, then_spread=True, budget="unlimited")
+    assert done.plan == federate(snaps, policy) and done.plan.steps and done.spread is not None
+    for name, after in done.after.items():
+        assert [i for i in kronos.validate(after) if i.severity == "error"] == []
+        left = {s.instance for s in done.plan.steps if s.source_cloud == name}
+        came = {s.instance: s.destination for s in done.plan.steps if s.destination_cloud == name}
+        ids = {v.id: v for v in after.vms}
+        assert not left & set(ids)
+        for vid, host in came.items():
+            vm = ids[vid]
+            assert vm.host == host and vm.migratable is False
+            assert (vm.metadata or {})["kronos:federated_from"].endswith(f"/{vid}")
+        # the hosts' scores moved with the VMs: the naive reference's view of the after snapshot
+        # gives each host the score the cloud summary's load was computed from
+        w = NaiveWorld(after)
+        load = sum(
+            p.weight * sum(w.score[h.name][p.name] * w.sc(h.name, p.name) for h in after.hosts if w.active(h.name))
+            / sum(w.sc(h.name, p.name) for h in after.hosts if w.active(h.name))
+            for p in w.pols
+        ) / sum(p.weight for p in w.pols)
+        assert load == pytest.approx((done.plan.summary.clouds or {})[name].load_after, abs=1e-6)
+        spread = done.spread[name]
+        assert not {s.instance for s in spread.steps} & set(came)  # twins get new ids: never moved
+        checker(after, spread)

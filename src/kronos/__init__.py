@@ -8,6 +8,7 @@ The public API::
     plan = kronos.evacuate(snap, ["cmp-007"])        # a failed, fenced host
     plan = kronos.drain(snap, ["cmp-003"])           # maintenance
     kronos.dump(plan, "plan.json")
+    plan = kronos.federate({"alpha": a, "beta": b}, kronos.load_federation("federation.yaml"))
 
 ``plan``, ``next_state`` and ``generate`` load numpy and numba on first use,
 so ``import kronos`` (and ``kronos --help``) stays fast.
@@ -23,6 +24,7 @@ from kronos.core.model import (
     Aggregate,
     AggregateSummary,
     Capacity,
+    CloudSummary,
     Flavor,
     Host,
     NumaCell,
@@ -40,6 +42,8 @@ from kronos.core.validate import Issue, validate
 from kronos.files import dump, load_plan, load_snapshot, load_state
 
 if TYPE_CHECKING:
+    from kronos.adapters.federation_file import load_federation
+    from kronos.core.federation import Federated, FederationPolicy, federate, federate_all
     from kronos.core.planner import UNLIMITED, Prepared, drain, evacuate, plan, prepare
     from kronos.core.state import next_state, record_result, release
     from kronos.testing import generate, generate_packable
@@ -56,6 +60,11 @@ _LAZY = {
     "UNLIMITED": "kronos.core.planner",
     "generate": "kronos.testing",
     "generate_packable": "kronos.testing",
+    "federate": "kronos.core.federation",
+    "federate_all": "kronos.core.federation",
+    "Federated": "kronos.core.federation",
+    "FederationPolicy": "kronos.core.federation",
+    "load_federation": "kronos.adapters.federation_file",
 }
 
 
@@ -73,6 +82,9 @@ __all__ = [
     "Aggregate",
     "AggregateSummary",
     "Capacity",
+    "CloudSummary",
+    "Federated",
+    "FederationPolicy",
     "Flavor",
     "Host",
     "Issue",
@@ -91,8 +103,11 @@ __all__ = [
     "dump",
     "errors",
     "evacuate",
+    "federate",
+    "federate_all",
     "generate",
     "generate_packable",
+    "load_federation",
     "load_plan",
     "load_snapshot",
     "load_state",

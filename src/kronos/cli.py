@@ -351,8 +351,23 @@ def _generate_clouds(clouds: int, output: str, policies: str, kw: dict[str, Any]
 @click.argument("snapshots", nargs=-1, required=True, metavar="SNAPSHOT...")
 @click.option("--policy", "policy_path", required=True, help="federation.yaml: eligible VMs, trigger, budget")
 @click.option("-o", "--output", help="write the plan here (.json/.yaml, - for stdout)")
+@click.option(
+    "--then-spread",
+    "then_spread",
+    metavar="DIR",
+    help="also write, per cloud, CLOUD.after.json (the cloud after the cross-cloud steps) and "
+    "CLOUD.plan.json (its spread plan on that snapshot) into DIR",
+)
+@click.option("--budget", help="with --then-spread: steps per aggregate, or 'unlimited'")
 @listing.options()
-def federate(snapshots: tuple[str, ...], policy_path: str, output: str | None, **shown: Any) -> None:
+def federate(
+    snapshots: tuple[str, ...],
+    policy_path: str,
+    output: str | None,
+    then_spread: str | None,
+    budget: str | None,
+    **shown: Any,
+) -> None:
     """Plan cross-cloud moves between the clouds of SNAPSHOT... (one snapshot per cloud).
 
     Each snapshot's cloud is its top-level ``cloud`` name, else its file's
@@ -361,6 +376,8 @@ def federate(snapshots: tuple[str, ...], policy_path: str, output: str | None, *
     within its budget, onto hosts that keep every rule of the destination
     cloud. Steps are ``cross-cloud-migrate``; ``kronos execute`` carries them
     out with one ``[nova:<cloud>]`` section per cloud (docs/federation.md).
+    With --then-spread, each cloud's own spread plan after the arrivals is an
+    ordinary plan, for that cloud's ``[nova]``, once the cross-cloud steps are done.
     """
     import kronos
     from kronos.adapters.federation_file import load_federation
@@ -383,14 +400,29 @@ def federate(snapshots: tuple[str, ...], policy_path: str, output: str | None, *
                 f"{snapshots[i]}: cloud {n!r} is also {snapshots[names.index(n)]}'s: give each snapshot "
                 "its own top-level 'cloud' name"
             )
+    if budget is not None and then_spread is None:
+        raise UsageError("--budget is the spread plans' budget: give --then-spread DIR too")
+    where = Path(then_spread) if then_spread is not None else None
+    if where is not None and where.exists() and not where.is_dir():
+        raise UsageError(f"--then-spread {then_spread}: not a directory")
     _choose_kernels(max(loaded, key=lambda s: len(s.hosts) * len(s.vms)))
-    from kronos.core.federation import federate as plan_federation
+    from kronos.core.federation import federate_all
 
     try:
-        result = plan_federation(dict(zip(names, loaded, strict=True)), policy)
+        result = federate_all(
+            dict(zip(names, loaded, strict=True)), policy, then_spread=where is not None, budget=budget
+        )
     except DataError as exc:
         raise DataError(f"{policy_path} with {', '.join(snapshots)}: {exc}") from None
-    _emit(result, output, listing.shape_of(shown))
+    if where is not None and result.spread is not None:
+        where.mkdir(parents=True, exist_ok=True)
+        for name, after in result.after.items():
+            kronos.dump(after, where / f"{name}.after.json")
+            kronos.dump(result.spread[name], where / f"{name}.plan.json")
+    _emit(result.plan, output, listing.shape_of(shown))
+    if where is not None and result.spread is not None:
+        moves = ", ".join(f"{n} {len(p.steps)}" for n, p in result.spread.items())
+        click.echo(f"then spread, steps per cloud: {moves} (plans and snapshots in {then_spread})")
 
 
 @cli.command()

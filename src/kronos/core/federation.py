@@ -193,6 +193,23 @@ class _Cloud:
         return np.asarray(np.sqrt(np.maximum(var, 0.0)) @ w.pw)
 
 
+@frozen
+class Federated:
+    """A federation plan and, per cloud, the cloud as it will be after its steps.
+
+    ``after``: each cloud's snapshot once the cross-cloud steps are done
+    (departures gone; arrivals on their hosts, ``migratable: false`` because
+    their twins get new ids in Nova, marked ``kronos:federated_from``).
+    ``spread``: each cloud's ordinary spread plan on that snapshot, when asked:
+    single-cloud plans, carried out with the cloud's own ``[nova]`` after the
+    cross-cloud ones, each checkable against its ``after`` snapshot.
+    """
+
+    plan: Plan
+    after: dict[str, Snapshot]
+    spread: dict[str, Plan] | None = None
+
+
 def federate(snapshots: Mapping[str, Snapshot], policy: FederationPolicy) -> Plan:
     """Plan cross-cloud moves between the clouds of ``snapshots`` (name → snapshot).
 
@@ -200,6 +217,18 @@ def federate(snapshots: Mapping[str, Snapshot], policy: FederationPolicy) -> Pla
     Raises :class:`DataError` when the clouds cannot be compared (fewer than
     two, different policies) or ``policy`` names what a cloud does not have.
     """
+    return federate_all(snapshots, policy).plan
+
+
+def federate_all(
+    snapshots: Mapping[str, Snapshot],
+    policy: FederationPolicy,
+    *,
+    then_spread: bool = False,
+    budget: int | str | None = None,
+) -> Federated:
+    """:func:`federate`, with each cloud after the arrivals and, ``then_spread``, its spread plan
+    (``budget``: per aggregate, as :func:`kronos.plan`'s)."""
     if len(snapshots) < 2:
         raise DataError(f"federation needs two clouds or more, got {len(snapshots)}")
     _check(snapshots, policy)
@@ -254,12 +283,61 @@ def federate(snapshots: Mapping[str, Snapshot], policy: FederationPolicy) -> Pla
         "networks": dict(policy.networks),
         "data": policy.data,
     }
-    return Plan(
+    plan = Plan(
         created_at=max(s.taken_at for s in snapshots.values()),
         snapshot_digest=digest_of(digests),
         options=options,
         steps=tuple(steps),
         summary=PlanSummary(clouds=summary, notes=tuple(render(x) for x in _dedup(notes)) or None),
+    )
+    after = {c.name: _after(c, clouds) for c in clouds.values()}
+    if not then_spread:
+        return Federated(plan, after)
+    from kronos.core.planner import plan as plan_cloud
+
+    spread = {name: plan_cloud(snap, mode="spread", budget=budget) for name, snap in after.items()}
+    return Federated(plan, after, spread)
+
+
+def _after(cloud: _Cloud, clouds: Mapping[str, _Cloud]) -> Snapshot:
+    """The cloud's snapshot as its world stands: departures gone, arrivals on their hosts with
+    their weights in the units of their new host's scores, scores moved with them."""
+    from kronos.core.moves import cells_taken
+
+    w, snap = cloud.world, cloud.snapshot
+    pols = w.policy_names
+    own = np.arange(len(snap.vms))
+    gone = w.vm_host[own] == cloud.elsewhere
+    came = [(key, u) for key, u in cloud.arrival.items() if w.vm_host[u] != cloud.elsewhere]
+    changed = {int(h) for h in w.home[own][gone]} | {int(w.vm_host[u]) for _, u in came}
+
+    def moved_on(h: int, old: Host) -> Host:
+        if h not in changed:
+            return old
+        scores = {**old.scores, **{p: min(max(float(w.score[h, j]), 0.0), 1.0) for j, p in enumerate(pols)}}
+        history = (
+            {p: (*xs[:-1], scores[p]) for p, xs in old.score_history.items()} if old.score_history else None
+        )
+        return attrs.evolve(old, scores=scores, score_history=history)
+
+    arrivals = []
+    for (other, k), u in came:
+        vm, b = clouds[other].snapshot.vms[k], int(w.vm_host[u])
+        arrivals.append(
+            attrs.evolve(
+                vm,
+                host=snap.hosts[b].name,
+                weights={p: float(w.load[u, j] / w.sc[b, j]) for j, p in enumerate(pols)},
+                migratable=False,
+                metadata={**(vm.metadata or {}), "kronos:federated_from": f"{other}/{vm.id}"},
+                numa_cells=cells_taken(w, u),
+                weights_forecast=None,
+            )
+        )
+    return attrs.evolve(
+        snap,
+        hosts=tuple(moved_on(h, old) for h, old in enumerate(snap.hosts)),
+        vms=(*(vm for k, vm in enumerate(snap.vms) if not gone[k]), *arrivals),
     )
 
 
