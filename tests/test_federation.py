@@ -15,13 +15,13 @@ import pytest
 
 import kronos
 from kronos.adapters.federation_file import parse_federation
-from kronos.core.federation import (
+from kronos.core.federation import federate
+from kronos.core.federation_policy import (
     Budget,
     Eligible,
     FederationPolicy,
     Receive,
     Trigger,
-    federate,
 )
 from kronos.errors import ConfigError, DataError
 from kronos.testing import DEFAULT_TAKEN_AT, FEDERATE_TAG, generate_clouds
@@ -425,7 +425,8 @@ def test_then_spread_plans_each_cloud_after_the_arrivals(checker) -> None:  # ty
         # gives each host the score the cloud summary's load was computed from
         w = NaiveWorld(after)
         load = sum(
-            p.weight * sum(w.score[h.name][p.name] * w.sc(h.name, p.name) for h in after.hosts if w.active(h.name))
+            p.weight
+            * sum(w.score[h.name][p.name] * w.sc(h.name, p.name) for h in after.hosts if w.active(h.name))
             / sum(w.sc(h.name, p.name) for h in after.hosts if w.active(h.name))
             for p in w.pols
         ) / sum(p.weight for p in w.pols)

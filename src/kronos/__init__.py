@@ -43,7 +43,8 @@ from kronos.files import dump, load_plan, load_snapshot, load_state
 
 if TYPE_CHECKING:
     from kronos.adapters.federation_file import load_federation
-    from kronos.core.federation import Federated, FederationPolicy, federate, federate_all
+    from kronos.core.federation import Federated, federate, federate_all
+    from kronos.core.federation_policy import FederationPolicy
     from kronos.core.planner import UNLIMITED, Prepared, drain, evacuate, plan, prepare
     from kronos.core.state import next_state, record_result, release
     from kronos.testing import generate, generate_packable
@@ -63,7 +64,7 @@ _LAZY = {
     "federate": "kronos.core.federation",
     "federate_all": "kronos.core.federation",
     "Federated": "kronos.core.federation",
-    "FederationPolicy": "kronos.core.federation",
+    "FederationPolicy": "kronos.core.federation_policy",
     "load_federation": "kronos.adapters.federation_file",
 }
 

@@ -410,7 +410,11 @@ def federate(
 
     try:
         result = federate_all(
-            dict(zip(names, loaded, strict=True)), policy, then_spread=where is not None, budget=budget
+            dict(zip(names, loaded, strict=True)),
+            policy,
+            then_spread=where is not None,
+            budget=budget,
+            validate_input=False,
         )
     except DataError as exc:
         raise DataError(f"{policy_path} with {', '.join(snapshots)}: {exc}") from None

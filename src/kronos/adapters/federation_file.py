@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from kronos.core.federation import PRECONDITIONS, Budget, Eligible, FederationPolicy, Receive, Trigger
+from kronos.core.federation_policy import PRECONDITIONS, Budget, Eligible, FederationPolicy, Receive, Trigger
 from kronos.errors import ConfigError, DataError
 from kronos.files import parse_yaml, read_text
 

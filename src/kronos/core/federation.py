@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 import numpy as np
-from attrs import field, frozen
+from attrs import frozen
 
 from kronos.core import kernels, rules
 from kronos.core.arrays import (
@@ -51,6 +51,12 @@ from kronos.core.arrays import (
     build_world,
 )
 from kronos.core.convert import digest_of
+from kronos.core.federation_policy import (
+    PRECONDITIONS,
+    FederationPolicy,
+    Receive,
+    Trigger,
+)
 from kronos.core.model import (
     VM,
     Capacity,
@@ -73,7 +79,6 @@ ACTION = "cross-cloud-migrate"
 ELSEWHERE = "kronos:elsewhere"
 #: the zone of a host in no zone-bearing aggregate, as Nova names it
 DEFAULT_ZONE = "nova"
-PRECONDITIONS = ("replicated-volume", "stateless-image")
 #: candidates (by how close they bring the loads) whose rules are walked per move, and how many
 #: feasible ones are compared by their effect on the clouds' own imbalance
 SHORTLIST = 48
@@ -81,65 +86,6 @@ COMPARED = 6
 #: weight of the two clouds' own imbalance change against the load difference
 OWN_IMBALANCE = 0.5
 _STUCK = NOT_ACTIVE | BUSY | NOT_MIGRATABLE | COOLDOWN | QUARANTINE | SHUTOFF
-
-
-@frozen
-class Eligible:
-    """Which VMs may leave their cloud: any one criterion matching opts a VM in."""
-
-    tags: tuple[str, ...] = ()
-    metadata: dict[str, str] = field(factory=dict)
-    projects: tuple[str, ...] = ()
-
-    def matches(self, vm: VM) -> bool:
-        meta = vm.metadata or {}
-        return (
-            any(t in vm.tags for t in self.tags)
-            or any(meta.get(k) == v for k, v in self.metadata.items())
-            or (vm.project_id is not None and vm.project_id in self.projects)
-        )
-
-
-@frozen
-class Trigger:
-    """When load moves between clouds (None: that test is off)."""
-
-    load_difference: float | None = 0.10
-    max_load: float | None = None
-    #: once moving, go on until the loads differ by at most this (None: half of
-    #: ``load_difference``), so the next cycle does not fire again on the next wobble
-    target_difference: float | None = None
-
-    def target(self) -> float | None:
-        if self.target_difference is not None:
-            return self.target_difference
-        return None if self.load_difference is None else self.load_difference / 2
-
-
-@frozen
-class Budget:
-    """Cross-cloud moves per cycle: they copy nothing, but each stops and recreates a VM."""
-
-    moves: int = 8
-    memory_gb: float | None = None
-
-
-@frozen
-class Receive:
-    """Where a cloud takes arrivals (None: anywhere)."""
-
-    aggregates: tuple[str, ...] | None = None
-    availability_zones: tuple[str, ...] | None = None
-
-
-@frozen
-class FederationPolicy:
-    eligible: Eligible = Eligible()
-    trigger: Trigger = Trigger()
-    budget: Budget = Budget()
-    receive: dict[str, Receive] = field(factory=dict)
-    networks: dict[str, str] = field(factory=dict)
-    data: str = "replicated-volume"
 
 
 @attrs.define
@@ -226,13 +172,15 @@ def federate_all(
     *,
     then_spread: bool = False,
     budget: int | str | None = None,
+    validate_input: bool = True,
 ) -> Federated:
     """:func:`federate`, with each cloud after the arrivals and, ``then_spread``, its spread plan
-    (``budget``: per aggregate, as :func:`kronos.plan`'s)."""
+    (``budget``: per aggregate, as :func:`kronos.plan`'s). ``validate_input=False``: the caller
+    validated the snapshots already."""
     if len(snapshots) < 2:
         raise DataError(f"federation needs two clouds or more, got {len(snapshots)}")
     _check(snapshots, policy)
-    ready = {name: prepare(snap) for name, snap in snapshots.items()}
+    ready = {name: prepare(snap, validate_input=validate_input) for name, snap in snapshots.items()}
     base = {name: r.world for name, r in ready.items()}
     clouds = {name: _cloud(name, r.snapshot, r.digest, base, snapshots, policy) for name, r in ready.items()}
     before = {c.name: (c.load(), float(c.imbalance()[0])) for c in clouds.values()}
