@@ -56,7 +56,9 @@ def plan_table(plan: Plan, reasons: bool = True) -> str:
         lines.append("")
         names = [s.name or s.instance[:13] for s in plan.steps]
         width = min(max(14, *map(len, names)), WIDEST)
-        lines.append(f"{'seq':>4} {'wave':>4}  {'phase':<9} {'action':<13} {'instance':<{width}} move")
+        pw = max(9, *(len(s.phase) for s in plan.steps))  # federation's are longer than the others'
+        aw = max(13, *(len(s.action) for s in plan.steps))
+        lines.append(f"{'seq':>4} {'wave':>4}  {'phase':<{pw}} {'action':<{aw}} {'instance':<{width}} move")
         for s, who in zip(plan.steps, names, strict=True):
             first, *rest = _wrapped(who, width)
             if s.source_cloud is not None:
@@ -66,8 +68,8 @@ def plan_table(plan: Plan, reasons: bool = True) -> str:
                 )
             else:
                 move = f"{s.source} → {s.destination}  [{s.aggregate}] combined {s.combined_after:.4f}"
-            lines.append(f"{s.seq:>4} {s.wave:>4}  {s.phase:<9} {s.action:<13} {first:<{width}} {move}")
-            lines += [f"{'':>35}{part}" for part in rest]  # under the instance column
+            lines.append(f"{s.seq:>4} {s.wave:>4}  {s.phase:<{pw}} {s.action:<{aw}} {first:<{width}} {move}")
+            lines += [f"{'':>{pw + aw + 13}}{part}" for part in rest]  # under the instance column
             if reasons:
                 lines.append(f"{'':>11}{s.reason}")
                 if s.repeat_reason:
