@@ -16,7 +16,7 @@ from kronos.core.rules import RULE, RULES
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 #: pages whose ```console blocks are run, in order, in one fresh directory per page
-SESSIONS = ("explain.md", "spread.md")
+SESSIONS = ("explain.md", "spread.md", "federation.md")
 
 
 def _table_names(text: str) -> list[str]:
