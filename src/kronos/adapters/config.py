@@ -36,6 +36,8 @@ from kronos.errors import ConfigError, KronosError, KronosIOError, NoInputError
 from kronos.redact import redact
 
 ENV_PREFIX = "KRONOS_"
+#: ``[nova:NAME]``: the Nova of cloud NAME, for the cross-cloud steps of a federation plan
+CLOUD_PREFIX = "nova:"
 DAY = 86400.0
 
 
@@ -209,6 +211,8 @@ class Config:
     executor: ExecutorConfig = field(factory=ExecutorConfig)
     coordination: CoordinationConfig = field(factory=CoordinationConfig)
     policies: tuple[Policy, ...] = ()
+    #: federation: one ``[nova:NAME]`` section per cloud a cross-cloud plan names (``[nova]``'s keys)
+    clouds: dict[str, NovaConfig] = field(factory=dict)
 
     def path(self, name: str) -> Path | None:
         """A file named in the config: relative to the config file's folder; None when empty."""
@@ -314,11 +318,23 @@ def _read_file(path: str) -> tuple[dict[str, dict[str, _Value]], list[str]]:
     values: dict[str, dict[str, _Value]] = {}
     problems: list[str] = []
     for section in parser.sections():
+        if section.startswith(CLOUD_PREFIX):
+            name = section[len(CLOUD_PREFIX) :].strip()
+            if not name:
+                problems.append(f"{path}: [{section}]: name the cloud: [{CLOUD_PREFIX}NAME]")
+                continue
+            for key, raw in parser.items(section):
+                where = f"{path}:{lines.get((section, key), '?')}"
+                values.setdefault(CLOUD_PREFIX + name, {})[key] = _Value(raw, where)
+            continue
         if section not in _SECTIONS:
             if section == "messaging":
                 problems.append(f"{path}: [messaging]: not used (plans are files; no RabbitMQ): remove it")
             else:
-                problems.append(f"{path}: [{section}]: unknown section{_near(section, list(_SECTIONS))}")
+                hint = _near(section, list(_SECTIONS))
+                if section.startswith("nova"):
+                    hint += f" (one cloud of a federation plan: [{CLOUD_PREFIX}NAME])"
+                problems.append(f"{path}: [{section}]: unknown section{hint}")
             continue
         for key, raw in parser.items(section):
             values.setdefault(section, {})[key] = _Value(raw, f"{path}:{lines.get((section, key), '?')}")
@@ -436,14 +452,64 @@ def _build(values: dict[str, dict[str, _Value]], problems: list[str]) -> dict[st
     return built
 
 
+def _build_clouds(values: dict[str, dict[str, _Value]], problems: list[str]) -> dict[str, NovaConfig]:
+    """The ``[nova:NAME]`` sections, each read and checked as ``[nova]`` is (file only: an
+    environment variable cannot name a cloud)."""
+    clouds: dict[str, NovaConfig] = {}
+    for section, given in values.items():
+        if not section.startswith(CLOUD_PREFIX):
+            continue
+        fields: dict[str, Any] = {}
+        for key, value in given.items():
+            label = f"{value.where}: [{section}] {key}"
+            if key not in _KEYS["nova"]:
+                problems.append(f"{label}: unknown option{_near(key, _KEYS['nova'])}")
+                continue
+            shown = "***" if _HINTS["nova"].get(key) == Secret | None else repr(redact(value.raw))
+            try:
+                fields[key] = _convert("nova", key, value)
+            except (TypeError, ValueError) as exc:
+                problems.append(f"{label} = {shown}: {exc}")
+        clouds[section[len(CLOUD_PREFIX) :]] = NovaConfig(**fields)
+    return clouds
+
+
+def _nova_problems(label: str, n: NovaConfig) -> list[str]:
+    """``[nova]``'s checks, for it and for each ``[nova:NAME]`` (``label``: the section as written)."""
+    problems = []
+    for key in _URLS["nova"]:
+        value = getattr(n, key)
+        if value is not None and not _is_http_url(value):
+            problems.append(f"{label} {key} = {redact(value)!r}: expected http(s)://HOST[:PORT][/PATH]")
+    if n.cloud and n.auth_url:
+        problems.append(f"{label} cloud and auth_url: use a clouds.yaml entry or explicit auth, not both")
+    if n.auth_type not in _AUTH_TYPES:
+        problems.append(f"{label} auth_type = {n.auth_type!r}: one of {', '.join(_AUTH_TYPES)}")
+    if n.interface not in _INTERFACES:
+        problems.append(f"{label} interface = {n.interface!r}: one of {', '.join(_INTERFACES)}")
+    if not n.pinned_tag:
+        problems.append(
+            f"{label} pinned_tag is empty: name the tag that pins a server (default kronos:pinned)"
+        )
+    if n.auth_type == "admin_token" and not (n.token and n.compute_endpoint_override):
+        problems.append(f"{label} auth_type = admin_token: also give token and compute_endpoint_override")
+    elif n.auth_url and n.auth_type != "token":
+        has_password = n.username is not None and n.password is not None
+        has_app_cred = n.application_credential_id is not None and n.application_credential_secret is not None
+        if not (has_password or has_app_cred):
+            problems.append(
+                f"{label} auth_url is set: also give username and password "
+                "(or application_credential_id and application_credential_secret)"
+            )
+    return problems
+
+
 def _check(config: Config, problems: list[str], require_scope: bool) -> None:
-    p, n, e = config.prometheus, config.nova, config.engine
-    for section, keys in _URLS.items():
-        for key in keys:
-            value = getattr(getattr(config, section), key)
-            if value is not None and not _is_http_url(value):
-                shown = redact(value)
-                problems.append(f"[{section}] {key} = {shown!r}: expected http(s)://HOST[:PORT][/PATH]")
+    p, e = config.prometheus, config.engine
+    for key in _URLS["prometheus"]:
+        value = getattr(p, key)
+        if value is not None and not _is_http_url(value):
+            problems.append(f"[prometheus] {key} = {redact(value)!r}: expected http(s)://HOST[:PORT][/PATH]")
     if (p.username is None) != (p.password is None):
         problems.append("[prometheus] username and password: give both for basic auth, or neither")
     if p.bearer_token_file and p.username:
@@ -452,26 +518,17 @@ def _check(config: Config, problems: list[str], require_scope: bool) -> None:
         name = getattr(p, key)
         if name and not Path(name).is_file():
             problems.append(f"[prometheus] {key} = {name!r}: no such file")
-    if n.cloud and n.auth_url:
-        problems.append("[nova] cloud and auth_url: use a clouds.yaml entry or explicit auth, not both")
-    if n.auth_type not in _AUTH_TYPES:
-        problems.append(f"[nova] auth_type = {n.auth_type!r}: one of {', '.join(_AUTH_TYPES)}")
-    if n.interface not in _INTERFACES:
-        problems.append(f"[nova] interface = {n.interface!r}: one of {', '.join(_INTERFACES)}")
-    if not n.pinned_tag:
-        problems.append("[nova] pinned_tag is empty: name the tag that pins a server (default kronos:pinned)")
+    problems += _nova_problems("[nova]", config.nova)
+    for name, cloud in config.clouds.items():
+        problems += _nova_problems(f"[{CLOUD_PREFIX}{name}]", cloud)
+        if not cloud.configured:
+            problems.append(
+                f"[{CLOUD_PREFIX}{name}]: say how to reach this cloud: cloud = <clouds.yaml entry>, "
+                "or auth_url with credentials, or auth_type = admin_token (never the OS_* variables: "
+                "they would point every cloud at the same one)"
+            )
     if not e.policies_file:
         problems.append("[engine] policies_file is empty: name the policies file (default policies.yaml)")
-    if n.auth_type == "admin_token" and not (n.token and n.compute_endpoint_override):
-        problems.append("[nova] auth_type = admin_token: also give token and compute_endpoint_override")
-    elif n.auth_url and n.auth_type != "token":
-        has_password = n.username is not None and n.password is not None
-        has_app_cred = n.application_credential_id is not None and n.application_credential_secret is not None
-        if not (has_password or has_app_cred):
-            problems.append(
-                "[nova] auth_url is set: also give username and password "
-                "(or application_credential_id and application_credential_secret)"
-            )
     problems += _history_problems(e)
     problems += _coordination_problems(config)
     if require_scope and not e.options.aggregates and not e.include_unassigned_hosts:
@@ -545,8 +602,9 @@ def load_config(
     for section, items in env.items():
         values.setdefault(section, {}).update(items)
     built = _build(values, problems)
+    clouds = _build_clouds(values, problems)
     source = path or "(environment)"
-    config = Config(source=source, **{s: _SECTIONS[s](**f) for s, f in built.items()})
+    config = Config(source=source, clouds=clouds, **{s: _SECTIONS[s](**f) for s, f in built.items()})
     _check(config, problems, require_scope)
     if problems:
         raise ConfigError(f"{source}: {len(problems)} problem(s)\n  " + "\n  ".join(problems))
