@@ -295,6 +295,11 @@ class Executor:
 
     def _attempt(self, step: Step, plan: Plan, tries: _Tries) -> tuple[str | None, bool]:
         """One try: adopt this plan's migration if one exists (earlier attempt or run), else move."""
+        if step.action not in ALLOWED:  # a cross-cloud step is no migration: never sent to Nova as one
+            raise PreFlightError(
+                f"{step.action}: not a move within one cloud; kronos execute carries it out "
+                "with a [nova:<cloud>] section per cloud (kronos.adapters.crosscloud)"
+            )
         server = self.compute.server(step.instance)
         records = self.compute.migrations(step.instance)
         mine = ours(step, plan, records)
