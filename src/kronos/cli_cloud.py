@@ -311,6 +311,10 @@ def execute(
 ) -> None:
     """Carry out PLAN through Nova: pre-flight, migrate, poll, post-flight, retry.
 
+    A federation plan's cross-cloud steps re-create each VM in the other
+    cloud and then delete the original, through one [nova:<cloud>] section
+    per cloud (docs/executor.md, "Cross-cloud steps").
+
     Refuses a plan older than [executor] max_plan_age and, before starting,
     one whose VMs drifted by more than max_drift (exit 75). SIGINT/SIGTERM:
     no new steps, running ones finish and are recorded; a second signal
@@ -322,6 +326,7 @@ def execute(
     import threading
 
     import kronos
+    from kronos.adapters import crosscloud
     from kronos.adapters.audit import Audit
     from kronos.adapters.executor import Executor, check_plan_age, plan_id
     from kronos.adapters.journal import Journal, done_steps, state_options
@@ -331,24 +336,37 @@ def execute(
 
     config = load_config(config_path, require_scope=False)
     plan = kronos.load_plan(plan_file)
+    federation = crosscloud.is_federation(plan)
+    networks = crosscloud.check_plan(plan, plan_file, config) if federation else {}
     skip = done_steps(results_path, plan_id(plan))
+    if federation:  # a step whose original could not be deleted is finished by a rerun
+        skip -= crosscloud.unfinished(results_path, plan_id(plan))
     todo = [s for s in plan.steps if s.seq not in skip]
     if dry_run:
         for s in todo:
             click.echo(
-                f"would {s.action} {s.name or s.instance} {s.source} -> {s.destination} (wave {s.wave})"
+                crosscloud.describe(s)
+                if federation
+                else f"would {s.action} {s.name or s.instance} {s.source} -> {s.destination} (wave {s.wave})"
             )
         click.echo(f"dry run: {len(todo)} step(s), {len(skip)} already done")
         return
     ex_conf = config.executor
     check_plan_age(plan, datetime.now(UTC), ex_conf.max_plan_age)
-    compute = Compute(connect(config.nova, os_cloud, os_region))
     stop = threading.Event()
     progress = Progress(len(plan.steps), sys.stdout, sys.stdout.isatty())
     audit_path = config.path(config.engine.audit_file)
     audit = Audit(audit_path) if audit_path else None
     journal = Journal(results_path, state_path, state_options(config), also=progress, audit=audit)
-    executor = Executor(compute, ex_conf, journal, stop=stop, started=journal.started)
+    executor: Executor
+    if federation:  # [nova:<cloud>] per cloud; --os-cloud and [nova] are not used
+        clouds = crosscloud.connect_clouds(config, plan)
+        executor = crosscloud.CrossCloudExecutor(
+            clouds, ex_conf, journal, networks=networks, stop=stop, started=journal.started
+        )
+    else:
+        compute = Compute(connect(config.nova, os_cloud, os_region))
+        executor = Executor(compute, ex_conf, journal, stop=stop, started=journal.started)
     executor.check_drift(todo, plan)
     journal.audit("execute", plan=plan_id(plan), file=plan_file, steps=len(todo), done_before=len(skip))
 
