@@ -70,11 +70,14 @@ class Cloud:
             )
         )
 
-    def conf(self, token: str = "admin", compute: str | None = None, **nova: object) -> str:
-        """The [nova] section of a kronos.conf for this cloud (``compute``: e.g. a proxy in front)."""
+    def conf(
+        self, token: str = "admin", compute: str | None = None, section: str = "nova", **nova: object
+    ) -> str:
+        """The [nova] section of a kronos.conf for this cloud (``compute``: e.g. a proxy in front;
+        ``section``: e.g. ``nova:alpha``, one cloud of a federation)."""
         nova.setdefault("timeout", SLOW)
         return (
-            "[nova]\nauth_type = admin_token\n"
+            f"[{section}]\nauth_type = admin_token\n"
             f"token = {token}\ncompute_endpoint_override = {compute or self.compute}\n"
             f"placement_endpoint_override = {self.placement}\n"
             + "".join(f"{k} = {v}\n" for k, v in nova.items())
@@ -132,6 +135,45 @@ def serve(
             proc.wait()
 
 
+@contextmanager
+def serve_all(clouds: Sequence[Sequence[str]], workdir: Path, limit: float = 120.0) -> Iterator[list[Cloud]]:
+    """Several clouds, each its own Nova and Placement (``clouds``: the hosts of each), started
+    at once rather than one after the other; all stop on exit. A cloud that cannot start skips or
+    fails the caller as :func:`serve` does."""
+    import threading
+
+    ready: list[Cloud | BaseException | None] = [None] * len(clouds)
+    started = [threading.Event() for _ in clouds]
+    leave = threading.Event()
+
+    def run(i: int, hosts: Sequence[str]) -> None:
+        folder = workdir / f"cloud-{i}"
+        folder.mkdir(exist_ok=True)
+        try:
+            with serve(hosts, folder, limit) as cloud:
+                ready[i] = cloud
+                started[i].set()
+                leave.wait()
+        except BaseException as exc:  # pytest's skip and fail are BaseExceptions: hand them over
+            ready[i] = exc
+            started[i].set()
+
+    threads = [threading.Thread(target=run, args=(i, h), daemon=True) for i, h in enumerate(clouds)]
+    for t in threads:
+        t.start()
+    try:
+        for event in started:
+            event.wait()
+        for r in ready:
+            if isinstance(r, BaseException):
+                raise r
+        yield [r for r in ready if isinstance(r, Cloud)]
+    finally:
+        leave.set()
+        for t in threads:
+            t.join(timeout=30)
+
+
 # -- building a world through the API ---------------------------------------------------------------
 def call(conn: Any, method: str, path: str, body: dict[str, Any] | None = None, mv: str = MV) -> Any:
     resp = getattr(conn.compute, method)(path, json=body, microversion=mv, raise_exc=False)
@@ -177,6 +219,12 @@ class Boot:
     tags: tuple[str, ...] = ()
     metadata: dict[str, str] | None = None
     az: str | None = None
+    image: str = IMAGE
+    #: Nova's ``networks``: "none", "auto" or [{"uuid": ...}]
+    networks: Any = "none"
+    #: boot from this volume (block_device_mapping_v2, boot_index 0) instead of the image
+    volume: str | None = None
+    user_data: str | None = None  # base64
 
 
 def boot(conn: Any, boots: Sequence[Boot], limit: float = 120.0) -> dict[str, str]:
@@ -188,12 +236,18 @@ def boot(conn: Any, boots: Sequence[Boot], limit: float = 120.0) -> dict[str, st
         for b in batch:
             server: dict[str, Any] = {
                 "name": b.name,
-                "imageRef": IMAGE,
+                "imageRef": "" if b.volume else b.image,
                 "flavorRef": b.flavor,
-                "networks": "none",
+                "networks": b.networks,
                 "tags": list(b.tags),
                 "metadata": b.metadata or {},
             }
+            if b.volume:
+                server["block_device_mapping_v2"] = [
+                    {"uuid": b.volume, "source_type": "volume", "destination_type": "volume", "boot_index": 0}
+                ]
+            if b.user_data:
+                server["user_data"] = b.user_data
             if b.host:
                 server["host"] = b.host
             if b.az:
