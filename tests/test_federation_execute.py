@@ -296,6 +296,54 @@ def test_each_vm_ends_once_in_the_other_cloud_on_its_planned_host(
     assert len(beta.marked(MARKER, f"alpha/{web1}")) == 1
 
 
+def recorded(side: Side, score: float) -> kronos.Snapshot:
+    """The cloud as ``kronos record`` would write it, its Nova facts read from the real API and
+    every host's cpu score ``score`` (the Prometheus half is tests/test_prometheus*.py's)."""
+    from kronos.adapters.nova import NovaReader
+    from kronos.adapters.record import build_snapshot
+    from kronos.adapters.scores import PolicyReading
+    from kronos.core.model import Policy
+
+    world = NovaReader(side.conn).read(lambda a: True, include_unassigned=True)
+    cpu = Policy("cpu", threshold=0.05)
+    reading = PolicyReading(cpu, {h: (score,) for h in side.hosts})
+    snap = build_snapshot(world, [cpu], {"cpu": reading}, {}, datetime.now(UTC))
+    return attrs.evolve(snap, cloud=side.name)
+
+
+@pytest.mark.nova
+def test_a_plan_made_from_both_clouds_is_carried_out(clouds: tuple[Side, Side], tmp_path: Path) -> None:
+    """kronos federate on snapshots of the two real clouds, then kronos execute of its plan: the
+    opted-in VMs (and no other) end once in beta, on the hosts the plan chose."""
+    from kronos.core.federation import federate
+    from kronos.core.federation_policy import Budget, Eligible, FederationPolicy, Trigger
+
+    alpha, beta = clouds
+    mine = [
+        boot(alpha, f"fed-{k}", host, tags=("federate-e2e",)) for k, host in enumerate(["a-1", "a-2", "a-1"])
+    ]
+    stay = boot(alpha, "fed-stays", "a-2")
+    snaps = {"alpha": recorded(alpha, 0.9), "beta": recorded(beta, 0.1)}
+    policy = FederationPolicy(
+        eligible=Eligible(tags=("federate-e2e",)),
+        trigger=Trigger(load_difference=0.1),
+        budget=Budget(moves=2),
+        data="stateless-image",
+    )
+    plan = federate(snaps, policy)
+    assert len(plan.steps) == 2 and {s.instance for s in plan.steps} < set(mine), plan.summary.notes
+    assert all(s.destination in beta.hosts for s in plan.steps)
+    write_conf(tmp_path, alpha, beta)
+    out, rows = execute(tmp_path, plan)
+    assert out.returncode == 0, out.stdout + out.stderr
+    by = {r["instance"]: r for r in rows}
+    for s in plan.steps:
+        assert by[s.instance]["outcome"] == "Succeeded"
+        assert_moved(alpha, beta, s.instance, s.destination, by[s.instance])
+    for sid in [*set(mine) - {s.instance for s in plan.steps}, stay]:
+        assert (alpha.server(sid) or {}).get("status") == "ACTIVE" and not beta.marked(MARKER, f"alpha/{sid}")
+
+
 @pytest.mark.nova
 def test_pre_flight_refusals_touch_nothing_and_a_twin_in_error_gives_the_original_back(
     clouds: tuple[Side, Side], tmp_path: Path
