@@ -11,6 +11,7 @@ reason the executor leaves checking a volume to Nova's create.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -221,6 +222,17 @@ def test_a_plan_naming_a_cloud_without_a_section_is_a_config_error(tmp_path: Pat
     out = kronos_cli("execute", str(tmp_path / "plan.json"), "--config", str(conf), "--dry-run")
     assert out.returncode == 0, out.stderr
     assert "would cross-cloud-migrate web-1 alpha/a-1 -> beta/b-2 (wave 1, stateless-image)" in out.stdout
+    # one --os-cloud cannot name two clouds: an error on the command line, a warning from OS_CLOUD
+    out = kronos_cli(
+        "execute", str(tmp_path / "plan.json"), "--config", str(conf), "--dry-run", "--os-cloud", "a"
+    )
+    assert out.returncode == 64 and "--os-cloud a: a federation plan reaches each cloud" in out.stderr
+    env = {**os.environ, "OS_CLOUD": "a"}
+    out = subprocess.run(
+        [sys.executable, "-m", "kronos", "execute", str(tmp_path / "plan.json"), "--config", str(conf), "--dry-run"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0 and "--os-cloud a (from the environment) is not used" in out.stderr
     # an ordinary step in a federation plan, and a precondition nobody can carry out: exit 65
     mixed = Plan(
         plan.created_at,

@@ -337,6 +337,8 @@ def execute(
     config = load_config(config_path, require_scope=False)
     plan = kronos.load_plan(plan_file)
     federation = crosscloud.is_federation(plan)
+    if federation:
+        _no_single_cloud(os_cloud, os_region)
     networks = crosscloud.check_plan(plan, plan_file, config) if federation else {}
     skip = done_steps(results_path, plan_id(plan))
     if federation:  # a step whose original could not be deleted is finished by a rerun
@@ -392,6 +394,23 @@ def execute(
         raise SystemExit(130)
     if any(r.outcome != "Succeeded" for r in results):
         raise SystemExit(1)
+
+
+def _no_single_cloud(os_cloud: str | None, os_region: str | None) -> None:
+    """A federation plan reaches each cloud through its [nova:<cloud>]: --os-cloud and
+    --os-region-name name one cloud, so given on the command line they are an error, and
+    from OS_CLOUD / OS_REGION_NAME a warning (a shell's defaults should not fail a run)."""
+    ctx = click.get_current_context()
+    given = (("os_cloud", "--os-cloud", os_cloud), ("os_region", "--os-region-name", os_region))
+    for name, flag, value in given:
+        if value is None:
+            continue
+        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
+            raise UsageError(
+                f"{flag} {value}: a federation plan reaches each cloud through its [nova:<cloud>] "
+                "section (cloud = <clouds.yaml entry> there), not one --os-cloud"
+            )
+        click.echo(f"kronos: {flag} {value} (from the environment) is not used: federation plan", err=True)
 
 
 @click.command("run")
