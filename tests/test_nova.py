@@ -337,6 +337,21 @@ def test_check_config_fails_cleanly_with_a_member_token(conf: Path, world: World
     assert not (tmp_path / "s.json").exists()
 
 
+def test_check_config_reaches_each_cloud_of_a_federation(conf: Path, world: World, tmp_path: Path) -> None:
+    """[nova:<cloud>] sections (federation plans) are probed too, each on its own line."""
+    port = world.cloud.compute.split(":")[2].split("/")[0]
+    edge = world.cloud.conf(section="nova:edge")
+    gone = world.cloud.conf(section="nova:gone").replace(f":{port}/", ":9/")
+    fed = tmp_path / "kronos.conf"
+    fed.write_text(conf.read_text() + edge + gone)
+    (tmp_path / "policies.yaml").write_text((conf.parent / "policies.yaml").read_text())
+    out = kronos_cli("check-config", "--config", str(fed), "--at", str(promdata.END))
+    assert out.returncode == 69, out.stdout + out.stderr
+    assert "PASS  nova:edge compute services: 7 compute services" in out.stdout
+    assert "FAIL  nova:gone compute services:" in out.stdout and "127.0.0.1:9" in out.stdout
+    assert "check-config: FAILED" in out.stdout and "Traceback" not in out.stderr
+
+
 def test_an_unreachable_nova_is_exit_69_naming_the_url(conf: Path, world: World, tmp_path: Path) -> None:
     port = world.cloud.compute.split(":")[2].split("/")[0]
     dead = tmp_path / "kronos.conf"

@@ -221,6 +221,14 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None, os
             checks.run("nova server groups", groups),
         ]
     )
+    for cloud, nova in sorted(c.clouds.items()):  # [nova:<cloud>]: the clouds of federation plans
+
+        def federated(nova: Any = nova) -> str:
+            other = NovaReader(connect(nova))
+            s = other.services()
+            return f"{len(s)} compute services ({sum(1 for v in s.values() if v.up)} up)"
+
+        ok = checks.run(f"nova:{cloud} compute services", federated) and ok
     if c.coordination.backend_url:
         from kronos.adapters import coordination
 
