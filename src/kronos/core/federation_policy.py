@@ -66,6 +66,10 @@ class Receive:
 
 @frozen
 class FederationPolicy:
+    """federation.yaml: ``data`` is the operator's word on where eligible VMs keep their disks
+    (no default in the file: Kronos cannot check it); ``networks`` maps a source network's name
+    to the destination's, for the executor."""
+
     eligible: Eligible = Eligible()
     trigger: Trigger = Trigger()
     budget: Budget = Budget()
