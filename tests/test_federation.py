@@ -288,13 +288,80 @@ def test_max_load_trigger_moves_load_off_a_cloud_above_it() -> None:
     assert plan.steps and plan.steps[0].why and plan.steps[0].why[0].rule == "federation.max_load"
 
 
+def test_no_load_is_sent_back_and_no_step_needs_another_first() -> None:
+    """A big VM whose move would turn the gap around is not taken; no cloud gives and takes."""
+    policy = FederationPolicy(
+        eligible=Eligible(tags=(FEDERATE_TAG,)), trigger=Trigger(load_difference=0.1), budget=Budget(moves=10)
+    )
+    alpha = _snap(
+        "alpha",
+        [_host("a1", 32, 0.6), _host("a2", 32, 0.6)],
+        [_vm("big", "a1", 8, 0.25), _vm("x", "a1", 8, 0.35, tags=()), _vm("y", "a2", 8, 0.6, tags=())],
+        [kronos.Aggregate("agg-a", ("a1", "a2"))],
+    )
+    beta = _snap(
+        "beta",
+        [_host("b1", 32, 0.45), _host("b2", 32, 0.45)],
+        [_vm(f"s{i}", f"b{1 + i % 2}", 2, 0.045) for i in range(20)],
+        [kronos.Aggregate("agg-b", ("b1", "b2"))],
+    )
+    snaps = {"alpha": alpha, "beta": beta}
+    plan = federate(snaps, policy)
+    check_plan(snaps, policy, plan)
+    assert "big" not in {s.instance for s in plan.steps}  # 0.15 → −0.10: past the target 0.05
+    # three clouds, many moves: a cloud is a giver or a taker, never both
+    clouds, _ = generate_clouds(3, hosts=10, vms=300, groups=4, seed=11, eligible=0.6)
+    wide = attrs.evolve(POLICY, trigger=Trigger(load_difference=0.01), budget=Budget(moves=40))
+    plan = federate(clouds, wide)
+    check_plan(clouds, wide, plan)
+    assert not {s.source_cloud for s in plan.steps} & {s.destination_cloud for s in plan.steps}
+    for s in plan.steps:  # no gap turned around by more than the target
+        gain = next(x for x in s.why or () if x.rule == "federation.gain")
+        assert gain.after is not None and gain.after >= -(wide.trigger.target() or 0.0) - 1e-12
+
+
+def test_what_may_not_leave_by_the_data_or_the_state() -> None:
+    """VMs without weights under vm_profile_fallback skip, VMs on a disabled host (their load is
+    in no cloud load), and VMs in cooldown or quarantine stay."""
+    skip = kronos.Policy("cpu", threshold=0.05, vm_profile_fallback="skip")
+    alpha = _snap(
+        "alpha",
+        [_host("a1", 32, 0.9), _host("a2", 32, 0.9, enabled=False), _host("a3", 32, 0.9)],
+        [
+            attrs.evolve(_vm("no-weight", "a1", 2, 0.1), weights={}),
+            *(_vm(f"off-{i}", "a2", 2, 0.1) for i in range(3)),
+            _vm("cooling", "a3", 2, 0.1),
+            _vm("held", "a3", 2, 0.1),
+            _vm("free", "a3", 2, 0.1),
+        ],
+        [kronos.Aggregate("agg-a", ("a1", "a2", "a3"))],
+    )
+    alpha = attrs.evolve(alpha, policies=(skip,))
+    beta = _snap(
+        "beta", [_host("b1", 32, 0.1), _host("b2", 32, 0.1)], [], [kronos.Aggregate("agg-b", ("b1", "b2"))]
+    )
+    beta = attrs.evolve(beta, policies=(skip,))
+    later = DEFAULT_TAKEN_AT.replace(year=2030)
+    state = kronos.State(instance_cooldown_until={"cooling": later}, quarantined_until={"held": None})
+    policy = FederationPolicy(eligible=Eligible(tags=(FEDERATE_TAG,)), trigger=Trigger(load_difference=0.05))
+    from kronos.core.federation import federate_all
+
+    moved = {s.instance for s in federate_all({"alpha": alpha, "beta": beta}, policy, state=state).plan.steps}
+    assert moved == {"free"}
+    moved = {s.instance for s in federate({"alpha": alpha, "beta": beta}, policy).steps}
+    assert moved == {"free", "cooling", "held"}  # without the state, only the data holds them
+
+
 def test_clouds_that_cannot_be_compared_are_refused() -> None:
     snaps = _busy_and_idle()
     with pytest.raises(DataError, match="two clouds or more"):
         federate({"alpha": snaps["alpha"]}, POLICY)
     other = attrs.evolve(snaps["beta"], policies=(kronos.Policy("mem"),))
-    with pytest.raises(DataError, match="cloud beta: enabled policies mem differ"):
+    with pytest.raises(DataError, match="cloud beta: enabled policies and weights mem 1 differ"):
         federate({"alpha": snaps["alpha"], "beta": other}, POLICY)
+    heavier = attrs.evolve(snaps["beta"], policies=(kronos.Policy("cpu", weight=2.0),))
+    with pytest.raises(DataError, match="weights cpu 2 differ from cloud alpha's \\(cpu 1\\)"):
+        federate({"alpha": snaps["alpha"], "beta": heavier}, POLICY)
     with pytest.raises(DataError, match=r"receive.gamma: no such cloud"):
         federate(snaps, attrs.evolve(POLICY, receive={"gamma": Receive()}))
     with pytest.raises(DataError, match=r"receive.beta.aggregates: 'nope'"):

@@ -34,6 +34,7 @@ lowest.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 import attrs
 import numpy as np
@@ -43,6 +44,7 @@ from kronos.core import kernels, rules
 from kronos.core.arrays import (
     BUSY,
     COOLDOWN,
+    NO_PROFILE,
     NOT_ACTIVE,
     NOT_MIGRATABLE,
     QUARANTINE,
@@ -66,6 +68,7 @@ from kronos.core.model import (
     PlanSummary,
     Reason,
     Snapshot,
+    State,
     Step,
 )
 from kronos.core.planner import prepare
@@ -85,7 +88,7 @@ SHORTLIST = 48
 COMPARED = 6
 #: weight of the two clouds' own imbalance change against the load difference
 OWN_IMBALANCE = 0.5
-_STUCK = NOT_ACTIVE | BUSY | NOT_MIGRATABLE | COOLDOWN | QUARANTINE | SHUTOFF
+_STUCK = NOT_ACTIVE | BUSY | NOT_MIGRATABLE | COOLDOWN | QUARANTINE | SHUTOFF | NO_PROFILE
 
 
 @attrs.define
@@ -172,17 +175,26 @@ def federate_all(
     *,
     then_spread: bool = False,
     budget: int | str | None = None,
+    state: State | None = None,
+    now: datetime | None = None,
     validate_input: bool = True,
 ) -> Federated:
     """:func:`federate`, with each cloud after the arrivals and, ``then_spread``, its spread plan
-    (``budget``: per aggregate, as :func:`kronos.plan`'s). ``validate_input=False``: the caller
-    validated the snapshots already."""
+    (``budget``: per aggregate, as :func:`kronos.plan`'s). ``state``: cooldowns and quarantines
+    (one state for all clouds: its keys are server ids) hold VMs, judged at ``now`` (default:
+    the newest ``taken_at``). ``validate_input=False``: the caller validated the snapshots."""
     if len(snapshots) < 2:
         raise DataError(f"federation needs two clouds or more, got {len(snapshots)}")
-    _check(snapshots, policy)
-    ready = {name: prepare(snap, validate_input=validate_input) for name, snap in snapshots.items()}
+    _check(snapshots, policy, then_spread)
+    now = now or max(s.taken_at for s in snapshots.values())
+    ready = {
+        name: prepare(snap, state, now, validate_input=validate_input) for name, snap in snapshots.items()
+    }
     base = {name: r.world for name, r in ready.items()}
-    clouds = {name: _cloud(name, r.snapshot, r.digest, base, snapshots, policy) for name, r in ready.items()}
+    clouds = {
+        name: _cloud(name, r.snapshot, r.digest, base, snapshots, policy, state, now)
+        for name, r in ready.items()
+    }
     before = {c.name: (c.load(), float(c.imbalance()[0])) for c in clouds.values()}
     steps: list[Step] = []
     notes: list[Reason] = []
@@ -197,8 +209,15 @@ def federate_all(
             notes.append(Reason("federation.budget", detail="moves", limit=policy.budget.moves))
             break
         chosen, why = None, pairs[0][2]
+        # a cloud gives or takes in one plan, never both: no load sent back, and every
+        # destination only gains, so the steps need no order
+        gave = {s.source_cloud for s in steps}
+        took = {s.destination_cloud for s in steps}
         for giver, taker, reason in pairs:
-            chosen, why = _best_move(clouds[giver], clouds[taker], loads, memory_left), reason
+            if giver in took or taker in gave:
+                continue
+            overshoot = policy.trigger.target() or 0.0
+            chosen, why = _best_move(clouds[giver], clouds[taker], loads, memory_left, overshoot), reason
             if chosen is not None:
                 break
             notes.append(Reason("federation.no_move", detail=f"{giver}→{taker}"))
@@ -289,17 +308,28 @@ def _after(cloud: _Cloud, clouds: Mapping[str, _Cloud]) -> Snapshot:
     )
 
 
-def _check(snapshots: Mapping[str, Snapshot], policy: FederationPolicy) -> None:
+def _check(snapshots: Mapping[str, Snapshot], policy: FederationPolicy, then_spread: bool) -> None:
     if policy.data not in PRECONDITIONS:
         raise DataError(f"data = {policy.data!r}: must be one of {', '.join(PRECONDITIONS)}")
-    names = {c: tuple(sorted(p.name for p in s.enabled_policies)) for c, s in snapshots.items()}
+    names = {c: tuple(sorted((p.name, p.weight) for p in s.enabled_policies)) for c, s in snapshots.items()}
     first = next(iter(snapshots))
     for c, pols in names.items():
         if pols != names[first]:
+            said = ", ".join(f"{n} {w:g}" for n, w in pols) or "none"
+            theirs = ", ".join(f"{n} {w:g}" for n, w in names[first]) or "none"
             raise DataError(
-                f"cloud {c}: enabled policies {', '.join(pols) or 'none'} differ from cloud {first}'s "
-                f"({', '.join(names[first]) or 'none'}): clouds are compared policy by policy"
+                f"cloud {c}: enabled policies and weights {said} differ from cloud {first}'s ({theirs}): "
+                "clouds' loads are compared as the same weighted mean"
             )
+    if then_spread:  # arrivals keep their ids in the clouds after: one id in two clouds is ambiguous
+        seen: dict[str, str] = {}
+        for c, snap in snapshots.items():
+            for vm in snap.vms:
+                if seen.setdefault(vm.id, c) != c:
+                    raise DataError(
+                        f"VM id {vm.id!r} is in cloud {seen[vm.id]} and in cloud {c}: the clouds after "
+                        "the arrivals (then_spread) name arrivals by their ids"
+                    )
     for c, rec in policy.receive.items():
         if c not in snapshots:
             raise DataError(f"receive.{c}: no such cloud (clouds: {', '.join(snapshots)})")
@@ -315,7 +345,8 @@ def _check(snapshots: Mapping[str, Snapshot], policy: FederationPolicy) -> None:
 
 
 def _may_leave(snap: Snapshot, world: World, policy: FederationPolicy) -> np.ndarray:
-    """Own VMs that may leave: opted in, in no group, no devices, free to move, on an up host."""
+    """Own VMs that may leave: opted in, in no group, no devices, free to move, on an active host
+    (a VM on a disabled host counts in no load: moving it would balance nothing)."""
     out = np.zeros(len(snap.vms), dtype=np.bool_)
     for k, vm in enumerate(snap.vms):
         out[k] = (
@@ -323,7 +354,7 @@ def _may_leave(snap: Snapshot, world: World, policy: FederationPolicy) -> np.nda
             and not vm.devices
             and vm.status == "ACTIVE"
             and not (world.blocked[k] & _STUCK)
-            and bool(world.up[world.vm_host[k]])
+            and bool(world.active[world.vm_host[k]])
             and policy.eligible.matches(vm)
         )
     return out
@@ -336,6 +367,8 @@ def _cloud(
     base: Mapping[str, World],
     snapshots: Mapping[str, Snapshot],
     policy: FederationPolicy,
+    state: State | None,
+    now: datetime,
 ) -> _Cloud:
     """The cloud's world with every other cloud's leavers on its stand-in host."""
     pols = [p.name for p in snap.enabled_policies]
@@ -368,7 +401,7 @@ def _cloud(
         score_capacity=dict.fromkeys(pols, 1.0),
     )
     grown = attrs.evolve(snap, hosts=(*snap.hosts, stand_in), vms=(*snap.vms, *extra))
-    world = build_world(grown)
+    world = build_world(grown, state, now)
     H, V = len(snap.hosts), len(snap.vms)
     for j, (other, at) in enumerate(keys):  # NUMA placement is per host; the world drops it off cells
         cells = snapshots[other].vms[at].numa_cells
@@ -454,9 +487,10 @@ def _deltas(giver: _Cloud, taker: _Cloud, vs: np.ndarray) -> tuple[np.ndarray, n
 
 
 def _best_move(
-    giver: _Cloud, taker: _Cloud, loads: Mapping[str, float], memory_left: float | None
+    giver: _Cloud, taker: _Cloud, loads: Mapping[str, float], memory_left: float | None, overshoot: float
 ) -> tuple[_Cloud, _Cloud, int, int] | None:
-    """The VM of ``giver`` and host of ``taker`` that bring their loads closest, if any does."""
+    """The VM of ``giver`` and host of ``taker`` that bring their loads closest, if any does,
+    never turning the gap around by more than ``overshoot`` (the trigger's target)."""
     if taker.receivers.size == 0:
         return None
     gw, tw = giver.world, taker.world
@@ -467,8 +501,9 @@ def _best_move(
         return None
     gap = loads[giver.name] - loads[taker.name]
     down, up = _deltas(giver, taker, vs)
-    after = np.abs(gap - down - up)
-    keep = after < gap - 1e-12
+    left = gap - down - up
+    after = np.abs(left)
+    keep = (after < gap - 1e-12) & (left >= -overshoot)
     vs, after, down = vs[keep], after[keep], down[keep]
     if vs.size == 0:
         return None
