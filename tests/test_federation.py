@@ -447,6 +447,17 @@ def test_cli_generates_clouds_and_plans_them(tmp_path) -> None:  # type: ignore[
     rows = kronos_cli("show", str(plan_path), "-f", "json", "-c", "instance", "-c", "destination_cloud")
     assert rows.returncode == 0, rows.stderr
     assert {r["destination_cloud"] for r in json.loads(rows.stdout)} <= {"beta", "gamma"}
+    # a VM the state holds (the executor quarantined it) is not planned again
+    held = plan.steps[0].instance
+    kronos.dump(kronos.State(quarantined_until={held: None}), str(tmp_path / "state.json"))
+    again = tmp_path / "again.json"
+    r = kronos_cli("federate", *files, "--policy", str(out / "federation.yaml"), "--state",
+                   str(tmp_path / "state.json"), "-o", str(again))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert held not in {s.instance for s in kronos.load_plan(str(again)).steps}
+    # a plan with no clouds in its summary (hand-edited) still shows
+    kronos.dump(attrs.evolve(plan, steps=(), summary=attrs.evolve(plan.summary, clouds={})), str(again))
+    assert kronos_cli("show", str(again)).returncode == 0
 
 
 def test_cli_errors_name_the_file(tmp_path) -> None:  # type: ignore[no-untyped-def]

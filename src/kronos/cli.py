@@ -359,6 +359,8 @@ def _generate_clouds(clouds: int, output: str, policies: str, kw: dict[str, Any]
     "CLOUD.plan.json (its spread plan on that snapshot) into DIR",
 )
 @click.option("--budget", help="with --then-spread: steps per aggregate, or 'unlimited'")
+@click.option("--state", "state_path", help="state file (read only): cooldowns and quarantines hold VMs")
+@click.option("--now", help="RFC 3339 time cooldowns are judged at (default: the newest taken_at)")
 @listing.options()
 def federate(
     snapshots: tuple[str, ...],
@@ -366,6 +368,8 @@ def federate(
     output: str | None,
     then_spread: str | None,
     budget: str | None,
+    state_path: str | None,
+    now: str | None,
     **shown: Any,
 ) -> None:
     """Plan cross-cloud moves between the clouds of SNAPSHOT... (one snapshot per cloud).
@@ -414,6 +418,8 @@ def federate(
             policy,
             then_spread=where is not None,
             budget=budget,
+            state=_load_state(state_path),
+            now=_parse_now(now),
             validate_input=False,
         )
     except DataError as exc:

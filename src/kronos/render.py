@@ -122,7 +122,7 @@ def plan_table(plan: Plan, reasons: bool = True) -> str:
 
 def _clouds_table(plan: Plan) -> list[str]:
     clouds = plan.summary.clouds or {}
-    wide = min(max(8, *map(len, clouds)), WIDEST)
+    wide = min(max(8, 0, *map(len, clouds)), WIDEST)
     lines = [f"{'cloud':<{wide}} {'out':>4} {'in':>4} {'GiB':>7}  {'load':<15}  own imbalance"]
     for name, c in clouds.items():
         lines.append(
