@@ -251,6 +251,31 @@ def test_a_plan_naming_a_cloud_without_a_section_is_a_config_error(tmp_path: Pat
     assert out.returncode == 65 and "steps[0].precondition = 'hope'" in out.stderr
 
 
+def test_os_variables_never_reach_a_cloud_section(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OS_CLOUD names one cloud; with it set, [nova:beta]'s explicit auth must still reach beta."""
+    from kronos.adapters.crosscloud import connect_clouds
+
+    yaml = tmp_path / "clouds.yaml"
+    yaml.write_text(
+        "clouds:\n  alpha:\n    region_name: RegionAlpha\n    compute_endpoint_override: http://alpha.example:8774/v2.1\n"
+        "    auth: {auth_url: 'http://alpha.example:5000/v3', username: a, password: a, project_name: a}\n"
+    )
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(yaml))
+    monkeypatch.setenv("OS_CLOUD", "alpha")
+    monkeypatch.setenv("OS_REGION_NAME", "RegionAlpha")
+    (tmp_path / "policies.yaml").write_text((ROOT / "etc" / "kronos" / "policies.yaml.sample").read_text())
+    conf = tmp_path / "kronos.conf"
+    conf.write_text(
+        "[nova:alpha]\ncloud = alpha\n"
+        "[nova:beta]\nauth_url = http://beta.example:5000/v3\nusername = b\npassword = b\nproject_name = b\n"
+    )
+    plan = make_plan([move(1, "0b9d1f5e-0000-4000-8000-000000000001", "web-1", "a-1", "b-2")])
+    clients = connect_clouds(load_config(str(conf), require_scope=False), plan)
+    beta = clients["beta"].conn.config
+    assert beta.region_name != "RegionAlpha" and beta.get_endpoint("compute") is None
+    assert clients["alpha"].conn.config.region_name == "RegionAlpha"  # its own clouds.yaml entry
+
+
 def test_the_single_cloud_executor_refuses_a_cross_cloud_step_without_calling_nova() -> None:
     plan = make_plan([move(1, "0b9d1f5e-0000-4000-8000-000000000001", "web-1", "a-1", "b-2")])
     seen: list[StepResult] = []

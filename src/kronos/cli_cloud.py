@@ -224,7 +224,7 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None, os
     for cloud, nova in sorted(c.clouds.items()):  # [nova:<cloud>]: the clouds of federation plans
 
         def federated(nova: Any = nova) -> str:
-            other = NovaReader(connect(nova))
+            other = NovaReader(connect(nova, envvars=False))
             s = other.services()
             return f"{len(s)} compute services ({sum(1 for v in s.values() if v.up)} up)"
 

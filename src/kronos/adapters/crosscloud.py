@@ -536,7 +536,7 @@ def connect_clouds(config: Config, plan: Plan) -> dict[str, CloudCompute]:
     from kronos.adapters.nova import connect
 
     named = {str(c) for s in plan.steps for c in (s.source_cloud, s.destination_cloud)}
-    return {name: CloudCompute(connect(config.clouds[name]), name) for name in sorted(named)}
+    return {name: CloudCompute(connect(config.clouds[name], envvars=False), name) for name in sorted(named)}
 
 
 def describe(step: Step) -> str:

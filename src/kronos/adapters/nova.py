@@ -121,17 +121,24 @@ class NovaWorld:
     compute_hosts: frozenset[str] = frozenset()  # every compute service's host, in scope or not
 
 
-def connect(nova: NovaConfig, os_cloud: str | None = None, os_region: str | None = None) -> Any:
+def connect(
+    nova: NovaConfig, os_cloud: str | None = None, os_region: str | None = None, *, envvars: bool = True
+) -> Any:
     """An openstacksdk Connection from ``--os-cloud``, ``[nova]``, or OS_* variables.
 
     Nothing is contacted here (openstacksdk authenticates lazily), so a
-    wrong password surfaces at the first read, as exit 77.
+    wrong password surfaces at the first read, as exit 77. ``envvars=False``
+    (a ``[nova:<cloud>]`` section with explicit auth): no OS_* variable is
+    read, since one shell's variables name one cloud and would leak into
+    every other. A section naming a clouds.yaml entry keeps them: openstacksdk
+    then takes only that entry (and finds clouds.yaml by OS_CLIENT_CONFIG_FILE).
     """
     import openstack  # slow to import; only the commands that talk to Nova need it
     import openstack.exceptions
     from keystoneauth1.exceptions.auth_plugins import AuthPluginException
 
-    kwargs: dict[str, Any] = {"app_name": "kronos", "load_envvars": True, "api_timeout": nova.timeout}
+    envvars = envvars or bool(os_cloud or nova.cloud)
+    kwargs: dict[str, Any] = {"app_name": "kronos", "load_envvars": envvars, "api_timeout": nova.timeout}
     if nova.compute_endpoint_override:
         kwargs["compute_endpoint_override"] = nova.compute_endpoint_override
     if nova.placement_endpoint_override:
