@@ -460,6 +460,34 @@ def test_a_create_that_fails_starts_the_original_again_and_leaves_no_twin(
 
 
 @pytest.mark.nova
+def test_a_rollback_that_cannot_start_the_original_is_taken_up_by_the_rerun(
+    clouds: tuple[Side, Side], alpha_proxy: FaultProxy, beta_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """The create fails and starting the original again fails too: no twin, the original
+    stopped. The results line says so, and a rerun does not skip the step but carries it out."""
+    alpha, beta = clouds
+    sid = boot(alpha, "r-1", "a-2")
+    beta_proxy.add("POST", r"/servers$", "503", times=99)
+    alpha_proxy.add("POST", rf"/servers/{sid}/action$", "503", times=99, after=1)  # the stop passes
+    write_conf(
+        tmp_path, alpha, beta, alpha_compute=alpha_proxy.url, beta_compute=beta_proxy.url, max_retries=0
+    )
+    out, rows = execute(tmp_path, make_plan([move(1, sid, "r-1", "a-2", "b-1")]))
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert [(r["outcome"], r["twin"], r["original_stopped"]) for r in rows] == [
+        ("MigrationFailed", None, True)
+    ]
+    assert (alpha.server(sid) or {}).get("status") == "SHUTOFF" and beta.marked(MARKER, f"alpha/{sid}") == []
+    alpha_proxy.faults.clear()
+    beta_proxy.faults.clear()
+    again = kronos_cli(*cli_args(tmp_path))
+    assert again.returncode == 0, again.stdout + again.stderr
+    last = rows_of(tmp_path)[-1]
+    assert (last["outcome"], last["original_stopped"]) == ("Succeeded", False)
+    assert_moved(alpha, beta, sid, "b-1", last)
+
+
+@pytest.mark.nova
 def test_a_delete_that_fails_keeps_the_original_stopped_and_a_rerun_finishes(
     clouds: tuple[Side, Side], alpha_proxy: FaultProxy, tmp_path: Path
 ) -> None:

@@ -67,6 +67,9 @@ class CrossCloudResult(StepResult):
     destination_cloud: str | None = None
     #: the twin's server id in ``destination_cloud`` (None: no twin, e.g. it was rolled back)
     twin: str | None = None
+    #: a step that did not succeed left the original stopped (or Kronos could not read it):
+    #: a rerun takes the step up again instead of skipping it as done
+    original_stopped: bool = False
 
 
 @frozen
@@ -488,7 +491,20 @@ class CrossCloudExecutor(Executor):
             source_cloud=step.source_cloud,
             destination_cloud=step.destination_cloud,
             twin=self._twins.get(step.seq),
+            original_stopped=outcome != "Succeeded" and self._left_stopped(step),
         )
+
+    def _left_stopped(self, step: Step) -> bool:
+        """Is the original stopped by this plan and not running again? Unreadable counts as yes:
+        a rerun then looks at both clouds before doing anything."""
+        ends = self._ends(step)
+        try:
+            orig = ends.src.find(step.instance)
+        except (Refused, Transient):
+            return True
+        if orig is None or (orig.get("metadata") or {}).get(LEAVING) != ends.leaving:
+            return False
+        return orig.get("status") != "ACTIVE" or bool(orig.get("OS-EXT-STS:task_state"))
 
 
 def _settled(server: dict[str, Any], *statuses: str) -> bool:
@@ -548,8 +564,10 @@ def describe(step: Step) -> str:
 
 
 def unfinished(results_path: str | Path | None, pid: str) -> set[int]:
-    """Steps of plan ``pid`` whose last outcome left a twin behind without success (the original
-    could not be deleted): a rerun finishes them instead of skipping them as done."""
+    """Steps of plan ``pid`` whose last outcome was no success but left a twin behind (the
+    original could not be deleted) or the original stopped (a rollback that could not start it,
+    a create whose fate was unreadable, a stop that timed out): a rerun takes them up again
+    instead of skipping them as done, so no VM is left with no running copy."""
     if not results_path or not Path(results_path).exists():
         return set()
     last: dict[int, dict[str, Any]] = {}
@@ -562,4 +580,8 @@ def unfinished(results_path: str | Path | None, pid: str) -> set[int]:
             continue
         if row.get("outcome") != "Interrupted":  # as done_steps: an interruption is no outcome
             last[row["seq"]] = row
-    return {seq for seq, row in last.items() if row.get("outcome") != "Succeeded" and row.get("twin")}
+    return {
+        seq
+        for seq, row in last.items()
+        if row.get("outcome") != "Succeeded" and (row.get("twin") or row.get("original_stopped"))
+    }
