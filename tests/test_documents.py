@@ -600,7 +600,7 @@ def test_plan_problems_are_errors() -> None:
     assert problems(plan, "plan") == [
         "steps[2].combined_after = NaN: must be a finite number",
         "steps[0].seq = 1: another step has this seq",
-        "steps[0].action = 'teleport': must be one of live-migrate, cold-migrate, evacuate",
+        "steps[0].action = 'teleport': must be one of live-migrate, cold-migrate, evacuate, cross-cloud-migrate",
         "steps[1].seq = 1: another step has this seq",
         "steps[2].phase = ' ': must be a phase name",
     ]
