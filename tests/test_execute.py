@@ -192,8 +192,10 @@ def test_leaving_at_once_mid_step_loses_nothing_and_a_rerun_never_migrates_twice
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == (-signal.SIGKILL if how == "sigkill" else 130), out + err
     first = results_of(tmp_path)  # every line parses (json.loads raises otherwise)
-    if how == "second-signal":  # the running step has a recorded outcome
-        assert [(r["instance"], r["outcome"]) for r in first] == [(vms[0], "Interrupted")]
+    if how == "second-signal":  # the running step has a recorded outcome: interrupted, or done
+        # if the (instant) fake migration ended before the second signal came
+        assert [r["instance"] for r in first] == [vms[0]], first
+        assert first[0]["outcome"] in ("Interrupted", "Succeeded"), first
     if (tmp_path / "state.json").exists():
         kronos.load_state(tmp_path / "state.json")
     # the rerun finishes the plan: the interrupted step is reconciled from Nova, not migrated again
