@@ -33,7 +33,7 @@ lowest.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 
 import attrs
@@ -191,8 +191,9 @@ def federate_all(
         name: prepare(snap, state, now, validate_input=validate_input) for name, snap in snapshots.items()
     }
     base = {name: r.world for name, r in ready.items()}
+    leaving = {name: _may_leave(r.snapshot, r.world, policy) for name, r in ready.items()}
     clouds = {
-        name: _cloud(name, r.snapshot, r.digest, base, snapshots, policy, state, now)
+        name: _cloud(name, r.snapshot, r.digest, base, leaving, snapshots, policy, state, now)
         for name, r in ready.items()
     }
     before = {c.name: (c.load(), float(c.imbalance()[0])) for c in clouds.values()}
@@ -255,7 +256,7 @@ def federate_all(
         snapshot_digest=digest_of(digests),
         options=options,
         steps=tuple(steps),
-        summary=PlanSummary(clouds=summary, notes=tuple(render(x) for x in _dedup(notes)) or None),
+        summary=PlanSummary(clouds=summary, notes=tuple(render(x) for x in dict.fromkeys(notes)) or None),
     )
     after = {c.name: _after(c, clouds) for c in clouds.values()}
     if not then_spread:
@@ -365,12 +366,14 @@ def _cloud(
     snap: Snapshot,
     digest: str,
     base: Mapping[str, World],
+    leaving: Mapping[str, np.ndarray],
     snapshots: Mapping[str, Snapshot],
     policy: FederationPolicy,
     state: State | None,
     now: datetime,
 ) -> _Cloud:
-    """The cloud's world with every other cloud's leavers on its stand-in host."""
+    """The cloud's world with every other cloud's leavers on its stand-in host (``leaving``: each
+    cloud's own VMs that may leave, from its world before the stand-in; the state is the same)."""
     pols = [p.name for p in snap.enabled_policies]
     extra: list[VM] = []
     keys: list[tuple[str, int]] = []
@@ -378,7 +381,7 @@ def _cloud(
         if other == name:
             continue
         ow = base[other]
-        for k in np.flatnonzero(_may_leave(osnap, ow, policy)):
+        for k in np.flatnonzero(leaving[other]):
             vm = osnap.vms[k]
             load = {p: float(ow.load[k, ow.policy_names.index(p)]) for p in pols}
             extra.append(
@@ -407,7 +410,7 @@ def _cloud(
         cells = snapshots[other].vms[at].numa_cells
         world.vm_n[V + j] = len(cells) if cells else 0
     eligible = np.zeros(len(world.vm_ids), dtype=np.bool_)
-    eligible[:V] = _may_leave(snap, world, policy)
+    eligible[:V] = leaving[name]
     rec = policy.receive.get(name, Receive())
     receivers = _receivers(snap, world, rec)
     return _Cloud(
@@ -610,11 +613,3 @@ def _aggregate_of(taker: _Cloud, b: int, policy: FederationPolicy) -> str:
         if (allowed is None or a.name in allowed) and b in taker.world.aggregates[a.name]:
             return a.name
     return "_unassigned_"
-
-
-def _dedup(notes: Sequence[Reason]) -> list[Reason]:
-    out: list[Reason] = []
-    for x in notes:
-        if x not in out:
-            out.append(x)
-    return out
