@@ -269,6 +269,12 @@ def validate(snapshot: str, **shown: Any) -> None:
     "(uses --hosts --vms --groups --seed --aggregates --heterogeneous)",
 )
 @click.option(
+    "--tight",
+    is_flag=True,
+    help="instead: hosts nearly full, a few with room, many server groups: a cloud where single "
+    "moves stall and swaps and chains help (uses --hosts --vms --groups --seed)",
+)
+@click.option(
     "--clouds",
     type=click.IntRange(2, 8),
     metavar="N",
@@ -284,6 +290,7 @@ def generate(
     bytedance_like: bool,
     history: int,
     clouds: int | None,
+    tight: bool,
     **kw: Any,
 ) -> None:
     """Write a realistic synthetic snapshot (same seed, same bytes)."""
@@ -299,6 +306,11 @@ def generate(
         return
     if packable is not None:
         kronos.dump(kronos.generate_packable(packable, kw["seed"]), output)
+        return
+    if tight:
+        from kronos.testing import generate_tight
+
+        kronos.dump(generate_tight(kw["hosts"], kw["vms"], kw["seed"], groups=kw["groups"]), output)
         return
     if evacuable is not None:
         from kronos.testing import generate_evacuable

@@ -89,7 +89,7 @@ _MAX_DEDICATED = 0.75
 #: device capacity is sized so that the VMs that need it fill about this share
 _DEVICE_FILL = 0.6
 _GPU_HOSTS, _SRIOV_HOSTS = 0.25, 0.6
-_FEATURE_STREAMS = ("pinned", "numa", "traits", "devices", "history", "federation")
+_FEATURE_STREAMS = ("pinned", "numa", "traits", "devices", "history", "federation", "tight")
 
 
 @frozen
@@ -913,6 +913,42 @@ def generate_packable(
         vms=tuple(vms),
         server_groups=(),
     )
+
+
+def generate_tight(
+    hosts: int = 20,
+    vms: int = 500,
+    seed: int = 0,
+    *,
+    groups: int = 60,
+    room: float = 1.0,
+    roomy: float = 0.15,
+    taken_at: datetime = DEFAULT_TAKEN_AT,
+) -> Snapshot:
+    """A tight cloud for spread: hosts nearly full, a few with room, many server groups.
+
+    Starts from :func:`generate` (``groups`` server groups of every kind) and
+    shrinks each host's capacity, in every resource, to what its VMs hold
+    plus a random slack: up to ``room`` × an average VM's size on most hosts,
+    four times that on a ``roomy`` share of them. The load skew is left as
+    generated, so the cloud wants balancing while most single moves find no
+    room: where a greedy of single moves stalls and swaps and chains do not.
+    """
+    snap = generate(hosts=hosts, vms=vms, groups=groups, seed=seed)
+    rng = _stream(seed, "tight")
+    keys = ("vcpus", "memory_mb", "disk_gb")
+    index = {h.name: i for i, h in enumerate(snap.hosts)}
+    used = np.zeros((len(snap.hosts), 3))
+    for vm in snap.vms:
+        used[index[vm.host]] += [getattr(vm.flavor, k) for k in keys]
+    mean = used.sum(axis=0) / max(1, len(snap.vms))
+    scale = np.where(rng.random(len(snap.hosts)) < roomy, 4.0 * room, room)
+    slack = rng.random((len(snap.hosts), 3)) * scale[:, None] * mean
+    tight = tuple(
+        attrs.evolve(h, capacity=Capacity(*(float(x) for x in np.round(used[i] + slack[i], 3))))
+        for i, h in enumerate(snap.hosts)
+    )
+    return attrs.evolve(snap, hosts=tight)
 
 
 def generate_evacuable(
