@@ -50,6 +50,9 @@ class SpreadOptions:
     min_improvement: float = 1e-6
     #: stop once every policy is within its threshold
     stop_below_threshold: bool = True
+    #: where no single move helps, try two together (a swap, or one VM making room for
+    #: another: :mod:`kronos.core.pairs`); both count against the budget
+    pair_moves: bool = True
     #: full scans instead of the exact bound: a test knob (``kronos.plan(prune=False)``),
     #: never a ``--set`` key nor in a plan file
     prune: bool = attrs.field(default=True, metadata={"internal": True})

@@ -119,6 +119,11 @@ DECISIONS: dict[str, Callable[[Reason], str]] = {
         f"plan_on {x.detail}: no host here has a score_history, so its scores are today's"
     ),
     "spread.gain": lambda x: f"combined {x.before:.4f} → {x.after:.4f}",
+    "spread.together": lambda x: (
+        f"one of {x.count} moves made together (with {x.detail}): they gain more than "
+        f"{x.count} single moves could"
+        + (f"; together combined {x.before:.4f} → {x.after:.4f}" if x.after is not None else "")
+    ),
     "spread.again": lambda x: (
         "moved earlier in this plan; moving it on lowers the imbalance more than any other VM's first move"
     ),

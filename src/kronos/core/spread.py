@@ -18,7 +18,7 @@ import attrs
 import numpy as np
 from attrs import define
 
-from kronos.core import kernels, rules
+from kronos.core import kernels, pairs, rules
 from kronos.core.arrays import Overlap, World, imbalance
 from kronos.core.model import Reason
 from kronos.core.moves import AggregateOutcome, GroupOutcome, Move, cells_taken, describe_move
@@ -109,14 +109,33 @@ class _Side:
     var: np.ndarray
     tot: np.ndarray
     member: np.ndarray  # H b1: the aggregate's hosts
+    #: weigh a pair of moves against every single move, not only where single moves stall
+    #: (where the pair search is cheap: :func:`kronos.core.pairs.cheap`)
+    weigh_pairs: bool = False
+    #: rounds in a row where no pair beat the single moves (past pairs.MISSES: weighing stops),
+    #: and whether a pair ever did
+    misses: int = 0
+    weighed: bool = False
+    #: the combined imbalance before the plan: no prefix of the plan may leave it higher
+    ceiling: float = np.inf
+    #: VMs moved by a pair: each moves once in the plan, so that no later move undoes a pair
+    paired: np.ndarray = attrs.field(factory=lambda: np.zeros(0, dtype=np.int64))
     steps: int = 0
     stop: Reason = NO_GAIN
 
 
 def _greedy(
-    world: World, sides: list[_Side], opts: SpreadOptions, seq: list[tuple[int, int, str]], pen: np.ndarray
+    world: World,
+    sides: list[_Side],
+    opts: SpreadOptions,
+    seq: list[tuple[int, int, str]],
+    pen: np.ndarray,
+    linked: list[tuple[tuple[int, int, str], ...]],
 ) -> None:
-    """Best single moves, the best of all sides each round, until no side has one."""
+    """Best single moves, the best of all sides each round, until no side has one; then a
+    pair of moves (:mod:`kronos.core.pairs`) where that is on, and single moves again.
+    Where a pair search is cheap (``weigh_pairs``) a pair is also weighed against every
+    single move, and made when it gains more than the single moves it would replace."""
     w = world.arrays()
     no_gain = NO_GAIN if opts.move_cost <= 0 else Reason("spread.stop_no_gain", limit=opts.move_cost)
     while True:
@@ -131,6 +150,8 @@ def _greedy(
                 continue
             # a VM another aggregate of the group moved off these hosts is not this one's to move
             here = side.cands[side.member[world.vm_host[side.cands]]] if len(sides) > 1 else side.cands
+            if side.paired.size:  # a VM a pair moved stays where the pair put it
+                here = here[~np.isin(here, side.paired)]
             v, b, val = kernels.best_move(side.hosts, here, side.host_cls, side.n_cls,
                                           cur - opts.min_improvement, opts.prune, w, True, side.var,
                                           side.tot, n, side.ov, pen)  # fmt: skip
@@ -138,8 +159,15 @@ def _greedy(
             if v >= 0 and (best is None or cur - val > best[0]):
                 best = (cur - val, int(v), int(b), side)
         if best is None:
+            if opts.pair_moves and _pair(world, sides, opts, seq, pen, linked):
+                continue
             return
-        _, v, b, side = best
+        gain, v, b, side = best
+        if opts.pair_moves and side.weigh_pairs and side.misses < pairs.MISSES:
+            if _pair(world, [side], opts, seq, pen, linked, (gain, _next_gain(world, side, v, b, opts, pen))):
+                side.misses, side.weighed = 0, True
+                continue
+            side.misses += 1
         a = int(world.vm_host[v])
         kernels.apply_move(v, b, w)
         for other in sides:
@@ -150,15 +178,68 @@ def _greedy(
         seq.append((v, b, side.name))
 
 
+def _pair(
+    world: World,
+    sides: list[_Side],
+    opts: SpreadOptions,
+    seq: list[tuple[int, int, str]],
+    pen: np.ndarray,
+    linked: list[tuple[tuple[int, int, str], ...]],
+    gains: tuple[float, float] = (0.0, 0.0),
+) -> bool:
+    """Make the best swap or chain (:mod:`kronos.core.pairs`) of the first side that has
+    one, among sides that share no host with another aggregate and have budget for two
+    steps. It must cut the combined imbalance by more than ``min_improvement`` and by more
+    than the two single moves it would replace: the best one (``gains[0]``) and the best
+    after it (``gains[1]``). False if there is none."""
+    w = world.arrays()
+    P = world.pw.size
+    for side in sides:
+        if side.ov.n.size or side.steps + 2 > side.budget or side.stop.rule != NO_GAIN.rule:
+            continue
+        _, cur = kernels.stats(side.hosts, world.active, world.score, world.pw, np.zeros(P), np.zeros(P))
+        limit = cur - max(opts.min_improvement, sum(gains))
+        fresh = side.cands[~world.moved[side.cands]]  # a pair moves VMs that have not moved yet
+        found = pairs.best_pair(world, side.hosts, fresh, limit, side.ceiling, pen)
+        if found is None:
+            continue
+        for v, b in found.moves:
+            kernels.apply_move(v, b, w)
+            seq.append((v, b, side.name))
+        linked.append(tuple(seq[-2:]))
+        side.paired = np.concatenate([side.paired, [v for v, _ in found.moves]]).astype(np.int64)
+        side.steps += 2
+        return True
+    return False
+
+
+def _next_gain(world: World, side: _Side, v: int, b: int, opts: SpreadOptions, pen: np.ndarray) -> float:
+    """What the best single move after moving v to b would gain (0: none): a pair is worth
+    its two steps when it gains more than these two single moves together."""
+    w = world.arrays()
+    a = int(world.vm_host[v])
+    moved, cells, used = bool(world.moved[v]), int(world.vm_cells[v]), world.cell_used[[a, b]].copy()
+    kernels.apply_move(v, b, w)
+    n, cur = kernels.stats(side.hosts, world.active, world.score, world.pw, side.var, side.tot)
+    cands = side.cands[~np.isin(side.cands, side.paired)] if side.paired.size else side.cands
+    nv, _, val = kernels.best_move(side.hosts, cands, side.host_cls, side.n_cls,
+                                  cur - opts.min_improvement, opts.prune, w, True, side.var,
+                                  side.tot, n, side.ov, pen)  # fmt: skip
+    kernels.apply_move(v, a, w)
+    world.moved[v], world.vm_cells[v], world.cell_used[[a, b]] = moved, cells, used
+    return float(cur - val) if nv >= 0 else 0.0
+
+
 def _side(world: World, name: str, cands: np.ndarray, budget: int) -> _Side:
     hosts = world.aggregates[name]
     host_cls, n_cls = host_classes(world, hosts)
     P = world.pw.size
     member = np.zeros(len(world.host_names), dtype=np.bool_)
     member[hosts] = True
-    return _Side(
-        name, hosts, cands, host_cls, n_cls, budget, overlap(world, name), np.zeros(P), np.zeros(P), member
-    )
+    ov = overlap(world, name)
+    side = _Side(name, hosts, cands, host_cls, n_cls, budget, ov, np.zeros(P), np.zeros(P), member)
+    side.weigh_pairs = not ov.n.size and pairs.cheap(world, hosts, cands)
+    return side
 
 
 def _why_not(
@@ -178,13 +259,21 @@ def _why_not(
 
 
 def _search(
-    view: World, start: World, sides: list[_Side], opts: SpreadOptions, pen: np.ndarray
+    view: World,
+    start: World,
+    sides: list[_Side],
+    opts: SpreadOptions,
+    pen: np.ndarray,
+    linked: list[tuple[tuple[int, int, str], ...]],
 ) -> list[tuple[int, int, str]]:
-    """Greedy rounds on ``view`` (from ``start``), tidied, until tidying frees no budget."""
+    """Greedy rounds on ``view`` (from ``start``), tidied, until tidying frees no budget;
+    ``linked``: the moves made together (:func:`_pair`), in order."""
     seq: list[tuple[int, int, str]] = []
+    for side in sides:
+        side.ceiling = imbalance(start, side.hosts)[1] + kernels.OVERLAP_EPS
     while True:
         found = len(seq)
-        _greedy(view, sides, opts, seq, pen)
+        _greedy(view, sides, opts, seq, pen, linked)
         tidied = tidy(start, seq)
         shortened = len(tidied) < len(seq)
         seq = tidied
@@ -192,6 +281,38 @@ def _search(
             side.steps = sum(1 for _, _, name in seq if name == side.name)
         if not shortened or len(seq) == found:
             return seq
+
+
+def _better_of(
+    view: World,
+    start: World,
+    sides: list[_Side],
+    seq: list[tuple[int, int, str]],
+    linked: list[tuple[tuple[int, int, str], ...]],
+    opts: SpreadOptions,
+    pen: np.ndarray,
+) -> tuple[list[tuple[int, int, str]], list[tuple[tuple[int, int, str], ...]], list[_Side]]:
+    """The search weighed pairs against single moves (``view`` is where it ended): search
+    again from ``start`` with single moves first and pairs only where they stall, and keep
+    the better end (on a tie, the second). That one starts as the single-move greedy and
+    only improves on it, so weighing pairs never leaves an aggregate worse than single
+    moves would; and either end is one where no single move and no pair helps, so a plan
+    made again on the result finds nothing. ``view`` ends where the kept moves end."""
+    ends = [imbalance(view, side.hosts)[1] for side in sides]
+    _restore(view, start)
+    plain = [_side(view, side.name, side.cands, side.budget) for side in sides]
+    for side in plain:
+        side.weigh_pairs = False
+    plain_linked: list[tuple[tuple[int, int, str], ...]] = []
+    plain_seq = _search(view, start, plain, opts, pen, plain_linked)
+    lower = zip(ends, plain, strict=True)
+    if not all(end < imbalance(view, side.hosts)[1] - kernels.OVERLAP_EPS for end, side in lower):
+        return plain_seq, plain_linked, plain
+    _restore(view, start)
+    w = view.arrays()
+    for v, b, _ in seq:
+        kernels.apply_move(v, b, w)
+    return seq, linked, sides
 
 
 def _feasible_now(world: World, seq: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
@@ -255,7 +376,10 @@ def plan_spread(world: World, group: list[str], budgets: dict[str, int], opts: S
     figures: dict[str, tuple[float, float]] = {}
     while names:
         sides = [_side(view, name, cands_of[name], budgets[name]) for name in names]
-        seq = _search(view, start, sides, opts, pen)
+        linked: list[tuple[tuple[int, int, str], ...]] = []
+        seq = _search(view, start, sides, opts, pen, linked)
+        if opts.pair_moves and any(side.weighed for side in sides):
+            seq, linked, sides = _better_of(view, start, sides, seq, linked, opts, pen)
         if view is not world:
             seq = _feasible_now(now, seq)
         if world.outlook is None and opts.min_gain <= 0:
@@ -294,7 +418,7 @@ def plan_spread(world: World, group: list[str], budgets: dict[str, int], opts: S
     cands = np.concatenate([side.cands for side in sides])
     world.moved[cands] = now.moved[cands]
     world.moved[[v for v, _, _ in seq]] = True
-    moves = describe(now, seq)
+    moves = describe(now, seq, linked)
     for side in sides:
         mine = tuple(m for m in moves if m.aggregate == side.name)
         notes = [side.stop, rules.heavier_than_host(now, side.hosts)]
@@ -361,23 +485,51 @@ def tidy(start: World, seq: list[tuple[int, int, str]]) -> list[tuple[int, int, 
         seq = shorter
 
 
-def describe(start: World, seq: list[tuple[int, int, str]]) -> list[Move]:
-    """Each step of ``seq`` as a Move, with what it does to both hosts, replayed from ``start``."""
+def describe(
+    start: World,
+    seq: list[tuple[int, int, str]],
+    linked: list[tuple[tuple[int, int, str], ...]] = (),  # type: ignore[assignment]
+) -> list[Move]:
+    """Each step of ``seq`` as a Move, with what it does to both hosts, replayed from ``start``;
+    moves made together (``linked``, where still side by side) say so, the last with what
+    they did together."""
     world = start.copy()
     w = world.arrays()
     P = world.pw.size
     var, tot = np.zeros(P), np.zeros(P)
     seen: set[int] = set()
+    group_at: dict[int, tuple[int, int]] = {}  # step -> (first step of its group, steps)
+    for group in linked:
+        k = len(group)
+        for i in range(len(seq) - k + 1):
+            if tuple(seq[i : i + k]) == group and not any(j in group_at for j in range(i, i + k)):
+                group_at.update({j: (i, k) for j in range(i, i + k)})
+                break
+    combined_at: list[float] = []
     moves = []
-    for v, b, aggregate in seq:
+    for i, (v, b, aggregate) in enumerate(seq):
         hosts = world.aggregates[aggregate]
         _, combined = kernels.stats(hosts, world.active, world.score, world.pw, var, tot)
+        combined_at.append(combined)
         a = int(world.vm_host[v])
         before = world.score.copy()
         kernels.apply_move(v, b, w)
         _, after = kernels.stats(hosts, world.active, world.score, world.pw, var, tot)
         reason = describe_move(world, v, a, b, before, combined, after)
-        gain = Reason("spread.gain", before=combined, after=after)
+        why: tuple[Reason, ...] = (Reason("spread.gain", before=combined, after=after),)
+        if i in group_at:
+            first, k = group_at[i]
+            others = dict.fromkeys(world.vm_ids[x] for x, _, _ in seq[first : first + k] if x != v)
+            last = i == first + k - 1
+            why += (
+                Reason(
+                    "spread.together",
+                    detail=", ".join(others),
+                    count=k,
+                    before=combined_at[first] if last else None,
+                    after=after if last else None,
+                ),
+            )
         again = render(Reason("spread.again")) if v in seen else None
         seen.add(v)
         moves.append(
@@ -388,7 +540,7 @@ def describe(start: World, seq: list[tuple[int, int, str]]) -> list[Move]:
                 aggregate,
                 SPREAD,
                 "live-migrate",
-                (gain,),
+                why,
                 reason,
                 after,
                 again,
