@@ -55,6 +55,9 @@ def _spread(world: World, w: Arrays, hosts: np.ndarray) -> None:
                       np.zeros(P), np.zeros(P), 2, ov, np.zeros(len(world.vm_ids)))  # fmt: skip
     kernels.others_kept(0, 0, 1, ov, *value_arrays(world))
     kernels.refresh_others(0, ov, w)
+    one = np.zeros(1, dtype=np.int64)  # the pair search walks many pairs in one call
+    rules.walk(one, one, hosts, one - 1, rules.BALANCING, False, -1, np.zeros(0, dtype=np.bool_), False,
+               np.empty(2, dtype=np.int64), w)  # fmt: skip
 
 
 def _pack(world: World, w: Arrays, hosts: np.ndarray) -> None:
