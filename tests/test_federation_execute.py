@@ -126,7 +126,7 @@ def write_conf(
     beta_compute: str | None = None,
     **ex: Any,
 ) -> Path:
-    (tmp / "policies.yaml").write_text((ROOT / "etc" / "kronos" / "policies.yaml.sample").read_text())
+    """A federation.conf: [nova:<cloud>] sections and [executor], no policies.yaml beside it."""
     opts = {
         "stagger_seconds": 0,
         "poll_interval": 0.2,

@@ -30,11 +30,11 @@ def OS_CLOUD(f: Any) -> Any:  # noqa: N802 - a decorator named as the option it 
     )(f)
 
 
-def load_config(path: str | None, require_scope: bool = True) -> Any:
+def load_config(path: str | None, require_scope: bool = True, policies: bool = True) -> Any:
     """kronos.conf overlaid with KRONOS_* from the environment (the CLI may read it; the core never)."""
     from kronos.adapters import config
 
-    return config.load_config(path, os.environ, require_scope=require_scope)
+    return config.load_config(path, os.environ, require_scope=require_scope, policies=policies)
 
 
 #: the times a command line may name: Unix time onwards, and far enough from year 9999 that adding a
@@ -342,7 +342,7 @@ def execute(
     from kronos.adapters.nova_actions import Compute
     from kronos.progress import Progress
 
-    config = load_config(config_path, require_scope=False)
+    config = load_config(config_path, require_scope=False, policies=False)  # a plan has its own
     plan = kronos.load_plan(plan_file)
     federation = crosscloud.is_federation(plan)
     if federation:

@@ -586,12 +586,18 @@ def _is_http_url(text: str) -> bool:
 
 
 def load_config(
-    path: str | None, environ: Mapping[str, str] | None = None, *, require_scope: bool = True
+    path: str | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    require_scope: bool = True,
+    policies: bool = True,
 ) -> Config:
     """kronos.conf at ``path`` (None: defaults) overlaid with ``KRONOS_*`` from ``environ``.
 
     The policies file is read too (relative to the config file's folder), so
-    a Config in hand is a configuration known to be usable.
+    a Config in hand is a configuration known to be usable; ``policies=False``
+    for a command that never reads them (``kronos execute``: a federation.conf
+    need not have a policies.yaml beside it).
     """
     values: dict[str, dict[str, _Value]] = {}
     problems: list[str] = []
@@ -608,6 +614,8 @@ def load_config(
     _check(config, problems, require_scope)
     if problems:
         raise ConfigError(f"{source}: {len(problems)} problem(s)\n  " + "\n  ".join(problems))
+    if not policies:
+        return config
     from kronos.adapters.policies import load_policies
 
     policies_path = Path(config.engine.policies_file)
