@@ -336,7 +336,7 @@ def execute(
     import kronos
     from kronos.adapters import crosscloud
     from kronos.adapters.audit import Audit
-    from kronos.adapters.executor import Executor, check_plan_age, plan_id
+    from kronos.adapters.executor import Executor, Waves, check_plan_age, plan_id
     from kronos.adapters.journal import Journal, done_steps, state_options
     from kronos.adapters.nova import connect
     from kronos.adapters.nova_actions import Compute
@@ -368,7 +368,7 @@ def execute(
     audit_path = config.path(config.engine.audit_file)
     audit = Audit(audit_path) if audit_path else None
     journal = Journal(results_path, state_path, state_options(config), also=progress, audit=audit)
-    executor: Executor
+    executor: Waves
     if federation:  # [nova:<cloud>] per cloud; --os-cloud and [nova] are not used
         clouds = crosscloud.connect_clouds(config, plan)
         executor = crosscloud.CrossCloudExecutor(

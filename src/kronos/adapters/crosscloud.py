@@ -43,8 +43,8 @@ from attrs import frozen
 
 from kronos.adapters.config import CLOUD_PREFIX, Config, ExecutorConfig
 from kronos.adapters.crosscloud_nova import CloudCompute, Gone
-from kronos.adapters.executor import Executor, PreFlightError, StepResult, _Failure, _Tries
-from kronos.adapters.nova_actions import Compute, Refused, Transient
+from kronos.adapters.executor import PreFlightError, StepResult, Waves, _Failure, _Tries
+from kronos.adapters.nova_actions import Refused, Transient
 from kronos.core.model import Plan, Step
 from kronos.errors import ConfigError, DataError
 
@@ -93,7 +93,7 @@ class _Late(Exception):
     """A wait ran past migration_timeout."""
 
 
-class CrossCloudExecutor(Executor):
+class CrossCloudExecutor(Waves):
     """The executor's waves, retries, signals and journal, with a cross-cloud step as its step."""
 
     def __init__(
@@ -106,9 +106,8 @@ class CrossCloudExecutor(Executor):
         **kwargs: Any,
     ) -> None:
         """``clouds``: each cloud the plan names; ``networks``: source network name → destination
-        network name (a name not in it keeps its name); ``kwargs``: as :class:`Executor`'s."""
-        # the single-cloud calls of the base class are never made: drift and _attempt are this class's
-        super().__init__(Compute(None), config, report, **kwargs)
+        network name (a name not in it keeps its name); ``kwargs``: as :class:`Waves`'s."""
+        super().__init__(config, report, **kwargs)
         self.clouds = dict(clouds)
         self.networks = dict(networks or {})
         self._twins: dict[int, str] = {}  # step seq → its twin's id, while the twin exists

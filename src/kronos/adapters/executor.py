@@ -103,10 +103,13 @@ def check_plan_age(plan: Plan, now: datetime, max_age: float) -> None:
         )
 
 
-class Executor:
+class Waves:
+    """A plan's steps, wave by wave: concurrency, stagger, retries, signals, the gate and the
+    slots, and each step's result. What one attempt of a step does, and what counts as drift,
+    is a subclass's: :class:`Executor` within one cloud, ``CrossCloudExecutor`` across two."""
+
     def __init__(
         self,
-        compute: Compute,
         config: ExecutorConfig,
         report: Callable[[StepResult], None],
         *,
@@ -120,7 +123,6 @@ class Executor:
         ``gate``: asked before each step starts, True go, False wait (the coordination backend
         is unreachable), None give up (the aggregate is no longer this engine's); ``slot``: one
         of the cloud-wide migration slots, held while a step runs (False: none before the stop)."""
-        self.compute = compute
         self.config = config
         self.report = report
         self.started = started
@@ -134,34 +136,17 @@ class Executor:
         self.plan: str | None = None  # plan_id of the plan being executed
         self._lock = threading.Lock()
 
-    # -- the plan -----------------------------------------------------------------------------
     def drift(self, steps: Sequence[Step], plan: Plan) -> tuple[float, list[str]]:
-        """Fraction of the plan's VMs that moved or changed state since the plan was made.
+        """Fraction of the steps' VMs that moved or changed state since the plan was made, and
+        what changed; a VM this plan already moved, or is moving, is progress, not drift."""
+        raise NotImplementedError
 
-        A VM this plan already moved, or is moving (an earlier run killed
-        mid-step), is progress, not drift.
-        """
-        changed = []
-        for step in steps:
-            try:
-                s = self.compute.server(step.instance)
-            except Refused:
-                changed.append(f"{step.instance}: gone")
-                continue
-            host, status = s.get("OS-EXT-SRV-ATTR:host"), s.get("status")
-            task = s.get("OS-EXT-STS:task_state")
-            if host == step.destination:
-                continue
-            if host == step.source and status in ALLOWED.get(step.action, {"ACTIVE"}) and not task:
-                continue
-            if host == step.source and ours(step, plan, self.compute.migrations(step.instance)) is not None:
-                continue
-            if host != step.source:
-                changed.append(f"{step.instance}: on {host}, not {step.source}")
-            else:
-                changed.append(f"{step.instance}: {status} {task or ''}".rstrip())
-        return (len(changed) / len(steps) if steps else 0.0), changed
+    def _attempt(self, step: Step, plan: Plan, tries: _Tries) -> tuple[str | None, bool]:
+        """One try of ``step``: (its migration record's id or None, reconciled from an earlier
+        run); raises PreFlightError, _Failure or Transient."""
+        raise NotImplementedError
 
+    # -- the plan -----------------------------------------------------------------------------
     def check_drift(self, steps: Sequence[Step], plan: Plan) -> None:
         """Refuse (75) when more than [executor] max_drift of the steps' VMs drifted; names a few."""
         share, changed = self.drift(steps, plan)
@@ -292,6 +277,45 @@ class Executor:
             for step in list(self.running.values()):
                 self.report(self._result(step, "Interrupted", 0, self.clock(), why))
             self.running.clear()
+
+
+class Executor(Waves):
+    """Steps within one cloud: live and cold migrations and evacuations through Nova, each
+    adopting this plan's migration where an earlier attempt or run already started one."""
+
+    def __init__(
+        self, compute: Compute, config: ExecutorConfig, report: Callable[[StepResult], None], **kwargs: Any
+    ) -> None:
+        """``compute``: the cloud's Nova; the rest as :class:`Waves`'s."""
+        super().__init__(config, report, **kwargs)
+        self.compute = compute
+
+    def drift(self, steps: Sequence[Step], plan: Plan) -> tuple[float, list[str]]:
+        """Fraction of the plan's VMs that moved or changed state since the plan was made.
+
+        A VM this plan already moved, or is moving (an earlier run killed
+        mid-step), is progress, not drift.
+        """
+        changed = []
+        for step in steps:
+            try:
+                s = self.compute.server(step.instance)
+            except Refused:
+                changed.append(f"{step.instance}: gone")
+                continue
+            host, status = s.get("OS-EXT-SRV-ATTR:host"), s.get("status")
+            task = s.get("OS-EXT-STS:task_state")
+            if host == step.destination:
+                continue
+            if host == step.source and status in ALLOWED.get(step.action, {"ACTIVE"}) and not task:
+                continue
+            if host == step.source and ours(step, plan, self.compute.migrations(step.instance)) is not None:
+                continue
+            if host != step.source:
+                changed.append(f"{step.instance}: on {host}, not {step.source}")
+            else:
+                changed.append(f"{step.instance}: {status} {task or ''}".rstrip())
+        return (len(changed) / len(steps) if steps else 0.0), changed
 
     def _attempt(self, step: Step, plan: Plan, tries: _Tries) -> tuple[str | None, bool]:
         """One try: adopt this plan's migration if one exists (earlier attempt or run), else move."""
