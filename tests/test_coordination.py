@@ -283,3 +283,45 @@ def test_a_cloud_wide_limit_without_a_backend_is_a_config_error(tmp_path: Path) 
         ConfigError, match="max_concurrent_migrations_cloud needs \\[coordination\\] backend_url"
     ):
         load_config(str(conf))
+
+
+def test_kronos_state_reads_and_changes_the_engines_shared_state_without_joining(
+    etcd: Etcd, tmp_path: Path
+) -> None:
+    conf = tmp_path / "kronos.conf"
+    conf.write_text(f"[coordination]\nbackend_url = {etcd.backend_url}\ngroup = by-hand\n")
+    engine = Group(_config(etcd, "by-hand", "engine-a"))
+    try:
+        store = engine.state_store()
+        held = {"at": DEFAULT_TAKEN_AT, "instance_quarantine_seconds": -1}
+        store.update(lambda s: kronos.record_result(s, "vm-held", "MigrationFailed", **held))
+        now = "2026-11-20T12:00:00Z"
+        rows = json.loads(
+            kronos_cli("state", "show", "--config", str(conf), "--now", now, "-f", "json").stdout
+        )
+        assert [(r["kind"], r["id"], r["until"]) for r in rows] == [("quarantine", "vm-held", None)]
+        released = kronos_cli("state", "release", "--config", str(conf), "vm-held")
+        assert released.returncode == 0, released.stderr
+        after = store.load()
+        assert after is not None and "vm-held" not in after.quarantined_until
+        fed = kronos_cli("state", "record-result", "--config", str(conf), "--instance", "vm-new",
+                         "--outcome", "Succeeded", "--at", now)  # fmt: skip
+        assert fed.returncode == 0, fed.stderr
+        cooled = store.load()
+        assert cooled is not None and "vm-new" in cooled.instance_cooldown_until
+        assert engine.members() == ["engine-a"]  # the commands never joined the engines' group
+    finally:
+        engine.close()
+
+
+def test_kronos_state_with_a_config_and_no_backend_uses_the_engine_s_state_file(tmp_path: Path) -> None:
+    conf = tmp_path / "kronos.conf"
+    conf.write_text("[engine]\nstate_file = engine-state.json\n")
+    at = "2026-11-20T12:00:00Z"
+    out = kronos_cli("state", "record-result", "--config", str(conf), "--instance", "vm-1",
+                     "--outcome", "PreFlightError", "--at", at)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    written = kronos.load_state(tmp_path / "engine-state.json")
+    assert "vm-1" in written.instance_cooldown_until or "vm-1" in written.quarantined_until
+    both = kronos_cli("state", "show", "--config", str(conf), "--state", str(tmp_path / "x.json"))
+    assert both.returncode == 64 and "give one" in both.stderr

@@ -1097,7 +1097,7 @@ def _scores_json(reports: Any, at: str) -> str:
 
 @cli.group()
 def state() -> None:
-    """Inspect and change the cooldown / quarantine state file."""
+    """Inspect and change the cooldown / quarantine state: a file, or the engines' (--config)."""
 
 
 AUDIT_OPT = click.option(
@@ -1106,10 +1106,25 @@ AUDIT_OPT = click.option(
 STATE_OPT = click.option(
     "--state",
     "state_path",
-    default="state.json",
-    show_default=True,
-    help="state file (created if missing, rewritten atomically)",
+    metavar="FILE",
+    help="state file (default state.json; created if missing, rewritten atomically)",
 )
+CONFIG_OPT = click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    help="instead of --state: the state this kronos.conf's engines keep ([coordination] backend_url's "
+    "etcd key, shared by several engines, else [engine] state_file)",
+)
+
+
+def _state_store(state_path: str | None, config_path: str | None) -> Any:
+    """--state or --config, not both (64); the store as a context manager."""
+    if state_path is not None and config_path is not None:
+        raise UsageError("--state and --config name two places for the state: give one")
+    from kronos.adapters.state_store import open_state
+
+    return open_state(state_path, config_path)
 
 
 def _now_or_clock(text: str | None, flag: str) -> datetime:
@@ -1120,6 +1135,7 @@ def _now_or_clock(text: str | None, flag: str) -> datetime:
 
 @state.command("record-result")
 @STATE_OPT
+@CONFIG_OPT
 @click.option("--instance", required=True, callback=_nonblank, help="instance UUID")
 @click.option(
     "--outcome",
@@ -1131,7 +1147,8 @@ def _now_or_clock(text: str | None, flag: str) -> datetime:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="e.g. instance_quarantine_seconds=-1")
 @AUDIT_OPT
 def record_result_cmd(
-    state_path: str,
+    state_path: str | None,
+    config_path: str | None,
     instance: str,
     outcome: str,
     error: str | None,
@@ -1142,15 +1159,11 @@ def record_result_cmd(
     """Feed back a migration outcome: failures quarantine the VM, others cool it down."""
     import kronos
 
-    new = kronos.record_result(
-        _load_state(state_path),
-        instance,
-        outcome,
-        at=_now_or_clock(at, "--at"),
-        error=error,
-        **_parse_sets(sets),
-    )
-    kronos.dump(new, state_path)
+    when, options = _now_or_clock(at, "--at"), _parse_sets(sets)
+    with _state_store(state_path, config_path) as store:
+        new = store.update(
+            lambda current: kronos.record_result(current, instance, outcome, at=when, error=error, **options)
+        )
     held = (
         "quarantine"
         if instance in new.quarantined_until
@@ -1174,14 +1187,19 @@ def record_result_cmd(
 
 @state.command("release")
 @STATE_OPT
+@CONFIG_OPT
 @click.argument("instance", callback=_nonblank)
 @AUDIT_OPT
-def release_cmd(state_path: str, instance: str, audit_path: str | None) -> None:
+def release_cmd(
+    state_path: str | None, config_path: str | None, instance: str, audit_path: str | None
+) -> None:
     """Lift INSTANCE's quarantine and cooldown."""
     import kronos
 
-    kronos.dump(kronos.release(_load_state(state_path), instance), state_path)
-    _audit(audit_path, "released", instance=instance, state_file=state_path)
+    with _state_store(state_path, config_path) as store:
+        store.update(lambda current: kronos.release(current or kronos.State(), instance))
+        label = store.label
+    _audit(audit_path, "released", instance=instance, state_file=label)
     click.echo(f"{instance}: released")
 
 
@@ -1198,16 +1216,20 @@ def _audit(path: str | None, event: str, **fields: Any) -> None:
 
 @state.command("show")
 @STATE_OPT
+@CONFIG_OPT
 @click.option("--now", help="judge expiry at this RFC 3339 time (default: now)")
 @listing.options()
-def show_state(state_path: str, now: str | None, **shown: Any) -> None:
+def show_state(state_path: str | None, config_path: str | None, now: str | None, **shown: Any) -> None:
     """List aggregates and VMs in cooldown or quarantine (expired entries hidden)."""
+    import kronos
     from kronos.core.convert import format_time
     from kronos.core.state import prune
     from kronos.render import state_rows
 
     shape = listing.shape_of(shown)
-    current = prune(_load_state(state_path), _now_or_clock(now, "--now"))
+    when = _now_or_clock(now, "--now")
+    with _state_store(state_path, config_path) as store:
+        current = prune(store.load() or kronos.State(), when)
     held = state_rows(current, format_time)
     if shape.asked:
         click.echo(listing.render(held, shape), nl=False)

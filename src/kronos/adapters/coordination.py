@@ -269,15 +269,41 @@ class Group:
 
     # -- shared state ---------------------------------------------------------------------------
     def state_store(self) -> EtcdState:
-        client = getattr(self._coord, "client", None)
-        if client is None or not hasattr(client, "replace"):
-            raise ConfigError(
-                "[coordination] backend_url: the shared state (cooldowns, quarantines) needs "
-                "an etcd3+http(s) backend"
-            )
-        from etcd3gw.exceptions import Etcd3Exception  # the client's own, untranslated by tooz
+        return _etcd_state(self._coord, self.group, self._errors)
 
-        return EtcdState(client, f"/kronos/{self.group.decode()}/state", (*self._errors, Etcd3Exception))
+
+def _etcd_state(coord: Any, group: bytes, errors: tuple[type[BaseException], ...]) -> EtcdState:
+    """The group's shared state on ``coord``'s etcd client (ConfigError for another backend)."""
+    client = getattr(coord, "client", None)
+    if client is None or not hasattr(client, "replace"):
+        raise ConfigError(
+            "[coordination] backend_url: the shared state (cooldowns, quarantines) needs "
+            "an etcd3+http(s) backend"
+        )
+    from etcd3gw.exceptions import Etcd3Exception  # the client's own, untranslated by tooz
+
+    return EtcdState(client, f"/kronos/{group.decode()}/state", (*errors, Etcd3Exception))
+
+
+@contextlib.contextmanager
+def shared_state(config: CoordinationConfig) -> Iterator[EtcdState]:
+    """The engines' shared state, for ``kronos state`` to read and change by hand: connected
+    without joining their group (joining would hand this command a share of the aggregates)."""
+    try:
+        from tooz import coordination
+    except ImportError:
+        raise ConfigError("[coordination] backend_url needs tooz: pip install 'kronos-planner[ha]'") from None
+    errors: tuple[type[BaseException], ...] = (coordination.ToozError, OSError)
+    coord = coordination.get_coordinator(backend_url(config), f"state-{default_member()}".encode())
+    try:
+        coord.start(start_heart=False)
+    except errors as exc:
+        raise TemporaryFailure(f"[coordination] backend_url: cannot reach the backend: {exc}") from None
+    try:
+        yield _etcd_state(coord, config.group.encode(), errors)
+    finally:
+        with contextlib.suppress(Exception):
+            coord.stop()
 
 
 @functools.lru_cache(maxsize=8)

@@ -34,7 +34,10 @@ log = logging.getLogger(__name__)
 
 
 class SharedState(Protocol):
-    """The state several engines share (:class:`kronos.adapters.coordination.EtcdState`)."""
+    """The state several engines share (:class:`kronos.adapters.coordination.EtcdState`), or a
+    state file (:class:`kronos.adapters.state_store.FileState`)."""
+
+    label: str  # what errors and the audit log call it
 
     def load(self) -> State | None: ...
     def update(self, change: Callable[[State | None], State]) -> State: ...

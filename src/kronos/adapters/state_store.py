@@ -1,0 +1,59 @@
+"""Where ``kronos state`` reads and changes the state: a file, or the engines' shared etcd key.
+
+Why one place: an operator releases a quarantined VM, or looks at what is
+in cooldown, wherever the engines keep it. With ``--state FILE`` that is a
+state file; with ``--config kronos.conf`` it is where that configuration's
+engines keep theirs: the ``[coordination]`` backend's etcd key when one is
+set (several engines share it, and a change is a compare-and-swap, as the
+engines' own), else ``[engine] state_file``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import kronos
+from kronos.adapters.journal import SharedState
+from kronos.core.model import State
+from kronos.errors import ConfigError
+
+
+class FileState:
+    """A ``kronos.state/1`` file: read whole, written whole and atomically."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.label = path
+
+    def load(self) -> State | None:
+        if self.path != "-" and not Path(self.path).exists():
+            return None
+        return kronos.load_state(self.path)
+
+    def update(self, change: Callable[[State | None], State]) -> State:
+        new = change(self.load())
+        kronos.dump(new, self.path)
+        return new
+
+
+@contextlib.contextmanager
+def open_state(state_path: str | None, config_path: str | None) -> Iterator[SharedState]:
+    """The state ``--state`` names, or the one ``--config``'s engines keep (module docstring)."""
+    if config_path is None:
+        yield FileState(state_path or "state.json")
+        return
+    from kronos.adapters import coordination
+    from kronos.adapters.config import load_config
+
+    config = load_config(config_path, os.environ, require_scope=False, policies=False)
+    if not config.coordination.backend_url:
+        path = config.path(config.engine.state_file)
+        if path is None:
+            raise ConfigError(f"{config_path}: [engine] state_file is empty (and no [coordination])")
+        yield FileState(str(path))
+        return
+    with coordination.shared_state(config.coordination) as store:
+        yield store
