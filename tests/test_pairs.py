@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import kronos
 from kronos.core import kernels, pairs
 from kronos.core.arrays import build_world
-from kronos.testing import generate_tight
+from kronos.testing import generate_tight, with_history
 from tests.conftest import kronos_cli
 from tests.naive import NaiveWorld, apply_plan, replay
 
@@ -49,6 +49,13 @@ def test_pairs_stay_valid_and_never_do_worse_than_single_moves(args: dict, budge
     for step in with_pairs.steps:
         world.apply(step.instance, step.destination, step.numa_cells)
         assert world.imbalance("agg-01")[1] <= start + 1e-9
+    # no VM is brought back to the host it left; what a pair claims it did, it did
+    origin = {v.id: v.host for v in snap.vms}
+    assert all(s.destination != origin[s.instance] for s in with_pairs.steps)
+    for s in with_pairs.steps:
+        for r in s.why or ():
+            if r.rule == "spread.together" and r.after is not None:
+                assert r.before is not None and r.after < r.before and r.after == s.combined_after
 
 
 def together(plan: kronos.Plan) -> list[int]:
@@ -76,6 +83,18 @@ def test_tight_clouds_get_pairs_that_beat_single_moves() -> None:
         assert replay(snap, plan.steps) == []
         better += combined(plan) < combined(single) - 1e-9
     assert better >= 3
+
+
+def test_a_plan_on_a_forecast_makes_no_pairs() -> None:
+    """The present could refuse one step of a pair planned on a forecast and keep the other."""
+    snap = with_history(generate_tight(hosts=13, vms=178, seed=7, groups=20), 31, seed=7)
+    for budget in (4, "unlimited"):
+        options = {"forecast_horizon": 900, "plan_on": "forecast", "budget": budget}
+        on, off = kronos.plan(snap, **options), kronos.plan(snap, **options, pair_moves=False)
+        assert [(s.instance, s.destination) for s in on.steps] == [
+            (s.instance, s.destination) for s in off.steps
+        ]
+        assert not together(on)
 
 
 def test_pair_moves_off_is_the_single_move_greedy() -> None:
@@ -121,15 +140,19 @@ def test_planning_again_on_the_result_finds_nothing(args: dict) -> None:  # type
     assert again.steps == (), [(s.instance, s.source, s.destination, s.reason) for s in again.steps[:3]]
 
 
-def test_a_vm_moves_once_in_a_pair_and_never_again_in_the_plan() -> None:
-    """No move undoes a pair: the VMs a pair moves have not moved before and do not move after."""
-    snap = generate_tight(hosts=16, vms=300, seed=7, groups=20)
+@pytest.mark.parametrize("args", [(16, 300, 7, 20, 1.0), (11, 168, 26, 14, 1.0), (10, 146, 32, 10, 2.0)])
+def test_no_move_undoes_a_pair(args: tuple[int, int, int, int, float]) -> None:
+    """The VMs a pair moves have not moved before, and neither they nor any VM moved before
+    the pair moves after it (a single move had brought home a VM whose move made the room)."""
+    hosts, vms, seed, groups, room = args
+    snap = generate_tight(hosts=hosts, vms=vms, seed=seed, groups=groups, room=room)
     plan = kronos.plan(snap, budget="unlimited")
     marked = together(plan)
     assert marked
     moved = [s.instance for s in plan.steps]
     for i in marked:
         assert moved.count(plan.steps[i].instance) == 1
+        assert not set(moved[:i]) & set(moved[i + 1 :])  # nothing moved before moves again after
     start = {v.id: v.host for v in snap.vms}
     assert all(s.destination != start[s.instance] for s in plan.steps)  # nothing brought back
 

@@ -14,13 +14,14 @@ Each pair is two ordinary steps, each valid when it runs, in whichever of
 the two orders works. (A swap between two full hosts has no such order; one
 VM could *park* on a third host first, a third step. Tried on tight clouds,
 parking swaps did worse than spending the steps on other pairs: 13 % against
-15 % less imbalance at budget 40, so there are none.) The first may raise the combined imbalance (that is
-why no single move was found), but never above what the aggregate had
-before the plan, so a plan stopped half-way still leaves nothing worse.
-The budget counts every step. A VM moved earlier in the plan may be one of the
-two (its step then says so, as any repeat does), and aggregates that share hosts with others
-are not searched (their moves must keep the other aggregates, which the
-single-move kernel checks and this search does not).
+15 % less imbalance at budget 40, so there are none.) The first may raise
+the combined imbalance (that is why no single move was found), but never
+above what the aggregate had before the plan, so a plan stopped half-way
+still leaves nothing worse. The budget counts every step. The caller
+(:func:`kronos.core.spread._pair`) passes only VMs that have not moved in
+the plan. Aggregates that share hosts with others are not searched (their
+moves must keep the other aggregates, which the single-move kernel checks
+and this search does not).
 
 The search is bounded: VMs of the :data:`HOT` busiest hosts with VMs of the
 :data:`COLD` least busy ones, the third host among the :data:`THIRD`
@@ -83,7 +84,9 @@ def best_pair(
     order = act[np.argsort(combined, kind="stable")]
     hot, cold = order[::-1][:HOT], order[:COLD]
     cold = cold[~np.isin(cold, hot)]
-    room = ((world.cap[act] - world.used[act]) / np.maximum(world.cap[act], EPS)).min(axis=1)
+    # the tightest of the classes a host has (a class it lacks, PCPU or a device, is no room)
+    cap, free = world.cap[act], world.cap[act] - world.used[act]
+    room = np.where(cap > EPS, free / np.maximum(cap, EPS), np.inf).min(axis=1)
     third = np.unique(np.concatenate([order[:THIRD], act[np.argsort(-room, kind="stable")[:THIRD]]]))
     found: list[tuple[float, int, int, int, int, int]] = []  # value, v, a, u, b, c
     on = world.vm_host[cands]
@@ -203,6 +206,8 @@ def _try(
     # a VM that is not going home takes cells anew: put back the ones it and its hosts had
     touched = sorted({*srcs, *(d for _, d in moves)})
     cells, used = world.vm_cells[vms].copy(), world.cell_used[touched].copy()
+    # and the hosts' scores and use as they were, not as the undo's arithmetic leaves them
+    scores, taken = world.score[touched].copy(), world.used[touched].copy()
     done: list[tuple[int, int]] = []
     after: float | None = None
     for x, dest in moves:
@@ -219,4 +224,5 @@ def _try(
     for x, src in reversed(done):
         kernels.apply_move(x, src, w)
     world.moved[vms], world.vm_cells[vms], world.cell_used[touched] = moved, cells, used
+    world.score[touched], world.used[touched] = scores, taken
     return after

@@ -118,7 +118,7 @@ class _Side:
     weighed: bool = False
     #: the combined imbalance before the plan: no prefix of the plan may leave it higher
     ceiling: float = np.inf
-    #: VMs moved by a pair: each moves once in the plan, so that no later move undoes a pair
+    #: VMs moved up to the last pair, which no later move may move again: nothing undoes a pair
     paired: np.ndarray = attrs.field(factory=lambda: np.zeros(0, dtype=np.int64))
     steps: int = 0
     stop: Reason = NO_GAIN
@@ -207,7 +207,9 @@ def _pair(
             kernels.apply_move(v, b, w)
             seq.append((v, b, side.name))
         linked.append(tuple(seq[-2:]))
-        side.paired = np.concatenate([side.paired, [v for v, _ in found.moves]]).astype(np.int64)
+        # every VM moved so far stays: the pair relies on where they are (a later move could
+        # otherwise bring home a VM whose move made the room the pair took)
+        side.paired = side.cands[world.moved[side.cands]]
         side.steps += 2
         return True
     return False
@@ -219,6 +221,7 @@ def _next_gain(world: World, side: _Side, v: int, b: int, opts: SpreadOptions, p
     w = world.arrays()
     a = int(world.vm_host[v])
     moved, cells, used = bool(world.moved[v]), int(world.vm_cells[v]), world.cell_used[[a, b]].copy()
+    scores, taken = world.score[[a, b]].copy(), world.used[[a, b]].copy()
     kernels.apply_move(v, b, w)
     n, cur = kernels.stats(side.hosts, world.active, world.score, world.pw, side.var, side.tot)
     cands = side.cands[~np.isin(side.cands, side.paired)] if side.paired.size else side.cands
@@ -227,6 +230,7 @@ def _next_gain(world: World, side: _Side, v: int, b: int, opts: SpreadOptions, p
                                   side.tot, n, side.ov, pen)  # fmt: skip
     kernels.apply_move(v, a, w)
     world.moved[v], world.vm_cells[v], world.cell_used[[a, b]] = moved, cells, used
+    world.score[[a, b]], world.used[[a, b]] = scores, taken  # exactly, not as the undo adds up
     return float(cur - val) if nv >= 0 else 0.0
 
 
@@ -373,13 +377,16 @@ def plan_spread(world: World, group: list[str], budgets: dict[str, int], opts: S
     start = view.copy()
     now = start if view is world else world.copy()
     pen = _penalty(world, opts)
+    # pairs only on present scores: the present may refuse one step of a pair made on a forecast
+    # (_feasible_now) and leave the other alone
+    search = opts if view is world else attrs.evolve(opts, pair_moves=False)
     figures: dict[str, tuple[float, float]] = {}
     while names:
         sides = [_side(view, name, cands_of[name], budgets[name]) for name in names]
         linked: list[tuple[tuple[int, int, str], ...]] = []
-        seq = _search(view, start, sides, opts, pen, linked)
-        if opts.pair_moves and any(side.weighed for side in sides):
-            seq, linked, sides = _better_of(view, start, sides, seq, linked, opts, pen)
+        seq = _search(view, start, sides, search, pen, linked)
+        if search.pair_moves and any(side.weighed for side in sides):
+            seq, linked, sides = _better_of(view, start, sides, seq, linked, search, pen)
         if view is not world:
             seq = _feasible_now(now, seq)
         if world.outlook is None and opts.min_gain <= 0:
@@ -491,45 +498,25 @@ def describe(
     linked: list[tuple[tuple[int, int, str], ...]] = (),  # type: ignore[assignment]
 ) -> list[Move]:
     """Each step of ``seq`` as a Move, with what it does to both hosts, replayed from ``start``;
-    moves made together (``linked``, where still side by side) say so, the last with what
-    they did together."""
+    moves made together (``linked``, where still side by side and still a gain together) say
+    so, the last with what they did together."""
     world = start.copy()
     w = world.arrays()
     P = world.pw.size
     var, tot = np.zeros(P), np.zeros(P)
     seen: set[int] = set()
-    group_at: dict[int, tuple[int, int]] = {}  # step -> (first step of its group, steps)
-    for group in linked:
-        k = len(group)
-        for i in range(len(seq) - k + 1):
-            if tuple(seq[i : i + k]) == group and not any(j in group_at for j in range(i, i + k)):
-                group_at.update({j: (i, k) for j in range(i, i + k)})
-                break
-    combined_at: list[float] = []
     moves = []
-    for i, (v, b, aggregate) in enumerate(seq):
+    before_at: list[float] = []
+    for v, b, aggregate in seq:
         hosts = world.aggregates[aggregate]
         _, combined = kernels.stats(hosts, world.active, world.score, world.pw, var, tot)
-        combined_at.append(combined)
+        before_at.append(combined)
         a = int(world.vm_host[v])
         before = world.score.copy()
         kernels.apply_move(v, b, w)
         _, after = kernels.stats(hosts, world.active, world.score, world.pw, var, tot)
         reason = describe_move(world, v, a, b, before, combined, after)
-        why: tuple[Reason, ...] = (Reason("spread.gain", before=combined, after=after),)
-        if i in group_at:
-            first, k = group_at[i]
-            others = dict.fromkeys(world.vm_ids[x] for x, _, _ in seq[first : first + k] if x != v)
-            last = i == first + k - 1
-            why += (
-                Reason(
-                    "spread.together",
-                    detail=", ".join(others),
-                    count=k,
-                    before=combined_at[first] if last else None,
-                    after=after if last else None,
-                ),
-            )
+        gain = Reason("spread.gain", before=combined, after=after)
         again = render(Reason("spread.again")) if v in seen else None
         seen.add(v)
         moves.append(
@@ -540,11 +527,42 @@ def describe(
                 aggregate,
                 SPREAD,
                 "live-migrate",
-                why,
+                (gain,),
                 reason,
                 after,
                 again,
                 cells_taken(world, v),
             )
         )
+    for i, k in _together(seq, linked):
+        last = moves[i + k - 1]
+        if last.combined_after >= before_at[i]:
+            continue  # no longer a gain together where it now runs: not claimed
+        for j in range(i, i + k):
+            others = dict.fromkeys(world.vm_ids[x] for x, _, _ in seq[i : i + k] if x != seq[j][0])
+            done = j == i + k - 1
+            record = Reason(
+                "spread.together",
+                detail=", ".join(others),
+                count=k,
+                before=before_at[i] if done else None,
+                after=last.combined_after if done else None,
+            )
+            moves[j] = attrs.evolve(moves[j], why=(*moves[j].why, record))
     return moves
+
+
+def _together(
+    seq: list[tuple[int, int, str]], linked: list[tuple[tuple[int, int, str], ...]]
+) -> list[tuple[int, int]]:
+    """Where each group of ``linked`` still stands side by side in ``seq``: (first index, size)."""
+    found: list[tuple[int, int]] = []
+    taken: set[int] = set()
+    for group in linked:
+        k = len(group)
+        for i in range(len(seq) - k + 1):
+            if tuple(seq[i : i + k]) == group and not taken & set(range(i, i + k)):
+                taken.update(range(i, i + k))
+                found.append((i, k))
+                break
+    return found
