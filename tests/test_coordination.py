@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -315,13 +316,22 @@ def test_kronos_state_reads_and_changes_the_engines_shared_state_without_joining
 
 
 def test_kronos_state_with_a_config_and_no_backend_uses_the_engine_s_state_file(tmp_path: Path) -> None:
-    conf = tmp_path / "kronos.conf"
-    conf.write_text("[engine]\nstate_file = engine-state.json\n")
+    """[engine] state_file beside the conf (not the working directory), with the engines' holds."""
+    (tmp_path / "etc").mkdir()
+    conf = tmp_path / "etc" / "kronos.conf"
+    conf.write_text("[engine]\nstate_file = engine-state.json\ninstance_quarantine_seconds = 60\n")
     at = "2026-11-20T12:00:00Z"
     out = kronos_cli("state", "record-result", "--config", str(conf), "--instance", "vm-1",
-                     "--outcome", "PreFlightError", "--at", at)  # fmt: skip
+                     "--outcome", "MigrationFailed", "--at", at)  # fmt: skip
     assert out.returncode == 0, out.stderr
-    written = kronos.load_state(tmp_path / "engine-state.json")
-    assert "vm-1" in written.instance_cooldown_until or "vm-1" in written.quarantined_until
+    written = kronos.load_state(tmp_path / "etc" / "engine-state.json")
+    assert written.quarantined_until["vm-1"] == datetime(2026, 11, 20, 12, 1, tzinfo=UTC)  # 60 s
     both = kronos_cli("state", "show", "--config", str(conf), "--state", str(tmp_path / "x.json"))
     assert both.returncode == 64 and "give one" in both.stderr
+
+
+def test_kronos_state_with_an_unreachable_backend_is_a_temporary_failure(tmp_path: Path) -> None:
+    conf = tmp_path / "kronos.conf"
+    conf.write_text("[coordination]\nbackend_url = etcd3+http://127.0.0.1:1\n")
+    out = kronos_cli("state", "show", "--config", str(conf))
+    assert out.returncode == 75 and "Traceback" not in out.stderr, out.stderr

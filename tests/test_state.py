@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import kronos
+from kronos.testing import DEFAULT_TAKEN_AT
 from tests.conftest import kronos_cli
 
 
@@ -125,3 +126,17 @@ def test_changes_by_hand_go_to_the_audit_log(tmp_path: Path) -> None:
     assert [(x["event"], x["instance"]) for x in lines] == [("result_recorded", "vm-1"), ("released", "vm-1")]
     assert lines[0]["hold"] == "quarantine" and "hunter2" not in audit.read_text()
     assert lines[1]["who"]["pid"] != lines[0]["who"]["pid"]  # each line says which process acted
+
+
+def test_an_engine_reads_its_state_file_again_so_a_release_by_hand_holds(tmp_path: Path) -> None:
+    """A running engine's journal re-reads the file each cycle: its next write keeps the release."""
+    from kronos.adapters.journal import Journal
+
+    path = tmp_path / "state.json"
+    kronos.dump(kronos.record_result(None, "vm-q", "MigrationFailed", at=DEFAULT_TAKEN_AT), str(path))
+    journal = Journal(None, path, {"instance_cooldown": 900, "instance_quarantine_seconds": -1})
+    assert journal.state is not None and "vm-q" in journal.state.quarantined_until
+    out = kronos_cli("state", "release", "--state", str(path), "vm-q")
+    assert out.returncode == 0, out.stderr
+    journal.refresh()  # the engine's cycle start
+    assert journal.state is not None and "vm-q" not in journal.state.quarantined_until

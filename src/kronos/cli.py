@@ -1159,17 +1159,21 @@ def record_result_cmd(
     """Feed back a migration outcome: failures quarantine the VM, others cool it down."""
     import kronos
 
-    when, options = _now_or_clock(at, "--at"), _parse_sets(sets)
-    with _state_store(state_path, config_path) as store:
+    when, given = _now_or_clock(at, "--at"), _parse_sets(sets)
+    with _state_store(state_path, config_path) as (store, engine):
+        options = {**engine, **given}  # the engines' [engine] holds, unless --set says otherwise
         new = store.update(
             lambda current: kronos.record_result(current, instance, outcome, at=when, error=error, **options)
         )
+        label = store.label
     held = (
         "quarantine"
         if instance in new.quarantined_until
         else ("cooldown" if instance in new.instance_cooldown_until else "none")
     )
-    _audit(audit_path, "result_recorded", instance=instance, outcome=outcome, error=error, hold=held)
+    _audit(
+        audit_path, "result_recorded", instance=instance, outcome=outcome, error=error, hold=held, state=label
+    )
     from kronos.core.convert import format_time
 
     if instance in new.quarantined_until:
@@ -1196,7 +1200,7 @@ def release_cmd(
     """Lift INSTANCE's quarantine and cooldown."""
     import kronos
 
-    with _state_store(state_path, config_path) as store:
+    with _state_store(state_path, config_path) as (store, _):
         store.update(lambda current: kronos.release(current or kronos.State(), instance))
         label = store.label
     _audit(audit_path, "released", instance=instance, state_file=label)
@@ -1228,7 +1232,7 @@ def show_state(state_path: str | None, config_path: str | None, now: str | None,
 
     shape = listing.shape_of(shown)
     when = _now_or_clock(now, "--now")
-    with _state_store(state_path, config_path) as store:
+    with _state_store(state_path, config_path) as (store, _):
         current = prune(store.load() or kronos.State(), when)
     held = state_rows(current, format_time)
     if shape.asked:

@@ -116,7 +116,7 @@ class Group:
             raise ConfigError(
                 "[coordination] backend_url needs tooz: pip install 'kronos-planner[ha]'"
             ) from None
-        self._errors: tuple[type[BaseException], ...] = (coordination.ToozError, OSError)
+        self._errors = _backend_errors(coordination)
         self.member = config.member_id or default_member()
         self.group = config.group.encode()
         self.cloud_limit = cloud_limit
@@ -272,6 +272,17 @@ class Group:
         return _etcd_state(self._coord, self.group, self._errors)
 
 
+def _backend_errors(coordination: Any) -> tuple[type[BaseException], ...]:
+    """What a backend that does not answer raises: tooz's errors, and the etcd3 gateway
+    client's own, which tooz does not translate when it connects."""
+    errors: tuple[type[BaseException], ...] = (coordination.ToozError, OSError)
+    try:
+        from etcd3gw.exceptions import Etcd3Exception
+    except ImportError:
+        return errors
+    return (*errors, Etcd3Exception)
+
+
 def _etcd_state(coord: Any, group: bytes, errors: tuple[type[BaseException], ...]) -> EtcdState:
     """The group's shared state on ``coord``'s etcd client (ConfigError for another backend)."""
     client = getattr(coord, "client", None)
@@ -280,9 +291,7 @@ def _etcd_state(coord: Any, group: bytes, errors: tuple[type[BaseException], ...
             "[coordination] backend_url: the shared state (cooldowns, quarantines) needs "
             "an etcd3+http(s) backend"
         )
-    from etcd3gw.exceptions import Etcd3Exception  # the client's own, untranslated by tooz
-
-    return EtcdState(client, f"/kronos/{group.decode()}/state", (*errors, Etcd3Exception))
+    return EtcdState(client, f"/kronos/{group.decode()}/state", errors)
 
 
 @contextlib.contextmanager
@@ -293,7 +302,7 @@ def shared_state(config: CoordinationConfig) -> Iterator[EtcdState]:
         from tooz import coordination
     except ImportError:
         raise ConfigError("[coordination] backend_url needs tooz: pip install 'kronos-planner[ha]'") from None
-    errors: tuple[type[BaseException], ...] = (coordination.ToozError, OSError)
+    errors = _backend_errors(coordination)
     coord = coordination.get_coordinator(backend_url(config), f"state-{default_member()}".encode())
     try:
         coord.start(start_heart=False)

@@ -136,8 +136,11 @@ class Journal:
             self.audit("cooldown_set", instances={instance: self.state.instance_cooldown_until[instance]})
 
     def refresh(self) -> None:
-        """Read the shared state again (another engine may have written it); no-op for a file."""
+        """Read the state again: another engine, or an operator's ``kronos state``, may have
+        changed it since (a state file too: else the next write would undo the operator's)."""
         if self.store is None:
+            if self.state_path is not None and self.state_path.exists():
+                self.state = kronos.load_state(self.state_path)
             return
         if self._pending:
             self._change()

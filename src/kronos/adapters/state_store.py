@@ -14,6 +14,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import kronos
 from kronos.adapters.journal import SharedState
@@ -40,20 +41,26 @@ class FileState:
 
 
 @contextlib.contextmanager
-def open_state(state_path: str | None, config_path: str | None) -> Iterator[SharedState]:
-    """The state ``--state`` names, or the one ``--config``'s engines keep (module docstring)."""
+def open_state(
+    state_path: str | None, config_path: str | None
+) -> Iterator[tuple[SharedState, dict[str, Any]]]:
+    """The state ``--state`` names, or the one ``--config``'s engines keep (module docstring),
+    with the options those engines turn an outcome into a hold with (``[engine]``
+    ``instance_cooldown``, ``instance_quarantine_seconds``; none for a file)."""
     if config_path is None:
-        yield FileState(state_path or "state.json")
+        yield FileState(state_path if state_path is not None else "state.json"), {}
         return
     from kronos.adapters import coordination
     from kronos.adapters.config import load_config
+    from kronos.adapters.journal import state_options
 
     config = load_config(config_path, os.environ, require_scope=False, policies=False)
+    options = state_options(config)
     if not config.coordination.backend_url:
         path = config.path(config.engine.state_file)
         if path is None:
             raise ConfigError(f"{config_path}: [engine] state_file is empty (and no [coordination])")
-        yield FileState(str(path))
+        yield FileState(str(path)), options
         return
     with coordination.shared_state(config.coordination) as store:
-        yield store
+        yield store, options
