@@ -934,7 +934,7 @@ def generate_tight(
     generated, so the cloud wants balancing while most single moves find no
     room: where a greedy of single moves stalls and swaps and chains do not.
     """
-    snap = generate(hosts=hosts, vms=vms, groups=groups, seed=seed)
+    snap = generate(hosts=hosts, vms=vms, groups=groups, seed=seed, taken_at=taken_at)
     rng = _stream(seed, "tight")
     keys = ("vcpus", "memory_mb", "disk_gb")
     index = {h.name: i for i, h in enumerate(snap.hosts)}

@@ -43,6 +43,25 @@ class SharedState(Protocol):
     def update(self, change: Callable[[State | None], State]) -> State: ...
 
 
+class FileState:
+    """A ``kronos.state/1`` file: read whole, written whole and atomically; each change reads
+    it first, so what another process (an operator's ``kronos state``) wrote is kept."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.label = self.path
+
+    def load(self) -> State | None:
+        if self.path != "-" and not Path(self.path).exists():
+            return None
+        return kronos.load_state(self.path)
+
+    def update(self, change: Callable[[State | None], State]) -> State:
+        new = change(self.load())
+        kronos.dump(new, self.path)
+        return new
+
+
 class Journal:
     def __init__(
         self,
@@ -60,22 +79,19 @@ class Journal:
         :class:`kronos.adapters.audit.Audit`, told of every step and every state change;
         ``store``: the state shared by several engines (then ``state_path`` is not used)."""
         self.audit = audit or (lambda event, **fields: None)
+        if store is None and state_path:
+            check_writable(Path(state_path), labels[1])
+            store = FileState(state_path)
         self.store = store
-        self.state_path = Path(state_path) if state_path and store is None else None
-        if self.state_path is not None:
-            check_writable(self.state_path, labels[1])
         self.state_options = state_options
         self.clock = clock
         self.also = also
-        self.state = (
-            kronos.load_state(self.state_path) if self.state_path and self.state_path.exists() else None
-        )
+        self.state: State | None = None
         #: outcomes the shared state has not taken yet (its backend was unreachable): applied first
         #: at the next write or refresh, so no result is lost
         self._pending: list[Callable[[State | None], State]] = []
         self._out = open_append(results_path, labels[0]) if results_path else None
-        if store is not None:
-            self.refresh()
+        self.refresh()
 
     def __call__(self, result: StepResult) -> None:
         if result.error:
@@ -137,10 +153,8 @@ class Journal:
 
     def refresh(self) -> None:
         """Read the state again: another engine, or an operator's ``kronos state``, may have
-        changed it since (a state file too: else the next write would undo the operator's)."""
+        changed it since."""
         if self.store is None:
-            if self.state_path is not None and self.state_path.exists():
-                self.state = kronos.load_state(self.state_path)
             return
         if self._pending:
             self._change()
@@ -159,17 +173,8 @@ class Journal:
             assert state is not None, "_change() with nothing to change"
             return state
 
-        if self.store is not None:
-            self.state = self.store.update(apply)
-            del self._pending[: len(pending)]
-        else:
-            self.state = apply(self.state)
-            del self._pending[: len(pending)]
-            self.save()
-
-    def save(self) -> None:
-        if self.state_path is not None and self.state is not None:
-            kronos.dump(self.state, self.state_path)
+        self.state = self.store.update(apply) if self.store is not None else apply(self.state)
+        del self._pending[: len(pending)]
 
     def close(self) -> None:
         if self._out is not None:

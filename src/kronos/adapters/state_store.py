@@ -12,32 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-import kronos
-from kronos.adapters.journal import SharedState
-from kronos.core.model import State
+from kronos.adapters.journal import FileState, SharedState
 from kronos.errors import ConfigError
-
-
-class FileState:
-    """A ``kronos.state/1`` file: read whole, written whole and atomically."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.label = path
-
-    def load(self) -> State | None:
-        if self.path != "-" and not Path(self.path).exists():
-            return None
-        return kronos.load_state(self.path)
-
-    def update(self, change: Callable[[State | None], State]) -> State:
-        new = change(self.load())
-        kronos.dump(new, self.path)
-        return new
 
 
 @contextlib.contextmanager

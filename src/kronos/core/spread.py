@@ -14,6 +14,8 @@ moves (:func:`tidy`) and explains them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 import numpy as np
 from attrs import define
@@ -118,8 +120,9 @@ class _Side:
     weighed: bool = False
     #: the combined imbalance before the plan: no prefix of the plan may leave it higher
     ceiling: float = np.inf
-    #: VMs moved up to the last pair, which no later move may move again: nothing undoes a pair
-    paired: np.ndarray = attrs.field(factory=lambda: np.zeros(0, dtype=np.int64))
+    #: the VMs single moves may move: after a pair, those not moved yet (a VM moved up to a
+    #: pair stays, so nothing undoes the pair); None: all of ``cands``
+    singles: np.ndarray | None = None
     steps: int = 0
     stop: Reason = NO_GAIN
 
@@ -149,9 +152,9 @@ def _greedy(
                 side.stop = BALANCED
                 continue
             # a VM another aggregate of the group moved off these hosts is not this one's to move
-            here = side.cands[side.member[world.vm_host[side.cands]]] if len(sides) > 1 else side.cands
-            if side.paired.size:  # a VM a pair moved stays where the pair put it
-                here = here[~np.isin(here, side.paired)]
+            here = side.cands if side.singles is None else side.singles
+            if len(sides) > 1:
+                here = here[side.member[world.vm_host[here]]]
             v, b, val = kernels.best_move(side.hosts, here, side.host_cls, side.n_cls,
                                           cur - opts.min_improvement, opts.prune, w, True, side.var,
                                           side.tot, n, side.ov, pen)  # fmt: skip
@@ -209,7 +212,7 @@ def _pair(
         linked.append(tuple(seq[-2:]))
         # every VM moved so far stays: the pair relies on where they are (a later move could
         # otherwise bring home a VM whose move made the room the pair took)
-        side.paired = side.cands[world.moved[side.cands]]
+        side.singles = side.cands[~world.moved[side.cands]]
         side.steps += 2
         return True
     return False
@@ -224,7 +227,7 @@ def _next_gain(world: World, side: _Side, v: int, b: int, opts: SpreadOptions, p
     scores, taken = world.score[[a, b]].copy(), world.used[[a, b]].copy()
     kernels.apply_move(v, b, w)
     n, cur = kernels.stats(side.hosts, world.active, world.score, world.pw, side.var, side.tot)
-    cands = side.cands[~np.isin(side.cands, side.paired)] if side.paired.size else side.cands
+    cands = side.cands if side.singles is None else side.singles
     nv, _, val = kernels.best_move(side.hosts, cands, side.host_cls, side.n_cls,
                                   cur - opts.min_improvement, opts.prune, w, True, side.var,
                                   side.tot, n, side.ov, pen)  # fmt: skip
@@ -495,7 +498,7 @@ def tidy(start: World, seq: list[tuple[int, int, str]]) -> list[tuple[int, int, 
 def describe(
     start: World,
     seq: list[tuple[int, int, str]],
-    linked: list[tuple[tuple[int, int, str], ...]] = (),  # type: ignore[assignment]
+    linked: Sequence[tuple[tuple[int, int, str], ...]] = (),
 ) -> list[Move]:
     """Each step of ``seq`` as a Move, with what it does to both hosts, replayed from ``start``;
     moves made together (``linked``, where still side by side and still a gain together) say
@@ -553,7 +556,7 @@ def describe(
 
 
 def _together(
-    seq: list[tuple[int, int, str]], linked: list[tuple[tuple[int, int, str], ...]]
+    seq: list[tuple[int, int, str]], linked: Sequence[tuple[tuple[int, int, str], ...]]
 ) -> list[tuple[int, int]]:
     """Where each group of ``linked`` still stands side by side in ``seq``: (first index, size)."""
     found: list[tuple[int, int]] = []
