@@ -312,9 +312,64 @@ def test_sequence_orders_a_chain_and_drops_a_swap() -> None:
     _, moves, dropped = sequence(world, "agg", hosts, vms, np.array([1, 2]))
     assert [(m.vm, m.destination) for m in moves] == [(1, 2), (0, 1)] and dropped == []
     assert [w.rule for m in moves for w in m.why] == ["pack.make_room", "pack.empty"]  # h1 keeps a VM
-    # a and b trading hosts: neither can go first (no parking yet), both dropped
-    _, moves, dropped = sequence(world, "agg", hosts, vms, np.array([1, 0]))
+    # a and b trading hosts: neither can go first; with no step to spare, both are dropped
+    _, moves, dropped = sequence(world, "agg", hosts, vms, np.array([1, 0]), budget=2)
     assert moves == [] and dropped == [0, 1]
+    # with one to spare, one parks on h2 (the only host with room) and moves on last
+    after, moves, dropped = sequence(world, "agg", hosts, vms, np.array([1, 0]), budget=3)
+    assert dropped == [] and after.vm_host[:2].tolist() == [1, 0]
+    parked = moves[0].vm
+    assert [(m.vm, m.destination) for m in moves] == [(parked, 2), (1 - parked, parked), (parked, 1 - parked)]
+    assert [m.repeat_reason is not None for m in moves] == [False, False, True]
+    assert moves[0].why[0].rule == "pack.park"
+
+
+def ring_snapshot() -> kronos.Snapshot:
+    """Two hosts hold 20 vCPUs in a 10 + 10 split only if h0 and h1 trade VMs.
+
+    h0 (10 vCPUs): A 5 + a 3; h1 (10): B 4 + b 5; h2 (8): C 3. The only
+    two-host placements put {A, b} on one of h0 and h1 and {a, B, C} on
+    the other (h2 holds neither set), and every first move of either
+    is blocked: one VM must park on h2 and move again.
+    """
+    from kronos.core.model import VM, Aggregate, Capacity, Flavor, Host, Policy
+    from kronos.testing import DEFAULT_TAKEN_AT
+
+    vms = (("A", "h0", 5), ("a", "h0", 3), ("B", "h1", 4), ("b", "h1", 5), ("C", "h2", 3))
+    return kronos.Snapshot(
+        taken_at=DEFAULT_TAKEN_AT,
+        policies=(Policy("cpu", mode="pack"),),
+        aggregates=(Aggregate("agg", ("h0", "h1", "h2")),),
+        hosts=tuple(
+            Host(h, Capacity(float(c), 65536.0, 1000.0), scores={"cpu": 0.5})
+            for h, c in (("h0", 10), ("h1", 10), ("h2", 8))
+        ),
+        vms=tuple(
+            VM(id=n, host=h, flavor=Flavor(f"f{c}", c, 512, 1), weights={"cpu": c / 20}) for n, h, c in vms
+        ),
+    )
+
+
+@pytest.mark.parametrize("budget", [None, 3])
+def test_exact_parks_a_vm_to_trade_hosts(budget: int | None, checker) -> None:  # type: ignore[no-untyped-def]
+    snap = ring_snapshot()
+    plan = exact(snap, budget="unlimited" if budget is None else budget, time_limit=5.0)
+    checker(snap, plan)
+    opt = plan.summary.aggregates["agg"].optimality
+    assert opt is not None and opt.bound == 2
+    if budget is None:
+        # 2 hosts (proven) in 4 steps: one VM parks on h2, which ends empty
+        assert opt.objective == 2 and opt.status == "optimal"
+        assert len(plan.steps) == 4
+        again = [s for s in plan.steps if s.repeat_reason]
+        assert len(again) == 1 and again[0].source == "h2"
+        first = next(s for s in plan.steps if s.instance == again[0].instance)
+        assert first.destination == "h2" and first.why[0].rule == "pack.park"
+    else:
+        # the three moves of the target fit the budget, the parking move does not
+        assert opt.objective == 3 and not any(s.repeat_reason for s in plan.steps)
+        notes = plan.summary.aggregates["agg"].why.notes  # type: ignore[union-attr]
+        assert any(r.rule == "pack.exact_dropped" for r in notes)
 
 
 def test_ha_reserve_hosts_stay_untouched(checker) -> None:  # type: ignore[no-untyped-def]
@@ -335,3 +390,32 @@ def test_same_snapshot_same_plan_when_solved_within_the_limit() -> None:
     assert [(s.instance, s.destination) for s in one.steps] == [
         (s.instance, s.destination) for s in two.steps
     ]
+
+
+@pytest.mark.parametrize("budget", ["unlimited", 20])
+def test_neighbourhoods_when_too_large_to_model_whole(
+    budget: str | int, monkeypatch: pytest.MonkeyPatch, tmp_path, checker
+) -> None:  # type: ignore[no-untyped-def]
+    """Past MAX_PAIRS the search goes by neighbourhoods of the greedy's plan: on the cloud where
+    the whole model empties one host more than the greedy (docs/exact.md), so do they."""
+    from kronos.core import exact as exact_module
+
+    monkeypatch.setattr(exact_module, "MAX_PAIRS", 2_000)  # the whole model: 240 x 20 pairs
+    monkeypatch.setattr(exact_module, "LNS_PAIRS", 2_000)  # neighbourhoods of 8 of the 9 hosts left
+    snap = kronos.generate(hosts=20, vms=240, groups=12, seed=1, mode="pack", fill=0.3, heterogeneous=True)
+    greedy = kronos.plan(snap, mode="pack", budget=budget)
+    plan = exact(snap, budget=budget, time_limit=10.0)
+    checker(snap, plan)
+    summary = next(iter(plan.summary.aggregates.values()))
+    opt = summary.optimality
+    assert opt is not None and opt.neighbourhoods is not None
+    hoods = opt.neighbourhoods
+    assert 1 <= hoods.optimal <= hoods.searched and 2 <= hoods.hosts <= 20
+    assert opt.objective <= objective_hosts(greedy, next(iter(greedy.summary.aggregates)))
+    assert opt.bound <= opt.objective and opt.status == "feasible"
+    if budget == "unlimited":
+        assert hoods.improved >= 1 and opt.objective == 8  # the greedy keeps 9 hosts
+    assert len(plan.steps) <= (240 if budget == "unlimited" else 20)
+    assert any(r.rule == "pack.exact_neighbourhoods" for r in summary.why.notes)  # type: ignore[union-attr]
+    kronos.dump(plan, tmp_path / "plan.json")
+    assert kronos.load_plan(tmp_path / "plan.json") == plan

@@ -41,10 +41,12 @@ Per aggregate, after the greedy pack ran (:func:`improve`):
    every rule (NUMA cells included). Moves that cannot go now wait for
    others; when none can go, a VM leaving a host the target empties may go
    where it fits tightest among the hosts the target keeps; failing that,
-   the moves off the stuck VMs' hosts are dropped (those hosts stay) and
-   sequencing starts again, and while time is left the model is solved
-   again with those hosts pinned. The plan's notes name them. No parking
-   moves (a VM moving twice) yet.
+   a VM whose host another stuck VM waits for parks on a host with room
+   and moves on to its target later (the budget permitting: the second
+   step carries a ``repeat_reason``); failing that, the moves off the
+   stuck VMs' hosts are dropped (those hosts stay) and sequencing starts
+   again, and while time is left the model is solved again with those
+   hosts pinned. The plan's notes name them.
 4. **Keep the better** of the greedy's plan and the sequenced one (on a
    tie the one with fewer steps, the greedy's if equal), and report FORMATS
    §6 ``optimality``: the plan's objective, recomputed from the placement it leaves, and the largest of
@@ -62,10 +64,11 @@ from attrs import frozen
 
 from kronos.core import kernels, rules
 from kronos.core.arrays import World
-from kronos.core.model import Optimality, Reason
+from kronos.core.model import Neighbourhoods, Optimality, Reason
 from kronos.core.moves import AggregateOutcome, Move
 from kronos.core.options import PackOptions
 from kronos.core.pack import _Recorder, movable_for_emptying, reserve_hosts, unit
+from kronos.core.reasons import render
 from kronos.errors import UnavailableError
 
 #: FORMATS §6 ``solver``
@@ -73,6 +76,12 @@ SOLVER = "cp-sat"
 #: (VM, host) pairs beyond which an aggregate is not modelled (CP-SAT would not get far in
 #: seconds); the plan is the greedy's and ``optimality`` carries the simple bound
 MAX_PAIRS = 400_000
+#: a neighbourhood's (VM, host) pairs at most, its hosts at most, the rounds a time limit
+#: is shared among, and the rounds in a row without a gain that end the search
+LNS_PAIRS = 10_000
+LNS_HOSTS = 40
+LNS_ROUNDS = 5
+LNS_MISSES = 3
 #: integer units per largest host capacity when a dimension is not in whole numbers
 SCALE = 1_000_000
 TOL = 1e-6
@@ -581,19 +590,27 @@ def sequence(
     vms: np.ndarray,
     target: np.ndarray,
     closed: np.ndarray | None = None,
+    budget: int | None = None,
+    measure: np.ndarray | None = None,
 ) -> tuple[World, list[Move], list[int]]:
     """Moves to ``target`` (a host per VM of ``vms``), each valid on the real world when taken.
 
     Returns the world after them, the moves, and the hosts whose moves
     were dropped because some of them could not be sequenced. ``closed``:
-    hosts no VM may go to (``ha_reserve``).
+    hosts no VM may go to (``ha_reserve``); ``budget``: steps the plan may
+    take (None: any), so parking moves use only what the target's own moves
+    leave of it; ``measure``: the aggregate's hosts, when ``hosts`` is a
+    neighbourhood of it (steps report the aggregate's imbalance).
     """
     origin = start.vm_host[vms]
     want = {int(v): int(b) for v, b, a in zip(vms, target, origin, strict=True) if b != a}
     shut = closed if closed is not None else np.zeros(len(start.host_names), dtype=np.bool_)
     dropped: list[int] = []
     while True:
-        world, moves, stuck = _try(start, aggregate, hosts, want, shut)
+        spare = len(vms) if budget is None else max(budget - len(want), 0)
+        world, moves, stuck = _try(
+            start, aggregate, hosts, want, shut, spare, hosts if measure is None else measure
+        )
         if not stuck:
             return world, moves, sorted(dropped)
         sources = {int(start.vm_host[v]) for v in stuck}
@@ -602,18 +619,26 @@ def sequence(
 
 
 def _try(
-    start: World, aggregate: str, hosts: np.ndarray, want: dict[int, int], closed: np.ndarray
+    start: World,
+    aggregate: str,
+    hosts: np.ndarray,
+    want: dict[int, int],
+    closed: np.ndarray,
+    spare: int,
+    measure: np.ndarray,
 ) -> tuple[World, list[Move], list[int]]:
     """Take the moves of ``want`` whenever they are valid, pass after pass; returns what is stuck.
 
     Moves off hosts that keep VMs (they make room) go first, then hosts are
     emptied, smallest first, each VM biggest first. When no move can go, a
     VM leaving a host the target empties may go where it fits tightest
-    among the hosts the target keeps (as the greedy's steps do), and the
+    among the hosts the target keeps (as the greedy's steps do); failing
+    that, and while ``spare`` steps are left, a VM whose host another VM
+    waits for is parked on a host with room (:func:`_park`), and the
     passes go on.
     """
     world = start.copy()
-    rec = _Recorder(world, hosts, aggregate)
+    rec = _Recorder(world, measure, aggregate)
     H = len(start.host_names)
     count = np.bincount(start.vm_host, minlength=H)
     final = count.copy()
@@ -645,8 +670,11 @@ def _try(
             else Reason("pack.make_room", host=name)
         )
         why[v] = (rule,)
+    parked: dict[int, str] = {}  # VM -> its second move's repeat_reason
+    room = np.zeros(H, dtype=np.bool_)
+    room[hosts] = rules.receivers(start)[hosts] & ~closed[hosts]
     while pending:
-        rest = [v for v in pending if not _take(rec, v, want[v], why[v])]
+        rest = [v for v in pending if not _take(rec, v, want[v], why[v], parked.get(v))]
         if len(rest) < len(pending):
             pending = rest
             continue
@@ -654,20 +682,164 @@ def _try(
             a = int(world.vm_host[v])
             if emptied[a]:
                 b = int(kernels.best_fit(v, a, act, keep, rec.w, norm))
-                if b >= 0 and _take(rec, v, b, why[v]):
+                if b >= 0 and _take(rec, v, b, why[v], parked.get(v)):
                     pending = [u for u in pending if u != v]
                     break
         else:
-            break
+            if len(parked) >= spare or not _park(rec, rest, want, parked, np.flatnonzero(room), final):
+                break
     return world, rec.moves, pending
 
 
-def _take(rec: _Recorder, v: int, b: int, why: tuple[Reason, ...]) -> bool:
+def _take(rec: _Recorder, v: int, b: int, why: tuple[Reason, ...], again: str | None = None) -> bool:
     """Move v to b on the recorder's world if every rule allows it now."""
     if not rules.feasible(v, int(rec.world.vm_host[v]), b, rec.w, True):
         return False
-    rec.move(v, b, why)
+    rec.move(v, b, why, again)
     return True
+
+
+def _park(
+    rec: _Recorder,
+    stuck: list[int],
+    want: dict[int, int],
+    parked: dict[int, str],
+    room: np.ndarray,
+    final: np.ndarray,
+) -> bool:
+    """Move one stuck VM out of the way, to a host with room, if that lets another stuck VM in.
+
+    The cycle it breaks: VMs that must trade hosts (or go round a ring of
+    full hosts), none of which can go first. The parked VM stays pending
+    and moves again to its target later; that step carries a
+    ``repeat_reason`` (FORMATS §2 allows a parking move so). Hosts the
+    target empties are tried first, then those with the most room, so
+    parking takes no room the target needs for good. Each VM parks once.
+    """
+    world = rec.world
+    free = ((world.cap[room] - world.used[room]) / np.maximum(world.cap[room], 1e-12)).min(axis=1)
+    order = room[np.lexsort((room, -free, final[room] > 0))]
+    for u in stuck:
+        a = int(world.vm_host[u])
+        waiting = [v for v in stuck if v != u and want[v] == a]
+        if u in parked or not waiting:
+            continue
+        for p in order.tolist():
+            if p == want[u] or not rules.feasible(u, a, p, rec.w, True):
+                continue
+            k = len(rec.moves)
+            name = world.host_names[p]
+            rec.move(u, p, (Reason("pack.park", host=world.host_names[a], detail=world.host_names[want[u]]),))
+            if any(rules.feasible(v, int(world.vm_host[v]), a, rec.w, True) for v in waiting):
+                parked[u] = render(Reason("pack.unpark", host=name))
+                return True
+            rec.undo_to(k)
+    return False
+
+
+def search_neighbourhoods(
+    base: World,
+    after: World,
+    hosts: np.ndarray,
+    vms: np.ndarray,
+    closed: np.ndarray,
+    budget: int,
+    kind: str,
+    time_limit: float,
+) -> tuple[Solution, Neighbourhoods]:
+    """Large-neighbourhood search for an aggregate too large to model whole.
+
+    It improves a *target* (a host per VM of ``vms``), starting from the
+    greedy's end placement ``after``; the plan is then sequenced from
+    ``base`` like a whole model's target, so each VM still moves once.
+    Each round models a few hosts of the target with every VM on them
+    (:func:`_neighbourhood`), solves that exactly, and takes the solution
+    if it empties a host or cuts cost. The least full hosts are always in;
+    the rest rotates through the next least full, so a round that finds
+    nothing looks elsewhere. A VM whose target the round changes counts
+    as a move against the budget, even one going home (safe, not tight).
+    Stops when the time limit (CP-SAT's own clock, summed), the budget or
+    :data:`LNS_MISSES` rounds in a row without a gain say so.
+    """
+    target = after.copy()
+    target.moved[:] = False  # a target, not a plan: every VM may change its end host
+    origin = base.vm_host[vms]
+    movable = movable_for_emptying(base)
+    searched = optimal = improved = largest = misses = 0
+    spent = 0.0
+    per = max(time_limit / LNS_ROUNDS, 0.2)
+    while misses < LNS_MISSES and time_limit - spent >= 0.05:
+        left = budget - int((target.vm_host[vms] != origin).sum())
+        hood = _neighbourhood(target, hosts, closed, searched)
+        if hood.size < 2 or left <= 0:
+            break
+        sub = vms[np.isin(target.vm_host[vms], hood)]
+        limit = min(per, time_limit - spent)
+        sol = solve(target, hood, sub, movable, closed, left, kind, target.vm_host[sub], limit)
+        spent += sol.seconds
+        searched += 1
+        optimal += sol.status == "optimal"
+        largest = max(largest, int(hood.size))
+        if (
+            sol.target is not None
+            and sol.objective is not None
+            and sol.objective < objective_of(target, hood, kind) - TOL
+        ):
+            w = target.arrays()
+            for v, b in zip(sub.tolist(), sol.target.tolist(), strict=True):
+                if b != target.vm_host[v]:
+                    kernels.apply_move(v, b, w)
+            target.moved[:] = False
+            improved += 1
+            misses = 0
+            continue
+        misses += 1
+    value = objective_of(target, hosts, kind)
+    found = Solution(target.vm_host[vms].copy(), "skipped", -math.inf, spent, value)
+    return found, Neighbourhoods(searched, optimal, largest, improved)
+
+
+def _neighbourhood(world: World, hosts: np.ndarray, closed: np.ndarray, round_: int) -> np.ndarray:
+    """Round ``round_``'s hosts: the least full of those holding VMs (the ones a plan can
+    still empty), half of them always, the other half rotating through the next least
+    full; as many as keep (VMs on them) x (hosts) within :data:`LNS_PAIRS`."""
+    count = np.bincount(world.vm_host, minlength=len(world.host_names))
+    ok = hosts[rules.receivers(world)[hosts] & ~closed[hosts] & world.active[hosts] & (count[hosts] > 0)]
+    if ok.size < 2:
+        return np.asarray(ok, dtype=np.int64)
+    fill = (world.used[ok] / np.maximum(world.cap[ok], 1e-12)).max(axis=1)
+    order = ok[np.lexsort((ok, fill))]
+    vms_per = max(float(count[order].mean()), 1.0)
+    size = int(np.clip(math.isqrt(int(LNS_PAIRS / vms_per)), 2, min(LNS_HOSTS, order.size)))
+    half = size // 2
+    rest = order[half:]
+    start = (round_ * (size - half)) % rest.size
+    hood = np.concatenate([order[:half], np.roll(rest, -start)[: size - half]])
+    # the host count came from an average: trim until the pairs fit
+    while hood.size > 2 and int(count[hood].sum()) * hood.size > LNS_PAIRS:
+        hood = hood[:-1]
+    return np.sort(hood)
+
+
+def _assign(world: World, other: World) -> None:
+    """``world`` takes ``other``'s placement (every array, in place: callers hold it)."""
+    for f in attrs.fields(World):
+        if isinstance(getattr(world, f.name), np.ndarray):
+            getattr(world, f.name)[...] = getattr(other, f.name)
+
+
+def _with_moves(
+    greedy: AggregateOutcome, world: World, moves: list[Move], opts: PackOptions
+) -> AggregateOutcome:
+    """The greedy's outcome with another plan's steps (``world`` is after them)."""
+    now = np.bincount(world.vm_host, minlength=len(world.host_names))
+    emptied = sorted({mv.source for mv in moves if now[mv.source] == 0})
+    return attrs.evolve(
+        greedy,
+        moves=tuple(moves),
+        post_drain={world.host_names[h]: opts.post_drain_action for h in emptied},
+        skipped=None if moves else greedy.skipped,
+    )
 
 
 def improve(
@@ -700,6 +872,7 @@ def improve(
     relief = [mv for mv in greedy.moves if any(w.rule == "pack.relieve" for w in mv.why)]
     notes: list[Reason] = []
     sol = Solution(None, "skipped", -math.inf, 0.0)
+    hoods = None
     base = start
     if relief:
         # relief comes first, as in the greedy; the exact search packs what it leaves, so
@@ -713,14 +886,25 @@ def improve(
     elif vms.size:
         hint = world.vm_host[vms]
         sol = solve(base, hosts, vms, movable_for_emptying(base), closed, left, kind, hint, opts.time_limit)
-        if sol.status == "skipped":
-            notes.append(Reason("pack.exact_skipped", detail=f"more than {MAX_PAIRS} (VM, host) pairs"))
+        if sol.status == "skipped" and greedy_value > bound + TOL:
+            # too large to model whole: neighbourhoods of the greedy's end placement
+            sol, hoods = search_neighbourhoods(base, world, hosts, vms, closed, left, kind, opts.time_limit)
+            notes.append(
+                Reason(
+                    "pack.exact_neighbourhoods",
+                    count=hoods.searched,
+                    value=hoods.optimal,
+                    after=hoods.improved,
+                    need=hoods.hosts,
+                    limit=MAX_PAIRS,
+                )
+            )
         if relief:
             sol = attrs.evolve(sol, bound=-math.inf)
     out = greedy
     value = greedy_value
     if sol.target is not None and sol.objective is not None and sol.objective < greedy_value + TOL:
-        after, moves, dropped = sequence(base, aggregate, hosts, vms, sol.target, closed)
+        after, moves, dropped = sequence(base, aggregate, hosts, vms, sol.target, closed, left)
         exact_value = objective_of(after, hosts, kind)
         spent, pinned = sol.seconds, np.zeros(len(start.host_names), dtype=np.bool_)
         for _ in range(RETRIES):
@@ -735,7 +919,7 @@ def improve(
             spent += again.seconds
             if again.target is None:
                 break
-            after2, moves2, dropped2 = sequence(base, aggregate, hosts, vms, again.target, closed)
+            after2, moves2, dropped2 = sequence(base, aggregate, hosts, vms, again.target, closed, left)
             value2 = objective_of(after2, hosts, kind)
             if value2 > exact_value - TOL and len(moves2) >= len(moves):
                 break
@@ -747,18 +931,9 @@ def improve(
             notes.append(Reason("pack.exact_dropped", hosts=tuple(start.host_names[h] for h in lost)))
         tie = abs(exact_value - greedy_value) <= TOL
         if exact_value < greedy_value - TOL or (tie and len(moves) < len(greedy.moves)):
-            for f in attrs.fields(World):
-                if isinstance(getattr(world, f.name), np.ndarray):
-                    getattr(world, f.name)[...] = getattr(after, f.name)
+            _assign(world, after)
             value = exact_value
-            now = np.bincount(world.vm_host, minlength=len(world.host_names))
-            emptied = sorted({mv.source for mv in moves if now[mv.source] == 0})
-            out = attrs.evolve(
-                greedy,
-                moves=tuple(moves),
-                post_drain={world.host_names[h]: opts.post_drain_action for h in emptied},
-                skipped=None if moves else greedy.skipped,
-            )
+            out = _with_moves(greedy, world, moves, opts)
     bound = min(max(bound, sol.bound), value)  # a true bound never exceeds a plan's value
     if out is not greedy:
         # pack's hosts_lower_bound takes split affinity groups as staying, which the exact
@@ -789,5 +964,5 @@ def improve(
             before=greedy_value,
         )
     )
-    opt = Optimality(SOLVER, status, value, float(bound), float(gap), round(sol.seconds, 3), kind)
+    opt = Optimality(SOLVER, status, value, float(bound), float(gap), round(sol.seconds, 3), kind, hoods)
     return attrs.evolve(out, notes=(*out.notes, *notes), optimality=opt)

@@ -284,6 +284,23 @@ class Step:
 
 
 @frozen
+class Neighbourhoods:
+    """What the exact search proved of an aggregate too large to model whole (issue 19's
+    "say what was proven"): it solved neighbourhoods of the greedy's plan, each a few
+    hosts with every VM on them. A proof about a neighbourhood is no bound on the
+    aggregate, so it lives here and never in ``Optimality.bound``."""
+
+    #: neighbourhoods solved, and how many of them to proven optimality (no better
+    #: placement of their VMs on their hosts, under the same rules and the budget left)
+    searched: int
+    optimal: int
+    #: hosts in the largest one
+    hosts: int
+    #: neighbourhoods whose solution the plan took (it emptied hosts or cut cost)
+    improved: int
+
+
+@frozen
 class Optimality:
     """FORMATS §6: how good a solver's plan for one aggregate is, and how sure it is."""
 
@@ -294,6 +311,7 @@ class Optimality:
     gap: float
     seconds: float
     objective_kind: str
+    neighbourhoods: Neighbourhoods | None = None
 
 
 @frozen

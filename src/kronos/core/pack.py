@@ -198,15 +198,29 @@ class _Recorder:
         self.tot = np.zeros(world.pw.size)
         self.moves: list[Move] = []
 
-    def move(self, v: int, b: int, why: tuple[Reason, ...]) -> None:
+    def move(self, v: int, b: int, why: tuple[Reason, ...], again: str | None = None) -> None:
+        """``again``: the step's ``repeat_reason`` when v moved earlier in this plan."""
         world = self.world
         a = int(world.vm_host[v])
         kernels.apply_move(v, b, self.w)
         _, combined = kernels.stats(self.hosts, world.active, world.score, world.pw, self.var, self.tot)
         reason = describe_arrival(world, v, a, b, render_all(why))
         cells = cells_taken(world, v)
+        act = action_of(world, v)
         self.moves.append(
-            Move(v, a, b, self.aggregate, PACK, action_of(world, v), why, reason, combined, numa_cells=cells)
+            Move(
+                v,
+                a,
+                b,
+                self.aggregate,
+                PACK,
+                act,
+                why,
+                reason,
+                combined,
+                repeat_reason=again,
+                numa_cells=cells,
+            )
         )
 
     def undo_to(self, k: int) -> None:

@@ -138,6 +138,11 @@ DECISIONS: dict[str, Callable[[Reason], str]] = {
     "pack.relieve": lambda x: f"relieve {x.host} ({x.policy} {x.value:.3f} > {_g(x.limit)})",
     "pack.empty": lambda x: f"empty {x.host} ({x.count} VM{'s' if x.count != 1 else ''})",
     "pack.make_room": lambda x: f"make room on {x.host} (exact target: it keeps VMs, others arrive)",
+    "pack.park": lambda x: (
+        f"parked for now: VMs bound for {x.host} cannot go until it leaves, "
+        f"and {x.detail}, its exact target, has no room yet"
+    ),
+    "pack.unpark": lambda x: f"parked on {x.host} earlier in this plan; now to its exact target",
     "evacuate.failed": lambda x: f"evacuate failed host {x.host} (fence it first)",
     "drain.maintenance": lambda x: f"drain {x.host} for maintenance",
     "leaving.soft_worse": lambda x: (
@@ -162,6 +167,11 @@ DECISIONS: dict[str, Callable[[Reason], str]] = {
         f"exact pack ({x.detail}): objective {_g(x.value)} (greedy {_g(x.before)}), bound {_g(x.limit)}"
     ),
     "pack.exact_skipped": lambda x: f"exact pack not run: {x.detail}; the greedy's plan stands",
+    "pack.exact_neighbourhoods": lambda x: (
+        f"too large to model whole (more than {_int(x.limit)} (VM, host) pairs): "
+        f"{_int(x.count)} neighbourhoods of the plan solved (up to {_int(x.need)} hosts each), "
+        f"{_int(x.value)} proven optimal, {_int(x.after)} taken"
+    ),
     "pack.exact_dropped": lambda x: (
         f"exact target: the moves off {_names(x)} could not be ordered validly; those hosts keep their VMs"
     ),
