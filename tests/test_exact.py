@@ -321,29 +321,28 @@ def test_sequence_orders_a_chain_and_drops_a_swap() -> None:
     parked = moves[0].vm
     assert [(m.vm, m.destination) for m in moves] == [(parked, 2), (1 - parked, parked), (parked, 1 - parked)]
     assert [m.repeat_reason is not None for m in moves] == [False, False, True]
-    assert moves[0].why[0].rule == "pack.park"
+    assert [[w.rule for w in m.why] for m in moves[::2]] == [["pack.make_room", "pack.park"], ["pack.unpark"]]
 
 
-def ring_snapshot() -> kronos.Snapshot:
+def ring_snapshot(spare: int = 0) -> kronos.Snapshot:
     """Two hosts hold 20 vCPUs in a 10 + 10 split only if h0 and h1 trade VMs.
 
     h0 (10 vCPUs): A 5 + a 3; h1 (10): B 4 + b 5; h2 (8): C 3. The only
     two-host placements put {A, b} on one of h0 and h1 and {a, B, C} on
     the other (h2 holds neither set), and every first move of either
-    is blocked: one VM must park on h2 and move again.
+    is blocked: one VM must park on h2 and move again. ``spare``: the
+    vCPUs of an empty fourth host, h3.
     """
     from kronos.core.model import VM, Aggregate, Capacity, Flavor, Host, Policy
     from kronos.testing import DEFAULT_TAKEN_AT
 
     vms = (("A", "h0", 5), ("a", "h0", 3), ("B", "h1", 4), ("b", "h1", 5), ("C", "h2", 3))
+    caps = (("h0", 10), ("h1", 10), ("h2", 8), *((("h3", spare),) if spare else ()))
     return kronos.Snapshot(
         taken_at=DEFAULT_TAKEN_AT,
         policies=(Policy("cpu", mode="pack"),),
-        aggregates=(Aggregate("agg", ("h0", "h1", "h2")),),
-        hosts=tuple(
-            Host(h, Capacity(float(c), 65536.0, 1000.0), scores={"cpu": 0.5})
-            for h, c in (("h0", 10), ("h1", 10), ("h2", 8))
-        ),
+        aggregates=(Aggregate("agg", tuple(h for h, _ in caps)),),
+        hosts=tuple(Host(h, Capacity(float(c), 65536.0, 1000.0), scores={"cpu": 0.5}) for h, c in caps),
         vms=tuple(
             VM(id=n, host=h, flavor=Flavor(f"f{c}", c, 512, 1), weights={"cpu": c / 20}) for n, h, c in vms
         ),
@@ -364,12 +363,23 @@ def test_exact_parks_a_vm_to_trade_hosts(budget: int | None, checker) -> None:  
         again = [s for s in plan.steps if s.repeat_reason]
         assert len(again) == 1 and again[0].source == "h2"
         first = next(s for s in plan.steps if s.instance == again[0].instance)
-        assert first.destination == "h2" and first.why[0].rule == "pack.park"
+        assert first.destination == "h2" and "pack.park" in [w.rule for w in first.why]
+        assert [w.rule for w in again[0].why] == ["pack.unpark"]
     else:
         # the three moves of the target fit the budget, the parking move does not
         assert opt.objective == 3 and not any(s.repeat_reason for s in plan.steps)
         notes = plan.summary.aggregates["agg"].why.notes  # type: ignore[union-attr]
         assert any(r.rule == "pack.exact_dropped" for r in notes)
+
+
+def test_a_parking_host_that_was_empty_is_not_emptied(checker) -> None:  # type: ignore[no-untyped-def]
+    """post_drain names hosts the plan emptied, not an empty host a VM parked on for a while."""
+    snap = ring_snapshot(spare=5)
+    plan = exact(snap, budget="unlimited", time_limit=5.0, post_drain_action="disable")
+    checker(snap, plan)
+    summary = plan.summary.aggregates["agg"]
+    assert any(s.destination == "h3" for s in plan.steps)  # h3 (the roomiest) took the parked VM
+    assert summary.hosts_emptied == ("h2",) and set(summary.post_drain or {}) == {"h2"}
 
 
 def test_ha_reserve_hosts_stay_untouched(checker) -> None:  # type: ignore[no-untyped-def]
@@ -404,6 +414,9 @@ def test_neighbourhoods_when_too_large_to_model_whole(
     monkeypatch.setattr(exact_module, "LNS_PAIRS", 2_000)  # neighbourhoods of 8 of the 9 hosts left
     snap = kronos.generate(hosts=20, vms=240, groups=12, seed=1, mode="pack", fill=0.3, heterogeneous=True)
     greedy = kronos.plan(snap, mode="pack", budget=budget)
+    with monkeypatch.context() as m:
+        m.setattr(exact_module, "LNS_MISSES", 0)  # no round: the bound without any search
+        unsearched = next(iter(exact(snap, budget=budget, time_limit=10.0).summary.aggregates.values()))
     plan = exact(snap, budget=budget, time_limit=10.0)
     checker(snap, plan)
     summary = next(iter(plan.summary.aggregates.values()))
@@ -412,6 +425,8 @@ def test_neighbourhoods_when_too_large_to_model_whole(
     hoods = opt.neighbourhoods
     assert 1 <= hoods.optimal <= hoods.searched and 2 <= hoods.hosts <= 20
     assert opt.objective <= objective_hosts(greedy, next(iter(greedy.summary.aggregates)))
+    # a neighbourhood's proof is no bound on the aggregate: the bound is the one without search
+    assert unsearched.optimality is not None and opt.bound == unsearched.optimality.bound
     assert opt.bound <= opt.objective and opt.status == "feasible"
     if budget == "unlimited":
         assert hoods.improved >= 1 and opt.objective == 8  # the greedy keeps 9 hosts

@@ -591,7 +591,6 @@ def sequence(
     target: np.ndarray,
     closed: np.ndarray | None = None,
     budget: int | None = None,
-    measure: np.ndarray | None = None,
 ) -> tuple[World, list[Move], list[int]]:
     """Moves to ``target`` (a host per VM of ``vms``), each valid on the real world when taken.
 
@@ -599,8 +598,7 @@ def sequence(
     were dropped because some of them could not be sequenced. ``closed``:
     hosts no VM may go to (``ha_reserve``); ``budget``: steps the plan may
     take (None: any), so parking moves use only what the target's own moves
-    leave of it; ``measure``: the aggregate's hosts, when ``hosts`` is a
-    neighbourhood of it (steps report the aggregate's imbalance).
+    leave of it.
     """
     origin = start.vm_host[vms]
     want = {int(v): int(b) for v, b, a in zip(vms, target, origin, strict=True) if b != a}
@@ -608,9 +606,7 @@ def sequence(
     dropped: list[int] = []
     while True:
         spare = len(vms) if budget is None else max(budget - len(want), 0)
-        world, moves, stuck = _try(
-            start, aggregate, hosts, want, shut, spare, hosts if measure is None else measure
-        )
+        world, moves, stuck = _try(start, aggregate, hosts, want, shut, spare)
         if not stuck:
             return world, moves, sorted(dropped)
         sources = {int(start.vm_host[v]) for v in stuck}
@@ -619,13 +615,7 @@ def sequence(
 
 
 def _try(
-    start: World,
-    aggregate: str,
-    hosts: np.ndarray,
-    want: dict[int, int],
-    closed: np.ndarray,
-    spare: int,
-    measure: np.ndarray,
+    start: World, aggregate: str, hosts: np.ndarray, want: dict[int, int], closed: np.ndarray, spare: int
 ) -> tuple[World, list[Move], list[int]]:
     """Take the moves of ``want`` whenever they are valid, pass after pass; returns what is stuck.
 
@@ -638,7 +628,7 @@ def _try(
     passes go on.
     """
     world = start.copy()
-    rec = _Recorder(world, measure, aggregate)
+    rec = _Recorder(world, hosts, aggregate)
     H = len(start.host_names)
     count = np.bincount(start.vm_host, minlength=H)
     final = count.copy()
@@ -686,7 +676,7 @@ def _try(
                     pending = [u for u in pending if u != v]
                     break
         else:
-            if len(parked) >= spare or not _park(rec, rest, want, parked, np.flatnonzero(room), final):
+            if len(parked) >= spare or not _park(rec, rest, want, why, parked, np.flatnonzero(room), final):
                 break
     return world, rec.moves, pending
 
@@ -703,6 +693,7 @@ def _park(
     rec: _Recorder,
     stuck: list[int],
     want: dict[int, int],
+    why: dict[int, tuple[Reason, ...]],
     parked: dict[int, str],
     room: np.ndarray,
     final: np.ndarray,
@@ -715,6 +706,9 @@ def _park(
     ``repeat_reason`` (FORMATS §2 allows a parking move so). Hosts the
     target empties are tried first, then those with the most room, so
     parking takes no room the target needs for good. Each VM parks once.
+    The parking step carries the VM's own rule (it is the step that leaves
+    its host) and ``pack.park``; the later one ``pack.unpark`` (``why``
+    is updated).
     """
     world = rec.world
     free = ((world.cap[room] - world.used[room]) / np.maximum(world.cap[room], 1e-12)).min(axis=1)
@@ -729,9 +723,12 @@ def _park(
                 continue
             k = len(rec.moves)
             name = world.host_names[p]
-            rec.move(u, p, (Reason("pack.park", host=world.host_names[a], detail=world.host_names[want[u]]),))
+            park = Reason("pack.park", host=world.host_names[a], detail=world.host_names[want[u]])
+            rec.move(u, p, (*why[u], park))
             if any(rules.feasible(v, int(world.vm_host[v]), a, rec.w, True) for v in waiting):
-                parked[u] = render(Reason("pack.unpark", host=name))
+                unpark = Reason("pack.unpark", host=name)
+                parked[u] = render(unpark)
+                why[u] = (unpark,)
                 return True
             rec.undo_to(k)
     return False
@@ -776,6 +773,8 @@ def search_neighbourhoods(
         sub = vms[np.isin(target.vm_host[vms], hood)]
         limit = min(per, time_limit - spent)
         sol = solve(target, hood, sub, movable, closed, left, kind, target.vm_host[sub], limit)
+        if sol.status == "skipped":  # a few hosts holding thousands of VMs each: too large too
+            break
         spent += sol.seconds
         searched += 1
         optimal += sol.status == "optimal"
@@ -795,7 +794,8 @@ def search_neighbourhoods(
             continue
         misses += 1
     value = objective_of(target, hosts, kind)
-    found = Solution(target.vm_host[vms].copy(), "skipped", -math.inf, spent, value)
+    # none kept: the target is the greedy's own placement, not worth sequencing again
+    found = Solution(target.vm_host[vms].copy() if improved else None, "skipped", -math.inf, spent, value)
     return found, Neighbourhoods(searched, optimal, largest, improved)
 
 
@@ -829,11 +829,13 @@ def _assign(world: World, other: World) -> None:
 
 
 def _with_moves(
-    greedy: AggregateOutcome, world: World, moves: list[Move], opts: PackOptions
+    greedy: AggregateOutcome, start: World, world: World, moves: list[Move], opts: PackOptions
 ) -> AggregateOutcome:
-    """The greedy's outcome with another plan's steps (``world`` is after them)."""
+    """The greedy's outcome with another plan's steps (``world`` is after them). A host the
+    plan emptied held VMs at ``start``: a parking host may have been empty before."""
+    before = np.bincount(start.vm_host, minlength=len(start.host_names))
     now = np.bincount(world.vm_host, minlength=len(world.host_names))
-    emptied = sorted({mv.source for mv in moves if now[mv.source] == 0})
+    emptied = sorted({mv.source for mv in moves if now[mv.source] == 0 and before[mv.source] > 0})
     return attrs.evolve(
         greedy,
         moves=tuple(moves),
@@ -933,7 +935,7 @@ def improve(
         if exact_value < greedy_value - TOL or (tie and len(moves) < len(greedy.moves)):
             _assign(world, after)
             value = exact_value
-            out = _with_moves(greedy, world, moves, opts)
+            out = _with_moves(greedy, start, world, moves, opts)
     bound = min(max(bound, sol.bound), value)  # a true bound never exceeds a plan's value
     if out is not greedy:
         # pack's hosts_lower_bound takes split affinity groups as staying, which the exact
