@@ -53,7 +53,7 @@ from tests.conftest import CHECKER
 from tests.naive import NaiveWorld, apply_plan, replay
 from tests.test_rules import _records
 
-SNAPSHOTS = int(os.environ.get("SWEEP_SNAPSHOTS", "150"))
+SNAPSHOTS = int(os.environ.get("SWEEP_SNAPSHOTS", "100"))
 FIRST = int(os.environ.get("SWEEP_FIRST", "0"))
 SHOWN = 20  # failures spelled out in the assertion message; the count says how many in all
 #: what the failure messages' Python needs
