@@ -199,6 +199,35 @@ def _room(rhs: np.ndarray, s: float) -> np.ndarray:
     return np.floor((rhs + rules.EPS) * s * (1 + 1e-12) + 1e-6).astype(np.int64)
 
 
+def capacity_dims(world: World, vms: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Each limit a host's VMs must fit: (demand per VM of ``vms``, what the other VMs use
+    per host, the limit per host), for every resource class and every policy with a
+    ``max_host_score`` (its score in load units)."""
+    H = len(world.host_names)
+    origin = world.vm_host[vms]
+    dims: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for r in range(world.cap.shape[1]):
+        base = world.used[:, r].copy()
+        np.subtract.at(base, origin, world.size[vms, r])
+        dims.append((world.size[vms, r], base, world.cap[:, r]))
+    for p in range(world.pw.size):
+        if not math.isfinite(float(world.pmax[p])) or not (world.load[vms, p] > 0).any():
+            continue
+        part = np.zeros(H)
+        np.add.at(part, origin, world.load[vms, p])
+        base = (world.score[:, p] - part / world.sc[:, p]) * world.sc[:, p]
+        dims.append((world.load[vms, p], base, world.pmax[p] * world.sc[:, p]))
+    return dims
+
+
+def over_limits(world: World) -> np.ndarray:
+    """Hosts over a limit now (bad data, or load that came back): their limits bind only
+    if a VM arrives (bool[H])."""
+    over: np.ndarray = np.any(world.used > world.cap + rules.EPS, axis=1)
+    over |= np.any(world.score > world.pmax + rules.EPS, axis=1)
+    return over
+
+
 def solve(
     world: World,
     hosts: np.ndarray,
@@ -233,25 +262,10 @@ def solve(
     # every variable: (VM index into vms, host); staying home is one of them
     var_v = np.concatenate([mi, pv])
     var_h = np.concatenate([origin[mi], ph]).astype(np.int64)
-    on_agg = vms  # every VM of the aggregate's hosts
-    dims: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (demand per vm, base per host, limit)
-    R = world.cap.shape[1]
-    for r in range(R):
-        base = world.used[:, r].copy()
-        np.subtract.at(base, origin, world.size[on_agg, r])
-        dims.append((world.size[on_agg, r], base, world.cap[:, r]))
-    for p in range(world.pw.size):
-        if not math.isfinite(float(world.pmax[p])) or not (world.load[on_agg, p] > 0).any():
-            continue
-        part = np.zeros(H)
-        np.add.at(part, origin, world.load[on_agg, p])
-        base = (world.score[:, p] - part / world.sc[:, p]) * world.sc[:, p]
-        dims.append((world.load[on_agg, p], base, world.pmax[p] * world.sc[:, p]))
+    dims = capacity_dims(world, vms)
     fixed_on = np.zeros(H, dtype=np.bool_)
     fixed_on[origin[~mov]] = True
-    # over a limit now (bad data or load that came back): its limits bind only if a VM arrives
-    over = np.any(world.used > world.cap + rules.EPS, axis=1)
-    over |= np.any(world.score > world.pmax + rules.EPS, axis=1)
+    over = over_limits(world)
     relabel = None
     if budget >= int(mov.sum()):
         keep_var, relabel = _break_symmetry(world, dest, vms, var_v, var_h, dims, fixed_on, over)
