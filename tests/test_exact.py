@@ -274,10 +274,8 @@ def test_cli_solver_flags(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert opt is not None and opt.bound <= 3 <= opt.objective
 
 
-def test_exact_is_for_pack_only() -> None:
+def test_exact_needs_a_positive_time_limit() -> None:
     snap = kronos.generate(hosts=4, vms=20, groups=0, seed=1)
-    with pytest.raises(UsageError, match="pack only"):
-        kronos.plan(snap, mode="spread", solver="exact")
     with pytest.raises(UsageError, match="time_limit"):
         kronos.plan(snap, mode="pack", solver="exact", time_limit=0)
 

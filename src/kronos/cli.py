@@ -476,7 +476,7 @@ def federate(
 @click.option(
     "--solver",
     type=click.Choice(["greedy", "exact"]),
-    help="pack: exact adds OR-Tools CP-SAT with a proven bound (extra: kronos-planner[exact])",
+    help="pack, spread: exact adds OR-Tools CP-SAT with a proven bound (extra: kronos-planner[exact])",
 )
 @click.option(
     "--time-limit", "time_limit", type=float, help="--solver exact: seconds per aggregate (default 10)"

@@ -56,6 +56,9 @@ class SpreadOptions:
     #: full scans instead of the exact bound: a test knob (``kronos.plan(prune=False)``),
     #: never a ``--set`` key nor in a plan file
     prune: bool = attrs.field(default=True, metadata={"internal": True})
+    #: ``solver=exact``: CP-SAT's seconds per aggregate (:mod:`kronos.core.exact_spread`),
+    #: 0 for the greedy alone; set from ``solver`` and ``time_limit``, never given itself
+    exact_seconds: float = attrs.field(default=0.0, metadata={"internal": True})
     #: FORMATS §5. Seconds ahead to forecast host scores (Theil–Sen over ``score_history``,
     #: :mod:`kronos.core.trend`) and VM weights (``weights_forecast``); 0: off
     forecast_horizon: float = 0.0
@@ -88,7 +91,8 @@ class PackOptions:
     post_drain_action: str = "none"
     #: ``greedy`` (the heuristics alone) or ``exact``: then OR-Tools CP-SAT (the ``exact``
     #: extra) models each aggregate's target placement, starts from the greedy's, keeps the
-    #: better of the two and proves a bound (FORMATS §6 ``optimality``; docs/exact.md)
+    #: better of the two and proves a bound (FORMATS §6 ``optimality``; docs/exact.md);
+    #: pack and spread read it (spread through ``exact_seconds``)
     solver: str = "greedy"
     #: seconds CP-SAT may search per aggregate (``solver=exact``): a solver parameter, so the
     #: core itself still reads no clock

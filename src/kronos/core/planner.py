@@ -170,11 +170,11 @@ def plan(
         world.history = History.of(snap, world)
         world.outlook = outlook(snap, world, world.history, opts.spread)
     if opts.pack.solver == "exact":
-        if mode != phases.PACK:
-            raise UsageError(f"solver='exact' plans pack only (mode={mode!r}): give mode='pack'")
         from kronos.core.exact import load_cp_model
 
         load_cp_model()  # fail before any work when the extra is missing
+        exact = attrs.evolve(opts.spread, exact_seconds=opts.pack.time_limit)
+        opts = attrs.evolve(opts, spread=exact)
     cap = effective_budget(snap, budget)
     scope = _scope(world, opts)
     skips = _source_skips(snap)
@@ -208,6 +208,8 @@ def plan(
     # the drain has no cap, so neither has the plan; the balancing cap is recorded apart
     caps = {"budget": None, "drain": list(drain), "balance_budget": cap} if drain else {"budget": cap}
     recorded = {"mode": mode, **caps, **opts.for_plan(phases.AFFINITY, mode)}
+    if mode == phases.SPREAD and opts.pack.solver == "exact":
+        recorded.update(solver=opts.pack.solver, time_limit=opts.pack.time_limit)
     return cycle.finish(ready.digest, now, recorded, opts, leaving)
 
 

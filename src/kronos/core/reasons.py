@@ -163,6 +163,15 @@ DECISIONS: dict[str, Callable[[Reason], str]] = {
         f"hosts in use {_int(x.before)} → {_int(x.after)}, lower bound {_int(x.limit)}"
     ),
     "pack.budget_used": lambda x: "budget used",
+    "spread.exact": lambda x: (
+        f"exact spread ({x.detail}): combined {x.value:.4f} (greedy {x.before:.4f}), bound {x.limit:.4f}"
+    ),
+    "spread.exact_skipped": lambda x: f"exact spread not run: {x.detail}; the greedy's plan stands",
+    "spread.exact_dropped": lambda x: (
+        f"exact target: {_int(x.count)} move{'s' if x.count != 1 else ''} could not be ordered "
+        "validly (each step within the rules, none above the starting imbalance) and were left out"
+    ),
+    "spread.exact_target": lambda x: "a move of the exact solver's target placement",
     "pack.exact": lambda x: (
         f"exact pack ({x.detail}): objective {_g(x.value)} (greedy {_g(x.before)}), bound {_g(x.limit)}"
     ),

@@ -20,7 +20,7 @@ import attrs
 import numpy as np
 from attrs import define
 
-from kronos.core import kernels, pairs, rules
+from kronos.core import exact_spread, kernels, pairs, rules
 from kronos.core.arrays import Overlap, World, imbalance
 from kronos.core.model import Reason
 from kronos.core.moves import AggregateOutcome, GroupOutcome, Move, cells_taken, describe_move
@@ -366,6 +366,7 @@ def plan_spread(world: World, group: list[str], budgets: dict[str, int], opts: S
     combined imbalance by less is left out and the rest planned again.
     """
     outcomes: dict[str, AggregateOutcome] = {}
+    exact: dict[str, exact_spread.Result | Reason] = {}
     view = planned(world, world.outlook)
     cands_of = {name: candidates(world, world.aggregates[name]) for name in group}
     names = []
@@ -390,6 +391,13 @@ def plan_spread(world: World, group: list[str], budgets: dict[str, int], opts: S
         seq = _search(view, start, sides, search, pen, linked)
         if search.pair_moves and any(side.weighed for side in sides):
             seq, linked, sides = _better_of(view, start, sides, seq, linked, search, pen)
+        if opts.exact_seconds > 0:
+            exact = _exact(world, view, start, sides, seq, pen, opts)
+            if any(r.exact for r in exact.values() if isinstance(r, exact_spread.Result)):
+                seq, linked = next(r.seq for r in exact.values() if isinstance(r, exact_spread.Result)), []
+                _restore(view, start)
+                for v, b, _ in seq:
+                    kernels.apply_move(v, b, view.arrays())
         if view is not world:
             seq = _feasible_now(now, seq)
         if world.outlook is None and opts.min_gain <= 0:
@@ -429,18 +437,56 @@ def plan_spread(world: World, group: list[str], budgets: dict[str, int], opts: S
     world.moved[cands] = now.moved[cands]
     world.moved[[v for v, _, _ in seq]] = True
     moves = describe(now, seq, linked)
+    found = {n for n, r in exact.items() if isinstance(r, exact_spread.Result) and r.exact}
+    target = Reason("spread.exact_target")
+    moves = [attrs.evolve(m, why=(*m.why, target)) if m.aggregate in found else m for m in moves]
     for side in sides:
         mine = tuple(m for m in moves if m.aggregate == side.name)
-        notes = [side.stop, rules.heavier_than_host(now, side.hosts)]
+        result = exact.get(side.name)
+        notes = [None if side.name in found else side.stop, rules.heavier_than_host(now, side.hosts)]
+        if isinstance(result, Reason):
+            notes.append(result)
+        elif result is not None:
+            notes.extend(result.notes)
         forecast = None
         if world.outlook is not None:
             forecast = figures[side.name]
             if not world.outlook.with_history[side.hosts].any():
                 notes.append(Reason("spread.no_history", detail=world.outlook.plan_on))
         outcomes[side.name] = AggregateOutcome(
-            moves=mine, notes=tuple(x for x in notes if x is not None), forecast=forecast
+            moves=mine,
+            notes=tuple(x for x in notes if x is not None),
+            forecast=forecast,
+            optimality=result.optimality if isinstance(result, exact_spread.Result) else None,
         )
     return GroupOutcome(outcomes, tuple(moves))
+
+
+def _exact(
+    world: World,
+    view: World,
+    start: World,
+    sides: list[_Side],
+    seq: list[tuple[int, int, str]],
+    pen: np.ndarray,
+    opts: SpreadOptions,
+) -> dict[str, exact_spread.Result | Reason]:
+    """``solver=exact``: the exact search's result for an aggregate planned alone on current
+    scores, or why it did not run (the greedy's plan stands)."""
+    if view is not world:
+        why = Reason(
+            "spread.exact_skipped", detail="plan_on is not current (the model plans on present scores)"
+        )
+        return {side.name: why for side in sides}
+    if len(sides) > 1 or sides[0].ov.n.size:
+        why = Reason("spread.exact_skipped", detail="the aggregate shares hosts with another")
+        return {side.name: why for side in sides}
+    side = sides[0]
+    return {
+        side.name: exact_spread.improve(
+            start, side.name, side.hosts, side.cands, side.budget, seq, pen, opts.exact_seconds
+        )
+    }
 
 
 def _gain(before: float, after: float) -> float:
