@@ -138,3 +138,38 @@ def test_cli_plans_spread_exactly(tmp_path, checker) -> None:  # type: ignore[no
     opt = plan.summary.aggregates["agg"].optimality
     assert opt is not None and opt.objective_kind == "combined" and opt.bound <= opt.objective
     checker(snap, plan)
+
+
+def test_a_vm_without_load_may_still_join_a_host_over_its_cap(checker) -> None:  # type: ignore[no-untyped-def]
+    """max_host_score binds only an arrival with load in that policy: h1 is under the cpu
+    cap and h0 over it, yet z (no cpu load) may go to h0. The model once forbade every
+    arrival on a host over a cap, so its bound (0.3999) was above this plan (0.2)."""
+    from kronos.core.model import VM, Aggregate, Capacity, Flavor, Host, Policy
+    from kronos.testing import DEFAULT_TAKEN_AT
+
+    flavor = Flavor("f", 2, 2048, 10)
+    snap = kronos.Snapshot(
+        taken_at=DEFAULT_TAKEN_AT,
+        policies=(
+            Policy("cpu", mode="spread", weight=0.5, max_host_score=0.5, threshold=0.0),
+            Policy("mem", mode="spread", weight=0.5, threshold=0.0),
+        ),
+        aggregates=(Aggregate("agg", ("h0", "h1")),),
+        hosts=(
+            Host("h0", Capacity(16, 32768, 400), scores={"cpu": 0.9, "mem": 0.0}),
+            Host("h1", Capacity(16, 32768, 400), scores={"cpu": 0.1, "mem": 0.8}),
+        ),
+        vms=(
+            VM(id="y", host="h0", flavor=flavor, weights={"cpu": 0.9, "mem": 0.0}, status="ACTIVE"),
+            VM(id="z", host="h1", flavor=flavor, weights={"cpu": 0.0, "mem": 0.4}, status="ACTIVE"),
+            VM(id="u", host="h1", flavor=flavor, weights={"cpu": 0.1, "mem": 0.4}, status="ACTIVE"),
+        ),
+    )
+    best = brute_combined(snap, "agg", 1)
+    plan = exact(snap, 1, time_limit=1)
+    opt = plan.summary.aggregates["agg"].optimality
+    assert opt is not None
+    assert best == pytest.approx(0.2)
+    assert opt.bound <= best + 1e-9 <= opt.objective + 1e-9
+    assert [(s.instance, s.destination) for s in plan.steps] == [("z", "h0")]
+    checker(snap, plan)

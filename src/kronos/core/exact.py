@@ -290,17 +290,8 @@ def solve(
             u[h] = m.new_bool_var("")
             for j in by_host[h]:
                 m.add_implication(x[j], u[h])
-    # arr[h]: some VM arrives on h (its capacity and scores only bind then)
+    # the variables that put a VM on a host it is not on now
     arrivals = {h: [j for j in js if origin[var_v[j]] != h] for h, js in by_host.items()}
-    arr: dict[int, Any] = {}
-
-    def arrives(h: int) -> Any:
-        if h not in arr:
-            arr[h] = m.new_bool_var("")
-            for j in arrivals[h]:
-                m.add_implication(x[j], arr[h])
-        return arr[h]
-
     fixed_v = ~mov
     # with no host over a limit, each host's room is split exactly into load and slack, and
     # the slacks sum to the rooms of the hosts in use less the demand: redundant, but a
@@ -329,7 +320,13 @@ def solve(
             elif not arrivals[h] or not terms:
                 continue  # only departures: it can only get emptier
             elif over[h]:
-                m.add(expr <= left).only_enforce_if(arrives(h))
+                # the rule checks a limit only for an arrival that adds to it (a policy's
+                # max_host_score: a VM with load in that policy): any other may still come
+                adding = [x[j] for j in arrivals[h] if demand[var_v[j]] > 0]
+                if adding:
+                    comes = m.new_bool_var("")
+                    m.add_max_equality(comes, adding)
+                    m.add(expr <= left).only_enforce_if(comes)
             elif h in u:
                 m.add(expr <= left * u[h])
             else:

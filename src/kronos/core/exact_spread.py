@@ -161,9 +161,13 @@ def _model(
             expr = cp_model.LinearExpr.weighted_sum([x[j] for j in pos], coef[var_v[pos]].tolist())
             left = max(int(room[h] - fixed[h]), 0)
             if over[h]:
-                comes = m.new_bool_var("")
-                m.add_max_equality(comes, comers)
-                m.add(expr <= left).only_enforce_if(comes)
+                # the rule checks a limit only for an arrival that adds to it (a policy's
+                # max_host_score: a VM with load in that policy): any other may still come
+                adding = [x[j] for j in js if not home[j] and demand[var_v[j]] > 0]
+                if adding:
+                    comes = m.new_bool_var("")
+                    m.add_max_equality(comes, adding)
+                    m.add(expr <= left).only_enforce_if(comes)
             else:
                 m.add(expr <= left)
     in_agg = np.zeros(H, dtype=np.bool_)
