@@ -173,3 +173,18 @@ def test_a_vm_without_load_may_still_join_a_host_over_its_cap(checker) -> None: 
     assert opt.bound <= best + 1e-9 <= opt.objective + 1e-9
     assert [(s.instance, s.destination) for s in plan.steps] == [("z", "h0")]
     checker(snap, plan)
+
+
+def test_too_large_to_model_keeps_the_greedy_plan_and_claims_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kronos.core import exact_spread
+
+    monkeypatch.setattr(exact_spread, "MAX_PAIRS", 10)
+    snap = spread_tiny(4)
+    greedy = kronos.plan(snap, mode="spread", budget=3)
+    plan = exact(snap, 3)
+    summary = plan.summary.aggregates["agg"]
+    assert summary.optimality is None
+    assert any("exact spread not run: more than 10 (VM, host) pairs" in n for n in summary.notes), (
+        summary.notes
+    )
+    assert [s.instance for s in plan.steps] == [s.instance for s in greedy.steps]

@@ -103,7 +103,7 @@ class Result:
 
     seq: Seq
     exact: bool
-    optimality: Optimality
+    optimality: Optimality | None
     notes: tuple[Reason, ...]
 
 
@@ -415,8 +415,7 @@ def improve(
     notes: list[Reason] = []
     if int(mov.sum()) * hosts.size > MAX_PAIRS:
         notes.append(Reason("spread.exact_skipped", detail=f"more than {MAX_PAIRS} (VM, host) pairs"))
-        opt = Optimality(SOLVER, "feasible", plain, 0.0, 1.0 if plain > 0 else 0.0, 0.0, "combined")
-        return Result(greedy, False, opt, tuple(notes))
+        return Result(greedy, False, None, tuple(notes))  # no solver ran: no optimality (FORMATS §6)
     mdl = _model(cp_model, start, hosts, vms, mov, budget)
     sigma = imbalance(end, hosts)[0]
     sigma = np.where(sigma > 0, sigma, imbalance(start, hosts)[0])
