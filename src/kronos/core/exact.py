@@ -221,8 +221,8 @@ def capacity_dims(world: World, vms: np.ndarray) -> list[tuple[np.ndarray, np.nd
 
 
 def over_limits(world: World) -> np.ndarray:
-    """Hosts over a limit now (bad data, or load that came back): their limits bind only
-    if a VM arrives (bool[H])."""
+    """Hosts over a limit now (bad data, or load that came back): each of their limits
+    binds only if a VM that adds to it arrives (bool[H])."""
     over: np.ndarray = np.any(world.used > world.cap + rules.EPS, axis=1)
     over |= np.any(world.score > world.pmax + rules.EPS, axis=1)
     return over
