@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -34,18 +35,15 @@ def ortools_or_fail(request: pytest.FixtureRequest) -> None:
         pytest.skip("OR-Tools not installed (pip install -e '.[exact]')")
 
 
-def brute_optimum(snap: kronos.Snapshot, agg: str, budget: int | None, kind: str = "hosts") -> float:
-    """The best value any plan reaches: every placement reachable by valid single moves
-    (each VM at most once, at most ``budget`` of them), checked with the rule walk
-    as pack checks its steps."""
-    world = build_world(snap)
-    hosts = world.aggregates[agg]
-    vms = np.flatnonzero(np.isin(world.vm_host, hosts))
-    movable = pack.movable_for_emptying(world)
+def reachable(world: World, hosts: np.ndarray, movable: np.ndarray, budget: int | None) -> Iterator[World]:
+    """Every placement reachable by valid single moves of the ``movable`` VMs on ``hosts``
+    (each VM at most once, at most ``budget`` of them), each step checked with the rule
+    walk as the planner checks its steps; ``world`` first."""
+    vms = np.flatnonzero(np.isin(world.vm_host, hosts) & movable)
     origin = world.vm_host.copy()
     seen = {tuple(world.vm_host.tolist())}
     frontier: list[World] = [world]
-    best = objective_of(world, hosts, kind)
+    yield world
     while frontier:
         nxt = []
         for w in frontier:
@@ -53,7 +51,7 @@ def brute_optimum(snap: kronos.Snapshot, agg: str, budget: int | None, kind: str
             if budget is not None and moved >= budget:
                 continue
             for v in vms:
-                if not movable[v] or w.vm_host[v] != origin[v]:
+                if w.vm_host[v] != origin[v]:
                     continue
                 for b in hosts:
                     if not rules.feasible(int(v), int(w.vm_host[v]), int(b), w.arrays(), True):
@@ -64,10 +62,18 @@ def brute_optimum(snap: kronos.Snapshot, agg: str, budget: int | None, kind: str
                     if key in seen:
                         continue
                     seen.add(key)
-                    best = min(best, objective_of(new, hosts, kind))
+                    yield new
                     nxt.append(new)
         frontier = nxt
-    return best
+
+
+def brute_optimum(snap: kronos.Snapshot, agg: str, budget: int | None, kind: str = "hosts") -> float:
+    """The best value any plan reaches: every placement :func:`reachable` by the VMs pack
+    may move."""
+    world = build_world(snap)
+    hosts = world.aggregates[agg]
+    worlds = reachable(world, hosts, pack.movable_for_emptying(world), budget)
+    return min(objective_of(w, hosts, kind) for w in worlds)
 
 
 def exact(snap: kronos.Snapshot, **kw: object) -> kronos.Plan:

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 import kronos
-from kronos.core import kernels, rules, spread
-from kronos.core.arrays import World, build_world, imbalance
+from kronos.core import spread
+from kronos.core.arrays import build_world, imbalance
 from tests.conftest import kronos_cli
 from tests.naive import replay
-from tests.test_exact import ortools_or_fail, tiny  # noqa: F401  (the fixture applies here too)
+from tests.test_exact import ortools_or_fail, reachable, tiny  # noqa: F401  (the fixture applies here too)
 
 
 def spread_tiny(seed: int, policies: int = 2) -> kronos.Snapshot:
@@ -26,36 +26,14 @@ def spread_tiny(seed: int, policies: int = 2) -> kronos.Snapshot:
 
 
 def brute_combined(snap: kronos.Snapshot, agg: str, budget: int) -> float:
-    """The lowest combined imbalance any plan reaches: every placement reachable by valid
-    single moves (each VM at most once, at most ``budget`` of them) of the VMs spread may
-    move, each checked with the rule walk as spread checks its steps. Spread's own rule
-    that no prefix raises the imbalance is left out, so this is at most the best plan."""
+    """The lowest combined imbalance any plan reaches: every placement reachable by the VMs
+    spread may move. Spread's own rule that no prefix raises the imbalance is left out, so
+    this is at most the best plan."""
     world = build_world(snap)
     hosts = world.aggregates[agg]
-    cands = spread.candidates(world, hosts)
-    origin = world.vm_host.copy()
-    seen = {tuple(world.vm_host.tolist())}
-    frontier: list[World] = [world]
-    best = imbalance(world, hosts)[1]
-    for _ in range(budget):
-        nxt = []
-        for w in frontier:
-            for v in cands:
-                if w.vm_host[v] != origin[v]:
-                    continue
-                for b in hosts:
-                    if not rules.feasible(int(v), int(w.vm_host[v]), int(b), w.arrays(), True):
-                        continue
-                    new = w.copy()
-                    kernels.apply_move(int(v), int(b), new.arrays())
-                    key = tuple(new.vm_host.tolist())
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                    best = min(best, imbalance(new, hosts)[1])
-                    nxt.append(new)
-        frontier = nxt
-    return best
+    movable = np.zeros(len(world.vm_ids), dtype=np.bool_)
+    movable[spread.candidates(world, hosts)] = True
+    return min(imbalance(w, hosts)[1] for w in reachable(world, hosts, movable, budget))
 
 
 def exact(snap: kronos.Snapshot, budget: int, time_limit: float = 2.0) -> kronos.Plan:

@@ -228,6 +228,16 @@ def over_limits(world: World) -> np.ndarray:
     return over
 
 
+def bind_when_adding(m: Any, expr: Any, left: int, adding: list[Any]) -> None:
+    """A limit of a host already over it: ``expr <= left`` once one of ``adding`` (arrivals
+    that add to that limit) is taken. The rule checks a limit only for such an arrival (a
+    policy's max_host_score: a VM with load in that policy), so any other may still come."""
+    if adding:
+        comes = m.new_bool_var("")
+        m.add_max_equality(comes, adding)
+        m.add(expr <= left).only_enforce_if(comes)
+
+
 def solve(
     world: World,
     hosts: np.ndarray,
@@ -320,13 +330,7 @@ def solve(
             elif not arrivals[h] or not terms:
                 continue  # only departures: it can only get emptier
             elif over[h]:
-                # the rule checks a limit only for an arrival that adds to it (a policy's
-                # max_host_score: a VM with load in that policy): any other may still come
-                adding = [x[j] for j in arrivals[h] if demand[var_v[j]] > 0]
-                if adding:
-                    comes = m.new_bool_var("")
-                    m.add_max_equality(comes, adding)
-                    m.add(expr <= left).only_enforce_if(comes)
+                bind_when_adding(m, expr, left, [x[j] for j in arrivals[h] if demand[var_v[j]] > 0])
             elif h in u:
                 m.add(expr <= left * u[h])
             else:

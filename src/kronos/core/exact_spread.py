@@ -68,6 +68,7 @@ from kronos.core.exact import (
     _room,
     _scale,
     allowed_pairs,
+    bind_when_adding,
     capacity_dims,
     load_cp_model,
     over_limits,
@@ -161,13 +162,7 @@ def _model(
             expr = cp_model.LinearExpr.weighted_sum([x[j] for j in pos], coef[var_v[pos]].tolist())
             left = max(int(room[h] - fixed[h]), 0)
             if over[h]:
-                # the rule checks a limit only for an arrival that adds to it (a policy's
-                # max_host_score: a VM with load in that policy): any other may still come
-                adding = [x[j] for j in js if not home[j] and demand[var_v[j]] > 0]
-                if adding:
-                    comes = m.new_bool_var("")
-                    m.add_max_equality(comes, adding)
-                    m.add(expr <= left).only_enforce_if(comes)
+                bind_when_adding(m, expr, left, [x[j] for j in js if not home[j] and demand[var_v[j]] > 0])
             else:
                 m.add(expr <= left)
     in_agg = np.zeros(H, dtype=np.bool_)
@@ -353,10 +348,10 @@ def joint_minimum(w: list[float], lam: list[float], low: list[float], joint: flo
     )
 
 
-def sequence(start: World, name: str, hosts: np.ndarray, want: dict[int, int]) -> tuple[Seq, int]:
+def sequence(start: World, name: str, hosts: np.ndarray, want: dict[int, int]) -> tuple[Seq, int, World]:
     """The moves of ``want`` (VM -> host), lowest combined imbalance first, each valid when
-    taken and none above the start's combined imbalance; returns them and how many were
-    dropped (never valid so)."""
+    taken and none above the start's combined imbalance; returns them, how many were
+    dropped (never valid so), and the world after them."""
     world = start.copy()
     w = world.arrays()
     P = world.pw.size
@@ -380,16 +375,21 @@ def sequence(start: World, name: str, hosts: np.ndarray, want: dict[int, int]) -
             break
         kernels.apply_move(best_v, pending.pop(best_v), w)
         seq.append((best_v, int(world.vm_host[best_v]), name))
-    return seq, len(pending)
+    return seq, len(pending), world
 
 
-def value_of(start: World, hosts: np.ndarray, seq: Seq, penalty: np.ndarray) -> float:
-    """The combined imbalance after ``seq``, plus its moves' ``move_cost``."""
+def replayed(start: World, seq: Seq) -> World:
+    """A copy of ``start`` with the moves of ``seq`` applied."""
     world = start.copy()
     w = world.arrays()
     for v, b, _ in seq:
         kernels.apply_move(v, b, w)
-    return imbalance(world, hosts)[1] + float(penalty[[v for v, _, _ in seq]].sum())
+    return world
+
+
+def _cost(penalty: np.ndarray, seq: Seq) -> float:
+    """The ``move_cost`` of the moves of ``seq``."""
+    return float(penalty[[v for v, _, _ in seq]].sum())
 
 
 def improve(
@@ -407,11 +407,9 @@ def improve(
     cp_model = load_cp_model()
     vms = np.flatnonzero(np.isin(start.vm_host, hosts)).astype(np.int64)
     mov = np.isin(vms, cands) & ~_fixed_affinity(start, vms)
-    greedy_value = value_of(start, hosts, greedy, penalty)
-    end = start.copy()
-    for v, b, _ in greedy:
-        kernels.apply_move(v, b, end.arrays())
+    end = replayed(start, greedy)
     plain = imbalance(end, hosts)[1]
+    greedy_value = plain + _cost(penalty, greedy)
     notes: list[Reason] = []
     if int(mov.sum()) * hosts.size > MAX_PAIRS:
         notes.append(Reason("spread.exact_skipped", detail=f"more than {MAX_PAIRS} (VM, host) pairs"))
@@ -423,18 +421,18 @@ def improve(
     target, status, spent = found.target, found.status, found.seconds
     low, proven, used = bound(cp_model, start, mdl, found, max(time_limit - spent, 0.01))
     spent += used
-    seq, exact = greedy, False
+    seq, exact, combined = greedy, False, plain
     if target is not None:
         want = {int(v): int(b) for v, b in zip(vms, target, strict=True) if b != start.vm_host[v]}
-        ordered, dropped = sequence(start, name, hosts, want)
-        ordered_value = value_of(start, hosts, ordered, penalty)
+        ordered, dropped, after = sequence(start, name, hosts, want)
+        ordered_plain = imbalance(after, hosts)[1]
+        ordered_value = ordered_plain + _cost(penalty, ordered)
         if dropped:
             notes.append(Reason("spread.exact_dropped", count=dropped))
         if ordered_value < greedy_value - 1e-9 or (
             abs(ordered_value - greedy_value) <= 1e-9 and len(ordered) < len(greedy)
         ):
-            seq, exact = ordered, True
-    combined = value_of(start, hosts, seq, np.zeros_like(penalty))
+            seq, exact, combined = ordered, True, ordered_plain
     low = min(low, combined)
     done = proven and combined - low <= 1e-9
     state = "optimal" if done else "timeout" if status == "limit" or not proven else "feasible"

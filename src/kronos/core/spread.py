@@ -336,14 +336,6 @@ def _feasible_now(world: World, seq: list[tuple[int, int, str]]) -> list[tuple[i
     return kept
 
 
-def _replayed(start: World, seq: list[tuple[int, int, str]]) -> World:
-    world = start.copy()
-    w = world.arrays()
-    for v, b, _ in seq:
-        kernels.apply_move(v, b, w)
-    return world
-
-
 def _restore(world: World, start: World) -> None:
     """Put ``world``'s arrays back as ``start`` has them (a search is started again)."""
     for f in attrs.fields(World):
@@ -393,8 +385,9 @@ def plan_spread(world: World, group: list[str], budgets: dict[str, int], opts: S
             seq, linked, sides = _better_of(view, start, sides, seq, linked, search, pen)
         if opts.exact_seconds > 0:
             exact = _exact(world, view, start, sides, seq, pen, opts)
-            if any(r.exact for r in exact.values() if isinstance(r, exact_spread.Result)):
-                seq, linked = next(r.seq for r in exact.values() if isinstance(r, exact_spread.Result)), []
+            kept = [r for r in exact.values() if isinstance(r, exact_spread.Result) and r.exact]
+            if kept:
+                seq, linked = kept[0].seq, []
                 _restore(view, start)
                 for v, b, _ in seq:
                     kernels.apply_move(v, b, view.arrays())
@@ -402,7 +395,7 @@ def plan_spread(world: World, group: list[str], budgets: dict[str, int], opts: S
             seq = _feasible_now(now, seq)
         if world.outlook is None and opts.min_gain <= 0:
             break
-        end = _replayed(start, seq)
+        end = exact_spread.replayed(start, seq)
         figures = {
             n: (imbalance(start, world.aggregates[n])[1], imbalance(end, world.aggregates[n])[1])
             for n in names
