@@ -32,7 +32,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     session.install("-e", ".[test]")
-    session.run("python", "-m", "pytest", "benchmarks", "-n", "0", "--benchmark-only", *session.posargs)
+    session.run("python", "-m", "pytest", "benchmarks", "--benchmark-only", *session.posargs)
 
 
 @nox.session
@@ -64,8 +64,6 @@ def sweep(session: nox.Session) -> None:
         "pytest",
         "tests/test_sweep.py",
         "-s",
-        "-n",
-        "0",
         *session.posargs,
         env={"SWEEP_SNAPSHOTS": snapshots},
     )
