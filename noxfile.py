@@ -83,11 +83,20 @@ def docs(session: nox.Session) -> None:
 def simulate(session: nox.Session) -> None:
     """The reference table of docs/benchmarks.md ("Planning over time"): a simulated day, 3 seeds.
 
-    About two minutes on one core; extra arguments go to ``python -m benchmarks.simulate``
+    About three minutes on one core; extra arguments go to ``python -m benchmarks.simulate``
     (``--config``, ``--scenario key=value``, ``--per-seed``).
     """
     session.install("-e", ".")
-    args = session.posargs or ["--config", "off", "--config", "instant", "--config", "time-aware"]
+    args = session.posargs or [
+        "--config",
+        "off",
+        "--config",
+        "instant",
+        "--config",
+        "time-aware",
+        "--config",
+        "hindsight=2",
+    ]
     session.run("python", "-m", "benchmarks.simulate", "--seeds", "3", *args)
 
 

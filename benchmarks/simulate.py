@@ -34,7 +34,7 @@ starts from the placement one unlimited instant plan makes of the generated
 one (``settle``): a cloud a balancer has already run on, so that the day
 measures planning over time rather than a catch-up every configuration pays.
 
-``python -m benchmarks.simulate --seeds 3 --config instant --config time-aware``
+``python -m benchmarks.simulate --seeds 3 --config instant --config time-aware --config hindsight=2``
 prints the table of docs/benchmarks.md ("Planning over time: the simulator").
 """
 
@@ -259,6 +259,88 @@ class KronosPlanner:
         return plan
 
 
+def scripted(world: World, script: Mapping[int, Sequence[tuple[int, int]]]) -> Planner:
+    """A planner that, at cycle minute m, moves each (VM index, destination host index) of ``script[m]``."""
+    names = [h.name for h in world.snapshot.hosts]
+    ids = [v.id for v in world.snapshot.vms]
+
+    def planner(snap: Snapshot) -> Plan:
+        minute = int((snap.taken_at - START).total_seconds() // 60)
+        where = {v.id: v.host for v in snap.vms}
+        steps = tuple(
+            kronos.Step(
+                seq,
+                1,
+                "spread",
+                "live-migrate",
+                ids[v],
+                where[ids[v]],
+                names[dest],
+                "agg-01",
+                "scripted",
+                0.0,
+            )
+            for seq, (v, dest) in enumerate(script.get(minute, ()), start=1)
+        )
+        return Plan(created_at=snap.taken_at, snapshot_digest="sha256:scripted", steps=steps)
+
+    return planner
+
+
+def hindsight(world: World, moves: int) -> dict[int, list[tuple[int, int]]]:
+    """The script of ``moves`` single moves that most lower the day's time-averaged combined
+    imbalance, picked one at a time by a planner that knows the whole day's load in advance.
+
+    Why: a yardstick for the table. A planner sees only the past; this one
+    sees the future, so what it reaches with k moves a day is about the best
+    any planner could with k (greedy, so not a proof: a better pair may exist).
+    Each candidate is a VM, a destination with room for it and a cycle minute;
+    its value is exact on the unclipped scores: a move of load w from host a to b
+    changes each minute's sum of squares by 2w(s_b - s_a) + 2w², the mean not at
+    all. The move lands as :func:`run` lands it.
+    """
+    s = world.scenario
+    H, W, T = len(world.snapshot.hosts), world.warmup, s.minutes
+    pw = np.asarray(s.policy_weights)
+    host_of = world.host_of.copy()
+    load = world.weights[W : W + T]  # (T, V, P)
+    sums = np.stack([_host_sums(host_of, load[t], H) for t in range(T)]) + world.host_base  # (T, H, P)
+    used = np.zeros_like(world.capacity)
+    np.add.at(used, host_of, world.need)
+    cycles = np.arange(0, T, s.cycle_minutes)
+    delay = np.maximum(1, np.ceil(s.seconds_per_gib * world.memory_gib / STEP_SECONDS)).astype(np.int64)
+    script: dict[int, list[tuple[int, int]]] = {}
+    for _ in range(moves):
+        var = sums.var(axis=1)  # (T, P)
+        now = np.sqrt(var) @ pw  # (T,)
+        best: tuple[float, int, int, int] = (0.0, -1, -1, -1)
+        for v in range(load.shape[1]):
+            a, w = int(host_of[v]), load[:, v, None, :]
+            change = np.sqrt(
+                np.maximum(var[:, None, :] + (2 * w * (sums - sums[:, a : a + 1]) + 2 * w**2) / H, 0.0)
+            )
+            # the change of the day's total from each minute on: a move landing then keeps it
+            after = np.cumsum((change @ pw - now[:, None])[::-1], axis=0)[::-1]  # (T, H)
+            lands = cycles + delay[v]
+            value = after[lands[lands < T]]
+            value[:, a] = 0.0
+            value[:, ~np.all(used + world.need[v] <= world.capacity + 1e-9, axis=1)] = 0.0
+            c, b = np.unravel_index(np.argmin(value), value.shape)
+            if value[c, b] < best[0]:
+                best = (float(value[c, b]), v, int(b), int(cycles[c]))
+        _, v, b, minute = best
+        if v < 0:
+            break
+        a, t = int(host_of[v]), minute + int(delay[v])
+        sums[t:, a] -= load[t:, v]
+        sums[t:, b] += load[t:, v]
+        used[a] -= world.need[v]
+        used[b] += world.need[v]
+        host_of[v] = b
+        script.setdefault(minute, []).append((v, b))
+    return script
+
+
 def snapshot_at(
     world: World,
     minute: int,
@@ -407,19 +489,26 @@ class Config:
 
     name: str
     options: dict[str, Any] | None
+    #: not Kronos: the script of this many moves a day picked knowing the day (:func:`hindsight`)
+    hindsight: int | None = None
 
     @property
     def forecast_horizon(self) -> float:
         return float((self.options or {}).get("forecast_horizon", 0) or 0)
 
-    def planner(self, scenario: Scenario) -> Planner | None:
-        return None if self.options is None else KronosPlanner(scenario.budget, self.options)
+    def planner(self, world: World) -> Planner | None:
+        if self.hindsight is not None:
+            return scripted(world, hindsight(world, self.hindsight))
+        return None if self.options is None else KronosPlanner(world.scenario.budget, self.options)
 
 
 def parse_config(text: str) -> Config:
-    """``instant``, ``off``, ``time-aware`` or ``[label:]key=value,key=value`` (kronos.plan options)."""
+    """``instant``, ``off``, ``time-aware``, ``hindsight=K`` or ``[label:]key=value,key=value``
+    (kronos.plan options)."""
     if text in CONFIGS:
         return Config(text, CONFIGS[text])
+    if text.startswith("hindsight="):
+        return Config(text, None, int(text.partition("=")[2]))
     label, _, spec = text.rpartition(":")
     options: dict[str, Any] = {}
     for item in filter(None, (x.strip() for x in spec.split(","))):
@@ -461,7 +550,7 @@ def simulate(scenario: Scenario, configs: Sequence[Config], seeds: Sequence[int]
         if k == 0:
             kronos.plan(world.snapshot, budget=1)  # compile (or load) the kernels outside the timings
         for c in configs:
-            results[c.name].append(run(world, c.planner(scenario), c.forecast_horizon))
+            results[c.name].append(run(world, c.planner(world), c.forecast_horizon))
     return [Row(c, tuple(results[c.name])) for c in configs]
 
 
@@ -524,7 +613,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--config",
         action="append",
-        help="instant, off, time-aware or [label:]key=value,... (kronos.plan options); repeatable",
+        help="instant, off, time-aware, hindsight=K (K moves a day, picked knowing the day) or "
+        "[label:]key=value,... (kronos.plan options); repeatable",
     )
     parser.add_argument(
         "--grid",

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from benchmarks.simulate import (
     POLICIES,
-    START,
     KronosPlanner,
-    Planner,
     Scenario,
     World,
     build_world,
+    hindsight,
     run,
+    scripted,
     snapshot_at,
 )
 
@@ -30,35 +30,6 @@ SMALL = Scenario(hosts=10, vms=200, hours=3.0, settle=False)
 @pytest.fixture(scope="module")
 def world() -> World:
     return build_world(SMALL, seed=7)
-
-
-def _scripted(world: World, script: dict[int, list[tuple[int, int]]]) -> Planner:
-    """A planner that, at minute m, moves each (VM index, destination host index) of ``script[m]``."""
-    names = [h.name for h in world.snapshot.hosts]
-
-    def planner(snap: kronos.Snapshot) -> kronos.Plan:
-        minute = int((snap.taken_at - START).total_seconds() // 60)
-        where = {v.id: v.host for v in snap.vms}
-        steps = []
-        for seq, (v, dest) in enumerate(script.get(minute, []), start=1):
-            vm_id = world.snapshot.vms[v].id
-            steps.append(
-                kronos.Step(
-                    seq,
-                    1,
-                    "spread",
-                    "live-migrate",
-                    vm_id,
-                    where[vm_id],
-                    names[dest],
-                    "agg-01",
-                    "scripted",
-                    0.0,
-                )
-            )
-        return kronos.Plan(created_at=snap.taken_at, snapshot_digest="sha256:scripted", steps=tuple(steps))
-
-    return planner
 
 
 def test_ping_pong_is_a_return_within_the_hour(world: World) -> None:
@@ -74,7 +45,7 @@ def test_ping_pong_is_a_return_within_the_hour(world: World) -> None:
         60: [(3, h0[3])],  # VM 3 back after exactly 60 minutes: not one
         100: [(1, h0[1])],  # VM 1 back after 70 minutes: not one
     }
-    out = run(world, _scripted(world, script))
+    out = run(world, scripted(world, script))
     assert out.migrations == len(out.moves) == 9
     assert out.ping_pong == 2
     assert out.plans == SMALL.minutes // SMALL.cycle_minutes
@@ -92,7 +63,7 @@ def test_a_delayed_move_is_in_flight_until_it_lands() -> None:
     def planner(snap: kronos.Snapshot) -> kronos.Plan:
         vm = next(x for x in snap.vms if x.id == slow.snapshot.vms[v].id)
         seen.append(vm.task_state)
-        return _scripted(slow, {0: [(v, dest)]})(snap)
+        return scripted(slow, {0: [(v, dest)]})(snap)
 
     out = run(slow, planner)
     delay = int(np.ceil(20.0 * slow.memory_gib[v] / 60))
@@ -144,3 +115,26 @@ def test_snapshot_is_what_the_recorder_writes(world: World) -> None:
         for p in POLICIES:
             assert len(h.score_history[p]) == W + 1 and h.score_history[p][-1] == h.scores[p]
     assert all(v.weights_forecast is not None for v in snap.vms)
+
+
+def test_hindsight_moves_beat_every_other_single_move_and_each_one_helps(world: World) -> None:
+    """The yardstick's first move is the best single move of the day (checked against a sample of
+    others, each played through the simulator), and every further one lowers the day further."""
+    script = hindsight(world, 3)
+    played = [run(world, scripted(world, hindsight(world, k))) for k in range(4)]
+    assert [o.migrations for o in played] == [0, 1, 2, 3]
+    assert [o.overcommits for o in played] == [0, 0, 0, 0]
+    days = [o.imbalance for o in played]
+    assert days == sorted(days, reverse=True) and len(set(days)) == 4
+    [(first, [(v, b)])] = [(m, moves[:1]) for m, moves in sorted(script.items())[:1]]
+    rng = np.random.default_rng(0)
+    cycles = range(0, SMALL.minutes, SMALL.cycle_minutes)
+    others = [(first, v, d) for d in range(SMALL.hosts) if d not in (b, world.host_of[v])]
+    others += [
+        (int(rng.choice(cycles)), int(rng.integers(SMALL.vms)), int(rng.integers(SMALL.hosts)))
+        for _ in range(60)
+    ]
+    for minute, u, d in others:
+        if d != world.host_of[u]:
+            other = run(world, scripted(world, {minute: [(u, d)]}))
+            assert other.imbalance >= days[1] - 1e-12, (minute, u, d)
