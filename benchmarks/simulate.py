@@ -537,6 +537,7 @@ class Row:
 
     config: Config
     outcomes: tuple[Outcome, ...]
+    seeds: tuple[int, ...] = ()
 
     def mean(self, field: str) -> float:
         return float(np.mean([getattr(o, field) for o in self.outcomes]))
@@ -551,7 +552,7 @@ def simulate(scenario: Scenario, configs: Sequence[Config], seeds: Sequence[int]
             kronos.plan(world.snapshot, budget=1)  # compile (or load) the kernels outside the timings
         for c in configs:
             results[c.name].append(run(world, c.planner(world), c.forecast_horizon))
-    return [Row(c, tuple(results[c.name])) for c in configs]
+    return [Row(c, tuple(results[c.name]), tuple(seeds)) for c in configs]
 
 
 def table(rows: Sequence[Row], per_seed: bool = False) -> str:
@@ -576,9 +577,9 @@ def table(rows: Sequence[Row], per_seed: bool = False) -> str:
         ]
         lines.append(f"| {r.config.name} | " + " | ".join(cells) + " |")
         if per_seed:
-            for i, o in enumerate(r.outcomes):
+            for seed, o in zip(r.seeds or range(len(r.outcomes)), r.outcomes, strict=True):
                 lines.append(
-                    f"| · seed {i} | {o.migrations} | {o.gib_moved:.0f} | {o.imbalance:.4f} | "
+                    f"| · seed {seed} | {o.migrations} | {o.gib_moved:.0f} | {o.imbalance:.4f} | "
                     f"{o.ping_pong} | {o.seconds:.1f} |"
                 )
     options = [f"- {r.config.name}: {r.config.options}" for r in rows]
