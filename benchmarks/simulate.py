@@ -34,7 +34,8 @@ starts from the placement one unlimited instant plan makes of the generated
 one (``settle``): a cloud a balancer has already run on, so that the day
 measures planning over time rather than a catch-up every configuration pays.
 
-``python -m benchmarks.simulate --seeds 3 --config instant --config time-aware --config hindsight=2``
+``python -m benchmarks.simulate --seeds 3 --config off --config instant --config time-aware
+--config hindsight=2 --config hindsight=3``
 prints the table of docs/benchmarks.md ("Planning over time: the simulator").
 """
 
@@ -297,7 +298,9 @@ def hindsight(world: World, moves: int) -> dict[int, list[tuple[int, int]]]:
     Each candidate is a VM, a destination with room for it and a cycle minute;
     its value is exact on the unclipped scores: a move of load w from host a to b
     changes each minute's sum of squares by 2w(s_b - s_a) + 2w², the mean not at
-    all. The move lands as :func:`run` lands it.
+    all. The move lands as :func:`run` lands it. Picks go forward in time (none at a
+    cycle before the last pick's) and move a VM once, so the placement each pick
+    starts from is the one the script has made by then.
     """
     s = world.scenario
     H, W, T = len(world.snapshot.hosts), world.warmup, s.minutes
@@ -310,11 +313,13 @@ def hindsight(world: World, moves: int) -> dict[int, list[tuple[int, int]]]:
     cycles = np.arange(0, T, s.cycle_minutes)
     delay = np.maximum(1, np.ceil(s.seconds_per_gib * world.memory_gib / STEP_SECONDS)).astype(np.int64)
     script: dict[int, list[tuple[int, int]]] = {}
+    moved = np.zeros(load.shape[1], dtype=bool)
     for _ in range(moves):
+        since = max(script, default=0)
         var = sums.var(axis=1)  # (T, P)
         now = np.sqrt(var) @ pw  # (T,)
         best: tuple[float, int, int, int] = (0.0, -1, -1, -1)
-        for v in range(load.shape[1]):
+        for v in np.flatnonzero(~moved).tolist():
             a, w = int(host_of[v]), load[:, v, None, :]
             change = np.sqrt(
                 np.maximum(var[:, None, :] + (2 * w * (sums - sums[:, a : a + 1]) + 2 * w**2) / H, 0.0)
@@ -323,6 +328,7 @@ def hindsight(world: World, moves: int) -> dict[int, list[tuple[int, int]]]:
             after = np.cumsum((change @ pw - now[:, None])[::-1], axis=0)[::-1]  # (T, H)
             lands = cycles + delay[v]
             value = after[lands[lands < T]]
+            value[cycles[: len(value)] < since] = 0.0
             value[:, a] = 0.0
             value[:, ~np.all(used + world.need[v] <= world.capacity + 1e-9, axis=1)] = 0.0
             c, b = np.unravel_index(np.argmin(value), value.shape)
@@ -337,6 +343,7 @@ def hindsight(world: World, moves: int) -> dict[int, list[tuple[int, int]]]:
         used[a] -= world.need[v]
         used[b] += world.need[v]
         host_of[v] = b
+        moved[v] = True
         script.setdefault(minute, []).append((v, b))
     return script
 

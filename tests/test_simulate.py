@@ -130,6 +130,7 @@ def test_hindsight_moves_beat_every_other_single_move_and_each_one_helps(world: 
     rng = np.random.default_rng(0)
     cycles = range(0, SMALL.minutes, SMALL.cycle_minutes)
     others = [(first, v, d) for d in range(SMALL.hosts) if d not in (b, world.host_of[v])]
+    others += [(m, v, b) for m in cycles if m != first]
     others += [
         (int(rng.choice(cycles)), int(rng.integers(SMALL.vms)), int(rng.integers(SMALL.hosts)))
         for _ in range(60)
@@ -138,3 +139,33 @@ def test_hindsight_moves_beat_every_other_single_move_and_each_one_helps(world: 
         if d != world.host_of[u]:
             other = run(world, scripted(world, {minute: [(u, d)]}))
             assert other.imbalance >= days[1] - 1e-12, (minute, u, d)
+
+
+def test_hindsight_values_a_move_from_the_minute_it_lands() -> None:
+    """Slow migrations (minutes per move) and a swinging, trending load, where the best second
+    move is hours into the day: no other cycle for it does better, each move lands when the
+    simulator lands it, and the script never overcommits a host."""
+    scenario = Scenario(
+        hosts=10,
+        vms=200,
+        hours=12.0,
+        settle=False,
+        seconds_per_gib=120.0,
+        amplitude=0.9,
+        trending=0.5,
+        trend=1.0,
+    )
+    slow = build_world(scenario, seed=3)
+    script = hindsight(slow, 2)
+    (start, [first]), (later, [second]) = sorted(script.items())
+    assert start < later  # the picks go forward in time, and this one waits for its hour
+    played = run(slow, scripted(slow, script))
+    assert played.overcommits == 0
+    delay = [max(1, int(np.ceil(120.0 * slow.memory_gib[v] / 60))) for v in (first[0], second[0])]
+    assert [m[:2] for m in played.moves] == [(start + delay[0], first[0]), (later + delay[1], second[0])]
+    for m in range(start, scenario.minutes, 3 * scenario.cycle_minutes):
+        if m != later:
+            other = run(
+                slow, scripted(slow, {start: [first], m: [second]} if m != start else {m: [first, second]})
+            )
+            assert other.imbalance >= played.imbalance - 1e-12, m
