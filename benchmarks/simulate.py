@@ -260,6 +260,14 @@ class KronosPlanner:
         return plan
 
 
+def landing_delays(world: World) -> np.ndarray:
+    """(V,) minutes from a plan to its move of each VM landing: the next minute, or
+    ``seconds_per_gib`` × the VM's memory later, whichever is later."""
+    minutes = np.ceil(world.scenario.seconds_per_gib * world.memory_gib / STEP_SECONDS)
+    delays: np.ndarray = np.maximum(1, minutes).astype(np.int64)
+    return delays
+
+
 def scripted(world: World, script: Mapping[int, Sequence[tuple[int, int]]]) -> Planner:
     """A planner that, at cycle minute m, moves each (VM index, destination host index) of ``script[m]``."""
     names = [h.name for h in world.snapshot.hosts]
@@ -311,7 +319,7 @@ def hindsight(world: World, moves: int) -> dict[int, list[tuple[int, int]]]:
     used = np.zeros_like(world.capacity)
     np.add.at(used, host_of, world.need)
     cycles = np.arange(0, T, s.cycle_minutes)
-    delay = np.maximum(1, np.ceil(s.seconds_per_gib * world.memory_gib / STEP_SECONDS)).astype(np.int64)
+    delay = landing_delays(world)
     script: dict[int, list[tuple[int, int]]] = {}
     moved = np.zeros(load.shape[1], dtype=bool)
     for _ in range(moves):
@@ -429,6 +437,7 @@ def run(world: World, planner: Planner | None, forecast_horizon: float = 0.0) ->
     vm_index = {v.id: i for i, v in enumerate(snap.vms)}
     host_index = {h.name: i for i, h in enumerate(snap.hosts)}
     host_of = world.host_of.copy()
+    delay = landing_delays(world)
     used = np.zeros_like(world.capacity)
     np.add.at(used, host_of, world.need)
     recorded = np.empty((W + T, H, len(POLICIES)))
@@ -471,8 +480,7 @@ def run(world: World, planner: Planner | None, forecast_horizon: float = 0.0) ->
         plans += 1
         for step in plan.steps:
             v = vm_index[step.instance]
-            delay = max(1, math.ceil(s.seconds_per_gib * world.memory_gib[v] / STEP_SECONDS))
-            pending.append((minute + delay, v, host_index[step.destination]))
+            pending.append((minute + int(delay[v]), v, host_index[step.destination]))
             in_flight.add(v)
             migrations += 1
             gib += float(world.memory_gib[v])
