@@ -296,7 +296,7 @@ def scripted(world: World, script: Mapping[int, Sequence[tuple[int, int]]]) -> P
     return planner
 
 
-def hindsight(world: World, moves: int) -> dict[int, list[tuple[int, int]]]:
+def hindsight(world: World, moves: int, sustained: float | None = None) -> dict[int, list[tuple[int, int]]]:
     """The script of ``moves`` single moves that most lower the day's time-averaged combined
     imbalance, picked one at a time by a planner that knows the whole day's load in advance.
 
@@ -309,6 +309,13 @@ def hindsight(world: World, moves: int) -> dict[int, list[tuple[int, int]]]:
     all. The move lands as :func:`run` lands it. Picks go forward in time (none at a
     cycle before the last pick's) and move a VM once, so the placement each pick
     starts from is the one the script has made by then.
+
+    ``sustained`` (seconds) holds the yardstick to a threshold gate: a pick may
+    only be made at a cycle where, under the placement the script has made by
+    then, some policy's imbalance was above its threshold at every minute of
+    the last ``sustained`` seconds (0: at the cycle minute), the test
+    ``kronos.plan``'s ``min_sustained`` makes. It bounds what any planner that
+    respects the thresholds, and waits that long, can reach with k moves.
     """
     s = world.scenario
     H, W, T = len(world.snapshot.hosts), world.warmup, s.minutes
@@ -322,10 +329,17 @@ def hindsight(world: World, moves: int) -> dict[int, list[tuple[int, int]]]:
     delay = landing_delays(world)
     script: dict[int, list[tuple[int, int]]] = {}
     moved = np.zeros(load.shape[1], dtype=bool)
+    # the half hour before the day, for the gate's window: the initial placement, as run() records it
+    before = np.stack([_host_sums(host_of, world.weights[r], H) for r in range(W)]) + world.host_base
     for _ in range(moves):
         since = max(script, default=0)
         var = sums.var(axis=1)  # (T, P)
         now = np.sqrt(var) @ pw  # (T,)
+        gated = np.zeros(len(cycles), dtype=bool)
+        if sustained is not None:
+            over = np.any(np.sqrt(np.concatenate([before.var(axis=1), var])) > s.threshold, axis=1)
+            k = int(sustained // STEP_SECONDS)
+            gated = np.array([not over[max(0, W + c - k) : W + c + 1].all() for c in cycles.tolist()])
         best: tuple[float, int, int, int] = (0.0, -1, -1, -1)
         for v in np.flatnonzero(~moved).tolist():
             a, w = int(host_of[v]), load[:, v, None, :]
@@ -337,6 +351,7 @@ def hindsight(world: World, moves: int) -> dict[int, list[tuple[int, int]]]:
             lands = cycles + delay[v]
             value = after[lands[lands < T]]
             value[cycles[: len(value)] < since] = 0.0
+            value[gated[: len(value)]] = 0.0
             value[:, a] = 0.0
             value[:, ~np.all(used + world.need[v] <= world.capacity + 1e-9, axis=1)] = 0.0
             c, b = np.unravel_index(np.argmin(value), value.shape)
@@ -506,6 +521,8 @@ class Config:
     options: dict[str, Any] | None
     #: not Kronos: the script of this many moves a day picked knowing the day (:func:`hindsight`)
     hindsight: int | None = None
+    #: the yardstick's threshold gate in seconds (``hindsight``'s ``sustained``); None: no gate
+    sustained: float | None = None
 
     @property
     def forecast_horizon(self) -> float:
@@ -513,17 +530,21 @@ class Config:
 
     def planner(self, world: World) -> Planner | None:
         if self.hindsight is not None:
-            return scripted(world, hindsight(world, self.hindsight))
+            return scripted(world, hindsight(world, self.hindsight, self.sustained))
         return None if self.options is None else KronosPlanner(world.scenario.budget, self.options)
 
 
 def parse_config(text: str) -> Config:
-    """``instant``, ``off``, ``time-aware``, ``hindsight=K`` or ``[label:]key=value,key=value``
-    (kronos.plan options)."""
+    """``instant``, ``off``, ``time-aware``, ``hindsight=K[,sustained=S]`` or
+    ``[label:]key=value,key=value`` (kronos.plan options)."""
     if text in CONFIGS:
         return Config(text, CONFIGS[text])
     if text.startswith("hindsight="):
-        return Config(text, None, int(text.partition("=")[2]))
+        count, _, gate = text.partition("=")[2].partition(",")
+        key, _, seconds = gate.partition("=")
+        if gate and key.strip() != "sustained":
+            raise ValueError(f"config {text!r}: hindsight takes one option, sustained=SECONDS, not {gate!r}")
+        return Config(text, None, int(count), float(seconds) if gate else None)
     label, _, spec = text.rpartition(":")
     options: dict[str, Any] = {}
     for item in filter(None, (x.strip() for x in spec.split(","))):
@@ -629,7 +650,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--config",
         action="append",
-        help="instant, off, time-aware, hindsight=K (K moves a day, picked knowing the day) or "
+        help="instant, off, time-aware, hindsight=K[,sustained=S] (K moves a day, picked knowing "
+        "the day; only where a threshold was crossed for S seconds) or "
         "[label:]key=value,... (kronos.plan options); repeatable",
     )
     parser.add_argument(

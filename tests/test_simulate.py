@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from benchmarks.simulate import (
     POLICIES,
+    START,
     KronosPlanner,
     Scenario,
     World,
@@ -169,3 +170,30 @@ def test_hindsight_values_a_move_from_the_minute_it_lands() -> None:
                 slow, scripted(slow, {start: [first], m: [second]} if m != start else {m: [first, second]})
             )
             assert other.imbalance >= played.imbalance - 1e-12, m
+
+
+def test_hindsight_gated_moves_only_where_kronos_would_find_the_imbalance_sustained() -> None:
+    """The gated yardstick picks only cycles at which ``kronos.plan(min_sustained=...)`` itself
+    finds the imbalance lasted (one definition of the gate, checked against the planner's), and
+    here the gate binds: the free yardstick's first pick is at a cycle the planner skips."""
+    scenario = Scenario(hosts=10, vms=200, hours=6.0, threshold=0.03, trending=0.5, trend=1.0)
+    drifting = build_world(scenario, seed=7)
+    gated, free = hindsight(drifting, 2, sustained=1200.0), hindsight(drifting, 2)
+    assert gated and min(gated) > min(free)
+
+    def verdicts(script: dict[int, list[tuple[int, int]]]) -> tuple[dict[int, str | None], float]:
+        moves = scripted(drifting, script)
+        seen: dict[int, str | None] = {}
+
+        def planner(snap: kronos.Snapshot) -> kronos.Plan:
+            minute = int((snap.taken_at - START).total_seconds() // 60)
+            seen[minute] = kronos.plan(snap, min_sustained=1200).summary.aggregates["agg-01"].skipped
+            return moves(snap)
+
+        return seen, run(drifting, planner).imbalance
+
+    at_gated, day_gated = verdicts(gated)
+    at_free, day_free = verdicts(free)
+    assert all(at_gated[m] is None for m in gated), {m: at_gated[m] for m in gated}
+    assert at_free[min(free)] is not None  # the planner would not move there
+    assert day_gated > day_free  # waiting costs the yardstick too
