@@ -327,6 +327,8 @@ def hindsight(world: World, moves: int, sustained: float | None = None) -> dict[
     np.add.at(used, host_of, world.need)
     cycles = np.arange(0, T, s.cycle_minutes)
     delay = landing_delays(world)
+    if sustained is not None and not 0 <= sustained // STEP_SECONDS <= W:
+        raise ValueError(f"sustained {sustained} s: the snapshots' history covers 0 to {W * STEP_SECONDS} s")
     script: dict[int, list[tuple[int, int]]] = {}
     moved = np.zeros(load.shape[1], dtype=bool)
     # the half hour before the day, for the gate's window: the initial placement, as run() records it
@@ -339,7 +341,7 @@ def hindsight(world: World, moves: int, sustained: float | None = None) -> dict[
         if sustained is not None:
             over = np.any(np.sqrt(np.concatenate([before.var(axis=1), var])) > s.threshold, axis=1)
             k = int(sustained // STEP_SECONDS)
-            gated = np.array([not over[max(0, W + c - k) : W + c + 1].all() for c in cycles.tolist()])
+            gated = np.array([not over[W + c - k : W + c + 1].all() for c in cycles.tolist()])
         best: tuple[float, int, int, int] = (0.0, -1, -1, -1)
         for v in np.flatnonzero(~moved).tolist():
             a, w = int(host_of[v]), load[:, v, None, :]

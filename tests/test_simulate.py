@@ -197,3 +197,9 @@ def test_hindsight_gated_moves_only_where_kronos_would_find_the_imbalance_sustai
     assert all(at_gated[m] is None for m in gated), {m: at_gated[m] for m in gated}
     assert at_free[min(free)] is not None  # the planner would not move there
     assert day_gated > day_free  # waiting costs the yardstick too
+
+
+def test_hindsight_refuses_a_wait_longer_than_the_history(world: World) -> None:
+    """kronos.plan never finds a wait longer than its score_history sustained; neither may the yardstick."""
+    with pytest.raises(ValueError, match="history covers 0 to 1800 s"):
+        hindsight(world, 1, sustained=1860.0)
