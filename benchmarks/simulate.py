@@ -35,13 +35,15 @@ one (``settle``): a cloud a balancer has already run on, so that the day
 measures planning over time rather than a catch-up every configuration pays.
 
 ``python -m benchmarks.simulate --seeds 3 --config off --config instant --config time-aware
---config hindsight=2 --config hindsight=3``
+--config hindsight=2 --config hindsight=3 --config hindsight=2,sustained=1200
+--config hindsight=2,sustained=600 --config hindsight=3,sustained=1200``
 prints the table of docs/benchmarks.md ("Planning over time: the simulator").
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 import time
@@ -296,6 +298,20 @@ def scripted(world: World, script: Mapping[int, Sequence[tuple[int, int]]]) -> P
     return planner
 
 
+def lasted(world: World, scores: np.ndarray, sustained: float) -> np.ndarray:
+    """(R,) for each minute of ``scores`` (R, H, P; oldest first): whether some policy's
+    imbalance was above its threshold at that minute and at every minute of the
+    ``sustained`` seconds before it, the test ``kronos.plan``'s ``min_sustained`` makes
+    on a score_history (False where the rows do not reach that far back)."""
+    over = np.any(scores.std(axis=1) > world.scenario.threshold, axis=1)
+    calm = np.concatenate([[0], np.cumsum(~over)])  # calm[r]: calm minutes before row r
+    k = int(sustained // STEP_SECONDS)
+    out = np.zeros(len(over), dtype=bool)
+    if k < len(over):
+        out[k:] = calm[k + 1 :] == calm[: len(over) - k]
+    return out
+
+
 def hindsight(world: World, moves: int, sustained: float | None = None) -> dict[int, list[tuple[int, int]]]:
     """The script of ``moves`` single moves that most lower the day's time-averaged combined
     imbalance, picked one at a time by a planner that knows the whole day's load in advance.
@@ -312,10 +328,10 @@ def hindsight(world: World, moves: int, sustained: float | None = None) -> dict[
 
     ``sustained`` (seconds) holds the yardstick to a threshold gate: a pick may
     only be made at a cycle where, under the placement the script has made by
-    then, some policy's imbalance was above its threshold at every minute of
-    the last ``sustained`` seconds (0: at the cycle minute), the test
-    ``kronos.plan``'s ``min_sustained`` makes. It bounds what any planner that
-    respects the thresholds, and waits that long, can reach with k moves.
+    then, the imbalance had :func:`lasted` that long (0: over a threshold at
+    the cycle minute), as ``kronos.plan(min_sustained=...)`` requires. It
+    shows about the best that a planner which respects its thresholds, and
+    waits that long, can expect with k moves (greedy again, not a proof).
     """
     s = world.scenario
     H, W, T = len(world.snapshot.hosts), world.warmup, s.minutes
@@ -339,9 +355,7 @@ def hindsight(world: World, moves: int, sustained: float | None = None) -> dict[
         now = np.sqrt(var) @ pw  # (T,)
         gated = np.zeros(len(cycles), dtype=bool)
         if sustained is not None:
-            over = np.any(np.sqrt(np.concatenate([before.var(axis=1), var])) > s.threshold, axis=1)
-            k = int(sustained // STEP_SECONDS)
-            gated = np.array([not over[W + c - k : W + c + 1].all() for c in cycles.tolist()])
+            gated = ~lasted(world, np.concatenate([before, sums]), sustained)[W + cycles]
         best: tuple[float, int, int, int] = (0.0, -1, -1, -1)
         for v in np.flatnonzero(~moved).tolist():
             a, w = int(host_of[v]), load[:, v, None, :]
@@ -542,11 +556,16 @@ def parse_config(text: str) -> Config:
     if text in CONFIGS:
         return Config(text, CONFIGS[text])
     if text.startswith("hindsight="):
-        count, _, gate = text.partition("=")[2].partition(",")
+        count, comma, gate = text.partition("=")[2].partition(",")
         key, _, seconds = gate.partition("=")
-        if gate and key.strip() != "sustained":
-            raise ValueError(f"config {text!r}: hindsight takes one option, sustained=SECONDS, not {gate!r}")
-        return Config(text, None, int(count), float(seconds) if gate else None)
+        moves, wait = -1, None
+        with contextlib.suppress(ValueError):  # a malformed number is caught below
+            moves, wait = int(count), float(seconds) if comma else None
+        if moves < 0 or (comma and (key.strip() != "sustained" or wait is None or not wait >= 0)):
+            raise ValueError(
+                f"config {text!r}: not hindsight=K or hindsight=K,sustained=SECONDS (K, SECONDS >= 0)"
+            )
+        return Config(text, None, moves, wait)
     label, _, spec = text.rpartition(":")
     options: dict[str, Any] = {}
     for item in filter(None, (x.strip() for x in spec.split(","))):
@@ -667,7 +686,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     scenario = _scenario(args.scenario)
     named = args.config or ([] if args.grid else ["instant", "time-aware"])
-    configs = [parse_config(c) for c in named] + grid(args.grid)
+    try:
+        configs = [parse_config(c) for c in named] + grid(args.grid)
+    except ValueError as e:
+        parser.error(str(e))
+    for c in configs:
+        if c.sustained is not None and c.sustained // STEP_SECONDS > scenario.history_minutes:
+            parser.error(
+                f"config {c.name!r}: the snapshots' history covers {scenario.history_minutes} minutes"
+            )
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     rows = simulate(scenario, configs, seeds)
     print(f"{scenario}\nseeds {seeds}\n")

@@ -18,6 +18,7 @@ from benchmarks.simulate import (
     World,
     build_world,
     hindsight,
+    lasted,
     run,
     scripted,
     snapshot_at,
@@ -173,33 +174,38 @@ def test_hindsight_values_a_move_from_the_minute_it_lands() -> None:
 
 
 def test_hindsight_gated_moves_only_where_kronos_would_find_the_imbalance_sustained() -> None:
-    """The gated yardstick picks only cycles at which ``kronos.plan(min_sustained=...)`` itself
-    finds the imbalance lasted (one definition of the gate, checked against the planner's), and
-    here the gate binds: the free yardstick's first pick is at a cycle the planner skips."""
+    """The gate (``lasted``) says at every cycle what ``kronos.plan(min_sustained=...)`` says on
+    the same snapshot: one definition of the test, checked against the planner's at windows of
+    0, 10, 20 and 30 minutes. The gated yardstick picks only where it opens, and here the gate
+    binds: the free yardstick's first pick is at a cycle the planner skips."""
     scenario = Scenario(hosts=10, vms=200, hours=6.0, threshold=0.03, trending=0.5, trend=1.0)
     drifting = build_world(scenario, seed=7)
     gated, free = hindsight(drifting, 2, sustained=1200.0), hindsight(drifting, 2)
     assert gated and min(gated) > min(free)
+    moves = scripted(drifting, gated)
+    agree: dict[tuple[int, float], tuple[bool, str | None]] = {}
 
-    def verdicts(script: dict[int, list[tuple[int, int]]]) -> tuple[dict[int, str | None], float]:
-        moves = scripted(drifting, script)
-        seen: dict[int, str | None] = {}
+    def planner(snap: kronos.Snapshot) -> kronos.Plan:
+        minute = int((snap.taken_at - START).total_seconds() // 60)
+        history = np.array([[h.score_history[p] for p in POLICIES] for h in snap.hosts])  # type: ignore[index]
+        for wait in (0.0, 600.0, 1200.0, 1800.0):
+            said = kronos.plan(snap, min_sustained=wait).summary.aggregates["agg-01"].skipped
+            agree[minute, wait] = (bool(lasted(drifting, history.transpose(2, 0, 1), wait)[-1]), said)
+        return moves(snap)
 
-        def planner(snap: kronos.Snapshot) -> kronos.Plan:
-            minute = int((snap.taken_at - START).total_seconds() // 60)
-            seen[minute] = kronos.plan(snap, min_sustained=1200).summary.aggregates["agg-01"].skipped
-            return moves(snap)
-
-        return seen, run(drifting, planner).imbalance
-
-    at_gated, day_gated = verdicts(gated)
-    at_free, day_free = verdicts(free)
-    assert all(at_gated[m] is None for m in gated), {m: at_gated[m] for m in gated}
-    assert at_free[min(free)] is not None  # the planner would not move there
-    assert day_gated > day_free  # waiting costs the yardstick too
+    played = run(drifting, planner)
+    for (minute, wait), (opens, said) in agree.items():
+        assert opens == (said is None), (minute, wait, said)
+    assert {opens for opens, _ in agree.values()} == {True, False}
+    assert all(agree[m, 1200.0][0] for m in gated)
+    assert agree[min(free), 1200.0][1] is not None  # the planner would not move there
+    assert played.imbalance > run(drifting, scripted(drifting, free)).imbalance  # waiting costs
 
 
 def test_hindsight_refuses_a_wait_longer_than_the_history(world: World) -> None:
-    """kronos.plan never finds a wait longer than its score_history sustained; neither may the yardstick."""
+    """kronos.plan never finds a wait longer than its score_history sustained; neither may the
+    yardstick. The whole history (30 minutes) is a wait it takes."""
     with pytest.raises(ValueError, match="history covers 0 to 1800 s"):
         hindsight(world, 1, sustained=1860.0)
+    assert lasted(world, np.ones((31, 2, 2)) * np.array([0.0, 1.0])[None, :, None], 1800.0)[-1]
+    assert not lasted(world, np.ones((30, 2, 2)) * np.array([0.0, 1.0])[None, :, None], 1800.0).any()
