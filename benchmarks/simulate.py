@@ -298,6 +298,15 @@ def scripted(world: World, script: Mapping[int, Sequence[tuple[int, int]]]) -> P
     return planner
 
 
+def wait_minutes(sustained: float, history_minutes: int) -> int:
+    """The minutes before the present that a wait of ``sustained`` seconds tests; a wait the
+    snapshots' history does not cover is refused (``kronos.plan`` would never find it lasted)."""
+    if not 0 <= sustained // STEP_SECONDS <= history_minutes:
+        covers = history_minutes * STEP_SECONDS
+        raise ValueError(f"sustained {sustained} s: the snapshots' history covers 0 to {covers} s")
+    return int(sustained // STEP_SECONDS)
+
+
 def lasted(world: World, scores: np.ndarray, sustained: float) -> np.ndarray:
     """(R,) for each minute of ``scores`` (R, H, P; oldest first): whether some policy's
     imbalance was above its threshold at that minute and at every minute of the
@@ -305,7 +314,7 @@ def lasted(world: World, scores: np.ndarray, sustained: float) -> np.ndarray:
     on a score_history (False where the rows do not reach that far back)."""
     over = np.any(scores.std(axis=1) > world.scenario.threshold, axis=1)
     calm = np.concatenate([[0], np.cumsum(~over)])  # calm[r]: calm minutes before row r
-    k = int(sustained // STEP_SECONDS)
+    k = int(sustained // STEP_SECONDS)  # may reach past the rows: then nothing lasted
     out = np.zeros(len(over), dtype=bool)
     if k < len(over):
         out[k:] = calm[k + 1 :] == calm[: len(over) - k]
@@ -343,8 +352,8 @@ def hindsight(world: World, moves: int, sustained: float | None = None) -> dict[
     np.add.at(used, host_of, world.need)
     cycles = np.arange(0, T, s.cycle_minutes)
     delay = landing_delays(world)
-    if sustained is not None and not 0 <= sustained // STEP_SECONDS <= W:
-        raise ValueError(f"sustained {sustained} s: the snapshots' history covers 0 to {W * STEP_SECONDS} s")
+    if sustained is not None:
+        wait_minutes(sustained, W)
     script: dict[int, list[tuple[int, int]]] = {}
     moved = np.zeros(load.shape[1], dtype=bool)
     # the half hour before the day, for the gate's window: the initial placement, as run() records it
@@ -688,13 +697,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     named = args.config or ([] if args.grid else ["instant", "time-aware"])
     try:
         configs = [parse_config(c) for c in named] + grid(args.grid)
+        for c in configs:  # before any world is built, not after the configs ahead of it ran
+            if c.sustained is not None:
+                wait_minutes(c.sustained, scenario.history_minutes)
     except ValueError as e:
         parser.error(str(e))
-    for c in configs:
-        if c.sustained is not None and c.sustained // STEP_SECONDS > scenario.history_minutes:
-            parser.error(
-                f"config {c.name!r}: the snapshots' history covers {scenario.history_minutes} minutes"
-            )
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     rows = simulate(scenario, configs, seeds)
     print(f"{scenario}\nseeds {seeds}\n")
