@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import attrs
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 import kronos
 from kronos.core import kernels, pairs
 from kronos.core.arrays import build_world
-from kronos.testing import generate_tight, with_history
+from kronos.testing import generate_evacuable, generate_tight, with_history
 from tests.conftest import kronos_cli
 from tests.naive import NaiveWorld, apply_plan, replay
 
@@ -138,6 +139,19 @@ def test_planning_again_on_the_result_finds_nothing(args: dict) -> None:  # type
     state = kronos.next_state(None, first, now=snap.taken_at, cooldown=0)
     again = kronos.plan(apply_plan(snap, first), budget="unlimited", state=state)
     assert again.steps == (), [(s.instance, s.source, s.destination, s.reason) for s in again.steps[:3]]
+
+
+def test_a_vm_back_home_before_a_pair_may_still_move_after_it() -> None:
+    """Sweep snapshot 71254: a VM the greedy moved away and back (a round trip tidy drops)
+    was frozen as moved at the plan's first pair, so the end was not where no move helps: a
+    plan made again on the result moved it. At home it counts as never moved."""
+    snap = generate_evacuable(hosts=16, vms=154, failed=2, seed=151060, groups=5, slack=0.1)
+    snap = attrs.evolve(snap, policies=tuple(attrs.evolve(p, threshold=0.0) for p in snap.policies))
+    first = kronos.plan(snap, budget="unlimited")
+    assert together(first)  # the plan makes pairs
+    state = kronos.next_state(None, first, now=snap.taken_at, cooldown=0)
+    again = kronos.plan(apply_plan(snap, first), budget="unlimited", state=state)
+    assert again.steps == (), [(s.instance, s.source, s.destination) for s in again.steps]
 
 
 @pytest.mark.parametrize("args", [(16, 300, 7, 20, 1.0), (11, 168, 26, 14, 1.0), (10, 146, 32, 10, 2.0)])

@@ -18,10 +18,10 @@ parking swaps did worse than spending the steps on other pairs: 13 % against
 the combined imbalance (that is why no single move was found), but never
 above what the aggregate had before the plan, so a plan stopped half-way
 still leaves nothing worse. The budget counts every step. The caller
-(:func:`kronos.core.spread._pair`) passes only VMs that have not moved in
-the plan. Aggregates that share hosts with others are not searched (their
-moves must keep the other aggregates, which the single-move kernel checks
-and this search does not).
+(:func:`kronos.core.spread._pair`) passes only VMs that are on their own
+host (unmoved in the plan, or moved away and back). Aggregates that share
+hosts with others are not searched (their moves must keep the other
+aggregates, which the single-move kernel checks and this search does not).
 
 The search is bounded: VMs of the :data:`HOT` busiest hosts with VMs of the
 :data:`COLD` least busy ones, the third host among the :data:`THIRD`

@@ -120,8 +120,8 @@ class _Side:
     weighed: bool = False
     #: the combined imbalance before the plan: no prefix of the plan may leave it higher
     ceiling: float = np.inf
-    #: the VMs single moves may move: after a pair, those not moved yet (a VM moved up to a
-    #: pair stays, so nothing undoes the pair); None: all of ``cands``
+    #: the VMs single moves may move: after a pair, those on their own host (a VM away from
+    #: home at a pair stays, so nothing undoes the pair); None: all of ``cands``
     singles: np.ndarray | None = None
     steps: int = 0
     stop: Reason = NO_GAIN
@@ -202,7 +202,7 @@ def _pair(
             continue
         _, cur = kernels.stats(side.hosts, world.active, world.score, world.pw, np.zeros(P), np.zeros(P))
         limit = cur - max(opts.min_improvement, sum(gains))
-        fresh = side.cands[~world.moved[side.cands]]  # a pair moves VMs that have not moved yet
+        fresh = _at_home(world, side.cands)  # a pair moves VMs that are where the plan found them
         found = pairs.best_pair(world, side.hosts, fresh, limit, side.ceiling, pen)
         if found is None:
             continue
@@ -210,12 +210,20 @@ def _pair(
             kernels.apply_move(v, b, w)
             seq.append((v, b, side.name))
         linked.append(tuple(seq[-2:]))
-        # every VM moved so far stays: the pair relies on where they are (a later move could
+        # every VM away from home stays: the pair relies on where they are (a later move could
         # otherwise bring home a VM whose move made the room the pair took)
-        side.singles = side.cands[~world.moved[side.cands]]
+        side.singles = _at_home(world, side.cands)
         side.steps += 2
         return True
     return False
+
+
+def _at_home(world: World, vms: np.ndarray) -> np.ndarray:
+    """Those of ``vms`` on the host the snapshot has them on. A VM that went away and came
+    back counts as one that never moved: :func:`tidy` drops its round trip, so freezing it
+    would leave a move that a plan made again on the result finds (sweep snapshot 71254)."""
+    at_home: np.ndarray = vms[world.vm_host[vms] == world.home[vms]]
+    return at_home
 
 
 def _next_gain(world: World, side: _Side, v: int, b: int, opts: SpreadOptions, pen: np.ndarray) -> float:
