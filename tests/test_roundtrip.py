@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import stat
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -131,6 +134,36 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path: Path, small: kronos.S
         kronos.dump(Boom(), target)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["plan.json"]
+
+
+def test_a_write_goes_through_a_symlink_and_keeps_the_files_mode(
+    tmp_path: Path, small: kronos.Snapshot
+) -> None:
+    """Renaming over the path would replace the link with a file and reset the mode to 0644:
+    the operator's link and a private file's 0600 must survive a write."""
+    target = tmp_path / "real.json"
+    target.write_text("old")
+    target.chmod(0o600)
+    link = tmp_path / "link.json"
+    link.symlink_to(target.name)
+    kronos.dump(small, link)
+    assert link.is_symlink()
+    assert kronos.load_snapshot(target) == small
+    assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_write_to_a_pipe_goes_into_it(tmp_path: Path, small: kronos.Snapshot) -> None:
+    """``-o /dev/null`` or a FIFO: a device or a pipe is written into, never replaced by a file."""
+    fifo = tmp_path / "plan.fifo"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    kronos.dump(small, fifo)
+    reader.join(timeout=10)
+    assert got, "the reader of the pipe got nothing: the write went elsewhere"
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert kronos.load_snapshot(io.StringIO(got[0])) == small
 
 
 def test_generated_snapshot_roundtrips_through_yaml(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import io
 import json
 import os
 import re
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -255,21 +256,35 @@ def render(obj: Any, yaml: bool = False) -> str:
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new, never half."""
-    target = Path(path)
+    """Write ``text`` to ``path`` so that readers see the old file or the new, never half.
+
+    What the operator named is what gets written: a symlink is written through (its
+    target replaced, the link kept), a device or a pipe (``-o /dev/null``, a FIFO) is
+    written into, since renaming over it would replace the device node with a file; a
+    file that was there keeps its permissions.
+    """
+    target = Path(os.path.realpath(path))
+    try:
+        mode = target.stat().st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        with target.open("w", encoding="utf-8") as fh:
+            fh.write(text)
+        return
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except FileNotFoundError as exc:
-        raise KronosIOError(f"{target}: directory {target.parent} does not exist") from exc
+        raise KronosIOError(f"{path}: directory {target.parent} does not exist") from exc
     except PermissionError as exc:
-        raise KronosIOError(f"{target}: cannot write in {target.parent} (permission denied)") from exc
+        raise KronosIOError(f"{path}: cannot write in {target.parent} (permission denied)") from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         with contextlib.suppress(FileNotFoundError):
-            Path(tmp).chmod(0o644 & ~_umask())
+            Path(tmp).chmod(stat.S_IMODE(mode) if mode is not None else 0o644 & ~_umask())
         Path(tmp).replace(target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
