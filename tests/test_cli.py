@@ -53,7 +53,14 @@ def test_usage_errors_exit_64_without_traceback(small: kronos.Snapshot, tmp_path
         (("plan", str(snap), "--budget", "lots"), "budget"),
         (("plan", str(snap), "--aggregate", "nope"), "not in the snapshot"),
         (("plan", str(snap), "--set", "stop_below_threshold=maybe"), "true or false"),
+        (("plan", str(snap), "--set", "exact_seconds=5"), "unknown option 'exact_seconds'"),
+        (("plan", str(snap), "--set", "prune=false"), "unknown option 'prune'"),
+        (("plan", str(snap), "--set", "max_parallel=0"), "at least 1 step a wave"),
         (("plan",), "Missing argument"),
+        (("generate", "--vms", "99999999999999999999"), "not in the range"),
+        (("generate", "--hosts", "3", "--down", "4"), "more than the 3 host(s)"),
+        (("generate", "--hosts", "3", "--evacuable", "3"), "fewer failed hosts"),
+        (("generate", "--packable", "3", "--tight"), "--packable and --tight"),
     ]:
         proc = kronos_cli(*args)
         assert proc.returncode == 64, (args, proc.stderr)

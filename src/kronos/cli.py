@@ -88,11 +88,17 @@ def as_flags(text: str) -> str:
 
 
 def _parse_sets(values: tuple[str, ...], flag: str = "--set") -> dict[str, str]:
+    """KEY=VALUE pairs; for ``--set`` each KEY a planner option (kronos.plan's own keywords,
+    such as its test knob ``prune``, are not)."""
+    from kronos.core.options import OPTION_NAMES, unknown_option
+
     out = {}
     for item in values:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             raise UsageError(f"{flag} {item!r}: expected KEY=VALUE")
+        if flag == "--set" and key.strip().replace("-", "_") not in OPTION_NAMES:
+            raise UsageError(f"{flag} {item!r}: {unknown_option(key.strip())}")
         out[key.strip()] = value
     return out
 
@@ -180,9 +186,9 @@ def validate(snapshot: str, **shown: Any) -> None:
 
 
 @cli.command()
-@click.option("--hosts", default=50, show_default=True, type=click.IntRange(1))
-@click.option("--vms", default=5000, show_default=True, type=click.IntRange(0))
-@click.option("--groups", default=100, show_default=True, type=click.IntRange(0))
+@click.option("--hosts", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--vms", default=5000, show_default=True, type=click.IntRange(0, 10_000_000))
+@click.option("--groups", default=100, show_default=True, type=click.IntRange(0, 1_000_000))
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0))
 @click.option("--policies", default="cpu,mem", show_default=True, help="comma-separated")
 @click.option("--aggregates", default=1, show_default=True, type=click.IntRange(1))
@@ -257,7 +263,7 @@ def validate(snapshot: str, **shown: Any) -> None:
 )
 @click.option(
     "--packable",
-    type=click.IntRange(1),
+    type=click.IntRange(1, 100_000),
     metavar="K",
     help="instead: a pack instance whose optimum is K hosts, one VM per host (uses --seed only)",
 )
@@ -295,6 +301,24 @@ def generate(
 ) -> None:
     """Write a realistic synthetic snapshot (same seed, same bytes)."""
     import kronos
+
+    instead = {
+        "--clouds": clouds is not None,
+        "--bytedance-like": bytedance_like,
+        "--packable": packable is not None,
+        "--tight": tight,
+        "--evacuable": evacuable is not None,
+    }
+    given = [flag for flag, on in instead.items() if on]
+    if len(given) > 1:
+        raise UsageError(f"{' and '.join(given)}: each makes a snapshot of its own kind; give one")
+    hosts = kw["hosts"]
+    for flag, count in (("--aggregates", kw["aggregates"]), ("--down", kw["down"]),
+                        ("--disabled", kw["disabled"]), ("--unassigned", kw["unassigned"])):  # fmt: skip
+        if count > hosts:
+            raise UsageError(f"{flag} {count}: more than the {hosts} host(s) of --hosts")
+    if evacuable is not None and evacuable >= hosts:
+        raise UsageError(f"--evacuable {evacuable}: needs fewer failed hosts than the {hosts} of --hosts")
 
     if clouds is not None:
         _generate_clouds(clouds, output, policies, kw)

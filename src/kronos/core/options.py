@@ -238,7 +238,7 @@ def make_options(
     changes: dict[str, dict[str, Any]] = {phase: {} for phase in SECTIONS}
     for key, raw in (values or {}).items():
         name = key.replace("-", "_")
-        if name not in _HINTS:
+        if name not in _SECTION_OF:  # internal knobs (prune, exact_seconds) are no option
             raise UsageError(unknown_option(name))
         try:
             value = coerce(name, raw, _HINTS[name])
@@ -255,6 +255,8 @@ def make_options(
             raise UsageError(f"option {name} = {raw!r}: must be at most {MAX_SECONDS:.0f} seconds (10 years)")
         if name == "time_limit" and not 0 < value <= MAX_SECONDS:
             raise UsageError(f"option {name} = {raw!r}: must be > 0 seconds (and at most 10 years)")
+        if name == "max_parallel" and value is not None and value < 1:
+            raise UsageError(f"option {name} = {raw!r}: at least 1 step a wave (none: no cap)")
         if name == "min_gain" and value > 1:
             raise UsageError(f"option {name} = {raw!r}: a relative gain, between 0 and 1")
         if name == "aggregates" and value == ():
