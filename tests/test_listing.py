@@ -106,6 +106,8 @@ def test_validate_and_state_rows(tmp_path: Path) -> None:
     assert {"severity": "error", "path": "hosts[0].scores.cpu-spread", "value": "1.5"}.items() <= rows[
         0
     ].items()
+    good = kronos_cli("validate", EXAMPLE, "-f", "json")  # stdout is JSON alone, the verdict on stderr
+    assert good.returncode == 0 and json.loads(good.stdout) == [] and ": OK (" in good.stderr
     state = tmp_path / "state.json"
     kronos_cli("plan", EXAMPLE, "--state", str(state), "-o", str(tmp_path / "p.json"))
     held = kronos_cli("state", "show", "--state", str(state), "--now", "2026-01-01T00:00:00Z", "-f", "csv")

@@ -181,7 +181,8 @@ def validate(snapshot: str, **shown: Any) -> None:
     click.echo(
         f"{snapshot}: OK ({len(snap.hosts)} hosts, {len(snap.vms)} VMs, "
         f"{len(snap.server_groups)} server groups, {len(snap.policies)} policies"
-        f"{f', {len(issues)} warning(s)' if issues else ''})"
+        f"{f', {len(issues)} warning(s)' if issues else ''})",
+        err=shape.asked,  # with -f, stdout is the listing alone (| jq works)
     )
 
 
