@@ -130,6 +130,8 @@ def test_kronos_plans_lists_saved_plans_and_leaves_others_out(tmp_path: Path) ->
     assert "notes.json: not a plan, left out" in proc.stderr
     assert kronos_cli("plans").returncode == 64
     assert kronos_cli("plans", str(tmp_path / "nowhere")).returncode == 66
+    a_file = kronos_cli("plans", EXAMPLE)
+    assert a_file.returncode == 66 and "not a folder" in a_file.stderr
 
 
 def test_the_plan_table_keeps_its_columns_with_long_names() -> None:

@@ -823,8 +823,12 @@ def plans(folder: str | None, config_path: str | None, **shown: Any) -> None:
             raise UsageError(f"{config_path}: [engine] plan_dir is not set: no plans are saved")
     else:
         where = Path(folder or ".")
+    if where.exists() and not where.is_dir():
+        raise NoInputError(f"{where}: not a folder (name the folder kronos run saves plans in)")
     if not where.is_dir():
         raise NoInputError(f"{where}: no such folder (plans are saved there by kronos run in dry run)")
+    if not os.access(where, os.R_OK | os.X_OK):  # glob would see an unreadable folder as empty
+        raise NoInputError(f"{where}: folder not readable (permission denied)")
     rows = []
     for path in sorted(where.glob("*.json")):
         try:
