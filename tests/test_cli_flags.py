@@ -180,3 +180,13 @@ def test_execute_results_lines_from_a_foreign_file_are_not_trusted(tmp_path: Pat
         '[1]\n"x"\n{"plan": "p", "seq": "3"}\n{"plan": "p", "seq": 2, "outcome": "Succeeded"}\n'
     )
     assert done_steps(results, "p") == {2}
+
+
+def test_a_plan_with_a_drain_says_the_budget_its_balancing_had() -> None:
+    """plan --drain: the drain is unbudgeted, the balancing after it has --budget; the header
+    said "budget unlimited" although the plan held the balancing to the budget."""
+    proc = kronos_cli("plan", EXAMPLE, "--drain", "cmp-001", "--budget", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert "budget drain unlimited, then 3 per aggregate" in proc.stdout.splitlines()[0]
+    plain = kronos_cli("drain", EXAMPLE, "--host", "cmp-001")
+    assert "budget unlimited per aggregate" in plain.stdout.splitlines()[0]

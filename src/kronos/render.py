@@ -39,9 +39,14 @@ def plan_table(plan: Plan, reasons: bool = True) -> str:
             f"{len(plan.steps)} step(s)  data {opts.get('data')}"
         )
     else:
+        if "balance_budget" in opts:  # plan --drain: the drain has no budget, the balancing after it this
+            balance = opts["balance_budget"]
+            said = f"drain unlimited, then {'unlimited' if balance is None else balance}"
+        else:
+            said = "unlimited" if budget is None else str(budget)
         lines.append(
             f"plan {plan.snapshot_digest[:19]}…  mode {opts.get('mode')}  "
-            f"budget {'unlimited' if budget is None else budget} per aggregate  "
+            f"budget {said} per aggregate  "
             f"{len(plan.steps)} step(s) in {len({s.wave for s in plan.steps})} wave(s)"
         )
     fence = plan.summary.fence_first
