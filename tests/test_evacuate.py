@@ -402,3 +402,18 @@ def test_fill_host_finds_the_least_slack_subset(seed: int, n: int) -> None:
         if (w.size[list(s)].sum(axis=0) <= cap + 1e-9).all()
     )
     assert (cap - w.used[1]).sum() == pytest.approx(best)
+
+
+def test_the_drain_note_counts_the_vms_no_rule_lets_leave() -> None:
+    """VMs that may not leave (passthrough devices) are unplaced: the note's "N not" counted
+    only the VMs it tried, so it read "5 of 11 placed, 6 not" above a list of 13 unplaced."""
+    snap = kronos.generate(hosts=8, vms=80, seed=4, devices=0.2)
+    held = Counter(v.host for v in snap.vms if v.devices)
+    host = held.most_common(1)[0][0]
+    plan = kronos.plan(snap, drain=[host], budget=5)
+    notes = [n for a in plan.summary.aggregates.values() for n in a.notes if "instances placed" in n]
+    assert len(notes) == 1
+    on_host = sum(1 for v in snap.vms if v.host == host)
+    placed = sum(1 for s in plan.steps if s.phase == "drain")
+    assert notes[0] == f"drain: {placed} of {on_host} instances placed, {on_host - placed} not"
+    assert on_host - placed == len(plan.summary.unplaced) >= held[host]

@@ -157,7 +157,9 @@ def plan_leaving(
         here = pending[np.isin(world.vm_host[pending], hosts)]
         if here.size == 0:
             continue
-        outcomes[name] = _plan_aggregate(world, req, name, hosts, here, prio, why)
+        # those no rule lets leave count too: the note's "N not" matches the plan's unplaced
+        unmovable = sum(1 for v, (_, agg) in why.items() if agg is None and np.isin(world.vm_host[v], hosts))
+        outcomes[name] = _plan_aggregate(world, req, name, hosts, here, prio, why, unmovable)
         pending = pending[~world.moved[pending]]
     unplaced = []
     for v in todo:
@@ -178,6 +180,7 @@ def _plan_aggregate(
     vms: np.ndarray,
     prio: np.ndarray,
     why: dict[int, tuple[tuple[Reason, ...], str | None]],
+    unmovable: int = 0,
 ) -> AggregateOutcome:
     dest_hosts = hosts[rules.receivers(world)[hosts]]
     norm = unit(world, dest_hosts if dest_hosts.size else hosts)
@@ -245,7 +248,7 @@ def _plan_aggregate(
         elif v not in why:
             why[v] = (why_unplaced(world, v, hosts, name), name)
 
-    note = Reason("leaving.placed", detail=req.phase, count=len(moves), need=int(vms.size))
+    note = Reason("leaving.placed", detail=req.phase, count=len(moves), need=int(vms.size) + unmovable)
     return AggregateOutcome(moves=tuple(moves), notes=(note,))
 
 
