@@ -163,3 +163,16 @@ def test_the_cli_refuses_what_it_cannot_answer(tmp_path: Path, case) -> None:  #
     kronos.dump(kronos.generate(hosts=3, vms=10, groups=0, seed=1), other)
     wrong = kronos_cli("explain", str(other), str(p), "--vm", "huge")
     assert wrong.returncode == 65 and "made for snapshot" in wrong.stderr
+    # a plan whose step leaves the snapshot's hosts and aggregates is refused, not explained
+    doc = json.loads(p.read_text())
+    assert doc["steps"], "the case's plan moves something"
+    for field, value, said in [
+        ("destination", "cmp-999", "destination cmp-999 is not in the snapshot"),
+        ("aggregate", "agg-99", "aggregate agg-99 is not in the snapshot"),
+    ]:
+        bad = tmp_path / f"bad-{field}.json"
+        bad.write_text(json.dumps({**doc, "steps": [{**doc["steps"][0], field: value}, *doc["steps"][1:]]}))
+        for args in (("explain", str(s), str(bad), "--host", doc["steps"][0]["source"]),
+                     ("report", str(s), str(bad), "-o", str(tmp_path / "r.html"))):  # fmt: skip
+            proc = kronos_cli(*args)
+            assert proc.returncode == 65 and f"{bad} on {s}: step 1: {said}" in proc.stderr, proc.stderr

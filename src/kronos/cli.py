@@ -963,8 +963,11 @@ def explain(
     else:
         options: dict[str, Any] = {**_engine_options(config_path), **_parse_sets(sets)}
         plan_doc = kronos.plan(snap, mode=mode, budget=budget, state=state, validate_input=False, **options)
-    answers: list[Any] = [why.explain_vm(snap, plan_doc, ref, state) for ref in vms]
-    answers += [why.explain_host(snap, plan_doc, ref, state) for ref in hosts]
+    try:
+        answers: list[Any] = [why.explain_vm(snap, plan_doc, ref, state) for ref in vms]
+        answers += [why.explain_host(snap, plan_doc, ref, state) for ref in hosts]
+    except DataError as exc:  # a step that does not fit the snapshot
+        raise DataError(f"{plan_file} on {snapshot}: {exc}") from None
     if output is not None:
         from kronos.files import render
 

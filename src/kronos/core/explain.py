@@ -83,6 +83,7 @@ def _world_of(snapshot: Snapshot, plan: Plan, state: State | None) -> World:
     if plan.options.get("assumed_fenced"):
         fenced = [world.host_index[h] for h in plan.options["assumed_fenced"] if h in world.host_index]
         world.up[fenced] = world.active[fenced] = False
+    apply_steps(world.copy(), plan.steps)  # a step that does not fit the snapshot is refused up front
     return world
 
 

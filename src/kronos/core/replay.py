@@ -25,6 +25,12 @@ def apply_steps(world: World, steps: Iterable[Step]) -> None:
             raise DataError(f"step {step.seq}: instance {step.instance} is not in the snapshot")
         if step.destination not in world.host_index:
             raise DataError(f"step {step.seq}: destination {step.destination} is not in the snapshot")
+        members = world.aggregates.get(step.aggregate)
+        if members is None:
+            raise DataError(f"step {step.seq}: aggregate {step.aggregate} is not in the snapshot")
+        outside = [h for h in (step.source, step.destination) if world.host_index.get(h, -1) not in members]
+        if outside:
+            raise DataError(f"step {step.seq}: {outside[0]} is not in aggregate {step.aggregate}")
         here = world.host_names[world.vm_host[v]]
         if here != step.source:
             raise DataError(
