@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from pathlib import Path
 
@@ -531,3 +532,59 @@ def test_os_cloud_and_os_region_name_choose_the_cloud_as_openstack_does(
     assert connect(NovaConfig(region_name="RegionOne"), "lab").config.region_name == "RegionOne"
     helped = kronos_cli("execute", "--help").stdout + kronos_cli("record", "--help").stdout
     assert helped.count("--os-region-name") == 2 and helped.count("--os-cloud") == 2
+
+
+def test_a_backend_url_no_tooz_driver_takes_is_78_naming_file_key_value_and_the_schemes(
+    tmp_path: Path,
+) -> None:
+    """Not exit 70 with stevedore's NoMatches when a command first connects: at load, listing the
+    schemes of the drivers installed; check-config fails at its configuration line."""
+    pytest.importorskip("tooz")
+    conf = _write(tmp_path, "[engine]\naggregates = a\n[coordination]\nbackend_url = http://127.0.0.1:9\n")
+    said = (
+        f"{conf}: 1 problem(s)\n  [coordination] backend_url = 'http://127.0.0.1:9': "
+        "no tooz driver for scheme 'http' (the installed ones take: "
+    )
+    for command in (("status",), ("check-config",), ("state", "show"), ("run", "--once")):
+        out = kronos_cli(*command, "--config", str(conf))
+        assert out.returncode == 78, (command, out.stdout + out.stderr)
+        assert said in out.stdout + out.stderr and "Traceback" not in out.stderr
+        assert "etcd3+http" in out.stdout + out.stderr and "PASS" not in out.stdout
+    for url, expected in [
+        ("foo://x", "backend_url = 'foo://x': no tooz driver for scheme 'foo' (the installed ones take: "),
+        ("etcd3+http://h:99999", "backend_url = 'etcd3+http://h:99999': not a URL: Port out of range"),
+        ("etcd3+http://u:s3cret@h:x", "backend_url = 'etcd3+http://***@h:x': not a URL: Port could not"),
+    ]:
+        conf.write_text(f"[engine]\naggregates = a\n[coordination]\nbackend_url = {url}\n")
+        with pytest.raises(ConfigError) as err:
+            load_config(str(conf))
+        assert expected in str(err.value) and "s3cret" not in str(err.value)
+
+
+def test_a_tooz_driver_that_cannot_load_is_78_and_is_not_offered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A driver whose client library is missing (redis:// without redis): named with why, and left
+    out of the schemes offered instead; without tooz at all, the URL is left to the commands."""
+    pytest.importorskip("tooz")
+    real = importlib.metadata.entry_points
+    broken = importlib.metadata.EntryPoint("broken", "kronos_no_such_module:Driver", "tooz.backends")
+
+    def entry_points(**kwargs: str) -> object:
+        found = real(**kwargs)
+        return [*found, broken] if kwargs.get("group") == "tooz.backends" else found
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    conf = _write(tmp_path, "[engine]\naggregates = a\n[coordination]\nbackend_url = broken://x\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(str(conf))
+    text = str(err.value)
+    assert (
+        "backend_url = 'broken://x': tooz's 'broken' driver cannot load "
+        "(ModuleNotFoundError: No module named 'kronos_no_such_module'): install its client library, "
+        "or use one of: " in text
+    )
+    offered = text.rpartition("or use one of: ")[2].split(", ")
+    assert "etcd3+http" in offered and "broken" not in offered
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kwargs: [])
+    assert load_config(str(conf)).coordination.backend_url == "broken://x"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -330,8 +331,44 @@ def test_kronos_state_with_a_config_and_no_backend_uses_the_engine_s_state_file(
     assert both.returncode == 64 and "give one" in both.stderr
 
 
-def test_kronos_state_with_an_unreachable_backend_is_a_temporary_failure(tmp_path: Path) -> None:
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound for a moment by us, then let go)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_an_unreachable_backend_is_a_temporary_failure_naming_the_url_and_the_reason(tmp_path: Path) -> None:
+    """etcd3gw raises ConnectionFailedError() with an empty text: the message says its class and
+    the refused connection behind it, and the URL without its password."""
+    pytest.importorskip("etcd3gw")
+    (tmp_path / "policies.yaml").write_text((ROOT / "etc" / "kronos" / "policies.yaml.sample").read_text())
+    port = _closed_port()
     conf = tmp_path / "kronos.conf"
-    conf.write_text("[coordination]\nbackend_url = etcd3+http://127.0.0.1:1\n")
-    out = kronos_cli("state", "show", "--config", str(conf))
-    assert out.returncode == 75 and "Traceback" not in out.stderr, out.stderr
+    conf.write_text(
+        "[engine]\naggregates = agg-00\n"
+        f"[coordination]\nbackend_url = etcd3+http://kronos:s3cret@127.0.0.1:{port}\n"
+        "[nova]\nauth_type = admin_token\ntoken = t\n"  # run --once: a Nova it never reaches first
+        f"compute_endpoint_override = http://127.0.0.1:{port}/v2.1\n"
+    )
+    said = f"[coordination] backend_url = 'etcd3+http://***@127.0.0.1:{port}'"
+    for command, what in [
+        (("status",), "cannot read group 'kronos'"),
+        (("state", "show"), "cannot reach the backend"),
+        (("state", "release", "vm-1"), "cannot reach the backend"),
+        (("run", "--once"), "cannot join group 'kronos'"),
+    ]:
+        out = kronos_cli(*command, "--config", str(conf))
+        assert out.returncode == 75, (command, out.stderr)
+        assert f"{said}: {what}: ConnectionFailedError: Connection refused" in out.stderr, out.stderr
+        assert "s3cret" not in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_backend_url_no_driver_takes_is_a_config_error_when_built_by_hand() -> None:
+    """load_config refuses it (tests/test_config.py); a CoordinationConfig built in code too."""
+    pytest.importorskip("tooz")
+    config = CoordinationConfig(backend_url="foo://x")
+    with pytest.raises(ConfigError, match="backend_url = 'foo://x': no tooz driver for scheme 'foo'"):
+        Group(config)
+    with pytest.raises(ConfigError, match="no tooz driver for scheme 'foo'"):
+        status(config, ())

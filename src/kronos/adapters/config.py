@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import configparser
 import difflib
+import importlib.metadata
 import math
 import re
 import types
@@ -25,7 +26,7 @@ import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 import attrs
 from attrs import field, frozen
@@ -191,7 +192,8 @@ class ExecutorConfig:
 @frozen
 class CoordinationConfig:
     #: a tooz backend every ``kronos run`` of the cloud shares, e.g. ``etcd3+http://127.0.0.1:2379``
-    #: (``pip install kronos-planner[ha]``); empty: one engine, guarded by ``[engine] lock_file``
+    #: (``pip install kronos-planner[ha]``; the scheme names an installed tooz driver, checked at
+    #: load); empty: one engine, guarded by ``[engine] lock_file``
     backend_url: str = ""
     #: this engine's name in the group (empty: ``HOSTNAME-PID``)
     member_id: str = ""
@@ -552,9 +554,58 @@ def _coordination_problems(config: Config) -> list[str]:
         return [
             f"[coordination] backend_url = {redact(c.backend_url)!r}: expected DRIVER://…, e.g. etcd3+http://HOST:2379"
         ]
+    problem = backend_url_problem(c.backend_url)
+    if problem:
+        return [f"[coordination] backend_url = {redact(c.backend_url)!r}: {problem}"]
     if not c.group:
         return ["[coordination] group is empty: name the group the engines join (default kronos)"]
     return []
+
+
+#: the entry points of tooz's backend drivers: a backend_url's scheme names one
+TOOZ_DRIVERS = "tooz.backends"
+
+
+def _driver_fault(entry: importlib.metadata.EntryPoint) -> str:
+    """Why tooz's driver ``entry`` cannot load ("": it loads), e.g. its client library is missing."""
+    try:
+        entry.load()
+    except Exception as exc:  # ImportError mostly; whatever a driver's import raises, it is unusable
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return ""
+
+
+def tooz_schemes() -> list[str]:
+    """The backend_url schemes tooz accepts here: its drivers that load (their client library is
+    installed), sorted."""
+    drivers = importlib.metadata.entry_points(group=TOOZ_DRIVERS)
+    return sorted({d.name for d in drivers if not _driver_fault(d)})
+
+
+def backend_url_problem(url: str) -> str:
+    """What keeps tooz from using ``url`` ("": nothing, or tooz is not installed, which
+    :mod:`kronos.adapters.coordination` says when it is used): a scheme no installed driver
+    takes, a driver that cannot load, a port that is no port."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number or out of range
+    except ValueError as exc:
+        return f"not a URL: {exc}"
+    drivers = {d.name: d for d in importlib.metadata.entry_points(group=TOOZ_DRIVERS)}
+    if not drivers:
+        return ""
+    driver = drivers.get(parts.scheme)
+    fault = _driver_fault(driver) if driver is not None else ""
+    if driver is not None and not fault:
+        return ""
+    schemes = ", ".join(tooz_schemes()) or "none"
+    if driver is None:
+        hint = f"; did you mean etcd3+{parts.scheme}://…?" if parts.scheme in ("http", "https") else ""
+        return f"no tooz driver for scheme {parts.scheme!r} (the installed ones take: {schemes}){hint}"
+    return (
+        f"tooz's {parts.scheme!r} driver cannot load ({redact(fault)}): install its client library, "
+        f"or use one of: {schemes}"
+    )
 
 
 def _history_problems(e: EngineConfig) -> list[str]:

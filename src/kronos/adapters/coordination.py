@@ -42,7 +42,7 @@ import attrs
 from attrs import frozen
 
 import kronos
-from kronos.adapters.config import CoordinationConfig
+from kronos.adapters.config import CoordinationConfig, backend_url_problem
 from kronos.core.model import State
 from kronos.errors import ConfigError, KronosError, TemporaryFailure
 from kronos.files import render
@@ -106,29 +106,73 @@ def backend_url(config: CoordinationConfig) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def _shown(config: CoordinationConfig) -> str:
+    """The setting as messages quote it (its user-info may be a password)."""
+    return f"[coordination] backend_url = {redact(config.backend_url)!r}"
+
+
+def reason(exc: BaseException) -> str:
+    """What went wrong, for a message: the exception's text, else its class name and its innermost
+    cause's text (etcd3gw raises ``ConnectionFailedError()`` with an empty text: the refused
+    connection is its cause). Redacted: a library's text may quote a URL."""
+    text = str(exc).strip()
+    if text:
+        return redact(text)
+    detail, seen, cause = "", {id(exc)}, exc.__cause__ or exc.__context__
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        detail = str(cause).strip() or detail
+        cause = cause.__cause__ or cause.__context__
+    if detail.startswith("[Errno"):
+        detail = detail.split("] ", 1)[-1]
+    return redact(f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__)
+
+
+def _unreachable(config: CoordinationConfig, what: str, exc: BaseException) -> TemporaryFailure:
+    return TemporaryFailure(f"{_shown(config)}: {what}: {reason(exc)}")
+
+
+def _tooz() -> Any:
+    """tooz's coordination module (ConfigError without it: load_config leaves that to here)."""
+    try:
+        from tooz import coordination
+    except ImportError:
+        raise ConfigError("[coordination] backend_url needs tooz: pip install 'kronos-planner[ha]'") from None
+    return coordination
+
+
+def _coordinator(coordination: Any, config: CoordinationConfig, member: str) -> Any:
+    """tooz's coordinator for the backend (not started); a URL no driver takes is a ConfigError.
+
+    :func:`kronos.adapters.config.load_config` refuses such a URL already; this
+    is for a :class:`CoordinationConfig` built by hand.
+    """
+    try:
+        return coordination.get_coordinator(backend_url(config), member.encode())
+    except (RuntimeError, ValueError, TypeError) as exc:  # stevedore's NoMatches: no such driver
+        raise ConfigError(
+            f"{_shown(config)}: {backend_url_problem(config.backend_url) or reason(exc)}"
+        ) from None
+
+
 class Group:
     """One engine of a tooz group (see the module's docstring)."""
 
     def __init__(self, config: CoordinationConfig, cloud_limit: int = 0) -> None:
-        try:
-            from tooz import coordination
-        except ImportError:
-            raise ConfigError(
-                "[coordination] backend_url needs tooz: pip install 'kronos-planner[ha]'"
-            ) from None
+        coordination = _tooz()
         self._errors = _backend_errors(coordination)
         self.member = config.member_id or default_member()
         self.group = config.group.encode()
         self.cloud_limit = cloud_limit
+        self._coord = _coordinator(coordination, config, self.member)
         try:
-            self._coord = coordination.get_coordinator(backend_url(config), self.member.encode())
             self._coord.start(start_heart=True)
             # weight 1: the capability tooz's partitioner reads; ring_owner gives every member one
             self._coord.join_group_create(self.group, capabilities={"weight": 1})
         except self._errors as exc:
-            raise TemporaryFailure(
-                f"[coordination] backend_url: cannot join group {config.group!r}: {exc}"
-            ) from None
+            with contextlib.suppress(Exception):  # its heartbeat thread
+                self._coord.stop()
+            raise _unreachable(config, f"cannot join group {config.group!r}", exc) from None
         self._held: dict[str, Any] = {}
         self._mutex = threading.Lock()
 
@@ -161,7 +205,7 @@ class Group:
         try:
             return ring_owner(self.refresh(), aggregate) == self.member
         except self._errors as exc:
-            log.warning("coordination: backend unreachable, acting on nothing: %s", exc)
+            log.warning("coordination: backend unreachable, acting on nothing: %s", reason(exc))
             return False
 
     # -- locks ---------------------------------------------------------------------------------
@@ -172,7 +216,7 @@ class Group:
         try:
             got = bool(lock.acquire(blocking=False))
         except self._errors as exc:
-            log.warning("coordination: cannot lock aggregate %s: %s", aggregate, exc)
+            log.warning("coordination: cannot lock aggregate %s: %s", aggregate, reason(exc))
             got = False
         if got:
             with self._mutex:
@@ -207,7 +251,7 @@ class Group:
                         break
                 except self._errors as exc:
                     if not said:
-                        log.warning("coordination: cannot take a migration slot, waiting: %s", exc)
+                        log.warning("coordination: cannot take a migration slot, waiting: %s", reason(exc))
                         said = True
                     break
             if lock is not None and busy is not None and not self._room(busy):
@@ -233,7 +277,7 @@ class Group:
         try:
             lock.release()
         except self._errors as exc:  # its lease expires anyway
-            log.warning("coordination: could not release %s: %s", lock.name, exc)
+            log.warning("coordination: could not release %s: %s", lock.name, reason(exc))
 
     def may_start(self, aggregate: str) -> bool | None:
         """May a migration in ``aggregate`` start now? True: go. False: the backend does not
@@ -247,7 +291,7 @@ class Group:
                 lock = self._held.get(aggregate)
             return True if lock is not None and lock_alive(lock) else None
         except self._errors as exc:
-            log.warning("coordination: backend unreachable: %s", exc)
+            log.warning("coordination: backend unreachable: %s", reason(exc))
             return False
 
     def healthy(self, aggregate: str | None = None) -> bool:
@@ -258,7 +302,7 @@ class Group:
             self._coord.get_members(self.group).get()
             return True
         except self._errors as exc:
-            log.warning("coordination: backend unreachable: %s", exc)
+            log.warning("coordination: backend unreachable: %s", reason(exc))
             return False
 
     def close(self) -> None:
@@ -298,16 +342,13 @@ def _etcd_state(coord: Any, group: bytes, errors: tuple[type[BaseException], ...
 def shared_state(config: CoordinationConfig) -> Iterator[EtcdState]:
     """The engines' shared state, for ``kronos state`` to read and change by hand: connected
     without joining their group (joining would hand this command a share of the aggregates)."""
-    try:
-        from tooz import coordination
-    except ImportError:
-        raise ConfigError("[coordination] backend_url needs tooz: pip install 'kronos-planner[ha]'") from None
+    coordination = _tooz()
     errors = _backend_errors(coordination)
-    coord = coordination.get_coordinator(backend_url(config), f"state-{default_member()}".encode())
+    coord = _coordinator(coordination, config, f"state-{default_member()}")
     try:
         coord.start(start_heart=False)
     except errors as exc:
-        raise TemporaryFailure(f"[coordination] backend_url: cannot reach the backend: {exc}") from None
+        raise _unreachable(config, "cannot reach the backend", exc) from None
     try:
         yield _etcd_state(coord, config.group.encode(), errors)
     finally:
@@ -350,7 +391,7 @@ class EtcdState:
         try:
             values = self.client.get(self.key)
         except self._errors as exc:
-            raise TemporaryFailure(f"{self.label}: cannot read the shared state: {exc}") from None
+            raise TemporaryFailure(f"{self.label}: cannot read the shared state: {reason(exc)}") from None
         if not values:
             return None, None
         raw = values[0].decode() if isinstance(values[0], bytes) else str(values[0])
@@ -374,7 +415,9 @@ class EtcdState:
                 else:
                     done = self.client.replace(self.key, raw, text)
             except self._errors as exc:
-                raise TemporaryFailure(f"{self.label}: cannot write the shared state: {exc}") from None
+                raise TemporaryFailure(
+                    f"{self.label}: cannot write the shared state: {reason(exc)}"
+                ) from None
             if done:
                 return new
 
@@ -397,11 +440,12 @@ def _lock_key(group: bytes, name: bytes) -> bytes:
 def status(config: CoordinationConfig, aggregates: tuple[str, ...]) -> Status:
     """Read the group without joining it: members, the owner of each aggregate (the ring every
     member computes, :class:`tooz.partitioner.Partitioner`'s), locks and slots held."""
-    from tooz import coordination
+    coordination = _tooz()
     from tooz.drivers.etcd3gw import Etcd3Lock
 
     group = config.group.encode()
-    coord = coordination.get_coordinator(backend_url(config), f"status-{default_member()}".encode())
+    errors = _backend_errors(coordination)
+    coord = _coordinator(coordination, config, f"status-{default_member()}")
     try:
         coord.start(start_heart=False)
         try:
@@ -422,10 +466,8 @@ def status(config: CoordinationConfig, aggregates: tuple[str, ...]) -> Status:
                 elif kind == "migration-slot":
                     slots += 1
         return Status(config.group, tuple(m.decode() for m in members), owners, tuple(sorted(locked)), slots)
-    except (coordination.ToozError, OSError) as exc:
-        raise TemporaryFailure(
-            f"[coordination] backend_url: cannot read group {config.group!r}: {exc}"
-        ) from None
+    except errors as exc:
+        raise _unreachable(config, f"cannot read group {config.group!r}", exc) from None
     finally:
         with contextlib.suppress(Exception):
             coord.stop()
