@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -8,6 +9,7 @@ import attrs
 import pytest
 
 import kronos
+import kronos.files
 from tests.conftest import kronos_cli
 
 
@@ -115,3 +117,34 @@ def test_nan_weight_is_reported(small: kronos.Snapshot) -> None:
     v = attrs.evolve(small.vms[0], weights={"cpu-spread": math.nan, "memory-spread": 0.1})
     issues = kronos.validate(attrs.evolve(small, vms=(v, *small.vms[1:])))
     assert [str(i) for i in issues] == ["vms[0].weights.cpu-spread = NaN: weights must be in [0, 1]"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "said"),
+    [
+        ("coolddown", 5, "options.coolddown: no option of this name; did you mean cooldown?"),
+        (
+            "require_cpu_compatibility",
+            "no",
+            "options.require_cpu_compatibility = 'no': must be true or false",
+        ),
+        ("min_improvement", "abc", "options.min_improvement = 'abc': must be a number"),
+        ("budget", "lots", "options.budget = 'lots': must be an integer >= 0 or null"),
+        ("assumed_fenced", 7, "options.assumed_fenced = 7: must be a list of host names or null"),
+        ("min_gain", 2, "options.min_gain = 2: a relative gain, between 0 and 1"),
+    ],
+)
+def test_a_plans_options_are_checked_like_the_planners(
+    tmp_path: Path, key: str, value: object, said: str
+) -> None:
+    """explain, report and execute read a plan's options back: a misspelled key or a string
+    where JSON has a boolean would silently be read as the default (or crash explain)."""
+    snap = kronos.generate(hosts=6, vms=40, groups=0, seed=5)
+    made = kronos.plan(snap)
+    doc = json.loads(kronos.files.render(made))
+    kronos.load_plan(io.StringIO(json.dumps(doc)))  # what kronos writes it reads back
+    doc["options"][key] = value
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    proc = kronos_cli("show", str(bad))
+    assert proc.returncode == 65 and said in proc.stderr, proc.stderr

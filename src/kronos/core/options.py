@@ -205,6 +205,8 @@ def coerce(name: str, value: Any, typ: Any) -> Any:
 _HINTS = {
     name: hint for cls in SECTIONS.values() for name, hint in typing.get_type_hints(cls, vars(types)).items()
 }
+#: each option's type (internal knobs included), as the plan validator reads them
+HINTS = _HINTS
 _CHOICES = {
     "post_drain_action": ("none", "disable"),
     "solver": ("greedy", "exact"),

@@ -852,6 +852,7 @@ def validate_plan(plan: Plan) -> list[Issue]:
                 out.append(Issue(f"{at}.destination_cloud", same, s.destination_cloud))
         if s.numa_cells is not None and not _distinct_ids(s.numa_cells):
             out.append(Issue(f"{at}.numa_cells", "cell ids must be distinct integers >= 0", s.numa_cells))
+    out += _plan_options(plan.options)
     for name, summary in plan.summary.aggregates.items():
         out += _aggregate_summary(key_path("summary.aggregates", name), summary)
     for field in ("unplaced", "not_selected"):
@@ -859,6 +860,84 @@ def validate_plan(plan: Plan) -> list[Issue]:
             if _blank(u.instance):
                 out.append(Issue(f"summary.{field}[{i}].instance", "must not be blank", u.instance))
     return out
+
+
+def _host_names(x: Any) -> bool:
+    return isinstance(x, list) and all(isinstance(h, str) and not _blank(h) for h in x)
+
+
+def _budget(x: Any) -> bool:
+    return x is None or (isinstance(x, int) and not isinstance(x, bool) and x >= 0)
+
+
+#: what a plan's ``options`` record besides the planner options: how the plan was asked for
+#: (a federation plan: its policy); each with the test its value must pass and what that says
+PLAN_RECORDS: dict[str, tuple[Any, str]] = {
+    "mode": (lambda x: x in (*MODES, "evacuate", "drain", "federate"), "must be a mode"),
+    "budget": (lambda x: _budget(x) or isinstance(x, dict), "must be an integer >= 0 or null"),
+    "balance_budget": (_budget, "must be an integer >= 0 or null"),
+    "drain": (_host_names, "must be a list of host names"),
+    "evacuate": (_host_names, "must be a list of host names"),
+    "assumed_fenced": (lambda x: x is None or _host_names(x), "must be a list of host names or null"),
+    "clouds": (_host_names, "must be a list of cloud names"),
+    "snapshot_digests": (lambda x: isinstance(x, dict), "must be an object"),
+    "trigger": (lambda x: isinstance(x, dict), "must be an object"),
+    "networks": (lambda x: isinstance(x, dict), "must be an object"),
+    "data": (lambda x: isinstance(x, str), "must be a string"),
+}
+
+
+def _plan_options(options: Mapping[str, Any]) -> list[Issue]:
+    """A plan's options are read back (explain, report, execute): a misspelled key or a value
+    of the wrong JSON type would be read as the default, so each is checked as the planner's
+    own options are (``kronos.core.options``), types strictly: JSON, not a config file's text."""
+    from kronos.core.options import HINTS, OPTION_NAMES, make_options
+    from kronos.errors import UsageError
+
+    out: list[Issue] = []
+    for key, value in options.items():
+        at = key_path("options", key)
+        if key in PLAN_RECORDS:
+            test, said = PLAN_RECORDS[key]
+            if not test(value):
+                out.append(Issue(at, said, value))
+            continue
+        if key not in OPTION_NAMES:
+            out.append(_unknown_name(at, key, (*OPTION_NAMES, *PLAN_RECORDS), "option"))
+            continue
+        kind = _json_kind(HINTS[key], value)
+        if kind:
+            out.append(Issue(at, kind, value))
+            continue
+        try:
+            make_options({key: value}, alone=True)
+        except UsageError as exc:
+            out.append(Issue(at, str(exc).partition(": ")[2] or str(exc), value))
+    return out
+
+
+def _json_kind(hint: Any, value: Any) -> str:
+    """What is wrong with ``value``'s JSON type for an option of type ``hint`` ("" if nothing)."""
+    args = get_args(hint)
+    if value is None:
+        return "" if type(None) in args else "must not be null"
+    kind = next((a for a in args if a is not type(None)), hint) if args and type(None) in args else hint
+    if kind is bool:
+        return "" if isinstance(value, bool) else "must be true or false"
+    if kind in (int, float):
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        return (
+            ""
+            if number and (kind is float or isinstance(value, int))
+            else f"must be a{'n integer' if kind is int else ' number'}"
+        )
+    if kind is str:
+        return "" if isinstance(value, str) else "must be a string"
+    return (
+        ""
+        if isinstance(value, list) and all(isinstance(x, str) for x in value)
+        else "must be a list of names"
+    )
 
 
 def _distinct_ids(ids: Iterable[Any]) -> bool:
