@@ -61,6 +61,8 @@ def test_usage_errors_exit_64_without_traceback(small: kronos.Snapshot, tmp_path
         (("generate", "--hosts", "3", "--down", "4"), "more than the 3 host(s)"),
         (("generate", "--hosts", "3", "--evacuable", "3"), "fewer failed hosts"),
         (("generate", "--packable", "3", "--tight"), "--packable and --tight"),
+        (("plan", str(snap), "--time-limit", "5"), "give --solver exact too"),
+        (("plan", str(snap), "--cold-migrate-stopped"), "give --drain HOST too"),
     ]:
         proc = kronos_cli(*args)
         assert proc.returncode == 64, (args, proc.stderr)

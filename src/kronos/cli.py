@@ -538,6 +538,10 @@ def plan(
         options["aggregates"] = aggregates
     if drain_hosts:
         options.update(drain=drain_hosts, cold_migrate_stopped=cold_migrate_stopped)
+    elif cold_migrate_stopped:
+        raise UsageError("--cold-migrate-stopped moves the stopped VMs of a drain: give --drain HOST too")
+    if time_limit is not None and str(options.get("solver", "greedy")).strip() != "exact":
+        raise UsageError("--time-limit is the exact solver's: give --solver exact too")
     shape = listing.shape_of(shown)
     _run_planner(
         "plan", snapshot, state_path, now, output, shape, timing, mode=mode, budget=budget, **options
