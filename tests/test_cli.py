@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import attrs
+
 import kronos
 from tests.conftest import ROOT, kronos_cli
 
@@ -67,6 +69,15 @@ def test_usage_errors_exit_64_without_traceback(small: kronos.Snapshot, tmp_path
         proc = kronos_cli(*args)
         assert proc.returncode == 64, (args, proc.stderr)
         assert fragment in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_snapshot_with_no_enabled_policy_is_named(small: kronos.Snapshot, tmp_path: Path) -> None:
+    snap = tmp_path / "off.json"
+    kronos.dump(
+        attrs.evolve(small, policies=tuple(attrs.evolve(p, enabled=False) for p in small.policies)), snap
+    )
+    proc = kronos_cli("plan", str(snap))
+    assert proc.returncode == 65 and f"{snap}: snapshot: no enabled policy" in proc.stderr, proc.stderr
 
 
 def test_unwritable_output_is_an_error_not_a_traceback(tmp_path: Path) -> None:

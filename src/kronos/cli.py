@@ -602,8 +602,8 @@ def _run_planner(
         from kronos.core import planner
         from kronos.errors import DataError
 
-        ready = planner.prepare(snap, state, when, validate_input=False)
         try:
+            ready = planner.prepare(snap, state, when, validate_input=False)
             result = getattr(planner, entry)(ready, **kwargs)
         except DataError as exc:
             raise DataError(f"{snapshot}: {exc}") from None
