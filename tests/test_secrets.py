@@ -93,6 +93,8 @@ def proxy() -> Iterator[FaultProxy]:
     [
         ("Prometheus at http://u:pw1@h:9090/x unreachable", "Prometheus at http://***@h:9090/x unreachable"),
         ("https://tok3n@h/", "https://***@h/"),
+        ("etcd3+http://u:p@w@h:2379 refused", "etcd3+http://***@h:2379 refused"),
+        ("http://h:9090/q?to=a@b", None),
         ("password = correct horse battery\nnext", "password = ***\nnext"),
         ("[nova] application_credential_secret=abc, then", "[nova] application_credential_secret=***, then"),
         ('{"os_password": "pw", "x": 1}', '{"os_password": "***", "x": 1}'),

@@ -34,9 +34,10 @@ _NAME = (
 )
 #: one character of an unquoted value: a backslash escape counts (JSON text: \u00e9), a quote ends it
 _ESCAPE = r"\\[^\"'\s]"
-#: user-info of a URL: everything between "scheme://" and "@" before the host
+#: user-info of a URL: everything between "scheme://" and the last "@" before the host (a
+#: password with an unescaped "@" is all user-info, as URL parsers read it)
 _USERINFO = re.compile(
-    r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<info>(?:[^\s/?#@'\"\\<>]|" + _ESCAPE + r")+)@"
+    r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<info>(?:[^\s/?#'\"\\<>]|" + _ESCAPE + r")+)@"
 )
 #: NAME = value, NAME=value, "NAME": "value", 'NAME': value; after a spaced " = " (INI style)
 #: the value runs to the end of the line, else to a delimiter
