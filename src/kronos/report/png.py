@@ -116,6 +116,8 @@ def write_pngs(files: dict[str, bytes], directory: str | os.PathLike[str]) -> li
     """
     where = Path(directory)
     written = []
+    if where.exists() and not where.is_dir():
+        raise KronosIOError(f"{where}: not a folder (--png names the folder the charts go in)")
     try:
         where.mkdir(parents=True, exist_ok=True)
         for name, data in files.items():
@@ -132,7 +134,7 @@ def write_pngs(files: dict[str, bytes], directory: str | os.PathLike[str]) -> li
                 raise
             written.append(where / name)
     except PermissionError as exc:
-        raise PermissionDenied(f"{where}: cannot write PNG files there") from exc
+        raise PermissionDenied(f"{where}: cannot write PNG files there ({exc.strerror or exc})") from exc
     except OSError as exc:
         raise KronosIOError(f"{where}: {exc.strerror or exc}") from exc
     return written
