@@ -244,7 +244,10 @@ def test_policies_defaults() -> None:
             ("    threshold: 0.1\n", "    threshold: 0.1\n    enabled: 'no'\n"),
             "policies[1].enabled = 'no': expected true or false",
         ),
-        (("policies:", "policy:"), "p.yaml: expected a top-level 'policies:' list"),
+        (
+            ("policies:", "polices:"),
+            "p.yaml: expected a top-level 'policies:' list: 'polices' (did you mean policies?)",
+        ),
         (("policies:\n", "policies: []\nextra:\n"), "p.yaml:2: 'extra': unknown top-level key"),
         (
             ("policies:\n", "policis: 1\npolicies:\n"),

@@ -128,7 +128,9 @@ def parse_policies(text: str, name: str) -> tuple[Policy, ...]:
     except DataError as exc:
         raise ConfigError(str(exc)) from exc
     if not isinstance(doc, dict) or "policies" not in doc:
-        raise ConfigError(f"{name}: expected a top-level 'policies:' list")
+        keys = list(doc) if isinstance(doc, dict) else []
+        near = next((f": {k!r}{_near(k, ('policies',))}" for k in keys if _near(k, ("policies",))), "")
+        raise ConfigError(f"{name}: expected a top-level 'policies:' list{near}")
     extra = [
         f"{name}:{_line(doc, k)}: {k!r}: unknown top-level key{_near(k, ('policies',))}"
         for k in doc
