@@ -944,10 +944,12 @@ def improve(
         sol = attrs.evolve(sol, seconds=spent)
         moves = [*relief, *moves]
         lost = sorted(set(np.flatnonzero(pinned).tolist()) | set(dropped))
-        if lost:
-            notes.append(Reason("pack.exact_dropped", hosts=tuple(start.host_names[h] for h in lost)))
         tie = abs(exact_value - greedy_value) <= TOL
-        if exact_value < greedy_value - TOL or (tie and len(moves) < len(greedy.moves)):
+        taken = exact_value < greedy_value - TOL or (tie and len(moves) < len(greedy.moves))
+        if lost:  # the greedy's plan, when it stands, may empty those very hosts
+            lost_names = tuple(start.host_names[h] for h in lost)
+            notes.append(Reason("pack.exact_dropped", hosts=lost_names, detail=None if taken else "greedy"))
+        if taken:
             _assign(world, after)
             value = exact_value
             out = _with_moves(greedy, start, world, moves, opts)

@@ -182,7 +182,8 @@ DECISIONS: dict[str, Callable[[Reason], str]] = {
         f"{_int(x.value)} proven optimal, {_int(x.after)} taken"
     ),
     "pack.exact_dropped": lambda x: (
-        f"exact target: the moves off {_names(x)} could not be ordered validly; those hosts keep their VMs"
+        f"exact target: the moves off {_names(x)} could not be ordered validly; "
+        + ("the greedy's plan stands" if x.detail == "greedy" else "those hosts keep their VMs")
     ),
     "pack.budget_below": lambda x: (
         f"budget {_int(x.limit)} is below the fewest VMs on an emptiable host ({_int(x.need)})"
