@@ -407,5 +407,6 @@ def _consolidate(
     movable_here = np.bincount(world.vm_host[vms[movable[vms]]], minlength=len(world.host_names))
     fewest = min((int(now[h]) for h in cands if movable_here[h] == now[h]), default=None)
     if fewest is not None and fewest > left:
-        notes.append(Reason("pack.budget_below", limit=left, need=fewest))
+        spent = budget - left  # moves that relieved overloaded hosts first
+        notes.append(Reason("pack.budget_below", limit=left, need=fewest, count=spent or None))
     return notes

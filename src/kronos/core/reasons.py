@@ -186,7 +186,9 @@ DECISIONS: dict[str, Callable[[Reason], str]] = {
         + ("the greedy's plan stands" if x.detail == "greedy" else "those hosts keep their VMs")
     ),
     "pack.budget_below": lambda x: (
-        f"budget {_int(x.limit)} is below the fewest VMs on an emptiable host ({_int(x.need)})"
+        f"budget {_int(x.limit)}"
+        + (f" (left after {_int(x.count)} relief move{'s' if x.count != 1 else ''})" if x.count else "")
+        + f" is below the fewest VMs on an emptiable host ({_int(x.need)})"
     ),
     # evacuate and drain
     "leaving.placed": lambda x: (
