@@ -89,3 +89,14 @@ def test_unwritable_output_is_an_error_not_a_traceback(tmp_path: Path) -> None:
 def test_bundled_example_plan_matches_the_recorded_output() -> None:
     proc = kronos_cli("plan", str(ROOT / "examples" / "snapshot.json"))
     assert proc.stdout == (ROOT / "examples" / "plan.txt").read_text()
+
+
+def test_a_plan_written_as_yaml_by_the_plain_python_kernels(tmp_path: Path) -> None:
+    """Their figures are numpy float64, which YAML's safe representer refused (exit 70)."""
+    out = tmp_path / "p.yaml"
+    proc = kronos_cli("--jit", "never", "plan", str(ROOT / "examples" / "snapshot.json"), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    as_json = kronos_cli("plan", str(ROOT / "examples" / "snapshot.json"), "-o", "-")
+    assert [s.instance for s in kronos.load_plan(out).steps] == [
+        s["instance"] for s in json.loads(as_json.stdout)["steps"]
+    ]

@@ -247,6 +247,9 @@ def render(obj: Any, yaml: bool = False) -> str:
         return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     from ruamel.yaml import YAML
 
+    # plain JSON values: numpy's float64 (a float subclass the plain-Python kernels leave in the
+    # figures) is JSON's float but no type YAML's safe representer knows
+    data = json.loads(json.dumps(data, allow_nan=False))
     out = io.StringIO()
     y = YAML(typ="safe", pure=True)
     y.default_flow_style = False
