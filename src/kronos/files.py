@@ -258,14 +258,24 @@ def render(obj: Any, yaml: bool = False) -> str:
     return out.getvalue()
 
 
+#: paths that name a descriptor the process already has (resolved, they name /proc entries
+#: such as pipe:[N] that cannot be renamed over)
+_FD_PATH = re.compile(r"/dev/(?:stdout|stderr|fd/\d+)|/proc/(?:self|\d+)/fd/\d+")
+
+
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the new, never half.
 
     What the operator named is what gets written: a symlink is written through (its
-    target replaced, the link kept), a device or a pipe (``-o /dev/null``, a FIFO) is
-    written into, since renaming over it would replace the device node with a file; a
-    file that was there keeps its permissions.
+    target replaced, the link kept); a device or a pipe (``-o /dev/null``, a FIFO) and a
+    descriptor (``-o /dev/stdout``, appended to, as ``-`` writes) are written into, since
+    renaming over one would replace a device node with a file; a file that was there
+    keeps its permissions.
     """
+    if _FD_PATH.fullmatch(str(Path(path).absolute())):  # /dev/stdout, /dev/fd/N: the shell's
+        with Path(path).open("a", encoding="utf-8") as fh:  # "a": a `>> log` keeps what it had
+            fh.write(text)
+        return
     target = Path(os.path.realpath(path))
     try:
         mode = target.stat().st_mode
