@@ -148,3 +148,11 @@ def test_a_plans_options_are_checked_like_the_planners(
     bad.write_text(json.dumps(doc))
     proc = kronos_cli("show", str(bad))
     assert proc.returncode == 65 and said in proc.stderr, proc.stderr
+
+
+def test_a_plans_extensions_and_what_older_plans_recorded_still_load() -> None:
+    """x_ keys are a producer's (FORMATS §0); prune and max_parallel 0 are what 0.1.0 wrote."""
+    made = kronos.plan(kronos.generate(hosts=6, vms=40, groups=0, seed=5))
+    doc = json.loads(kronos.files.render(made))
+    doc["options"].update(x_producer="tool", prune=True, max_parallel=0)
+    assert kronos.load_plan(io.StringIO(json.dumps(doc))).options["x_producer"] == "tool"
