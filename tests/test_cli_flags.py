@@ -182,11 +182,15 @@ def test_execute_results_lines_from_a_foreign_file_are_not_trusted(tmp_path: Pat
     assert done_steps(results, "p") == {2}
 
 
-def test_a_plan_with_a_drain_says_the_budget_its_balancing_had() -> None:
+def test_a_plan_with_a_drain_says_the_budget_its_balancing_had(tmp_path: Path) -> None:
     """plan --drain: the drain is unbudgeted, the balancing after it has --budget; the header
     said "budget unlimited" although the plan held the balancing to the budget."""
     proc = kronos_cli("plan", EXAMPLE, "--drain", "cmp-001", "--budget", "3")
     assert proc.returncode == 0, proc.stderr
     assert "budget drain unlimited, then 3 per aggregate" in proc.stdout.splitlines()[0]
+    plan, page = tmp_path / "p.json", tmp_path / "r.html"
+    assert kronos_cli("plan", EXAMPLE, "--drain", "cmp-001", "--budget", "3", "-o", str(plan)).returncode == 0
+    assert kronos_cli("report", EXAMPLE, str(plan), "-o", str(page)).returncode == 0
+    assert "budget drain unlimited, then 3 per aggregate" in page.read_text()  # the report says the same
     plain = kronos_cli("drain", EXAMPLE, "--host", "cmp-001")
     assert "budget unlimited per aggregate" in plain.stdout.splitlines()[0]

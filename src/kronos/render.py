@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kronos.core.model import Plan, Reason, State, Step
 from kronos.core.validate import NO_VALUE, Issue, show
@@ -26,6 +26,15 @@ def _wrapped(text: str, width: int) -> list[str]:
     return textwrap.wrap(text, width, break_long_words=True, break_on_hyphens=False) or [""]
 
 
+def budget_said(options: Mapping[str, Any]) -> str:
+    """A plan's budget per aggregate in words (table header and HTML report alike)."""
+    if "balance_budget" in options:  # plan --drain: the drain has no budget, the balancing this
+        balance = options["balance_budget"]
+        return f"drain unlimited, then {'unlimited' if balance is None else balance}"
+    budget = options.get("budget")
+    return "unlimited" if budget is None else str(budget)
+
+
 def plan_table(plan: Plan, reasons: bool = True) -> str:
     lines = []
     opts = plan.options
@@ -39,14 +48,9 @@ def plan_table(plan: Plan, reasons: bool = True) -> str:
             f"{len(plan.steps)} step(s)  data {opts.get('data')}"
         )
     else:
-        if "balance_budget" in opts:  # plan --drain: the drain has no budget, the balancing after it this
-            balance = opts["balance_budget"]
-            said = f"drain unlimited, then {'unlimited' if balance is None else balance}"
-        else:
-            said = "unlimited" if budget is None else str(budget)
         lines.append(
             f"plan {plan.snapshot_digest[:19]}…  mode {opts.get('mode')}  "
-            f"budget {said} per aggregate  "
+            f"budget {budget_said(opts)} per aggregate  "
             f"{len(plan.steps)} step(s) in {len({s.wave for s in plan.steps})} wave(s)"
         )
     fence = plan.summary.fence_first

@@ -16,6 +16,7 @@ import numpy as np
 
 from kronos.core.convert import format_time
 from kronos.core.model import AggregateSummary, Step, Unplaced
+from kronos.render import budget_said
 from kronos.report.figures import (
     BAND_LEGEND,
     AggregateFigures,
@@ -95,14 +96,13 @@ def render_html(report: Report) -> str:
 
 def _header(report: Report) -> str:
     plan = report.plan
-    budget = plan.options.get("budget")
     waves = len({s.wave for s in plan.steps})
     out = [
         "<header><h1>Kronos plan report</h1>",
         f'<p class="meta">snapshot taken at {_e(format_time(report.taken_at))} · plan created at '
         f"{_e(format_time(plan.created_at))} · snapshot digest <code>{_e(plan.snapshot_digest)}</code></p>",
         f'<p class="meta">mode <b>{_e(plan.options.get("mode", "–"))}</b> · budget '
-        f"{'unlimited' if budget is None else _e(budget)} per aggregate · "
+        f"{_e(budget_said(plan.options))} per aggregate · "
         f"<b>{len(plan.steps)}</b> step(s) in <b>{waves}</b> wave(s) · "
         f"{len(report.aggregates)} aggregate(s)</p></header>",
     ]
