@@ -368,7 +368,7 @@ def _read_env(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, _Value]],
     """``KRONOS_<SECTION>_<OPTION>`` settings, and a problem for a near miss of one.
 
     A ``KRONOS_`` variable that is no section's and looks like no setting
-    (``KRONOS_PLAN_DIR``) is not ours and is left alone; one that nearly
+    (``KRONOS_HOME``) is not ours and is left alone; one that nearly
     names a setting (``KRONOS_PROMETEUS_URL``) is a typo, never ignored.
     """
     values: dict[str, dict[str, _Value]] = {}
