@@ -152,14 +152,19 @@ def plan_leaving(
     pending = np.array([v for v in todo if int(v) not in why], dtype=np.int64)
 
     outcomes: dict[str, AggregateOutcome] = {}
+    counted: set[int] = set()
     for name in scope:
         hosts = world.aggregates[name]
         here = pending[np.isin(world.vm_host[pending], hosts)]
         if here.size == 0:
             continue
-        # those no rule lets leave count too: the note's "N not" matches the plan's unplaced
-        unmovable = sum(1 for v, (_, agg) in why.items() if agg is None and np.isin(world.vm_host[v], hosts))
-        outcomes[name] = _plan_aggregate(world, req, name, hosts, here, prio, why, unmovable)
+        # those no rule lets leave count too (in the first aggregate holding their host, as
+        # overlapping ones share it): the notes' "N not" add up to the plan's unplaced
+        member = np.zeros(len(world.host_names), dtype=np.bool_)
+        member[hosts] = True
+        held = {v for v, (_, agg) in why.items() if agg is None and member[world.vm_host[v]]} - counted
+        counted |= held
+        outcomes[name] = _plan_aggregate(world, req, name, hosts, here, prio, why, len(held))
         pending = pending[~world.moved[pending]]
     unplaced = []
     for v in todo:
