@@ -443,3 +443,15 @@ def test_neighbourhoods_when_too_large_to_model_whole(
     assert any(r.rule == "pack.exact_neighbourhoods" for r in summary.why.notes)  # type: ignore[union-attr]
     kronos.dump(plan, tmp_path / "plan.json")
     assert kronos.load_plan(tmp_path / "plan.json") == plan
+
+
+def test_the_dropped_moves_note_says_which_plan_stood() -> None:
+    """The note named hosts that 'keep their VMs' even where the greedy's plan, kept instead,
+    emptied them: with ``detail: greedy`` it says the greedy's plan stands."""
+    from kronos.core.model import Reason
+    from kronos.core.reasons import render
+
+    taken = render(Reason("pack.exact_dropped", hosts=("h1", "h2")))
+    stood = render(Reason("pack.exact_dropped", hosts=("h1", "h2"), detail="greedy"))
+    assert taken.endswith("those hosts keep their VMs") and "h1, h2" in taken
+    assert stood.endswith("the greedy's plan stands") and "keep their VMs" not in stood
