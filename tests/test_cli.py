@@ -108,3 +108,10 @@ def test_output_to_dev_stdout_goes_down_the_pipe(tmp_path: Path) -> None:
     proc = kronos_cli("generate", "--hosts", "3", "--vms", "5", "-o", "/dev/stdout")
     assert proc.returncode == 0, proc.stderr
     assert kronos.load_snapshot(io.StringIO(proc.stdout)).hosts
+
+
+def test_a_yaml_suffix_in_capitals_writes_yaml(tmp_path: Path) -> None:
+    upper = tmp_path / "plan.YAML"
+    assert kronos_cli("plan", str(ROOT / "examples" / "snapshot.json"), "-o", str(upper)).returncode == 0
+    assert not upper.read_text().startswith("{")  # YAML, not JSON
+    assert kronos.load_plan(upper).steps

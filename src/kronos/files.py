@@ -314,7 +314,7 @@ def dump(obj: Any, dest: PathOrFile) -> None:
     """Write a Snapshot, Plan or State as JSON (YAML for .yaml/.yml paths)."""
     if isinstance(dest, str | os.PathLike):
         name = str(dest)
-        text = render(obj, yaml=name.endswith(YAML_SUFFIXES))
+        text = render(obj, yaml=Path(name).suffix.lower() in YAML_SUFFIXES)
         if name == "-":
             sys.stdout.write(text)
             sys.stdout.flush()
