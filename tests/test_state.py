@@ -128,6 +128,16 @@ def test_changes_by_hand_go_to_the_audit_log(tmp_path: Path) -> None:
     assert lines[1]["who"]["pid"] != lines[0]["who"]["pid"]  # each line says which process acted
 
 
+def test_record_result_refuses_a_set_it_would_not_read(tmp_path: Path) -> None:
+    """Only the rest and hold times shape a recorded outcome: --set solver=exact was ignored."""
+    proc = kronos_cli(
+        "state", "record-result", "--state", str(tmp_path / "s.json"), "--instance", "vm-1",
+        "--outcome", "Succeeded", "--set", "solver=exact",
+    )  # fmt: skip
+    assert proc.returncode == 64 and "reads only instance_cooldown" in proc.stderr, proc.stderr
+    assert not (tmp_path / "s.json").exists()
+
+
 def test_an_engine_reads_its_state_file_again_so_a_release_by_hand_holds(tmp_path: Path) -> None:
     """A running engine's journal re-reads the file each cycle: its next write keeps the release."""
     from kronos.adapters.journal import Journal

@@ -1169,6 +1169,10 @@ def _now_or_clock(text: str | None, flag: str) -> datetime:
     return _parse_now(text, flag) or datetime.now(UTC)
 
 
+#: the options a migration's outcome reads (how long the VM rests or is held)
+RESULT_OPTIONS = ("instance_cooldown", "instance_quarantine_seconds")
+
+
 @state.command("record-result")
 @STATE_OPT
 @CONFIG_OPT
@@ -1196,6 +1200,9 @@ def record_result_cmd(
     import kronos
 
     when, given = _now_or_clock(at, "--at"), _parse_sets(sets)
+    unread = [k for k in given if k.replace("-", "_") not in RESULT_OPTIONS]
+    if unread:
+        raise UsageError(f"--set {unread[0]}: record-result reads only {' and '.join(RESULT_OPTIONS)}")
     with _state_store(state_path, config_path) as (store, engine):
         options = {**engine, **given}  # the engines' [engine] holds, unless --set says otherwise
         new = store.update(
