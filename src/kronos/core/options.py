@@ -202,11 +202,10 @@ def coerce(name: str, value: Any, typ: Any) -> Any:
     raise TypeError(f"{name}: unsupported option type {typ!r}")  # pragma: no cover - a bug
 
 
-_HINTS = {
+#: each option's type (internal knobs included): how a value is read here and checked in a plan
+HINTS = {
     name: hint for cls in SECTIONS.values() for name, hint in typing.get_type_hints(cls, vars(types)).items()
 }
-#: each option's type (internal knobs included), as the plan validator reads them
-HINTS = _HINTS
 _CHOICES = {
     "post_drain_action": ("none", "disable"),
     "solver": ("greedy", "exact"),
@@ -243,7 +242,7 @@ def make_options(
         if name not in _SECTION_OF:  # internal knobs (prune, exact_seconds) are no option
             raise UsageError(unknown_option(name))
         try:
-            value = coerce(name, raw, _HINTS[name])
+            value = coerce(name, raw, HINTS[name])
         except (TypeError, ValueError) as exc:
             raise UsageError(f"option {name} = {raw!r}: {exc}") from exc
         if name in _CHOICES and value not in _CHOICES[name]:
