@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import attrs
+import pytest
 
 import kronos
 from tests.conftest import ROOT, kronos_cli
@@ -85,6 +86,34 @@ def test_unwritable_output_is_an_error_not_a_traceback(tmp_path: Path) -> None:
     proc = kronos_cli("plan", str(ROOT / "examples" / "snapshot.json"), "-o", str(tmp_path / "no" / "p.json"))
     assert proc.returncode == 74
     assert "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_folder_that_cannot_be_made_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    """``generate --clouds`` makes its folder; under a file it cannot (74, naming the folder)."""
+    a_file = tmp_path / "taken"
+    a_file.write_text("")
+    proc = kronos_cli("generate", "--clouds", "2", "-o", str(a_file / "clouds"))
+    assert proc.returncode == 74, proc.stderr
+    assert f"{a_file / 'clouds'}: cannot make the folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_refused_write_exits_77_naming_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Permission is the operator's to grant (sysexits 77), not an I/O failure (74). Injected:
+    the tests run as root, where a read-only folder refuses nothing."""
+    import tempfile
+
+    from kronos.errors import PermissionDenied
+    from kronos.files import write_atomic
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(
+        PermissionDenied, match=f"{tmp_path / 'p.json'}: cannot write \\(Permission denied\\)"
+    ):
+        write_atomic(tmp_path / "p.json", "{}")
+    assert PermissionDenied.exit_code == 77
 
 
 def test_bundled_example_plan_matches_the_recorded_output() -> None:

@@ -32,7 +32,7 @@ import pytest
 import kronos
 from kronos.core.explain import not_movable
 from kronos.core.reasons import render_all
-from kronos.report import build_report, render_html, render_pngs
+from kronos.report import build_report, render_html, render_pngs, write_pngs
 from kronos.report.figures import LABELLED_HOSTS_MAX
 from tests.conftest import kronos_cli
 
@@ -656,3 +656,19 @@ def test_the_browser_check_sees_console_errors_and_requests(browser: DevTools, t
     assert "console.error: ['boom']" in text and "undefinedFunction is not defined" in text
     assert "ERR_FILE_NOT_FOUND" in text and "missing.png" in " ".join(got.requests)
     assert got.counts == {"p": 1}
+
+
+def test_png_files_go_through_a_symlink_and_keep_their_mode(tmp_path: Path) -> None:
+    """The charts are written as every other file is: a link the operator made into the folder
+    stays a link, and a chart made private stays private when it is written again."""
+    real = tmp_path / "kept.png"
+    real.write_bytes(b"old")
+    real.chmod(0o600)
+    folder = tmp_path / "png"
+    folder.mkdir()
+    (folder / "a.png").symlink_to(real)
+    written = write_pngs({"a.png": b"\x89PNG new", "b.png": b"\x89PNG b"}, folder)
+    assert written == [folder / "a.png", folder / "b.png"]
+    assert (folder / "a.png").is_symlink() and real.read_bytes() == b"\x89PNG new"
+    assert real.stat().st_mode & 0o777 == 0o600
+    assert (folder / "b.png").read_bytes() == b"\x89PNG b"

@@ -361,7 +361,7 @@ def generate(
 
 def _generate_clouds(clouds: int, output: str, policies: str, kw: dict[str, Any]) -> None:
     import kronos
-    from kronos.files import write_text_atomic
+    from kronos.files import make_folder, write_atomic
     from kronos.testing import generate_clouds
 
     if output == "-":
@@ -369,14 +369,14 @@ def _generate_clouds(clouds: int, output: str, policies: str, kw: dict[str, Any]
     where = Path(output)
     if where.exists() and not where.is_dir():
         raise UsageError(f"-o {output}: not a directory (--clouds writes one snapshot per cloud into it)")
-    where.mkdir(parents=True, exist_ok=True)
+    make_folder(where)
     names = tuple(p.strip() for p in policies.split(",") if p.strip())
     snaps, policy = generate_clouds(
         clouds, kw["hosts"], kw["vms"], kw["groups"], kw["seed"], policies=names or ("cpu", "mem")
     )
     for name, snap in snaps.items():
         kronos.dump(snap, where / f"{name}.json")
-    write_text_atomic(where / "federation.yaml", policy)
+    write_atomic(where / "federation.yaml", policy)
     click.echo(
         f"wrote {', '.join(f'{n}.json' for n in snaps)} and federation.yaml to {output}; plan with: "
         f"kronos federate {' '.join(str(where / f'{n}.json') for n in snaps)} "
@@ -875,8 +875,8 @@ def report(snapshot: str, plan_file: str, output: str | None, png_dir: str | Non
     if output is None and png_dir is None:
         raise UsageError("nothing to write: give -o FILE, --png DIR or both")
     import kronos
-    from kronos.errors import DataError, KronosIOError, ValidationError
-    from kronos.files import write_text_atomic
+    from kronos.errors import DataError, ValidationError
+    from kronos.files import write_atomic
 
     snap, plan_doc = kronos.load_snapshot(snapshot), kronos.load_plan(plan_file)
     problems = [i for i in kronos.validate(snap) if i.severity == "error"]
@@ -893,10 +893,7 @@ def report(snapshot: str, plan_file: str, output: str | None, png_dir: str | Non
     if output == "-":
         click.echo(render_html(built), nl=False)
     elif output is not None:
-        try:
-            write_text_atomic(output, render_html(built))
-        except OSError as exc:
-            raise KronosIOError(f"{output}: {exc.strerror or exc}") from exc
+        write_atomic(output, render_html(built))
     if png_dir is not None:
         for path in write_pngs(pngs, png_dir):
             click.echo(f"wrote {path}", err=True)
@@ -1083,13 +1080,9 @@ def _write(output: str, text: str) -> None:
     if output == "-":
         click.echo(text, nl=False)
         return
-    from kronos.errors import KronosIOError
-    from kronos.files import write_text_atomic
+    from kronos.files import write_atomic
 
-    try:
-        write_text_atomic(output, text)
-    except OSError as exc:
-        raise KronosIOError(f"{output}: {exc.strerror or exc}") from exc
+    write_atomic(output, text)
 
 
 def _scores_json(reports: Any, at: str) -> str:

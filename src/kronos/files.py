@@ -30,7 +30,7 @@ from typing import IO, Any, TypeVar, cast
 
 from kronos.core.convert import MAX_DEPTH, DuplicateKeys, digest_of, make_converter, structure, unstructure
 from kronos.core.model import Plan, Snapshot, State
-from kronos.errors import DataError, KronosIOError, NoInputError
+from kronos.errors import DataError, KronosIOError, NoInputError, PermissionDenied
 
 #: nodes that YAML aliases may add to a document (a merge key or two, never a "billion laughs")
 YAML_ALIAS_BUDGET = 10_000
@@ -263,18 +263,47 @@ def render(obj: Any, yaml: bool = False) -> str:
 _FD_PATH = re.compile(r"/dev/(?:stdout|stderr|fd/\d+)|/proc/(?:self|\d+)/fd/\d+")
 
 
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new, never half.
+def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
+    """Write ``data`` (text as UTF-8) to ``path`` so that readers see the old file or the new,
+    never half.
 
     What the operator named is what gets written: a symlink is written through (its
     target replaced, the link kept); a device or a pipe (``-o /dev/null``, a FIFO) and a
     descriptor (``-o /dev/stdout``, appended to, as ``-`` writes) are written into, since
     renaming over one would replace a device node with a file; a file that was there
-    keeps its permissions.
+    keeps its permissions. Errors name ``path``: 77 when the operating system refuses
+    permission, 74 for any other failure.
     """
+    raw = data.encode() if isinstance(data, str) else data
+    try:
+        _write_atomic(path, raw)
+    except PermissionError as exc:
+        raise PermissionDenied(f"{path}: cannot write ({exc.strerror or exc})") from exc
+    except FileNotFoundError as exc:
+        where = Path(os.path.realpath(path)).parent
+        if not where.is_dir():
+            raise KronosIOError(f"{path}: directory {where} does not exist") from exc
+        raise KronosIOError(f"{path}: {exc.strerror or exc}") from exc
+    except OSError as exc:
+        raise KronosIOError(f"{path}: {exc.strerror or exc}") from exc
+
+
+def make_folder(path: str | os.PathLike[str]) -> Path:
+    """``mkdir -p``, with the errors a user can act on (77 for permission, 74 otherwise)."""
+    where = Path(path)
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except PermissionError as exc:
+        raise PermissionDenied(f"{where}: cannot make the folder ({exc.strerror or exc})") from exc
+    except OSError as exc:
+        raise KronosIOError(f"{where}: cannot make the folder ({exc.strerror or exc})") from exc
+    return where
+
+
+def _write_atomic(path: str | os.PathLike[str], raw: bytes) -> None:
     if _FD_PATH.fullmatch(str(Path(path).absolute())):  # /dev/stdout, /dev/fd/N: the shell's
-        with Path(path).open("a", encoding="utf-8") as fh:  # "a": a `>> log` keeps what it had
-            fh.write(text)
+        with Path(path).open("ab") as fh:  # "a": a `>> log` keeps what it had
+            fh.write(raw)
         return
     target = Path(os.path.realpath(path))
     try:
@@ -282,18 +311,13 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     except OSError:
         mode = None
     if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
-        with target.open("w", encoding="utf-8") as fh:
-            fh.write(text)
+        with target.open("wb") as fh:
+            fh.write(raw)
         return
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except FileNotFoundError as exc:
-        raise KronosIOError(f"{path}: directory {target.parent} does not exist") from exc
-    except PermissionError as exc:
-        raise KronosIOError(f"{path}: cannot write in {target.parent} (permission denied)") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
             fh.flush()
             os.fsync(fh.fileno())
         with contextlib.suppress(FileNotFoundError):
@@ -319,10 +343,7 @@ def dump(obj: Any, dest: PathOrFile) -> None:
             sys.stdout.write(text)
             sys.stdout.flush()
             return
-        try:
-            write_text_atomic(dest, text)
-        except OSError as exc:
-            raise KronosIOError(f"{name}: {exc.strerror or exc}") from exc
+        write_atomic(dest, text)
         return
     name = _name(dest)
     text = render(obj, yaml=name.endswith(YAML_SUFFIXES))

@@ -12,13 +12,13 @@ from __future__ import annotations
 import io
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kronos.errors import KronosIOError, PermissionDenied, UnavailableError
+from kronos.errors import KronosIOError, UnavailableError
+from kronos.files import make_folder, write_atomic
 from kronos.report.figures import PolicyChart, Report, sampled, score_axis
 
 if TYPE_CHECKING:
@@ -109,32 +109,11 @@ def _file_name(taken: dict[str, bytes], chart: PolicyChart) -> str:
 
 
 def write_pngs(files: dict[str, bytes], directory: str | os.PathLike[str]) -> list[Path]:
-    """Write each file atomically into ``directory`` (made if missing); return the paths.
-
-    The binary twin of :func:`kronos.files.write_text_atomic`: a temporary
-    file in the same directory, fsync, rename.
-    """
+    """Write each file atomically into ``directory`` (made if missing); return the paths."""
     where = Path(directory)
-    written = []
     if where.exists() and not where.is_dir():
         raise KronosIOError(f"{where}: not a folder (--png names the folder the charts go in)")
-    try:
-        where.mkdir(parents=True, exist_ok=True)
-        for name, data in files.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=where)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                Path(tmp).chmod(0o644)
-                Path(tmp).replace(where / name)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            written.append(where / name)
-    except PermissionError as exc:
-        raise PermissionDenied(f"{where}: cannot write PNG files there ({exc.strerror or exc})") from exc
-    except OSError as exc:
-        raise KronosIOError(f"{where}: {exc.strerror or exc}") from exc
-    return written
+    make_folder(where)
+    for name, data in files.items():
+        write_atomic(where / name, data)
+    return [where / name for name in files]
