@@ -116,6 +116,27 @@ def test_a_refused_write_exits_77_naming_the_file(tmp_path: Path, monkeypatch: p
     assert PermissionDenied.exit_code == 77
 
 
+def test_an_output_named_for_another_format_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """``-o plan.xml`` used to get JSON under an XML name. Each command names what it writes;
+    a name without a suffix (a device, a pipe) and any case of a right one are fine."""
+    example = str(ROOT / "examples" / "snapshot.json")
+    for args, said in [
+        (("generate", "-o", str(tmp_path / "s.xml")), ".json, .yaml or .yml files, not .xml"),
+        (("plan", example, "-o", str(tmp_path / "p.txt")), ".json, .yaml or .yml files, not .txt"),
+        (("explain", example, "--vm", "x", "-o", str(tmp_path / "e.csv")), "not .csv"),
+        (("report", example, example, "-o", str(tmp_path / "r.pdf")), ".html or .htm files, not .pdf"),
+        (("scores", "-o", str(tmp_path / "s.yaml")), ".json files, not .yaml"),
+    ]:
+        proc = kronos_cli(*args)
+        assert proc.returncode == 64 and said in proc.stderr, (args, proc.stderr)
+    assert not list(tmp_path.iterdir())
+    upper = tmp_path / "P.YML"
+    assert kronos_cli("plan", example, "-o", str(upper)).returncode == 0
+    assert kronos.load_plan(upper).steps == kronos.plan(kronos.load_snapshot(example)).steps
+    assert not upper.read_text().lstrip().startswith("{")  # YAML, as the name says
+    assert kronos_cli("generate", "--clouds", "2", "-o", str(tmp_path / "clouds.d")).returncode == 0
+
+
 def test_bundled_example_plan_matches_the_recorded_output() -> None:
     proc = kronos_cli("plan", str(ROOT / "examples" / "snapshot.json"))
     assert proc.stdout == (ROOT / "examples" / "plan.txt").read_text()

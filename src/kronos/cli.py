@@ -21,6 +21,7 @@ from typing import Any
 import click
 
 from kronos import listing
+from kronos.cli_cloud import DOCUMENT, DOCUMENT_SUFFIXES, misnamed, written_as
 from kronos.core.phases import MODES
 from kronos.core.phases import PHASES as PHASE_NAMES
 from kronos.errors import KronosError, UsageError
@@ -324,6 +325,9 @@ def generate(
     if clouds is not None:
         _generate_clouds(clouds, output, policies, kw)
         return
+    problem = misnamed(output, DOCUMENT_SUFFIXES)
+    if problem:
+        raise UsageError(f"-o {problem}")
     if bytedance_like:
         from kronos.testing import generate_bytedance_like
 
@@ -387,7 +391,7 @@ def _generate_clouds(clouds: int, output: str, policies: str, kw: dict[str, Any]
 @cli.command()
 @click.argument("snapshots", nargs=-1, required=True, metavar="SNAPSHOT...")
 @click.option("--policy", "policy_path", required=True, help="federation.yaml: eligible VMs, trigger, budget")
-@click.option("-o", "--output", help="write the plan here (.json/.yaml, - for stdout)")
+@click.option("-o", "--output", help="write the plan here (.json/.yaml, - for stdout)", callback=DOCUMENT)
 @click.option(
     "--then-spread",
     "then_spread",
@@ -486,7 +490,7 @@ def federate(
 @click.option("--state", "state_path", help="state file: read for cooldowns, then rewritten")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="planner option")
 @click.option("--now", help="RFC 3339 time cooldowns are judged at (default: snapshot taken_at)")
-@click.option("-o", "--output", help="write the plan here (.json/.yaml, - for stdout)")
+@click.option("-o", "--output", help="write the plan here (.json/.yaml, - for stdout)", callback=DOCUMENT)
 @listing.options()
 @click.option("--config", "config_path", help="kronos.conf: its [engine] planner options (--set wins)")
 @click.option(
@@ -678,7 +682,8 @@ def _leaving_options(f: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--state", "state_path", help="state file: read for quarantine, then rewritten"),
             click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="planner option"),
             click.option("--now", help="RFC 3339 time quarantines are judged at (default: taken_at)"),
-            click.option("-o", "--output", help="write the plan here (.json/.yaml, - for stdout)"),
+            click.option("-o", "--output", callback=DOCUMENT,
+                         help="write the plan here (.json/.yaml, - for stdout)"),
             click.option("--time", "timing", is_flag=True, help="print per-phase wall times on stderr"),
         ]
     ):  # fmt: skip
@@ -705,7 +710,10 @@ def _leaving_kwargs(kw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
 @_leaving_options
 @click.option("--assume-fenced", is_flag=True, help="plan for hosts still up as if fenced and down")
 @click.option(
-    "--fenced-snapshot", metavar="PATH", help="with --assume-fenced: write the snapshot planned against"
+    "--fenced-snapshot",
+    metavar="PATH",
+    callback=DOCUMENT,
+    help="with --assume-fenced: write the snapshot planned against",
 )
 def evacuate(**kw: Any) -> None:
     """Plan rebuilding the VMs of failed HOSTs elsewhere (Nova evacuate).
@@ -861,7 +869,9 @@ def plans(folder: str | None, config_path: str | None, **shown: Any) -> None:
 @cli.command()
 @click.argument("snapshot")
 @click.argument("plan_file", metavar="PLAN")
-@click.option("-o", "--output", help="write the HTML report here (- for stdout)")
+@click.option(
+    "-o", "--output", callback=written_as(".html", ".htm"), help="write the HTML report here (- for stdout)"
+)
 @click.option(
     "--png", "png_dir", metavar="DIR", help="also write each chart as a PNG in DIR (needs matplotlib)"
 )
@@ -909,7 +919,9 @@ def report(snapshot: str, plan_file: str, output: str | None, png_dir: str | Non
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="without PLAN: planner option")
 @click.option("--state", "state_path", help="state file (read only): cooldowns and quarantine")
 @click.option("--config", "config_path", help="without PLAN: kronos.conf's [engine] planner options")
-@click.option("-o", "--output", help="write the answers as records here (.json/.yaml, - for stdout)")
+@click.option(
+    "-o", "--output", help="write the answers as records here (.json/.yaml, - for stdout)", callback=DOCUMENT
+)
 @listing.options()
 def explain(
     snapshot: str,
@@ -970,9 +982,9 @@ def explain(
     except DataError as exc:  # a step that does not fit the snapshot
         raise DataError(f"{plan_file} on {snapshot}: {exc}") from None
     if output is not None:
-        from kronos.files import render
+        from kronos.files import render, yaml_named
 
-        _write(output, render(answers, yaml=output.endswith((".yaml", ".yml"))))
+        _write(output, render(answers, yaml=yaml_named(output)))
         if output == "-":
             return
     if shape.asked:
@@ -1015,7 +1027,12 @@ def _score_scope(snapshot_path: str | None, chosen: tuple[str, ...], config: Any
 )
 @click.option("--at", "at_text", help="evaluation time, RFC 3339 or Unix seconds (default: now)")
 @click.option("--snapshot", "snapshot_path", help="take aggregates and their hosts from this snapshot")
-@click.option("-o", "--output", help="write the report as a JSON document here (- for stdout)")
+@click.option(
+    "-o",
+    "--output",
+    callback=written_as(".json"),
+    help="write the report as a JSON document here (- for stdout)",
+)
 @listing.options()
 def scores(
     config_path: str | None,

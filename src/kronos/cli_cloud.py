@@ -20,6 +20,32 @@ from kronos.errors import ConfigError, KronosError, UsageError
 from kronos.redact import redact
 
 
+def written_as(*suffixes: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """Click callback for ``-o``: see :func:`misnamed`."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        problem = misnamed(value, suffixes)
+        if problem:
+            raise click.BadParameter(problem, ctx, param)
+        return value
+
+    return check
+
+
+def misnamed(output: str | None, suffixes: tuple[str, ...]) -> str | None:
+    """Why ``output`` names a format this command does not write (``-o plan.xml`` would get JSON
+    under an XML name), or None; a name without a suffix (``/dev/null``) is fine."""
+    suffix = Path(output).suffix if output not in (None, "-") else ""
+    if suffix and suffix.lower() not in suffixes:
+        kinds = " or ".join([", ".join(suffixes[:-1]), suffixes[-1]] if len(suffixes) > 1 else suffixes)
+        return f"{output!r}: this writes {kinds} files, not {suffix}"
+    return None
+
+
+DOCUMENT_SUFFIXES = (".json", ".yaml", ".yml")
+DOCUMENT = written_as(*DOCUMENT_SUFFIXES)
+
+
 def OS_CLOUD(f: Any) -> Any:  # noqa: N802 - a decorator named as the option it adds
     """``--os-cloud`` and ``--os-region-name`` (OS_CLOUD, OS_REGION_NAME), as every openstack command."""
     f = click.option(
@@ -79,7 +105,9 @@ def parse_at(text: str | None) -> datetime:
 )
 @click.option("--at", "at_text", help="evaluation time, RFC 3339 or Unix seconds (default: now)")
 @OS_CLOUD
-@click.option("-o", "--output", required=True, help="snapshot file (.json/.yaml, - for stdout)")
+@click.option(
+    "-o", "--output", required=True, callback=DOCUMENT, help="snapshot file (.json/.yaml, - for stdout)"
+)
 def record(
     config_path: str,
     aggregates: tuple[str, ...],

@@ -40,6 +40,11 @@ PathOrFile = str | os.PathLike[str] | IO[str] | IO[bytes]
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
+def yaml_named(name: str | os.PathLike[str]) -> bool:
+    """Whether a document written to ``name`` is YAML (``.yaml``/``.yml``, any case) or JSON."""
+    return Path(name).suffix.lower() in YAML_SUFFIXES
+
+
 def _name(src: PathOrFile) -> str:
     if isinstance(src, str | os.PathLike):
         return "<stdin>" if str(src) == "-" else str(src)
@@ -338,7 +343,7 @@ def dump(obj: Any, dest: PathOrFile) -> None:
     """Write a Snapshot, Plan or State as JSON (YAML for .yaml/.yml paths)."""
     if isinstance(dest, str | os.PathLike):
         name = str(dest)
-        text = render(obj, yaml=Path(name).suffix.lower() in YAML_SUFFIXES)
+        text = render(obj, yaml=yaml_named(name))
         if name == "-":
             sys.stdout.write(text)
             sys.stdout.flush()
@@ -346,7 +351,7 @@ def dump(obj: Any, dest: PathOrFile) -> None:
         write_atomic(dest, text)
         return
     name = _name(dest)
-    text = render(obj, yaml=name.endswith(YAML_SUFFIXES))
+    text = render(obj, yaml=yaml_named(name))
     if isinstance(dest, io.TextIOBase) or "b" not in getattr(dest, "mode", ""):
         cast(IO[str], dest).write(text)
     else:
