@@ -65,6 +65,10 @@ def test_usage_errors_exit_64_without_traceback(small: kronos.Snapshot, tmp_path
         (("generate", "--hosts", "3", "--down", "4"), "more than the 3 host(s)"),
         (("generate", "--hosts", "3", "--evacuable", "3"), "fewer failed hosts"),
         (("generate", "--packable", "3", "--tight"), "--packable and --tight"),
+        (("generate", "--bytedance-like", "--hosts", "10"), "uses --seed only: --hosts would be ignored"),
+        (("generate", "--tight", "--fill", "0.5", "--mode", "pack"), "--fill, --mode would be ignored"),
+        (("generate", "--clouds", "2", "--history", "3", "-o", str(tmp_path)), "--history would be ignored"),
+        (("generate", "--pcpu-hosts", "0.3"), "give --pinned too"),
         (("plan", str(snap), "--time-limit", "5"), "give --solver exact too"),
         (("plan", str(snap), "--cold-migrate-stopped"), "give --drain HOST too"),
     ]:

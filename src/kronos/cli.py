@@ -192,7 +192,12 @@ def validate(snapshot: str, **shown: Any) -> None:
 @click.option("--vms", default=5000, show_default=True, type=click.IntRange(0, 10_000_000))
 @click.option("--groups", default=100, show_default=True, type=click.IntRange(0, 1_000_000))
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0))
-@click.option("--policies", default="cpu,mem", show_default=True, help="comma-separated")
+@click.option(
+    "--policies",
+    default="cpu,mem",
+    show_default=True,
+    help="comma-separated: cpu… and mem… load from vCPUs and RAM; any other name, half the vCPU load",
+)
 @click.option("--aggregates", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--heterogeneous", is_flag=True, help="mixed host sizes (score_capacity)")
 @click.option("--skew", default=0.6, show_default=True, type=FiniteRange(0))
@@ -321,6 +326,7 @@ def generate(
             raise UsageError(f"{flag} {count}: more than the {hosts} host(s) of --hosts")
     if evacuable is not None and evacuable >= hosts:
         raise UsageError(f"--evacuable {evacuable}: needs fewer failed hosts than the {hosts} of --hosts")
+    _refuse_unused_generate_flags(next(iter(given), None), pinned=kw["pinned"] > 0)
 
     if clouds is not None:
         _generate_clouds(clouds, output, policies, kw)
@@ -361,6 +367,32 @@ def generate(
 
         snap = with_history(snap, history, kw["seed"])
     kronos.dump(snap, output)
+
+
+#: what each "instead" kind of generate reads besides -o; every other flag would be ignored
+_GENERATE_USES = {
+    "--clouds": ("hosts", "vms", "groups", "seed", "policies"),
+    "--bytedance-like": ("seed",),
+    "--packable": ("seed",),
+    "--tight": ("hosts", "vms", "groups", "seed"),
+    "--evacuable": ("hosts", "vms", "groups", "seed", "aggregates", "heterogeneous"),
+}
+
+
+def _refuse_unused_generate_flags(kind: str | None, pinned: bool) -> None:
+    """A flag given on the command line that the snapshot will not show is a mistake to name,
+    not to ignore (``--bytedance-like --hosts 10`` makes 279 hosts)."""
+    ctx = click.get_current_context()
+    typed = [n for n in ctx.params if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
+    flag = {n: "--" + n.replace("_", "-") for n in typed}
+    if kind is not None:
+        uses = {kind.lstrip("-").replace("-", "_"), "output", *_GENERATE_USES[kind]}
+        unused = [flag[n] for n in typed if n not in uses]
+        if unused:
+            said = " ".join(f"--{u.replace('_', '-')}" for u in _GENERATE_USES[kind])
+            raise UsageError(f"{kind} uses {said} only: {', '.join(unused)} would be ignored")
+    elif "pcpu_hosts" in typed and not pinned:
+        raise UsageError("--pcpu-hosts shares dedicated cores among hosts for pinned VMs: give --pinned too")
 
 
 def _generate_clouds(clouds: int, output: str, policies: str, kw: dict[str, Any]) -> None:
