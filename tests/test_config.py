@@ -77,11 +77,11 @@ def test_every_problem_is_reported_with_file_line_key_and_value(tmp_path: Path) 
         "x = 1\n",
     )
     with pytest.raises(ConfigError) as err:
-        load_config(str(conf), {"KRONOS_EXECUTOR_MAX_DRFT": "2"})
+        load_config(str(conf), {"KRONOS_EXECUTOR_MAX_DRFT": "2", "KRONOS_PROMETHEUS_CA_FILE": "/nope"})
     text = str(err.value)
     assert err.value.exit_code == 78
     for expected in (
-        f"{conf}: 8 problem(s)",
+        f"{conf}: 9 problem(s)",
         f"{conf}:3: [engine] min_lod: unknown option (did you mean min_load?)",
         f"{conf}:4: [engine] option cooldown = '-5': must be >= 0",
         f"{conf}:5: [engine] option post_drain_action = 'reboot': must be one of none, disable",
@@ -89,7 +89,8 @@ def test_every_problem_is_reported_with_file_line_key_and_value(tmp_path: Path) 
         f"{conf}:9: [prometheus] min_host_coverage = '1.5': must be in [0, 1]",
         "[executr]: unknown section (did you mean executor?)",
         "$KRONOS_EXECUTOR_MAX_DRFT: [executor] max_drft: unknown option (did you mean max_drift?)",
-        "[prometheus] url = 'ftp://x': expected http(s)://HOST[:PORT][/PATH]",
+        f"{conf}:7: [prometheus] url = 'ftp://x': expected http(s)://HOST[:PORT][/PATH]",
+        "$KRONOS_PROMETHEUS_CA_FILE: [prometheus] ca_file = '/nope': no such file",
     ):
         assert expected in text, expected
 
@@ -545,7 +546,7 @@ def test_a_backend_url_no_tooz_driver_takes_is_78_naming_file_key_value_and_the_
     pytest.importorskip("tooz")
     conf = _write(tmp_path, "[engine]\naggregates = a\n[coordination]\nbackend_url = http://127.0.0.1:9\n")
     said = (
-        f"{conf}: 1 problem(s)\n  [coordination] backend_url = 'http://127.0.0.1:9': "
+        f"{conf}: 1 problem(s)\n  {conf}:4: [coordination] backend_url = 'http://127.0.0.1:9': "
         "no tooz driver for scheme 'http' (the installed ones take: "
     )
     for command in (("status",), ("check-config",), ("state", "show"), ("run", "--once")):

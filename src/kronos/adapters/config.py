@@ -628,6 +628,15 @@ def _history_problems(e: EngineConfig) -> list[str]:
     return []
 
 
+def _placed(problem: str, values: dict[str, dict[str, _Value]]) -> str:
+    """A check of the whole configuration (``[prometheus] url = …: expected …``) prefixed, as the
+    per-value ones are, with where its first setting was given (``kronos.conf:3``,
+    ``$KRONOS_PROMETHEUS_URL``); a check of a setting left at its default has no place."""
+    m = re.match(r"\[([^\]]+)\] (\w+)", problem)
+    given = values.get(m.group(1), {}).get(m.group(2)) if m else None
+    return f"{given.where}: {problem}" if given else problem
+
+
 def _is_http_url(text: str) -> bool:
     try:
         url = urlparse(text)
@@ -662,7 +671,9 @@ def load_config(
     clouds = _build_clouds(values, problems)
     source = path or "(environment)"
     config = Config(source=source, clouds=clouds, **{s: _SECTIONS[s](**f) for s, f in built.items()})
-    _check(config, problems, require_scope)
+    checked: list[str] = []
+    _check(config, checked, require_scope)
+    problems += [_placed(problem, values) for problem in checked]
     if problems:
         raise ConfigError(f"{source}: {len(problems)} problem(s)\n  " + "\n  ".join(problems))
     if not policies:
