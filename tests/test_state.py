@@ -86,6 +86,9 @@ def test_state_commands(tmp_path: Path) -> None:
     )
     shown = kronos_cli("state", "show", "--state", str(st), "--now", "2026-11-21T10:30:00Z")
     assert "quarantine" in shown.stdout and "vm-1" in shown.stdout
+    header, row = (line.split("|")[1:-1] for line in shown.stdout.splitlines()[1:4:2])
+    assert [c.strip() for c in header] == ["kind", "id", "until"]  # the table `-f table` names
+    assert [c.strip() for c in row] == ["quarantine", "vm-1", "2026-11-21T11:00:00Z"]
     assert kronos_cli("state", "release", "--state", str(st), "vm-1").returncode == 0
     assert kronos.load_state(st).quarantined_until == {}
     bad = kronos_cli("state", "release", "--state", str(st), "vm-1")

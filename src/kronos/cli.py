@@ -1325,8 +1325,9 @@ def show_state(state_path: str | None, config_path: str | None, now: str | None,
         return
     if not held.rows:
         click.echo("nothing in cooldown or quarantine")
-    for kind, key, until in held.rows:
-        click.echo(f"{kind:<19} {key:<38} until {until or 'released by hand'}")
+    else:
+        by_hand = tuple((kind, key, until or "released by hand") for kind, key, until in held.rows)
+        click.echo(listing.render(listing.Listing(held.columns, by_hand), shape), nl=False)
     click.echo(f"{len(current.results)} recorded result(s)")
 
 
