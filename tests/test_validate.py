@@ -156,3 +156,31 @@ def test_a_plans_extensions_and_what_older_plans_recorded_still_load() -> None:
     doc = json.loads(kronos.files.render(made))
     doc["options"].update(x_producer="tool", prune=True, max_parallel=0)
     assert kronos.load_plan(io.StringIO(json.dumps(doc))).options["x_producer"] == "tool"
+
+
+def test_a_plan_that_moves_a_vm_nowhere_or_twice_is_refused(tmp_path: Path) -> None:
+    """FORMATS §2: a VM moves once a plan unless the later step says why, never twice in one wave
+    (the executor runs a wave at once), and a step goes somewhere. The executor took such plans."""
+    snap = kronos.generate(hosts=6, vms=40, groups=0, seed=5)
+    doc = json.loads(kronos.files.render(kronos.plan(snap, budget="unlimited")))
+    first, second = doc["steps"][:2]
+    again = {**second, "instance": first["instance"], "wave": first["wave"] + 1}
+    for steps, said in [
+        ([{**first, "destination": first["source"]}], "steps[0].destination"),
+        (
+            [first, {**second, "instance": first["instance"], "wave": first["wave"]}],
+            "steps[0] moves this VM in the same wave",
+        ),
+        ([first, again], "steps[1].instance"),
+    ]:
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps({**doc, "steps": steps}))
+        proc = kronos_cli("show", str(bad))
+        assert proc.returncode == 65 and said in proc.stderr, proc.stderr
+        with pytest.raises(kronos.errors.ValidationError) as err:
+            kronos.load_plan(bad)
+        assert said in str(err.value), str(err.value)
+    assert "steps[0] moves it already; a repeat needs repeat_reason" in str(err.value)
+    # a later step that says why it moves the VM again (a two-hop, a parking move) is a plan
+    fine = {**doc, "steps": [first, {**again, "repeat_reason": "parking"}]}
+    assert kronos.load_plan(io.StringIO(json.dumps(fine))).steps[1].repeat_reason == "parking"

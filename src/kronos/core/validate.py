@@ -41,6 +41,7 @@ from kronos.core.model import (
     Plan,
     Snapshot,
     State,
+    Step,
 )
 from kronos.core.phases import MODES
 
@@ -852,6 +853,11 @@ def validate_plan(plan: Plan) -> list[Issue]:
                 out.append(Issue(f"{at}.destination_cloud", same, s.destination_cloud))
         if s.numa_cells is not None and not _distinct_ids(s.numa_cells):
             out.append(Issue(f"{at}.numa_cells", "cell ids must be distinct integers >= 0", s.numa_cells))
+        if s.action != "cross-cloud-migrate" and not _blank(s.source) and s.source == s.destination:
+            out.append(
+                Issue(f"{at}.destination", "must differ from source (a move to where it is)", s.destination)
+            )
+    out += _repeated_moves(plan.steps)
     out += _plan_options(plan.options)
     for name, summary in plan.summary.aggregates.items():
         out += _aggregate_summary(key_path("summary.aggregates", name), summary)
@@ -859,6 +865,31 @@ def validate_plan(plan: Plan) -> list[Issue]:
         for i, u in enumerate(getattr(plan.summary, field) or ()):
             if _blank(u.instance):
                 out.append(Issue(f"summary.{field}[{i}].instance", "must not be blank", u.instance))
+    return out
+
+
+def _repeated_moves(steps: tuple[Step, ...]) -> list[Issue]:
+    """A VM moves once a plan unless a later step says why it moves again (FORMATS §2), and never
+    twice in one wave: the executor runs a wave's steps at once, so their order would be Nova's."""
+    out = []
+    first: dict[str, int] = {}
+    waves: dict[tuple[str, int], int] = {}
+    for i, s in enumerate(steps):
+        if _blank(s.instance) or not isinstance(s.wave, int):  # reported as such already
+            continue
+        at = f"steps[{i}]"
+        if (s.instance, s.wave) in waves:
+            j = waves[s.instance, s.wave]
+            out.append(Issue(f"{at}.wave", f"steps[{j}] moves this VM in the same wave", s.wave))
+        elif s.instance in first and _blank(s.repeat_reason):
+            j = first[s.instance]
+            out.append(
+                Issue(
+                    f"{at}.instance", f"steps[{j}] moves it already; a repeat needs repeat_reason", s.instance
+                )
+            )
+        first.setdefault(s.instance, i)
+        waves.setdefault((s.instance, s.wave), i)
     return out
 
 
