@@ -141,6 +141,27 @@ def test_an_output_named_for_another_format_is_refused_before_anything_is_writte
     assert kronos_cli("generate", "--clouds", "2", "-o", str(tmp_path / "clouds.d")).returncode == 0
 
 
+def test_one_file_named_as_two_of_a_commands_files_is_refused(tmp_path: Path) -> None:
+    """``replay s.json -o s.json`` replaced the snapshot with its plan, ``-o x --state x`` kept
+    the state alone; a read-only --state that is missing planned as if no VM were held."""
+    snap = tmp_path / "s.json"
+    snap.write_text((ROOT / "examples" / "snapshot.json").read_text())
+    before = snap.read_text()
+    for args, said in [
+        (("replay", str(snap), "-o", str(snap)), f"-o {snap}: the same file as SNAPSHOT {snap}"),
+        (("plan", str(snap), "-o", str(tmp_path / "x.json"), "--state", str(tmp_path / "x.json")),
+         f"-o {tmp_path / 'x.json'}: the same file as --state"),
+        (("explain", str(snap), "--vm", "x", "-o", str(snap)), "the same file as SNAPSHOT"),
+    ]:  # fmt: skip
+        proc = kronos_cli(*args)
+        assert proc.returncode == 64 and said in proc.stderr, (args, proc.stderr)
+    assert snap.read_text() == before and not (tmp_path / "x.json").exists()
+    devnull = kronos_cli("plan", str(snap), "-o", "/dev/null", "--state", str(tmp_path / "st.json"))
+    assert devnull.returncode == 0, devnull.stderr  # a device is no file: nothing to clash with
+    missing = kronos_cli("explain", str(snap), "--vm", "x", "--state", str(tmp_path / "Q.json"))
+    assert missing.returncode == 66 and "no such file (--state, read only here)" in missing.stderr
+
+
 def test_bundled_example_plan_matches_the_recorded_output() -> None:
     proc = kronos_cli("plan", str(ROOT / "examples" / "snapshot.json"))
     assert proc.stdout == (ROOT / "examples" / "plan.txt").read_text()

@@ -177,9 +177,36 @@ def test_execute_results_lines_from_a_foreign_file_are_not_trusted(tmp_path: Pat
 
     results = tmp_path / "results.jsonl"
     results.write_text(
-        '[1]\n"x"\n{"plan": "p", "seq": "3"}\n{"plan": "p", "seq": 2, "outcome": "Succeeded"}\n'
+        '{"plan": "p", "seq": 2, "outcome": "Succeeded"}\n[1]\n"x"\n{"plan": "p", "seq": "3"}\n'
+        '{"plan": "p", "seq": 4, "outc{"plan": "p", "seq": 5, "outcome": "Succeeded"}\n'  # cut by a kill
     )
     assert done_steps(results, "p") == {2}
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ('{\n  "format": "kronos.plan/1",\n  "steps": []\n}\n', ":1: not a JSON object"),
+        ("format: kronos.plan/1\nsteps: []\n", ":1: not a JSON object"),
+        (
+            '{"plan": "p", "seq": 1, "outcome": "Succeeded"}\n{"format": "kronos.snapshot/1"}\n',
+            ":2: a kronos.snapshot/1 document",
+        ),
+    ],
+)
+def test_a_file_that_is_no_results_log_is_refused_before_a_run_appends_to_it(
+    tmp_path: Path, text: str, said: str
+) -> None:
+    """``--results plan.json`` would have had a run append its lines to the plan."""
+    from kronos.adapters.journal import done_steps
+    from kronos.errors import DataError
+
+    results = tmp_path / "p.json"
+    results.write_text(text)
+    with pytest.raises(DataError, match=f"--results '{results}'{said}"):
+        done_steps(results, "p")
+    results.write_text('{"plan": "p", "se')  # a first line cut by a kill is a log still
+    assert done_steps(results, "p") == set()
 
 
 def test_a_plan_with_a_drain_says_the_budget_its_balancing_had(tmp_path: Path) -> None:

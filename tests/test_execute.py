@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import attrs
 import pytest
 
 import kronos
@@ -151,9 +152,16 @@ def test_an_old_plan_is_refused_and_dry_run_touches_nothing(cloud: Cloud, tmp_pa
     )
     out, rows = execute(cloud, tmp_path, old)
     assert out.returncode == 75 and "max_plan_age" in out.stderr and rows == []
-    out, rows = execute(cloud, tmp_path, old, "--dry-run")
-    assert out.returncode == 0 and f"would live-migrate {vms[0]} cmp-2 -> cmp-3" in out.stdout
+    out, rows = execute(cloud, tmp_path, old, "--dry-run")  # shows the steps, says the run would refuse
+    assert out.returncode == 75 and f"would live-migrate {vms[0]} cmp-2 -> cmp-3" in out.stdout
+    assert "max_plan_age" in out.stderr
     assert cloud.migrations(vms[0]) == [] and rows == []
+    # a plan dated ahead of the clock (replay --now in the future) passed any age: refused, 65
+    ahead = attrs.evolve(old, created_at=datetime.now(UTC) + timedelta(hours=2))
+    for extra in ((), ("--dry-run",)):
+        out, rows = execute(cloud, tmp_path, ahead, *extra)
+        assert out.returncode == 65 and "ahead of this machine's clock" in out.stderr, (extra, out.stderr)
+        assert cloud.migrations(vms[0]) == [] and rows == []
 
 
 def test_sigterm_mid_run_records_every_started_step_and_starts_no_more(cloud: Cloud, tmp_path: Path) -> None:

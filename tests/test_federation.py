@@ -393,7 +393,7 @@ def test_federation_yaml_every_problem_with_its_line() -> None:
     said = str(err.value)
     for expected in (
         "federation.yaml:2: eligible.tag: unknown key (did you mean tags?)",
-        "federation.yaml:4: trigger.load_difference = -1: must be above 0",
+        "federation.yaml:4: trigger.load_difference = -1: a share of capacity: above 0 and below 1",
         "federation.yaml:6: budget.moves = 'two': expected an integer >= 0",
         "federation.yaml:8: receive.beta.aggregate: unknown key (did you mean aggregates?)",
         "federation.yaml:9: data = 'shared-disk': must be one of replicated-volume, stateless-image",
@@ -401,6 +401,16 @@ def test_federation_yaml_every_problem_with_its_line() -> None:
         "eligible: opt VMs in by tags, metadata or projects",
     ):
         assert expected in said, said
+    # percentages where shares are meant: accepted, they made a trigger that never fires
+    with pytest.raises(ConfigError) as err:
+        parse_federation(
+            "eligible: {projects: [p1]}\ntrigger: {load_difference: 5, max_load: 85}\ndata: stateless-image\n",
+            "f",
+        )
+    for key, value in (("load_difference", 5), ("max_load", 85)):
+        assert f"f:2: trigger.{key} = {value}: a share of capacity: above 0 and below 1 (0.85" in str(
+            err.value
+        )
 
 
 def test_federation_yaml_data_is_never_assumed() -> None:
@@ -479,6 +489,24 @@ def test_cli_errors_name_the_file(tmp_path) -> None:  # type: ignore[no-untyped-
     r = kronos_cli("federate", str(a), "--policy", str(pol))
     assert r.returncode == 64 and "two snapshots or more" in r.stderr
     assert "Traceback" not in r.stderr
+    pol.write_text(text)
+    # a cloud's name becomes a file name under --then-spread: '../x' wrote outside the folder
+    kronos.dump(attrs.evolve(snaps["beta"], cloud="../escaped"), str(b))
+    r = kronos_cli("federate", str(a), str(b), "--policy", str(pol), "--then-spread", str(tmp_path / "ts"))
+    assert r.returncode == 65 and f"{b}: cloud = '../escaped': a cloud's name is letters" in r.stderr
+    assert not (tmp_path / "escaped.after.json").exists()
+    kronos.dump(snaps["beta"], str(b))
+    # --state is only read here: a mistyped name planned as if nothing were held
+    r = kronos_cli("federate", str(a), str(b), "--policy", str(pol), "--state", str(tmp_path / "Q.json"))
+    assert r.returncode == 66 and f"{tmp_path / 'Q.json'}: no such file (--state" in r.stderr
+    r = kronos_cli("federate", str(a), str(b), "--policy", str(pol), "-o", str(a))
+    assert r.returncode == 64 and f"-o {a}: the same file as SNAPSHOT {a}" in r.stderr
+    # with --then-spread the plan on stdout stays a JSON document; the summary goes to stderr
+    r = kronos_cli(
+        "federate", str(a), str(b), "--policy", str(pol), "--then-spread", str(tmp_path / "ts"), "-o", "-"
+    )
+    assert r.returncode == 0 and json.loads(r.stdout)["format"].startswith("kronos.plan")
+    assert "then spread, steps per cloud" in r.stderr
 
 
 # -- then spread ---------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ from typing import Any
 import click
 
 from kronos import listing
-from kronos.cli_cloud import DOCUMENT, DOCUMENT_SUFFIXES, misnamed, written_as
+from kronos.cli_cloud import DOCUMENT, DOCUMENT_SUFFIXES, distinct_files, misnamed, written_as
 from kronos.core.phases import MODES
 from kronos.core.phases import PHASES as PHASE_NAMES
 from kronos.errors import KronosError, UsageError
@@ -462,6 +463,12 @@ def federate(
 
     if len(snapshots) < 2:
         raise UsageError(f"give two snapshots or more (one per cloud), got {len(snapshots)}")
+    distinct_files(
+        *[("SNAPSHOT", p) for p in snapshots],
+        ("--policy", policy_path),
+        ("--state", state_path),
+        ("-o", output),
+    )
     policy = load_federation(policy_path)
     loaded = []
     for path in snapshots:
@@ -471,6 +478,12 @@ def federate(
             raise ValidationError(path, problems)
         loaded.append(snap)
     names = [s.cloud or Path(p).name.split(".")[0] for p, s in zip(snapshots, loaded, strict=True)]
+    for path, name in zip(snapshots, names, strict=True):
+        if not _CLOUD_NAME.fullmatch(name):
+            raise DataError(
+                f"{path}: cloud = {name!r}: a cloud's name is letters, digits and . _ - "
+                "(it names [nova:<cloud>] and the --then-spread files)"
+            )
     for i, n in enumerate(names):
         if names.index(n) != i:
             raise DataError(
@@ -479,6 +492,7 @@ def federate(
             )
     if budget is not None and then_spread is None:
         raise UsageError("--budget is the spread plans' budget: give --then-spread DIR too")
+    state = _load_state(state_path, read_only=True)  # before the try: its errors are its own
     where = Path(then_spread) if then_spread is not None else None
     if where is not None and where.exists() and not where.is_dir():
         raise UsageError(f"--then-spread {then_spread}: not a directory")
@@ -491,21 +505,24 @@ def federate(
             policy,
             then_spread=where is not None,
             budget=budget,
-            state=_load_state(state_path),
+            state=state,
             now=_parse_now(now),
             validate_input=False,
         )
     except DataError as exc:
         raise DataError(f"{policy_path} with {', '.join(snapshots)}: {exc}") from None
     if where is not None and result.spread is not None:
-        where.mkdir(parents=True, exist_ok=True)
+        from kronos.files import make_folder
+
+        make_folder(where)
         for name, after in result.after.items():
             kronos.dump(after, where / f"{name}.after.json")
             kronos.dump(result.spread[name], where / f"{name}.plan.json")
     _emit(result.plan, output, listing.shape_of(shown))
     if where is not None and result.spread is not None:
         moves = ", ".join(f"{n} {len(p.steps)}" for n, p in result.spread.items())
-        click.echo(f"then spread, steps per cloud: {moves} (plans and snapshots in {then_spread})")
+        said = f"then spread, steps per cloud: {moves} (plans and snapshots in {then_spread})"
+        click.echo(said, err=True)  # stdout may be the plan (-o -, -f json)
 
 
 @cli.command()
@@ -611,6 +628,12 @@ def _run_planner(
     **kwargs: Any,
 ) -> None:
     """Load, validate, plan with ``kronos.<entry>``, write the plan and the next state."""
+    distinct_files(
+        ("SNAPSHOT", snapshot),
+        ("--state", state_path),
+        ("-o", output),
+        ("--fenced-snapshot", fenced_snapshot),
+    )
     timer = Timer(timing)
     when = _parse_now(now)
     with timer.phase("load"):
@@ -770,12 +793,22 @@ def drain(**kw: Any) -> None:
     _run_planner("drain", **run, **kwargs)
 
 
-def _load_state(path: str | None) -> Any:
+#: a cloud's name as federate uses it: in [nova:<cloud>] and as a file name under --then-spread
+_CLOUD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _load_state(path: str | None, read_only: bool = False) -> Any:
+    """The state at ``path``; a missing file is a first run's empty state where the command
+    writes it back, and a mistyped name (exit 66) where it only reads it: planning as if
+    no VM were held would move quarantined ones."""
     if path is None:
         return None
     import kronos
+    from kronos.errors import NoInputError
 
     if path != "-" and not Path(path).exists():
+        if read_only:
+            raise NoInputError(f"{path}: no such file (--state, read only here)")
         return kronos.State()
     return kronos.load_state(path)
 
@@ -980,6 +1013,7 @@ def explain(
     shape = listing.shape_of(shown)
     if not vms and not hosts:
         raise UsageError("nothing to explain: give --vm ID|NAME or --host NAME (repeatable)")
+    distinct_files(("SNAPSHOT", snapshot), ("PLAN", plan_file), ("--state", state_path), ("-o", output))
     if plan_file is not None and (mode or budget or sets or config_path):
         raise UsageError("--mode, --budget, --set and --config make a plan: give them without PLAN")
     from kronos.render import EXPLAIN_COLUMNS
@@ -989,7 +1023,7 @@ def explain(
     from kronos.errors import DataError, ValidationError
 
     snap = kronos.load_snapshot(snapshot)
-    state = _load_state(state_path)
+    state = _load_state(state_path, read_only=True)
     problems = [i for i in kronos.validate(snap) if i.severity == "error"]
     if problems:
         raise ValidationError(snapshot, problems)

@@ -42,6 +42,22 @@ def misnamed(output: str | None, suffixes: tuple[str, ...]) -> str | None:
     return None
 
 
+def distinct_files(*named: tuple[str, str | None]) -> None:
+    """Refuse one file named twice among a command's inputs and outputs (``replay s.json -o
+    s.json`` replaced the snapshot with the plan; ``-o x --state x`` kept only the state).
+    Devices and pipes (``/dev/null`` for both) are not files and may repeat."""
+    seen: dict[str, str] = {}
+    for flag, path in named:
+        if path is None or path == "-":
+            continue
+        real = str(Path(path).resolve())
+        if Path(real).exists() and not Path(real).is_file():
+            continue
+        if real in seen:
+            raise UsageError(f"{flag} {path}: the same file as {seen[real]}; each must be its own")
+        seen[real] = f"{flag} {path}"
+
+
 DOCUMENT_SUFFIXES = (".json", ".yaml", ".yml")
 DOCUMENT = written_as(*DOCUMENT_SUFFIXES)
 
@@ -370,6 +386,7 @@ def execute(
     from kronos.adapters.nova_actions import Compute
     from kronos.progress import Progress
 
+    distinct_files(("PLAN", plan_file), ("--state", state_path), ("--results", results_path))
     config = load_config(config_path, require_scope=False, policies=False)  # a plan has its own
     plan = kronos.load_plan(plan_file)
     federation = crosscloud.is_federation(plan)
@@ -388,6 +405,7 @@ def execute(
                 else f"would {s.action} {s.name or s.instance} {s.source} -> {s.destination} (wave {s.wave})"
             )
         click.echo(f"dry run: {len(todo)} step(s), {len(skip)} already done")
+        check_plan_age(plan, datetime.now(UTC), config.executor.max_plan_age)  # as a run would
         return
     ex_conf = config.executor
     check_plan_age(plan, datetime.now(UTC), ex_conf.max_plan_age)

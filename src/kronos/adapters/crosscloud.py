@@ -30,7 +30,6 @@ its twin ACTIVE is done.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -44,6 +43,7 @@ from attrs import frozen
 from kronos.adapters.config import CLOUD_PREFIX, Config, ExecutorConfig
 from kronos.adapters.crosscloud_nova import CloudCompute, Gone
 from kronos.adapters.executor import PreFlightError, StepResult, Waves, _Failure, _Tries
+from kronos.adapters.journal import result_rows
 from kronos.adapters.nova_actions import Refused, Transient
 from kronos.core.model import Plan, Step
 from kronos.errors import ConfigError, DataError
@@ -567,15 +567,9 @@ def unfinished(results_path: str | Path | None, pid: str) -> set[int]:
     original could not be deleted) or the original stopped (a rollback that could not start it,
     a create whose fate was unreadable, a stop that timed out): a rerun takes them up again
     instead of skipping them as done, so no VM is left with no running copy."""
-    if not results_path or not Path(results_path).exists():
-        return set()
     last: dict[int, dict[str, Any]] = {}
-    for line in Path(results_path).read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(row, dict) or row.get("plan") != pid or not isinstance(row.get("seq"), int):
+    for row in result_rows(results_path):
+        if row.get("plan") != pid or not isinstance(row.get("seq"), int):
             continue
         if row.get("outcome") != "Interrupted":  # as done_steps: an interruption is no outcome
             last[row["seq"]] = row

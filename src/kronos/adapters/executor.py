@@ -37,8 +37,9 @@ from attrs import Factory, define, frozen
 
 from kronos.adapters.config import ExecutorConfig
 from kronos.adapters.nova_actions import Compute, Refused, Transient
+from kronos.core.convert import format_time
 from kronos.core.model import Plan, Step
-from kronos.errors import TemporaryFailure
+from kronos.errors import DataError, TemporaryFailure
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,20 @@ def plan_id(plan: Plan) -> str:
     return f"{plan.created_at.strftime('%Y-%m-%dT%H:%M:%SZ')} {plan.snapshot_digest}"
 
 
+#: how far a plan's created_at may be ahead of this machine's clock (clocks drift apart)
+CLOCK_SKEW_SECONDS = 300.0
+
+
 def check_plan_age(plan: Plan, now: datetime, max_age: float) -> None:
+    """Refuse a stale plan (75: plan again) and one dated ahead of the clock (65): a plan made
+    with ``--now`` in the future, or on a machine whose clock is wrong, would pass any age."""
     age = (now - plan.created_at).total_seconds()
+    if age < -CLOCK_SKEW_SECONDS:
+        raise DataError(
+            f"plan created_at {format_time(plan.created_at)} is {-age:.0f}s ahead of this machine's "
+            f"clock (more than {CLOCK_SKEW_SECONDS:g}s of skew): a plan made with --now in the "
+            "future, or a clock that is wrong; plan again"
+        )
     if age > max_age:
         raise TemporaryFailure(
             f"plan created {age:.0f}s ago, older than [executor] max_plan_age = {max_age:g}s: plan again"

@@ -127,13 +127,20 @@ def parse_federation(text: str, name: str) -> FederationPolicy:
             "opt VMs in by tags, metadata or projects: with none, no VM may leave its cloud",
         )
     tr = r.mapping(doc, "trigger", "trigger", _SECTIONS["trigger"])
-    positive = "must be above 0"
+    # loads are capacity-normalised shares: at 1 or above (85 meant as 85 %) nothing ever triggers
+    share = "a share of capacity: above 0 and below 1 (0.85 for 85 %)"
     trigger = Trigger(
-        load_difference=r.number(tr, "load_difference", "trigger", lambda x: x > 0, positive)
+        load_difference=r.number(tr, "load_difference", "trigger", lambda x: 0 < x < 1, share)
         if "load_difference" in tr
         else Trigger().load_difference,
-        max_load=r.number(tr, "max_load", "trigger", lambda x: x > 0, positive),
-        target_difference=r.number(tr, "target_difference", "trigger", lambda x: x >= 0, "must be 0 or more"),
+        max_load=r.number(tr, "max_load", "trigger", lambda x: 0 < x < 1, share),
+        target_difference=r.number(
+            tr,
+            "target_difference",
+            "trigger",
+            lambda x: 0 <= x < 1,
+            "a share of capacity: 0 or more, below 1",
+        ),
     )
     if "load_difference" in tr and tr["load_difference"] is None and tr.get("max_load") is None:
         r.fail(doc, "trigger", "trigger", "give load_difference or max_load: with neither, nothing triggers")
@@ -154,7 +161,9 @@ def parse_federation(text: str, name: str) -> FederationPolicy:
     if isinstance(moves, bool) or not isinstance(moves, int) or moves < 0:
         r.fail(bu, "moves", "budget.moves", "expected an integer >= 0", moves)
         moves = 0
-    budget = Budget(moves=moves, memory_gb=r.number(bu, "memory_gb", "budget", lambda x: x > 0, positive))
+    budget = Budget(
+        moves=moves, memory_gb=r.number(bu, "memory_gb", "budget", lambda x: x > 0, "must be above 0")
+    )
     receive: dict[str, Receive] = {}
     for cloud, spec in r.mapping(doc, "receive", "receive", None).items():
         if not isinstance(spec, dict):

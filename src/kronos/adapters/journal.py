@@ -27,7 +27,7 @@ import attrs
 import kronos
 from kronos.adapters.executor import StepResult
 from kronos.core.model import Plan, State, Step
-from kronos.errors import KronosIOError, TemporaryFailure
+from kronos.errors import DataError, KronosIOError, TemporaryFailure
 from kronos.redact import redact
 
 log = logging.getLogger(__name__)
@@ -213,24 +213,46 @@ def _why(exc: OSError, path: str | Path) -> str:
     return exc.strerror or str(exc)
 
 
-def done_steps(results_path: str | Path | None, pid: str) -> set[int]:
-    """Steps of plan ``pid`` an earlier run finished (any outcome but Interrupted)."""
+def result_rows(results_path: str | Path | None) -> list[dict[str, Any]]:
+    """The JSON-object rows of a results log (none if there is no file yet).
+
+    A line that does not parse was cut by SIGKILL (and may have had a later run's line
+    appended to it): skipped, that step is reconciled from Nova instead. But a file whose
+    first line is no JSON object, or with a line that is a kronos document, is no results
+    log (``--results plan.json``): refused (65) before a run appends its lines to it.
+    """
     if not results_path or not Path(results_path).exists():
-        return set()
+        return []
     try:
         text = Path(results_path).read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise KronosIOError(
             f"--results {str(results_path)!r}: cannot read it: {_why(exc, results_path)}"
         ) from None
-    done = set()
-    for line in text.splitlines():
+    lines = text.splitlines()
+    rows = []
+    for n, line in enumerate(lines, 1):
         try:
             row = json.loads(line)
         except ValueError:
-            continue  # a line cut by SIGKILL: that step is reconciled from Nova instead
-        if not isinstance(row, dict) or not isinstance(row.get("seq"), int):
-            continue  # not a line kronos wrote: likewise reconciled, never trusted
-        if row.get("plan") == pid and row.get("outcome") != "Interrupted":
-            done.add(row["seq"])
-    return done
+            row = None
+        document = isinstance(row, dict) and "format" in row
+        if document or (n == 1 < len(lines) and not isinstance(row, dict)):
+            what = f"a {row['format']} document" if document else "not a JSON object"
+            raise DataError(
+                f"--results {str(results_path)!r}:{n}: {what}; a results log has one JSON object "
+                "per line, as kronos execute appends them (name a new file to start one)"
+            )
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def done_steps(results_path: str | Path | None, pid: str) -> set[int]:
+    """Steps of plan ``pid`` an earlier run finished (any outcome but Interrupted); a row
+    without an integer ``seq`` is not one kronos wrote: reconciled from Nova, never trusted."""
+    return {
+        row["seq"]
+        for row in result_rows(results_path)
+        if isinstance(row.get("seq"), int) and row.get("plan") == pid and row.get("outcome") != "Interrupted"
+    }
