@@ -68,7 +68,8 @@ def test_usage_errors_exit_64_without_traceback(small: kronos.Snapshot, tmp_path
         (("generate", "--bytedance-like", "--hosts", "10"), "uses --seed only: --hosts would be ignored"),
         (("generate", "--tight", "--fill", "0.5", "--mode", "pack"), "--fill, --mode would be ignored"),
         (("generate", "--clouds", "2", "--history", "3", "-o", str(tmp_path)), "--history would be ignored"),
-        (("generate", "--pcpu-hosts", "0.3"), "give --pinned too"),
+        (("generate", "--pinned", "0", "--pcpu-hosts", "0.3"), "give --pinned > 0"),
+        (("generate", "--bytedance-like", "--down", "60"), "--down would be ignored"),
         (("plan", str(snap), "--time-limit", "5"), "give --solver exact too"),
         (("plan", str(snap), "--cold-migrate-stopped"), "give --drain HOST too"),
     ]:
@@ -101,12 +102,16 @@ def test_a_folder_that_cannot_be_made_is_an_error_not_a_traceback(tmp_path: Path
     assert f"{a_file / 'clouds'}: cannot make the folder" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_a_refused_write_exits_77_naming_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Permission is the operator's to grant (sysexits 77), not an I/O failure (74). Injected:
-    the tests run as root, where a read-only folder refuses nothing."""
+def test_a_refused_write_exits_74_naming_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file the operating system will not let us write is an I/O error (74): 77 is the
+    cloud refusing our credentials (FORMATS §2). /sys refuses even root (EACCES, or EROFS in
+    a container); the permission path itself is injected, since root may write anywhere else."""
+    proc = kronos_cli("plan", str(ROOT / "examples" / "snapshot.json"), "-o", "/sys/kronos-plan.json")
+    assert proc.returncode == 74 and "/sys/kronos-plan.json: " in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
     import tempfile
 
-    from kronos.errors import PermissionDenied
+    from kronos.errors import KronosIOError
     from kronos.files import write_atomic
 
     def refuse(*args: object, **kwargs: object) -> None:
@@ -114,10 +119,10 @@ def test_a_refused_write_exits_77_naming_the_file(tmp_path: Path, monkeypatch: p
 
     monkeypatch.setattr(tempfile, "mkstemp", refuse)
     with pytest.raises(
-        PermissionDenied, match=f"{tmp_path / 'p.json'}: cannot write \\(Permission denied\\)"
-    ):
+        KronosIOError, match=f"{tmp_path / 'p.json'}: cannot write \\(Permission denied\\)"
+    ) as err:
         write_atomic(tmp_path / "p.json", "{}")
-    assert PermissionDenied.exit_code == 77
+    assert err.value.exit_code == 74
 
 
 def test_an_output_named_for_another_format_is_refused_before_anything_is_written(tmp_path: Path) -> None:
@@ -134,6 +139,9 @@ def test_an_output_named_for_another_format_is_refused_before_anything_is_writte
         proc = kronos_cli(*args)
         assert proc.returncode == 64 and said in proc.stderr, (args, proc.stderr)
     assert not list(tmp_path.iterdir())
+    for plain in ("tmp.qpNXvBEo2L", "plan-2026.12.03", "plan.bak"):  # mktemp, dated, backup: names
+        proc = kronos_cli("plan", example, "-o", str(tmp_path / plain))
+        assert proc.returncode == 0 and json.loads((tmp_path / plain).read_text())["steps"], proc.stderr
     upper = tmp_path / "P.YML"
     assert kronos_cli("plan", example, "-o", str(upper)).returncode == 0
     assert kronos.load_plan(upper).steps == kronos.plan(kronos.load_snapshot(example)).steps

@@ -592,3 +592,15 @@ def test_a_tooz_driver_that_cannot_load_is_78_and_is_not_offered(
     assert "etcd3+http" in offered and "broken" not in offered
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kwargs: [])
     assert load_config(str(conf)).coordination.backend_url == "broken://x"
+
+
+def test_a_check_across_settings_is_placed_at_the_setting_that_was_given(tmp_path: Path) -> None:
+    """The check names a pair (username and password; history_window against history_step):
+    the line is that of whichever of them the file gave, not of none."""
+    conf = _write(tmp_path, "[prometheus]\npassword = p\n[engine]\naggregates = a\nhistory_step = 7\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(str(conf))
+    assert f"{conf}:2: [prometheus] username and password: give both" in str(err.value)
+    assert f"{conf}:5: [engine] history_window = 1800: must be a whole number of history_step = 7" in str(
+        err.value
+    )

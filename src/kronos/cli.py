@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from kronos import listing
-from kronos.cli_cloud import DOCUMENT, DOCUMENT_SUFFIXES, distinct_files, misnamed, written_as
+from kronos.cli_paths import DOCUMENT, DOCUMENT_SUFFIXES, distinct_files, misnamed, written_as
 from kronos.core.phases import MODES
 from kronos.core.phases import PHASES as PHASE_NAMES
 from kronos.errors import KronosError, UsageError
@@ -188,6 +188,21 @@ def validate(snapshot: str, **shown: Any) -> None:
     )
 
 
+#: what each "instead" kind of generate reads besides -o; every other flag would be ignored
+_GENERATE_USES = {
+    "--clouds": ("hosts", "vms", "groups", "seed", "policies"),
+    "--bytedance-like": ("seed",),
+    "--packable": ("seed",),
+    "--tight": ("hosts", "vms", "groups", "seed"),
+    "--evacuable": ("hosts", "vms", "groups", "seed", "aggregates", "heterogeneous"),
+}
+
+
+def _uses(kind: str) -> str:
+    """The flags an "instead" kind of generate reads, as its help and its error say them."""
+    return " ".join("--" + u.replace("_", "-") for u in _GENERATE_USES[kind])
+
+
 @cli.command()
 @click.option("--hosts", default=50, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--vms", default=5000, show_default=True, type=click.IntRange(0, 10_000_000))
@@ -267,33 +282,35 @@ def validate(snapshot: str, **shown: Any) -> None:
     "--bytedance-like",
     is_flag=True,
     help="instead: 279 hosts of 2 NUMA cells, 2 089 VMs on cells, 90 % of vCPUs allocated, "
-    "shaped like ByteDance's public rescheduling data (uses --seed only)",
+    "shaped like ByteDance's public rescheduling data (uses " + _uses("--bytedance-like") + ")",
 )
 @click.option(
     "--packable",
     type=click.IntRange(1, 100_000),
     metavar="K",
-    help="instead: a pack instance whose optimum is K hosts, one VM per host (uses --seed only)",
+    help="instead: a pack instance whose optimum is K hosts, one VM per host (uses "
+    + _uses("--packable")
+    + ")",
 )
 @click.option(
     "--evacuable",
     type=click.IntRange(1),
     metavar="N",
     help="instead: N failed hosts whose VMs have a known place on the tightened survivors "
-    "(uses --hosts --vms --groups --seed --aggregates --heterogeneous)",
+    "(uses " + _uses("--evacuable") + ")",
 )
 @click.option(
     "--tight",
     is_flag=True,
     help="instead: hosts nearly full, a few with room, many server groups: a cloud where single "
-    "moves stall and swaps and chains help (uses --hosts --vms --groups --seed)",
+    "moves stall and swaps and chains help (uses " + _uses("--tight") + ")",
 )
 @click.option(
     "--clouds",
     type=click.IntRange(2, 8),
     metavar="N",
     help="instead: N clouds for kronos federate, written into the directory -o names with a "
-    "federation.yaml (uses --hosts --vms --groups --seed --policies)",
+    "federation.yaml (uses " + _uses("--clouds") + ")",
 )
 @click.option("-o", "--output", default="-", show_default=True, help="file (.json/.yaml) or -")
 def generate(
@@ -320,6 +337,9 @@ def generate(
     given = [flag for flag, on in instead.items() if on]
     if len(given) > 1:
         raise UsageError(f"{' and '.join(given)}: each makes a snapshot of its own kind; give one")
+    _refuse_unused_generate_flags(
+        click.get_current_context(), next(iter(given), None), pinned=kw["pinned"] > 0
+    )
     hosts = kw["hosts"]
     for flag, count in (("--aggregates", kw["aggregates"]), ("--down", kw["down"]),
                         ("--disabled", kw["disabled"]), ("--unassigned", kw["unassigned"])):  # fmt: skip
@@ -327,7 +347,6 @@ def generate(
             raise UsageError(f"{flag} {count}: more than the {hosts} host(s) of --hosts")
     if evacuable is not None and evacuable >= hosts:
         raise UsageError(f"--evacuable {evacuable}: needs fewer failed hosts than the {hosts} of --hosts")
-    _refuse_unused_generate_flags(next(iter(given), None), pinned=kw["pinned"] > 0)
 
     if clouds is not None:
         _generate_clouds(clouds, output, policies, kw)
@@ -370,30 +389,18 @@ def generate(
     kronos.dump(snap, output)
 
 
-#: what each "instead" kind of generate reads besides -o; every other flag would be ignored
-_GENERATE_USES = {
-    "--clouds": ("hosts", "vms", "groups", "seed", "policies"),
-    "--bytedance-like": ("seed",),
-    "--packable": ("seed",),
-    "--tight": ("hosts", "vms", "groups", "seed"),
-    "--evacuable": ("hosts", "vms", "groups", "seed", "aggregates", "heterogeneous"),
-}
-
-
-def _refuse_unused_generate_flags(kind: str | None, pinned: bool) -> None:
+def _refuse_unused_generate_flags(ctx: click.Context, kind: str | None, pinned: bool) -> None:
     """A flag given on the command line that the snapshot will not show is a mistake to name,
     not to ignore (``--bytedance-like --hosts 10`` makes 279 hosts)."""
-    ctx = click.get_current_context()
     typed = [n for n in ctx.params if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
     flag = {n: "--" + n.replace("_", "-") for n in typed}
     if kind is not None:
         uses = {kind.lstrip("-").replace("-", "_"), "output", *_GENERATE_USES[kind]}
         unused = [flag[n] for n in typed if n not in uses]
         if unused:
-            said = " ".join(f"--{u.replace('_', '-')}" for u in _GENERATE_USES[kind])
-            raise UsageError(f"{kind} uses {said} only: {', '.join(unused)} would be ignored")
+            raise UsageError(f"{kind} uses {_uses(kind)} only: {', '.join(unused)} would be ignored")
     elif "pcpu_hosts" in typed and not pinned:
-        raise UsageError("--pcpu-hosts shares dedicated cores among hosts for pinned VMs: give --pinned too")
+        raise UsageError("--pcpu-hosts shares dedicated cores among hosts for pinned VMs: give --pinned > 0")
 
 
 def _generate_clouds(clouds: int, output: str, policies: str, kw: dict[str, Any]) -> None:

@@ -16,50 +16,9 @@ from typing import Any
 import click
 
 from kronos import listing
+from kronos.cli_paths import DOCUMENT, distinct_files
 from kronos.errors import ConfigError, KronosError, UsageError
 from kronos.redact import redact
-
-
-def written_as(*suffixes: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
-    """Click callback for ``-o``: see :func:`misnamed`."""
-
-    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-        problem = misnamed(value, suffixes)
-        if problem:
-            raise click.BadParameter(problem, ctx, param)
-        return value
-
-    return check
-
-
-def misnamed(output: str | None, suffixes: tuple[str, ...]) -> str | None:
-    """Why ``output`` names a format this command does not write (``-o plan.xml`` would get JSON
-    under an XML name), or None; a name without a suffix (``/dev/null``) is fine."""
-    suffix = Path(output).suffix if output not in (None, "-") else ""
-    if suffix and suffix.lower() not in suffixes:
-        kinds = " or ".join([", ".join(suffixes[:-1]), suffixes[-1]] if len(suffixes) > 1 else suffixes)
-        return f"{output!r}: this writes {kinds} files, not {suffix}"
-    return None
-
-
-def distinct_files(*named: tuple[str, str | None]) -> None:
-    """Refuse one file named twice among a command's inputs and outputs (``replay s.json -o
-    s.json`` replaced the snapshot with the plan; ``-o x --state x`` kept only the state).
-    Devices and pipes (``/dev/null`` for both) are not files and may repeat."""
-    seen: dict[str, str] = {}
-    for flag, path in named:
-        if path is None or path == "-":
-            continue
-        real = str(Path(path).resolve())
-        if Path(real).exists() and not Path(real).is_file():
-            continue
-        if real in seen:
-            raise UsageError(f"{flag} {path}: the same file as {seen[real]}; each must be its own")
-        seen[real] = f"{flag} {path}"
-
-
-DOCUMENT_SUFFIXES = (".json", ".yaml", ".yml")
-DOCUMENT = written_as(*DOCUMENT_SUFFIXES)
 
 
 def OS_CLOUD(f: Any) -> Any:  # noqa: N802 - a decorator named as the option it adds

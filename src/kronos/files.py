@@ -30,7 +30,7 @@ from typing import IO, Any, TypeVar, cast
 
 from kronos.core.convert import MAX_DEPTH, DuplicateKeys, digest_of, make_converter, structure, unstructure
 from kronos.core.model import Plan, Snapshot, State
-from kronos.errors import DataError, KronosIOError, NoInputError, PermissionDenied
+from kronos.errors import DataError, KronosIOError, NoInputError
 
 #: nodes that YAML aliases may add to a document (a merge key or two, never a "billion laughs")
 YAML_ALIAS_BUDGET = 10_000
@@ -276,14 +276,14 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
     target replaced, the link kept); a device or a pipe (``-o /dev/null``, a FIFO) and a
     descriptor (``-o /dev/stdout``, appended to, as ``-`` writes) are written into, since
     renaming over one would replace a device node with a file; a file that was there
-    keeps its permissions. Errors name ``path``: 77 when the operating system refuses
-    permission, 74 for any other failure.
+    keeps its permissions. Errors name ``path`` and exit 74, permission refused included
+    (77 is the cloud's refusal, FORMATS §2).
     """
     raw = data.encode() if isinstance(data, str) else data
     try:
         _write_atomic(path, raw)
     except PermissionError as exc:
-        raise PermissionDenied(f"{path}: cannot write ({exc.strerror or exc})") from exc
+        raise KronosIOError(f"{path}: cannot write ({exc.strerror or exc})") from exc
     except FileNotFoundError as exc:
         where = Path(os.path.realpath(path)).parent
         if not where.is_dir():
@@ -294,12 +294,10 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
 
 
 def make_folder(path: str | os.PathLike[str]) -> Path:
-    """``mkdir -p``, with the errors a user can act on (77 for permission, 74 otherwise)."""
+    """``mkdir -p``, with an error that names the folder (74)."""
     where = Path(path)
     try:
         where.mkdir(parents=True, exist_ok=True)
-    except PermissionError as exc:
-        raise PermissionDenied(f"{where}: cannot make the folder ({exc.strerror or exc})") from exc
     except OSError as exc:
         raise KronosIOError(f"{where}: cannot make the folder ({exc.strerror or exc})") from exc
     return where

@@ -630,11 +630,15 @@ def _history_problems(e: EngineConfig) -> list[str]:
 
 def _placed(problem: str, values: dict[str, dict[str, _Value]]) -> str:
     """A check of the whole configuration (``[prometheus] url = …: expected …``) prefixed, as the
-    per-value ones are, with where its first setting was given (``kronos.conf:3``,
-    ``$KRONOS_PROMETHEUS_URL``); a check of a setting left at its default has no place."""
-    m = re.match(r"\[([^\]]+)\] (\w+)", problem)
-    given = values.get(m.group(1), {}).get(m.group(2)) if m else None
-    return f"{given.where}: {problem}" if given else problem
+    per-value ones are, with where the first setting it names was given (``kronos.conf:3``,
+    ``$KRONOS_PROMETHEUS_URL``): ``username and password`` given as a password alone is placed
+    at the password. A check of settings all left at their defaults has no place."""
+    m = re.match(r"\[([^\]]+)\]", problem)
+    given = values.get(m.group(1), {}) if m else {}
+    where = (
+        next((given[w] for w in re.findall(r"\w+", problem[m.end() :]) if w in given), None) if m else None
+    )
+    return f"{where.where}: {problem}" if where else problem
 
 
 def _is_http_url(text: str) -> bool:

@@ -1,0 +1,62 @@
+"""The file names a command is given: what format an output may be named for, and that no
+file is named twice.
+
+Both guard against mistakes that used to pass in silence: ``-o plan.xml`` got JSON under an
+XML name; ``replay s.json -o s.json`` replaced the snapshot with its plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kronos.errors import UsageError
+
+#: suffixes that say a format: a name ending in one the command does not write is a mistake;
+#: any other suffix (``plan.bak``, ``plan-2026.12.03``, a mktemp name) is just a name
+FORMAT_SUFFIXES = frozenset({".json", ".jsonl", ".yaml", ".yml", ".html", ".htm", ".xml", ".txt", ".csv",
+                             ".tsv", ".toml", ".ini", ".conf", ".md", ".pdf", ".png", ".svg"})  # fmt: skip
+DOCUMENT_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def misnamed(output: str | None, suffixes: tuple[str, ...]) -> str | None:
+    """Why ``output`` is named for a format this command does not write, or None."""
+    suffix = Path(output).suffix.lower() if output not in (None, "-") else ""
+    if suffix in FORMAT_SUFFIXES and suffix not in suffixes:
+        kinds = " or ".join([", ".join(suffixes[:-1]), suffixes[-1]] if len(suffixes) > 1 else suffixes)
+        return f"{output!r}: this writes {kinds} files, not {Path(str(output)).suffix}"
+    return None
+
+
+def written_as(*suffixes: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """Click callback for ``-o``: see :func:`misnamed`."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        problem = misnamed(value, suffixes)
+        if problem:
+            raise click.BadParameter(problem, ctx, param)
+        return value
+
+    return check
+
+
+DOCUMENT = written_as(*DOCUMENT_SUFFIXES)
+
+
+def distinct_files(*named: tuple[str, str | None]) -> None:
+    """Refuse one file named twice among a command's inputs and outputs (``-o x --state x``
+    kept the state alone). Devices and pipes (``/dev/null`` for both) are no files and may
+    repeat."""
+    seen: dict[str, str] = {}
+    for flag, path in named:
+        if path is None or path == "-":
+            continue
+        real = Path(path).resolve()
+        if real.exists() and not real.is_file():
+            continue
+        if str(real) in seen:
+            raise UsageError(f"{flag} {path}: the same file as {seen[str(real)]}; each must be its own")
+        seen[str(real)] = f"{flag} {path}"
