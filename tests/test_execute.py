@@ -164,6 +164,24 @@ def test_an_old_plan_is_refused_and_dry_run_touches_nothing(cloud: Cloud, tmp_pa
         assert cloud.migrations(vms[0]) == [] and rows == []
 
 
+def test_a_nova_that_refuses_or_is_not_there_is_77_or_69_before_any_step(
+    cloud: Cloud, tmp_path: Path
+) -> None:
+    """Both were 75 (try again), which a service manager retries for ever on a wrong token."""
+    vms = cloud.boot("r", ["cmp-2"])
+    kronos.dump(make_plan([(1, vms[0], "cmp-2", "cmp-3")]), tmp_path / "plan.json")
+    good = conf(cloud, tmp_path).read_text()
+    for text, code, said in [
+        (good.replace("token = admin", "token = member"), 77, "HTTP 403"),
+        (good.replace(cloud.cloud.compute, "http://127.0.0.1:9/v2.1"), 69, "cannot reach"),
+    ]:
+        config = tmp_path / "kronos.conf"
+        config.write_text(text)
+        out = kronos_cli(*args(tmp_path, config))
+        assert out.returncode == code and said in out.stderr, out.stderr
+    assert cloud.migrations(vms[0]) == [] and results_of(tmp_path) == []
+
+
 def test_sigterm_mid_run_records_every_started_step_and_starts_no_more(cloud: Cloud, tmp_path: Path) -> None:
     vms = cloud.boot("s", ["cmp-1"] * 4)
     kronos.dump(make_plan([(1, v, "cmp-1", "cmp-2") for v in vms]), tmp_path / "plan.json")

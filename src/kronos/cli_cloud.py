@@ -376,12 +376,15 @@ def execute(
     executor: Waves
     if federation:  # [nova:<cloud>] per cloud; --os-cloud and [nova] are not used
         clouds = crosscloud.connect_clouds(config, plan)
+        conns = {name: c.conn for name, c in clouds.items()}
         executor = crosscloud.CrossCloudExecutor(
             clouds, ex_conf, journal, networks=networks, stop=stop, started=journal.started
         )
     else:
         compute = Compute(connect(config.nova, os_cloud, os_region))
+        conns = {"": compute.conn}
         executor = Executor(compute, ex_conf, journal, stop=stop, started=journal.started)
+    reach(conns)
     executor.check_drift(todo, plan)
     journal.audit("execute", plan=plan_id(plan), file=plan_file, steps=len(todo), done_before=len(skip))
 
@@ -407,6 +410,21 @@ def execute(
         raise SystemExit(130)
     if any(r.outcome != "Succeeded" for r in results):
         raise SystemExit(1)
+
+
+def reach(conns: dict[str, Any]) -> None:
+    """One read of each cloud before any step, mapped as every other read is: an unreachable
+    Nova is 69 and refused credentials 77. A step's own failures are 75 (Transient, retried),
+    and a service manager restarting on 75 would retry a wrong password for ever."""
+    from kronos.adapters.nova import NovaReader
+
+    for name, conn in conns.items():
+        try:
+            NovaReader(conn).services()
+        except KronosError as exc:
+            if not name:
+                raise
+            raise type(exc)(f"{name}: {exc}") from None
 
 
 def _no_single_cloud(os_cloud: str | None, os_region: str | None) -> None:
