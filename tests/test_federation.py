@@ -9,6 +9,7 @@ wait on) and recomputes the clouds' loads from the snapshots.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import attrs
 import pytest
@@ -501,6 +502,11 @@ def test_cli_errors_name_the_file(tmp_path) -> None:  # type: ignore[no-untyped-
     assert r.returncode == 66 and f"{tmp_path / 'Q.json'}: no such file (--state" in r.stderr
     r = kronos_cli("federate", str(a), str(b), "--policy", str(pol), "-o", str(a))
     assert r.returncode == 64 and f"-o {a}: the same file as SNAPSHOT {a}" in r.stderr
+    # a snapshot far older than the others: the plan's age is the newest's, so say it
+    kronos.dump(attrs.evolve(snaps["beta"], taken_at=snaps["beta"].taken_at - timedelta(hours=2)), str(b))
+    r = kronos_cli("federate", str(a), str(b), "--policy", str(pol))
+    assert r.returncode == 0 and f"warning: {b} was taken 120 min before {a}" in r.stderr, r.stderr
+    kronos.dump(snaps["beta"], str(b))
     # with --then-spread the plan on stdout stays a JSON document; the summary goes to stderr
     r = kronos_cli(
         "federate", str(a), str(b), "--policy", str(pol), "--then-spread", str(tmp_path / "ts"), "-o", "-"

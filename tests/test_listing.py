@@ -93,6 +93,12 @@ def test_kronos_plan_rows_are_the_documents_steps(tmp_path: Path) -> None:
     assert shown.stdout.split() == ids
     bad = kronos_cli("plan", EXAMPLE, "-c", "nope")
     assert bad.returncode == 64 and "no such column" in bad.stderr and "Traceback" not in bad.stderr
+    for shaped in (
+        ("plan", EXAMPLE, "-o", "-", "-c", "seq"),
+        ("explain", EXAMPLE, "--vm", "x", "-o", "-", "-f", "csv"),
+    ):
+        both_on_stdout = kronos_cli(*shaped)  # the rows asked for were dropped for the document
+        assert both_on_stdout.returncode == 64 and "-o - writes the whole document" in both_on_stdout.stderr
 
 
 def test_validate_and_state_rows(tmp_path: Path) -> None:
@@ -121,11 +127,12 @@ def test_validate_and_state_rows(tmp_path: Path) -> None:
 
 def test_kronos_plans_lists_saved_plans_and_leaves_others_out(tmp_path: Path) -> None:
     kronos_cli("plan", EXAMPLE, "-o", str(tmp_path / "plan-b.json"))
+    kronos_cli("plan", EXAMPLE, "-o", str(tmp_path / "plan-c.yaml"))  # an operator's copy as YAML
     (tmp_path / "notes.json").write_text('{"x": 1}')
     proc = kronos_cli("plans", str(tmp_path), "-f", "csv", "-c", "file", "-c", "steps")
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.reader(io.StringIO(proc.stdout)))
-    assert rows[0] == ["file", "steps"] and [r[0] for r in rows[1:]] == ["plan-b.json"]
+    assert rows[0] == ["file", "steps"] and [r[0] for r in rows[1:]] == ["plan-b.json", "plan-c.yaml"]
     assert int(rows[1][1]) == len(kronos.load_plan(tmp_path / "plan-b.json").steps)
     assert "notes.json: not a plan, left out" in proc.stderr
     assert kronos_cli("plans").returncode == 64

@@ -468,6 +468,8 @@ def federate(
     from kronos.adapters.federation_file import load_federation
     from kronos.errors import DataError, ValidationError
 
+    shape = listing.shape_of(shown)
+    listing.check_output(shape, output)
     if len(snapshots) < 2:
         raise UsageError(f"give two snapshots or more (one per cloud), got {len(snapshots)}")
     distinct_files(
@@ -497,6 +499,15 @@ def federate(
                 f"{snapshots[i]}: cloud {n!r} is also {snapshots[names.index(n)]}'s: give each snapshot "
                 "its own top-level 'cloud' name"
             )
+    oldest, newest = min(loaded, key=lambda s: s.taken_at), max(loaded, key=lambda s: s.taken_at)
+    apart = (newest.taken_at - oldest.taken_at).total_seconds()
+    if apart > FEDERATE_SNAPSHOTS_APART:  # the plan's age is the newest's: an old one hides behind it
+        stale = snapshots[loaded.index(oldest)]
+        click.echo(
+            f"kronos: warning: {stale} was taken {apart / 60:.0f} min before "
+            f"{snapshots[loaded.index(newest)]}: the plan moves VMs onto what that cloud looked like then",
+            err=True,
+        )
     if budget is not None and then_spread is None:
         raise UsageError("--budget is the spread plans' budget: give --then-spread DIR too")
     state = _load_state(state_path, read_only=True)  # before the try: its errors are its own
@@ -525,7 +536,7 @@ def federate(
         for name, after in result.after.items():
             kronos.dump(after, where / f"{name}.after.json")
             kronos.dump(result.spread[name], where / f"{name}.plan.json")
-    _emit(result.plan, output, listing.shape_of(shown))
+    _emit(result.plan, output, shape)
     if where is not None and result.spread is not None:
         moves = ", ".join(f"{n} {len(p.steps)}" for n, p in result.spread.items())
         said = f"then spread, steps per cloud: {moves} (plans and snapshots in {then_spread})"
@@ -635,6 +646,7 @@ def _run_planner(
     **kwargs: Any,
 ) -> None:
     """Load, validate, plan with ``kronos.<entry>``, write the plan and the next state."""
+    listing.check_output(shape, output)
     distinct_files(
         ("SNAPSHOT", snapshot),
         ("--state", state_path),
@@ -800,6 +812,10 @@ def drain(**kw: Any) -> None:
     _run_planner("drain", **run, **kwargs)
 
 
+#: snapshots of a federation taken further apart than this (seconds; [executor] max_plan_age's
+#: default) get a warning
+FEDERATE_SNAPSHOTS_APART = 900.0
+
 #: a cloud's name as federate uses it: in [nova:<cloud>] and as a file name under --then-spread
 _CLOUD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -914,7 +930,8 @@ def plans(folder: str | None, config_path: str | None, **shown: Any) -> None:
     if not os.access(where, os.R_OK | os.X_OK):  # glob would see an unreadable folder as empty
         raise NoInputError(f"{where}: folder not readable (permission denied)")
     rows = []
-    for path in sorted(where.glob("*.json")):
+    documents = (p for p in where.iterdir() if p.suffix.lower() in DOCUMENT_SUFFIXES and p.is_file())
+    for path in sorted(documents):  # a plan an operator saved as YAML is one too
         try:
             saved = kronos.load_plan(path)
         except KronosError as exc:
@@ -1018,6 +1035,7 @@ def explain(
     combined_after, reason); -o FILE (- for stdout) writes the records.
     """
     shape = listing.shape_of(shown)
+    listing.check_output(shape, output)
     if not vms and not hosts:
         raise UsageError("nothing to explain: give --vm ID|NAME or --host NAME (repeatable)")
     distinct_files(("SNAPSHOT", snapshot), ("PLAN", plan_file), ("--state", state_path), ("-o", output))
@@ -1127,6 +1145,7 @@ def scores(
     be reached.
     """
     shape = listing.shape_of(shown)
+    listing.check_output(shape, output)
     if aggregates and snapshot_path is None:
         raise UsageError("--aggregate needs --snapshot FILE to know the aggregate's hosts")
     from kronos.render import SCORE_COLUMNS

@@ -79,6 +79,16 @@ def shape_of(kw: dict[str, Any]) -> Shape:
     return Shape(kw.pop("fmt"), tuple(kw.pop("columns")), tuple(kw.pop("sort")), bool(kw.pop("noindent")))
 
 
+def check_output(shape: Shape, output: str | None) -> None:
+    """``-o -`` puts the whole document on stdout, where the rows asked for would go: they were
+    dropped in silence (``plan s.json -o - -c seq`` printed the plan)."""
+    if output == "-" and shape.asked:
+        raise UsageError(
+            "-o - writes the whole document to stdout; -f, -c and --sort-column shape the listing "
+            "shown without it: give one or the other (or -o FILE and the listing)"
+        )
+
+
 def select(listing: Listing, shape: Shape) -> Listing:
     """The rows sorted and the columns chosen; an unknown column is a usage error that lists them."""
     known = listing.columns
