@@ -136,6 +136,11 @@ def test_kronos_plans_lists_saved_plans_and_leaves_others_out(tmp_path: Path) ->
     assert int(rows[1][1]) == len(kronos.load_plan(tmp_path / "plan-b.json").steps)
     assert "notes.json: not a plan, left out" in proc.stderr
     assert kronos_cli("plans").returncode == 64
+    conf = tmp_path / "kronos.conf"  # a configuration that saves no plans: its fault, 78
+    conf.write_text("[engine]\naggregates = a\n")
+    (tmp_path / "policies.yaml").write_text((ROOT / "etc" / "kronos" / "policies.yaml.sample").read_text())
+    unset = kronos_cli("plans", "--config", str(conf))
+    assert unset.returncode == 78 and "[engine] plan_dir is not set" in unset.stderr
     assert kronos_cli("plans", str(tmp_path / "nowhere")).returncode == 66
     a_file = kronos_cli("plans", EXAMPLE)
     assert a_file.returncode == 66 and "not a folder" in a_file.stderr

@@ -910,7 +910,7 @@ def plans(folder: str | None, config_path: str | None, **shown: Any) -> None:
     """
     import kronos
     from kronos.core.convert import format_time
-    from kronos.errors import KronosError, NoInputError
+    from kronos.errors import ConfigError, KronosError, NoInputError
 
     if (folder is None) == (config_path is None):
         raise UsageError("give DIR or --config kronos.conf (its [engine] plan_dir), one of them")
@@ -920,7 +920,7 @@ def plans(folder: str | None, config_path: str | None, **shown: Any) -> None:
         config = load_config(config_path, require_scope=False)
         where = config.path(config.engine.plan_dir)
         if where is None:
-            raise UsageError(f"{config_path}: [engine] plan_dir is not set: no plans are saved")
+            raise ConfigError(f"{config_path}: [engine] plan_dir is not set: no plans are saved")
     else:
         where = Path(folder or ".")
     if where.exists() and not where.is_dir():
