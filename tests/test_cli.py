@@ -151,7 +151,7 @@ def test_an_output_named_for_another_format_is_refused_before_anything_is_writte
 
 def test_one_file_named_as_two_of_a_commands_files_is_refused(tmp_path: Path) -> None:
     """``replay s.json -o s.json`` replaced the snapshot with its plan, ``-o x --state x`` kept
-    the state alone; a read-only --state that is missing planned as if no VM were held."""
+    the state alone; a read-only --state that is missing planned, unsaid, as if no VM were held."""
     snap = tmp_path / "s.json"
     snap.write_text((ROOT / "examples" / "snapshot.json").read_text())
     before = snap.read_text()
@@ -167,7 +167,9 @@ def test_one_file_named_as_two_of_a_commands_files_is_refused(tmp_path: Path) ->
     devnull = kronos_cli("plan", str(snap), "-o", "/dev/null", "--state", str(tmp_path / "st.json"))
     assert devnull.returncode == 0, devnull.stderr  # a device is no file: nothing to clash with
     missing = kronos_cli("explain", str(snap), "--vm", "x", "--state", str(tmp_path / "Q.json"))
-    assert missing.returncode == 66 and "no such file (--state, read only here)" in missing.stderr
+    assert f"--state {tmp_path / 'Q.json'}: no such file yet: no VM or aggregate is held" in missing.stderr
+    nowhere = kronos_cli("explain", str(snap), "--vm", "x", "--state", str(tmp_path / "no" / "Q.json"))
+    assert nowhere.returncode == 66 and "no such file, nor folder" in nowhere.stderr
 
 
 def test_bundled_example_plan_matches_the_recorded_output() -> None:

@@ -221,3 +221,16 @@ def test_a_plan_with_a_drain_says_the_budget_its_balancing_had(tmp_path: Path) -
     assert "budget drain unlimited, then 3 per aggregate" in page.read_text()  # the report says the same
     plain = kronos_cli("drain", EXAMPLE, "--host", "cmp-001")
     assert "budget unlimited per aggregate" in plain.stdout.splitlines()[0]
+
+
+def test_a_log_cut_mid_line_gets_its_next_row_on_a_line_of_its_own(tmp_path: Path) -> None:
+    """A kill or a full disk may cut the first row; the next run appended to it, and the glued
+    line then hid that row (and, once refused as no log, every row)."""
+    from kronos.adapters.journal import done_steps, open_append
+
+    results = tmp_path / "results.jsonl"
+    results.write_text('{"plan": "p", "seq": 1, "outc')  # the first row, cut
+    with open_append(results, "--results") as fh:
+        fh.write('{"plan": "p", "seq": 2, "outcome": "Succeeded"}\n')
+    assert results.read_text().splitlines()[1] == '{"plan": "p", "seq": 2, "outcome": "Succeeded"}'
+    assert done_steps(results, "p") == {2}

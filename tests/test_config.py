@@ -604,14 +604,3 @@ def test_a_check_across_settings_is_placed_at_the_setting_that_was_given(tmp_pat
     assert f"{conf}:5: [engine] history_window = 1800: must be a whole number of history_step = 7" in str(
         err.value
     )
-
-
-def test_a_plan_dir_that_nothing_would_be_saved_in_is_refused(tmp_path: Path) -> None:
-    """plan_dir holds a dry run's plans for approval; with dry_run = false plans are executed and
-    the folder stayed empty while check-config said PASS."""
-    conf = _write(tmp_path, "[engine]\naggregates = a\ndry_run = false\nplan_dir = plans\n")
-    with pytest.raises(ConfigError) as err:
-        load_config(str(conf))
-    assert f"{conf}:4: [engine] plan_dir = 'plans': a dry run's plans are saved there" in str(err.value)
-    conf.write_text(conf.read_text().replace("dry_run = false", "dry_run = true"))
-    assert load_config(str(conf)).engine.plan_dir == "plans"

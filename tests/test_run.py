@@ -117,10 +117,14 @@ def test_run_once_executes_a_spread_plan_end_to_end_then_rests(
         results_file="results.jsonl",
         cooldown=600,
         audit_file="audit.jsonl",
+        plan_dir="plans",  # left from a dry run: unused now, and the log says so
     )
     out = kronos_cli("run", "--config", str(conf), "--once")
     assert out.returncode == 0, out.stdout + out.stderr
     lines = _log(out.stdout)
+    (warned,) = [e for e in lines if e["event"] == "warning"]
+    assert warned["setting"] == "[engine] plan_dir" and "not saved" in warned["reason"]
+    assert not (tmp_path / "plans").exists()
     steps = [e for e in lines if e["event"] == "step"]
     (cycle,) = [e for e in lines if e["event"] == "cycle"]
     assert steps and cycle["outcomes"] == {"Succeeded": len(steps)} == {"Succeeded": cycle["steps_planned"]}

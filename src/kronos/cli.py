@@ -821,17 +821,20 @@ _CLOUD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def _load_state(path: str | None, read_only: bool = False) -> Any:
-    """The state at ``path``; a missing file is a first run's empty state where the command
-    writes it back, and a mistyped name (exit 66) where it only reads it: planning as if
-    no VM were held would move quarantined ones."""
+    """The state at ``path``; a missing file is an empty state (a first run: ``federate
+    --state`` before ``execute`` wrote one). Where the command only reads it, that is said on
+    stderr, since a mistyped name would otherwise plan as if no VM were held; a folder that
+    does not exist is a mistake (66)."""
     if path is None:
         return None
     import kronos
     from kronos.errors import NoInputError
 
     if path != "-" and not Path(path).exists():
+        if read_only and not Path(path).parent.is_dir():
+            raise NoInputError(f"--state {path}: no such file, nor folder {str(Path(path).parent)!r}")
         if read_only:
-            raise NoInputError(f"{path}: no such file (--state, read only here)")
+            click.echo(f"kronos: --state {path}: no such file yet: no VM or aggregate is held", err=True)
         return kronos.State()
     return kronos.load_state(path)
 

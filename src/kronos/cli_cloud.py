@@ -327,7 +327,8 @@ def execute(
     per cloud (docs/executor.md, "Cross-cloud steps").
 
     Refuses a plan older than [executor] max_plan_age and, before starting,
-    one whose VMs drifted by more than max_drift (exit 75). SIGINT/SIGTERM:
+    one whose VMs drifted by more than max_drift (exit 75); one dated ahead of
+    the clock (65). Nova unreachable: 69; credentials refused: 77. SIGINT/SIGTERM:
     no new steps, running ones finish and are recorded; a second signal
     exits at once. A rerun of the same plan skips finished steps and
     reconciles interrupted ones from Nova's migration records. Progress is
@@ -376,7 +377,8 @@ def execute(
     executor: Waves
     if federation:  # [nova:<cloud>] per cloud; --os-cloud and [nova] are not used
         clouds = crosscloud.connect_clouds(config, plan)
-        conns = {name: c.conn for name, c in clouds.items()}
+        receiving = {str(s.destination_cloud) for s in todo}  # where os-services is read anyway
+        conns = {name: c.conn for name, c in clouds.items() if name in receiving}
         executor = crosscloud.CrossCloudExecutor(
             clouds, ex_conf, journal, networks=networks, stop=stop, started=journal.started
         )
@@ -508,6 +510,9 @@ def run_engine(
             log("stopped", signal=signum, at_once=True)
 
         on_signals(stop, leave_now)
+        if config.engine.plan_dir and not config.engine.dry_run:  # not an error: dry_run is toggled
+            unused = "plans are executed, not saved there ([engine] dry_run = false)"
+            log("warning", setting="[engine] plan_dir", value=config.engine.plan_dir, reason=unused)
         code = engine.loop(once=once)
         log.close()
     if once and code:

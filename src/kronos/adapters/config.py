@@ -532,11 +532,6 @@ def _check(config: Config, problems: list[str], require_scope: bool) -> None:
     if not e.policies_file:
         problems.append("[engine] policies_file is empty: name the policies file (default policies.yaml)")
     problems += _history_problems(e)
-    if e.plan_dir and not e.dry_run:
-        problems.append(
-            f"[engine] plan_dir = {e.plan_dir!r}: a dry run's plans are saved there for approval; "
-            "with dry_run = false each plan is executed, never saved: remove plan_dir or set dry_run = true"
-        )
     problems += _coordination_problems(config)
     if require_scope and not e.options.aggregates and not e.include_unassigned_hosts:
         problems.append(

@@ -192,11 +192,28 @@ def state_options(config: Any) -> dict[str, Any]:
 
 
 def open_append(path: str | Path, label: str) -> IO[str]:
-    """``path`` opened for appending lines; a path that cannot be one is exit 74 naming it."""
+    """``path`` opened for appending lines; a path that cannot be one is exit 74 naming it.
+
+    A file whose last line was cut (a kill, a full disk) gets a newline first, so the cut line
+    stays alone and the next row is whole."""
     try:
-        return Path(path).open("a", encoding="utf-8")
+        cut = _ends_mid_line(Path(path))
+        fh = Path(path).open("a", encoding="utf-8")  # noqa: SIM115 - the caller keeps it open
+        if cut:
+            fh.write("\n")
+        return fh
     except OSError as exc:
         raise KronosIOError(f"{label} {str(path)!r}: cannot append to it: {_why(exc, path)}") from None
+
+
+def _ends_mid_line(path: Path) -> bool:
+    """Whether a regular file's last byte is not a newline (never reads a device or a pipe:
+    ``--log /dev/stdout`` on a terminal would wait for input)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    with path.open("rb") as fh:
+        fh.seek(-1, 2)
+        return fh.read(1) != b"\n"
 
 
 def check_writable(path: Path, label: str) -> None:
@@ -216,10 +233,10 @@ def _why(exc: OSError, path: str | Path) -> str:
 def result_rows(results_path: str | Path | None) -> list[dict[str, Any]]:
     """The JSON-object rows of a results log (none if there is no file yet).
 
-    A line that does not parse was cut by SIGKILL (and may have had a later run's line
-    appended to it): skipped, that step is reconciled from Nova instead. But a file whose
-    first line is no JSON object, or with a line that is a kronos document, is no results
-    log (``--results plan.json``): refused (65) before a run appends its lines to it.
+    A line that does not parse was cut by SIGKILL or a full disk: skipped, that step is
+    reconciled from Nova instead. But a file whose first line does not start as a row does
+    (``{"``), or with a line that is a kronos document, is no results log (``--results
+    plan.json``, pretty-printed or YAML): refused (65) before a run appends its lines to it.
     """
     if not results_path or not Path(results_path).exists():
         return []
@@ -237,7 +254,7 @@ def result_rows(results_path: str | Path | None) -> list[dict[str, Any]]:
         except ValueError:
             row = None
         document = isinstance(row, dict) and "format" in row
-        if document or (n == 1 < len(lines) and not isinstance(row, dict)):
+        if document or (n == 1 and not line.startswith('{"')):  # a row, whole or cut, starts so
             what = f"a {row['format']} document" if document else "not a JSON object"
             raise DataError(
                 f"--results {str(results_path)!r}:{n}: {what}; a results log has one JSON object "

@@ -874,7 +874,9 @@ def _repeated_moves(steps: tuple[Step, ...]) -> list[Issue]:
     out = []
     first: dict[str, int] = {}
     waves: dict[tuple[str, int], int] = {}
-    for i, s in enumerate(steps):
+    runs = sorted(range(len(steps)), key=lambda i: (_int_or(steps[i].wave), _int_or(steps[i].seq)))
+    for i in runs:  # in the order the executor runs them, whatever the file's order
+        s = steps[i]
         if _blank(s.instance) or not isinstance(s.wave, int):  # reported as such already
             continue
         at = f"steps[{i}]"
@@ -891,6 +893,10 @@ def _repeated_moves(steps: tuple[Step, ...]) -> list[Issue]:
         first.setdefault(s.instance, i)
         waves.setdefault((s.instance, s.wave), i)
     return out
+
+
+def _int_or(x: Any) -> int:
+    return x if isinstance(x, int) else 0
 
 
 def _host_names(x: Any) -> bool:
