@@ -498,12 +498,39 @@ def test_every_unknown_key_names_the_nearest_known_one(
             "policies[0].treshold: unknown field (did you mean threshold?)",
         ),
         (("mode: spread", "mode: spraed"), "policies[0].mode = 'spraed': mode must be spread or pack"),
+        # a label name Prometheus cannot have never matches a series: every host 'missing'
+        (
+            ("host_label: nodename", "host_label: ' instance'"),
+            "p.yaml:7: policies[0].host_label = ' instance': a Prometheus label name",
+        ),
+        (
+            ("vm_profile_label: instance_id", "vm_profile_label: instance-id"),
+            "policies[1].vm_profile_label = 'instance-id': a Prometheus",
+        ),
+        # read by nothing without a query: a profile the operator believes is in use
+        (
+            (
+                "    host_label: nodename\n  - name: mem",
+                "    host_label: nodename\n    vm_profile_label: uuid\n  - name: mem",
+            ),
+            "p.yaml:8: policies[0].vm_profile_label = 'uuid': only with vm_profile_query",
+        ),
     ],
 )
 def test_policy_names_labels_and_keys(change: tuple[str, str], expected: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_policies(GOOD.replace(*change, 1), "p.yaml")
     assert expected in str(err.value)
+
+
+def test_a_policies_file_with_no_policy_enabled_is_a_configuration_error() -> None:
+    """Every cycle of kronos run ended 65 ('no enabled policy'): say it once, at load (78)."""
+    one_off = GOOD.replace("name: cpu\n", "name: cpu\n    enabled: false\n").replace(
+        "weight: 0.5\n    threshold: 0.1", "weight: 1.0\n    threshold: 0.1"
+    )
+    assert [p.enabled for p in parse_policies(one_off, "p.yaml")] == [False, True]
+    with pytest.raises(ConfigError, match=r"p\.yaml:1: policies: no policy is enabled: enable one"):
+        parse_policies(one_off.replace("name: mem\n", "name: mem\n    enabled: false\n"), "p.yaml")
 
 
 def test_a_bearer_token_file_that_is_empty_or_unreadable(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from kronos.adapters.history import Window
 from kronos.adapters.prometheus import PrometheusClient
 from kronos.adapters.scores import VMRef, read_policy, read_vm_weights
 from kronos.core.model import Policy
-from kronos.errors import PermissionDenied, UnavailableError
+from kronos.errors import ConfigError, PermissionDenied, UnavailableError
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 POLICY = Policy("cpu", imbalance_query="up", host_label="nodename")
@@ -226,3 +226,59 @@ def test_unreadable_range_points_are_gaps_and_the_range_is_sent_aligned() -> Non
         "end": f"{AT.timestamp():.3f}",
         "step": "60.0",
     }
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"status": "success", "data": {"resultType": "vector", "result": [1, 2]}}, "not a list of series"),
+        ({"status": "success", "data": [1]}, "the answer's data is not an object"),
+        (
+            {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {"h": ["x"]}}]}},
+            "not a list of series with string labels",
+        ),
+    ],
+)
+def test_an_answer_not_shaped_as_prometheus_is_a_failed_query_not_a_crash(body: Any, expected: str) -> None:
+    """A proxy or another service answering JSON: it was an AttributeError, and kronos run died."""
+    reading = read_policy(PrometheusClient("http://prom:9090", session=Canned(200, body)), POLICY, AT)
+    assert reading.error is not None and expected in reading.error and reading.values == {}
+
+
+@pytest.mark.parametrize(
+    ("status", "body"), [(404, b"404 page not found\n"), (200, b"<html>\n<title>Grafana</title></html>")]
+)
+def test_a_url_that_is_no_prometheus_api_names_the_setting(status: int, body: bytes) -> None:
+    """…/prometheus or a login page: every query 'failed' and kronos run skipped every cycle, exit 0."""
+    with pytest.raises(
+        ConfigError, match=r"\[prometheus\] url = 'http://prom:9090/graph': /api/v1/query answered"
+    ):
+        PrometheusClient("http://prom:9090/graph", session=Canned(status, body)).query("up", AT)
+
+
+def test_credentials_that_cannot_go_in_a_header_are_config_errors_that_never_show_them(
+    tmp_path: Path,
+) -> None:
+    """requests raised InvalidHeader with the token in its text: a traceback printing the secret."""
+    token = tmp_path / "token"
+    token.write_text("secret-one\nsecret-two\n")
+    (tmp_path / "policies.yaml").write_text(
+        "policies:\n  - {name: c, mode: spread, weight: 1, threshold: 0, imbalance_query: up, host_label: h}\n"
+    )
+    conf = tmp_path / "kronos.conf"
+    conf.write_text(
+        f"[engine]\naggregates = a\n[prometheus]\nurl = http://prom:9090\nbearer_token_file = {token}\n"
+    )
+    with pytest.raises(ConfigError, match="the token must be one line") as err:
+        PrometheusClient.from_config(load_config(str(conf)).prometheus, session=Canned(200, {}))
+    assert "secret" not in str(err.value)
+    conf.write_text(
+        "[engine]\naggregates = a\n[prometheus]\nurl = http://prom:9090\nusername = u\npassword = pässw€rd\n"
+    )
+    with pytest.raises(ConfigError, match=r"\[prometheus\] password: must be one line") as err:
+        PrometheusClient.from_config(load_config(str(conf)).prometheus, session=Canned(200, {}))
+    assert "pässw" not in str(err.value)
+    client = PrometheusClient("http://u:p%E2%82%ACss@prom:9090", session=requests.Session(), retries=0)
+    with pytest.raises(ConfigError, match="credentials cannot be sent in an HTTP header") as err:
+        client.query("up", AT)  # the safety net: requests fails before any connection
+    assert "p€ss" not in str(err.value) and "E2%82" not in str(err.value)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,9 @@ _REQUIRED = ("name", "mode", "weight", "threshold", "imbalance_query", "host_lab
 _QUERIES = ("imbalance_query", "vm_profile_query", "freshness_query")
 #: names and labels: an empty one matches nothing, silently
 _NAMES = ("name", "host_label", "vm_profile_label")
+#: Prometheus's rule for a label name; a host_label with a space could never match a series
+_LABELS = ("host_label", "vm_profile_label")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,),
@@ -97,6 +101,11 @@ def _entry(i: int, node: Any, issues: list[tuple[int | None, Issue]]) -> Policy 
             issues.append((line, Issue(f"{at}.{key}", "must not be empty", value)))
             ok = False
             continue
+        if key in _LABELS and not _LABEL_NAME.fullmatch(str(value)):
+            why = "a Prometheus label name: letters, digits and _, not starting with a digit"
+            issues.append((line, Issue(f"{at}.{key}", why, value)))
+            ok = False
+            continue
         values[key] = value
     for key in _REQUIRED:
         if key not in node:
@@ -105,6 +114,10 @@ def _entry(i: int, node: Any, issues: list[tuple[int | None, Issue]]) -> Policy 
     if "vm_profile_query" in values and "vm_profile_label" not in values:
         issues.append((_line(node), Issue(f"{at}.vm_profile_label", "required with vm_profile_query")))
         ok = False
+    for key in ("vm_profile_label", "vm_profile_label_type"):
+        if key in values and "vm_profile_query" not in values:  # nothing would read it
+            issues.append((_line(node, key), Issue(f"{at}.{key}", "only with vm_profile_query", values[key])))
+            ok = False
     label_type = values.get("vm_profile_label_type")
     if label_type is not None and label_type not in LABEL_TYPES:
         line = _line(node, "vm_profile_label_type")
@@ -144,6 +157,8 @@ def parse_policies(text: str, name: str) -> tuple[Policy, ...]:
     issues: list[tuple[int | None, Issue]] = []
     built = [_entry(i, node, issues) for i, node in enumerate(entries)]
     policies = tuple(p for p in built if p is not None)
+    if not issues and not any(p.enabled for p in policies):  # every cycle would end 65
+        issues.append((_line(doc, "policies"), Issue("policies", "no policy is enabled: enable one")))
     if not issues:
         for issue in validate_policies(Snapshot(taken_at=_EPOCH, policies=policies)):
             index = _index(issue.path)

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import urlsplit
 
 from kronos.errors import ConfigError, KronosError, NoInputError, PermissionDenied, UnavailableError
 from kronos.redact import redact
@@ -99,7 +100,15 @@ class PrometheusClient:
                 raise NoInputError(f"{where}: cannot read: {why}") from None
             if not token:
                 raise ConfigError(f"{where}: the file is empty")
+            if not _header_safe(token):  # requests would fail with the token in its message
+                raise ConfigError(f"{where}: the token must be one line of ASCII (an HTTP header)")
         basic = (cfg.username, cfg.password.value) if cfg.username and cfg.password else None
+        parts = urlsplit(cfg.url)
+        for key, value in (("username", cfg.username), ("password", basic and basic[1])):
+            if value and not _header_safe(value):
+                raise ConfigError(f"[prometheus] {key}: must be one line of ASCII (sent in an HTTP header)")
+        if not _header_safe(f"{parts.username or ''}{parts.password or ''}"):
+            raise ConfigError(f"[prometheus] url = {redact(cfg.url)!r}: its user-info must be ASCII")
         return cls(
             cfg.url,
             session=session,
@@ -125,6 +134,11 @@ class PrometheusClient:
                     timeout=self.timeout,
                     verify=self.verify,
                 )
+            except (requests.exceptions.InvalidHeader, UnicodeError):  # their text holds the credential
+                raise ConfigError(
+                    f"Prometheus at {self.shown}: the credentials cannot be sent in an HTTP header "
+                    "(check [prometheus] bearer_token_file, username, password)"
+                ) from None
             except requests.exceptions.SSLError as exc:
                 why = redact(str(exc))
                 raise UnavailableError(f"Prometheus at {self.shown}: TLS verification failed: {why}") from exc
@@ -171,15 +185,45 @@ class PrometheusClient:
                 "check [prometheus] bearer_token_file or username/password"
             )
         body = _json(resp)
+        html = "html" in resp.headers.get("content-type", "")
+        if not body and (resp.status_code in (200, 404) or (html and resp.status_code < 500)):
+            # a path that is no Prometheus API (…/graph, a login page): every query would fail alike
+            said = (resp.text.strip().splitlines() or [resp.reason or ""])[0][:120]
+            raise ConfigError(
+                f"[prometheus] url = {self.shown!r}: {path} answered HTTP {resp.status_code} without "
+                f"Prometheus's JSON ({redact(said)!r}): name Prometheus's root, e.g. http://HOST:9090"
+            )
         if resp.status_code != 200 or body.get("status") != "success":
             kind = body.get("errorType") or "error"
-            text = body.get("error") or resp.text[:200].strip() or resp.reason
+            text = body.get("error") or (resp.text.strip().splitlines() or [""])[0][:200] or resp.reason
             raise QueryFailed(redact(f"HTTP {resp.status_code} {kind}: {text}"))
-        data = body.get("data") or {}
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise QueryFailed(f"the answer's data is not an object: {str(data)[:80]!r}")
         if data.get("resultType") != result_type:
             expected = "an instant vector" if result_type == "vector" else "a range vector (matrix)"
             raise QueryFailed(f"the query returned a {data.get('resultType')}; expected {expected}")
+        result = data.get("result") or []
+        if not (isinstance(result, list) and all(_labelled(item) for item in result)):
+            raise QueryFailed(
+                f"the answer's result is not a list of series with string labels: {str(result)[:80]!r}"
+            )
         return dict(data)
+
+
+def _header_safe(text: str) -> bool:
+    """Whether ``text`` can be sent in an HTTP header: one line of Latin-1 (requests' rule)."""
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return "\n" not in text and "\r" not in text
+
+
+def _labelled(item: Any) -> bool:
+    """A series as Prometheus sends one: an object whose ``metric`` maps names to strings."""
+    labels = item.get("metric", {}) if isinstance(item, dict) else None
+    return isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values())
 
 
 def _json(resp: requests.Response) -> dict[str, Any]:
