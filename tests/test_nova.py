@@ -337,6 +337,18 @@ def test_check_config_fails_cleanly_with_a_member_token(conf: Path, world: World
     assert not (tmp_path / "s.json").exists()
 
 
+def test_check_config_runs_each_vm_profile_query(conf: Path, tmp_path: Path) -> None:
+    """A broken vm_profile_query passed, then left every VM without a weight at each cycle."""
+    broken = tmp_path / "kronos.conf"
+    broken.write_text(conf.read_text())
+    policies = (conf.parent / "policies.yaml").read_text()
+    assert "vm_profile_query: " in policies
+    (tmp_path / "policies.yaml").write_text(policies.replace("vm_profile_query: ", "vm_profile_query: (", 1))
+    out = kronos_cli("check-config", "--config", str(broken), "--at", str(promdata.END))
+    assert out.returncode == 78 and "FAIL  prometheus" in out.stdout, out.stdout + out.stderr
+    assert ": vm_profile_query: HTTP 400 bad_data" in out.stdout and "check-config: FAILED" in out.stdout
+
+
 def test_check_config_reaches_each_cloud_of_a_federation(conf: Path, world: World, tmp_path: Path) -> None:
     """[nova:<cloud>] sections (federation plans) are probed too, each on its own line."""
     port = world.cloud.compute.split(":")[2].split("/")[0]

@@ -282,3 +282,25 @@ def test_credentials_that_cannot_go_in_a_header_are_config_errors_that_never_sho
     with pytest.raises(ConfigError, match="credentials cannot be sent in an HTTP header") as err:
         client.query("up", AT)  # the safety net: requests fails before any connection
     assert "p€ss" not in str(err.value) and "E2%82" not in str(err.value)
+
+
+def test_a_failed_freshness_query_is_named_as_such() -> None:
+    """It read as the imbalance query's failure ('load: query failed: …')."""
+
+    class FreshnessFails(Canned):
+        def post(self, url: str, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+            if kwargs["data"]["query"] == "up":
+                self.status, self.body = (
+                    200,
+                    {"status": "success", "data": {"resultType": "vector", "result": []}},
+                )
+            else:
+                self.status, self.body = (
+                    400,
+                    {"status": "error", "errorType": "bad_data", "error": "parse error"},
+                )
+            return super().post(url, **kwargs)
+
+    policy = Policy("cpu", imbalance_query="up", host_label="nodename", freshness_query="timestamp(up")
+    reading = read_policy(PrometheusClient("http://prom:9090", session=FreshnessFails(200, {})), policy, AT)
+    assert reading.error == "freshness_query: HTTP 400 bad_data: parse error"

@@ -172,15 +172,17 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None, os
         from kronos.adapters.scores import read_policies
 
         at = parse_at(at_text)  # the range query too, as kronos record runs it
-        readings = read_policies(
-            PrometheusClient.from_config(c.prometheus), c.policies, at, Window.of(c.engine, at)
-        )
+        client = PrometheusClient.from_config(c.prometheus)
+        readings = read_policies(client, c.policies, at, Window.of(c.engine, at))
         failed = [f"{n}: {r.error}" for n, r in readings.items() if r.error]
         failed += [
-            f"{n}: the query returned no host series"
+            f"{n}: the query returned {r.unlabeled} series, none with host_label {r.policy.host_label!r}"
+            if r.unlabeled
+            else f"{n}: the query returned no host series"
             for n, r in readings.items()
             if not (r.values or r.error)
         ]
+        failed += _profile_problems(client, c.policies, at)
         if failed:
             raise ConfigError("; ".join(failed))
         return f"{c.prometheus.url}: " + ", ".join(f"{n} {len(r.hosts)} hosts" for n, r in readings.items())
@@ -412,6 +414,28 @@ def execute(
         raise SystemExit(130)
     if any(r.outcome != "Succeeded" for r in results):
         raise SystemExit(1)
+
+
+def _profile_problems(client: Any, policies: Any, at: datetime) -> list[str]:
+    """Each enabled policy's vm_profile_query, run once as kronos record runs it: a broken one
+    passed check-config and then made every VM weightless ('no movable VMs' under skip)."""
+    from kronos.adapters.prometheus import QueryFailed
+
+    out = []
+    for p in policies:
+        if not (p.enabled and p.vm_profile_query):
+            continue
+        try:
+            samples = client.query(p.vm_profile_query, at)
+        except QueryFailed as exc:
+            out.append(f"{p.name}: vm_profile_query: {exc}")
+            continue
+        if samples and not any(p.vm_profile_label in s.labels for s in samples):  # none: no VMs yet
+            out.append(
+                f"{p.name}: vm_profile_query returned {len(samples)} series, none with "
+                f"vm_profile_label {p.vm_profile_label!r}"
+            )
+    return out
 
 
 def reach(conns: dict[str, Any]) -> None:

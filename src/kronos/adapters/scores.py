@@ -76,12 +76,15 @@ def read_policy(
         return PolicyReading(policy, {}, error="policy has no imbalance_query")
     try:
         samples = client.query(policy.imbalance_query, at)
-        newest = None
-        if policy.freshness_query:
-            fresh = client.query(policy.freshness_query, at)
-            newest = {s.labels[label]: s.value for s in fresh if label in s.labels and math.isfinite(s.value)}
     except QueryFailed as exc:
         return PolicyReading(policy, {}, error=str(exc))
+    newest = None
+    if policy.freshness_query:
+        try:
+            fresh = client.query(policy.freshness_query, at)
+        except QueryFailed as exc:  # named: the imbalance query is the one an operator suspects
+            return PolicyReading(policy, {}, error=f"freshness_query: {exc}")
+        newest = {s.labels[label]: s.value for s in fresh if label in s.labels and math.isfinite(s.value)}
     values: dict[str, list[float]] = defaultdict(list)
     unlabeled = 0
     for s in samples:
