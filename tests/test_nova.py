@@ -291,6 +291,8 @@ def test_record_then_plan_passes_the_contract(conf: Path, tmp_path: Path, checke
     out = kronos_cli("replay", str(snap_path), "--budget", "unlimited", "-o", str(plan_path))
     assert out.returncode == 0, out.stderr
     snap, plan = kronos.load_snapshot(snap_path), kronos.load_plan(plan_path)
+    recorded = (snap.source or {}).get("problems") or []  # on stderr too, not in the file alone
+    assert recorded and all(f"  problem: {p}" in rec.stderr for p in recorded[:10])
     assert not [i for i in kronos.validate(snap) if i.severity == "error"]
     summary = plan.summary.aggregates
     assert summary["agg-a"].combined_after < summary["agg-a"].combined_before

@@ -186,3 +186,21 @@ def test_the_loop_cycles_every_interval_until_sigterm(cloud: Cloud, prom: str, t
     cycles = [e for e in _log(log.read_text()) if e["event"] == "cycle"]
     assert [c["cycle"] for c in cycles] == list(range(1, len(cycles) + 1)) and len(cycles) >= 2
     assert all(c["exit_code"] == 0 for c in cycles)
+
+
+def test_an_aggregate_skipped_for_bad_data_logs_no_imbalance() -> None:
+    """Its figures were of the hosts left after the bad ones (0.0 for one host), logged as if
+    measured; a cooldown's skip keeps the real ones."""
+    from datetime import UTC, datetime
+
+    from kronos.adapters.engine import _summary
+    from kronos.core.model import AggregateSummary, Plan, PlanSummary
+
+    def logged(skipped: str) -> dict[str, Any]:
+        agg = AggregateSummary({}, {}, 0.0, 0.0, skipped=skipped)
+        plan = Plan(datetime(2026, 1, 1, tzinfo=UTC), "sha256:x", summary=PlanSummary({"a": agg}))
+        return _summary(plan, "a")
+
+    bad = logged("bad data: cpu-spread: query failed")
+    assert bad["imbalance_before"] is None and bad["imbalance_after"] is None and bad["skipped"]
+    assert logged("in cooldown until 2026-01-01T00:10:00Z")["imbalance_before"] == 0.0

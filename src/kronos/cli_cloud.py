@@ -120,6 +120,16 @@ def record(
         click.echo(redact(f"  left out {host}: {why}"), err=True)
     for agg, why in (src.get("skip_aggregates") or {}).items():
         click.echo(redact(f"  skipped {agg}: bad data: {why}"), err=True)
+    problems = src.get("problems") or []  # VM profiles that failed, weights that are NaN, …
+    for problem in problems[:RECORD_PROBLEMS_SHOWN]:
+        click.echo(redact(f"  problem: {problem}"), err=True)
+    if len(problems) > RECORD_PROBLEMS_SHOWN:
+        more = len(problems) - RECORD_PROBLEMS_SHOWN
+        click.echo(f"  … and {more} more problem(s): source.problems in {output}", err=True)
+
+
+#: the first problems of a recording shown on stderr (the snapshot keeps them all)
+RECORD_PROBLEMS_SHOWN = 10
 
 
 class Checks:
