@@ -77,11 +77,18 @@ def test_every_problem_is_reported_with_file_line_key_and_value(tmp_path: Path) 
         "x = 1\n",
     )
     with pytest.raises(ConfigError) as err:
-        load_config(str(conf), {"KRONOS_EXECUTOR_MAX_DRFT": "2", "KRONOS_PROMETHEUS_CA_FILE": "/nope"})
+        load_config(
+            str(conf),
+            {
+                "KRONOS_EXECUTOR_MAX_DRFT": "2",
+                "KRONOS_PROMETHEUS_CA_FILE": "/nope",
+                "KRONOS_PROMETHEUS_BEARER_TOKEN_FILE": "/tmp",
+            },
+        )
     text = str(err.value)
     assert err.value.exit_code == 78
     for expected in (
-        f"{conf}: 9 problem(s)",
+        f"{conf}: 10 problem(s)",
         f"{conf}:3: [engine] min_lod: unknown option (did you mean min_load?)",
         f"{conf}:4: [engine] option cooldown = '-5': must be >= 0",
         f"{conf}:5: [engine] option post_drain_action = 'reboot': must be one of none, disable",
@@ -91,6 +98,7 @@ def test_every_problem_is_reported_with_file_line_key_and_value(tmp_path: Path) 
         "$KRONOS_EXECUTOR_MAX_DRFT: [executor] max_drft: unknown option (did you mean max_drift?)",
         f"{conf}:7: [prometheus] url = 'ftp://x': expected http(s)://HOST[:PORT][/PATH]",
         "$KRONOS_PROMETHEUS_CA_FILE: [prometheus] ca_file = '/nope': no such file",
+        "$KRONOS_PROMETHEUS_BEARER_TOKEN_FILE: [prometheus] bearer_token_file = '/tmp': a folder, not a file",
     ):
         assert expected in text, expected
 
