@@ -639,3 +639,25 @@ def test_a_check_across_settings_is_placed_at_the_setting_that_was_given(tmp_pat
     assert f"{conf}:5: [engine] history_window = 1800: must be a whole number of history_step = 7" in str(
         err.value
     )
+
+
+def test_check_config_lists_a_nova_client_it_cannot_make_and_says_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clouds.yaml entry that is not there escaped the list as a bare error, with no FAIL line
+    and no verdict; a configuration that fails said no verdict either."""
+    conf = _write(tmp_path, "[engine]\naggregates = a\n[prometheus]\nurl = http://127.0.0.1:9\nretries = 0\n")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(tmp_path / "clouds.yaml"))
+    (tmp_path / "clouds.yaml").write_text("clouds: {}\n")
+    out = kronos_cli("check-config", "--config", str(conf), "--os-cloud", "nosuch")
+    lines = out.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "PASS  configuration",
+        "FAIL  prometheus",
+        "FAIL  nova client",
+        "check-config",
+    ]
+    assert lines[-1] == "check-config: FAILED" and out.returncode == 69 and "Traceback" not in out.stderr
+    conf.write_text("[engine]\naggregates = a\nmin_lod = 1\n")
+    bad = kronos_cli("check-config", "--config", str(conf))
+    assert bad.returncode == 78 and bad.stdout.splitlines()[-1] == "check-config: FAILED"

@@ -173,6 +173,7 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None, os
         return f"{c.source} and its policies ({pols}); aggregates {', '.join(c.scope)}"
 
     if not checks.run("configuration", config):
+        click.echo("check-config: FAILED")
         raise SystemExit(checks.code)
     c = holder["config"]
 
@@ -201,7 +202,15 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None, os
 
     from kronos.adapters.nova import NovaReader, connect
 
-    reader = NovaReader(connect(c.nova, os_cloud, os_region))
+    def nova() -> str:  # a clouds.yaml entry that is not there fails here, in the list
+        holder["reader"] = NovaReader(connect(c.nova, os_cloud, os_region))
+        cloud = os_cloud or c.nova.cloud
+        return f"from clouds.yaml cloud {cloud!r}" if cloud else "from [nova]"
+
+    if not checks.run("nova client", nova):
+        click.echo("check-config: FAILED")
+        raise SystemExit(checks.code)
+    reader = holder["reader"]
 
     def aggregates() -> str:
         found = {a.name: a for a in reader.aggregates()}
