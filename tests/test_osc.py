@@ -75,3 +75,21 @@ def test_the_clients_cloud_options_reach_kronos(tmp_path: Path) -> None:
     checked = openstack(*args, env=env)
     assert checked.returncode == 69, checked.stdout + checked.stderr
     assert "FAIL  nova aggregates" in checked.stdout and "127.0.0.1:9/v3" in checked.stdout  # lab's Keystone
+
+
+def test_a_cloud_given_after_the_command_wins_over_the_clients(tmp_path: Path) -> None:
+    """``openstack --os-cloud lab kronos check-config … --os-cloud=other``: the "=" form was not
+    seen, so the client's lab was appended after it and won."""
+    clouds = tmp_path / "clouds.yaml"
+    entry = "    auth:\n      auth_url: http://127.0.0.1:{}/v3\n      username: u\n      password: p\n"
+    clouds.write_text("clouds:\n  lab:\n" + entry.format(9) + "  other:\n" + entry.format(8))
+    (tmp_path / "policies.yaml").write_text((ROOT / "examples" / "policies.yaml").read_text())
+    conf = tmp_path / "kronos.conf"
+    conf.write_text("[engine]\naggregates = a\n[prometheus]\nurl = http://127.0.0.1:9\nretries = 0\n")
+    env = {"OS_CLIENT_CONFIG_FILE": str(clouds)}
+    checked = openstack(
+        "--os-cloud", "lab", "kronos", "check-config", "--config", str(conf), "--os-cloud=other", env=env
+    )
+    assert "127.0.0.1:8/v3" in checked.stdout and "127.0.0.1:9/v3" not in checked.stdout, checked.stdout
+    scores = openstack("kronos", "scores", "--config", str(conf))  # offered, as kronos scores
+    assert scores.returncode == 69 and "unreachable" in scores.stderr, scores.stderr

@@ -77,7 +77,8 @@ class _Kronos(command.Command):
                 ("--os-cloud", getattr(options, "cloud", None)),
                 ("--os-region-name", getattr(options, "region_name", None)),
             ):
-                if value and flag not in argv:
+                given = any(a == flag or a.startswith(f"{flag}=") for a in argv)  # the user's wins
+                if value and not given:
                     argv += [flag, value]
         return embedded(argv)
 
@@ -103,6 +104,7 @@ Execute = _command("execute", "Carry out a plan through Nova (kronos execute)", 
 CheckConfig = _command(
     "check-config", "Validate kronos.conf, reach Prometheus and Nova (kronos check-config)", cloud=True
 )
+Scores = _command("scores", "Host scores and imbalance from Prometheus, per aggregate (kronos scores)")
 StateShow = _command("state show", "List VMs and aggregates in cooldown or quarantine (kronos state show)")
 StateRelease = _command("state release", "Lift a VM's quarantine and cooldown (kronos state release)")
 StateRecordResult = _command(
