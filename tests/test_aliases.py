@@ -73,11 +73,13 @@ def test_test_config_with_a_valid_file_goes_on_to_prometheus_and_nova(tmp_path: 
     assert "FAIL  prometheus:" in proc.stdout and "FAIL  nova aggregates:" in proc.stdout
     assert proc.returncode == 69, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr and "hunter2" not in proc.stdout + proc.stderr
-    # nothing says how to authenticate to Nova: a configuration error, not keystoneauth's traceback
+    # nothing says how to authenticate to Nova: a line of the list, not keystoneauth's traceback
+    # (the exit code is the first failure's: Prometheus's 69)
     conf = _conf(tmp_path, "[engine]\naggregates = a\n" + prom)
     proc = alias_cli("kronos-test-config", "--config-file", str(conf))
-    assert proc.returncode == 78, proc.stdout + proc.stderr
-    assert "[nova] (no cloud, auth_url or OS_* variables)" in proc.stderr
+    assert proc.returncode == 69, proc.stdout + proc.stderr
+    assert "FAIL  nova client: [nova] (no cloud, auth_url or OS_* variables)" in proc.stdout
+    assert proc.stdout.splitlines()[-1] == "check-config: FAILED"
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
