@@ -127,16 +127,21 @@ def test_auth_failures_are_permission_errors(status: int) -> None:
         PrometheusClient("http://prom:9090", session=Canned(status, {})).query("up", AT)
 
 
-def test_credentials_and_time_are_sent(tmp_path: Path) -> None:
-    token = tmp_path / "token"
-    token.write_text("tok-123\n")
+def _prometheus_conf(tmp_path: Path, prometheus: str) -> Path:
+    """kronos.conf with this [prometheus] section and a one-policy policies.yaml beside it."""
     (tmp_path / "policies.yaml").write_text(
         "policies:\n  - {name: c, mode: spread, weight: 1, threshold: 0, imbalance_query: up, host_label: h}\n"
     )
     conf = tmp_path / "kronos.conf"
-    conf.write_text(
-        f"[engine]\naggregates = a\n[prometheus]\nurl = https://prom:9090/\nbearer_token_file = {token}\n"
-        "verify = false\ntimeout = 3\n"
+    conf.write_text(f"[engine]\naggregates = a\n[prometheus]\n{prometheus}")
+    return conf
+
+
+def test_credentials_and_time_are_sent(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("tok-123\n")
+    conf = _prometheus_conf(
+        tmp_path, f"url = https://prom:9090/\nbearer_token_file = {token}\nverify = false\ntimeout = 3\n"
     )
     ok = {
         "status": "success",
@@ -262,19 +267,11 @@ def test_credentials_that_cannot_go_in_a_header_are_config_errors_that_never_sho
     """requests raised InvalidHeader with the token in its text: a traceback printing the secret."""
     token = tmp_path / "token"
     token.write_text("secret-one\nsecret-two\n")
-    (tmp_path / "policies.yaml").write_text(
-        "policies:\n  - {name: c, mode: spread, weight: 1, threshold: 0, imbalance_query: up, host_label: h}\n"
-    )
-    conf = tmp_path / "kronos.conf"
-    conf.write_text(
-        f"[engine]\naggregates = a\n[prometheus]\nurl = http://prom:9090\nbearer_token_file = {token}\n"
-    )
+    conf = _prometheus_conf(tmp_path, f"url = http://prom:9090\nbearer_token_file = {token}\n")
     with pytest.raises(ConfigError, match="the token must be one line") as err:
         PrometheusClient.from_config(load_config(str(conf)).prometheus, session=Canned(200, {}))
     assert "secret" not in str(err.value)
-    conf.write_text(
-        "[engine]\naggregates = a\n[prometheus]\nurl = http://prom:9090\nusername = u\npassword = pässw€rd\n"
-    )
+    conf = _prometheus_conf(tmp_path, "url = http://prom:9090\nusername = u\npassword = pässw€rd\n")
     with pytest.raises(ConfigError, match=r"\[prometheus\] password: must be one line") as err:
         PrometheusClient.from_config(load_config(str(conf)).prometheus, session=Canned(200, {}))
     assert "pässw" not in str(err.value)
