@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import requests
+from ruamel import yaml
 
 import kronos
 from kronos.adapters.config import load_config
@@ -269,6 +270,7 @@ def test_bad_prometheus_data_leaves_hosts_out_and_skips_their_pool(snapshot: kro
     assert list(src["excluded_hosts"]) == ["cmp-7"]
     assert "missing from the query result" in src["excluded_hosts"]["cmp-7"]
     assert list(src["skip_aggregates"]) == ["_unassigned_"]
+    assert src["excluded_members"] == {"_unassigned_": ["cmp-7"]}  # where `scores --snapshot` looks again
     assert not any(v.host == "cmp-7" for v in snapshot.vms)
     # aggregates, services, hypervisors, the provider list, inventories + traits + allocations per
     # host (no nested providers here), servers, images, groups: no per-server calls
@@ -304,15 +306,18 @@ def test_record_then_plan_passes_the_contract(conf: Path, tmp_path: Path, checke
 
 
 def test_check_config_passes_with_an_admin_token(conf: Path) -> None:
+    # with unassigned hosts: cmp-7 is one, and its exporter is gone, so record would skip them
     out = kronos_cli("check-config", "--config", str(conf), "--at", str(promdata.END))
-    assert out.returncode == 0, out.stdout + out.stderr
-    lines = out.stdout.splitlines()
-    assert all(line.startswith("PASS") for line in lines[:-1]), out.stdout
-    assert any("admin: inferred" in line for line in lines)
+    assert out.returncode == 65, out.stdout + out.stderr
     assert "cpu-spread 5 hosts" in out.stdout  # cmp-1..5 export; cmp-6 is dead, cmp-7's exporter gone
     assert "placement: 7 compute hosts with Placement inventories" in out.stdout  # unassigned included
-    assert lines[-1] == "check-config: passed"
-    # without unassigned hosts only the configured aggregates' hosts are read
+    failed = [line for line in out.stdout.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1 and failed[0].startswith("FAIL  prometheus hosts: kronos record would skip "), (
+        failed
+    )
+    assert "_unassigned_: bad data: cpu-spread: data of 1 of 1 hosts" in failed[0]
+    assert "cmp-7" in failed[0] and "missing from the query result" in failed[0]
+    # without unassigned hosts only the configured aggregates' hosts are read, and all is well
     scoped = conf.parent / "scoped" / "kronos.conf"
     scoped.parent.mkdir(exist_ok=True)
     scoped.write_text(
@@ -320,7 +325,34 @@ def test_check_config_passes_with_an_admin_token(conf: Path) -> None:
     )
     (scoped.parent / "policies.yaml").write_text((conf.parent / "policies.yaml").read_text())
     out = kronos_cli("check-config", "--config", str(scoped), "--at", str(promdata.END))
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert all(line.startswith("PASS") for line in lines[:-1]), out.stdout
+    assert any("admin: inferred" in line for line in lines)
     assert "placement: 6 compute hosts of the configured aggregates with Placement inventories" in out.stdout
+    assert "PASS  prometheus hosts: every policy has good data for the 5 up host(s) in scope" in out.stdout
+    assert lines[-1] == "check-config: passed"
+
+
+def test_check_config_names_both_spellings_when_prometheus_and_nova_differ(
+    conf: Path, tmp_path: Path
+) -> None:
+    """A host_label whose values are not Nova's host names: every record would leave every host out."""
+    renamed = tmp_path / "kronos.conf"
+    renamed.write_text(
+        conf.read_text().replace("include_unassigned_hosts = true", "include_unassigned_hosts = false")
+    )
+    doc = yaml.YAML(typ="safe").load((conf.parent / "policies.yaml").read_text())
+    for policy in doc["policies"]:  # the exporter's nodename as an FQDN
+        q = policy["imbalance_query"]
+        policy["imbalance_query"] = f'label_replace({q}, "nodename", "$1.example.org", "nodename", "(.*)")'
+    with (tmp_path / "policies.yaml").open("w") as f:
+        yaml.YAML(typ="safe").dump(doc, f)
+    out = kronos_cli("check-config", "--config", str(renamed), "--at", str(promdata.END))
+    assert out.returncode == 78, out.stdout + out.stderr
+    line = next(x for x in out.stdout.splitlines() if x.startswith("FAIL  prometheus hosts:"))
+    assert "names none of the 5 up hosts Nova has in scope (Nova: cmp-1, cmp-2, cmp-3; Prometheus:" in line
+    assert "cmp-1.example.org, cmp-2.example.org, cmp-3.example.org)" in line
 
 
 def test_check_config_fails_cleanly_with_a_member_token(conf: Path, world: World, tmp_path: Path) -> None:

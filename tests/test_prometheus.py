@@ -273,6 +273,30 @@ def test_kronos_scores_prints_the_table(prom: str, truth: promdata.Truth, tmp_pa
         assert policy["problems"] == []  # no gaps
 
 
+def test_kronos_scores_checks_again_the_hosts_record_left_out(
+    prom: str, truth: promdata.Truth, tmp_path: Path
+) -> None:
+    """A snapshot that `kronos record` made without nan-01 (its data was bad): scored from that
+    snapshot, agg-nan is still skipped, not reported healthy on the hosts that were kept."""
+    conf, topo = _conf(tmp_path, prom), _topology(tmp_path, truth)
+    doc = json.loads(topo.read_text())
+    for agg in doc["aggregates"]:
+        agg["hosts"] = [h for h in agg["hosts"] if h != "nan-01"]
+    doc["hosts"] = [h for h in doc["hosts"] if h["name"] != "nan-01"]
+    args = ("scores", "--config", str(conf), "--snapshot", str(topo), "--at", "2026-01-01T00:00:00Z")
+    args += ("--aggregate", "agg-nan")
+    topo.write_text(json.dumps(doc))
+    kept_only = kronos_cli(*args)
+    assert kept_only.returncode == 0, kept_only.stderr
+    assert "SKIPPED" not in kept_only.stdout  # what the kept hosts alone look like
+    doc["source"] = {"excluded_members": {"agg-nan": ["nan-01"]}}
+    topo.write_text(json.dumps(doc))
+    proc = kronos_cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert "SKIPPED (bad data: memory-spread" in proc.stdout
+    assert "memory-spread: nan-01: score is NaN" in proc.stdout
+
+
 def test_kronos_scores_without_topology_scores_every_reported_host(
     prom: str, truth: promdata.Truth, tmp_path: Path
 ) -> None:

@@ -1101,9 +1101,11 @@ def _score_scope(snapshot_path: str | None, chosen: tuple[str, ...], config: Any
     from kronos.core.options import unknown_option
 
     snap = kronos.load_snapshot(snapshot_path)
-    pools = {a.name: list(a.hosts) for a in snap.aggregates}
+    # the hosts `kronos record` left out for bad data are scored again: they are why it did
+    left_out = (snap.source or {}).get("excluded_members") or {}
+    pools = {a.name: [*a.hosts, *left_out.get(a.name, ())] for a in snap.aggregates}
     member = {h for a in snap.aggregates for h in a.hosts}
-    loose = [h.name for h in snap.hosts if h.name not in member]
+    loose = [h.name for h in snap.hosts if h.name not in member] + list(left_out.get(UNASSIGNED, ()))
     if loose:
         pools[UNASSIGNED] = loose
     names = chosen or config.scope or tuple(pools)

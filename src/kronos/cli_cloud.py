@@ -17,7 +17,7 @@ import click
 
 from kronos import listing
 from kronos.cli_paths import DOCUMENT, distinct_files
-from kronos.errors import ConfigError, KronosError, UsageError
+from kronos.errors import ConfigError, DataError, KronosError, UsageError
 from kronos.redact import redact
 
 
@@ -151,6 +151,12 @@ class Checks:
         click.echo(redact(f"PASS  {name}: {detail}"))
         return True
 
+    def verdict(self) -> None:
+        """The last line; exits with the first failure's code when there was one."""
+        click.echo("check-config: " + ("passed" if self.code == 0 else "FAILED"))
+        if self.code:
+            raise SystemExit(self.code)
+
 
 @click.command("check-config")
 @click.option("--config", "config_path", required=True, help="kronos.conf")
@@ -173,8 +179,7 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None, os
         return f"{c.source} and its policies ({pols}); aggregates {', '.join(c.scope)}"
 
     if not checks.run("configuration", config):
-        click.echo("check-config: FAILED")
-        raise SystemExit(checks.code)
+        checks.verdict()
     c = holder["config"]
 
     def prometheus() -> str:
@@ -196,6 +201,7 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None, os
         failed += _profile_problems(client, c.policies, at)
         if failed:
             raise ConfigError("; ".join(failed))
+        holder["readings"], holder["at"] = readings, at
         return f"{c.prometheus.url}: " + ", ".join(f"{n} {len(r.hosts)} hosts" for n, r in readings.items())
 
     checks.run("prometheus", prometheus)
@@ -208,8 +214,7 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None, os
         return f"from clouds.yaml cloud {cloud!r}" if cloud else "from [nova]"
 
     if not checks.run("nova client", nova):
-        click.echo("check-config: FAILED")
-        raise SystemExit(checks.code)
+        checks.verdict()
     reader = holder["reader"]
 
     def aggregates() -> str:
@@ -237,7 +242,10 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None, os
     def groups() -> str:
         return f"{len(reader.server_groups())} server groups visible"
 
-    ok = all(
+    def coverage() -> str:
+        return _coverage(c, holder["readings"], holder["at"], reader)
+
+    ok = nova_read = all(
         [
             checks.run("nova aggregates", aggregates),
             checks.run("nova compute services", services),
@@ -257,6 +265,8 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None, os
         from kronos.adapters import coordination
 
         ok = checks.run("coordination", lambda: coordination.probe(c.coordination)) and ok
+    if "readings" in holder and nova_read:  # do Prometheus's host names match Nova's? (data: last)
+        checks.run("prometheus hosts", coverage)  # not an admin-only read: `ok` stands
     if ok:
         need = (
             "needed: [engine] dry_run = false" if not c.engine.dry_run else "not needed while dry_run = true"
@@ -268,9 +278,48 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None, os
         click.echo(
             "FAIL  admin: not inferred (an admin-only read failed); [engine] dry_run = false needs admin"
         )
-    click.echo("check-config: " + ("passed" if checks.code == 0 else "FAILED"))
-    if checks.code:
-        raise SystemExit(checks.code)
+    checks.verdict()
+
+
+def _coverage(c: Any, readings: Any, at: Any, reader: Any) -> str:
+    """Whether ``kronos record`` would keep the configured aggregates: each policy's query
+    must answer for their up hosts under Nova's names. A host_label that yields FQDNs where
+    Nova has short names (or the other way round) leaves every host out, and every cycle
+    skips the aggregate for bad data; checking it here names both spellings."""
+    from kronos.adapters.scores import assess
+    from kronos.core.model import UNASSIGNED
+
+    scope = set(c.engine.options.aggregates or ())
+    found = reader.aggregates()
+    pools = {a.name: list(a.hosts) for a in found if a.name in scope}
+    services = reader.services()
+    if c.engine.include_unassigned_hosts:
+        member = {h for a in found for h in a.hosts}
+        pools[UNASSIGNED] = sorted(h for h in services if h not in member)
+    down = {h for h, s in services.items() if not s.up or s.forced_down}
+    for name, reading in readings.items():
+        live = sorted({h for hosts in pools.values() for h in hosts} - down)
+        if live and not set(live) & set(reading.hosts):
+            theirs = ", ".join(sorted(reading.hosts)[:3]) or "none"
+            raise ConfigError(
+                f"{name}: the query's {reading.policy.host_label!r} label names none of the "
+                f"{len(live)} up hosts Nova has in scope (Nova: "
+                f"{', '.join(live[:3])}; Prometheus: {theirs})"
+            )
+    reports = assess(
+        readings,
+        pools,
+        at,
+        down=down,
+        max_sample_age=c.prometheus.max_sample_age,
+        min_host_coverage=c.prometheus.min_host_coverage,
+    )
+    skipped = [f"{r.name}: {r.skipped}" for r in reports if r.skipped]
+    if skipped:
+        shown = "; ".join(str(p) for r in reports for p in r.problems[:3])
+        raise DataError("kronos record would skip " + "; ".join(skipped) + (f" ({shown})" if shown else ""))
+    hosts = sum(len(set(m) - down) for m in pools.values())
+    return f"every policy has good data for the {hosts} up host(s) in scope"
 
 
 @click.command("status")

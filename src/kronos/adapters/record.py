@@ -176,6 +176,12 @@ def build_snapshot(
             **(source or {}),
             "skip_aggregates": skip,
             "excluded_hosts": excluded,
+            # which aggregates they were members of: `kronos scores --snapshot` checks them again
+            "excluded_members": {
+                name: [h for h in members if h in excluded]
+                for name, members in by_pool.items()
+                if any(h in excluded for h in members)
+            },
             "problems": problems,
             "group_members_elsewhere": outside,
             "nova_calls": world.calls,
