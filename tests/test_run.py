@@ -194,13 +194,18 @@ def test_an_aggregate_skipped_for_bad_data_logs_no_imbalance() -> None:
     from datetime import UTC, datetime
 
     from kronos.adapters.engine import _summary
-    from kronos.core.model import AggregateSummary, Plan, PlanSummary
+    from kronos.core.model import AggregateSummary, AggregateWhy, Plan, PlanSummary, Reason
+    from kronos.core.reasons import render
 
-    def logged(skipped: str) -> dict[str, Any]:
-        agg = AggregateSummary({}, {}, 0.0, 0.0, skipped=skipped)
+    def logged(why: Reason) -> dict[str, Any]:
+        agg = AggregateSummary({}, {}, 0.0, 0.0, skipped=render(why), why=AggregateWhy(skipped=why))
         plan = Plan(datetime(2026, 1, 1, tzinfo=UTC), "sha256:x", summary=PlanSummary({"a": agg}))
         return _summary(plan, "a")
 
-    bad = logged("bad data: cpu-spread: query failed")
-    assert bad["imbalance_before"] is None and bad["imbalance_after"] is None and bad["skipped"]
-    assert logged("in cooldown until 2026-01-01T00:10:00Z")["imbalance_before"] == 0.0
+    bad = logged(Reason("aggregate.bad_data", aggregate="a", detail="cpu-spread: query failed"))
+    assert bad["imbalance_before"] is None and bad["imbalance_after"] is None
+    assert bad["skipped"] == "bad data: cpu-spread: query failed"
+    cooling = logged(
+        Reason("aggregate.cooldown", aggregate="a", until=datetime(2026, 1, 1, 0, 10, tzinfo=UTC))
+    )
+    assert cooling["imbalance_before"] == 0.0 and cooling["skipped"].startswith("in cooldown")

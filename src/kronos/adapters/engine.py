@@ -301,7 +301,7 @@ def _summary(plan: Plan, agg: str) -> dict[str, Any]:
     out: dict[str, Any] = {"steps": len(plan.steps)}
     if s is not None:
         # skipped for bad data, its figures are of the few hosts left (0.0 for one): no measurement
-        planned = not (s.skipped or "").startswith("bad data:")
+        planned = not (s.why and s.why.skipped and s.why.skipped.rule == "aggregate.bad_data")
         out.update(
             imbalance_before=s.combined_before if planned else None,
             imbalance_after=s.combined_after if planned else None,
