@@ -73,8 +73,9 @@ class HostExplanation:
     decision: tuple[Reason, ...]
 
 
-def _world_of(snapshot: Snapshot, plan: Plan, state: State | None) -> World:
-    """The planner's world as the plan saw it: its state, its options, the hosts it empties."""
+def _world_of(snapshot: Snapshot, plan: Plan, state: State | None) -> tuple[World, World]:
+    """The planner's world as the plan saw it (its state, its options, the hosts it empties),
+    and that world after the plan's steps."""
     world = build_world(snapshot, state, plan.created_at)
     emptied = {*(plan.options.get("evacuate") or ()), *(plan.options.get("drain") or ())}
     world.leaving[[world.host_index[h] for h in emptied if h in world.host_index]] = True
@@ -83,8 +84,9 @@ def _world_of(snapshot: Snapshot, plan: Plan, state: State | None) -> World:
     if plan.options.get("assumed_fenced"):
         fenced = [world.host_index[h] for h in plan.options["assumed_fenced"] if h in world.host_index]
         world.up[fenced] = world.active[fenced] = False
-    apply_steps(world.copy(), plan.steps)  # a step that does not fit the snapshot is refused up front
-    return world
+    after = world.copy()
+    apply_steps(after, plan.steps)  # a step that does not fit the snapshot is refused up front
+    return world, after
 
 
 def _vm_index(world: World, snapshot: Snapshot, ref: str) -> int:
@@ -155,7 +157,7 @@ def _best_gain(world: World, v: int, hosts: np.ndarray) -> tuple[float, int]:
 
 def explain_vm(snapshot: Snapshot, plan: Plan, vm: str, state: State | None = None) -> VMExplanation:
     """Why ``vm`` (id or unique name) moved or stayed in ``plan``, made on ``snapshot``."""
-    world = _world_of(snapshot, plan, state)
+    world, _ = _world_of(snapshot, plan, state)
     v = _vm_index(world, snapshot, vm)
     how = _movement(plan)
     a = int(world.vm_host[v])
@@ -249,7 +251,7 @@ def _vm_decision(
 
 def explain_host(snapshot: Snapshot, plan: Plan, host: str, state: State | None = None) -> HostExplanation:
     """Why ``host`` was or was not a destination in ``plan``, or emptied, and its load before and after."""
-    world = _world_of(snapshot, plan, state)
+    world, after = _world_of(snapshot, plan, state)
     h = _host_index(world, host)
     how = _movement(plan)
     closed = tuple(
@@ -257,8 +259,6 @@ def explain_host(snapshot: Snapshot, plan: Plan, host: str, state: State | None 
         for r in rules.RULES
         if r.scope == "host" and not r.check(-1, h, h, -1, world.arrays())
     )
-    after = world.copy()
-    apply_steps(after, plan.steps)
     arrivals = tuple(s.seq for s in plan.steps if s.destination == host)
     departures = tuple(s.seq for s in plan.steps if s.source == host)
     count_before = int((world.vm_host == h).sum())
