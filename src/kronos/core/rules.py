@@ -43,6 +43,7 @@ from kronos.core.arrays import (
     NOT_MIGRATABLE,
     QUARANTINE,
     SHUTOFF,
+    Arrays,
     World,
 )
 from kronos.core.jit import njit
@@ -368,75 +369,14 @@ def soft_worse(v, a, b, w):
     return g >= 0 and w.g_kind[g] >= 2 and group_worse(g, a, b, w.g_kind, w.g_lim, w.g_cnt, w.g_max, w.g_nmax)
 
 
-# The table's view of each host and move rule: the walk with that rule alone,
-# (v, a, b, x, w) -> holds.
-
-
 @njit(cache=True)
-def host_enabled(v, a, b, x, w):
-    return _one(v, a, b, x, BALANCING, False, HOST_ENABLED, w) == PASS
-
-
-@njit(cache=True)
-def host_up(v, a, b, x, w):
-    return _one(v, a, b, x, BALANCING, False, HOST_UP, w) == PASS
-
-
-@njit(cache=True)
-def host_not_leaving(v, a, b, x, w):
-    return _one(v, a, b, x, BALANCING, False, HOST_LEAVING, w) == PASS
-
-
-@njit(cache=True)
-def source_load(v, a, b, x, w):
-    return _one(v, a, b, x, BALANCING, False, SOURCE_LOAD, w) == PASS
-
-
-@njit(cache=True)
-def same_az(v, a, b, x, w):
-    return _one(v, a, b, x, BALANCING, False, AZ, w) == PASS
-
-
-@njit(cache=True)
-def extra_specs(v, a, b, x, w):
-    return _one(v, a, b, x, BALANCING, False, EXTRA_SPECS, w) == PASS
-
-
-@njit(cache=True)
-def traits_required(v, a, b, x, w):
-    return _one(v, a, b, x, BALANCING, False, TRAITS_REQUIRED, w) == PASS
-
-
-@njit(cache=True)
-def traits_forbidden(v, a, b, x, w):
-    return _one(v, a, b, x, BALANCING, False, TRAITS_FORBIDDEN, w) == PASS
-
-
-@njit(cache=True)
-def cpu_compat(v, a, b, x, w):
-    return _one(v, a, b, x, BALANCING, False, CPU_COMPAT, w) == PASS
-
-
-@njit(cache=True)
-def capacity_fits(v, a, b, x, w):
-    return _one(v, a, b, x, BALANCING, False, CAPACITY, w) == PASS
-
-
-@njit(cache=True)
-def numa(v, a, b, x, w):
-    """A NUMA-placed VM finds its cells on b (a host without cells: host-level capacity alone)."""
-    return _one(v, a, b, x, BALANCING, False, NUMA, w) == PASS
-
-
-@njit(cache=True)
-def max_host_score(v, a, b, x, w):
-    return _one(v, a, b, x, BALANCING, False, MAX_HOST_SCORE, w) == PASS
-
-
-@njit(cache=True)
-def group_rule(v, a, b, x, w, kind):
-    """v's server group, if of ``kind``, is not made worse by the move."""
-    return _one(v, a, b, x, BALANCING, False, GROUP_AFFINITY + kind, w) == PASS
+def holds(v, a, b, x, w, only):
+    """Does v (on a) going to b, x leaving b first (-1: none), keep rule ``only`` (an index of
+    :func:`first_failing`)? The walk with that rule alone: the table's view of each host and
+    move rule. One kernel for all of them, ``only`` a run-time number: one predicate per rule,
+    each calling the walk with its index as a constant, compiled the walk once per rule (~6 s
+    each on a first run of ``explain``)."""
+    return _one(v, a, b, x, BALANCING, False, only, w) == PASS
 
 
 # ---------------------------------------------------------------------------
@@ -698,15 +638,13 @@ class Rule:
     name: str
     #: "vm": may the VM move at all; "host": may the host receive; "move": this VM on this host
     scope: str
-    #: vm rules: (world, Movement) -> bool[V]; host and move rules: the numba predicate
+    #: vm rules: (world, Movement) -> bool[V]; host and move rules: (v, a, b, x, arrays) -> bool
     check: Any
     #: vm rules: (world, v, Movement) -> Reason; others: (world, v, a, b) -> Reason
     explain: Callable[..., Reason]
     text: Callable[[Reason], str]
     #: host and move rules: the index first_failing returns (-1 for vm rules)
     index: int = -1
-    #: extra argument of a parametrised predicate (resource index, group kind)
-    arg: int | None = None
 
 
 def _vm(name: str, check: Callable[[World, Movement], np.ndarray], text: Callable[[Reason], str]) -> Rule:
@@ -735,8 +673,21 @@ def _score_text(x: Reason) -> str:
     return f"{x.policy} on {x.host} would reach {_n3(x.value)} > max_host_score {_n(x.limit)}"
 
 
-def _host(name: str, check: Any, index: int, text: Callable[[Reason], str]) -> Rule:
-    return Rule(name, "host", check, _host_reason(name), text, index)
+def _holds(index: int) -> Callable[..., bool]:
+    """Rule ``index``'s check: (v, a, b, x, arrays) -> whether the move keeps it (:func:`holds`)."""
+
+    def check(v: int, a: int, b: int, x: int, w: Arrays) -> bool:
+        return bool(holds(v, a, b, x, w, index))
+
+    return check
+
+
+def _host(name: str, index: int, text: Callable[[Reason], str]) -> Rule:
+    return Rule(name, "host", _holds(index), _host_reason(name), text, index)
+
+
+def _move(name: str, index: int, explain: Callable[..., Reason], text: Callable[[Reason], str]) -> Rule:
+    return Rule(name, "move", _holds(index), explain, text, index)
 
 
 RULES: tuple[Rule, ...] = (
@@ -760,63 +711,46 @@ RULES: tuple[Rule, ...] = (
     ),
     _vm("vm.moved", _not_moved, lambda x: "already moved by this plan"),
     _vm("source.up", _source_state, _source_text),
-    _host("host.enabled", host_enabled, HOST_ENABLED, lambda x: f"{x.host} is disabled"),
-    _host("host.up", host_up, HOST_UP, lambda x: f"{x.host} is down"),
-    _host(
-        "host.leaving", host_not_leaving, HOST_LEAVING, lambda x: f"{x.host} is being emptied by this plan"
-    ),
-    Rule(
+    _host("host.enabled", HOST_ENABLED, lambda x: f"{x.host} is disabled"),
+    _host("host.up", HOST_UP, lambda x: f"{x.host} is down"),
+    _host("host.leaving", HOST_LEAVING, lambda x: f"{x.host} is being emptied by this plan"),
+    _move(
         "source.load",
-        "move",
-        source_load,
+        SOURCE_LOAD,
         _source_load_reason,
         lambda x: (
             f"taking it off {x.host} leaves {x.policy} there at {_n3(x.value)} < 0: "
             "its weight is more than its host's score (bad data)"
         ),
-        SOURCE_LOAD,
     ),
-    Rule("az", "move", same_az, _az_reason, lambda x: f"{x.host} is not in availability zone {x.detail}", AZ),
-    Rule(
-        "extra_specs",
-        "move",
-        extra_specs,
-        _spec_reason,
-        lambda x: f"{x.host} is in no aggregate with {x.detail}",
-        EXTRA_SPECS,
-    ),
-    Rule(
+    _move("az", AZ, _az_reason, lambda x: f"{x.host} is not in availability zone {x.detail}"),
+    _move("extra_specs", EXTRA_SPECS, _spec_reason, lambda x: f"{x.host} is in no aggregate with {x.detail}"),
+    _move(
         "traits.required",
-        "move",
-        traits_required,
+        TRAITS_REQUIRED,
         lambda world, v, a, b: _traits_reason(world, v, a, b, True),
         lambda x: f"{x.host} lacks the required trait(s) {x.detail}",
-        TRAITS_REQUIRED,
     ),
-    Rule(
+    _move(
         "traits.forbidden",
-        "move",
-        traits_forbidden,
+        TRAITS_FORBIDDEN,
         lambda world, v, a, b: _traits_reason(world, v, a, b, False),
         lambda x: f"{x.host} has the forbidden trait(s) {x.detail}",
-        TRAITS_FORBIDDEN,
     ),
-    Rule(
+    _move(
         "cpu_compat",
-        "move",
-        cpu_compat,
+        CPU_COMPAT,
         _cpu_reason,
         lambda x: (
             f"{x.host} lacks CPU feature(s) {x.detail}, where the guest runs (require_cpu_compatibility)"
         ),
-        CPU_COMPAT,
     ),
     # one rule for every resource class; its records are named capacity.<class>
-    Rule("capacity", "move", capacity_fits, _capacity_any, _capacity_text, CAPACITY),
-    Rule("numa", "move", numa, _numa_reason, _numa_text, NUMA),
-    Rule("max_host_score", "move", max_host_score, _score_reason, _score_text, MAX_HOST_SCORE),
+    _move("capacity", CAPACITY, _capacity_any, _capacity_text),
+    _move("numa", NUMA, _numa_reason, _numa_text),
+    _move("max_host_score", MAX_HOST_SCORE, _score_reason, _score_text),
     *(
-        Rule(f"group.{kind}", "move", group_rule, _group_reason(k), _group_text(k), GROUP_AFFINITY + k, k)
+        _move(f"group.{kind}", GROUP_AFFINITY + k, _group_reason(k), _group_text(k))
         for k, kind in enumerate(GROUP_KIND_NAMES)
     ),
 )
