@@ -278,7 +278,8 @@ def _targets(
         work = WORK
         for v in order:
             if trial.vm_host[v] == origin[v] and work > 0:
-                placed = order[trial.vm_host[order] != origin[order]][::-1]
+                # a copy: the reversed view is another array layout, a second compile of make_room
+                placed = order[trial.vm_host[order] != origin[order]][::-1].copy()
                 _, work = placement.make_room(v, placed, origin, hosts, work, w, norm)
         done = trial.vm_host[order] != origin[order]
         if how != placement.MIN_IMBALANCE:
