@@ -380,7 +380,11 @@ def test_a_non_utf8_file_is_a_config_error_naming_file_line_and_byte(tmp_path: P
         ),
         (
             "[engine]\nhistory_window = 604800\nhistory_step = 1",
-            "604801 samples per series, Prometheus returns at most 11000: raise history_step",
+            "604800 steps per series, Prometheus answers at most 11000: raise history_step",
+        ),
+        (
+            "[engine]\nhistory_window = 11001\nhistory_step = 1",
+            "11001 steps per series, Prometheus answers at most 11000: raise history_step",
         ),
         (
             "[engine]\nhistory_window = 0\nforecast_horizon = 900",

@@ -199,6 +199,27 @@ def test_vm_label_types(prom: str, truth: promdata.Truth, policies: tuple[Policy
             assert got.weights[vm.id] == pytest.approx(truth.vm_cpu(vm), abs=TOL)
 
 
+def test_the_longest_history_the_config_allows_is_what_prometheus_answers(
+    prom: str, policies: tuple[Policy, ...], tmp_path: Path
+) -> None:
+    """[engine] history_window / history_step may reach MAX_POINTS steps, and not one more: the
+    boundary Prometheus itself keeps (it answers MAX_POINTS + 1 samples, both ends counted)."""
+    from datetime import timedelta
+
+    from kronos.adapters.config import MAX_POINTS, load_config
+
+    client = PrometheusClient(prom)
+    expr = policies[0].imbalance_query or ""
+    longest = timedelta(seconds=MAX_POINTS)
+    assert client.query_range(expr, AT - longest, AT, 1.0)  # answered
+    with pytest.raises(QueryFailed, match="11,000 points"):
+        client.query_range(expr, AT - longest - timedelta(seconds=1), AT, 1.0)
+    (tmp_path / "policies.yaml").write_text(SAMPLE.read_text())
+    conf = tmp_path / "kronos.conf"
+    conf.write_text(f"[engine]\nhistory_window = {MAX_POINTS}\nhistory_step = 1\n")
+    assert load_config(str(conf), {}, require_scope=False).engine.history_window == MAX_POINTS
+
+
 def test_connection_errors_are_retried_with_backoff(prom: str, policies: tuple[Policy, ...]) -> None:
     class Flaky(requests.Session):
         failures = 2

@@ -265,7 +265,8 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
     "max_concurrent_migrations_cloud": (0, 100_000, False),
     "heartbeat_timeout": (1, 3600, False),
 }
-#: Prometheus refuses a range query of more points per series than this
+#: Prometheus refuses a range query whose (end - start) / step is more than this (it returns
+#: one sample more: both ends count)
 MAX_POINTS = 11_000
 _AUTH_TYPES = ("password", "v3password", "v3applicationcredential", "admin_token", "token")
 _INTERFACES = ("public", "internal", "admin")
@@ -623,8 +624,8 @@ def _history_problems(e: EngineConfig) -> list[str]:
     points = window / step
     if abs(points - round(points)) > 1e-9 * points:
         return [f"{where}: must be a whole number of history_step = {step:g} seconds"]
-    if round(points) + 1 > MAX_POINTS:
-        why = f"{round(points) + 1} samples per series, Prometheus returns at most {MAX_POINTS}"
+    if round(points) > MAX_POINTS:
+        why = f"{round(points)} steps per series, Prometheus answers at most {MAX_POINTS}"
         return [f"{where} at history_step = {step:g}: {why}: raise history_step"]
     return []
 
