@@ -8,6 +8,7 @@ and — where a network call used to come first — make none.
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,6 +143,16 @@ def test_scores_aggregate_without_snapshot_is_64_before_any_network_call(
     assert missing.returncode == 66 and "none.json: no such file" in missing.stderr
     wrong = usage_error("scores", "--config", str(conf), "--snapshot", EXAMPLE, "--aggregate", "agg-1")
     assert "unknown aggregate 'agg-1' (did you mean agg-01?)" in wrong
+    doc = json.loads(Path(EXAMPLE).read_text())
+    doc["source"] = {**(doc.get("source") or {}), "excluded_members": {"agg-01": "cmp-001"}}
+    odd = tmp_path / "odd.json"
+    odd.write_text(json.dumps(doc))
+    bad = kronos_cli("scores", "--config", str(conf), "--snapshot", str(odd))
+    assert bad.returncode == 65 and "Traceback" not in bad.stderr, bad.stderr
+    assert (
+        f"{odd}: source.excluded_members = {{'agg-01': 'cmp-001'}}: expected {{aggregate: [host]}}"
+        in bad.stderr
+    )
     assert proxy.log == []  # neither Prometheus nor Nova was asked anything
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -665,3 +666,51 @@ def test_check_config_lists_a_nova_client_it_cannot_make_and_says_failed(
     conf.write_text("[engine]\naggregates = a\nmin_lod = 1\n")
     bad = kronos_cli("check-config", "--config", str(conf))
     assert bad.returncode == 78 and bad.stdout.splitlines()[-1] == "check-config: FAILED"
+
+
+def _nova_and_prometheus(tmp: Path, answered: dict[str, float], aggregates: str = "agg-a") -> tuple[Any, ...]:
+    """check-config's view after its reads: the configuration, Nova's aggregates and compute
+    services (agg-a: cmp-1, cmp-2 and gone-9, a host with no compute service left; agg-b: cmp-1,
+    cmp-2; small: new-1), and each policy's answer, ``answered`` for every policy."""
+    from kronos.adapters.nova import Service
+    from kronos.adapters.scores import PolicyReading
+    from kronos.core.model import Aggregate
+
+    config = load_config(str(_write(tmp, f"[engine]\naggregates = {aggregates}\n")), {})
+    found = (
+        Aggregate("agg-a", ("cmp-1", "cmp-2", "gone-9")),
+        Aggregate("agg-b", ("cmp-1", "cmp-2")),
+        Aggregate("small", ("new-1",)),
+    )
+    services = {h: Service(h, True, True, False) for h in ("cmp-1", "cmp-2", "new-1")}
+    readings = {p.name: PolicyReading(p, {h: (v,) for h, v in answered.items()}) for p in config.policies}
+    return config, readings, found, services
+
+
+def test_check_config_coverage_holds_prometheus_to_what_record_would_read(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from kronos.cli_cloud import _coverage
+    from kronos.errors import DataError
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    good = {"cmp-1": 0.4, "cmp-2": 0.5}
+    # gone-9 is listed in agg-a but has no compute service: record leaves it out, so no skip
+    said = _coverage(*_nova_and_prometheus(tmp_path, good), at=at)
+    assert said == "every policy has good data for the 2 up host(s) in scope"
+    # overlapping aggregates count a host once
+    said = _coverage(*_nova_and_prometheus(tmp_path, good, "agg-a, agg-b"), at=at)
+    assert said.endswith("the 2 up host(s) in scope")
+    # a scope whose one exporter is dead, other hosts answering under Nova's names: data (65)
+    with pytest.raises(DataError) as data:
+        _coverage(*_nova_and_prometheus(tmp_path, good, "small"), at=at)
+    assert "kronos record would skip small: bad data:" in str(data.value)
+    assert "new-1: missing from the query result" in str(data.value)
+    # not one name in common with Nova's compute hosts: the label (78), every policy named
+    fqdn = {f"{h}.example.org": v for h, v in good.items()}
+    with pytest.raises(ConfigError) as label:
+        _coverage(*_nova_and_prometheus(tmp_path, fqdn), at=at)
+    said = str(label.value)
+    assert "policy 'cpu-spread': host_label" in said and "policy 'memory-spread': host_label" in said
+    assert "names cmp-1.example.org, cmp-2.example.org, none of them a Nova compute host" in said
+    assert str(tmp_path / "policies.yaml") in said

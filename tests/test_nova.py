@@ -305,7 +305,7 @@ def test_record_then_plan_passes_the_contract(conf: Path, tmp_path: Path, checke
     checker(snap, plan)
 
 
-def test_check_config_passes_with_an_admin_token(conf: Path) -> None:
+def test_check_config_with_an_admin_token_passes_where_record_keeps_every_aggregate(conf: Path) -> None:
     # with unassigned hosts: cmp-7 is one, and its exporter is gone, so record would skip them
     out = kronos_cli("check-config", "--config", str(conf), "--at", str(promdata.END))
     assert out.returncode == 65, out.stdout + out.stderr
@@ -317,6 +317,8 @@ def test_check_config_passes_with_an_admin_token(conf: Path) -> None:
     )
     assert "_unassigned_: bad data: cpu-spread: data of 1 of 1 hosts" in failed[0]
     assert "cmp-7" in failed[0] and "missing from the query result" in failed[0]
+    assert "agg-a" not in failed[0] and "agg-b" not in failed[0]  # their hosts' data is good
+    assert any(line.startswith("PASS  admin: inferred") for line in out.stdout.splitlines())
     # without unassigned hosts only the configured aggregates' hosts are read, and all is well
     scoped = conf.parent / "scoped" / "kronos.conf"
     scoped.parent.mkdir(exist_ok=True)
@@ -351,8 +353,9 @@ def test_check_config_names_both_spellings_when_prometheus_and_nova_differ(
     out = kronos_cli("check-config", "--config", str(renamed), "--at", str(promdata.END))
     assert out.returncode == 78, out.stdout + out.stderr
     line = next(x for x in out.stdout.splitlines() if x.startswith("FAIL  prometheus hosts:"))
-    assert "names none of the 5 up hosts Nova has in scope (Nova: cmp-1, cmp-2, cmp-3; Prometheus:" in line
-    assert "cmp-1.example.org, cmp-2.example.org, cmp-3.example.org)" in line
+    assert f"{tmp_path / 'policies.yaml'}: policy 'cpu-spread': host_label 'nodename' names " in line
+    assert "cmp-1.example.org, cmp-2.example.org, cmp-3.example.org, none of them a Nova compute host" in line
+    assert "(cmp-1, cmp-2, cmp-3, ...)" in line and "policy 'memory-spread'" in line  # every policy
 
 
 def test_check_config_fails_cleanly_with_a_member_token(conf: Path, world: World, tmp_path: Path) -> None:

@@ -209,11 +209,12 @@ def test_the_longest_history_the_config_allows_is_what_prometheus_answers(
     from kronos.adapters.config import MAX_POINTS, load_config
 
     client = PrometheusClient(prom)
-    expr = policies[0].imbalance_query or ""
     longest = timedelta(seconds=MAX_POINTS)
-    assert client.query_range(expr, AT - longest, AT, 1.0)  # answered
+    (series,) = client.query_range("vector(1)", AT - longest, AT, 1.0)  # a sample at every step
+    assert len(series.times) == MAX_POINTS + 1 and series.times[-1] == AT.timestamp()
+    assert client.query_range(policies[0].imbalance_query or "", AT - longest, AT, 1.0)
     with pytest.raises(QueryFailed, match="11,000 points"):
-        client.query_range(expr, AT - longest - timedelta(seconds=1), AT, 1.0)
+        client.query_range("vector(1)", AT - longest - timedelta(seconds=1), AT, 1.0)
     (tmp_path / "policies.yaml").write_text(SAMPLE.read_text())
     conf = tmp_path / "kronos.conf"
     conf.write_text(f"[engine]\nhistory_window = {MAX_POINTS}\nhistory_step = 1\n")

@@ -25,8 +25,9 @@ def test_the_table_and_the_reference_name_the_same_rules_in_the_same_order() -> 
     for rule in rules.RULES:
         if rule.scope == "vm":
             assert rule.index == -1
-        else:  # the index the walking kernel returns for it
+        else:  # the index the walking kernel returns for it, checked by the one kernel holds()
             assert rules.BY_INDEX[rule.index] is rule
+    assert hasattr(rules.holds, "py_func")  # numba's, compiled once for every rule (index at run time)
     assert sorted(rules.BY_INDEX) == list(range(len(MOVE_RULES)))
     assert rules.rule_named("capacity.PCPU") is rules.RULE["capacity"]
 

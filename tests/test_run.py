@@ -197,8 +197,9 @@ def test_an_aggregate_skipped_for_bad_data_logs_no_imbalance() -> None:
     from kronos.core.model import AggregateSummary, AggregateWhy, Plan, PlanSummary, Reason
     from kronos.core.reasons import render
 
-    def logged(why: Reason) -> dict[str, Any]:
-        agg = AggregateSummary({}, {}, 0.0, 0.0, skipped=render(why), why=AggregateWhy(skipped=why))
+    def logged(why: Reason, text: str | None = None) -> dict[str, Any]:
+        skipped = render(why) if text is None else text
+        agg = AggregateSummary({}, {}, 0.0, 0.0, skipped=skipped, why=AggregateWhy(skipped=why))
         plan = Plan(datetime(2026, 1, 1, tzinfo=UTC), "sha256:x", summary=PlanSummary({"a": agg}))
         return _summary(plan, "a")
 
@@ -209,3 +210,7 @@ def test_an_aggregate_skipped_for_bad_data_logs_no_imbalance() -> None:
         Reason("aggregate.cooldown", aggregate="a", until=datetime(2026, 1, 1, 0, 10, tzinfo=UTC))
     )
     assert cooling["imbalance_before"] == 0.0 and cooling["skipped"].startswith("in cooldown")
+    # the record decides, not the words (a text of that shape is not the rule's)
+    assert (
+        logged(Reason("aggregate.cooldown", aggregate="a"), "bad data: lookalike")["imbalance_before"] == 0.0
+    )

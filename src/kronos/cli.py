@@ -1103,6 +1103,14 @@ def _score_scope(snapshot_path: str | None, chosen: tuple[str, ...], config: Any
     snap = kronos.load_snapshot(snapshot_path)
     # the hosts `kronos record` left out for bad data are scored again: they are why it did
     left_out = (snap.source or {}).get("excluded_members") or {}
+    if not (
+        isinstance(left_out, dict)
+        and all(isinstance(h, list) and all(isinstance(x, str) for x in h) for h in left_out.values())
+    ):
+        from kronos.errors import DataError
+
+        shown = f"source.excluded_members = {left_out!r}"
+        raise DataError(f"{snapshot_path}: {shown}: expected {{aggregate: [host]}}")
     pools = {a.name: [*a.hosts, *left_out.get(a.name, ())] for a in snap.aggregates}
     member = {h for a in snap.aggregates for h in a.hosts}
     loose = [h.name for h in snap.hosts if h.name not in member] + list(left_out.get(UNASSIGNED, ()))

@@ -218,7 +218,8 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None, os
     reader = holder["reader"]
 
     def aggregates() -> str:
-        found = {a.name: a for a in reader.aggregates()}
+        holder["aggregates"] = read = reader.aggregates()
+        found = {a.name: a for a in read}
         missing = [a for a in (c.engine.options.aggregates or ()) if a not in found]
         if missing:
             raise ConfigError(
@@ -227,7 +228,7 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None, os
         return f"{len(found)} aggregate(s) readable, the configured ones present"
 
     def services() -> str:
-        s = reader.services()
+        holder["services"] = s = reader.services()
         return f"{len(s)} compute services ({sum(1 for v in s.values() if v.up)} up)"
 
     def hypervisors() -> str:
@@ -243,9 +244,9 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None, os
         return f"{len(reader.server_groups())} server groups visible"
 
     def coverage() -> str:
-        return _coverage(c, holder["readings"], holder["at"], reader)
+        return _coverage(c, holder["readings"], holder["aggregates"], holder["services"], holder["at"])
 
-    ok = nova_read = all(
+    ok = all(
         [
             checks.run("nova aggregates", aggregates),
             checks.run("nova compute services", services),
@@ -265,7 +266,7 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None, os
         from kronos.adapters import coordination
 
         ok = checks.run("coordination", lambda: coordination.probe(c.coordination)) and ok
-    if "readings" in holder and nova_read:  # do Prometheus's host names match Nova's? (data: last)
+    if {"readings", "aggregates", "services"} <= holder.keys():  # Prometheus's hosts vs Nova's (last)
         checks.run("prometheus hosts", coverage)  # not an admin-only read: `ok` stands
     if ok:
         need = (
@@ -281,31 +282,31 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None, os
     checks.verdict()
 
 
-def _coverage(c: Any, readings: Any, at: Any, reader: Any) -> str:
-    """Whether ``kronos record`` would keep the configured aggregates: each policy's query
-    must answer for their up hosts under Nova's names. A host_label that yields FQDNs where
-    Nova has short names (or the other way round) leaves every host out, and every cycle
-    skips the aggregate for bad data; checking it here names both spellings."""
+def _coverage(c: Any, readings: Any, found: Any, services: Any, at: Any) -> str:
+    """Whether ``kronos record`` would keep the aggregates in scope, from the answers the checks
+    above read: each policy's query must answer for their up hosts under Nova's names. A
+    host_label whose values are FQDNs where Nova has short names (or the other way round)
+    leaves every host out, and every cycle skips the aggregate for bad data."""
     from kronos.adapters.scores import assess
     from kronos.core.model import UNASSIGNED
 
     scope = set(c.engine.options.aggregates or ())
-    found = reader.aggregates()
-    pools = {a.name: list(a.hosts) for a in found if a.name in scope}
-    services = reader.services()
+    # as record reads them: a host without a compute service is not in the recording
+    pools = {a.name: [h for h in a.hosts if h in services] for a in found if a.name in scope}
     if c.engine.include_unassigned_hosts:
         member = {h for a in found for h in a.hosts}
         pools[UNASSIGNED] = sorted(h for h in services if h not in member)
     down = {h for h, s in services.items() if not s.up or s.forced_down}
-    for name, reading in readings.items():
-        live = sorted({h for hosts in pools.values() for h in hosts} - down)
-        if live and not set(live) & set(reading.hosts):
-            theirs = ", ".join(sorted(reading.hosts)[:3]) or "none"
-            raise ConfigError(
-                f"{name}: the query's {reading.policy.host_label!r} label names none of the "
-                f"{len(live)} up hosts Nova has in scope (Nova: "
-                f"{', '.join(live[:3])}; Prometheus: {theirs})"
-            )
+    live = sorted(set().union(*pools.values()) - down)
+    named = [
+        f"{c.path(c.engine.policies_file)}: policy {name!r}: host_label {r.policy.host_label!r} names "
+        f"{', '.join(sorted(r.hosts)[:3])}, none of them a Nova compute host "
+        f"({', '.join(sorted(services)[:3])}, ...)"
+        for name, r in readings.items()
+        if r.hosts and not set(r.hosts) & set(services)
+    ]
+    if named:  # not one name in common with the whole cloud: the label, not the data
+        raise ConfigError("; ".join(named))
     reports = assess(
         readings,
         pools,
@@ -314,12 +315,11 @@ def _coverage(c: Any, readings: Any, at: Any, reader: Any) -> str:
         max_sample_age=c.prometheus.max_sample_age,
         min_host_coverage=c.prometheus.min_host_coverage,
     )
-    skipped = [f"{r.name}: {r.skipped}" for r in reports if r.skipped]
+    skipped = [r for r in reports if r.skipped]
     if skipped:
-        shown = "; ".join(str(p) for r in reports for p in r.problems[:3])
-        raise DataError("kronos record would skip " + "; ".join(skipped) + (f" ({shown})" if shown else ""))
-    hosts = sum(len(set(m) - down) for m in pools.values())
-    return f"every policy has good data for the {hosts} up host(s) in scope"
+        said = [f"{r.name}: {r.skipped} ({'; '.join(str(p) for p in r.problems[:3])})" for r in skipped]
+        raise DataError("kronos record would skip " + "; ".join(said))
+    return f"every policy has good data for the {len(live)} up host(s) in scope"
 
 
 @click.command("status")
