@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import attrs
 import pytest
 
 import kronos
@@ -176,3 +177,20 @@ def test_the_cli_refuses_what_it_cannot_answer(tmp_path: Path, case) -> None:  #
                      ("report", str(s), str(bad), "-o", str(tmp_path / "r.html"))):  # fmt: skip
             proc = kronos_cli(*args)
             assert proc.returncode == 65 and f"{bad} on {s}: step 1: {said}" in proc.stderr, proc.stderr
+
+
+def test_a_host_of_a_cloud_without_vms_is_explained(tmp_path: Path) -> None:
+    """The host rules are checked with no VM (v = -1); the walk read that VM's group and NUMA
+    need first: an IndexError (exit 70) interpreted, a read out of bounds compiled."""
+    snap = kronos.generate(hosts=3, vms=0, groups=0, seed=1)
+    off = attrs.evolve(snap, hosts=(attrs.evolve(snap.hosts[0], enabled=False), *snap.hosts[1:]))
+    plan = kronos.plan(off)
+    x = explain_host(off, plan, "cmp-001")  # compiled, in this process
+    assert x.vms_before == x.vms_after == 0 and [r.rule for r in x.closed] == ["host.enabled"]
+    assert explain_host(off, plan, "cmp-002").closed == ()
+    files = tmp_path / "s.json", tmp_path / "p.json"
+    kronos.dump(off, files[0])
+    kronos.dump(plan, files[1])
+    out = kronos_cli("explain", *map(str, files), "--host", "cmp-001")  # interpreted (a small world)
+    assert out.returncode == 0, out.stderr
+    assert "cmp-001 is disabled" in out.stdout and "Traceback" not in out.stderr

@@ -273,9 +273,9 @@ def walk(vs, srcs, dsts, xs, mode, target, only, skip, stop, out, w):
                     break
         if (
             r == PASS
+            and (any_rule or only == NUMA)  # first: a host rule's check passes v = -1 (no VM)
             and vm_n[v] > 0
             and n_cells[b] > 0
-            and (any_rule or only == NUMA)
             and not cells_fit(v, b, x, n_cells, cell_cap, cell_used, vm_host, vm_n, vm_cells, numa_need)
         ):
             r = NUMA
@@ -289,9 +289,9 @@ def walk(vs, srcs, dsts, xs, mode, target, only, skip, stop, out, w):
                     if t > pmax[p] + EPS:
                         r = MAX_HOST_SCORE
                         break
-        g = group[v]
+        g = group[v] if r == PASS and (any_rule or GROUP_AFFINITY <= only < CAPACITY) else -1
         k = g_kind[g] if g >= 0 else -1
-        if r == PASS and k >= 0 and (any_rule or only == GROUP_AFFINITY + k):
+        if k >= 0 and (any_rule or only == GROUP_AFFINITY + k):
             if target:  # a member of an anti-affinity kind joins b only below the limit
                 if k == 1 or k == 3:
                     cnt = g_cnt[g, b] - (1 if x >= 0 and group[x] == g else 0)
