@@ -135,6 +135,11 @@ def test_an_output_named_for_another_format_is_refused_before_anything_is_writte
         (("explain", example, "--vm", "x", "-o", str(tmp_path / "e.csv")), "not .csv"),
         (("report", example, example, "-o", str(tmp_path / "r.pdf")), ".html or .htm files, not .pdf"),
         (("scores", "-o", str(tmp_path / "s.yaml")), ".json files, not .yaml"),
+        (
+            ("plan", example, "-o", ""),
+            "'': name a file, or - for standard output",
+        ),  # was "Is a directory", 74
+        (("report", example, example, "-o", " "), "' ': name a file"),
     ]:
         proc = kronos_cli(*args)
         assert proc.returncode == 64 and said in proc.stderr, (args, proc.stderr)

@@ -135,6 +135,12 @@ def test_kronos_plans_lists_saved_plans_and_leaves_others_out(tmp_path: Path) ->
     assert rows[0] == ["file", "steps"] and [r[0] for r in rows[1:]] == ["plan-b.json", "plan-c.yaml"]
     assert int(rows[1][1]) == len(kronos.load_plan(tmp_path / "plan-b.json").steps)
     assert "notes.json: not a plan, left out" in proc.stderr
+    plan = json.loads((tmp_path / "plan-b.json").read_text())
+    plan["steps"][0]["destinaton"] = plan["steps"][0].pop("destination")  # one misspelled key
+    (tmp_path / "typo.json").write_text(json.dumps(plan))
+    said = kronos_cli("plans", str(tmp_path)).stderr
+    assert "typo.json: not a plan, left out:" in said
+    assert "destinaton" in said and "did you mean destination" in said, said  # the hint, not just its echo
     assert kronos_cli("plans").returncode == 64
     conf = tmp_path / "kronos.conf"  # a configuration that saves no plans: its fault, 78
     conf.write_text("[engine]\naggregates = a\n")

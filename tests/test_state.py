@@ -153,3 +153,18 @@ def test_an_engine_reads_its_state_file_again_so_a_release_by_hand_holds(tmp_pat
     assert out.returncode == 0, out.stderr
     journal.refresh()  # the engine's cycle start
     assert journal.state is not None and "vm-q" not in journal.state.quarantined_until
+
+
+def test_state_show_says_a_missing_file_and_refuses_a_missing_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A mistyped --state read as "nothing held" in silence: the operator saw a clean state."""
+    typo = tmp_path / "stat.json"
+    shown = kronos_cli("state", "show", "--state", str(typo))
+    assert shown.returncode == 0 and "nothing in cooldown or quarantine" in shown.stdout
+    assert f"--state {typo}: no such file yet: no VM or aggregate is held" in shown.stderr
+    assert not typo.exists()  # shown, not made
+    gone = kronos_cli("state", "show", "--state", str(tmp_path / "nodir" / "state.json"))
+    assert gone.returncode == 66 and "no such file, nor folder" in gone.stderr
+    conf = tmp_path / "kronos.conf"  # the state the configuration's engines keep, not there yet
+    conf.write_text("[engine]\naggregates = a\nstate_file = nodir/state.json\n")
+    kept = kronos_cli("state", "show", "--config", str(conf))
+    assert kept.returncode == 66 and "[engine] state_file" in kept.stderr

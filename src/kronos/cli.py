@@ -828,15 +828,22 @@ def _load_state(path: str | None, read_only: bool = False) -> Any:
     if path is None:
         return None
     import kronos
-    from kronos.errors import NoInputError
 
     if path != "-" and not Path(path).exists():
-        if read_only and not Path(path).parent.is_dir():
-            raise NoInputError(f"--state {path}: no such file, nor folder {str(Path(path).parent)!r}")
         if read_only:
-            click.echo(f"kronos: --state {path}: no such file yet: no VM or aggregate is held", err=True)
+            _no_state_yet(path)
         return kronos.State()
     return kronos.load_state(path)
+
+
+def _no_state_yet(path: str, named: str = "--state") -> None:
+    """A state file a command only reads is not there: a mistyped name would otherwise read as a
+    cloud where nothing is held, so it is said on stderr; a folder that is not there is 66."""
+    from kronos.errors import NoInputError
+
+    if not Path(path).parent.is_dir():
+        raise NoInputError(f"{named} {path}: no such file, nor folder {str(Path(path).parent)!r}")
+    click.echo(f"kronos: {named} {path}: no such file yet: no VM or aggregate is held", err=True)
 
 
 def _emit(result: Any, output: str | None, shape: listing.Shape) -> None:
@@ -938,8 +945,9 @@ def plans(folder: str | None, config_path: str | None, **shown: Any) -> None:
         try:
             saved = kronos.load_plan(path)
         except KronosError as exc:
-            reason = str(exc).splitlines()[-1].strip()
-            click.echo(f"{path}: not a plan, left out ({reason})", err=True)
+            # every line: a misspelled key's hint, or where YAML broke, is not on the last one
+            said = "\n".join(f"  {line.strip()}" for line in str(exc).splitlines() if line.strip())
+            click.echo(f"{path}: not a plan, left out:\n{said}", err=True)
             continue
         moved = {n: a for n, a in saved.summary.aggregates.items() if a.migrations}
         first = next(iter(moved.values()), None)
@@ -1391,7 +1399,10 @@ def show_state(state_path: str | None, config_path: str | None, now: str | None,
     shape = listing.shape_of(shown)
     when = _now_or_clock(now, "--now")
     with _state_store(state_path, config_path) as (store, _):
-        current = prune(store.load() or kronos.State(), when)
+        found = store.load()
+        if found is None and isinstance(getattr(store, "path", None), str):  # a file not written yet
+            _no_state_yet(store.path, "--state" if config_path is None else "[engine] state_file")
+        current = prune(found or kronos.State(), when)
     held = state_rows(current, format_time)
     if shape.asked:
         click.echo(listing.render(held, shape), nl=False)

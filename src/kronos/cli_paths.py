@@ -23,7 +23,9 @@ DOCUMENT_SUFFIXES = (".json", ".yaml", ".yml")
 
 
 def misnamed(output: str | None, suffixes: tuple[str, ...]) -> str | None:
-    """Why ``output`` is named for a format this command does not write, or None."""
+    """Why ``output`` is named for a format this command does not write (or names nothing), or None."""
+    if output is not None and not output.strip():
+        return f"{output!r}: name a file, or - for standard output"
     suffix = Path(output).suffix.lower() if output not in (None, "-") else ""
     if suffix in FORMAT_SUFFIXES and suffix not in suffixes:
         kinds = " or ".join([", ".join(suffixes[:-1]), suffixes[-1]] if len(suffixes) > 1 else suffixes)
