@@ -194,3 +194,15 @@ def test_a_host_of_a_cloud_without_vms_is_explained(tmp_path: Path) -> None:
     out = kronos_cli("explain", *map(str, files), "--host", "cmp-001")  # interpreted (a small world)
     assert out.returncode == 0, out.stderr
     assert "cmp-001 is disabled" in out.stdout and "Traceback" not in out.stderr
+
+
+def test_a_host_of_an_aggregate_the_plan_did_not_cover_says_so() -> None:
+    """Its decision was empty: the VM form said why, the host form said nothing."""
+    snap = kronos.generate(hosts=20, vms=200, aggregates=2, seed=3)
+    plan = kronos.plan(snap, aggregates=("agg-01",))
+    other = next(a for a in snap.aggregates if a.name == "agg-02").hosts[0]
+    x = explain_host(snap, plan, other)
+    assert [r.rule for r in x.decision] == ["explain.host_out_of_scope"]
+    assert kronos.core.reasons.render(x.decision[0]) == f"none of {other}'s aggregates was planned"
+    inside = next(a for a in snap.aggregates if a.name == "agg-01").hosts[0]
+    assert "explain.host_out_of_scope" not in [r.rule for r in explain_host(snap, plan, inside).decision]

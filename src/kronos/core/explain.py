@@ -308,6 +308,8 @@ def _host_decision(
         return tuple(out)
     if closed:
         return (*out, *closed)
+    if not any(agg in plan.summary.aggregates for agg in _aggregates_of(world, h)):
+        return (*out, Reason("explain.host_out_of_scope", host=name))
     for agg in _aggregates_of(world, h):
         summary = plan.summary.aggregates.get(agg)
         if summary is None:

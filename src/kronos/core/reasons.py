@@ -231,6 +231,7 @@ DECISIONS: dict[str, Callable[[Reason], str]] = {
     "explain.unplaced": lambda x: f"unplaced: {x.detail}",
     "explain.not_movable": lambda x: "it may not move",
     "explain.out_of_scope": lambda x: "none of its host's aggregates was planned",
+    "explain.host_out_of_scope": lambda x: f"none of {x.host}'s aggregates was planned",
     "explain.skipped": lambda x: f"aggregate {x.aggregate} was skipped",
     "explain.host_kept": lambda x: f"its host {x.host} was not emptied (explain the host for why)",
     "explain.no_host": lambda x: f"after the plan no host of {x.aggregate} can take it",
