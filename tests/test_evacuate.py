@@ -16,7 +16,7 @@ from kronos.core import kernels, placement
 from kronos.core.arrays import build_world
 from kronos.core.convert import snapshot_digest
 from kronos.core.evacuate import fence
-from kronos.errors import DataError
+from kronos.errors import DataError, UsageError
 from kronos.testing import DEFAULT_TAKEN_AT, generate_evacuable
 from tests.conftest import kronos_cli
 from tests.naive import NaiveWorld, apply_plan, replay
@@ -417,3 +417,18 @@ def test_the_drain_note_counts_the_vms_no_rule_lets_leave() -> None:
     placed = sum(1 for s in plan.steps if s.phase == "drain")
     assert notes[0] == f"drain: {placed} of {on_host} instances placed, {on_host - placed} not"
     assert on_host - placed == len(plan.summary.unplaced) >= held[host]
+
+
+def test_a_host_to_empty_outside_the_aggregates_planned_is_refused() -> None:
+    """`--drain cmp-012 --aggregate agg-01` (cmp-012 in agg-02) planned agg-01 and never drained
+    the host, its header saying 'drain'. Each host to empty must be in an aggregate planned."""
+    snap = kronos.generate(hosts=20, vms=200, aggregates=2, seed=3)
+    mine = {a.name: a.hosts for a in snap.aggregates}
+    outside, inside = mine["agg-02"][1], mine["agg-01"][1]
+    for call in (
+        lambda: kronos.plan(snap, drain=[outside], aggregates=("agg-01",)),
+        lambda: kronos.drain(snap, hosts=[inside, outside], aggregates=("agg-01",)),
+    ):
+        with pytest.raises(UsageError, match=f"drain host {outside} is in agg-02, none of the"):
+            call()
+    assert kronos.drain(snap, hosts=[inside], aggregates=("agg-01",)).steps  # inside: drained

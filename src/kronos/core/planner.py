@@ -182,7 +182,8 @@ def plan(
 
     leaving = None
     if drain:
-        req = Leaving(phases.DRAIN, _drain_hosts(world, drain), cold_migrate_stopped=cold_migrate_stopped)
+        hosts = _in_scope(world, _drain_hosts(world, drain), scope, "drain")
+        req = Leaving(phases.DRAIN, hosts, cold_migrate_stopped=cold_migrate_stopped)
         leaving = PHASES[phases.DRAIN].planner(world, snap, req, scope)
         for name, out in leaving.outcomes.items():
             cycle.add(name, out)
@@ -290,7 +291,7 @@ def drain(
 def _leave(ready: Prepared, world: World, req: Leaving, opts: PlannerOptions, extra: dict[str, Any]) -> Plan:
     """Run an evacuation or drain over the aggregates that hold its hosts."""
     _enforce(world, opts)
-    held = set(req.hosts)
+    held = set(_in_scope(world, req.hosts, _scope(world, opts), req.phase))
     scope = [n for n in _scope(world, opts) if held & set(world.aggregates[n].tolist())]
     cycle = _Cycle(world, scope)
     result = PHASES[req.phase].planner(world, ready.snapshot, req, scope)
@@ -312,6 +313,19 @@ def _host(world: World, name: str) -> int:
     if name not in world.host_index:
         raise UsageError(f"no host {name!r} in the snapshot ({len(world.host_names)} hosts)")
     return world.host_index[name]
+
+
+def _in_scope(world: World, hosts: tuple[int, ...], scope: list[str], what: str) -> tuple[int, ...]:
+    """``hosts``, each in an aggregate being planned: a host to empty outside them all would
+    be left as it is while the plan's options said to empty it (``aggregates``)."""
+    for h in hosts:
+        if not any(h in world.aggregates[n] for n in scope):
+            mine = [n for n, members in world.aggregates.items() if h in members]
+            raise UsageError(
+                f"{what} host {world.host_names[h]} is in {', '.join(mine) or 'no aggregate'}, "
+                f"none of the aggregates planned ({', '.join(scope) or 'none'})"
+            )
+    return hosts
 
 
 def _drain_hosts(world: World, names: Sequence[str]) -> tuple[int, ...]:
