@@ -182,8 +182,8 @@ def plan(
 
     leaving = None
     if drain:
-        hosts = _in_scope(world, _drain_hosts(world, drain), scope, "drain")
-        req = Leaving(phases.DRAIN, hosts, cold_migrate_stopped=cold_migrate_stopped)
+        emptied = _in_scope(world, _drain_hosts(world, drain), scope, "drain")
+        req = Leaving(phases.DRAIN, emptied, cold_migrate_stopped=cold_migrate_stopped)
         leaving = PHASES[phases.DRAIN].planner(world, snap, req, scope)
         for name, out in leaving.outcomes.items():
             cycle.add(name, out)
