@@ -124,11 +124,21 @@ def _quiet_logging() -> None:
     root.addHandler(handler)
 
 
+def _stacks_on_sigusr1() -> None:
+    """``kill -USR1`` writes every thread's stack to nova.log: the tests send it when the API
+    stops answering, so a stalled cloud says where it is stuck."""
+    import faulthandler
+    import signal
+
+    faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
+
+
 def main(hosts: list[str]) -> None:
     from nova import quota
     from nova.api import wsgi
     from placement import deploy
 
+    _stacks_on_sigusr1()
     cloud = Cloud()
     cloud.setUp()
     cloud.flags(driver="nova.quota.NoopQuotaDriver", group="quota")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -33,6 +34,11 @@ MV = "2.74"  # server create with a requested host
 BOOTS_IN_FLIGHT = 2
 #: [nova] timeout for the tests: the fake cloud on a busy 2-core machine can take tens of seconds
 SLOW = 120
+#: one poll of a server's status: a cloud that has not answered in this long is asked for its
+#: threads' stacks (into its nova.log) and asked again, until the wait's own limit
+POLL_TIMEOUT = 30.0
+#: the fake clouds running now (their pids), for :func:`dump_stacks`
+_RUNNING: set[int] = set()
 
 
 def unavailable(why: str) -> None:
@@ -124,9 +130,11 @@ def serve(
         proc.wait()
         unavailable(f"nova_cloud.py did not become ready: {log.read_text()[-1500:]}")
     _, compute, placement = line.split()
+    _RUNNING.add(proc.pid)
     try:
         yield Cloud(compute, placement)
     finally:
+        _RUNNING.discard(proc.pid)
         proc.stdin.close()  # the cloud exits when its stdin closes
         proc.stdout.close()
         try:
@@ -176,8 +184,25 @@ def serve_all(clouds: Sequence[Sequence[str]], workdir: Path, limit: float = 120
 
 
 # -- building a world through the API ---------------------------------------------------------------
-def call(conn: Any, method: str, path: str, body: dict[str, Any] | None = None, mv: str = MV) -> Any:
-    resp = getattr(conn.compute, method)(path, json=body, microversion=mv, raise_exc=False)
+def dump_stacks() -> None:
+    """Every running fake cloud writes its threads' stacks to its nova.log (SIGUSR1)."""
+    for pid in list(_RUNNING):
+        try:
+            os.kill(pid, signal.SIGUSR1)
+        except ProcessLookupError:
+            _RUNNING.discard(pid)
+
+
+def call(
+    conn: Any,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    mv: str = MV,
+    timeout: float | None = None,
+) -> Any:
+    extra = {} if timeout is None else {"timeout": timeout}
+    resp = getattr(conn.compute, method)(path, json=body, microversion=mv, raise_exc=False, **extra)
     if resp.status_code >= 400:
         raise AssertionError(f"{method.upper()} {path}: HTTP {resp.status_code}: {resp.text[:400]}")
     return resp.json() if resp.content else None
@@ -263,9 +288,20 @@ def boot(conn: Any, boots: Sequence[Boot], limit: float = 120.0) -> dict[str, st
 
 
 def wait_status(conn: Any, server_id: str, status: str, limit: float = 120.0) -> dict[str, Any]:
+    from keystoneauth1.exceptions import ConnectTimeout
+
     deadline = time.monotonic() + limit
     while True:
-        s = call(conn, "get", f"/servers/{server_id}")["server"]
+        try:  # a GET may be asked again: a stalled answer costs POLL_TIMEOUT, not the whole limit
+            s = call(conn, "get", f"/servers/{server_id}", timeout=POLL_TIMEOUT)["server"]
+        except ConnectTimeout:
+            dump_stacks()
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"the cloud did not answer GET /servers/{server_id} for {limit}s "
+                    "(every thread's stack is in its nova.log)"
+                ) from None
+            continue
         if s["status"] == status and not s.get("OS-EXT-STS:task_state"):
             return dict(s)
         if s["status"] == "ERROR" and status != "ERROR":

@@ -29,6 +29,7 @@ import pytest
 
 from kronos.adapters.config import CoordinationConfig
 from kronos.adapters.coordination import Group, status
+from kronos.adapters.nova_actions import OVER
 from tests import nova_server as ns
 from tests import promdata
 from tests.conftest import ROOT
@@ -77,7 +78,14 @@ def _lopsided(
     cloud: Cloud, prefix: str, tmp: Path, aggregates: Sequence[str] = tuple(AGGREGATES)
 ) -> tuple[list[str], Any]:
     """Two new servers on each aggregate's first host (one to move), and a Prometheus whose history
-    says so."""
+    says so. Boots wait until the test before has no migration left in the cloud: a boot beside
+    a queued live migration is where this fake cloud has been seen to stall."""
+    deadline = time.monotonic() + 60
+    while any(
+        m["status"] not in OVER for m in ns.call(cloud.conn, "get", "/os-migrations", mv="2.59")["migrations"]
+    ):
+        assert time.monotonic() < deadline, "the previous test's migrations never ended"
+        time.sleep(0.5)
     vms = cloud.boot(prefix, [AGGREGATES[a][0] for a in aggregates for _ in range(2)])
     servers = ns.call(cloud.conn, "get", "/servers/detail?all_tenants=1")["servers"]
     truth = promdata.from_servers(servers, HOSTS, lambda _k, n: (0.05 + 0.1 * n, 0.1 + 0.1 * n), 1)
