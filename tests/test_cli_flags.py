@@ -82,6 +82,10 @@ def usage_error(*args: str, code: int = 64) -> str:
             "--now '0001-01-01T00:00:00+01:00': not an RFC",
         ),
         (["state", "release", ""], "Invalid value for 'INSTANCE': must not be empty"),
+        # the empty string is no path (the OS would read it as the current folder)
+        (["state", "show", "--state", ""], "Invalid value for '--state': '' names nothing"),
+        (["plan", EXAMPLE, "--state", " "], "Invalid value for '--state': ' ' names nothing"),
+        (["plans", ""], "Invalid value for '[DIR]': '' names nothing"),
         (
             ["state", "record-result", "--instance", "", "--outcome", "Succeeded"],
             "Invalid value for '--instance': must not be empty",

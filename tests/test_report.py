@@ -349,8 +349,11 @@ def test_cli_writes_the_page_and_the_pngs(spread: Any, tmp_path: Path) -> None:
     assert [f.name for f in files] == sorted(render_pngs(build_report(*loaded)))
     assert len(files) == len(plan.summary.aggregates) * len(snap.enabled_policies)
     assert not [f for f in tmp_path.rglob(".*.tmp")]  # atomic writes leave no temporary file
-    on_a_file = kronos_cli("report", str(s), str(p), "--png", str(s))  # a file, not a folder
+    on_a_file = kronos_cli("report", str(s), str(p), "-o", str(tmp_path / "r2.html"), "--png", str(s))
     assert on_a_file.returncode == 74 and "not a folder" in on_a_file.stderr, on_a_file.stderr
+    assert not (tmp_path / "r2.html").exists()  # the bad folder is found before the page is written
+    unnamed = kronos_cli("report", str(s), str(p), "--png", "")
+    assert unnamed.returncode == 64 and "names nothing" in unnamed.stderr, unnamed.stderr
 
 
 def test_cli_refuses_a_plan_for_another_snapshot_naming_both_digests(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from kronos import listing
-from kronos.cli_paths import DOCUMENT, DOCUMENT_SUFFIXES, distinct_files, misnamed, written_as
+from kronos.cli_paths import DOCUMENT, DOCUMENT_SUFFIXES, a_path, distinct_files, misnamed, written_as
 from kronos.core.phases import MODES
 from kronos.core.phases import PHASES as PHASE_NAMES
 from kronos.errors import KronosError, UsageError
@@ -440,7 +440,12 @@ def _generate_clouds(clouds: int, output: str, policies: str, kw: dict[str, Any]
     "CLOUD.plan.json (its spread plan on that snapshot) into DIR",
 )
 @click.option("--budget", help="with --then-spread: steps per aggregate, or 'unlimited'")
-@click.option("--state", "state_path", help="state file (read only): cooldowns and quarantines hold VMs")
+@click.option(
+    "--state",
+    "state_path",
+    callback=a_path,
+    help="state file (read only): cooldowns and quarantines hold VMs",
+)
 @click.option("--now", help="RFC 3339 time cooldowns are judged at (default: the newest taken_at)")
 @listing.options()
 def federate(
@@ -554,7 +559,7 @@ def federate(
     callback=_nonblank,
     help="plan only this aggregate (repeatable)",
 )
-@click.option("--state", "state_path", help="state file: read for cooldowns, then rewritten")
+@click.option("--state", "state_path", callback=a_path, help="state file: read for cooldowns, then rewritten")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="planner option")
 @click.option("--now", help="RFC 3339 time cooldowns are judged at (default: snapshot taken_at)")
 @click.option("-o", "--output", help="write the plan here (.json/.yaml, - for stdout)", callback=DOCUMENT)
@@ -753,7 +758,8 @@ def _leaving_options(f: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--smallest-first", is_flag=True, help="within a priority, smallest VMs first"),
             click.option("--aggregate", "aggregates", multiple=True, callback=_nonblank,
                          help="only this aggregate (repeatable)"),
-            click.option("--state", "state_path", help="state file: read for quarantine, then rewritten"),
+            click.option("--state", "state_path", callback=a_path,
+                         help="state file: read for quarantine, then rewritten"),
             click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="planner option"),
             click.option("--now", help="RFC 3339 time quarantines are judged at (default: taken_at)"),
             click.option("-o", "--output", callback=DOCUMENT,
@@ -909,7 +915,7 @@ def warm(names: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.argument("folder", metavar="[DIR]", required=False)
+@click.argument("folder", metavar="[DIR]", required=False, callback=a_path)
 @click.option("--config", "config_path", help="kronos.conf: list its [engine] plan_dir")
 @listing.options()
 def plans(folder: str | None, config_path: str | None, **shown: Any) -> None:
@@ -973,7 +979,11 @@ def plans(folder: str | None, config_path: str | None, **shown: Any) -> None:
     "-o", "--output", callback=written_as(".html", ".htm"), help="write the HTML report here (- for stdout)"
 )
 @click.option(
-    "--png", "png_dir", metavar="DIR", help="also write each chart as a PNG in DIR (needs matplotlib)"
+    "--png",
+    "png_dir",
+    metavar="DIR",
+    callback=a_path,
+    help="also write each chart as a PNG in DIR (needs matplotlib)",
 )
 def report(snapshot: str, plan_file: str, output: str | None, png_dir: str | None) -> None:
     """Draw PLAN on SNAPSHOT as one self-contained HTML page (and PNG charts).
@@ -993,13 +1003,15 @@ def report(snapshot: str, plan_file: str, output: str | None, png_dir: str | Non
     if problems:
         raise ValidationError(snapshot, problems)
     _choose_kernels(snap)
-    from kronos.report import build_report, render_html, render_pngs, write_pngs
+    from kronos.report import build_report, chart_folder, render_html, render_pngs, write_pngs
 
     try:
         built = build_report(snap, plan_doc)
     except DataError as exc:
         raise DataError(f"{plan_file} on {snapshot}: {exc}") from None
     pngs = render_pngs(built) if png_dir is not None else {}
+    if png_dir is not None:
+        chart_folder(png_dir)
     if output == "-":
         click.echo(render_html(built), nl=False)
     elif output is not None:
@@ -1017,7 +1029,9 @@ def report(snapshot: str, plan_file: str, output: str | None, png_dir: str | Non
 @click.option("--mode", type=click.Choice(MODES), help="without PLAN: plan in this mode first")
 @click.option("--budget", help="without PLAN: steps per aggregate, or 'unlimited'")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="without PLAN: planner option")
-@click.option("--state", "state_path", help="state file (read only): cooldowns and quarantine")
+@click.option(
+    "--state", "state_path", callback=a_path, help="state file (read only): cooldowns and quarantine"
+)
 @click.option("--config", "config_path", help="without PLAN: kronos.conf's [engine] planner options")
 @click.option(
     "-o", "--output", help="write the answers as records here (.json/.yaml, - for stdout)", callback=DOCUMENT
@@ -1266,6 +1280,7 @@ STATE_OPT = click.option(
     "--state",
     "state_path",
     metavar="FILE",
+    callback=a_path,
     help="state file (default state.json; created if missing, rewritten atomically)",
 )
 CONFIG_OPT = click.option(

@@ -33,6 +33,14 @@ def misnamed(output: str | None, suffixes: tuple[str, ...]) -> str | None:
     return None
 
 
+def a_path(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Click callback for a file or folder option: the empty string names nothing (the OS would
+    read it as the current folder, and a typo such as ``--state "$UNSET"`` would pass)."""
+    if isinstance(value, str) and not value.strip():
+        raise click.BadParameter(f"{value!r} names nothing: give a path", ctx, param)
+    return value
+
+
 def written_as(*suffixes: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
     """Click callback for ``-o``: see :func:`misnamed`."""
 

@@ -11,6 +11,15 @@ from __future__ import annotations
 
 from kronos.report.figures import NotMovable, PolicyChart, Report, build_report
 from kronos.report.html import render_html
-from kronos.report.png import render_pngs, write_pngs
+from kronos.report.png import chart_folder, render_pngs, write_pngs
 
-__all__ = ["NotMovable", "PolicyChart", "Report", "build_report", "render_html", "render_pngs", "write_pngs"]
+__all__ = [
+    "NotMovable",
+    "PolicyChart",
+    "Report",
+    "build_report",
+    "chart_folder",
+    "render_html",
+    "render_pngs",
+    "write_pngs",
+]

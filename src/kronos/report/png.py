@@ -108,12 +108,19 @@ def _file_name(taken: dict[str, bytes], chart: PolicyChart) -> str:
     return name
 
 
-def write_pngs(files: dict[str, bytes], directory: str | os.PathLike[str]) -> list[Path]:
-    """Write each file atomically into ``directory`` (made if missing); return the paths."""
+def chart_folder(directory: str | os.PathLike[str]) -> Path:
+    """``directory``, made if missing; a file there is an error. Called before the report writes
+    anything, so a bad ``--png`` leaves no HTML behind it."""
     where = Path(directory)
     if where.exists() and not where.is_dir():
         raise KronosIOError(f"{where}: not a folder (--png names the folder the charts go in)")
     make_folder(where)
+    return where
+
+
+def write_pngs(files: dict[str, bytes], directory: str | os.PathLike[str]) -> list[Path]:
+    """Write each file atomically into ``directory`` (made if missing); return the paths."""
+    where = chart_folder(directory)
     for name, data in files.items():
         write_atomic(where / name, data)
     return [where / name for name in files]
