@@ -4,6 +4,7 @@ import io
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -158,6 +159,39 @@ def test_a_plans_extensions_and_what_older_plans_recorded_still_load() -> None:
     assert kronos.load_plan(io.StringIO(json.dumps(doc))).options["x_producer"] == "tool"
 
 
+def _with_steps(doc: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """``doc`` with these steps, its summary's migrations counting them (as a planner's would)."""
+    aggregates = {
+        name: {**a, "migrations": sum(s["aggregate"] == name for s in steps)}
+        for name, a in doc["summary"]["aggregates"].items()
+    }
+    return {**doc, "steps": steps, "summary": {**doc["summary"], "aggregates": aggregates}}
+
+
+def test_a_plan_whose_summary_counts_other_steps_is_refused(tmp_path: Path) -> None:
+    """A hand-edited plan with steps taken out kept its summary: report and show said 10 moves
+    for a plan that made none. Every consumer loads it through the same check."""
+    snap = kronos.generate(hosts=6, vms=40, groups=0, seed=5)
+    kronos.dump(snap, tmp_path / "s.json")
+    doc = json.loads(kronos.files.render(kronos.plan(snap)))
+    agg = doc["steps"][0]["aggregate"]
+    planned = doc["summary"]["aggregates"][agg]["migrations"]
+    assert planned == sum(s["aggregate"] == agg for s in doc["steps"]) > 1
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**doc, "steps": doc["steps"][1:]}))
+    for command in ("show", "report"):
+        out = ["-o", str(tmp_path / "r.html")]
+        proc = (
+            kronos_cli(command, str(bad))
+            if command == "show"
+            else kronos_cli(command, str(tmp_path / "s.json"), str(bad), *out)
+        )
+        said = f"summary.aggregates.{agg}.migrations = {planned}: the plan has {planned - 1} step(s) in this"
+        assert proc.returncode == 65 and said in proc.stderr, proc.stderr
+    bad.write_text(json.dumps(doc))
+    assert kronos.load_plan(bad).summary.aggregates[agg].migrations == planned
+
+
 def test_a_plan_that_moves_a_vm_nowhere_or_twice_is_refused(tmp_path: Path) -> None:
     """FORMATS §2: a VM moves once a plan unless the later step says why, never twice in one wave
     (the executor runs a wave at once), and a step goes somewhere. The executor took such plans."""
@@ -174,7 +208,7 @@ def test_a_plan_that_moves_a_vm_nowhere_or_twice_is_refused(tmp_path: Path) -> N
         ([first, again], "steps[1].instance"),
     ]:
         bad = tmp_path / "bad.json"
-        bad.write_text(json.dumps({**doc, "steps": steps}))
+        bad.write_text(json.dumps(_with_steps(doc, steps)))
         proc = kronos_cli("show", str(bad))
         assert proc.returncode == 65 and said in proc.stderr, proc.stderr
         with pytest.raises(kronos.errors.ValidationError) as err:
@@ -182,5 +216,5 @@ def test_a_plan_that_moves_a_vm_nowhere_or_twice_is_refused(tmp_path: Path) -> N
         assert said in str(err.value), str(err.value)
     assert "steps[0] moves it already; a repeat needs repeat_reason" in str(err.value)
     # a later step that says why it moves the VM again (a two-hop, a parking move) is a plan
-    fine = {**doc, "steps": [first, {**again, "repeat_reason": "parking"}]}
+    fine = _with_steps(doc, [first, {**again, "repeat_reason": "parking"}])
     assert kronos.load_plan(io.StringIO(json.dumps(fine))).steps[1].repeat_reason == "parking"

@@ -859,8 +859,14 @@ def validate_plan(plan: Plan) -> list[Issue]:
             )
     out += _repeated_moves(plan.steps)
     out += _plan_options(plan.options)
+    steps_in = Counter(s.aggregate for s in plan.steps)
     for name, summary in plan.summary.aggregates.items():
-        out += _aggregate_summary(key_path("summary.aggregates", name), summary)
+        at = key_path("summary.aggregates", name)
+        out += _aggregate_summary(at, summary)
+        if isinstance(summary.migrations, int) and summary.migrations != steps_in[name]:
+            # a hand-edited plan: what it reports would not be what it does
+            said = f"the plan has {steps_in[name]} step(s) in this aggregate"
+            out.append(Issue(f"{at}.migrations", said, summary.migrations))
     for field in ("unplaced", "not_selected"):
         for i, u in enumerate(getattr(plan.summary, field) or ()):
             if _blank(u.instance):
