@@ -59,6 +59,11 @@ def test_usage_errors_exit_64_without_traceback(small: kronos.Snapshot, tmp_path
         (("plan", str(snap), "--set", "stop_below_threshold=maybe"), "true or false"),
         (("plan", str(snap), "--set", "exact_seconds=5"), "unknown option 'exact_seconds'"),
         (("plan", str(snap), "--set", "prune=false"), "unknown option 'prune'"),
+        (
+            ("plan", str(snap), "--set", "mode=pack"),
+            "--set mode: not a planner option but this command's --mode",
+        ),
+        (("drain", str(snap), "--host", "cmp-001", "--set", "mode=pack"), "--set 'mode': unknown option"),
         (("plan", str(snap), "--set", "max_parallel=0"), "at least 1 step a wave"),
         (("plan",), "Missing argument"),
         (("generate", "--vms", "99999999999999999999"), "not in the range"),

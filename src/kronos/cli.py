@@ -89,6 +89,15 @@ def as_flags(text: str) -> str:
     return text
 
 
+def _own_flag(key: str) -> str | None:
+    """The running command's flag ``--KEY``, if it has one (``--set mode=pack`` meant ``--mode``)."""
+    ctx = click.get_current_context(silent=True)
+    flag = "--" + key.replace("_", "-")
+    if ctx is None or not any(flag in p.opts for p in ctx.command.params):
+        return None
+    return flag
+
+
 def _parse_sets(values: tuple[str, ...], flag: str = "--set") -> dict[str, str]:
     """KEY=VALUE pairs; for ``--set`` each KEY a planner option (kronos.plan's own keywords,
     such as its test knob ``prune``, are not)."""
@@ -100,7 +109,10 @@ def _parse_sets(values: tuple[str, ...], flag: str = "--set") -> dict[str, str]:
         if not eq or not key.strip():
             raise UsageError(f"{flag} {item!r}: expected KEY=VALUE")
         if flag == "--set" and key.strip().replace("-", "_") not in OPTION_NAMES:
-            raise UsageError(f"{flag} {item!r}: {unknown_option(key.strip())}")
+            own = _own_flag(key.strip())
+            if own:  # (worded without KEY=: the error's rendering turns "mode=" into "--mode ")
+                raise UsageError(f"{flag} {key.strip()}: not a planner option but this command's {own}")
+            raise UsageError(f"{flag} {key.strip()!r}: {unknown_option(key.strip())}")
         out[key.strip()] = value
     return out
 
