@@ -144,9 +144,12 @@ def test_kronos_plans_lists_saved_plans_and_leaves_others_out(tmp_path: Path) ->
     assert kronos_cli("plans").returncode == 64
     conf = tmp_path / "kronos.conf"  # a configuration that saves no plans: its fault, 78
     conf.write_text("[engine]\naggregates = a\n")
-    (tmp_path / "policies.yaml").write_text((ROOT / "etc" / "kronos" / "policies.yaml.sample").read_text())
     unset = kronos_cli("plans", "--config", str(conf))
     assert unset.returncode == 78 and "[engine] plan_dir is not set" in unset.stderr
+    # the plans' folder is all it reads there: no policies file is needed to list them
+    conf.write_text(f"[engine]\naggregates = a\nplan_dir = {tmp_path}\npolicies_file = /nonexistent.yaml\n")
+    listed = kronos_cli("plans", "--config", str(conf), "-f", "csv", "-c", "file")
+    assert listed.returncode == 0 and "plan-b.json" in listed.stdout, listed.stderr
     assert kronos_cli("plans", str(tmp_path / "nowhere")).returncode == 66
     a_file = kronos_cli("plans", EXAMPLE)
     assert a_file.returncode == 66 and "not a folder" in a_file.stderr

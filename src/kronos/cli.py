@@ -945,7 +945,7 @@ def plans(folder: str | None, config_path: str | None, **shown: Any) -> None:
     if config_path is not None:
         from kronos.cli_cloud import load_config
 
-        config = load_config(config_path, require_scope=False)
+        config = load_config(config_path, require_scope=False, policies=False)  # the folder only
         where = config.path(config.engine.plan_dir)
         if where is None:
             raise ConfigError(f"{config_path}: [engine] plan_dir is not set: no plans are saved")
