@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -159,7 +160,11 @@ def test_the_cli_refuses_what_it_cannot_answer(tmp_path: Path, case) -> None:  #
     kronos.dump(plan, p)
     assert kronos_cli("explain", str(s), str(p)).returncode == 64
     nobody = kronos_cli("explain", str(s), str(p), "--vm", "nobody")
-    assert nobody.returncode == 64 and "nobody" in nobody.stderr
+    assert nobody.returncode == 64 and "nobody" in nobody.stderr and "did you mean" not in nobody.stderr
+    typo = kronos_cli("explain", str(s), str(p), "--vm", "hugе", "--host", "of")  # a Cyrillic е
+    assert typo.returncode == 64 and "vm='hugе'" in typo.stderr and "(did you mean huge?)" in typo.stderr
+    host = kronos_cli("explain", str(s), str(p), "--host", "offf")
+    assert host.returncode == 64 and "host='offf'" in host.stderr and "(did you mean off?)" in host.stderr
     other = tmp_path / "other.json"
     kronos.dump(kronos.generate(hosts=3, vms=10, groups=0, seed=1), other)
     wrong = kronos_cli("explain", str(other), str(p), "--vm", "huge")
@@ -172,7 +177,14 @@ def test_the_cli_refuses_what_it_cannot_answer(tmp_path: Path, case) -> None:  #
         ("aggregate", "agg-99", "aggregate agg-99 is not in the snapshot"),
     ]:
         bad = tmp_path / f"bad-{field}.json"
-        bad.write_text(json.dumps({**doc, "steps": [{**doc["steps"][0], field: value}, *doc["steps"][1:]]}))
+        steps = [{**doc["steps"][0], field: value}, *doc["steps"][1:]]
+        counted = {  # the summary counts the edited steps, as a loader checks: the replay refuses it
+            name: {**doc["summary"]["aggregates"][doc["steps"][0]["aggregate"]], "migrations": n}
+            for name, n in Counter(step["aggregate"] for step in steps).items()
+        }
+        bad.write_text(
+            json.dumps({**doc, "steps": steps, "summary": {**doc["summary"], "aggregates": counted}})
+        )
         for args in (("explain", str(s), str(bad), "--host", doc["steps"][0]["source"]),
                      ("report", str(s), str(bad), "-o", str(tmp_path / "r.html"))):  # fmt: skip
             proc = kronos_cli(*args)

@@ -9,6 +9,9 @@ where it did). Text is the CLI's business (:mod:`kronos.render`).
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
+
 import numpy as np
 from attrs import frozen
 
@@ -98,13 +101,20 @@ def _vm_index(world: World, snapshot: Snapshot, ref: str) -> int:
         return named[0]
     if named:
         raise UsageError(f"vm={ref!r}: {len(named)} VMs have that name; give its id")
-    raise UsageError(f"vm={ref!r}: no VM with that id or name in the snapshot")
+    names = [n for v in snapshot.vms for n in (v.id, v.name) if n]
+    raise UsageError(f"vm={ref!r}: no VM with that id or name in the snapshot{_near(ref, names)}")
 
 
 def _host_index(world: World, ref: str) -> int:
     if ref not in world.host_index:
-        raise UsageError(f"host={ref!r}: no such host in the snapshot")
+        raise UsageError(f"host={ref!r}: no such host in the snapshot{_near(ref, world.host_names)}")
     return world.host_index[ref]
+
+
+def _near(ref: str, names: Sequence[str]) -> str:
+    """A did-you-mean for a mistyped name (``cmp-01`` for ``cmp-001``), or nothing."""
+    near = difflib.get_close_matches(ref, names, n=1)
+    return f" (did you mean {near[0]}?)" if near else ""
 
 
 def _aggregates_of(world: World, h: int) -> list[str]:
