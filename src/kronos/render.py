@@ -301,7 +301,10 @@ def explain_vm_text(x: VMExplanation, most: int = 5) -> str:
         else "  may not move: " + "; ".join(render(r) for r in x.not_movable)
     )
     for view in x.aggregates:
-        lines.append(f"  aggregate {view.aggregate} (combined imbalance {view.combined_now:.4f}):")
+        # before the plan; the decision below is after it, so its best host may differ
+        lines.append(
+            f"  aggregate {view.aggregate} before the plan (combined imbalance {view.combined_now:.4f}):"
+        )
         feasible = sorted((h for h in view.hosts if h.why is None), key=lambda h: (h.combined_after, h.host))
         if feasible:
             best = ", ".join(f"{h.host} → {h.combined_after:.4f}" for h in feasible[:most])
