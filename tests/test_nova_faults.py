@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from keystoneauth1 import exceptions as ksa
 
+from kronos.adapters.config import PrometheusConfig
 from kronos.adapters.nova import Aggregate, Capacity, NovaReader, NovaWorld, Server, ServerGroup, Service
 from kronos.adapters.record import build_snapshot
 from kronos.adapters.scores import PolicyReading
@@ -132,7 +133,9 @@ def _reading(values: dict[str, tuple[float, ...]]) -> dict[str, PolicyReading]:
 def test_partial_coverage_plans_without_the_bad_host_and_says_why() -> None:
     policy = _reading({})["cpu"].policy
     readings = _reading({"h1": (0.5,), "h2": (0.2,), "h3": (float("nan"),)})  # h4 is down: exports nothing
-    snap = build_snapshot(_world(), [policy], readings, {}, AT, min_host_coverage=0.6)
+    snap = build_snapshot(
+        _world(), [policy], readings, {}, AT, limits=PrometheusConfig(min_host_coverage=0.6)
+    )
     src = snap.source or {}
     assert src["skip_aggregates"] == {}
     assert list(src["excluded_hosts"]) == ["h3"] and "NaN" in src["excluded_hosts"]["h3"]

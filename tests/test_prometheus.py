@@ -20,6 +20,7 @@ import attrs
 import pytest
 import requests
 
+from kronos.adapters.config import PrometheusConfig
 from kronos.adapters.policies import load_policies
 from kronos.adapters.prometheus import PrometheusClient, QueryFailed
 from kronos.adapters.scores import VMRef, assess, read_policies, read_policy, read_vm_weights
@@ -162,7 +163,9 @@ def test_query_errors_are_reported_and_skip_every_aggregate(
 
 def test_coverage_and_down_hosts(prom: str, truth: promdata.Truth, policies: tuple[Policy, ...]) -> None:
     readings = read_policies(PrometheusClient(prom), policies, AT)
-    lenient = assess(readings, {"agg-nan": truth.aggregates["agg-nan"]}, AT, min_host_coverage=0.8)[0]
+    lenient = assess(
+        readings, {"agg-nan": truth.aggregates["agg-nan"]}, AT, limits=PrometheusConfig(min_host_coverage=0.8)
+    )[0]
     assert lenient.skipped is None and len(lenient.problems) == 1  # reported, not fatal
     mem = lenient.policies[1]
     four = [truth.hosts[h].mem for h in truth.aggregates["agg-nan"][:4]]

@@ -1218,8 +1218,7 @@ def scores(
         pools,
         at,
         down=down,
-        max_sample_age=config.prometheus.max_sample_age,
-        min_host_coverage=config.prometheus.min_host_coverage,
+        limits=config.prometheus,
     )
     if output is not None:
         _write(output, _scores_json(reports, format_time(at)) + "\n")

@@ -312,8 +312,7 @@ def _coverage(c: Any, readings: Any, found: Any, services: Any, at: Any) -> str:
         pools,
         at,
         down=down,
-        max_sample_age=c.prometheus.max_sample_age,
-        min_host_coverage=c.prometheus.min_host_coverage,
+        limits=c.prometheus,
     )
     skipped = [r for r in reports if r.skipped]
     if skipped:

@@ -33,7 +33,7 @@ from typing import Any
 
 import attrs
 
-from kronos.adapters.config import Config
+from kronos.adapters.config import Config, PrometheusConfig
 from kronos.adapters.history import Window
 from kronos.adapters.nova import NovaReader, NovaWorld, Server
 from kronos.adapters.nova_request import Request, request
@@ -41,6 +41,7 @@ from kronos.adapters.numa_file import NumaTopology
 from kronos.adapters.numa_file import load as load_numa
 from kronos.adapters.prometheus import PrometheusClient
 from kronos.adapters.scores import (
+    DEFAULT_LIMITS,
     PolicyReading,
     VMRef,
     VMWeights,
@@ -86,17 +87,14 @@ def build_snapshot(
     at: datetime,
     *,
     include_unassigned: bool = False,
-    max_sample_age: float = 180.0,
-    min_host_coverage: float = 1.0,
+    limits: PrometheusConfig = DEFAULT_LIMITS,
     pinned_tag: str = "kronos:pinned",
     source: Mapping[str, Any] | None = None,
     numa: NumaTopology | None = None,
 ) -> Snapshot:
     by_pool = pools(world, include_unassigned)
     down = {h for h, s in world.services.items() if not s.up or s.forced_down}
-    reports = assess(
-        readings, by_pool, at, down=down, max_sample_age=max_sample_age, min_host_coverage=min_host_coverage
-    )
+    reports = assess(readings, by_pool, at, down=down, limits=limits)
     skip = {r.name: r.skipped.removeprefix("bad data: ") for r in reports if r.skipped}
     t = at.timestamp()
 
@@ -108,7 +106,7 @@ def build_snapshot(
             if reading.error is not None:
                 why = f"{name}: query failed"
             else:
-                problem = host_problem(reading, host, t, max_sample_age)
+                problem = host_problem(reading, host, t, limits.max_sample_age)
                 if problem is None:
                     scores[host][name] = reading.values[host][0]
                     if reading.history is not None:  # its last sample is this score (history.on_grid)
@@ -343,8 +341,7 @@ def record(
         weights,
         at,
         include_unassigned=unassigned,
-        max_sample_age=config.prometheus.max_sample_age,
-        min_host_coverage=config.prometheus.min_host_coverage,
+        limits=config.prometheus,
         pinned_tag=config.nova.pinned_tag,
         source={
             "recorder": "kronos record",

@@ -29,6 +29,7 @@ import numpy as np
 from attrs import field, frozen
 
 from kronos.adapters import history as hist
+from kronos.adapters.config import PrometheusConfig
 from kronos.adapters.history import History, Window
 from kronos.adapters.prometheus import PrometheusClient, QueryFailed, Series
 from kronos.core.model import Policy
@@ -201,20 +202,26 @@ class AggregateReport:
         return tuple(x for p in self.policies for x in p.problems)
 
 
+#: the ``[prometheus]`` defaults: data judged as a kronos.conf without the section would
+DEFAULT_LIMITS = PrometheusConfig()
+
+
 def assess(
     readings: Mapping[str, PolicyReading],
     aggregates: Mapping[str, Sequence[str]],
     at: datetime,
     *,
     down: Iterable[str] = (),
-    max_sample_age: float = 180.0,
-    min_host_coverage: float = 1.0,
+    limits: PrometheusConfig = DEFAULT_LIMITS,
 ) -> list[AggregateReport]:
     """The health verdict per aggregate: good scores, problems, and whether to skip it.
 
     Hosts in ``down`` export nothing when dead, so their absence is no problem
     and they take no part in the imbalance (the snapshot treats them alike).
+    ``limits``: the ``[prometheus]`` section, whose ``max_sample_age`` and
+    ``min_host_coverage`` judge the data (one argument, so every caller judges alike).
     """
+    max_sample_age, min_host_coverage = limits.max_sample_age, limits.min_host_coverage
     gone = set(down)
     t = at.timestamp()
     reports = []
