@@ -44,7 +44,9 @@ def _plan() -> dict[str, Any]:
         for i in range(3)
     )
     summary = kronos.PlanSummary(
-        aggregates={"agg": kronos.AggregateSummary({"cpu": 0.2}, {"cpu": 0.1}, 0.2, 0.1)}
+        aggregates={
+            "agg": kronos.AggregateSummary({"cpu": 0.2}, {"cpu": 0.1}, 0.2, 0.1, migrations=len(steps))
+        }
     )
     plan = kronos.Plan(T0, "sha256:" + "0" * 64, {"budget": 3}, steps, summary)
     return json.loads(kronos.files.render(plan))  # type: ignore[no-any-return]
