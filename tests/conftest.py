@@ -73,12 +73,70 @@ def small() -> kronos.Snapshot:
     return kronos.generate(hosts=12, vms=240, groups=12, seed=5)
 
 
-def kronos_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the real ``kronos`` entry point in a subprocess (exit codes, stdout, stderr)."""
-    return subprocess.run(
-        [sys.executable, "-c", "from kronos.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        check=False,
-    )
+def kronos_cli(
+    *args: str, stdin: str | None = None, process: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``kronos`` command line (exit code, stdout, stderr).
+
+    In this process, through the same ``run`` as the console script, with its own stdin,
+    stdout, stderr, logging and signal handlers: a new interpreter importing kronos and
+    loading the kernels cost ~1 s a call, several minutes over the suite. ``process`` (a test
+    of the process itself: its file descriptors, its signals), ``--jit`` (which chooses the
+    process's kernels) and KRONOS_TEST_CLI_PROCESS=1 run a real subprocess.
+    """
+    if process or args[:1] == ("--jit",) or os.environ.get("KRONOS_TEST_CLI_PROCESS") == "1":
+        return subprocess.run(
+            [sys.executable, "-c", "from kronos.cli import main; main()", *args],
+            capture_output=True,
+            text=True,
+            input=stdin,
+            check=False,
+        )
+    return _in_process(list(args), stdin)
+
+
+def _in_process(args: list[str], stdin: str | None) -> subprocess.CompletedProcess[str]:
+    import logging
+    import signal
+    import warnings
+
+    from click.testing import CliRunner
+
+    from kronos.cli import cli, run
+    from kronos.logs import configure
+
+    root = logging.getLogger()
+    loggers = {name: logging.getLogger(name) for name in logging.root.manager.loggerDict}
+    levels = {name: lg.level for name, lg in loggers.items() if isinstance(lg, logging.Logger)}
+    handlers, root_level = list(root.handlers), root.level
+    signals = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    showwarning = warnings.showwarning
+    environ = dict(os.environ)
+    cwd = Path.cwd()
+    try:
+        with CliRunner().isolation(input=stdin) as (out, err, _):
+            configure()  # as main() does: warnings before the options are read are logged too
+            try:
+                code = run(cli.main, args)
+            except SystemExit as exc:  # pragma: no cover - run() returns its codes
+                code = exc.code if isinstance(exc.code, int) else 1
+            return subprocess.CompletedProcess(
+                ["kronos", *args], code, out.getvalue().decode(), err.getvalue().decode()
+            )
+    finally:
+        logging.captureWarnings(False)
+        warnings.showwarning = showwarning
+        for h in list(root.handlers):
+            root.removeHandler(h)
+            if h not in handlers:
+                h.close()  # a --log-file's file
+        for h in handlers:
+            root.addHandler(h)
+        root.setLevel(root_level)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        for s, h in signals.items():
+            signal.signal(s, h)
+        os.environ.clear()
+        os.environ.update(environ)
+        os.chdir(cwd)

@@ -200,7 +200,7 @@ def test_a_plan_written_as_yaml_by_the_plain_python_kernels(tmp_path: Path) -> N
 
 def test_output_to_dev_stdout_goes_down_the_pipe(tmp_path: Path) -> None:
     """Resolved, /dev/stdout names /proc/PID/fd/pipe:[N], which a rename cannot target (exit 74)."""
-    proc = kronos_cli("generate", "--hosts", "3", "--vms", "5", "-o", "/dev/stdout")
+    proc = kronos_cli("generate", "--hosts", "3", "--vms", "5", "-o", "/dev/stdout", process=True)
     assert proc.returncode == 0, proc.stderr
     assert kronos.load_snapshot(io.StringIO(proc.stdout)).hosts
 

@@ -123,7 +123,9 @@ def test_changes_by_hand_go_to_the_audit_log(tmp_path: Path) -> None:
         "--error", "password=hunter2 rejected", "--audit-file", str(audit),
     )  # fmt: skip
     assert failed.returncode == 0, failed.stderr
-    freed = kronos_cli("state", "release", "--state", str(state), "vm-1", "--audit-file", str(audit))
+    freed = kronos_cli(
+        "state", "release", "--state", str(state), "vm-1", "--audit-file", str(audit), process=True
+    )  # fmt: skip
     assert freed.returncode == 0, freed.stderr
     lines = [json.loads(x) for x in audit.read_text().splitlines()]
     assert [(x["event"], x["instance"]) for x in lines] == [("result_recorded", "vm-1"), ("released", "vm-1")]
