@@ -82,9 +82,10 @@ def kronos_cli(
     stdout, stderr, logging and signal handlers: a new interpreter importing kronos and
     loading the kernels cost ~1 s a call, several minutes over the suite. ``process`` (a test
     of the process itself: its file descriptors, its signals), ``--jit`` (which chooses the
-    process's kernels) and KRONOS_TEST_CLI_PROCESS=1 run a real subprocess.
+    process's kernels) and TESTS_CLI_PROCESS=1 (not a KRONOS_ name: those are kronos.conf
+    settings) run a real subprocess.
     """
-    if process or args[:1] == ("--jit",) or os.environ.get("KRONOS_TEST_CLI_PROCESS") == "1":
+    if process or args[:1] == ("--jit",) or os.environ.get("TESTS_CLI_PROCESS") == "1":
         return subprocess.run(
             [sys.executable, "-c", "from kronos.cli import main; main()", *args],
             capture_output=True,

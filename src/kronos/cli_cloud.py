@@ -443,31 +443,33 @@ def execute(
     audit_path = config.path(config.engine.audit_file)
     audit = Audit(audit_path) if audit_path else None
     journal = Journal(results_path, state_path, state_options(config), also=progress, audit=audit)
-    executor: Waves
-    if federation:  # [nova:<cloud>] per cloud; --os-cloud and [nova] are not used
-        clouds = crosscloud.connect_clouds(config, plan)
-        receiving = {str(s.destination_cloud) for s in todo}  # where os-services is read anyway
-        conns = {name: c.conn for name, c in clouds.items() if name in receiving}
-        executor = crosscloud.CrossCloudExecutor(
-            clouds, ex_conf, journal, networks=networks, stop=stop, started=journal.started
-        )
-    else:
-        compute = Compute(connect(config.nova, os_cloud, os_region))
-        conns = {"": compute.conn}
-        executor = Executor(compute, ex_conf, journal, stop=stop, started=journal.started)
-    reach(conns)
-    executor.check_drift(todo, plan)
-    journal.audit("execute", plan=plan_id(plan), file=plan_file, steps=len(todo), done_before=len(skip))
+    try:  # closed however it ends: a refused connection or a drift abort left the files open
+        executor: Waves
+        if federation:  # [nova:<cloud>] per cloud; --os-cloud and [nova] are not used
+            clouds = crosscloud.connect_clouds(config, plan)
+            receiving = {str(s.destination_cloud) for s in todo}  # where os-services is read anyway
+            conns = {name: c.conn for name, c in clouds.items() if name in receiving}
+            executor = crosscloud.CrossCloudExecutor(
+                clouds, ex_conf, journal, networks=networks, stop=stop, started=journal.started
+            )
+        else:
+            compute = Compute(connect(config.nova, os_cloud, os_region))
+            conns = {"": compute.conn}
+            executor = Executor(compute, ex_conf, journal, stop=stop, started=journal.started)
+        reach(conns)
+        executor.check_drift(todo, plan)
+        journal.audit("execute", plan=plan_id(plan), file=plan_file, steps=len(todo), done_before=len(skip))
 
-    def leave_now(signum: int) -> None:
-        executor.interrupt(f"signal {signum} while running")
+        def leave_now(signum: int) -> None:
+            executor.interrupt(f"signal {signum} while running")
+            journal.close()
+
+        on_signals(stop, leave_now)
+        results = executor.execute(plan, skip)
+    finally:
         journal.close()
-
-    on_signals(stop, leave_now)
-    results = executor.execute(plan, skip)
-    journal.close()
-    if audit is not None:
-        audit.close()
+        if audit is not None:
+            audit.close()
     progress.finish()
     counts: dict[str, int] = {}
     for r in results:
