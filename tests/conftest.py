@@ -12,6 +12,12 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import kronos
+
+# compiled, the library default, before any in-process command line on a small snapshot could
+# choose the plain-Python kernels for the whole session (kronos.core.jit: once a process)
+import kronos.core.kernels
+import kronos.core.placement
+import kronos.core.rules
 from tests.etcd_server import Etcd
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,7 +89,8 @@ def kronos_cli(
     loading the kernels cost ~1 s a call, several minutes over the suite. ``process`` (a test
     of the process itself: its file descriptors, its signals), ``--jit`` (which chooses the
     process's kernels) and TESTS_CLI_PROCESS=1 (not a KRONOS_ name: those are kronos.conf
-    settings) run a real subprocess.
+    settings) run a real subprocess. In this process pytest's warning filters apply: a warning
+    a command raises fails it (exit 70), where a real process would log it and go on.
     """
     if process or args[:1] == ("--jit",) or os.environ.get("TESTS_CLI_PROCESS") == "1":
         return subprocess.run(
@@ -106,10 +113,10 @@ def _in_process(args: list[str], stdin: str | None) -> subprocess.CompletedProce
     from kronos.cli import cli, run
     from kronos.logs import configure
 
-    root = logging.getLogger()
-    loggers = {name: logging.getLogger(name) for name in logging.root.manager.loggerDict}
-    levels = {name: lg.level for name, lg in loggers.items() if isinstance(lg, logging.Logger)}
-    handlers, root_level = list(root.handlers), root.level
+    loggers = [logging.getLogger()] + [
+        lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)
+    ]
+    kept = {lg: (list(lg.handlers), lg.level, lg.propagate) for lg in loggers}
     signals = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     showwarning = warnings.showwarning
     environ = dict(os.environ)
@@ -127,15 +134,18 @@ def _in_process(args: list[str], stdin: str | None) -> subprocess.CompletedProce
     finally:
         logging.captureWarnings(False)
         warnings.showwarning = showwarning
-        for h in list(root.handlers):
-            root.removeHandler(h)
-            if h not in handlers:
-                h.close()  # a --log-file's file
-        for h in handlers:
-            root.addHandler(h)
-        root.setLevel(root_level)
-        for name, level in levels.items():
-            logging.getLogger(name).setLevel(level)
+        for lg in [logging.getLogger()] + [
+            x for x in logging.root.manager.loggerDict.values() if isinstance(x, logging.Logger)
+        ]:
+            handlers, level, propagate = kept.get(lg, ([], logging.NOTSET, True))
+            for h in list(lg.handlers):
+                lg.removeHandler(h)
+                if h not in handlers:
+                    h.close()  # a --log-file's, a JSON log's (kronos.events) stream
+            for h in handlers:
+                lg.addHandler(h)
+            lg.setLevel(level)
+            lg.propagate = propagate
         for s, h in signals.items():
             signal.signal(s, h)
         os.environ.clear()

@@ -86,6 +86,9 @@ def usage_error(*args: str, code: int = 64) -> str:
         (["state", "show", "--state", ""], "Invalid value for '--state': '' names nothing"),
         (["plan", EXAMPLE, "--state", " "], "Invalid value for '--state': ' ' names nothing"),
         (["plans", ""], "Invalid value for '[DIR]': '' names nothing"),
+        (["execute", EXAMPLE, "--config", "k.conf", "--state", ""], "Invalid value for '--state': '' names"),
+        (["execute", EXAMPLE, "--config", "k.conf", "--results", ""], "Invalid value for '--results': ''"),
+        (["run", "--config", "k.conf", "--log", ""], "Invalid value for '--log': '' names nothing"),
         (
             ["state", "record-result", "--instance", "", "--outcome", "Succeeded"],
             "Invalid value for '--instance': must not be empty",

@@ -349,9 +349,15 @@ def test_cli_writes_the_page_and_the_pngs(spread: Any, tmp_path: Path) -> None:
     assert [f.name for f in files] == sorted(render_pngs(build_report(*loaded)))
     assert len(files) == len(plan.summary.aggregates) * len(snap.enabled_policies)
     assert not [f for f in tmp_path.rglob(".*.tmp")]  # atomic writes leave no temporary file
-    on_a_file = kronos_cli("report", str(s), str(p), "-o", str(tmp_path / "r2.html"), "--png", str(s))
+    (tmp_path / "note.txt").write_text("a file, not a folder")
+    on_a_file = kronos_cli(
+        "report", str(s), str(p), "-o", str(tmp_path / "r2.html"), "--png", str(tmp_path / "note.txt")
+    )
     assert on_a_file.returncode == 74 and "not a folder" in on_a_file.stderr, on_a_file.stderr
     assert not (tmp_path / "r2.html").exists()  # the bad folder is found before the page is written
+    same = str(tmp_path / "same")
+    twice = kronos_cli("report", str(s), str(p), "-o", same, "--png", same)
+    assert twice.returncode == 64 and "the same file as -o" in twice.stderr and not Path(same).exists()
     unnamed = kronos_cli("report", str(s), str(p), "--png", "")
     assert unnamed.returncode == 64 and "names nothing" in unnamed.stderr, unnamed.stderr
 

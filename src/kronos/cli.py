@@ -1006,6 +1006,7 @@ def report(snapshot: str, plan_file: str, output: str | None, png_dir: str | Non
     """
     if output is None and png_dir is None:
         raise UsageError("nothing to write: give -o FILE, --png DIR or both")
+    distinct_files(("SNAPSHOT", snapshot), ("PLAN", plan_file), ("-o", output), ("--png", png_dir))
     import kronos
     from kronos.errors import DataError, ValidationError
     from kronos.files import write_atomic

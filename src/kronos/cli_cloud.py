@@ -6,6 +6,7 @@ one job; :mod:`kronos.cli` registers them on the ``kronos`` group.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from typing import Any
 import click
 
 from kronos import listing
-from kronos.cli_paths import DOCUMENT, distinct_files
+from kronos.cli_paths import DOCUMENT, a_path, distinct_files
 from kronos.errors import ConfigError, DataError, KronosError, UsageError
 from kronos.redact import redact
 
@@ -376,8 +377,10 @@ def on_signals(stop: Any, leave_now: Callable[[int], None]) -> None:
 @click.command()
 @click.argument("plan_file", metavar="PLAN")
 @click.option("--config", "config_path", required=True, help="kronos.conf ([nova], [executor])")
-@click.option("--state", "state_path", help="state file: cooldowns and quarantines are written back")
-@click.option("--results", "results_path", help="append one JSON line per step outcome here")
+@click.option(
+    "--state", "state_path", callback=a_path, help="state file: cooldowns and quarantines are written back"
+)
+@click.option("--results", "results_path", callback=a_path, help="append one JSON line per step outcome here")
 @click.option("--dry-run", is_flag=True, help="print what would be done, touch nothing")
 @OS_CLOUD
 def execute(
@@ -441,9 +444,12 @@ def execute(
     stop = threading.Event()
     progress = Progress(len(plan.steps), sys.stdout, sys.stdout.isatty())
     audit_path = config.path(config.engine.audit_file)
-    audit = Audit(audit_path) if audit_path else None
-    journal = Journal(results_path, state_path, state_options(config), also=progress, audit=audit)
-    try:  # closed however it ends: a refused connection or a drift abort left the files open
+    with contextlib.ExitStack() as files:  # closed however it ends (a refused Nova, a drift abort)
+        audit = Audit(audit_path) if audit_path else None
+        if audit is not None:
+            files.callback(audit.close)
+        journal = Journal(results_path, state_path, state_options(config), also=progress, audit=audit)
+        files.callback(journal.close)
         executor: Waves
         if federation:  # [nova:<cloud>] per cloud; --os-cloud and [nova] are not used
             clouds = crosscloud.connect_clouds(config, plan)
@@ -466,10 +472,6 @@ def execute(
 
         on_signals(stop, leave_now)
         results = executor.execute(plan, skip)
-    finally:
-        journal.close()
-        if audit is not None:
-            audit.close()
     progress.finish()
     counts: dict[str, int] = {}
     for r in results:
@@ -542,7 +544,9 @@ def _no_single_cloud(os_cloud: str | None, os_region: str | None) -> None:
 @click.command("run")
 @click.option("--config", "config_path", required=True, help="kronos.conf")
 @click.option("--once", is_flag=True, help="run one cycle and exit with its outcome")
-@click.option("--log", "log_path", help="JSON log lines here (default: [engine] log_file, else stdout)")
+@click.option(
+    "--log", "log_path", callback=a_path, help="JSON log lines here (default: [engine] log_file, else stdout)"
+)
 @OS_CLOUD
 def run_engine(
     config_path: str, once: bool, log_path: str | None, os_cloud: str | None, os_region: str | None
@@ -584,6 +588,7 @@ def run_engine(
         held.callback(coordinator.close)
         log_file = Path(log_path) if log_path else config.path(config.engine.log_file)
         log = JsonLog(log_file, lambda: datetime.now(UTC), "--log" if log_path else "[engine] log_file")
+        held.callback(log.close)  # however the loop ends
         engine = Engine(
             config,
             NovaReader(conn),
@@ -607,6 +612,5 @@ def run_engine(
             unused = "plans are executed, not saved there ([engine] dry_run = false)"
             log("warning", setting="[engine] plan_dir", value=config.engine.plan_dir, reason=unused)
         code = engine.loop(once=once)
-        log.close()
     if once and code:
         raise SystemExit(code)

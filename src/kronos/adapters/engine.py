@@ -143,31 +143,38 @@ class Engine:
         path = config.path(config.engine.results_file)
         audit_path = config.path(config.engine.audit_file)
         self.audit = Audit(audit_path, clock=clock) if audit_path else None
-        self.journal = Journal(
-            path,
-            config.path(config.engine.state_file),
-            state_options(config),
-            clock=clock,
-            also=lambda r: log("step", **attrs.asdict(r)),
-            labels=("[engine] results_file", "[engine] state_file"),
-            audit=self.audit,
-            store=state_store,
-        )
+        try:
+            self.journal = Journal(
+                path,
+                config.path(config.engine.state_file),
+                state_options(config),
+                clock=clock,
+                also=lambda r: log("step", **attrs.asdict(r)),
+                labels=("[engine] results_file", "[engine] state_file"),
+                audit=self.audit,
+                store=state_store,
+            )
+        except BaseException:  # an unreadable state, an unwritable results file: no open audit left
+            if self.audit is not None:
+                self.audit.close()
+            raise
 
     def loop(self, once: bool = False) -> int:
         """Cycle until stopped (or once); the exit code of the last cycle."""
         number, code = 0, 0
-        while not self.stop.is_set():
-            number += 1
-            started = self.clock()
-            code = self.cycle(number)
-            if once:
-                break
-            rest = self.config.engine.evaluation_interval - (self.clock() - started).total_seconds()
-            self.stop.wait(max(0.0, rest))
-        self.journal.close()
-        if self.audit is not None:
-            self.audit.close()
+        try:
+            while not self.stop.is_set():
+                number += 1
+                started = self.clock()
+                code = self.cycle(number)
+                if once:
+                    break
+                rest = self.config.engine.evaluation_interval - (self.clock() - started).total_seconds()
+                self.stop.wait(max(0.0, rest))
+        finally:  # however the loop ends
+            self.journal.close()
+            if self.audit is not None:
+                self.audit.close()
         return code
 
     def cycle(self, number: int) -> int:
