@@ -372,3 +372,21 @@ def test_a_backend_url_no_driver_takes_is_a_config_error_when_built_by_hand() ->
         Group(config)
     with pytest.raises(ConfigError, match="no tooz driver for scheme 'foo'"):
         status(config, ())
+
+
+def test_status_of_a_file_backend_no_engine_used_creates_nothing(tmp_path: Path) -> None:
+    """tooz's file driver makes its folder when it connects: a read-only ``kronos status`` on a
+    mistyped or unused folder made one. Once an engine has used the folder, status reads it."""
+    folder = tmp_path / "coordination"
+    config = CoordinationConfig(backend_url=f"file://{folder}", group="files", member_id="a")
+    seen = status(config, ("agg-00",))
+    assert (seen.members, seen.owners) == ((), {"agg-00": ""}) and not folder.exists()
+    engine = Group(config)
+    try:
+        deadline = time.monotonic() + 30
+        while status(config, ("agg-00",)).members != ("a",):
+            assert time.monotonic() < deadline, "the member never showed"
+            time.sleep(0.2)
+        assert status(config, ("agg-00",)).owners == {"agg-00": "a"} and folder.is_dir()
+    finally:
+        engine.close()

@@ -35,6 +35,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -440,6 +441,11 @@ def _lock_key(group: bytes, name: bytes) -> bytes:
 def status(config: CoordinationConfig, aggregates: tuple[str, ...]) -> Status:
     """Read the group without joining it: members, the owner of each aggregate (the ring every
     member computes, :class:`tooz.partitioner.Partitioner`'s), locks and slots held."""
+    parts = urlsplit(config.backend_url)
+    if parts.scheme == "file" and not Path(parts.path).exists():
+        # no engine ever used this folder; tooz's file driver would create it, and a read of
+        # the group should leave the machine as it found it
+        return Status(config.group, (), {a: "" for a in aggregates}, (), 0)
     coordination = _tooz()
     from tooz.drivers.etcd3gw import Etcd3Lock
 
