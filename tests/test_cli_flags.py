@@ -58,7 +58,8 @@ def usage_error(*args: str, code: int = 64) -> str:
     ("args", "words"),
     [
         (["generate", "--seed", "-1"], "Invalid value for '--seed': -1 is not in the range x>=0"),
-        (["generate", "--skew", "inf"], "Invalid value for '--skew': 'inf' is not a finite number"),
+        (["generate", "--skew", "inf"], "Invalid value for '--skew': inf is not in the range 0<=x<=10"),
+        (["generate", "--skew", "400"], "Invalid value for '--skew': 400.0 is not in the range 0<=x<=10"),
         (["generate", "--fill", "nan"], "Invalid value for '--fill': 'nan' is not a finite number"),
         (["generate", "--unmovable", "nan"], "'--unmovable': 'nan' is not a finite number"),
         (["generate", "--policies", "cpu,mem,cpu"], "--policies 'cpu,mem,cpu': 'cpu' given twice"),

@@ -302,6 +302,7 @@ def test_same_seed_same_world_and_each_option_draws_apart() -> None:
         ({"pinned": 0.2, "pcpu_hosts": 0.0}, "pcpu_hosts must be within (0, 1]"),
         ({"numa": -1}, "numa (cells per host) must be >= 0"),
         ({"numa_vms": 0.5}, "numa_vms places VMs on NUMA cells: it needs numa >= 1"),
+        ({"skew": 400.0}, "skew must be within [0, 10], got 400.0"),  # was NaN shares, a traceback
     ],
 )
 def test_nonsense_options_are_refused_by_name(kw: dict[str, Any], message: str) -> None:

@@ -228,7 +228,7 @@ def _uses(kind: str) -> str:
 )
 @click.option("--aggregates", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--heterogeneous", is_flag=True, help="mixed host sizes (score_capacity)")
-@click.option("--skew", default=0.6, show_default=True, type=FiniteRange(0))
+@click.option("--skew", default=0.6, show_default=True, type=FiniteRange(0, 10))  # testing.MAX_SKEW
 @click.option("--mode", type=click.Choice(MODES), default="spread", show_default=True)
 @click.option("--broken-groups", default=0.1, show_default=True, type=FiniteRange(0, 1))
 @click.option("--unmovable", default=0.03, show_default=True, type=FiniteRange(0, 1))

@@ -161,6 +161,10 @@ class _Extras:
             raise ValueError("numa_vms places VMs on NUMA cells: it needs numa >= 1")
 
 
+#: the largest load skew: hosts' loads differ by exp(skew · N(0, 1)); 10 is already one host
+#: e^20 times another, and a few hundred overflows
+MAX_SKEW = 10.0
+
 def _stream(seed: int, feature: str) -> np.random.Generator:
     """The random stream of one optional feature, apart from the base world's and the others'."""
     return np.random.default_rng([seed, 0x5EC4, _FEATURE_STREAMS.index(feature)])
@@ -304,6 +308,8 @@ def _generate(
 ) -> Snapshot:
     if hosts < 1 or vms < 0 or groups < 0 or aggregates < 1:
         raise ValueError("hosts and aggregates must be >= 1, vms and groups >= 0")
+    if not 0 <= skew <= MAX_SKEW:  # exp(skew · N(0, 1)) overflows to inf, then NaN shares, far above
+        raise ValueError(f"skew must be within [0, {MAX_SKEW:g}], got {skew!r}")
     extras.check()
     rng = np.random.default_rng(seed)
     pols = _policies(tuple(policies), mode)
