@@ -133,6 +133,29 @@ def test_changes_by_hand_go_to_the_audit_log(tmp_path: Path) -> None:
     assert lines[1]["who"]["pid"] != lines[0]["who"]["pid"]  # each line says which process acted
 
 
+def test_an_audit_file_that_cannot_be_written_leaves_the_state_as_it_was(tmp_path: Path) -> None:
+    """The state used to change first: the release was done, unlogged, and a retry said the VM
+    was not held (64)."""
+    state, folder = tmp_path / "state.json", tmp_path / "a-folder"
+    folder.mkdir()
+    failed = (
+        "state",
+        "record-result",
+        "--state",
+        str(state),
+        "--instance",
+        "vm-1",
+        "--outcome",
+        "MigrationFailed",
+    )
+    refused = kronos_cli(*failed, "--audit-file", str(folder))
+    assert refused.returncode == 74 and "--audit-file" in refused.stderr and not state.exists()
+    assert kronos_cli(*failed).returncode == 0
+    before = state.read_text()
+    release = kronos_cli("state", "release", "--state", str(state), "vm-1", "--audit-file", str(folder))
+    assert release.returncode == 74 and state.read_text() == before
+
+
 def test_record_result_refuses_a_set_it_would_not_read(tmp_path: Path) -> None:
     """Only the rest and hold times shape a recorded outcome: --set solver=exact was ignored."""
     proc = kronos_cli(

@@ -7,6 +7,7 @@ stderr and its sysexits code; anything else is a bug (exit 70).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -1353,20 +1354,19 @@ def record_result_cmd(
     unread = [k for k in given if k.replace("-", "_") not in RESULT_OPTIONS]
     if unread:
         raise UsageError(f"--set {unread[0]}: record-result reads only {' and '.join(RESULT_OPTIONS)}")
-    with _state_store(state_path, config_path) as (store, engine):
+    with _audit(audit_path) as audit, _state_store(state_path, config_path) as (store, engine):
         options = {**engine, **given}  # the engines' [engine] holds, unless --set says otherwise
         new = store.update(
             lambda current: kronos.record_result(current, instance, outcome, at=when, error=error, **options)
         )
-        label = store.label
-    held = (
-        "quarantine"
-        if instance in new.quarantined_until
-        else ("cooldown" if instance in new.instance_cooldown_until else "none")
-    )
-    _audit(
-        audit_path, "result_recorded", instance=instance, outcome=outcome, error=error, hold=held, state=label
-    )
+        held = (
+            "quarantine"
+            if instance in new.quarantined_until
+            else ("cooldown" if instance in new.instance_cooldown_until else "none")
+        )
+        audit(
+            "result_recorded", instance=instance, outcome=outcome, error=error, hold=held, state=store.label
+        )
     from kronos.core.convert import format_time
 
     if instance in new.quarantined_until:
@@ -1393,22 +1393,26 @@ def release_cmd(
     """Lift INSTANCE's quarantine and cooldown."""
     import kronos
 
-    with _state_store(state_path, config_path) as (store, _):
+    with _audit(audit_path) as audit, _state_store(state_path, config_path) as (store, _):
         store.update(lambda current: kronos.release(current or kronos.State(), instance))
-        label = store.label
-    _audit(audit_path, "released", instance=instance, state_file=label)
+        audit("released", instance=instance, state_file=store.label)
     click.echo(f"{instance}: released")
 
 
-def _audit(path: str | None, event: str, **fields: Any) -> None:
-    """One line in the audit log ``path`` (none: nothing), for a change made by hand."""
+@contextlib.contextmanager
+def _audit(path: str | None) -> Iterator[Callable[..., None]]:
+    """The audit log ``path`` (none: a log that writes nothing), for a change made by hand:
+    opened before the change, so a log that cannot be written leaves the state as it was."""
     if path is None:
+        yield lambda _event, **_fields: None
         return
     from kronos.adapters.audit import Audit
 
     audit = Audit(path, "--audit-file")
-    audit(event, **fields)
-    audit.close()
+    try:
+        yield audit
+    finally:
+        audit.close()
 
 
 @state.command("show")
