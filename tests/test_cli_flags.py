@@ -189,6 +189,19 @@ def test_output_paths_that_cannot_be_written_are_74_naming_them(
         conf.write_text(base.replace("aggregates = agg-01\n", f"aggregates = agg-01\n{setting}\n"))
         assert words in usage_error("run", "--once", "--config", str(conf), code=74)
     assert proxy.log == []
+    # planning commands find an output they cannot write before any is written (the plan was
+    # written, then --state failed; an evacuation's fenced snapshot stayed behind a failed -o)
+    written, fenced = tmp_path / "written.json", tmp_path / "fenced.json"
+    gone = tmp_path / "gone" / "x.json"
+    for args, words in (
+        (["plan", EXAMPLE, "--state", str(gone), "-o", str(written)], f"--state '{gone}': directory"),
+        (["drain", EXAMPLE, "--host", "cmp-001", "--state", str(folder), "-o", str(written)],
+         f"--state '{folder}': is a directory, expected a file"),
+        (["evacuate", EXAMPLE, "--host", "cmp-001", "--assume-fenced", "--fenced-snapshot", str(fenced),
+          "-o", str(gone)], f"-o '{gone}': directory"),
+    ):  # fmt: skip
+        assert words in usage_error(*args, code=74)
+        assert not written.exists() and not fenced.exists()
 
 
 def test_execute_results_lines_from_a_foreign_file_are_not_trusted(tmp_path: Path) -> None:

@@ -671,6 +671,11 @@ def _run_planner(
         ("-o", output),
         ("--fenced-snapshot", fenced_snapshot),
     )
+    from kronos.adapters.journal import check_writable
+
+    for label, path in (("--state", state_path), ("-o", output), ("--fenced-snapshot", fenced_snapshot)):
+        if path is not None and path != "-":  # a missing folder is found before anything is written
+            check_writable(Path(path), label)
     timer = Timer(timing)
     when = _parse_now(now)
     with timer.phase("load"):
