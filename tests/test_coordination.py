@@ -381,6 +381,11 @@ def test_status_of_a_file_backend_no_engine_used_creates_nothing(tmp_path: Path)
     config = CoordinationConfig(backend_url=f"file://{folder}", group="files", member_id="a")
     seen = status(config, ("agg-00",))
     assert (seen.members, seen.owners) == ((), {"agg-00": ""}) and not folder.exists()
+    conf = tmp_path / "kronos.conf"  # and the shared state, which needs etcd, is refused first
+    conf.write_text(f"[coordination]\nbackend_url = file://{folder}\ngroup = files\n")
+    shown = kronos_cli("state", "show", "--config", str(conf))
+    assert shown.returncode == 78 and "needs an etcd3+http(s) backend, not 'file://" in shown.stderr
+    assert not folder.exists()
     engine = Group(config)
     try:
         deadline = time.monotonic() + 30

@@ -165,6 +165,7 @@ class _Extras:
 #: e^20 times another, and a few hundred overflows
 MAX_SKEW = 10.0
 
+
 def _stream(seed: int, feature: str) -> np.random.Generator:
     """The random stream of one optional feature, apart from the base world's and the others'."""
     return np.random.default_rng([seed, 0x5EC4, _FEATURE_STREAMS.index(feature)])

@@ -328,14 +328,17 @@ def _backend_errors(coordination: Any) -> tuple[type[BaseException], ...]:
     return (*errors, Etcd3Exception)
 
 
+#: why a backend other than etcd cannot hold the engines' shared state
+NOT_ETCD = (
+    "[coordination] backend_url: the shared state (cooldowns, quarantines) needs an etcd3+http(s) backend"
+)
+
+
 def _etcd_state(coord: Any, group: bytes, errors: tuple[type[BaseException], ...]) -> EtcdState:
     """The group's shared state on ``coord``'s etcd client (ConfigError for another backend)."""
     client = getattr(coord, "client", None)
     if client is None or not hasattr(client, "replace"):
-        raise ConfigError(
-            "[coordination] backend_url: the shared state (cooldowns, quarantines) needs "
-            "an etcd3+http(s) backend"
-        )
+        raise ConfigError(NOT_ETCD)
     return EtcdState(client, f"/kronos/{group.decode()}/state", errors)
 
 
@@ -343,6 +346,9 @@ def _etcd_state(coord: Any, group: bytes, errors: tuple[type[BaseException], ...
 def shared_state(config: CoordinationConfig) -> Iterator[EtcdState]:
     """The engines' shared state, for ``kronos state`` to read and change by hand: connected
     without joining their group (joining would hand this command a share of the aggregates)."""
+    if not urlsplit(config.backend_url).scheme.startswith("etcd3"):
+        # before connecting: tooz's file driver makes its folder first
+        raise ConfigError(f"{NOT_ETCD}, not {redact(config.backend_url)!r}")
     coordination = _tooz()
     errors = _backend_errors(coordination)
     coord = _coordinator(coordination, config, f"state-{default_member()}")
