@@ -83,6 +83,10 @@ def usage_error(*args: str, code: int = 64) -> str:
             "--now '0001-01-01T00:00:00+01:00': not an RFC",
         ),
         (["state", "release", ""], "Invalid value for 'INSTANCE': must not be empty"),
+        (
+            ["plan", EXAMPLE, "--set", "min-gain=0.1", "--set", "min_gain=0.2"],
+            "--set 'min_gain': given twice",
+        ),
         # the empty string is no path (the OS would read it as the current folder)
         (["state", "show", "--state", ""], "Invalid value for '--state': '' names nothing"),
         (["plan", EXAMPLE, "--state", " "], "Invalid value for '--state': ' ' names nothing"),

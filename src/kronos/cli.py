@@ -99,12 +99,18 @@ def _own_flag(key: str) -> str | None:
     return flag
 
 
+def _spelled(key: str, flag: str) -> str:
+    """A ``--set`` option's key as the options read it (``min-gain`` is ``min_gain``); any other
+    flag's (metadata, flavor specs) as given."""
+    return key.replace("-", "_") if flag == "--set" else key
+
+
 def _parse_sets(values: tuple[str, ...], flag: str = "--set") -> dict[str, str]:
     """KEY=VALUE pairs; for ``--set`` each KEY a planner option (kronos.plan's own keywords,
     such as its test knob ``prune``, are not)."""
     from kronos.core.options import OPTION_NAMES, unknown_option
 
-    out = {}
+    out: dict[str, str] = {}
     for item in values:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
@@ -114,6 +120,9 @@ def _parse_sets(values: tuple[str, ...], flag: str = "--set") -> dict[str, str]:
             if own:  # (worded without KEY=: the error's rendering turns "mode=" into "--mode ")
                 raise UsageError(f"{flag} {key.strip()}: not a planner option but this command's {own}")
             raise UsageError(f"{flag} {key.strip()!r}: {unknown_option(key.strip())}")
+        same = next((k for k in out if _spelled(k, flag) == _spelled(key.strip(), flag)), None)
+        if same is not None:  # the last one used to win in silence
+            raise UsageError(f"{flag} {key.strip()!r}: given twice (also as {same!r}); give it once")
         out[key.strip()] = value
     return out
 
