@@ -88,8 +88,10 @@ def test_a_snapshot_with_no_enabled_policy_is_named(small: kronos.Snapshot, tmp_
     kronos.dump(
         attrs.evolve(small, policies=tuple(attrs.evolve(p, enabled=False) for p in small.policies)), snap
     )
-    proc = kronos_cli("plan", str(snap))
-    assert proc.returncode == 65 and f"{snap}: snapshot: no enabled policy" in proc.stderr, proc.stderr
+    for command in ("plan", "validate"):  # validate said OK to what plan refused
+        proc = kronos_cli(command, str(snap))
+        said = "policies: no policy is enabled: there is nothing to plan against"
+        assert proc.returncode == 65 and str(snap) in proc.stderr and said in proc.stderr, proc.stderr
 
 
 def test_unwritable_output_is_an_error_not_a_traceback(tmp_path: Path) -> None:

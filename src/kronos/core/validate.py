@@ -236,6 +236,8 @@ def validate_policies(s: Snapshot) -> list[Issue]:
         if p.max_migrations_per_cycle is not None and p.max_migrations_per_cycle < 0:
             out.append(Issue(f"{at}.max_migrations_per_cycle", "must be >= 0", p.max_migrations_per_cycle))
     enabled = s.enabled_policies
+    if s.policies and not enabled:  # every mode plans against one (validate said OK; plan said 65)
+        out.append(Issue("policies", "no policy is enabled: there is nothing to plan against"))
     if enabled and not any(_bad_unit(p.weight) for p in enabled):  # a bad weight is reported above
         total = sum(p.weight for p in enabled)
         if not abs(total - 1.0) <= 1e-6:
