@@ -514,6 +514,27 @@ def test_cli_errors_name_the_file(tmp_path) -> None:  # type: ignore[no-untyped-
     )
     assert r.returncode == 0 and json.loads(r.stdout)["format"].startswith("kronos.plan")
     assert "then spread, steps per cloud" in r.stderr
+    # its files are no input and not -o: they were overwritten in silence
+    ts = tmp_path / "ts"
+    r = kronos_cli(
+        "federate",
+        str(a),
+        str(b),
+        "--policy",
+        str(pol),
+        "--then-spread",
+        str(ts),
+        "-o",
+        str(ts / "alpha.plan.json"),
+    )
+    assert r.returncode == 64 and f"the same file as -o {ts / 'alpha.plan.json'}" in r.stderr, r.stderr
+    kept = ts / "alpha.after.json"
+    kept.write_text(a.read_text())
+    before = kept.read_text()
+    r = kronos_cli("federate", str(kept), str(b), "--policy", str(pol), "--then-spread", str(ts))
+    assert (
+        r.returncode == 64 and f"the same file as SNAPSHOT {kept}" in r.stderr and kept.read_text() == before
+    )
 
 
 # -- then spread ---------------------------------------------------------------------------------

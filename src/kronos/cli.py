@@ -526,6 +526,18 @@ def federate(
                 f"{snapshots[i]}: cloud {n!r} is also {snapshots[names.index(n)]}'s: give each snapshot "
                 "its own top-level 'cloud' name"
             )
+    if then_spread is not None:  # the files it writes are no input, nor -o
+        distinct_files(
+            *[("SNAPSHOT", p) for p in snapshots],
+            ("--policy", policy_path),
+            ("--state", state_path),
+            ("-o", output),
+            *[
+                ("--then-spread", str(Path(then_spread) / f"{n}.{kind}.json"))
+                for n in names
+                for kind in ("after", "plan")
+            ],
+        )
     oldest, newest = min(loaded, key=lambda s: s.taken_at), max(loaded, key=lambda s: s.taken_at)
     apart = (newest.taken_at - oldest.taken_at).total_seconds()
     if apart > FEDERATE_SNAPSHOTS_APART:  # the plan's age is the newest's: an old one hides behind it
