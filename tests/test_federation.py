@@ -535,6 +535,16 @@ def test_cli_errors_name_the_file(tmp_path) -> None:  # type: ignore[no-untyped-
     assert (
         r.returncode == 64 and f"the same file as SNAPSHOT {kept}" in r.stderr and kept.read_text() == before
     )
+    # a folder in one of its files' places: found before any is written (5 of 6 were)
+    half = tmp_path / "half"
+    (half / "beta.plan.json").mkdir(parents=True)
+    r = kronos_cli("federate", str(a), str(b), "--policy", str(pol), "--then-spread", str(half))
+    assert r.returncode == 74 and "beta.plan.json': is a directory" in r.stderr
+    assert [f.name for f in half.iterdir()] == ["beta.plan.json"]
+    (tmp_path / "gen" / "beta.json").mkdir(parents=True)
+    r = kronos_cli("generate", "--clouds", "2", "--hosts", "3", "--vms", "10", "-o", str(tmp_path / "gen"))
+    assert r.returncode == 74 and "beta.json is a directory" in r.stderr
+    assert [f.name for f in (tmp_path / "gen").iterdir()] == ["beta.json"]
 
 
 # -- then spread ---------------------------------------------------------------------------------

@@ -427,6 +427,7 @@ def _refuse_unused_generate_flags(ctx: click.Context, kind: str | None, pinned: 
 
 def _generate_clouds(clouds: int, output: str, policies: str, kw: dict[str, Any]) -> None:
     import kronos
+    from kronos.errors import KronosIOError
     from kronos.files import make_folder, write_atomic
     from kronos.testing import generate_clouds
 
@@ -440,6 +441,10 @@ def _generate_clouds(clouds: int, output: str, policies: str, kw: dict[str, Any]
     snaps, policy = generate_clouds(
         clouds, kw["hosts"], kw["vms"], kw["groups"], kw["seed"], policies=names or ("cpu", "mem")
     )
+    files = [where / f"{name}.json" for name in snaps] + [where / "federation.yaml"]
+    for f in files:  # a folder in a file's place: found before any file is written
+        if f.is_dir():
+            raise KronosIOError(f"-o {output}: {f.name} is a directory, not a file it may write")
     for name, snap in snaps.items():
         kronos.dump(snap, where / f"{name}.json")
     write_atomic(where / "federation.yaml", policy)
@@ -526,18 +531,22 @@ def federate(
                 f"{snapshots[i]}: cloud {n!r} is also {snapshots[names.index(n)]}'s: give each snapshot "
                 "its own top-level 'cloud' name"
             )
-    if then_spread is not None:  # the files it writes are no input, nor -o
+    if then_spread is not None:  # the files it writes are no input, nor -o, nor a folder
+        spread_files = [
+            str(Path(then_spread) / f"{n}.{kind}.json") for n in names for kind in ("after", "plan")
+        ]
         distinct_files(
             *[("SNAPSHOT", p) for p in snapshots],
             ("--policy", policy_path),
             ("--state", state_path),
             ("-o", output),
-            *[
-                ("--then-spread", str(Path(then_spread) / f"{n}.{kind}.json"))
-                for n in names
-                for kind in ("after", "plan")
-            ],
+            *[("--then-spread", f) for f in spread_files],
         )
+        from kronos.adapters.journal import check_writable
+
+        for f in spread_files:
+            if Path(f).is_dir():  # (a missing folder is made)
+                check_writable(Path(f), "--then-spread")
     oldest, newest = min(loaded, key=lambda s: s.taken_at), max(loaded, key=lambda s: s.taken_at)
     apart = (newest.taken_at - oldest.taken_at).total_seconds()
     if apart > FEDERATE_SNAPSHOTS_APART:  # the plan's age is the newest's: an old one hides behind it
