@@ -721,3 +721,17 @@ def test_a_host_of_more_numa_cells_than_kronos_plans_is_an_error_naming_it() -> 
     doc["hosts"][0]["numa_cells"] = [{"id": i, "vcpus": 1, "memory_mb": 1024} for i in range(64)]
     (msg,) = problems(doc)
     assert msg.startswith("hosts[0].numa_cells = 64") and "up to 63 NUMA cells" in msg
+
+
+def test_a_byte_order_mark_is_read_past_in_json_as_in_yaml(tmp_path: Path) -> None:
+    """Windows editors write one: a .yaml or kronos.conf with it loaded, the same .json was 65."""
+    example = (ROOT / "examples" / "snapshot.json").read_bytes()
+    for name in ("s.json", "s.yaml"):
+        marked = tmp_path / name
+        marked.write_bytes(b"\xef\xbb\xbf" + example)
+        assert (
+            kronos.load_snapshot(marked).digest
+            == kronos.load_snapshot(ROOT / "examples" / "snapshot.json").digest
+        )
+    proc = kronos_cli("validate", str(tmp_path / "s.json"))
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr
