@@ -206,6 +206,11 @@ def test_output_paths_that_cannot_be_written_are_74_naming_them(
     ):  # fmt: skip
         assert words in usage_error(*args, code=74)
         assert not written.exists() and not fenced.exists()
+    through = tmp_path / "no-such" / ".." / "through.json"  # the folder it names is tmp_path
+    assert (
+        kronos_cli("plan", EXAMPLE, "-o", str(through)).returncode == 0
+        and (tmp_path / "through.json").exists()
+    )
 
 
 def test_execute_results_lines_from_a_foreign_file_are_not_trusted(tmp_path: Path) -> None:

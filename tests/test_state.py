@@ -154,6 +154,11 @@ def test_an_audit_file_that_cannot_be_written_leaves_the_state_as_it_was(tmp_pat
     before = state.read_text()
     release = kronos_cli("state", "release", "--state", str(state), "vm-1", "--audit-file", str(folder))
     assert release.returncode == 74 and state.read_text() == before
+    log = tmp_path / "audit.jsonl"  # a usage error is found before the audit log is made
+    both = kronos_cli(
+        "state", "release", "--state", str(state), "--config", str(state), "vm-1", "--audit-file", str(log)
+    )
+    assert both.returncode == 64 and not log.exists(), both.stderr
 
 
 def test_record_result_refuses_a_set_it_would_not_read(tmp_path: Path) -> None:

@@ -705,7 +705,7 @@ def _run_planner(
 
     for label, path in (("--state", state_path), ("-o", output), ("--fenced-snapshot", fenced_snapshot)):
         if path is not None and path != "-":  # a missing folder is found before anything is written
-            check_writable(Path(path), label)
+            check_writable(Path(path).resolve(), label)  # as the write resolves it (sub/..: no sub needed)
     timer = Timer(timing)
     when = _parse_now(now)
     with timer.phase("load"):
@@ -1389,7 +1389,7 @@ def record_result_cmd(
     unread = [k for k in given if k.replace("-", "_") not in RESULT_OPTIONS]
     if unread:
         raise UsageError(f"--set {unread[0]}: record-result reads only {' and '.join(RESULT_OPTIONS)}")
-    with _audit(audit_path) as audit, _state_store(state_path, config_path) as (store, engine):
+    with _state_store(state_path, config_path) as (store, engine), _audit(audit_path) as audit:
         options = {**engine, **given}  # the engines' [engine] holds, unless --set says otherwise
         new = store.update(
             lambda current: kronos.record_result(current, instance, outcome, at=when, error=error, **options)
@@ -1428,7 +1428,7 @@ def release_cmd(
     """Lift INSTANCE's quarantine and cooldown."""
     import kronos
 
-    with _audit(audit_path) as audit, _state_store(state_path, config_path) as (store, _):
+    with _state_store(state_path, config_path) as (store, _), _audit(audit_path) as audit:
         store.update(lambda current: kronos.release(current or kronos.State(), instance))
         audit("released", instance=instance, state_file=store.label)
     click.echo(f"{instance}: released")
