@@ -23,7 +23,15 @@ from typing import Any
 import click
 
 from kronos import listing
-from kronos.cli_paths import DOCUMENT, DOCUMENT_SUFFIXES, a_path, distinct_files, misnamed, written_as
+from kronos.cli_paths import (
+    DOCUMENT,
+    DOCUMENT_SUFFIXES,
+    a_path,
+    distinct_files,
+    misnamed,
+    nonblank,
+    written_as,
+)
 from kronos.core.phases import MODES
 from kronos.core.phases import PHASES as PHASE_NAMES
 from kronos.errors import KronosError, UsageError
@@ -131,14 +139,6 @@ def _parse_now(text: str | None, flag: str = "--now") -> datetime | None:
     from kronos.cli_cloud import parse_time_flag
 
     return None if text is None else parse_time_flag(flag, text)
-
-
-def _nonblank(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    """Click callback: an empty name (``--instance ''``) would match nothing, silently."""
-    for item in value if isinstance(value, tuple) else (value,):
-        if item is not None and not item.strip():
-            raise click.BadParameter("must not be empty", ctx, param)
-    return value
 
 
 class FiniteRange(click.FloatRange):
@@ -599,7 +599,7 @@ def federate(
     "--aggregate",
     "aggregates",
     multiple=True,
-    callback=_nonblank,
+    callback=nonblank,
     help="plan only this aggregate (repeatable)",
 )
 @click.option("--state", "state_path", callback=a_path, help="state file: read for cooldowns, then rewritten")
@@ -612,7 +612,7 @@ def federate(
     "--drain",
     "drain_hosts",
     multiple=True,
-    callback=_nonblank,
+    callback=nonblank,
     metavar="HOST",
     help="drain HOST first, then balance",
 )
@@ -793,18 +793,18 @@ def _leaving_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for opt in reversed(
         [
             click.argument("snapshot"),
-            click.option("--host", "hosts", multiple=True, required=True, callback=_nonblank,
+            click.option("--host", "hosts", multiple=True, required=True, callback=nonblank,
                          help="host to empty (repeatable)"),
-            click.option("--tag", "tags", multiple=True, callback=_nonblank,
+            click.option("--tag", "tags", multiple=True, callback=nonblank,
                          help="only VMs with this tag (any selector)"),
             click.option("--flavor-spec", "flavor_specs", multiple=True, metavar="KEY=VALUE",
                          help="only VMs whose flavor has this extra spec"),
             click.option("--metadata", "metadata", multiple=True, metavar="KEY=VALUE",
                          help="only VMs with this metadata item"),
-            click.option("--priority", metavar="KEY", callback=_nonblank,
+            click.option("--priority", metavar="KEY", callback=nonblank,
                          help="order by the number in metadata KEY or tag KEY=N, highest first"),
             click.option("--smallest-first", is_flag=True, help="within a priority, smallest VMs first"),
-            click.option("--aggregate", "aggregates", multiple=True, callback=_nonblank,
+            click.option("--aggregate", "aggregates", multiple=True, callback=nonblank,
                          help="only this aggregate (repeatable)"),
             click.option("--state", "state_path", callback=a_path,
                          help="state file: read for quarantine, then rewritten"),
@@ -1198,7 +1198,7 @@ def _score_scope(snapshot_path: str | None, chosen: tuple[str, ...], config: Any
 @cli.command()
 @click.option("--config", "config_path", help="kronos.conf (default: KRONOS_* environment only)")
 @click.option(
-    "--aggregate", "aggregates", multiple=True, callback=_nonblank, help="only this aggregate (repeatable)"
+    "--aggregate", "aggregates", multiple=True, callback=nonblank, help="only this aggregate (repeatable)"
 )
 @click.option("--at", "at_text", help="evaluation time, RFC 3339 or Unix seconds (default: now)")
 @click.option("--snapshot", "snapshot_path", help="take aggregates and their hosts from this snapshot")
@@ -1362,7 +1362,7 @@ RESULT_OPTIONS = ("instance_cooldown", "instance_quarantine_seconds")
 @state.command("record-result")
 @STATE_OPT
 @CONFIG_OPT
-@click.option("--instance", required=True, callback=_nonblank, help="instance UUID")
+@click.option("--instance", required=True, callback=nonblank, help="instance UUID")
 @click.option(
     "--outcome",
     required=True,
@@ -1420,7 +1420,7 @@ def record_result_cmd(
 @state.command("release")
 @STATE_OPT
 @CONFIG_OPT
-@click.argument("instance", callback=_nonblank)
+@click.argument("instance", callback=nonblank)
 @AUDIT_OPT
 def release_cmd(
     state_path: str | None, config_path: str | None, instance: str, audit_path: str | None

@@ -33,12 +33,22 @@ def misnamed(output: str | None, suffixes: tuple[str, ...]) -> str | None:
     return None
 
 
-def a_path(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    """Click callback for a file or folder option: the empty string names nothing (the OS would
-    read it as the current folder, and a typo such as ``--state "$UNSET"`` would pass)."""
-    if isinstance(value, str) and not value.strip():
-        raise click.BadParameter(f"{value!r} names nothing: give a path", ctx, param)
-    return value
+def refuse_blank(why: Callable[[str], str]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """Click callback refusing a blank value (each of a repeatable option's too), saying ``why``."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        for item in value if isinstance(value, tuple) else (value,):
+            if isinstance(item, str) and not item.strip():
+                raise click.BadParameter(why(item), ctx, param)
+        return value
+
+    return check
+
+
+#: a name (``--instance ''``) that would match nothing, silently
+nonblank = refuse_blank(lambda _: "must not be empty")
+#: a file or folder: the OS would read '' as the current folder, and ``--state "$UNSET"`` would pass
+a_path = refuse_blank(lambda v: f"{v!r} names nothing: give a path")
 
 
 def written_as(*suffixes: str) -> Callable[[click.Context, click.Parameter, Any], Any]:

@@ -9,15 +9,13 @@ where it did). Text is the CLI's business (:mod:`kronos.render`).
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Sequence
-
 import numpy as np
 from attrs import frozen
 
 from kronos.core import kernels, phases, rules
 from kronos.core.arrays import World, build_world, imbalance, value_arrays
 from kronos.core.model import Plan, Reason, Snapshot, State, Step
+from kronos.core.options import did_you_mean
 from kronos.core.replay import apply_steps
 from kronos.errors import UsageError
 
@@ -102,19 +100,13 @@ def _vm_index(world: World, snapshot: Snapshot, ref: str) -> int:
     if named:
         raise UsageError(f"vm={ref!r}: {len(named)} VMs have that name; give its id")
     names = [n for v in snapshot.vms for n in (v.id, v.name) if n]
-    raise UsageError(f"vm={ref!r}: no VM with that id or name in the snapshot{_near(ref, names)}")
+    raise UsageError(f"vm={ref!r}: no VM with that id or name in the snapshot{did_you_mean(ref, names)}")
 
 
 def _host_index(world: World, ref: str) -> int:
     if ref not in world.host_index:
-        raise UsageError(f"host={ref!r}: no such host in the snapshot{_near(ref, world.host_names)}")
+        raise UsageError(f"host={ref!r}: no such host in the snapshot{did_you_mean(ref, world.host_names)}")
     return world.host_index[ref]
-
-
-def _near(ref: str, names: Sequence[str]) -> str:
-    """A did-you-mean for a mistyped name (``cmp-01`` for ``cmp-001``), or nothing."""
-    near = difflib.get_close_matches(ref, names, n=1)
-    return f" (did you mean {near[0]}?)" if near else ""
 
 
 def _aggregates_of(world: World, h: int) -> list[str]:

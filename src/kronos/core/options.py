@@ -12,7 +12,7 @@ import difflib
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -221,10 +221,14 @@ _SECONDS = (
 )
 
 
-def unknown_option(name: str, known: tuple[str, ...] = OPTION_NAMES) -> str:
+def did_you_mean(name: str, known: Sequence[str]) -> str:
+    """`` (did you mean X?)`` for the nearest of ``known`` to a mistyped ``name``, or nothing."""
     near = difflib.get_close_matches(name, known, n=1)
-    hint = f" (did you mean {near[0]}?)" if near else ""
-    return f"unknown option {name!r}{hint}"
+    return f" (did you mean {near[0]}?)" if near else ""
+
+
+def unknown_option(name: str, known: tuple[str, ...] = OPTION_NAMES) -> str:
+    return f"unknown option {name!r}{did_you_mean(name, known)}"
 
 
 def make_options(
