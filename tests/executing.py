@@ -52,7 +52,7 @@ class Cloud:
         deadline = time.monotonic() + limit
         while not [m for m in self.migrations(sid) if m["status"] == "completed"]:
             assert time.monotonic() < deadline, f"{sid}: migration did not complete"
-            time.sleep(0.1)
+            time.sleep(0.3)
 
 
 def make_plan(moves: list[tuple[int, str, str, str]], action: str = "live-migrate") -> Plan:
@@ -67,7 +67,7 @@ def make_plan(moves: list[tuple[int, str, str, str]], action: str = "live-migrat
 def conf(cloud: Cloud, tmp: Path, nova: dict[str, Any] | None = None, **executor: Any) -> Path:
     """kronos.conf for this cloud: fast polling and backoff, stagger 0; ``nova``: more [nova] keys."""
     (tmp / "policies.yaml").write_text((ROOT / "etc" / "kronos" / "policies.yaml.sample").read_text())
-    opts = {"stagger_seconds": 0, "poll_interval": 0.2, "retry_backoff": 0.1, "max_retries": 1, **executor}
+    opts = {"stagger_seconds": 0, "poll_interval": 0.5, "retry_backoff": 0.1, "max_retries": 1, **executor}
     text = cloud.cloud.conf("admin", **(nova or {})) + "[executor]\n"
     path = tmp / "kronos.conf"
     path.write_text(text + "".join(f"{k} = {v}\n" for k, v in opts.items()))
@@ -115,4 +115,4 @@ def wait_for_first_migration(cloud: Cloud, vms: list[str], limit: float = 60.0) 
     deadline = time.monotonic() + limit
     while not [m for v in vms for m in cloud.migrations(v)]:
         assert time.monotonic() < deadline, "no migration started"
-        time.sleep(0.05)
+        time.sleep(0.2)

@@ -129,7 +129,7 @@ def write_conf(
     """A federation.conf: [nova:<cloud>] sections and [executor], no policies.yaml beside it."""
     opts = {
         "stagger_seconds": 0,
-        "poll_interval": 0.2,
+        "poll_interval": 0.5,
         "retry_backoff": 0.1,
         "max_retries": 1,
         "migration_timeout": 60,

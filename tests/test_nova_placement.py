@@ -171,7 +171,7 @@ def conf(world: World, prom: str, tmp_path_factory: pytest.TempPathFactory) -> P
         "[engine]\naggregates = agg-pin, agg-other\ndry_run = false\n"
         f"[prometheus]\nurl = {prom}\n"
         + world.cloud.conf("admin", numa_topology_file="numa.yaml")
-        + "[executor]\nstagger_seconds = 0\npoll_interval = 0.2\nretry_backoff = 0.1\nmax_retries = 0\n"
+        + "[executor]\nstagger_seconds = 0\npoll_interval = 0.5\nretry_backoff = 0.1\nmax_retries = 0\n"
         + "max_plan_age = 315360000\n"  # plans are made at the exporter history's end, long ago
     )
     return path

@@ -67,7 +67,7 @@ def _conf(cloud: Cloud, prom: str, tmp: Path, *, dry_run: bool, **engine: Any) -
         + "".join(f"{k} = {v}\n" for k, v in settings.items())
         + f"[prometheus]\nurl = {prom}\n"
         + cloud.cloud.conf("admin")
-        + "[executor]\nstagger_seconds = 0\npoll_interval = 0.2\nretry_backoff = 0.1\nmax_retries = 1\n"
+        + "[executor]\nstagger_seconds = 0\npoll_interval = 0.5\nretry_backoff = 0.1\nmax_retries = 1\n"
     )
     path = tmp / "kronos.conf"
     path.write_text(text)
