@@ -735,3 +735,10 @@ def test_a_byte_order_mark_is_read_past_in_json_as_in_yaml(tmp_path: Path) -> No
         )
     proc = kronos_cli("validate", str(tmp_path / "s.json"))
     assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr
+    stream = io.BytesIO(b"\xef\xbb\xbf" + example)  # an open binary file: the same, and bad bytes are 65
+    assert (
+        kronos.load_snapshot(stream).digest
+        == kronos.load_snapshot(ROOT / "examples" / "snapshot.json").digest
+    )
+    with pytest.raises(DataError, match=r"<stream>: not UTF-8 text"):
+        kronos.load_snapshot(io.BytesIO(b"\xff" + example))

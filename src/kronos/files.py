@@ -51,16 +51,20 @@ def _name(src: PathOrFile) -> str:
     return str(getattr(src, "name", "<stream>"))
 
 
+#: a UTF-8 byte order mark, as Python reads it
+BOM = "\ufeff"
+
+
 def read_text(src: PathOrFile) -> tuple[str, str]:
     """Return (text, name) for a path, ``-`` (stdin) or an open file; a UTF-8 byte order mark
     (which Windows editors write) is dropped, as YAML and kronos.conf drop it (JSON may: RFC 8259)."""
     name = _name(src)
     try:
         if isinstance(src, str | os.PathLike):
-            if str(src) == "-":
-                return sys.stdin.read().removeprefix(BOM), name
-            return Path(src).read_text(encoding="utf-8").removeprefix(BOM), name
-        data = src.read()
+            text = sys.stdin.read() if str(src) == "-" else Path(src).read_text(encoding="utf-8")
+        else:
+            data = src.read()
+            text = data.decode("utf-8") if isinstance(data, bytes) else data
     except FileNotFoundError as exc:
         raise NoInputError(f"{name}: no such file") from exc
     except IsADirectoryError as exc:
@@ -71,11 +75,7 @@ def read_text(src: PathOrFile) -> tuple[str, str]:
         raise DataError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except OSError as exc:
         raise KronosIOError(f"{name}: {exc.strerror or exc}") from exc
-    return (data.decode("utf-8") if isinstance(data, bytes) else data).removeprefix(BOM), name
-
-
-#: a UTF-8 byte order mark, as Python reads it
-BOM = "\ufeff"
+    return text.removeprefix(BOM), name
 
 
 def parse(text: str, name: str) -> Any:
