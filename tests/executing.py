@@ -21,6 +21,9 @@ from kronos.core.model import Plan, Step
 from tests import nova_server as ns
 from tests.conftest import ROOT, kronos_cli
 
+#: the executor's poll of a migrating server in the tests: the fake cloud is one CPU-bound process
+#: (a GET costs it 70-140 ms), so faster polls take the CPU the migrations they wait for need
+POLL_INTERVAL = 0.5
 HOSTS = ["cmp-1", "cmp-2", "cmp-3", "cmp-4", "cmp-5"]  # cmp-5: the evacuation test takes it down
 
 
@@ -65,9 +68,15 @@ def make_plan(moves: list[tuple[int, str, str, str]], action: str = "live-migrat
 
 
 def conf(cloud: Cloud, tmp: Path, nova: dict[str, Any] | None = None, **executor: Any) -> Path:
-    """kronos.conf for this cloud: fast polling and backoff, stagger 0; ``nova``: more [nova] keys."""
+    """kronos.conf for this cloud: POLL_INTERVAL, fast backoff, stagger 0; ``nova``: more [nova] keys."""
     (tmp / "policies.yaml").write_text((ROOT / "etc" / "kronos" / "policies.yaml.sample").read_text())
-    opts = {"stagger_seconds": 0, "poll_interval": 0.5, "retry_backoff": 0.1, "max_retries": 1, **executor}
+    opts = {
+        "stagger_seconds": 0,
+        "poll_interval": POLL_INTERVAL,
+        "retry_backoff": 0.1,
+        "max_retries": 1,
+        **executor,
+    }
     text = cloud.cloud.conf("admin", **(nova or {})) + "[executor]\n"
     path = tmp / "kronos.conf"
     path.write_text(text + "".join(f"{k} = {v}\n" for k, v in opts.items()))

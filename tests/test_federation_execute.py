@@ -32,6 +32,7 @@ from kronos.core.model import Plan, Step
 from kronos.errors import ConfigError
 from tests import nova_server as ns
 from tests.conftest import ROOT, kronos_cli
+from tests.executing import POLL_INTERVAL
 from tests.fault_proxy import FaultProxy, proxied
 
 NET = "3cb9bc59-5699-4588-a4b1-b87f96708bc6"  # the Neutron fixture's network "private"
@@ -129,7 +130,7 @@ def write_conf(
     """A federation.conf: [nova:<cloud>] sections and [executor], no policies.yaml beside it."""
     opts = {
         "stagger_seconds": 0,
-        "poll_interval": 0.5,
+        "poll_interval": POLL_INTERVAL,
         "retry_backoff": 0.1,
         "max_retries": 1,
         "migration_timeout": 60,

@@ -34,7 +34,7 @@ from tests import nova_server as ns
 from tests import promdata
 from tests.conftest import ROOT
 from tests.etcd_server import Etcd
-from tests.executing import Cloud
+from tests.executing import POLL_INTERVAL, Cloud
 from tests.prometheus_server import import_history, serve
 
 pytestmark = pytest.mark.nova
@@ -114,7 +114,7 @@ def _conf(
     }
     executor = {
         "stagger_seconds": 0,
-        "poll_interval": 0.5,
+        "poll_interval": POLL_INTERVAL,
         "retry_backoff": 0.1,
         "max_retries": 1,
         "max_concurrent_migrations": 2,

@@ -35,7 +35,7 @@ from kronos.adapters.record import record
 from tests import nova_server as ns
 from tests import promdata
 from tests.conftest import ROOT, kronos_cli
-from tests.executing import make_plan
+from tests.executing import POLL_INTERVAL, make_plan
 from tests.prometheus_server import import_history, serve
 
 pytestmark = pytest.mark.nova
@@ -171,7 +171,7 @@ def conf(world: World, prom: str, tmp_path_factory: pytest.TempPathFactory) -> P
         "[engine]\naggregates = agg-pin, agg-other\ndry_run = false\n"
         f"[prometheus]\nurl = {prom}\n"
         + world.cloud.conf("admin", numa_topology_file="numa.yaml")
-        + "[executor]\nstagger_seconds = 0\npoll_interval = 0.5\nretry_backoff = 0.1\nmax_retries = 0\n"
+        + f"[executor]\nstagger_seconds = 0\npoll_interval = {POLL_INTERVAL}\nretry_backoff = 0.1\nmax_retries = 0\n"
         + "max_plan_age = 315360000\n"  # plans are made at the exporter history's end, long ago
     )
     return path

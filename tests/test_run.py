@@ -26,7 +26,7 @@ from kronos.adapters.engine import EngineLock
 from tests import nova_server as ns
 from tests import promdata
 from tests.conftest import ROOT, kronos_cli
-from tests.executing import Cloud
+from tests.executing import POLL_INTERVAL, Cloud
 from tests.prometheus_server import import_history, serve
 
 pytestmark = pytest.mark.nova
@@ -67,7 +67,7 @@ def _conf(cloud: Cloud, prom: str, tmp: Path, *, dry_run: bool, **engine: Any) -
         + "".join(f"{k} = {v}\n" for k, v in settings.items())
         + f"[prometheus]\nurl = {prom}\n"
         + cloud.cloud.conf("admin")
-        + "[executor]\nstagger_seconds = 0\npoll_interval = 0.5\nretry_backoff = 0.1\nmax_retries = 1\n"
+        + f"[executor]\nstagger_seconds = 0\npoll_interval = {POLL_INTERVAL}\nretry_backoff = 0.1\nmax_retries = 1\n"
     )
     path = tmp / "kronos.conf"
     path.write_text(text)
