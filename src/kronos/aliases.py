@@ -18,6 +18,8 @@ from typing import Any, Final
 
 import click
 
+from kronos.terminal import echo
+
 #: the original's console script → the ``kronos`` subcommand it runs
 ALIASES: Final = {
     "kronos-engine": "run",
@@ -91,7 +93,7 @@ def _run(name: str) -> None:
     argv = sys.argv[1:]
     gone = _gone(name, argv)
     if gone:
-        click.echo(gone, err=True)
+        echo(gone, err=True)
         sys.exit(64)
     main(argv, command(name), name)
 

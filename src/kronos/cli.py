@@ -35,6 +35,7 @@ from kronos.cli_paths import (
 from kronos.core.phases import MODES
 from kronos.core.phases import PHASES as PHASE_NAMES
 from kronos.errors import KronosError, UsageError
+from kronos.terminal import echo
 
 EX_USAGE, EX_SOFTWARE = 64, 70
 
@@ -75,8 +76,8 @@ class Timer:
             return
         total = sum(t for _, t in self.phases)
         for name, t in self.phases:
-            click.echo(f"time {name:<16} {t * 1000:9.1f} ms", err=True)
-        click.echo(f"time {'total':<16} {total * 1000:9.1f} ms", err=True)
+            echo(f"time {name:<16} {t * 1000:9.1f} ms", err=True)
+        echo(f"time {'total':<16} {total * 1000:9.1f} ms", err=True)
 
 
 #: the library's keyword spellings in messages and reasons, and this command line's
@@ -195,14 +196,14 @@ def validate(snapshot: str, **shown: Any) -> None:
     except ValidationError as exc:  # unreadable parts: its issues are every problem found
         issues = exc.issues
     if shape.asked:
-        click.echo(listing.render(issue_rows(issues), shape), nl=False)
+        echo(listing.render(issue_rows(issues), shape), nl=False)
     else:
         for issue in issues:
-            click.echo(f"{snapshot}: {issue}", err=True)
+            echo(f"{snapshot}: {issue}", err=True)
     errors = sum(1 for i in issues if i.severity == "error")
     if errors or snap is None:
         raise DataError(f"{snapshot}: {errors} error(s), {len(issues) - errors} warning(s)")
-    click.echo(
+    echo(
         f"{snapshot}: OK ({len(snap.hosts)} hosts, {len(snap.vms)} VMs, "
         f"{len(snap.server_groups)} server groups, {len(snap.policies)} policies"
         f"{f', {len(issues)} warning(s)' if issues else ''})",
@@ -448,7 +449,7 @@ def _generate_clouds(clouds: int, output: str, policies: str, kw: dict[str, Any]
     for name, snap in snaps.items():
         kronos.dump(snap, where / f"{name}.json")
     write_atomic(where / "federation.yaml", policy)
-    click.echo(
+    echo(
         f"wrote {', '.join(f'{n}.json' for n in snaps)} and federation.yaml to {output}; plan with: "
         f"kronos federate {' '.join(str(where / f'{n}.json') for n in snaps)} "
         f"--policy {where / 'federation.yaml'}"
@@ -551,7 +552,7 @@ def federate(
     apart = (newest.taken_at - oldest.taken_at).total_seconds()
     if apart > FEDERATE_SNAPSHOTS_APART:  # the plan's age is the newest's: an old one hides behind it
         stale = snapshots[loaded.index(oldest)]
-        click.echo(
+        echo(
             f"kronos: warning: {stale} was taken {apart / 60:.0f} min before "
             f"{snapshots[loaded.index(newest)]}: the plan moves VMs onto what that cloud looked like then",
             err=True,
@@ -588,7 +589,7 @@ def federate(
     if where is not None and result.spread is not None:
         moves = ", ".join(f"{n} {len(p.steps)}" for n, p in result.spread.items())
         said = f"then spread, steps per cloud: {moves} (plans and snapshots in {then_spread})"
-        click.echo(said, err=True)  # stdout may be the plan (-o -, -f json)
+        echo(said, err=True)  # stdout may be the plan (-o -, -f json)
 
 
 @cli.command()
@@ -897,7 +898,7 @@ def _no_state_yet(path: str, named: str = "--state") -> None:
 
     if not Path(path).parent.is_dir():
         raise NoInputError(f"{named} {path}: no such file, nor folder {str(Path(path).parent)!r}")
-    click.echo(f"kronos: {named} {path}: no such file yet: no VM or aggregate is held", err=True)
+    echo(f"kronos: {named} {path}: no such file yet: no VM or aggregate is held", err=True)
 
 
 def _emit(result: Any, output: str | None, shape: listing.Shape) -> None:
@@ -910,9 +911,9 @@ def _emit(result: Any, output: str | None, shape: listing.Shape) -> None:
         if output == "-":
             return
     if shape.asked:
-        click.echo(listing.render(plan_rows(result), shape), nl=False)
+        echo(listing.render(plan_rows(result), shape), nl=False)
     else:
-        click.echo(as_flags(plan_table(result)), nl=False)
+        echo(as_flags(plan_table(result)), nl=False)
 
 
 @cli.command()
@@ -928,9 +929,9 @@ def show(plan_file: str, no_reasons: bool, **shown: Any) -> None:
     shape = listing.shape_of(shown)
     the_plan = kronos.load_plan(plan_file)
     if shape.asked:
-        click.echo(listing.render(plan_rows(the_plan), shape), nl=False)
+        echo(listing.render(plan_rows(the_plan), shape), nl=False)
     else:
-        click.echo(as_flags(plan_table(the_plan, reasons=not no_reasons)), nl=False)
+        echo(as_flags(plan_table(the_plan, reasons=not no_reasons)), nl=False)
 
 
 @cli.command()
@@ -959,7 +960,7 @@ def warm(names: tuple[str, ...]) -> None:
     ):
         kernels.warm(chosen)
     where = os.environ.get("NUMBA_CACHE_DIR") or str(Path(__file__).resolve().parent / "core" / "__pycache__")
-    click.echo(f"kernels of {', '.join(chosen)} ready in {time.perf_counter() - t0:.1f} s (cache: {where})")
+    echo(f"kernels of {', '.join(chosen)} ready in {time.perf_counter() - t0:.1f} s (cache: {where})")
 
 
 @cli.command()
@@ -1001,7 +1002,7 @@ def plans(folder: str | None, config_path: str | None, **shown: Any) -> None:
         except KronosError as exc:
             # every line: a misspelled key's hint, or where YAML broke, is not on the last one
             said = "\n".join(f"  {line.strip()}" for line in str(exc).splitlines() if line.strip())
-            click.echo(f"{path}: not a plan, left out:\n{said}", err=True)
+            echo(f"{path}: not a plan, left out:\n{said}", err=True)
             continue
         moved = {n: a for n, a in saved.summary.aggregates.items() if a.migrations}
         first = next(iter(moved.values()), None)
@@ -1017,7 +1018,7 @@ def plans(folder: str | None, config_path: str | None, **shown: Any) -> None:
         )
     columns = ("file", "created_at", "aggregates", "steps", "combined_before", "combined_after")
     shape = listing.shape_of(shown)
-    click.echo(listing.render(listing.Listing(columns, tuple(rows)), shape), nl=False)
+    echo(listing.render(listing.Listing(columns, tuple(rows)), shape), nl=False)
 
 
 @cli.command()
@@ -1062,12 +1063,12 @@ def report(snapshot: str, plan_file: str, output: str | None, png_dir: str | Non
     if png_dir is not None:
         chart_folder(png_dir)
     if output == "-":
-        click.echo(render_html(built), nl=False)
+        echo(render_html(built), nl=False)
     elif output is not None:
         write_atomic(output, render_html(built))
     if png_dir is not None:
         for path in write_pngs(pngs, png_dir):
-            click.echo(f"wrote {path}", err=True)
+            echo(f"wrote {path}", err=True)
 
 
 @cli.command()
@@ -1153,11 +1154,11 @@ def explain(
         if output == "-":
             return
     if shape.asked:
-        click.echo(listing.render(explain_rows(answers, as_flags), shape), nl=False)
+        echo(listing.render(explain_rows(answers, as_flags), shape), nl=False)
         return
     for answer in answers:
         text = explain_vm_text(answer) if isinstance(answer, why.VMExplanation) else explain_host_text(answer)
-        click.echo(as_flags(text), nl=False)
+        echo(as_flags(text), nl=False)
 
 
 def _score_scope(snapshot_path: str | None, chosen: tuple[str, ...], config: Any) -> tuple[Any, set[str]]:
@@ -1262,15 +1263,15 @@ def scores(
         if output == "-":
             return
     if shape.asked:  # redacted as the report is: a failed query's words may carry the URL
-        click.echo(redact(listing.render(scores_rows(reports, down), shape)), nl=False)
+        echo(redact(listing.render(scores_rows(reports, down), shape)), nl=False)
     else:
-        click.echo(redact(scores_table(reports, client.shown, format_time(at))), nl=False)
+        echo(redact(scores_table(reports, client.shown, format_time(at))), nl=False)
 
 
 def _write(output: str, text: str) -> None:
     """A document to ``output`` (``-``: stdout), replacing a file whole."""
     if output == "-":
-        click.echo(text, nl=False)
+        echo(text, nl=False)
         return
     from kronos.files import write_atomic
 
@@ -1406,15 +1407,13 @@ def record_result_cmd(
 
     if instance in new.quarantined_until:
         q = new.quarantined_until[instance]
-        click.echo(
+        echo(
             f"{instance}: {outcome}; quarantined until {'released by hand' if q is None else format_time(q)}"
         )
     elif instance in new.instance_cooldown_until:
-        click.echo(
-            f"{instance}: {outcome}; in cooldown until {format_time(new.instance_cooldown_until[instance])}"
-        )
+        echo(f"{instance}: {outcome}; in cooldown until {format_time(new.instance_cooldown_until[instance])}")
     else:
-        click.echo(f"{instance}: {outcome}")
+        echo(f"{instance}: {outcome}")
 
 
 @state.command("release")
@@ -1431,7 +1430,7 @@ def release_cmd(
     with _state_store(state_path, config_path) as (store, _), _audit(audit_path) as audit:
         store.update(lambda current: kronos.release(current or kronos.State(), instance))
         audit("released", instance=instance, state_file=store.label)
-    click.echo(f"{instance}: released")
+    echo(f"{instance}: released")
 
 
 @contextlib.contextmanager
@@ -1471,14 +1470,14 @@ def show_state(state_path: str | None, config_path: str | None, now: str | None,
         current = prune(found or kronos.State(), when)
     held = state_rows(current, format_time)
     if shape.asked:
-        click.echo(listing.render(held, shape), nl=False)
+        echo(listing.render(held, shape), nl=False)
         return
     if not held.rows:
-        click.echo("nothing in cooldown or quarantine")
+        echo("nothing in cooldown or quarantine")
     else:
         by_hand = tuple((kind, key, until or "released by hand") for kind, key, until in held.rows)
-        click.echo(listing.render(listing.Listing(held.columns, by_hand), shape), nl=False)
-    click.echo(f"{len(current.results)} recorded result(s)")
+        echo(listing.render(listing.Listing(held.columns, by_hand), shape), nl=False)
+    echo(f"{len(current.results)} recorded result(s)")
 
 
 def _register_cloud_commands() -> None:
@@ -1521,33 +1520,33 @@ def run(entry: Callable[..., Any], argv: list[str] | None, prog: str = "kronos")
     try:
         entry(args=argv, prog_name=prog, standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
-        click.echo(exc.format_message() if hasattr(exc, "format_message") else str(exc), err=True)
+        echo(exc.format_message() if hasattr(exc, "format_message") else str(exc), err=True)
         return EX_USAGE
     except click.UsageError as exc:
         import io
 
         shown = io.StringIO()
         exc.show(file=shown)
-        click.echo(redact(shown.getvalue()), err=True, nl=False)
+        echo(redact(shown.getvalue()), err=True, nl=False)
         return EX_USAGE
     except click.exceptions.Abort:
-        click.echo("kronos: aborted", err=True)
+        echo("kronos: aborted", err=True)
         return 130
     except KronosError as exc:
-        click.echo(f"kronos: error: {redact(as_flags(str(exc)))}", err=True)
+        echo(f"kronos: error: {redact(as_flags(str(exc)))}", err=True)
         return exc.exit_code
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
-        click.echo("kronos: interrupted", err=True)
+        echo("kronos: interrupted", err=True)
         return 130
     except Exception:
         import traceback
 
-        click.echo(redact(traceback.format_exc()), err=True, nl=False)
-        click.echo("kronos: internal error (a bug: please report it with the traceback)", err=True)
+        echo(redact(traceback.format_exc()), err=True, nl=False)
+        echo("kronos: internal error (a bug: please report it with the traceback)", err=True)
         return EX_SOFTWARE
     return 0
 

@@ -20,6 +20,7 @@ from kronos import listing
 from kronos.cli_paths import DOCUMENT, a_path, distinct_files
 from kronos.errors import ConfigError, DataError, KronosError, UsageError
 from kronos.redact import redact
+from kronos.terminal import echo
 
 
 def OS_CLOUD(f: Any) -> Any:  # noqa: N802 - a decorator named as the option it adds
@@ -112,21 +113,21 @@ def record(
     snap = take(config, reader, PrometheusClient.from_config(config.prometheus), at, aggregates or None)
     kronos.dump(snap, output)
     src = snap.source or {}
-    click.echo(
+    echo(
         f"recorded {len(snap.aggregates)} aggregate(s), {len(snap.hosts)} hosts, {len(snap.vms)} VMs, "
         f"{len(snap.server_groups)} server groups ({src.get('nova_calls')} Nova/Placement calls)",
         err=True,
     )
     for host, why in (src.get("excluded_hosts") or {}).items():
-        click.echo(redact(f"  left out {host}: {why}"), err=True)
+        echo(redact(f"  left out {host}: {why}"), err=True)
     for agg, why in (src.get("skip_aggregates") or {}).items():
-        click.echo(redact(f"  skipped {agg}: bad data: {why}"), err=True)
+        echo(redact(f"  skipped {agg}: bad data: {why}"), err=True)
     problems = src.get("problems") or []  # VM profiles that failed, weights that are NaN, …
     for problem in problems[:RECORD_PROBLEMS_SHOWN]:
-        click.echo(redact(f"  problem: {problem}"), err=True)
+        echo(redact(f"  problem: {problem}"), err=True)
     if len(problems) > RECORD_PROBLEMS_SHOWN:
         more = len(problems) - RECORD_PROBLEMS_SHOWN
-        click.echo(f"  … and {more} more problem(s): source.problems in {output}", err=True)
+        echo(f"  … and {more} more problem(s): source.problems in {output}", err=True)
 
 
 #: the first problems of a recording shown on stderr (the snapshot keeps them all)
@@ -146,15 +147,15 @@ class Checks:
         try:
             detail = check()
         except KronosError as exc:
-            click.echo(redact(f"FAIL  {name}: {exc}"))
+            echo(redact(f"FAIL  {name}: {exc}"))
             self.code = self.code or exc.exit_code
             return False
-        click.echo(redact(f"PASS  {name}: {detail}"))
+        echo(redact(f"PASS  {name}: {detail}"))
         return True
 
     def verdict(self) -> None:
         """The last line; exits with the first failure's code when there was one."""
-        click.echo("check-config: " + ("passed" if self.code == 0 else "FAILED"))
+        echo("check-config: " + ("passed" if self.code == 0 else "FAILED"))
         if self.code:
             raise SystemExit(self.code)
 
@@ -273,13 +274,9 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None, os
         need = (
             "needed: [engine] dry_run = false" if not c.engine.dry_run else "not needed while dry_run = true"
         )
-        click.echo(
-            f"PASS  admin: inferred from the admin-only reads above, nothing migrated to find out ({need})"
-        )
+        echo(f"PASS  admin: inferred from the admin-only reads above, nothing migrated to find out ({need})")
     elif not c.engine.dry_run:
-        click.echo(
-            "FAIL  admin: not inferred (an admin-only read failed); [engine] dry_run = false needs admin"
-        )
+        echo("FAIL  admin: not inferred (an admin-only read failed); [engine] dry_run = false needs admin")
     checks.verdict()
 
 
@@ -346,15 +343,15 @@ def status(config_path: str, **shown: Any) -> None:
         tuple((agg, owner, agg in seen.locked) for agg, owner in seen.owners.items()),
     )
     if shape.asked:
-        click.echo(listing.render(rows, shape), nl=False)
+        echo(listing.render(rows, shape), nl=False)
         return
     limit = config.executor.max_concurrent_migrations_cloud
-    click.echo(f"group {seen.group!r}: {len(seen.members)} member(s): {', '.join(seen.members) or 'none'}")
-    click.echo(
+    echo(f"group {seen.group!r}: {len(seen.members)} member(s): {', '.join(seen.members) or 'none'}")
+    echo(
         f"migrations in flight cloud-wide: {seen.migrations_in_flight}"
         + (f" of {limit}" if limit else " (no cloud-wide limit: not counted)")
     )
-    click.echo(listing.render(rows, shape), nl=False)
+    echo(listing.render(rows, shape), nl=False)
 
 
 def on_signals(stop: Any, leave_now: Callable[[int], None]) -> None:
@@ -365,7 +362,7 @@ def on_signals(stop: Any, leave_now: Callable[[int], None]) -> None:
         if stop.is_set():
             leave_now(signum)
             os._exit(130)
-        click.echo(
+        echo(
             f"signal {signum}: starting no new steps; waiting for running ones (again to exit now)", err=True
         )
         stop.set()
@@ -431,12 +428,12 @@ def execute(
     todo = [s for s in plan.steps if s.seq not in skip]
     if dry_run:
         for s in todo:
-            click.echo(
+            echo(
                 crosscloud.describe(s)
                 if federation
                 else f"would {s.action} {s.name or s.instance} {s.source} -> {s.destination} (wave {s.wave})"
             )
-        click.echo(f"dry run: {len(todo)} step(s), {len(skip)} already done")
+        echo(f"dry run: {len(todo)} step(s), {len(skip)} already done")
         check_plan_age(plan, datetime.now(UTC), config.executor.max_plan_age)  # as a run would
         return
     ex_conf = config.executor
@@ -477,7 +474,7 @@ def execute(
     for r in results:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing to do"
-    click.echo(
+    echo(
         f"executed {len(results)} of {len(todo)} step(s): {summary}" + (" (stopped)" if stop.is_set() else "")
     )
     sys.stdout.flush()
@@ -538,7 +535,7 @@ def _no_single_cloud(os_cloud: str | None, os_region: str | None) -> None:
                 f"{flag} {value}: a federation plan reaches each cloud through its [nova:<cloud>] "
                 "section (cloud = <clouds.yaml entry> there), not one --os-cloud"
             )
-        click.echo(f"kronos: {flag} {value} (from the environment) is not used: federation plan", err=True)
+        echo(f"kronos: {flag} {value} (from the environment) is not used: federation plan", err=True)
 
 
 @click.command("run")

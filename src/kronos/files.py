@@ -31,6 +31,7 @@ from typing import IO, Any, TypeVar, cast
 from kronos.core.convert import MAX_DEPTH, DuplicateKeys, digest_of, make_converter, structure, unstructure
 from kronos.core.model import Plan, Snapshot, State
 from kronos.errors import DataError, KronosIOError, NoInputError
+from kronos.terminal import printable
 
 #: nodes that YAML aliases may add to a document (a merge key or two, never a "billion laughs")
 YAML_ALIAS_BUDGET = 10_000
@@ -347,8 +348,8 @@ def dump(obj: Any, dest: PathOrFile) -> None:
     if isinstance(dest, str | os.PathLike):
         name = str(dest)
         text = render(obj, yaml=yaml_named(name))
-        if name == "-":
-            sys.stdout.write(text)
+        if name == "-":  # JSON escapes C0 itself; printable() the rest, which reads back the same
+            sys.stdout.write(printable(text))
             sys.stdout.flush()
             return
         write_atomic(dest, text)

@@ -19,6 +19,7 @@ from typing import Any
 
 from kronos.errors import KronosIOError
 from kronos.redact import RedactingFormatter, redact_data
+from kronos.terminal import printable
 
 #: the loggers ``--debug`` opens besides Kronos's own: the OpenStack SDK and its HTTP layer
 LIBRARIES = ("openstack", "keystoneauth", "urllib3")
@@ -33,10 +34,10 @@ def configure(verbose: int = 0, debug: bool = False, log_file: str | None = None
             handler: logging.Handler = logging.FileHandler(log_file, encoding="utf-8")
         except OSError as exc:
             raise KronosIOError(f"--log-file {log_file}: {exc.strerror or exc}") from None
-        handler.setFormatter(RedactingFormatter("%(asctime)s " + TEXT))
+        handler.setFormatter(TextFormatter("%(asctime)s " + TEXT))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(RedactingFormatter(TEXT))
+        handler.setFormatter(TextFormatter(TEXT))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -46,6 +47,13 @@ def configure(verbose: int = 0, debug: bool = False, log_file: str | None = None
     for name in LIBRARIES:
         logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
     logging.captureWarnings(True)
+
+
+class TextFormatter(RedactingFormatter):
+    """A log line as a person reads it: redacted, and a name's control characters shown, not obeyed."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
 
 
 class JsonFormatter(logging.Formatter):

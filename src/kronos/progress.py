@@ -11,6 +11,7 @@ from collections import Counter
 from typing import TextIO
 
 from kronos.adapters.executor import StepResult
+from kronos.terminal import printable
 
 WIDTH = 30
 
@@ -24,7 +25,7 @@ class Progress:
 
     def __call__(self, result: StepResult) -> None:
         self.counts[result.outcome] += 1
-        line = describe(result, self.total)
+        line = printable(describe(result, self.total))
         if not self.tty:
             self.stream.write(line + "\n")
         else:

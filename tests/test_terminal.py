@@ -1,0 +1,105 @@
+"""A name made of control characters is shown on the operator's terminal, never obeyed."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kronos.adapters.executor import StepResult
+from kronos.logs import configure
+from kronos.progress import Progress
+from kronos.terminal import printable
+from tests.conftest import kronos_cli
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "snapshot.json"
+#: BEL, a clear-screen sequence, a carriage return, DEL, C1's CSI and a right-to-left override
+EVIL = "evil\x07\x1b[2J\rred\x7f\x9b\u202e"
+#: what no byte of terminal output may be
+RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def test_control_characters_are_spelled_and_the_rest_is_kept() -> None:
+    assert printable(EVIL) == "evil\\u0007\\u001b[2J\\u000dred\\u007f\\u009b\\u202e"
+    assert printable("été\tcmp-01 → 東京\n") == "été\tcmp-01 → 東京\n"
+
+
+def test_json_made_printable_reads_back_the_same() -> None:
+    doc = {"name": EVIL, "list": [EVIL, "plain"]}
+    text = printable(json.dumps(doc, ensure_ascii=False, indent=2))
+    assert not RAW.search(text)
+    assert json.loads(text) == doc
+
+
+@pytest.fixture(scope="module")
+def evil_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    doc = json.loads(EXAMPLE.read_text())
+    (vm,) = [v for v in doc["vms"] if v["name"] == "vm-000234"]  # the first step of examples/plan.txt
+    vm["name"] = EVIL
+    path = tmp_path_factory.mktemp("evil") / "snapshot.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("plan",),
+        ("plan", "-f", "csv"),
+        ("plan", "-f", "json"),
+        ("plan", "-o", "-"),
+        ("explain", "--vm", EVIL),
+        ("explain", "--vm", EVIL, "-o", "-"),
+        ("explain", "--vm", EVIL + "x"),
+    ],
+    ids=["table", "csv", "json-rows", "plan-document", "explain", "explain-records", "error"],
+)
+def test_no_command_writes_a_raw_control_character(evil_snapshot: Path, args: tuple[str, ...]) -> None:
+    out = kronos_cli(args[0], str(evil_snapshot), *args[1:])
+    shown = out.stdout + out.stderr
+    assert not RAW.search(shown), shown
+    if out.returncode == 0:
+        assert "evil\\u0007" in out.stdout
+    if "json" in args or "-o" in args:  # the data keeps the name as it was
+        assert EVIL in set(_strings(json.loads(out.stdout)))
+
+
+def _strings(doc: object) -> Iterator[str]:
+    if isinstance(doc, str):
+        yield doc
+    elif isinstance(doc, dict):
+        for value in doc.values():
+            yield from _strings(value)
+    elif isinstance(doc, list):
+        for item in doc:
+            yield from _strings(item)
+
+
+def test_execute_progress_shows_a_name_and_an_error_from_nova() -> None:
+    t = "2026-11-21T10:00:00.000000Z"
+    result = StepResult(1, 1, EVIL, "live-migrate", "cmp-1", "cmp-2", "Failed", 1, t, t, 1.5, f"no {EVIL}")
+    out = io.StringIO()
+    Progress(1, out, tty=True)(result)
+    # the bar's own control sequence (erase the line) is the only one
+    assert not RAW.search(out.getvalue().replace("\r\x1b[2K", "")), out.getvalue()
+    assert "Failed           evil\\u0007" in out.getvalue()
+
+
+def test_a_log_line_shows_a_name(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    kept = list(root.handlers), root.level, logging.getLogger("kronos").level
+    try:
+        configure()
+        logging.getLogger("kronos.test").warning("moving %s", EVIL)
+    finally:
+        root.handlers[:] = kept[0]
+        root.setLevel(kept[1])
+        logging.getLogger("kronos").setLevel(kept[2])
+        logging.captureWarnings(False)
+    err = capsys.readouterr().err
+    assert "moving evil\\u0007" in err and not RAW.search(err), err
