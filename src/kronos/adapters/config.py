@@ -17,7 +17,6 @@ pass through :func:`kronos.redact.redact` before they are shown.
 from __future__ import annotations
 
 import configparser
-import difflib
 import importlib.metadata
 import math
 import re
@@ -32,7 +31,15 @@ import attrs
 from attrs import field, frozen
 
 from kronos.core.model import UNASSIGNED, Policy
-from kronos.core.options import MAX_SECONDS, OPTION_NAMES, PlannerOptions, coerce, make_options
+from kronos.core.options import (
+    MAX_SECONDS,
+    OPTION_NAMES,
+    PlannerOptions,
+    coerce,
+    did_you_mean,
+    make_options,
+    nearest,
+)
 from kronos.errors import ConfigError, KronosError, KronosIOError, NoInputError
 from kronos.redact import redact
 
@@ -297,11 +304,6 @@ def _lines(text: str) -> dict[tuple[str, str], int]:
     return out
 
 
-def _near(word: str, choices: tuple[str, ...] | list[str]) -> str:
-    near = difflib.get_close_matches(word, choices, n=1)
-    return f" (did you mean {near[0]}?)" if near else ""
-
-
 def _read_file(path: str) -> tuple[dict[str, dict[str, _Value]], list[str]]:
     text = _read_text(path)
     parser = configparser.ConfigParser(interpolation=None, strict=True, default_section="\0")
@@ -334,7 +336,7 @@ def _read_file(path: str) -> tuple[dict[str, dict[str, _Value]], list[str]]:
             if section == "messaging":
                 problems.append(f"{path}: [messaging]: not used (plans are files; no RabbitMQ): remove it")
             else:
-                hint = _near(section, list(_SECTIONS))
+                hint = did_you_mean(section, _SECTIONS)
                 if section.startswith("nova"):
                     hint += f" (one cloud of a federation plan: [{CLOUD_PREFIX}NAME])"
                 problems.append(f"{path}: [{section}]: unknown section{hint}")
@@ -380,9 +382,9 @@ def _read_env(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, _Value]],
         rest = var[len(ENV_PREFIX) :].lower()
         section = next((s for s in _SECTIONS if rest.startswith(s + "_")), None)
         if section is None:
-            near = difflib.get_close_matches(var, ENV_NAMES, n=1, cutoff=0.8)
+            near = nearest(var, ENV_NAMES, cutoff=0.8)
             if near:
-                problems.append(f"${var}: not a setting (did you mean {near[0]}?){_ENV_NOTE}")
+                problems.append(f"${var}: not a setting (did you mean {near}?){_ENV_NOTE}")
             continue
         key = rest[len(section) + 1 :]
         values.setdefault(section, {})[key] = _Value(raw, f"${var}")
@@ -424,10 +426,9 @@ def _build(values: dict[str, dict[str, _Value]], problems: list[str]) -> dict[st
         for key, value in values.get(section, {}).items():
             label = f"{value.where}: [{section}] {key}"
             if key not in _KEYS[section]:
-                near = _near(key, _KEYS[section])
+                near = did_you_mean(key, _KEYS[section])
                 if value.where.startswith("$"):
-                    var = difflib.get_close_matches(value.where[1:], ENV_NAMES, n=1)
-                    near = near or (f" (did you mean {var[0]}?)" if var else "")
+                    near = near or did_you_mean(value.where[1:], ENV_NAMES)
                     near += _ENV_NOTE
                 problems.append(f"{label}: unknown option{near}")
                 continue
@@ -466,7 +467,7 @@ def _build_clouds(values: dict[str, dict[str, _Value]], problems: list[str]) -> 
         for key, value in given.items():
             label = f"{value.where}: [{section}] {key}"
             if key not in _KEYS["nova"]:
-                problems.append(f"{label}: unknown option{_near(key, _KEYS['nova'])}")
+                problems.append(f"{label}: unknown option{did_you_mean(key, _KEYS['nova'])}")
                 continue
             shown = "***" if _HINTS["nova"].get(key) == Secret | None else repr(redact(value.raw))
             try:

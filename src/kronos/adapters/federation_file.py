@@ -9,13 +9,13 @@ volumes or a stateless image), which Kronos cannot check and must not guess.
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from kronos.core.federation_policy import PRECONDITIONS, Budget, Eligible, FederationPolicy, Receive, Trigger
+from kronos.core.options import did_you_mean
 from kronos.errors import ConfigError, DataError
 from kronos.files import parse_yaml, read_text
 
@@ -36,11 +36,6 @@ def _line(node: Any, key: str | None = None) -> int | None:
         return int(lc.key(key)[0] if key is not None else lc.line) + 1
     except (KeyError, IndexError, TypeError, AttributeError):
         return int(lc.line) + 1
-
-
-def _near(key: object, known: Iterable[str]) -> str:
-    near = difflib.get_close_matches(str(key), list(known), n=1)
-    return f" (did you mean {near[0]}?)" if near else ""
 
 
 class _Reader:
@@ -67,7 +62,7 @@ class _Reader:
             if not isinstance(k, str):
                 self.fail(value, None, f"{path}.{k}", "keys must be strings")
             elif known is not None and k not in known:
-                self.fail(value, k, f"{path}.{k}", f"unknown key{_near(k, known)}")
+                self.fail(value, k, f"{path}.{k}", f"unknown key{did_you_mean(k, known)}")
         return value  # ruamel's mapping: it keeps the lines of its keys
 
     def strings(self, node: dict[str, Any], key: str, path: str) -> tuple[str, ...] | None:
@@ -112,7 +107,7 @@ def parse_federation(text: str, name: str) -> FederationPolicy:
     r = _Reader(name)
     for k in doc:
         if k not in _TOP:
-            r.fail(doc, k, str(k), f"unknown top-level key{_near(k, _TOP)}")
+            r.fail(doc, k, str(k), f"unknown top-level key{did_you_mean(k, _TOP)}")
     el = r.mapping(doc, "eligible", "eligible", _SECTIONS["eligible"])
     eligible = Eligible(
         tags=r.strings(el, "tags", "eligible") or (),
@@ -171,7 +166,7 @@ def parse_federation(text: str, name: str) -> FederationPolicy:
             continue
         for k in spec:
             if k not in _RECEIVE:
-                r.fail(spec, k, f"receive.{cloud}.{k}", f"unknown key{_near(k, _RECEIVE)}")
+                r.fail(spec, k, f"receive.{cloud}.{k}", f"unknown key{did_you_mean(k, _RECEIVE)}")
         receive[str(cloud)] = Receive(
             aggregates=r.strings(spec, "aggregates", f"receive.{cloud}"),
             availability_zones=r.strings(spec, "availability_zones", f"receive.{cloud}"),

@@ -23,7 +23,6 @@ the file was written) is the recorder's question: the file may lag behind.
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 from attrs import frozen
 
 from kronos.core.model import NumaCell
+from kronos.core.options import nearest
 from kronos.core.validate import Issue, key_path
 from kronos.errors import ValidationError
 from kronos.files import read_document
@@ -133,6 +133,6 @@ def _duplicates(at: str, mapping: dict[Any, Any], issues: list[Issue]) -> None:
 
 
 def _unknown(at: str, key: str, known: tuple[str, ...]) -> Issue:
-    near = difflib.get_close_matches(key, known, n=1)
-    hint = f"; did you mean {near[0]}?" if near else f" (known: {', '.join(known)})"
+    near = nearest(key, known)
+    hint = f"; did you mean {near}?" if near else f" (known: {', '.join(known)})"
     return Issue(at, f"unknown key{hint}")

@@ -10,15 +10,14 @@ and a snapshot can never disagree about what a valid policy is.
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from kronos.core.model import Policy, Snapshot
+from kronos.core.options import did_you_mean, nearest
 from kronos.core.validate import Issue, validate_policies
 from kronos.errors import ConfigError, DataError, NoInputError, PermissionDenied
 from kronos.files import parse_yaml, read_text
@@ -85,7 +84,7 @@ def _entry(i: int, node: Any, issues: list[tuple[int | None, Issue]]) -> Policy 
     for key, value in node.items():
         line = _line(node, key)
         if key not in _TYPES:
-            issues.append((line, Issue(f"{at}.{key}", f"unknown field{_near(key, _TYPES)}")))
+            issues.append((line, Issue(f"{at}.{key}", f"unknown field{did_you_mean(key, _TYPES)}")))
             ok = False
             continue
         why = _type_problem(key, value)
@@ -142,10 +141,10 @@ def parse_policies(text: str, name: str) -> tuple[Policy, ...]:
         raise ConfigError(str(exc)) from exc
     if not isinstance(doc, dict) or "policies" not in doc:
         keys = list(doc) if isinstance(doc, dict) else []
-        near = next((f": {k!r}{_near(k, ('policies',))}" for k in keys if _near(k, ("policies",))), "")
+        near = next((f": {k!r} (did you mean policies?)" for k in keys if nearest(k, ("policies",))), "")
         raise ConfigError(f"{name}: expected a top-level 'policies:' list{near}")
     extra = [
-        f"{name}:{_line(doc, k)}: {k!r}: unknown top-level key{_near(k, ('policies',))}"
+        f"{name}:{_line(doc, k)}: {k!r}: unknown top-level key{did_you_mean(k, ('policies',))}"
         for k in doc
         if k != "policies"
     ]
@@ -184,11 +183,6 @@ def load_policies(path: str | os.PathLike[str]) -> tuple[Policy, ...]:
     except DataError as exc:
         raise ConfigError(f"{exc} ([engine] policies_file)") from None
     return parse_policies(text, name)
-
-
-def _near(key: object, known: Iterable[str]) -> str:
-    near = difflib.get_close_matches(str(key), list(known), n=1)
-    return f" (did you mean {near[0]}?)" if near else ""
 
 
 def _index(path: str) -> int | None:

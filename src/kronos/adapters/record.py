@@ -25,7 +25,6 @@ for), the VM is counted at host level and ``source.problems`` says why.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -64,6 +63,7 @@ from kronos.core.model import (
     ServerGroup,
     Snapshot,
 )
+from kronos.core.options import did_you_mean
 from kronos.errors import UsageError
 from kronos.redact import redact
 
@@ -300,8 +300,7 @@ def _numa_strays(numa: NumaTopology, world: NovaWorld) -> list[str]:
     out = []
     for host in numa.hosts:
         if world.compute_hosts and host not in world.compute_hosts:
-            near = difflib.get_close_matches(host, sorted(world.compute_hosts), n=1)
-            hint = f" (did you mean {near[0]}?)" if near else ""
+            hint = did_you_mean(host, sorted(world.compute_hosts))
             out.append(f"{numa.source}: hosts.{host}: no compute host of this name in Nova{hint}")
     return out
 

@@ -26,7 +26,6 @@ model's fields, since most optional fields are absent.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import json
@@ -52,6 +51,7 @@ from kronos.core.model import (
     Snapshot,
     State,
 )
+from kronos.core.options import nearest
 from kronos.core.validate import NO_VALUE, Issue, check_format, key_path, validate
 from kronos.errors import ValidationError
 
@@ -152,8 +152,8 @@ class _Problems:
             if not isinstance(key, str):
                 self.fail(here, "keys must be strings", key)
             else:
-                near = difflib.get_close_matches(key, names, n=1)
-                hint = f"did you mean {near[0]}?" if near else f"known keys: {', '.join(names)}"
+                near = nearest(key, names)
+                hint = f"did you mean {near}?" if near else f"known keys: {', '.join(names)}"
                 self.fail((*here, key), f"unknown key; {hint}")
 
 
@@ -345,9 +345,9 @@ def _resource_class(name: str) -> str | None:
 
 def _class_hint(name: str) -> str:
     known = [*RESOURCES, *RESOURCE_ALIASES, *STANDARD_RESOURCE_CLASSES]
-    near = difflib.get_close_matches(name, known, n=1)
+    near = nearest(name, known)
     return (
-        f"did you mean {near[0]}?"
+        f"did you mean {near}?"
         if near
         else "expected vcpus, memory_mb, disk_gb, a Placement class or CUSTOM_*"
     )

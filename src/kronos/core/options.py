@@ -12,7 +12,7 @@ import difflib
 import math
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -221,10 +221,16 @@ _SECONDS = (
 )
 
 
-def did_you_mean(name: str, known: Sequence[str]) -> str:
+def nearest(name: object, known: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The one of ``known`` a mistyped ``name`` most likely meant, if any is close enough."""
+    near = difflib.get_close_matches(str(name), list(known), n=1, cutoff=cutoff)
+    return near[0] if near else None
+
+
+def did_you_mean(name: object, known: Iterable[str]) -> str:
     """`` (did you mean X?)`` for the nearest of ``known`` to a mistyped ``name``, or nothing."""
-    near = difflib.get_close_matches(name, known, n=1)
-    return f" (did you mean {near[0]}?)" if near else ""
+    near = nearest(name, known)
+    return f" (did you mean {near}?)" if near else ""
 
 
 def unknown_option(name: str, known: tuple[str, ...] = OPTION_NAMES) -> str:

@@ -15,7 +15,6 @@ the reader puts where a value was unreadable (NaN numbers, empty names).
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import re
@@ -43,6 +42,7 @@ from kronos.core.model import (
     State,
     Step,
 )
+from kronos.core.options import nearest
 from kronos.core.phases import MODES
 
 if TYPE_CHECKING:
@@ -160,8 +160,8 @@ def _duplicates(names: Iterable[str]) -> set[str]:
 
 
 def _unknown_name(path: str, name: str, known: Collection[str], what: str) -> Issue:
-    near = difflib.get_close_matches(name, list(known), n=1)
-    hint = f"; did you mean {near[0]}?" if near else ""
+    near = nearest(name, known)
+    hint = f"; did you mean {near}?" if near else ""
     return Issue(path, f"no {what} of this name{hint}")
 
 
@@ -668,8 +668,8 @@ def _vm_issues(
     if v.host not in known:
         out.append(Issue(f"{at}.host", "unknown host", v.host))
     if v.status not in NOVA_STATUSES:
-        near = difflib.get_close_matches(str(v.status).upper(), NOVA_STATUSES, n=1)
-        hint = f"; did you mean {near[0]}?" if near else ""
+        near = nearest(str(v.status).upper(), NOVA_STATUSES)
+        hint = f"; did you mean {near}?" if near else ""
         out.append(Issue(f"{at}.status", f"not a Nova server status{hint}", v.status))
     if v.task_state is not None and _blank(v.task_state):
         out.append(Issue(f"{at}.task_state", "must be null or a task state", v.task_state))
