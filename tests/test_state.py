@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import kronos
+from kronos.errors import KronosIOError
 from kronos.testing import DEFAULT_TAKEN_AT
 from tests.conftest import kronos_cli
 
@@ -159,6 +160,33 @@ def test_an_audit_file_that_cannot_be_written_leaves_the_state_as_it_was(tmp_pat
         "state", "release", "--state", str(state), "--config", str(state), "vm-1", "--audit-file", str(log)
     )
     assert both.returncode == 64 and not log.exists(), both.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full (every write: ENOSPC)")
+def test_an_audit_log_that_fills_up_after_the_change_says_what_it_could_not_record(tmp_path: Path) -> None:
+    """A full disk under the audit log was a traceback (70) that hid that the state had changed."""
+    state = tmp_path / "state.json"
+    full = kronos_cli(
+        "state", "record-result", "--state", str(state), "--instance", "vm-1",
+        "--outcome", "MigrationFailed", "--audit-file", "/dev/full",
+    )  # fmt: skip
+    assert full.returncode == 74, full.stderr
+    assert "--audit-file '/dev/full': cannot append to it: No space left on device" in full.stderr
+    assert "the state was changed all the same; unlogged: result_recorded instance=vm-1" in full.stderr
+    assert "Traceback" not in full.stderr
+    assert "vm-1" in kronos.load_state(str(state)).quarantined_until  # as the message says
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full (every write: ENOSPC)")
+def test_a_results_log_that_fills_up_is_an_io_error_naming_it() -> None:
+    from kronos.adapters.executor import StepResult
+    from kronos.adapters.journal import Journal
+
+    journal = Journal("/dev/full", None, {"instance_cooldown": 900, "instance_quarantine_seconds": -1})
+    t = "2026-11-21T10:00:00.000000Z"
+    with pytest.raises(KronosIOError, match="--results '/dev/full': cannot append to it: No space left"):
+        journal(StepResult(1, 1, "vm-1", "live-migrate", "a", "b", "Succeeded", 1, t, t, 1.0, None))
+    journal.close()  # the line it could not write is not tried again
 
 
 def test_record_result_refuses_a_set_it_would_not_read(tmp_path: Path) -> None:

@@ -1436,15 +1436,24 @@ def release_cmd(
 @contextlib.contextmanager
 def _audit(path: str | None) -> Iterator[Callable[..., None]]:
     """The audit log ``path`` (none: a log that writes nothing), for a change made by hand:
-    opened before the change, so a log that cannot be written leaves the state as it was."""
+    opened before the change, so a log that cannot be opened leaves the state as it was; one
+    that fails after (a full disk) says which change it could not record."""
     if path is None:
         yield lambda _event, **_fields: None
         return
     from kronos.adapters.audit import Audit
 
     audit = Audit(path, "--audit-file")
+
+    def record(event: str, **fields: Any) -> None:
+        try:
+            audit(event, **fields)
+        except KronosError as exc:  # the log broke after it opened (a full disk): say what it misses
+            said = ", ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+            raise type(exc)(f"{exc}: the state was changed all the same; unlogged: {event} {said}") from None
+
     try:
-        yield audit
+        yield record
     finally:
         audit.close()
 

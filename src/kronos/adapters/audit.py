@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kronos.adapters.executor import iso
-from kronos.adapters.journal import open_append
+from kronos.adapters.journal import append_line, close_appended, open_append
 from kronos.redact import redact_data
 
 
@@ -58,20 +58,19 @@ class Audit:
         self.clock = clock
         self.who = who(member)
         self._lock = threading.Lock()
+        self._label = label
         self._out: IO[str] | None = open_append(path, label)
 
     def __call__(self, event: str, **fields: Any) -> None:
         line = {"ts": iso(self.clock()), "event": event, "who": self.who, **fields}
-        text = json.dumps(redact_data(line), sort_keys=True, default=_plain) + "\n"
+        text = json.dumps(redact_data(line), sort_keys=True, default=_plain)
         with self._lock:
             if self._out is None:
                 return  # closed by a second signal: the journal's results still say what happened
-            self._out.write(text)
-            self._out.flush()
-            os.fsync(self._out.fileno())
+            append_line(self._out, text, self._label)
 
     def close(self) -> None:
         with self._lock:
             if self._out is not None:
-                self._out.close()
+                close_appended(self._out)
                 self._out = None

@@ -14,6 +14,7 @@ A step's error text comes from Nova and its transport; it is redacted
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -90,16 +91,15 @@ class Journal:
         #: outcomes the shared state has not taken yet (its backend was unreachable): applied first
         #: at the next write or refresh, so no result is lost
         self._pending: list[Callable[[State | None], State]] = []
-        self._out = open_append(results_path, labels[0]) if results_path else None
+        self._label = labels[0]
+        self._out = open_append(results_path, self._label) if results_path else None
         self.refresh()
 
     def __call__(self, result: StepResult) -> None:
         if result.error:
             result = attrs.evolve(result, error=redact(result.error))
         if self._out is not None:
-            self._out.write(json.dumps(attrs.asdict(result), sort_keys=True) + "\n")
-            self._out.flush()
-            os.fsync(self._out.fileno())
+            append_line(self._out, json.dumps(attrs.asdict(result), sort_keys=True), self._label)
         self.audit("step_finished", **attrs.asdict(result))
         if result.outcome != "Interrupted":
             at, options = self.clock(), self.state_options
@@ -178,7 +178,7 @@ class Journal:
 
     def close(self) -> None:
         if self._out is not None:
-            self._out.close()
+            close_appended(self._out)
             self._out = None
 
 
@@ -204,6 +204,24 @@ def open_append(path: str | Path, label: str) -> IO[str]:
         return fh
     except OSError as exc:
         raise KronosIOError(f"{label} {str(path)!r}: cannot append to it: {_why(exc, path)}") from None
+
+
+def append_line(fh: IO[str], line: str, label: str) -> None:
+    """``line`` and a newline appended to ``fh``, flushed and fsynced before the caller goes on;
+    a disk that refuses it (full, gone) is exit 74 naming the file, not a traceback."""
+    try:
+        fh.write(line + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    except OSError as exc:
+        raise KronosIOError(f"{label} {fh.name!r}: cannot append to it: {_why(exc, fh.name)}") from None
+
+
+def close_appended(fh: IO[str]) -> None:
+    """Close a file of :func:`append_line`: a line it could not write was said when it failed,
+    and closing would only try it again."""
+    with contextlib.suppress(OSError):
+        fh.close()
 
 
 def _ends_mid_line(path: Path) -> bool:
