@@ -6,6 +6,8 @@ import io
 import json
 import logging
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,3 +105,30 @@ def test_a_log_line_shows_a_name(capsys: pytest.CaptureFixture[str]) -> None:
         logging.captureWarnings(False)
     err = capsys.readouterr().err
     assert "moving evil\\u0007" in err and not RAW.search(err), err
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full (every write: ENOSPC)")
+@pytest.mark.parametrize(
+    "args", [("plan", str(EXAMPLE)), ("plan", str(EXAMPLE), "-o", "-"), ("plan", "--help")]
+)
+def test_standard_output_on_a_full_disk_is_exit_74_naming_it(args: tuple[str, ...]) -> None:
+    """It was a traceback and "internal error (a bug)" (70)."""
+    with Path("/dev/full").open("w") as full:
+        out = subprocess.run(
+            [sys.executable, "-c", "from kronos.cli import main; main()", *args],
+            stdout=full, stderr=subprocess.PIPE, text=True, check=False,
+        )  # fmt: skip
+    assert out.returncode == 74, out.stderr
+    assert out.stderr == "kronos: error: standard output: cannot write: No space left on device\n"
+
+
+def test_a_reader_that_closes_the_pipe_early_ends_it_quietly() -> None:
+    """``kronos generate -o - | head -1``: the rest (2.5 MB, far over a pipe's buffer) is not
+    wanted, and that is no error."""
+    argv = [sys.executable, "-c", "from kronos.cli import main; main()", "generate", "--seed", "1", "-o", "-"]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.read(1) == b"{"
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 0 and err == "", err

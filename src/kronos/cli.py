@@ -34,8 +34,8 @@ from kronos.cli_paths import (
 )
 from kronos.core.phases import MODES
 from kronos.core.phases import PHASES as PHASE_NAMES
-from kronos.errors import KronosError, UsageError
-from kronos.terminal import echo
+from kronos.errors import KronosError, KronosIOError, UsageError
+from kronos.terminal import echo, settle_stdout, unwritable
 
 EX_USAGE, EX_SOFTWARE = 64, 70
 
@@ -1524,6 +1524,32 @@ def embedded(argv: list[str]) -> int:
 
 def run(entry: Callable[..., Any], argv: list[str] | None, prog: str = "kronos") -> int:
     """Run ``entry``; every message on the way out passes :func:`kronos.redact.redact`."""
+    code = _run(entry, argv, prog)
+    lost = settle_stdout()  # what echo buffered: a full disk may refuse it only now
+    return code if lost is None or code != 0 else _output_lost(lost)
+
+
+def _output_lost(exc: OSError) -> int:
+    """Standard output refused the rest: a closed pipe is the reader's choice (0), else 74."""
+    if isinstance(exc, BrokenPipeError):
+        return 0
+    echo(f"kronos: error: {unwritable('standard output', exc)}", err=True)
+    return KronosIOError.exit_code
+
+
+def _in_click_echo(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised writing in click's echo (help, version: not through ours)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return (
+        tb is not None
+        and tb.tb_frame.f_globals.get("__name__") == "click.utils"
+        and (tb.tb_frame.f_code.co_name == "echo")
+    )
+
+
+def _run(entry: Callable[..., Any], argv: list[str] | None, prog: str) -> int:
     from kronos.redact import redact
 
     try:
@@ -1544,14 +1570,15 @@ def run(entry: Callable[..., Any], argv: list[str] | None, prog: str = "kronos")
     except KronosError as exc:
         echo(f"kronos: error: {redact(as_flags(str(exc)))}", err=True)
         return exc.exit_code
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+    except BrokenPipeError:  # the reader had enough (| head): run() quiets the rest
         return 0
     except KeyboardInterrupt:
         echo("kronos: interrupted", err=True)
         return 130
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, OSError) and _in_click_echo(exc):  # its own output (--help) was refused
+            settle_stdout()
+            return _output_lost(exc)
         import traceback
 
         echo(redact(traceback.format_exc()), err=True, nl=False)

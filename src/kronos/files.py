@@ -31,7 +31,7 @@ from typing import IO, Any, TypeVar, cast
 from kronos.core.convert import MAX_DEPTH, DuplicateKeys, digest_of, make_converter, structure, unstructure
 from kronos.core.model import Plan, Snapshot, State
 from kronos.errors import DataError, KronosIOError, NoInputError
-from kronos.terminal import printable
+from kronos.terminal import printable, unwritable
 
 #: nodes that YAML aliases may add to a document (a merge key or two, never a "billion laughs")
 YAML_ALIAS_BUDGET = 10_000
@@ -349,8 +349,13 @@ def dump(obj: Any, dest: PathOrFile) -> None:
         name = str(dest)
         text = render(obj, yaml=yaml_named(name))
         if name == "-":  # JSON escapes C0 itself; printable() the rest, which reads back the same
-            sys.stdout.write(printable(text))
-            sys.stdout.flush()
+            try:
+                sys.stdout.write(printable(text))
+                sys.stdout.flush()
+            except BrokenPipeError:
+                raise
+            except OSError as exc:
+                raise unwritable("standard output", exc) from None
             return
         write_atomic(dest, text)
         return

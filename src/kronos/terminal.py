@@ -9,6 +9,10 @@ stream is not a terminal, and never BEL. So every line the CLI prints passes
 :func:`printable` once, at the edge, and the core's records keep the names
 as they are.
 
+A standard stream that refuses a write (stdout on a full disk) is exit 74
+naming the stream, not a traceback; a closed pipe (``kronos plan | head``)
+is the reader's choice and ends quietly.
+
 The escape is JSON's own ``\\uXXXX``: JSON output stays valid JSON that
 reads back to the same text (``json.dumps`` already escapes C0 itself; DEL,
 C1 and the bidi controls it writes raw with ``ensure_ascii=False``).
@@ -16,8 +20,14 @@ C1 and the bidi controls it writes raw with ``ensure_ascii=False``).
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import re
+import sys
 from typing import Any
+
+from kronos.errors import KronosIOError
 
 #: C0 but tab and newline, DEL, C1, and the bidi embeddings, overrides and isolates
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -32,4 +42,27 @@ def echo(message: Any = None, **kwargs: Any) -> None:
     """:func:`click.echo`, with text passed through :func:`printable` first."""
     import click  # the command line's: the library (`kronos.dump` to "-") uses printable alone
 
-    click.echo(printable(message) if isinstance(message, str) else message, **kwargs)
+    try:
+        click.echo(printable(message) if isinstance(message, str) else message, **kwargs)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise unwritable("standard error" if kwargs.get("err") else "standard output", exc) from None
+
+
+def unwritable(stream: str, exc: OSError) -> KronosIOError:
+    """A standard stream that refused a write: what the exit (74) says."""
+    return KronosIOError(f"{stream}: cannot write: {exc.strerror or exc}")
+
+
+def settle_stdout() -> OSError | None:
+    """Flush standard output; if it cannot take the rest (a full disk, a closed pipe), point it
+    at /dev/null, so that the interpreter's own flush at exit does not fail a second time, and
+    return why."""
+    try:
+        sys.stdout.flush()
+        return None
+    except OSError as exc:
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return exc
