@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -418,23 +419,25 @@ def test_unreadable_or_missing_files_are_66_for_the_config_and_the_policies(
     from kronos import cli
 
     conf = _write(tmp_path, "[engine]\naggregates = a\n")
-    real_bytes, real_text = Path.read_bytes, Path.read_text
+    real_open = Path.open
 
-    def denied(path: Path, *args: object, **kwargs: object) -> object:
-        if path.name in ("kronos.conf", "policies.yaml"):  # root reads anything: inject EACCES
-            raise PermissionError(13, "Permission denied", str(path))
-        return (real_bytes if not args and not kwargs else real_text)(path, *args, **kwargs)  # type: ignore[operator]
+    def denied(name: str) -> Callable[..., object]:
+        def open_(path: Path, *args: Any, **kwargs: Any) -> object:
+            if path.name == name:  # root reads anything: inject EACCES
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", denied)
+        return open_
+
+    monkeypatch.setattr(Path, "open", denied("kronos.conf"))
     assert cli.run(cli.cli.main, ["scores", "--config", str(conf)]) == 66
     assert f"{conf}: not readable: permission denied (--config)" in capsys.readouterr().err
-    monkeypatch.setattr(Path, "read_bytes", real_bytes)
-    monkeypatch.setattr(Path, "read_text", denied)
+    monkeypatch.setattr(Path, "open", denied("policies.yaml"))
     assert cli.run(cli.cli.main, ["scores", "--config", str(conf)]) == 66
     assert (
         "policies.yaml: not readable (permission denied) ([engine] policies_file)" in capsys.readouterr().err
     )
-    monkeypatch.setattr(Path, "read_text", real_text)
+    monkeypatch.setattr(Path, "open", real_open)
     assert kronos_cli("scores", "--config", str(tmp_path)).returncode == 66  # a directory
     assert kronos_cli("scores", "--config", str(tmp_path / "none.conf")).returncode == 66
     (tmp_path / "policies.yaml").unlink()

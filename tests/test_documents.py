@@ -687,14 +687,14 @@ def test_an_unreadable_input_file_exits_66(
 
     path = tmp_path / f"{kind}.json"
     path.write_text(json.dumps(DOCS[kind]()))
-    real = Path.read_text
+    real = Path.open
 
-    def refuse(self: Path, *args: Any, **kwargs: Any) -> str:
+    def refuse(self: Path, *args: Any, **kwargs: Any) -> Any:
         if self == path:  # fault injection: root, as CI runs, reads a file of mode 000 anyway
             raise PermissionError(13, "Permission denied", str(self))
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_text", refuse)
+    monkeypatch.setattr(Path, "open", refuse)
     assert run(cli.main, list(_cli_args(kind, path))) == 66
     assert f"{path}: not readable (permission denied)" in capsys.readouterr().err
 
@@ -742,3 +742,29 @@ def test_a_byte_order_mark_is_read_past_in_json_as_in_yaml(tmp_path: Path) -> No
     )
     with pytest.raises(DataError, match=r"<stream>: not UTF-8 text"):
         kronos.load_snapshot(io.BytesIO(b"\xff" + example))
+
+
+def test_a_document_past_the_size_limit_is_refused_before_it_fills_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--state /dev/zero`` read until the kernel killed the process (a device never ends)."""
+    import kronos.files
+
+    example = ROOT / "examples" / "snapshot.json"
+    size = example.stat().st_size
+    monkeypatch.setattr(kronos.files, "MAX_DOCUMENT_BYTES", size)
+    assert len(kronos.load_snapshot(example).vms) > 0  # as large as allowed: read
+    monkeypatch.setattr(kronos.files, "MAX_DOCUMENT_BYTES", size - 1)
+    with pytest.raises(DataError, match=rf"snapshot.json: more than {size - 1} bytes: too large"):
+        kronos.load_snapshot(example)
+    with pytest.raises(DataError, match="<stream>: more than"):  # an open stream, text or binary
+        kronos.load_snapshot(io.StringIO(example.read_text()))
+    monkeypatch.setattr(kronos.files, "MAX_DOCUMENT_BYTES", size)  # the snapshot fits, nothing more
+    endless = kronos_cli("plan", str(example), "--state", "/dev/zero")
+    assert endless.returncode == 65 and f"/dev/zero: more than {size} bytes" in endless.stderr, endless.stderr
+    piped = kronos_cli("plan", "-", stdin="{" + " " * size + "}")
+    assert piped.returncode == 65 and f"<stdin>: more than {size} bytes" in piped.stderr, piped.stderr
+    conf = tmp_path / "kronos.conf"
+    conf.write_text("[engine]\naggregates = a\n" + "#" * size + "\n")
+    config = kronos_cli("check-config", "--config", str(conf))
+    assert config.returncode == 78 and f"kronos.conf: more than {size} bytes" in config.stdout + config.stderr

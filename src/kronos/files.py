@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
-from typing import IO, Any, TypeVar, cast
+from typing import IO, Any, TypeVar, cast, overload
 
 from kronos.core.convert import MAX_DEPTH, DuplicateKeys, digest_of, make_converter, structure, unstructure
 from kronos.core.model import Plan, Snapshot, State
@@ -56,16 +56,43 @@ def _name(src: PathOrFile) -> str:
 BOM = "\ufeff"
 
 
+#: the most a document may hold, in bytes (characters, from a text stream): a 5 000-VM snapshot
+#: is 2.5 MB. Past it, a wrong file or a device that never ends (``--state /dev/zero``) would
+#: take all memory before anything could be said about it.
+MAX_DOCUMENT_BYTES = 1 << 30
+
+
+@overload
+def read_bounded(src: IO[bytes], name: str) -> bytes: ...
+@overload
+def read_bounded(src: IO[str], name: str) -> str: ...
+@overload
+def read_bounded(src: IO[str] | IO[bytes], name: str) -> str | bytes: ...
+def read_bounded(src: IO[str] | IO[bytes], name: str) -> str | bytes:
+    """All of ``src``, or DataError (65) when it holds more than :data:`MAX_DOCUMENT_BYTES`."""
+    limit = MAX_DOCUMENT_BYTES
+    data = src.read(limit + 1)
+    if len(data) > limit:
+        raise DataError(
+            f"{name}: more than {limit} bytes: too large for a kronos document (a device or a stream "
+            "that does not end?)"
+        )
+    return data
+
+
 def read_text(src: PathOrFile) -> tuple[str, str]:
     """Return (text, name) for a path, ``-`` (stdin) or an open file; a UTF-8 byte order mark
     (which Windows editors write) is dropped, as YAML and kronos.conf drop it (JSON may: RFC 8259)."""
     name = _name(src)
     try:
-        if isinstance(src, str | os.PathLike):
-            text = sys.stdin.read() if str(src) == "-" else Path(src).read_text(encoding="utf-8")
+        if isinstance(src, str | os.PathLike) and str(src) == "-":
+            data = read_bounded(getattr(sys.stdin, "buffer", sys.stdin), name)
+        elif isinstance(src, str | os.PathLike):
+            with Path(src).open("rb") as fh:
+                data = read_bounded(fh, name)
         else:
-            data = src.read()
-            text = data.decode("utf-8") if isinstance(data, bytes) else data
+            data = read_bounded(src, name)
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
     except FileNotFoundError as exc:
         raise NoInputError(f"{name}: no such file") from exc
     except IsADirectoryError as exc:

@@ -40,7 +40,8 @@ from kronos.core.options import (
     make_options,
     nearest,
 )
-from kronos.errors import ConfigError, KronosError, KronosIOError, NoInputError
+from kronos.errors import ConfigError, DataError, KronosError, KronosIOError, NoInputError
+from kronos.files import read_bounded
 from kronos.redact import redact
 
 ENV_PREFIX = "KRONOS_"
@@ -349,7 +350,8 @@ def _read_file(path: str) -> tuple[dict[str, dict[str, _Value]], list[str]]:
 def _read_text(path: str) -> str:
     """The file's text; missing or unreadable is exit 66, not UTF-8 exit 78 with where it broke."""
     try:
-        data = Path(path).read_bytes()
+        with Path(path).open("rb") as fh:
+            data = read_bounded(fh, path)
     except FileNotFoundError:
         raise NoInputError(f"{path}: no such file (--config)") from None
     except IsADirectoryError:
@@ -358,6 +360,8 @@ def _read_text(path: str) -> str:
         raise NoInputError(f"{path}: not readable: permission denied (--config)") from None
     except OSError as exc:
         raise KronosIOError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except DataError as exc:
+        raise ConfigError(f"{exc} (--config)") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
