@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -132,3 +134,37 @@ def test_a_reader_that_closes_the_pipe_early_ends_it_quietly() -> None:
         proc.stdout.close()
         err = proc.stderr.read().decode()
         assert proc.wait(timeout=120) == 0 and err == "", err
+
+
+def _kronos_sh(args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``kronos ARGS`` through sh, for redirections subprocess cannot spell (``>&-``)."""
+    command = f"{shlex.quote(sys.executable)} -c 'from kronos.cli import main; main()' {args}"
+    return subprocess.run(
+        ["sh", "-c", command], capture_output=True, text=True, check=False, env={**os.environ, **(env or {})}
+    )
+
+
+def test_a_terminal_without_arrows_gets_them_spelled() -> None:
+    """A Latin-1 terminal has no → or …: every command failed with UnicodeEncodeError (70)."""
+    out = _kronos_sh(f"plan {shlex.quote(str(EXAMPLE))}", {"PYTHONIOENCODING": "latin-1"})
+    assert out.returncode == 0, out.stderr
+    assert "cmp-007 \\u2192 cmp-005" in out.stdout and "sha256:a1f5439097f8\\u2026" in out.stdout
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full (every write: ENOSPC)")
+def test_standard_error_that_refuses_keeps_the_exit_code() -> None:
+    """With nowhere to say it, the code still says it: 66 was 1 (an error about the error)."""
+    assert _kronos_sh("plan no-such-snapshot.json 2>/dev/full").returncode == 66
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "said"),
+    [
+        ("plan no-such-snapshot.json >&-", 66, "no-such-snapshot.json: no such file"),
+        ("--help >&-", 0, ""),
+        ("plan - <&-", 66, "<stdin>: standard input is closed"),
+    ],
+)
+def test_a_closed_standard_stream_is_no_traceback(args: str, code: int, said: str) -> None:
+    out = _kronos_sh(args)
+    assert out.returncode == code and said in out.stderr and "Traceback" not in out.stderr, out.stderr

@@ -86,6 +86,8 @@ def read_text(src: PathOrFile) -> tuple[str, str]:
     name = _name(src)
     try:
         if isinstance(src, str | os.PathLike) and str(src) == "-":
+            if sys.stdin is None:  # started with it closed (<&-)
+                raise NoInputError(f"{name}: standard input is closed")
             data = read_bounded(getattr(sys.stdin, "buffer", sys.stdin), name)
         elif isinstance(src, str | os.PathLike):
             with Path(src).open("rb") as fh:

@@ -44,10 +44,20 @@ def echo(message: Any = None, **kwargs: Any) -> None:
 
     try:
         click.echo(printable(message) if isinstance(message, str) else message, **kwargs)
-    except BrokenPipeError:
-        raise
     except OSError as exc:
-        raise unwritable("standard error" if kwargs.get("err") else "standard output", exc) from None
+        if kwargs.get("err"):
+            return  # standard error refused (2>/dev/full): nowhere is left to say so
+        if isinstance(exc, BrokenPipeError):
+            raise
+        raise unwritable("standard output", exc) from None
+
+
+def speak_any_encoding() -> None:
+    """Let a terminal whose encoding lacks a character (a Latin-1 locale has no → or …) show it
+    as ``\u2192`` rather than fail: the escape JSON reads back, too."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            stream.reconfigure(errors="backslashreplace")
 
 
 def unwritable(stream: str, exc: OSError) -> KronosIOError:
@@ -59,6 +69,8 @@ def settle_stdout() -> OSError | None:
     """Flush standard output; if it cannot take the rest (a full disk, a closed pipe), point it
     at /dev/null, so that the interpreter's own flush at exit does not fail a second time, and
     return why."""
+    if sys.stdout is None:  # started with it closed (>&-): click wrote nothing, nothing is lost
+        return None
     try:
         sys.stdout.flush()
         return None
