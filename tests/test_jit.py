@@ -129,3 +129,17 @@ def test_every_kernel_compiles_one_signature_whatever_the_mode() -> None:
     signatures = json.loads(done.stdout)
     assert sum(bool(s) for s in signatures.values()) >= 10  # the modes ran compiled
     assert {name: s for name, s in signatures.items() if len(s) > 1} == {}
+
+
+def test_numba_refusing_its_environment_is_a_configuration_error() -> None:
+    """NUMBA_NUM_THREADS=0 made numba's import raise ValueError: "internal error (a bug)" (70)."""
+    import os
+
+    done = subprocess.run(
+        [sys.executable, "-c", "from kronos.cli import main; main()", "--jit", "always", "plan",
+         str(ROOT / "examples/snapshot.json")],
+        capture_output=True, text=True, env={**os.environ, "NUMBA_NUM_THREADS": "0"},
+    )  # fmt: skip
+    assert done.returncode == 78, done.stderr
+    assert "numba refuses to start: Number of threads specified must be > 0" in done.stderr
+    assert "NUMBA_*" in done.stderr and "Traceback" not in done.stderr

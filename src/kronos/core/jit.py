@@ -17,6 +17,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from kronos.errors import ConfigError
+
 #: the modules whose functions :func:`njit` decorates
 KERNEL_MODULES = ("kronos.core.kernels", "kronos.core.rules", "kronos.core.placement")
 
@@ -51,6 +53,9 @@ def njit(**options: Any) -> Any:
     """
     if _interpreted:
         return lambda f: f
-    import numba
+    try:
+        import numba
+    except ValueError as exc:  # numba checks its NUMBA_* variables on import (NUMBA_NUM_THREADS=0)
+        raise ConfigError(f"numba refuses to start: {exc} (see the NUMBA_* environment variables)") from None
 
     return numba.njit(**options)
