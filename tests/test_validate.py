@@ -218,3 +218,26 @@ def test_a_plan_that_moves_a_vm_nowhere_or_twice_is_refused(tmp_path: Path) -> N
     # a later step that says why it moves the VM again (a two-hop, a parking move) is a plan
     fine = _with_steps(doc, [first, {**again, "repeat_reason": "parking"}])
     assert kronos.load_plan(io.StringIO(json.dumps(fine))).steps[1].repeat_reason == "parking"
+
+
+def test_amounts_and_steps_past_what_sums_and_clocks_hold_are_refused(tmp_path: Path) -> None:
+    """Each of 1e308 is finite, but two summed are not: a drain's moved_memory_mb came out
+    infinite and the plan could not be written (70); a step of 1e-310 s overflowed the window."""
+    doc = json.loads(json.dumps(kronos.files.unstructure(kronos.generate(hosts=6, vms=40, seed=2))))
+    doc["hosts"][0]["capacity"]["memory_mb"] = 1.7e308
+    doc["hosts"][1]["cost_per_hour"] = 1e308
+    doc["vms"][0]["flavor"]["memory_mb"] = 2e15
+    doc["history_step_seconds"] = 1e-310
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    code, out = _kronos("validate", str(bad))
+    assert code == 65, out
+    for fragment in (
+        "hosts[0].capacity.memory_mb = 1.7e+308: capacity must be a number from 0 to 1e+15",
+        "hosts[1].cost_per_hour = 1e+308: must be a number from 0 to 1e+15",
+        "vms[0].flavor.memory_mb = 2000000000000000.0: flavor sizes must be a number from 0 to 1e+15",
+        "history_step_seconds = 1e-310: must be a number of seconds from 0.001 to",
+    ):
+        assert fragment in out, (fragment, out)
+    drained = _kronos("drain", str(bad), "--host", doc["hosts"][0]["name"], "-o", str(tmp_path / "p.json"))
+    assert drained[0] == 65 and "Traceback" not in drained[1], drained[1]

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from attrs import frozen
 
-from kronos.core.model import MAX_CELLS, RESOURCE_ALIASES, RESOURCES, VM, Flavor, Snapshot
+from kronos.core.model import MAX_AMOUNT, MAX_CELLS, RESOURCE_ALIASES, RESOURCES, VM, Flavor, Snapshot
 from kronos.errors import DataError
 
 #: HW_CPU_* traits that are not guest CPU features (FORMATS §4: not compared)
@@ -198,7 +198,7 @@ class Sizes:
     columns: Columns  # the VMs' fields validation and the world read
     vm_index: dict[str, int] | None  # a VM's index by its id (the last VM of a duplicate id)
     weights: Weights | None  # the VMs' weights as a table, when they name the same policies
-    held_ok: bool  # every allocation's amounts ints or floats, >= 0 and finite (validation's test)
+    held_ok: bool  # every allocation's amounts ints or floats from 0 to MAX_AMOUNT (validation's test)
 
 
 def capacity(snapshot: Snapshot) -> Sizes:
@@ -238,7 +238,7 @@ def capacity(snapshot: Snapshot) -> Sizes:
             held_ok = (
                 held_ok
                 and _NUMBERS.issuperset(map(type, given))
-                and bool(((amounts >= 0.0) & (amounts < np.inf)).all())
+                and bool(((amounts >= 0.0) & (amounts <= MAX_AMOUNT)).all())
             )
         else:
             held_ok = False

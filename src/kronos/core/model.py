@@ -24,6 +24,10 @@ GroupPolicy = Literal["affinity", "anti-affinity", "soft-affinity", "soft-anti-a
 Phase = str  # affinity | spread | pack | evacuate | drain | later additions
 Action = Literal["live-migrate", "cold-migrate", "evacuate", "cross-cloud-migrate"]
 RESOURCES = ("vcpus", "memory_mb", "disk_gb")
+#: the largest capacity, size, amount or hourly cost a snapshot may state (a zettabyte in MB):
+#: far past any cloud, and far enough under float's range that sums over millions of VMs, and
+#: a plan's moved_memory_mb, stay finite (1e308 each made them infinite: no JSON plan)
+MAX_AMOUNT = 1e15
 #: Placement's names of the three legacy classes, which readers accept as aliases (FORMATS §4)
 RESOURCE_ALIASES = {"VCPU": "vcpus", "MEMORY_MB": "memory_mb", "DISK_GB": "disk_gb"}
 #: the most NUMA cells on a host Kronos plans for: a VM's cells are a bitmask in an int64

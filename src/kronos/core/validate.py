@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 from attrs import frozen
 
 from kronos.core.model import (
+    MAX_AMOUNT,
     MAX_CELLS,
     NOVA_STATUSES,
     OUTCOMES,
@@ -42,7 +43,7 @@ from kronos.core.model import (
     State,
     Step,
 )
-from kronos.core.options import nearest
+from kronos.core.options import MAX_SECONDS, nearest
 from kronos.core.phases import MODES
 
 if TYPE_CHECKING:
@@ -149,6 +150,18 @@ def _bad_unit(x: Any) -> bool:
 
 def _finite(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _amount(x: Any) -> bool:
+    """A capacity, size, amount or cost: a number from 0 to :data:`MAX_AMOUNT`."""
+    return _finite(x) and 0 <= x <= MAX_AMOUNT
+
+
+#: the finest history step or forecast horizon: Prometheus's own resolution (a millisecond)
+MIN_SECONDS = 0.001
+
+#: what an amount out of :func:`_amount`'s range is told
+AMOUNT = f"must be a number from 0 to {MAX_AMOUNT:g}"
 
 
 def _blank(s: Any) -> bool:
@@ -261,8 +274,9 @@ def _time_fields(s: Snapshot) -> list[Issue]:
             if needed:
                 user = "hosts[].score_history" if name.startswith("history") else "vms[].weights_forecast"
                 out.append(Issue(name, f"required when {user} is present"))
-        elif not (_finite(value) and value > 0):
-            out.append(Issue(name, "must be a number of seconds > 0", value))
+        elif not (_finite(value) and MIN_SECONDS <= value <= MAX_SECONDS):  # (1e-310 overflowed)
+            why = f"must be a number of seconds from {MIN_SECONDS:g} to {MAX_SECONDS:g}"
+            out.append(Issue(name, why, value))
     return out
 
 
@@ -300,11 +314,11 @@ def _hosts(s: Snapshot) -> list[Issue]:
             out.append(Issue(f"{at}.name", "duplicate host name", h.name))
         for r in RESOURCES:
             v = getattr(h.capacity, r)
-            if not (math.isfinite(v) and v >= 0):
-                out.append(Issue(f"{at}.capacity.{r}", "capacity must be >= 0", v))
+            if not _amount(v):
+                out.append(Issue(f"{at}.capacity.{r}", f"capacity {AMOUNT}", v))
         for r, v in (h.capacity.classes or {}).items():
-            if not (_finite(v) and v >= 0):
-                out.append(Issue(key_path(f"{at}.capacity", r), "capacity must be >= 0", v))
+            if not _amount(v):
+                out.append(Issue(key_path(f"{at}.capacity", r), f"capacity {AMOUNT}", v))
         for p in names:
             if p not in h.scores and h.up:
                 out.append(Issue(key_path(f"{at}.scores", p), "missing score of an enabled policy"))
@@ -314,8 +328,8 @@ def _hosts(s: Snapshot) -> list[Issue]:
         out += _policy_keyed(
             f"{at}.score_capacity", h.score_capacity, policies, lambda x: _finite(x) and x > 0, "must be > 0"
         )
-        if h.cost_per_hour is not None and not (_finite(h.cost_per_hour) and h.cost_per_hour >= 0):
-            out.append(Issue(f"{at}.cost_per_hour", "must be a number >= 0", h.cost_per_hour))
+        if h.cost_per_hour is not None and not _amount(h.cost_per_hour):
+            out.append(Issue(f"{at}.cost_per_hour", AMOUNT, h.cost_per_hour))
         out += _host_facts(at, h.traits, h.numa_cells)
         for p, history in (h.score_history or {}).items():
             out += _history(key_path(f"{at}.score_history", p), p, history, h.scores, policies)
@@ -338,8 +352,8 @@ def _host_facts(at: str, traits: Any, cells: Any) -> list[Issue]:
         seen.add(c.id)
         for r in ("vcpus", "memory_mb"):
             x = getattr(c, r)
-            if not (_finite(x) and x >= 0):
-                out.append(Issue(f"{at}.numa_cells[{j}].{r}", "must be >= 0", x))
+            if not _amount(x):
+                out.append(Issue(f"{at}.numa_cells[{j}].{r}", AMOUNT, x))
     return out
 
 
@@ -353,7 +367,7 @@ def _plain_cells(cells: Any) -> bool:
             and min(ids) >= 0
             and len(set(ids)) == len(ids)
             and _NUMBERS_SET.issuperset(map(type, sizes))
-            and all(0 <= x < math.inf for x in sizes)
+            and all(0 <= x <= MAX_AMOUNT for x in sizes)
         )
     except (TypeError, ValueError):
         return False
@@ -455,7 +469,7 @@ def _plain(
 ) -> bool:
     """The common case: a VM whose fields need no message."""
     f, w = v.flavor, v.weights
-    inf = math.inf
+    most = MAX_AMOUNT
     try:  # a value of the wrong type: the full check says which
         return bool(
             v.id
@@ -467,9 +481,9 @@ def _plain(
             and v.task_state is None
             and f.name
             and not f.name.isspace()
-            and 0 <= f.vcpus < inf
-            and 0 <= f.memory_mb < inf
-            and 0 <= f.disk_gb < inf
+            and 0 <= f.vcpus <= most
+            and 0 <= f.memory_mb <= most
+            and 0 <= f.disk_gb <= most
             and (not v.tags or all(t and not t.isspace() for t in v.tags))
             and not v.weights_forecast
             and known_policies.issuperset(w)
@@ -524,7 +538,7 @@ def _suspects(
     if blank:
         odd[[i for i, f in enumerate(cols.flavors) if f.name in blank]] = True
     amounts = sizes.flavor if sizes is not None else flavor_sizes(cols.flavors)
-    odd |= ~((amounts >= 0.0) & (amounts < math.inf)).all(axis=1)
+    odd |= ~((amounts >= 0.0) & (amounts <= MAX_AMOUNT)).all(axis=1)
     tags = cols.tags
     flat = list(chain.from_iterable(tags))
     if flat and not _all_text(flat):
@@ -586,14 +600,14 @@ def _odd_facts(cols: Columns, cells: dict[str, set[int] | None], amounts_ok: boo
 
 
 def _amounts(values: list[float]) -> bool:
-    """Every value (an int or a float) >= 0 and finite."""
+    """Every value (an int or a float) from 0 to MAX_AMOUNT."""
     import numpy as np
 
     try:
         x = np.fromiter(values, dtype=np.float64, count=len(values))
     except OverflowError:
         return False
-    return bool(((x >= 0.0) & (x < math.inf)).all())
+    return bool(((x >= 0.0) & (x <= MAX_AMOUNT)).all())
 
 
 def _plain_traits(required: Any, forbidden: Any) -> bool:
@@ -677,8 +691,8 @@ def _vm_issues(
         out.append(Issue(f"{at}.flavor.name", "must not be blank", v.flavor.name))
     for r in RESOURCES:
         x = getattr(v.flavor, r)
-        if not (math.isfinite(x) and x >= 0):
-            out.append(Issue(f"{at}.flavor.{r}", "flavor sizes must be >= 0", x))
+        if not _amount(x):
+            out.append(Issue(f"{at}.flavor.{r}", f"flavor sizes {AMOUNT}", x))
     for j, tag in enumerate(v.tags):
         if _blank(tag):
             out.append(Issue(f"{at}.tags[{j}]", "a tag must not be blank", tag))
@@ -705,7 +719,7 @@ def _plain_facts(v: VM, cells: dict[str, set[int] | None]) -> bool:
     if not (held or required or forbidden or numa or devices):
         return True
     try:
-        if held and not all(type(x) in _NUMBERS and 0 <= x < math.inf for x in held.values()):
+        if held and not all(type(x) in _NUMBERS and 0 <= x <= MAX_AMOUNT for x in held.values()):
             return False
         if (required or forbidden) and not (
             all(isinstance(t, str) and _TRAIT.fullmatch(t) for t in required or ())
@@ -733,8 +747,8 @@ def _placement_facts(at: str, v: VM, cells: dict[str, set[int] | None]) -> list[
     if not (v.resources or v.required_traits or v.forbidden_traits or v.numa_cells or v.devices):
         return out  # most VMs: nothing to check (validate runs before every plan of 100 000 VMs)
     for r, x in (v.resources or {}).items():
-        if not (_finite(x) and x >= 0):
-            out.append(Issue(key_path(f"{at}.resources", r), "amounts must be >= 0", x))
+        if not _amount(x):
+            out.append(Issue(key_path(f"{at}.resources", r), f"amounts {AMOUNT}", x))
     for name in ("required_traits", "forbidden_traits"):
         out += _traits(f"{at}.{name}", getattr(v, name))
     both = set(v.required_traits or ()) & set(v.forbidden_traits or ())
