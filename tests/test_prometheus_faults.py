@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +14,7 @@ from typing import Any
 
 import pytest
 import requests
+import urllib3
 
 from kronos.adapters.config import load_config
 from kronos.adapters.history import Window
@@ -22,6 +25,11 @@ from kronos.errors import ConfigError, PermissionDenied, UnavailableError
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 POLICY = Policy("cpu", imbalance_query="up", host_label="nodename")
+
+
+def _raw(body: bytes) -> urllib3.HTTPResponse:
+    """A body as requests' adapter leaves it for a streamed answer."""
+    return urllib3.HTTPResponse(body=io.BytesIO(body), preload_content=False)
 
 
 class Canned(requests.Session):
@@ -36,7 +44,7 @@ class Canned(requests.Session):
         self.calls.append({"url": url, **kwargs})
         resp = requests.Response()
         resp.status_code = self.status
-        resp._content = json.dumps(self.body).encode() if not isinstance(self.body, bytes) else self.body
+        resp.raw = _raw(json.dumps(self.body).encode() if not isinstance(self.body, bytes) else self.body)
         resp.reason = "canned"
         return resp
 
@@ -91,6 +99,55 @@ def test_a_hung_server_times_out_once_and_is_not_retried(silent_server: tuple[st
     reading = read_policy(client, POLICY, AT)
     assert reading.error == "no answer within 0.3s ([prometheus] timeout)"
     assert len(accepted) == 1
+
+
+@pytest.fixture
+def streaming_server() -> Iterator[str]:
+    """Answers 200 and then sends its body forever: ``/trickle`` a byte every 0.1 s, ``/flood``
+    64 KiB at a time (a Prometheus behind a broken proxy)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            path = conn.recv(65536).split(b" ")[1]
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{")
+            chunk, pause = (b" ", 0.1) if path.endswith(b"/trickle/api/v1/query") else (b" " * 65536, 0.0)
+            try:
+                while True:
+                    conn.sendall(chunk)
+                    time.sleep(pause)
+            except OSError:  # the client hung up
+                return
+
+    def loop() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=loop, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.getsockname()[1]}"
+    srv.close()
+
+
+def test_an_answer_that_trickles_or_never_ends_is_cut_off(
+    streaming_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """requests' timeout bounds each read: a byte every 0.1 s held a 1-s query for as long as
+    the server went on, and an endless body filled memory (17 GB in a minute)."""
+    import kronos.adapters.prometheus as prometheus
+
+    slow = PrometheusClient(f"{streaming_server}/trickle", timeout=1.0, sleep=lambda _: None)
+    started = time.monotonic()
+    assert read_policy(slow, POLICY, AT).error == "no whole answer within 1s ([prometheus] timeout)"
+    assert time.monotonic() - started < 5
+    monkeypatch.setattr(prometheus, "MAX_ANSWER_BYTES", 1 << 20)
+    flood = PrometheusClient(f"{streaming_server}/flood", timeout=30.0, sleep=lambda _: None)
+    assert read_policy(flood, POLICY, AT).error == "the answer is over 1048576 bytes: refused unread"
 
 
 @pytest.mark.parametrize(
@@ -175,7 +232,7 @@ class Routed(Canned):
             "data": {"resultType": "vector", "result": [{"metric": labels, "value": [0, value]}]},
         }
         resp = requests.Response()
-        resp.status_code, resp._content = 200, json.dumps(body).encode()
+        resp.status_code, resp.raw = 200, _raw(json.dumps(body).encode())
         return resp
 
 

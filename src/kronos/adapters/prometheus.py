@@ -17,6 +17,7 @@ Messages show the URL without its user-info (:func:`kronos.redact.redact`).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -35,6 +36,10 @@ if TYPE_CHECKING:
     import requests
 
     from kronos.adapters.config import PrometheusConfig
+
+
+#: the largest answer read: a range query of 100 000 VMs' profiles over 30 points is ~250 MB
+MAX_ANSWER_BYTES = 1 << 30
 
 
 class QueryFailed(KronosError):
@@ -133,6 +138,7 @@ class PrometheusClient:
                     auth=self._auth,
                     timeout=self.timeout,
                     verify=self.verify,
+                    stream=True,  # the body is read by _body, within a size and a time
                 )
             except (requests.exceptions.InvalidHeader, UnicodeError):  # their text holds the credential
                 raise ConfigError(
@@ -177,26 +183,29 @@ class PrometheusClient:
     def _data(self, path: str, form: dict[str, str], result_type: str) -> dict[str, Any]:
         """The ``data`` of a successful answer of ``result_type``; every failure sorted as above."""
         log.debug("%s %s", path, form)
+        deadline = time.monotonic() + self.timeout
         resp = self._post(path, form)
-        log.debug("answer: HTTP %s", resp.status_code)
+        raw = self._body(resp, deadline)
+        text = raw.decode(resp.encoding or "utf-8", errors="replace")
+        log.debug("answer: HTTP %s, %d bytes", resp.status_code, len(raw))
         if resp.status_code in (401, 403):
             raise PermissionDenied(
                 f"Prometheus at {self.shown} answered {resp.status_code}: "
                 "check [prometheus] bearer_token_file or username/password"
             )
-        body = _json(resp)
+        body = _json(raw)
         html = "html" in resp.headers.get("content-type", "")
         if not body and (resp.status_code in (200, 404) or (html and resp.status_code < 500)):
             # a path that is no Prometheus API (…/graph, a login page): every query would fail alike
-            said = (resp.text.strip().splitlines() or [resp.reason or ""])[0][:120]
+            said = (text.strip().splitlines() or [resp.reason or ""])[0][:120]
             raise ConfigError(
                 f"[prometheus] url = {self.shown!r}: {path} answered HTTP {resp.status_code} without "
                 f"Prometheus's JSON ({redact(said)!r}): name Prometheus's root, e.g. http://HOST:9090"
             )
         if resp.status_code != 200 or body.get("status") != "success":
             kind = body.get("errorType") or "error"
-            text = body.get("error") or (resp.text.strip().splitlines() or [""])[0][:200] or resp.reason
-            raise QueryFailed(redact(f"HTTP {resp.status_code} {kind}: {text}"))
+            said = body.get("error") or (text.strip().splitlines() or [""])[0][:200] or resp.reason
+            raise QueryFailed(redact(f"HTTP {resp.status_code} {kind}: {said}"))
         data = body.get("data")
         if not isinstance(data, dict):
             raise QueryFailed(f"the answer's data is not an object: {str(data)[:80]!r}")
@@ -209,6 +218,31 @@ class PrometheusClient:
                 f"the answer's result is not a list of series with string labels: {str(result)[:80]!r}"
             )
         return dict(data)
+
+    def _body(self, resp: requests.Response, deadline: float) -> bytes:
+        """The answer's body, whole by ``deadline`` and at most :data:`MAX_ANSWER_BYTES`: requests'
+        timeout bounds each read, so a server that trickles (or streams without end) held the
+        engine, and filled its memory, for as long as it liked."""
+        import requests
+        import urllib3
+
+        chunks, size = [], 0
+        try:
+            # read1: what has arrived, up to 64 KiB (iter_content waits for whole chunks, and a
+            # trickle never fills one)
+            while chunk := resp.raw.read1(1 << 16, decode_content=True):
+                size += len(chunk)
+                if size > MAX_ANSWER_BYTES:
+                    raise QueryFailed(f"the answer is over {MAX_ANSWER_BYTES} bytes: refused unread")
+                if time.monotonic() > deadline:
+                    raise QueryFailed(f"no whole answer within {self.timeout:g}s ([prometheus] timeout)")
+                chunks.append(chunk)
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            # the connection broke or stalled mid-answer
+            raise QueryFailed(f"the answer broke off: {redact(_root(exc))}") from None
+        finally:
+            resp.close()
+        return b"".join(chunks)
 
 
 def _header_safe(text: str) -> bool:
@@ -226,10 +260,10 @@ def _labelled(item: Any) -> bool:
     return isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values())
 
 
-def _json(resp: requests.Response) -> dict[str, Any]:
+def _json(raw: bytes) -> dict[str, Any]:
     try:
-        body = resp.json()
-    except ValueError:
+        body = json.loads(raw)
+    except ValueError:  # (UnicodeDecodeError too)
         return {}
     return body if isinstance(body, dict) else {}
 
