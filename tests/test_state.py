@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import kronos
 from kronos.errors import KronosIOError
 from kronos.testing import DEFAULT_TAKEN_AT
-from tests.conftest import kronos_cli
+from tests.conftest import ROOT, kronos_cli
 
 
 @given(
@@ -187,6 +187,28 @@ def test_a_results_log_that_fills_up_is_an_io_error_naming_it() -> None:
     with pytest.raises(KronosIOError, match="--results '/dev/full': cannot append to it: No space left"):
         journal(StepResult(1, 1, "vm-1", "live-migrate", "a", "b", "Succeeded", 1, t, t, 1.0, None))
     journal.close()  # the line it could not write is not tried again
+
+
+def test_an_audit_log_may_not_be_the_state_or_the_configuration(tmp_path: Path) -> None:
+    """``--audit-file`` naming the state file appended a JSON line to it: a broken state."""
+    state, conf = tmp_path / "state.json", tmp_path / "kronos.conf"
+    conf.write_text(f"[engine]\naggregates = a\nstate_file = {state}\n")
+    kronos.dump(kronos.record_result(None, "vm-1", "MigrationFailed", at=DEFAULT_TAKEN_AT), str(state))
+    before = state.read_text()
+    for where in (("--state", str(state)), ("--config", str(conf))):
+        out = kronos_cli("state", "release", "vm-1", *where, "--audit-file", where[1])
+        assert out.returncode == 64, out.stderr
+        assert f"--audit-file {where[1]}: the same file as {where[0]} {where[1]}" in out.stderr
+    assert state.read_text() == before
+    conf.write_text(f"[engine]\naggregates = a\naudit_file = {state}\n")
+    audited = kronos_cli(
+        "execute", str(ROOT / "examples" / "plan.json"), "--config", str(conf), "--state", str(state)
+    )
+    assert (
+        audited.returncode == 64
+        and f"[engine] audit_file {state}: the same file as --state" in audited.stderr
+    )
+    assert state.read_text() == before
 
 
 def test_record_result_refuses_a_set_it_would_not_read(tmp_path: Path) -> None:

@@ -1390,7 +1390,10 @@ def record_result_cmd(
     unread = [k for k in given if k.replace("-", "_") not in RESULT_OPTIONS]
     if unread:
         raise UsageError(f"--set {unread[0]}: record-result reads only {' and '.join(RESULT_OPTIONS)}")
-    with _state_store(state_path, config_path) as (store, engine), _audit(audit_path) as audit:
+    with (
+        _state_store(state_path, config_path) as (store, engine),
+        _audit(audit_path, state_path, config_path) as audit,
+    ):
         options = {**engine, **given}  # the engines' [engine] holds, unless --set says otherwise
         new = store.update(
             lambda current: kronos.record_result(current, instance, outcome, at=when, error=error, **options)
@@ -1427,14 +1430,19 @@ def release_cmd(
     """Lift INSTANCE's quarantine and cooldown."""
     import kronos
 
-    with _state_store(state_path, config_path) as (store, _), _audit(audit_path) as audit:
+    with (
+        _state_store(state_path, config_path) as (store, _),
+        _audit(audit_path, state_path, config_path) as audit,
+    ):
         store.update(lambda current: kronos.release(current or kronos.State(), instance))
         audit("released", instance=instance, state_file=store.label)
     echo(f"{instance}: released")
 
 
 @contextlib.contextmanager
-def _audit(path: str | None) -> Iterator[Callable[..., None]]:
+def _audit(
+    path: str | None, state_path: str | None, config_path: str | None
+) -> Iterator[Callable[..., None]]:
     """The audit log ``path`` (none: a log that writes nothing), for a change made by hand:
     opened before the change, so a log that cannot be opened leaves the state as it was; one
     that fails after (a full disk) says which change it could not record."""
@@ -1442,6 +1450,9 @@ def _audit(path: str | None) -> Iterator[Callable[..., None]]:
         yield lambda _event, **_fields: None
         return
     from kronos.adapters.audit import Audit
+
+    # its lines, appended to the state file or kronos.conf, broke them
+    distinct_files(("--state", state_path), ("--config", config_path), ("--audit-file", path))
 
     audit = Audit(path, "--audit-file")
 

@@ -415,8 +415,16 @@ def execute(
     from kronos.adapters.nova_actions import Compute
     from kronos.progress import Progress
 
-    distinct_files(("PLAN", plan_file), ("--state", state_path), ("--results", results_path))
     config = load_config(config_path, require_scope=False, policies=False)  # a plan has its own
+    audit_path = config.path(config.engine.audit_file)
+    audit_file = str(audit_path) if audit_path else None
+    distinct_files(
+        ("PLAN", plan_file),
+        ("--state", state_path),
+        ("--results", results_path),
+        ("--config", config_path),
+        ("[engine] audit_file", audit_file),
+    )
     plan = kronos.load_plan(plan_file)
     federation = crosscloud.is_federation(plan)
     if federation:
@@ -440,7 +448,6 @@ def execute(
     check_plan_age(plan, datetime.now(UTC), ex_conf.max_plan_age)
     stop = threading.Event()
     progress = Progress(len(plan.steps), sys.stdout, sys.stdout.isatty())
-    audit_path = config.path(config.engine.audit_file)
     with contextlib.ExitStack() as files:  # closed however it ends (a refused Nova, a drift abort)
         audit = Audit(audit_path) if audit_path else None
         if audit is not None:
