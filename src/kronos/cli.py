@@ -1554,11 +1554,9 @@ def _in_click_echo(exc: BaseException) -> bool:
     tb = exc.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
-    return (
-        tb is not None
-        and tb.tb_frame.f_globals.get("__name__") == "click.utils"
-        and (tb.tb_frame.f_code.co_name == "echo")
-    )
+    if tb is None:
+        return False
+    return tb.tb_frame.f_globals.get("__name__") == "click.utils" and tb.tb_frame.f_code.co_name == "echo"
 
 
 def _run(entry: Callable[..., Any], argv: list[str] | None, prog: str) -> int:

@@ -54,7 +54,7 @@ def echo(message: Any = None, **kwargs: Any) -> None:
 
 def speak_any_encoding() -> None:
     """Let a terminal whose encoding lacks a character (a Latin-1 locale has no → or …) show it
-    as ``\u2192`` rather than fail: the escape JSON reads back, too."""
+    as ``\\u2192`` rather than fail: the escape JSON reads back, too."""
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
             stream.reconfigure(errors="backslashreplace")
