@@ -183,10 +183,12 @@ class PrometheusClient:
     def _data(self, path: str, form: dict[str, str], result_type: str) -> dict[str, Any]:
         """The ``data`` of a successful answer of ``result_type``; every failure sorted as above."""
         log.debug("%s %s", path, form)
-        deadline = time.monotonic() + self.timeout
-        resp = self._post(path, form)
-        raw = self._body(resp, deadline)
-        text = raw.decode(resp.encoding or "utf-8", errors="replace")
+        resp = self._post(path, form)  # (its retries and backoff are not the answer's time)
+        raw = self._body(resp, time.monotonic() + self.timeout)
+        try:
+            text = raw.decode(resp.encoding or "utf-8", errors="replace")
+        except LookupError:  # a charset Python does not know (a proxy's page)
+            text = raw.decode("utf-8", errors="replace")
         log.debug("answer: HTTP %s, %d bytes", resp.status_code, len(raw))
         if resp.status_code in (401, 403):
             raise PermissionDenied(
