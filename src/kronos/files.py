@@ -71,13 +71,18 @@ def read_bounded(src: IO[str] | IO[bytes], name: str) -> str | bytes: ...
 def read_bounded(src: IO[str] | IO[bytes], name: str) -> str | bytes:
     """All of ``src``, or DataError (65) when it holds more than :data:`MAX_DOCUMENT_BYTES`."""
     limit = MAX_DOCUMENT_BYTES
-    data = src.read(limit + 1)
-    if len(data) > limit:
-        raise DataError(
-            f"{name}: more than {limit} bytes: too large for a kronos document (a device or a stream "
-            "that does not end?)"
-        )
-    return data
+    chunks: list[Any] = []
+    size = 0
+    # a MiB at a time: read(limit + 1) would reserve the whole limit for every 3-byte file
+    while chunk := src.read(min(1 << 20, limit + 1 - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise DataError(
+                f"{name}: more than {limit} bytes: too large for a kronos document (a device or a "
+                "stream that does not end?)"
+            )
+    return chunks[0][:0].join(chunks) if chunks else src.read(0)
 
 
 def read_text(src: PathOrFile) -> tuple[str, str]:
@@ -378,6 +383,8 @@ def dump(obj: Any, dest: PathOrFile) -> None:
         name = str(dest)
         text = render(obj, yaml=yaml_named(name))
         if name == "-":  # JSON escapes C0 itself; printable() the rest, which reads back the same
+            if sys.stdout is None:  # started with it closed (>&-)
+                raise KronosIOError("standard output: closed, nowhere to write the document")
             try:
                 sys.stdout.write(printable(text))
                 sys.stdout.flush()
