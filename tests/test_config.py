@@ -717,3 +717,13 @@ def test_check_config_coverage_holds_prometheus_to_what_record_would_read(tmp_pa
     assert "policy 'cpu-spread': host_label" in said and "policy 'memory-spread': host_label" in said
     assert "names cmp-1.example.org, cmp-2.example.org, none of them a Nova compute host" in said
     assert str(tmp_path / "policies.yaml") in said
+
+
+def test_two_files_an_engine_writes_may_not_be_one(tmp_path: Path) -> None:
+    """``audit_file`` naming the state file appended audit lines to the state: a broken state."""
+    with pytest.raises(
+        ConfigError, match=r"\[engine\] audit_file = 'kronos-state.json': the same file as state_file"
+    ):
+        load_config(str(_write(tmp_path, "[engine]\naggregates = a\naudit_file = kronos-state.json\n")))
+    both = "[engine]\naggregates = a\nresults_file = /dev/stdout\nlog_file = /dev/stdout\n"
+    assert load_config(str(_write(tmp_path, both))).engine.log_file == "/dev/stdout"  # a device: shared

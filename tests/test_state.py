@@ -195,10 +195,14 @@ def test_an_audit_log_may_not_be_the_state_or_the_configuration(tmp_path: Path) 
     conf.write_text(f"[engine]\naggregates = a\nstate_file = {state}\n")
     kronos.dump(kronos.record_result(None, "vm-1", "MigrationFailed", at=DEFAULT_TAKEN_AT), str(state))
     before = state.read_text()
-    for where in (("--state", str(state)), ("--config", str(conf))):
-        out = kronos_cli("state", "release", "vm-1", *where, "--audit-file", where[1])
+    for named, audit, said in (
+        (("--state", str(state)), state, f"the state {state}"),
+        (("--config", str(conf)), conf, f"--config {conf}"),
+        (("--config", str(conf)), state, f"the state {state}"),  # the one kronos.conf names
+    ):
+        out = kronos_cli("state", "release", "vm-1", *named, "--audit-file", str(audit))
         assert out.returncode == 64, out.stderr
-        assert f"--audit-file {where[1]}: the same file as {where[0]} {where[1]}" in out.stderr
+        assert f"--audit-file {audit}: the same file as {said}" in out.stderr, out.stderr
     assert state.read_text() == before
     conf.write_text(f"[engine]\naggregates = a\naudit_file = {state}\n")
     audited = kronos_cli(

@@ -1392,7 +1392,7 @@ def record_result_cmd(
         raise UsageError(f"--set {unread[0]}: record-result reads only {' and '.join(RESULT_OPTIONS)}")
     with (
         _state_store(state_path, config_path) as (store, engine),
-        _audit(audit_path, state_path, config_path) as audit,
+        _audit(audit_path, store, config_path) as audit,
     ):
         options = {**engine, **given}  # the engines' [engine] holds, unless --set says otherwise
         new = store.update(
@@ -1432,7 +1432,7 @@ def release_cmd(
 
     with (
         _state_store(state_path, config_path) as (store, _),
-        _audit(audit_path, state_path, config_path) as audit,
+        _audit(audit_path, store, config_path) as audit,
     ):
         store.update(lambda current: kronos.release(current or kronos.State(), instance))
         audit("released", instance=instance, state_file=store.label)
@@ -1440,9 +1440,7 @@ def release_cmd(
 
 
 @contextlib.contextmanager
-def _audit(
-    path: str | None, state_path: str | None, config_path: str | None
-) -> Iterator[Callable[..., None]]:
+def _audit(path: str | None, store: Any, config_path: str | None) -> Iterator[Callable[..., None]]:
     """The audit log ``path`` (none: a log that writes nothing), for a change made by hand:
     opened before the change, so a log that cannot be opened leaves the state as it was; one
     that fails after (a full disk) says which change it could not record."""
@@ -1451,8 +1449,10 @@ def _audit(
         return
     from kronos.adapters.audit import Audit
 
-    # its lines, appended to the state file or kronos.conf, broke them
-    distinct_files(("--state", state_path), ("--config", config_path), ("--audit-file", path))
+    # its lines, appended to the state file or kronos.conf, broke them (a shared state has no path)
+    distinct_files(
+        ("the state", getattr(store, "path", None)), ("--config", config_path), ("--audit-file", path)
+    )
 
     audit = Audit(path, "--audit-file")
 

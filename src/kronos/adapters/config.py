@@ -538,6 +538,7 @@ def _check(config: Config, problems: list[str], require_scope: bool) -> None:
             )
     if not e.policies_file:
         problems.append("[engine] policies_file is empty: name the policies file (default policies.yaml)")
+    problems += _shared_files(config)
     problems += _history_problems(e)
     problems += _coordination_problems(config)
     if require_scope and not e.options.aggregates and not e.include_unassigned_hosts:
@@ -545,6 +546,30 @@ def _check(config: Config, problems: list[str], require_scope: bool) -> None:
             "[engine]: set aggregates = NAME[, NAME...] and/or include_unassigned_hosts = true "
             "(the aggregates this engine manages)"
         )
+
+
+#: the files an engine writes: one lines appended to another (the audit log to the state) broke it
+_WRITTEN = ("state_file", "results_file", "audit_file", "log_file", "lock_file")
+
+
+def _shared_files(config: Config) -> list[str]:
+    """Two of the engine's written files that are one (``audit_file = kronos-state.json``)."""
+    seen: dict[Path, str] = {}
+    out = []
+    for key in _WRITTEN:
+        if key == "state_file" and config.coordination.backend_url:
+            continue  # the state is in the backend, not in this file
+        path = config.path(getattr(config.engine, key))
+        if path is None:
+            continue
+        real = path.resolve()
+        if str(path).startswith("/dev/") or (real.exists() and not real.is_file()):
+            continue  # a device or a pipe (/dev/stdout for two logs) is no file to break
+        if real in seen:
+            out.append(f"[engine] {key} = {getattr(config.engine, key)!r}: the same file as {seen[real]}")
+        else:
+            seen[real] = key
+    return out
 
 
 def _coordination_problems(config: Config) -> list[str]:
