@@ -163,8 +163,25 @@ def test_standard_error_that_refuses_keeps_the_exit_code() -> None:
         ("plan no-such-snapshot.json >&-", 66, "no-such-snapshot.json: no such file"),
         ("--help >&-", 0, ""),
         ("plan - <&-", 66, "<stdin>: standard input is closed"),
+        (f"--jit always plan {shlex.quote(str(EXAMPLE))} 2>&-", 0, ""),  # stderr.isatty() met None
     ],
 )
 def test_a_closed_standard_stream_is_no_traceback(args: str, code: int, said: str) -> None:
     out = _kronos_sh(args)
     assert out.returncode == code and said in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_progress_on_a_stream_that_refuses_gives_up_and_lets_the_steps_go_on() -> None:
+    """A full disk under ``kronos execute``'s stdout raised out of the step's report: the
+    execution stopped mid-wave for a display."""
+
+    class Full(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(28, "No space left on device")
+
+    t = "2026-11-21T10:00:00.000000Z"
+    progress = Progress(2, Full(), tty=True)
+    for seq in (1, 2):
+        progress(StepResult(seq, 1, f"vm-{seq}", "live-migrate", "a", "b", "Succeeded", 1, t, t, 1.0, None))
+    progress.finish()
+    assert progress.counts["Succeeded"] == 2 and progress.stream is None

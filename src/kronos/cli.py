@@ -35,7 +35,7 @@ from kronos.cli_paths import (
 from kronos.core.phases import MODES
 from kronos.core.phases import PHASES as PHASE_NAMES
 from kronos.errors import KronosError, KronosIOError, UsageError
-from kronos.terminal import echo, settle_stdout, speak_any_encoding, unwritable
+from kronos.terminal import echo, prepare_streams, settle_stdout, unwritable
 
 EX_USAGE, EX_SOFTWARE = 64, 70
 
@@ -1535,7 +1535,7 @@ def embedded(argv: list[str]) -> int:
 
 def run(entry: Callable[..., Any], argv: list[str] | None, prog: str = "kronos") -> int:
     """Run ``entry``; every message on the way out passes :func:`kronos.redact.redact`."""
-    speak_any_encoding()
+    prepare_streams()
     code = _run(entry, argv, prog)
     lost = settle_stdout()  # what echo buffered: a full disk may refuse it only now
     return code if lost is None or code != 0 else _output_lost(lost)

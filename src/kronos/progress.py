@@ -19,7 +19,7 @@ WIDTH = 30
 class Progress:
     def __init__(self, total: int, stream: TextIO, tty: bool) -> None:
         self.total = total
-        self.stream = stream
+        self.stream: TextIO | None = stream
         self.tty = tty
         self.counts: Counter[str] = Counter()
 
@@ -27,12 +27,24 @@ class Progress:
         self.counts[result.outcome] += 1
         line = printable(describe(result, self.total))
         if not self.tty:
-            self.stream.write(line + "\n")
+            self._show(line + "\n")
         else:
-            if result.outcome != "Succeeded":
-                self.stream.write("\r\x1b[2K" + line + "\n")
-            self.stream.write("\r\x1b[2K" + self.bar())
-        self.stream.flush()
+            self._show(
+                ("\r\x1b[2K" + line + "\n" if result.outcome != "Succeeded" else "")
+                + "\r\x1b[2K"
+                + self.bar()
+            )
+
+    def _show(self, text: str) -> None:
+        """Write and flush; a stream that refuses (a full disk, a closed pipe) is given up: the
+        results log, not this display, is the record, and the steps go on."""
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except OSError:
+            self.stream = None
 
     def bar(self) -> str:
         done = sum(self.counts.values())
@@ -42,8 +54,7 @@ class Progress:
 
     def finish(self) -> None:
         if self.tty and self.counts:
-            self.stream.write("\n")
-            self.stream.flush()
+            self._show("\n")
 
 
 def describe(result: StepResult, total: int) -> str:

@@ -25,6 +25,7 @@ import io
 import os
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 from kronos.errors import KronosIOError
@@ -52,9 +53,15 @@ def echo(message: Any = None, **kwargs: Any) -> None:
         raise unwritable("standard output", exc) from None
 
 
-def speak_any_encoding() -> None:
-    """Let a terminal whose encoding lacks a character (a Latin-1 locale has no → or …) show it
-    as ``\\u2192`` rather than fail: the escape JSON reads back, too."""
+def prepare_streams() -> None:
+    """Standard output and error as every command can use them: one started closed (``>&-``,
+    ``2>&-``: Python leaves it None) writes to /dev/null, as Python's own print() ignores it;
+    one whose encoding lacks a character (a Latin-1 locale has no → or …) shows it as
+    ``\\u2192`` rather than fail."""
+    if sys.stdout is None:
+        sys.stdout = Path(os.devnull).open("w", encoding="utf-8")  # noqa: SIM115 - the process's, for good
+    if sys.stderr is None:
+        sys.stderr = Path(os.devnull).open("w", encoding="utf-8")  # noqa: SIM115
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
             stream.reconfigure(errors="backslashreplace")
@@ -69,12 +76,12 @@ def settle_stdout() -> OSError | None:
     """Flush standard output; if it cannot take the rest (a full disk, a closed pipe), point it
     at /dev/null, so that the interpreter's own flush at exit does not fail a second time, and
     return why."""
-    if sys.stdout is None:  # started with it closed (>&-): click wrote nothing, nothing is lost
-        return None
     try:
         sys.stdout.flush()
         return None
     except OSError as exc:
         with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
         return exc
