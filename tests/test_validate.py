@@ -241,3 +241,19 @@ def test_amounts_and_steps_past_what_sums_and_clocks_hold_are_refused(tmp_path: 
         assert fragment in out, (fragment, out)
     drained = _kronos("drain", str(bad), "--host", doc["hosts"][0]["name"], "-o", str(tmp_path / "p.json"))
     assert drained[0] == 65 and "Traceback" not in drained[1], drained[1]
+
+
+@pytest.mark.parametrize("odd", [False, True], ids=["column-fast-path", "field-by-field"])
+def test_the_amount_bound_is_the_same_on_both_paths(odd: bool) -> None:
+    """validate tests most VMs column by column and the odd ones field by field: both must
+    take 1e15 and refuse just above it, or a value slips through one of them."""
+    snap = kronos.generate(hosts=4, vms=12, seed=1, groups=0)
+    vm = snap.vms[0]
+    hosts = [attrs.evolve(h, capacity=attrs.evolve(h.capacity, memory_mb=1e15)) for h in snap.hosts]
+    for size, refused in ((1e15, False), (1.0000001e15, True)):
+        big = attrs.evolve(vm, flavor=attrs.evolve(vm.flavor, memory_mb=size), tags=(" ",) if odd else ())
+        found = [
+            str(i) for i in kronos.validate(attrs.evolve(snap, hosts=tuple(hosts), vms=(big, *snap.vms[1:])))
+        ]
+        assert any("vms[0].flavor.memory_mb" in f for f in found) == refused, found
+        assert any("vms[0].tags[0]" in f for f in found) == odd, found

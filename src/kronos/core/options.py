@@ -158,6 +158,8 @@ OPTION_NAMES = tuple(a.name for fields in _FIELDS.values() for a in fields)
 _SECTION_OF = {a.name: phase for phase, fields in _FIELDS.items() for a in fields}
 #: the longest duration any setting may take (ten years): longer ones overflow clocks and dates
 MAX_SECONDS = 3650 * 86400.0
+#: the finest time step a snapshot may state (history, forecast): Prometheus's resolution, 1 ms
+MIN_SECONDS = 0.001
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 _NONE = {"none", "null", "unlimited", ""}
@@ -268,6 +270,8 @@ def make_options(
             raise UsageError(f"option {name} = {raw!r}: must be > 0 seconds (and at most 10 years)")
         if name == "max_parallel" and value is not None and value < 1:
             raise UsageError(f"option {name} = {raw!r}: at least 1 step a wave (none: no cap)")
+        if name == "forecast_horizon" and 0 < value < MIN_SECONDS:  # a snapshot could not state it
+            raise UsageError(f"option {name} = {raw!r}: 0 (off), or at least {MIN_SECONDS:g} seconds")
         if name == "min_gain" and value > 1:
             raise UsageError(f"option {name} = {raw!r}: a relative gain, between 0 and 1")
         if name == "aggregates" and value == ():

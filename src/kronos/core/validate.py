@@ -43,7 +43,7 @@ from kronos.core.model import (
     State,
     Step,
 )
-from kronos.core.options import MAX_SECONDS, nearest
+from kronos.core.options import MAX_SECONDS, MIN_SECONDS, nearest
 from kronos.core.phases import MODES
 
 if TYPE_CHECKING:
@@ -157,11 +157,16 @@ def _amount(x: Any) -> bool:
     return _finite(x) and 0 <= x <= MAX_AMOUNT
 
 
-#: the finest history step or forecast horizon: Prometheus's own resolution (a millisecond)
-MIN_SECONDS = 0.001
+def _capacity_scale(x: Any) -> bool:
+    """A score_capacity: load divides by it, so 1e-310 made scores infinite (from 1e-15 to 1e15)."""
+    return _finite(x) and 1 / MAX_AMOUNT <= x <= MAX_AMOUNT
+
+
+#: what a score_capacity out of :func:`_capacity_scale`'s range is told
+SCALE_RANGE = f"must be a number from {1 / MAX_AMOUNT:g} to {MAX_AMOUNT:g}"
 
 #: what an amount out of :func:`_amount`'s range is told
-AMOUNT = f"must be a number from 0 to {MAX_AMOUNT:g}"
+AMOUNT_RANGE = f"must be a number from 0 to {MAX_AMOUNT:g}"
 
 
 def _blank(s: Any) -> bool:
@@ -315,21 +320,19 @@ def _hosts(s: Snapshot) -> list[Issue]:
         for r in RESOURCES:
             v = getattr(h.capacity, r)
             if not _amount(v):
-                out.append(Issue(f"{at}.capacity.{r}", f"capacity {AMOUNT}", v))
+                out.append(Issue(f"{at}.capacity.{r}", f"capacity {AMOUNT_RANGE}", v))
         for r, v in (h.capacity.classes or {}).items():
             if not _amount(v):
-                out.append(Issue(key_path(f"{at}.capacity", r), f"capacity {AMOUNT}", v))
+                out.append(Issue(key_path(f"{at}.capacity", r), f"capacity {AMOUNT_RANGE}", v))
         for p in names:
             if p not in h.scores and h.up:
                 out.append(Issue(key_path(f"{at}.scores", p), "missing score of an enabled policy"))
         out += _policy_keyed(
             f"{at}.scores", h.scores, policies, lambda x: not _bad_unit(x), "scores must be in [0, 1]"
         )
-        out += _policy_keyed(
-            f"{at}.score_capacity", h.score_capacity, policies, lambda x: _finite(x) and x > 0, "must be > 0"
-        )
+        out += _policy_keyed(f"{at}.score_capacity", h.score_capacity, policies, _capacity_scale, SCALE_RANGE)
         if h.cost_per_hour is not None and not _amount(h.cost_per_hour):
-            out.append(Issue(f"{at}.cost_per_hour", AMOUNT, h.cost_per_hour))
+            out.append(Issue(f"{at}.cost_per_hour", AMOUNT_RANGE, h.cost_per_hour))
         out += _host_facts(at, h.traits, h.numa_cells)
         for p, history in (h.score_history or {}).items():
             out += _history(key_path(f"{at}.score_history", p), p, history, h.scores, policies)
@@ -353,12 +356,12 @@ def _host_facts(at: str, traits: Any, cells: Any) -> list[Issue]:
         for r in ("vcpus", "memory_mb"):
             x = getattr(c, r)
             if not _amount(x):
-                out.append(Issue(f"{at}.numa_cells[{j}].{r}", AMOUNT, x))
+                out.append(Issue(f"{at}.numa_cells[{j}].{r}", AMOUNT_RANGE, x))
     return out
 
 
 def _plain_cells(cells: Any) -> bool:
-    """The common case of a host's NUMA cells: distinct integer ids >= 0, sizes >= 0 and finite."""
+    """The common case of a host's NUMA cells: distinct integer ids >= 0, sizes from 0 to MAX_AMOUNT."""
     try:
         ids = [c.id for c in cells]
         sizes = [x for c in cells for x in (c.vcpus, c.memory_mb)]
@@ -469,7 +472,6 @@ def _plain(
 ) -> bool:
     """The common case: a VM whose fields need no message."""
     f, w = v.flavor, v.weights
-    most = MAX_AMOUNT
     try:  # a value of the wrong type: the full check says which
         return bool(
             v.id
@@ -481,9 +483,9 @@ def _plain(
             and v.task_state is None
             and f.name
             and not f.name.isspace()
-            and 0 <= f.vcpus <= most
-            and 0 <= f.memory_mb <= most
-            and 0 <= f.disk_gb <= most
+            and 0 <= f.vcpus <= MAX_AMOUNT
+            and 0 <= f.memory_mb <= MAX_AMOUNT
+            and 0 <= f.disk_gb <= MAX_AMOUNT
             and (not v.tags or all(t and not t.isspace() for t in v.tags))
             and not v.weights_forecast
             and known_policies.issuperset(w)
@@ -571,7 +573,7 @@ def _all_text(values: list[Any], optional: bool = False) -> bool:
 def _odd_facts(cols: Columns, cells: dict[str, set[int] | None], amounts_ok: bool) -> list[int]:
     """Of the VMs with §4 fields, those that may fail :func:`_plain_facts` (a pinned fifth of
     100 000: each field of them at once, and their traits once a pair). ``amounts_ok``: capacity
-    found every allocation's amounts ints or floats >= 0 and finite."""
+    found every allocation's amounts ints or floats from 0 to MAX_AMOUNT."""
     import numpy as np
 
     special = cols.special
@@ -692,7 +694,7 @@ def _vm_issues(
     for r in RESOURCES:
         x = getattr(v.flavor, r)
         if not _amount(x):
-            out.append(Issue(f"{at}.flavor.{r}", f"flavor sizes {AMOUNT}", x))
+            out.append(Issue(f"{at}.flavor.{r}", f"flavor sizes {AMOUNT_RANGE}", x))
     for j, tag in enumerate(v.tags):
         if _blank(tag):
             out.append(Issue(f"{at}.tags[{j}]", "a tag must not be blank", tag))
@@ -748,7 +750,7 @@ def _placement_facts(at: str, v: VM, cells: dict[str, set[int] | None]) -> list[
         return out  # most VMs: nothing to check (validate runs before every plan of 100 000 VMs)
     for r, x in (v.resources or {}).items():
         if not _amount(x):
-            out.append(Issue(key_path(f"{at}.resources", r), f"amounts {AMOUNT}", x))
+            out.append(Issue(key_path(f"{at}.resources", r), f"amounts {AMOUNT_RANGE}", x))
     for name in ("required_traits", "forbidden_traits"):
         out += _traits(f"{at}.{name}", getattr(v, name))
     both = set(v.required_traits or ()) & set(v.forbidden_traits or ())
