@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,14 +56,12 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def silent_server() -> Iterator[tuple[str, list[int]]]:
-    """Accepts connections and never answers (a hung Prometheus)."""
+@contextlib.contextmanager
+def _listening(accepted: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A local server handing each connection it accepts to ``accepted``: its URL."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen()
-    accepted: list[int] = []
-    conns: list[socket.socket] = []
 
     def loop() -> None:
         while True:
@@ -70,12 +69,21 @@ def silent_server() -> Iterator[tuple[str, list[int]]]:
                 conn, _ = srv.accept()
             except OSError:
                 return
-            accepted.append(1)
-            conns.append(conn)
+            accepted(conn)
 
     threading.Thread(target=loop, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.getsockname()[1]}", accepted
-    srv.close()
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}"
+    finally:
+        srv.close()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[tuple[str, list[socket.socket]]]:
+    """Accepts connections and never answers (a hung Prometheus)."""
+    conns: list[socket.socket] = []
+    with _listening(conns.append) as url:
+        yield url, conns
     for c in conns:
         c.close()
 
@@ -93,7 +101,9 @@ def test_refused_connections_are_retried_then_unavailable() -> None:
         read_policy(client, POLICY, AT)
 
 
-def test_a_hung_server_times_out_once_and_is_not_retried(silent_server: tuple[str, list[int]]) -> None:
+def test_a_hung_server_times_out_once_and_is_not_retried(
+    silent_server: tuple[str, list[socket.socket]],
+) -> None:
     url, accepted = silent_server
     client = PrometheusClient(url, timeout=0.3, retries=3, sleep=lambda _: None)
     reading = read_policy(client, POLICY, AT)
@@ -105,9 +115,6 @@ def test_a_hung_server_times_out_once_and_is_not_retried(silent_server: tuple[st
 def streaming_server() -> Iterator[str]:
     """Answers 200 and then sends its body forever: ``/trickle`` a byte every 0.1 s, ``/flood``
     64 KiB at a time (a Prometheus behind a broken proxy)."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen()
 
     def serve(conn: socket.socket) -> None:
         with conn:
@@ -121,17 +128,8 @@ def streaming_server() -> Iterator[str]:
             except OSError:  # the client hung up
                 return
 
-    def loop() -> None:
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=loop, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.getsockname()[1]}"
-    srv.close()
+    with _listening(lambda conn: threading.Thread(target=serve, args=(conn,), daemon=True).start()) as url:
+        yield url
 
 
 def test_an_answer_that_trickles_or_never_ends_is_cut_off(
