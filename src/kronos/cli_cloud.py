@@ -20,7 +20,7 @@ from kronos import listing
 from kronos.cli_paths import DOCUMENT, a_path, distinct_files
 from kronos.errors import ConfigError, DataError, KronosError, UsageError
 from kronos.redact import redact
-from kronos.terminal import echo, unwritable
+from kronos.terminal import echo, stdout_refusals
 
 
 def OS_CLOUD(f: Any) -> Any:  # noqa: N802 - a decorator named as the option it adds
@@ -484,10 +484,8 @@ def execute(
     echo(
         f"executed {len(results)} of {len(todo)} step(s): {summary}" + (" (stopped)" if stop.is_set() else "")
     )
-    try:  # before the SystemExit below, which leaves run() before its own flush
+    with stdout_refusals():  # before the SystemExit below, which leaves run() before its own flush
         sys.stdout.flush()
-    except OSError as exc:
-        raise unwritable("standard output", exc) from None
     if stop.is_set():
         raise SystemExit(130)
     if any(r.outcome != "Succeeded" for r in results):

@@ -68,15 +68,9 @@ DOCUMENT = written_as(*DOCUMENT_SUFFIXES)
 
 def distinct_files(*named: tuple[str, str | None]) -> None:
     """Refuse one file named twice among a command's inputs and outputs (``-o x --state x``
-    kept the state alone). Devices and pipes (``/dev/null`` for both) are no files and may
-    repeat."""
-    seen: dict[str, str] = {}
-    for flag, path in named:
-        if path is None or path == "-":
-            continue
-        real = Path(path).resolve()
-        if real.exists() and not real.is_file():
-            continue
-        if str(real) in seen:
-            raise UsageError(f"{flag} {path}: the same file as {seen[str(real)]}; each must be its own")
-        seen[str(real)] = f"{flag} {path}"
+    kept the state alone); devices and pipes (``/dev/null`` for both) may repeat."""
+    from kronos.files import shared_file
+
+    found = shared_file((f"{flag} {path}", path) for flag, path in named)
+    if found is not None:
+        raise UsageError(f"{found[0]}: the same file as {found[1]}; each must be its own")

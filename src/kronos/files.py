@@ -23,7 +23,7 @@ import re
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import IO, Any, TypeVar, cast, overload
@@ -31,7 +31,7 @@ from typing import IO, Any, TypeVar, cast, overload
 from kronos.core.convert import MAX_DEPTH, DuplicateKeys, digest_of, make_converter, structure, unstructure
 from kronos.core.model import Plan, Snapshot, State
 from kronos.errors import DataError, KronosIOError, NoInputError
-from kronos.terminal import printable, unwritable
+from kronos.terminal import printable, stdout_refusals
 
 #: nodes that YAML aliases may add to a document (a merge key or two, never a "billion laughs")
 YAML_ALIAS_BUDGET = 10_000
@@ -371,6 +371,24 @@ def _write_atomic(path: str | os.PathLike[str], raw: bytes) -> None:
         raise
 
 
+def shared_file(named: Iterable[tuple[str, str | os.PathLike[str] | None]]) -> tuple[str, str] | None:
+    """The first label of ``named`` whose path names a file an earlier one named too, with that
+    earlier label: one written into another (``-o x --state x``, an audit log that is the state)
+    breaks it. Devices, pipes and descriptors (``/dev/null``, ``/dev/stdout``) are no files and
+    may repeat."""
+    seen: dict[Path, str] = {}
+    for label, path in named:
+        if path is None or str(path) == "-" or _FD_PATH.fullmatch(str(Path(path).absolute())):
+            continue
+        real = Path(path).resolve()
+        if real.exists() and not real.is_file():
+            continue
+        if real in seen:
+            return label, seen[real]
+        seen[real] = label
+    return None
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -385,13 +403,9 @@ def dump(obj: Any, dest: PathOrFile) -> None:
         if name == "-":  # JSON escapes C0 itself; printable() the rest, which reads back the same
             if sys.stdout is None:  # started with it closed (>&-)
                 raise KronosIOError("standard output: closed, nowhere to write the document")
-            try:
+            with stdout_refusals():
                 sys.stdout.write(printable(text))
                 sys.stdout.flush()
-            except BrokenPipeError:
-                raise
-            except OSError as exc:
-                raise unwritable("standard output", exc) from None
             return
         write_atomic(dest, text)
         return

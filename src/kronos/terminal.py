@@ -25,6 +25,7 @@ import io
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +44,24 @@ def echo(message: Any = None, **kwargs: Any) -> None:
     """:func:`click.echo`, with text passed through :func:`printable` first."""
     import click  # the command line's: the library (`kronos.dump` to "-") uses printable alone
 
+    shown = printable(message) if isinstance(message, str) else message
+    if kwargs.get("err"):
+        with contextlib.suppress(OSError):  # standard error refused (2>/dev/full): nowhere to say so
+            click.echo(shown, **kwargs)
+        return
+    with stdout_refusals():
+        click.echo(shown, **kwargs)
+
+
+@contextlib.contextmanager
+def stdout_refusals() -> Iterator[None]:
+    """Standard output refusing a write (a full disk) raised as exit 74 naming it; a closed
+    pipe passes up as it is (the reader had enough)."""
     try:
-        click.echo(printable(message) if isinstance(message, str) else message, **kwargs)
+        yield
+    except BrokenPipeError:
+        raise
     except OSError as exc:
-        if kwargs.get("err"):
-            return  # standard error refused (2>/dev/full): nowhere is left to say so
-        if isinstance(exc, BrokenPipeError):
-            raise
         raise unwritable("standard output", exc) from None
 
 

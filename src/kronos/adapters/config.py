@@ -41,7 +41,7 @@ from kronos.core.options import (
     nearest,
 )
 from kronos.errors import ConfigError, DataError, KronosError, KronosIOError, NoInputError
-from kronos.files import read_bounded
+from kronos.files import read_bounded, shared_file
 from kronos.redact import redact
 
 ENV_PREFIX = "KRONOS_"
@@ -554,22 +554,12 @@ _WRITTEN = ("state_file", "results_file", "audit_file", "log_file", "lock_file")
 
 def _shared_files(config: Config) -> list[str]:
     """Two of the engine's written files that are one (``audit_file = kronos-state.json``)."""
-    seen: dict[Path, str] = {}
-    out = []
-    for key in _WRITTEN:
-        if key == "state_file" and config.coordination.backend_url:
-            continue  # the state is in the backend, not in this file
-        path = config.path(getattr(config.engine, key))
-        if path is None:
-            continue
-        real = path.resolve()
-        if str(path).startswith("/dev/") or (real.exists() and not real.is_file()):
-            continue  # a device or a pipe (/dev/stdout for two logs) is no file to break
-        if real in seen:
-            out.append(f"[engine] {key} = {getattr(config.engine, key)!r}: the same file as {seen[real]}")
-        else:
-            seen[real] = key
-    return out
+    written = [k for k in _WRITTEN if not (k == "state_file" and config.coordination.backend_url)]
+    found = shared_file((key, config.path(getattr(config.engine, key))) for key in written)
+    if found is None:  # (with [coordination], the state is in the backend, not in its file)
+        return []
+    key, earlier = found
+    return [f"[engine] {key} = {getattr(config.engine, key)!r}: the same file as {earlier}"]
 
 
 def _coordination_problems(config: Config) -> list[str]:
