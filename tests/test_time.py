@@ -154,6 +154,10 @@ def test_plan_on_without_a_horizon_is_refused() -> None:
         kronos.plan(_case(), plan_on="forecast")
     with pytest.raises(UsageError, match=r"min_gain = 1\.5: a relative gain"):
         kronos.plan(_case(), min_gain=1.5)
+    # a dearer cost says what 1000 says, no move; 1e308 × a VM's GiB overflowed to inf
+    with pytest.raises(UsageError, match=r"move_cost = 1e\+308: at most 1000 per GiB"):
+        kronos.plan(_case(), move_cost=1e308)
+    assert not kronos.plan(_case(), move_cost=1000).steps
 
 
 def test_a_plan_below_min_gain_is_skipped_with_its_gain() -> None:

@@ -160,6 +160,9 @@ _SECTION_OF = {a.name: phase for phase, fields in _FIELDS.items() for a in field
 MAX_SECONDS = 3650 * 86400.0
 #: the finest time step a snapshot may state (history, forecast): Prometheus's resolution, 1 ms
 MIN_SECONDS = 0.001
+#: the dearest ``move_cost`` per GiB: no move cuts a combined imbalance (a standard deviation
+#: of scores) by a thousand, so a dearer one means the same (no move) and only overflows
+MAX_MOVE_COST = 1000.0
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 _NONE = {"none", "null", "unlimited", ""}
@@ -272,6 +275,11 @@ def make_options(
             raise UsageError(f"option {name} = {raw!r}: at least 1 step a wave (none: no cap)")
         if name == "forecast_horizon" and 0 < value < MIN_SECONDS:  # a snapshot could not state it
             raise UsageError(f"option {name} = {raw!r}: 0 (off), or at least {MIN_SECONDS:g} seconds")
+        if name == "move_cost" and value > MAX_MOVE_COST:
+            raise UsageError(
+                f"option {name} = {raw!r}: at most {MAX_MOVE_COST:g} per GiB "
+                "(no move cuts the imbalance by more)"
+            )
         if name == "min_gain" and value > 1:
             raise UsageError(f"option {name} = {raw!r}: a relative gain, between 0 and 1")
         if name == "aggregates" and value == ():
