@@ -681,3 +681,20 @@ def test_png_files_go_through_a_symlink_and_keep_their_mode(tmp_path: Path) -> N
     assert (folder / "a.png").is_symlink() and real.read_bytes() == b"\x89PNG new"
     assert real.stat().st_mode & 0o777 == 0o600
     assert (folder / "b.png").read_bytes() == b"\x89PNG b"
+
+
+def test_png_file_names_of_long_names_fit_and_stay_apart(tmp_path: Path) -> None:
+    """Aggregate and policy names of 300 characters made a file name the file system refused
+    (74); two names alike in their first hundred characters must still be two charts."""
+    from kronos.report.png import _file_name
+
+    long_a, long_b = "a" * 299 + "1", "a" * 299 + "2"
+    taken: dict[str, bytes] = {}
+    for aggregate in (long_a, long_b, long_a):
+        taken[_file_name(taken, aggregate, "p" * 300)] = b"\x89PNG"
+    names = list(taken)
+    assert len(set(names)) == 3 and all(len(n.encode()) <= 210 for n in names)
+    assert names[0].startswith("a" * 91 + "~") and names[2] == names[0].removesuffix(".png") + "-2.png"
+    assert _file_name({}, "agg-01", "cpu spread") == "agg-01--cpu_spread.png"  # short names kept
+    written = write_pngs(taken, tmp_path / "png")
+    assert [p.read_bytes() for p in written] == [b"\x89PNG"] * 3

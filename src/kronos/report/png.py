@@ -9,6 +9,7 @@ pyplot: no global figure state, no GUI backend).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -61,7 +62,7 @@ def render_pngs(report: Report) -> dict[str, bytes]:
             fig.legend(fontsize=8, loc="outside lower center", ncols=4, frameon=False)
             buf = io.BytesIO()
             fig.savefig(buf, format="png")
-            out[_file_name(out, chart)] = buf.getvalue()
+            out[_file_name(out, chart.aggregate, chart.policy)] = buf.getvalue()
     return out
 
 
@@ -98,14 +99,27 @@ def _lines(ax: Axes, chart: PolicyChart) -> None:
     ax.set_axisbelow(True)
 
 
-def _file_name(taken: dict[str, bytes], chart: PolicyChart) -> str:
+#: the longest a name may be in a file name: two of them, a clash's number and the temporary
+#: file's affixes stay under the 255 bytes file systems allow
+_PART_MAX = 100
+
+
+def _file_name(taken: dict[str, bytes], aggregate: str, policy: str) -> str:
     """A portable file name from user-chosen names; a clash gets a number."""
-    parts = (re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("._") or "_" for s in (chart.aggregate, chart.policy))
-    stem = "--".join(parts)
+    stem = "--".join(_portable(s) for s in (aggregate, policy))
     name, k = f"{stem}.png", 2
     while name in taken:
         name, k = f"{stem}-{k}.png", k + 1
     return name
+
+
+def _portable(name: str) -> str:
+    """``name`` in letters, digits and ``._-``; a long one cut, with a hash of the whole so that
+    two names alike in their first hundred characters stay two files."""
+    part = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "_"
+    if len(part) <= _PART_MAX:
+        return part
+    return f"{part[: _PART_MAX - 9]}~{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def chart_folder(directory: str | os.PathLike[str]) -> Path:
