@@ -275,3 +275,21 @@ def test_a_log_cut_mid_line_gets_its_next_row_on_a_line_of_its_own(tmp_path: Pat
         fh.write('{"plan": "p", "seq": 2, "outcome": "Succeeded"}\n')
     assert results.read_text().splitlines()[1] == '{"plan": "p", "seq": 2, "outcome": "Succeeded"}'
     assert done_steps(results, "p") == {2}
+
+
+def test_a_log_file_that_fills_up_says_so_once_and_the_command_goes_on() -> None:
+    """logging's own handler printed a traceback on stderr for every line a full disk refused."""
+    import subprocess
+    import sys
+
+    script = (
+        "import logging; from kronos.logs import configure\n"
+        "configure(1, log_file='/dev/full')\n"
+        "for k in range(5): logging.getLogger('kronos.engine').warning('line %d', k)\n"
+        "print('went on')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == "went on\n", proc.stderr
+    assert proc.stderr == (
+        "kronos: --log-file /dev/full: cannot write (No space left on device); its lines are lost from here on\n"
+    )

@@ -19,7 +19,7 @@ from typing import Any
 
 from kronos.errors import KronosIOError
 from kronos.redact import RedactingFormatter, redact_data
-from kronos.terminal import printable
+from kronos.terminal import echo, printable
 
 #: the loggers ``--debug`` opens besides Kronos's own: the OpenStack SDK and its HTTP layer
 LIBRARIES = ("openstack", "keystoneauth", "urllib3")
@@ -31,7 +31,7 @@ def configure(verbose: int = 0, debug: bool = False, log_file: str | None = None
     level = logging.DEBUG if debug or verbose >= 2 else logging.INFO if verbose == 1 else logging.WARNING
     if log_file:
         try:
-            handler: logging.Handler = logging.FileHandler(log_file, encoding="utf-8")
+            handler: logging.Handler = LogFile(log_file, encoding="utf-8")
         except OSError as exc:
             raise KronosIOError(f"--log-file {log_file}: {exc.strerror or exc}") from None
         handler.setFormatter(TextFormatter("%(asctime)s " + TEXT))
@@ -47,6 +47,29 @@ def configure(verbose: int = 0, debug: bool = False, log_file: str | None = None
     for name in LIBRARIES:
         logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
     logging.captureWarnings(True)
+
+
+class LogFile(logging.FileHandler):
+    """``--log-file``: a line it cannot take is said once on stderr, with the reason.
+
+    logging's own handler prints a traceback for every record it loses (a full
+    disk: one per line, for the rest of the run); the command itself goes on,
+    as it would without a log.
+    """
+
+    lost = False
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        if self.lost:
+            return
+        self.lost = True
+        exc = sys.exc_info()[1]
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        echo(
+            f"kronos: --log-file {self.baseFilename}: cannot write ({reason}); "
+            "its lines are lost from here on",
+            err=True,
+        )
 
 
 class TextFormatter(RedactingFormatter):
