@@ -545,6 +545,14 @@ def test_cli_errors_name_the_file(tmp_path) -> None:  # type: ignore[no-untyped-
     r = kronos_cli("generate", "--clouds", "2", "--hosts", "3", "--vms", "10", "-o", str(tmp_path / "gen"))
     assert r.returncode == 74 and "beta.json is a directory" in r.stderr
     assert [f.name for f in (tmp_path / "gen").iterdir()] == ["beta.json"]
+    # and a file in the folder's place: the same 74 as a folder in a file's place (was 64)
+    note = tmp_path / "note.txt"
+    note.write_text("a file")
+    r = kronos_cli("federate", str(a), str(b), "--policy", str(pol), "--then-spread", str(note))
+    assert r.returncode == 74 and f"--then-spread {note}: not a folder (the spread plans" in r.stderr
+    r = kronos_cli("generate", "--clouds", "2", "--hosts", "3", "--vms", "10", "-o", str(note))
+    assert r.returncode == 74 and f"-o {note}: not a folder (--clouds writes" in r.stderr
+    assert note.read_text() == "a file"
 
 
 # -- then spread ---------------------------------------------------------------------------------

@@ -434,10 +434,7 @@ def _generate_clouds(clouds: int, output: str, policies: str, kw: dict[str, Any]
 
     if output == "-":
         raise UsageError("--clouds writes several files: give -o DIRECTORY")
-    where = Path(output)
-    if where.exists() and not where.is_dir():
-        raise UsageError(f"-o {output}: not a directory (--clouds writes one snapshot per cloud into it)")
-    make_folder(where)
+    where = make_folder(output, "--clouds writes one snapshot per cloud into it", "-o")
     names = tuple(p.strip() for p in policies.split(",") if p.strip())
     snaps, policy = generate_clouds(
         clouds, kw["hosts"], kw["vms"], kw["groups"], kw["seed"], policies=names or ("cpu", "mem")
@@ -560,9 +557,11 @@ def federate(
     if budget is not None and then_spread is None:
         raise UsageError("--budget is the spread plans' budget: give --then-spread DIR too")
     state = _load_state(state_path, read_only=True)  # before the try: its errors are its own
-    where = Path(then_spread) if then_spread is not None else None
-    if where is not None and where.exists() and not where.is_dir():
-        raise UsageError(f"--then-spread {then_spread}: not a directory")
+    from kronos.files import folder_wanted, make_folder
+
+    where = None
+    if then_spread is not None:  # made when the plans are written, not before the federation runs
+        where = folder_wanted(then_spread, "the spread plans and snapshots go in it", "--then-spread")
     _choose_kernels(max(loaded, key=lambda s: len(s.hosts) * len(s.vms)))
     from kronos.core.federation import federate_all
 
@@ -579,8 +578,6 @@ def federate(
     except DataError as exc:
         raise DataError(f"{policy_path} with {', '.join(snapshots)}: {exc}") from None
     if where is not None and result.spread is not None:
-        from kronos.files import make_folder
-
         make_folder(where)
         for name, after in result.after.items():
             kronos.dump(after, where / f"{name}.after.json")

@@ -333,9 +333,19 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
         raise KronosIOError(f"{path}: {exc.strerror or exc}") from exc
 
 
-def make_folder(path: str | os.PathLike[str]) -> Path:
-    """``mkdir -p``, with an error that names the folder (74)."""
+def folder_wanted(path: str | os.PathLike[str], why: str, label: str = "") -> Path:
+    """``path``, which must be a folder if it is there: a file in a folder's place is 74, as a
+    folder in a file's place is when :func:`write_atomic` meets one. ``label``: the flag that
+    named it (``-o``), ``why``: what the folder is for."""
     where = Path(path)
+    if where.exists() and not where.is_dir():
+        raise KronosIOError(f"{label + ' ' if label else ''}{where}: not a folder ({why})")
+    return where
+
+
+def make_folder(path: str | os.PathLike[str], why: str = "", label: str = "") -> Path:
+    """``mkdir -p``, with an error that names the folder (74)."""
+    where = folder_wanted(path, why, label) if why else Path(path)
     try:
         where.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kronos.errors import KronosIOError, UnavailableError
+from kronos.errors import UnavailableError
 from kronos.files import make_folder, write_atomic
 from kronos.report.figures import PolicyChart, Report, sampled, score_axis
 
@@ -125,11 +125,7 @@ def _portable(name: str) -> str:
 def chart_folder(directory: str | os.PathLike[str]) -> Path:
     """``directory``, made if missing; a file there is an error. Called before the report writes
     anything, so a bad ``--png`` leaves no HTML behind it."""
-    where = Path(directory)
-    if where.exists() and not where.is_dir():
-        raise KronosIOError(f"{where}: not a folder (--png names the folder the charts go in)")
-    make_folder(where)
-    return where
+    return make_folder(directory, "--png names the folder the charts go in")
 
 
 def write_pngs(files: dict[str, bytes], directory: str | os.PathLike[str]) -> list[Path]:
