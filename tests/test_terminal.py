@@ -151,6 +151,29 @@ def test_a_terminal_without_arrows_gets_them_spelled() -> None:
     assert "cmp-007 \\u2192 cmp-005" in out.stdout and "sha256:a1f5439097f8\\u2026" in out.stdout
 
 
+#: an emoji (beyond the BMP), an accent Latin-1 has, an arrow it has not
+FACE = "face-\U0001f600-été-\u2192"
+
+
+@pytest.mark.parametrize("args", [("-f", "json"), ("-o", "-")], ids=["json-rows", "plan-document"])
+def test_json_on_a_terminal_without_an_emoji_reads_back_the_same_name(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """It was written ``\\U0001f600`` (backslashreplace), which is no JSON escape: the output
+    did not parse. JSON spells it as a UTF-16 surrogate pair."""
+    doc = json.loads(EXAMPLE.read_text())
+    (vm,) = [v for v in doc["vms"] if v["name"] == "vm-000234"]  # the first step of examples/plan.txt
+    vm["name"] = FACE
+    snapshot = tmp_path / "snapshot.json"
+    snapshot.write_text(json.dumps(doc))
+    argv = [sys.executable, "-c", "from kronos.cli import main; main()", "plan", str(snapshot), *args]
+    env = {**os.environ, "PYTHONIOENCODING": "latin-1"}
+    out = subprocess.run(argv, capture_output=True, env=env, check=False)
+    assert out.returncode == 0, out.stderr
+    assert b"\\ud83d\\ude00" in out.stdout
+    assert FACE in set(_strings(json.loads(out.stdout.decode("latin-1"))))
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full (every write: ENOSPC)")
 def test_standard_error_that_refuses_keeps_the_exit_code() -> None:
     """With nowhere to say it, the code still says it: 66 was 1 (an error about the error)."""

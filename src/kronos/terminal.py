@@ -15,11 +15,16 @@ is the reader's choice and ends quietly.
 
 The escape is JSON's own ``\\uXXXX``: JSON output stays valid JSON that
 reads back to the same text (``json.dumps`` already escapes C0 itself; DEL,
-C1 and the bidi controls it writes raw with ``ensure_ascii=False``).
+C1 and the bidi controls it writes raw with ``ensure_ascii=False``). A
+character the stream's encoding lacks gets the same escape, through the
+``kronos.json`` error handler, and one beyond the BMP (an emoji) its UTF-16
+surrogate pair: Python's ``\\U0001f600`` is no JSON escape, and a name
+written so on a Latin-1 terminal did not read back.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import io
 import os
@@ -35,9 +40,31 @@ from kronos.errors import KronosIOError
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
+#: the error handler that writes what an encoding lacks as JSON escapes
+UNENCODABLE = "kronos.json"
+
+
+def _escape(char: str) -> str:
+    """``char`` as JSON spells it: ``\\uXXXX``, a pair of them past the BMP."""
+    code = ord(char)
+    if code > 0xFFFF:
+        code -= 0x10000
+        return f"\\u{0xD800 | (code >> 10):04x}\\u{0xDC00 | (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+def _escape_unencodable(exc: UnicodeError) -> tuple[str, int]:
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    return "".join(map(_escape, exc.object[exc.start : exc.end])), exc.end
+
+
+codecs.register_error(UNENCODABLE, _escape_unencodable)
+
+
 def printable(text: str) -> str:
     """``text`` with each control character spelled ``\\uXXXX``."""
-    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _CONTROL.sub(lambda m: _escape(m.group()), text)
 
 
 def echo(message: Any = None, **kwargs: Any) -> None:
@@ -76,7 +103,7 @@ def prepare_streams() -> None:
         sys.stderr = Path(os.devnull).open("w", encoding="utf-8")  # noqa: SIM115
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
-            stream.reconfigure(errors="backslashreplace")
+            stream.reconfigure(errors=UNENCODABLE)
 
 
 def unwritable(stream: str, exc: OSError) -> KronosIOError:
