@@ -257,7 +257,8 @@ def test_policies_defaults() -> None:
         ),
         (
             ("policies:", "polices:"),
-            "p.yaml: expected a top-level 'policies:' list: 'polices' (did you mean policies?)",
+            "p.yaml: 2 problem(s)\n  p.yaml: expected a top-level 'policies:' list\n"
+            "  p.yaml:1: 'polices': unknown top-level key (did you mean policies?)",
         ),
         (("policies:\n", "policies: []\nextra:\n"), "p.yaml:2: 'extra': unknown top-level key"),
         (

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kronos.core.model import Policy, Snapshot
-from kronos.core.options import did_you_mean, nearest
+from kronos.core.options import did_you_mean
 from kronos.core.validate import Issue, validate_policies
 from kronos.errors import ConfigError, DataError, NoInputError, PermissionDenied
 from kronos.files import parse_yaml, read_text
@@ -139,17 +139,17 @@ def parse_policies(text: str, name: str) -> tuple[Policy, ...]:
         doc = parse_yaml(text, name, typ="rt")  # depth, alias and recursion guards
     except DataError as exc:
         raise ConfigError(str(exc)) from exc
-    if not isinstance(doc, dict) or "policies" not in doc:
-        keys = list(doc) if isinstance(doc, dict) else []
-        near = next((f": {k!r} (did you mean policies?)" for k in keys if nearest(k, ("policies",))), "")
-        raise ConfigError(f"{name}: expected a top-level 'policies:' list{near}")
-    extra = [
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{name}: expected a top-level 'policies:' list")
+    problems = [
         f"{name}:{_line(doc, k)}: {k!r}: unknown top-level key{did_you_mean(k, ('policies',))}"
         for k in doc
         if k != "policies"
     ]
-    if extra:
-        raise ConfigError(f"{name}: {len(extra)} problem(s)\n  " + "\n  ".join(extra))
+    if "policies" not in doc:
+        problems.insert(0, f"{name}: expected a top-level 'policies:' list")
+    if problems:
+        raise ConfigError(f"{name}: {len(problems)} problem(s)\n  " + "\n  ".join(problems))
     entries = doc["policies"]
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{name}:{_line(doc, 'policies')}: policies must be a non-empty list")
