@@ -130,6 +130,10 @@ def test_secrets_never_show(tmp_path: Path) -> None:
             "[prometheus]\nbearer_token_file = /nonexistent/token\n",
             "bearer_token_file = '/nonexistent/token': no such",
         ),
+        (  # it said "no such file"; reading it would never end
+            "[prometheus]\nbearer_token_file = /dev/zero\n",
+            "bearer_token_file = '/dev/zero': not a regular file",
+        ),
         ("[nova]\ncloud = c\nauth_url = http://k:5000/v3\nusername=u\npassword=p\n", "not both"),
         ("[nova]\nauth_url = http://k:5000/v3\n", "also give username and password"),
         ("[messaging]\ntransport_url = rabbit://x\n", "not used (plans are files; no RabbitMQ)"),
@@ -562,6 +566,20 @@ def test_a_bearer_token_file_that_is_empty_or_unreadable(tmp_path: Path) -> None
     token.write_bytes(b"\xff\xfe")
     with pytest.raises(NoInputError, match="cannot read: not UTF-8 text"):
         PrometheusClient.from_config(load_config(str(conf)).prometheus)
+
+
+def test_a_bearer_token_file_too_large_for_a_header_is_refused_unread(tmp_path: Path) -> None:
+    """It was read whole, and 64 KiB of NULs went out as the token (a header line may hold them)."""
+    from kronos.adapters.prometheus import MAX_TOKEN_BYTES, PrometheusClient
+
+    token = tmp_path / "token"
+    token.write_bytes(b"\0" * (MAX_TOKEN_BYTES + 1))
+    conf = _write(tmp_path, f"[engine]\naggregates = a\n[prometheus]\nbearer_token_file = {token}\n")
+    with pytest.raises(ConfigError, match=r"bearer_token_file = '.*token': more than 65536 bytes") as err:
+        PrometheusClient.from_config(load_config(str(conf)).prometheus)
+    assert err.value.exit_code == 78
+    token.write_bytes(b"t" * MAX_TOKEN_BYTES)
+    assert PrometheusClient.from_config(load_config(str(conf)).prometheus)._headers
 
 
 def test_os_cloud_and_os_region_name_choose_the_cloud_as_openstack_does(

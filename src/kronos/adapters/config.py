@@ -525,7 +525,13 @@ def _check(config: Config, problems: list[str], require_scope: bool) -> None:
     for key in ("ca_file", "bearer_token_file"):
         name = getattr(p, key)
         if name and not Path(name).is_file():
-            what = "a folder, not a file" if Path(name).is_dir() else "no such file"
+            what = (
+                "a folder, not a file"
+                if Path(name).is_dir()
+                else "not a regular file"  # a device (/dev/zero never ends) or a pipe
+                if Path(name).exists()
+                else "no such file"
+            )
             problems.append(f"[prometheus] {key} = {name!r}: {what}")
     problems += _nova_problems("[nova]", config.nova)
     for name, cloud in config.clouds.items():

@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 #: the largest answer read: a range query of 100 000 VMs' profiles over 30 points is ~250 MB
 MAX_ANSWER_BYTES = 1 << 30
 
+#: the most of a bearer token file read: a token goes in one HTTP header (a JWT is a few KiB);
+#: a log named by mistake, or a file that grew to gigabytes, is refused without reading it all
+MAX_TOKEN_BYTES = 64 << 10
+
 
 class QueryFailed(KronosError):
     """One query could not be answered; the message says what Prometheus said."""
@@ -99,7 +103,11 @@ class PrometheusClient:
         if cfg.bearer_token_file:
             where = f"[prometheus] bearer_token_file = {cfg.bearer_token_file!r}"
             try:
-                token = Path(cfg.bearer_token_file).read_text(encoding="utf-8").strip()
+                with Path(cfg.bearer_token_file).open("rb") as fh:
+                    data = fh.read(MAX_TOKEN_BYTES + 1)
+                if len(data) > MAX_TOKEN_BYTES:
+                    raise ConfigError(f"{where}: more than {MAX_TOKEN_BYTES} bytes: not a token file")
+                token = data.decode("utf-8").strip()
             except (OSError, UnicodeDecodeError) as exc:  # unreadable input: 66, as for any file
                 why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
                 raise NoInputError(f"{where}: cannot read: {why}") from None
