@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -248,6 +250,39 @@ def test_a_file_that_is_no_results_log_is_refused_before_a_run_appends_to_it(
         done_steps(results, "p")
     results.write_text('{"plan": "p", "se')  # a first line cut by a kill is a log still
     assert done_steps(results, "p") == set()
+
+
+def test_a_results_log_line_too_long_for_a_row_is_refused_unread(tmp_path: Path) -> None:
+    """The log was read whole (a file of one endless line took all memory); a line over the
+    cap was parsed, and a row it held trusted."""
+    from kronos.adapters.journal import MAX_ROW_BYTES, done_steps
+    from kronos.errors import DataError
+
+    results = tmp_path / "results.jsonl"
+    row = '{"plan": "p", "seq": 1, "outcome": "Succeeded"}\n'
+    results.write_text(
+        row + '{"plan": "p", "seq": 2, "outcome": "Succeeded", "x": "' + "x" * MAX_ROW_BYTES + '"}\n'
+    )
+    with pytest.raises(
+        DataError, match=f"--results '{results}':2: a line of more than {MAX_ROW_BYTES} bytes"
+    ):
+        done_steps(results, "p")
+    results.write_text(row * 3 + row.replace("1", "2"))
+    assert done_steps(results, "p") == {1, 2}
+
+
+def test_a_results_log_that_is_a_device_is_not_read() -> None:
+    """``results_file = /dev/stdout`` on a terminal waited for input; ``/dev/zero`` took all
+    memory (here: a MemoryError under a 256 MiB limit). A device holds no earlier rows."""
+    code = (
+        "import resource; resource.setrlimit(resource.RLIMIT_AS, (256 << 20, 256 << 20))\n"
+        "from kronos.adapters.journal import done_steps\n"
+        "assert done_steps('/dev/zero', 'p') == set()"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_a_plan_with_a_drain_says_the_budget_its_balancing_had(tmp_path: Path) -> None:

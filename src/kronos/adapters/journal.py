@@ -18,8 +18,9 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -248,6 +249,15 @@ def _why(exc: OSError, path: str | Path) -> str:
     return exc.strerror or str(exc)
 
 
+#: the longest line of a results log read: a row is under a KiB but for Nova's error text (a
+#: fault message is at most 255 characters); a longer line is no row, and it is not read whole
+MAX_ROW_BYTES = 1 << 20
+_NO_LOG = (
+    "a results log has one JSON object per line, as kronos execute appends them "
+    "(name a new file to start one)"
+)
+
+
 def result_rows(results_path: str | Path | None) -> list[dict[str, Any]]:
     """The JSON-object rows of a results log (none if there is no file yet).
 
@@ -255,18 +265,18 @@ def result_rows(results_path: str | Path | None) -> list[dict[str, Any]]:
     reconciled from Nova instead. But a file whose first line does not start as a row does
     (``{"``), or with a line that is a kronos document, is no results log (``--results
     plan.json``, pretty-printed or YAML): refused (65) before a run appends its lines to it.
+
+    The log grows with every run, so it is read a line at a time, each at most
+    :data:`MAX_ROW_BYTES`. Only a regular file holds earlier rows: a device or a pipe
+    (``results_file = /dev/stdout``) is not read, as :func:`_ends_mid_line` does not read one:
+    on a terminal that would wait for input, and ``/dev/zero`` never ends.
     """
-    if not results_path or not Path(results_path).exists():
+    path = Path(results_path) if results_path else None
+    if path is None or not (path.is_file() or path.is_dir()):  # a directory: refused (74) as read
         return []
-    try:
-        text = Path(results_path).read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise KronosIOError(
-            f"--results {str(results_path)!r}: cannot read it: {_why(exc, results_path)}"
-        ) from None
-    lines = text.splitlines()
+    label = f"--results {str(results_path)!r}"
     rows = []
-    for n, line in enumerate(lines, 1):
+    for n, line in _lines(path, label):
         try:
             row = json.loads(line)
         except ValueError:
@@ -274,13 +284,23 @@ def result_rows(results_path: str | Path | None) -> list[dict[str, Any]]:
         document = isinstance(row, dict) and "format" in row
         if document or (n == 1 and not line.startswith('{"')):  # a row, whole or cut, starts so
             what = f"a {row['format']} document" if document else "not a JSON object"
-            raise DataError(
-                f"--results {str(results_path)!r}:{n}: {what}; a results log has one JSON object "
-                "per line, as kronos execute appends them (name a new file to start one)"
-            )
+            raise DataError(f"{label}:{n}: {what}; {_NO_LOG}")
         if isinstance(row, dict):
             rows.append(row)
     return rows
+
+
+def _lines(path: Path, label: str) -> Iterator[tuple[int, str]]:
+    """The file's lines, numbered from 1, without their ends; one over :data:`MAX_ROW_BYTES` is
+    refused (65) when that much of it is read."""
+    try:
+        with path.open("rb") as fh:
+            for n, raw in enumerate(iter(partial(fh.readline, MAX_ROW_BYTES + 1), b""), 1):
+                if len(raw) > MAX_ROW_BYTES:
+                    raise DataError(f"{label}:{n}: a line of more than {MAX_ROW_BYTES} bytes; {_NO_LOG}")
+                yield n, raw.decode("utf-8", errors="replace").rstrip("\r\n")
+    except OSError as exc:
+        raise KronosIOError(f"{label}: cannot read it: {_why(exc, path)}") from None
 
 
 def done_steps(results_path: str | Path | None, pid: str) -> set[int]:
