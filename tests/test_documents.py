@@ -746,6 +746,39 @@ def test_a_byte_order_mark_is_read_past_in_json_as_in_yaml(tmp_path: Path) -> No
         kronos.load_snapshot(io.BytesIO(b"\xff" + example))
 
 
+class _Endless(io.RawIOBase):
+    """A device of bad bytes that never ends (``/dev/urandom``), counting what is read of it."""
+
+    name = "endless"
+
+    def __init__(self, first: bytes) -> None:
+        self.first, self.given = first, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        assert 0 < size and self.given < 64 << 20, "read on, past the first bad byte"
+        chunk = (self.first + b"\0" * size)[:size] if self.given == 0 else b"\0" * size
+        self.given += len(chunk)
+        return chunk
+
+
+@pytest.mark.parametrize(
+    ("first", "said"),
+    [(b"\xff", "invalid start byte at byte 0"), (b'{"a": "\xc3(', "invalid continuation byte at byte 7")],
+)
+def test_bytes_that_are_not_utf8_are_refused_where_they_are_read(first: bytes, said: str) -> None:
+    """``kronos plan /dev/urandom`` read 1 GiB (the size cap) before the UTF-8 check refused it."""
+    from kronos.files import read_text
+
+    stream = _Endless(first)
+    with pytest.raises(DataError, match=f"endless: not UTF-8 text \\({said}\\)") as err:
+        read_text(stream)
+    assert err.value.exit_code == 65
+    assert stream.given <= 1 << 20  # the first chunk
+
+
 def test_a_document_past_the_size_limit_is_refused_before_it_fills_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

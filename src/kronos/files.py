@@ -14,9 +14,11 @@ or unreadable, 74 for an I/O failure.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import gc
 import io
+import itertools
 import json
 import os
 import re
@@ -26,7 +28,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
-from typing import IO, Any, TypeVar, cast, overload
+from typing import IO, Any, TypeVar, cast
 
 from kronos.core.convert import MAX_DEPTH, DuplicateKeys, digest_of, make_converter, structure, unstructure
 from kronos.core.model import Plan, Snapshot, State
@@ -62,27 +64,43 @@ BOM = "\ufeff"
 MAX_DOCUMENT_BYTES = 1 << 30
 
 
-@overload
-def read_bounded(src: IO[bytes], name: str) -> bytes: ...
-@overload
-def read_bounded(src: IO[str], name: str) -> str: ...
-@overload
-def read_bounded(src: IO[str] | IO[bytes], name: str) -> str | bytes: ...
-def read_bounded(src: IO[str] | IO[bytes], name: str) -> str | bytes:
-    """All of ``src``, or DataError (65) when it holds more than :data:`MAX_DOCUMENT_BYTES`."""
+def _bounded(src: IO[Any], name: str) -> Iterator[Any]:
+    """``src`` in chunks, DataError (65) once it has held more than :data:`MAX_DOCUMENT_BYTES`."""
     limit = MAX_DOCUMENT_BYTES
-    chunks: list[Any] = []
     size = 0
     # a MiB at a time: read(limit + 1) would reserve the whole limit for every 3-byte file
     while chunk := src.read(min(1 << 20, limit + 1 - size)):
-        chunks.append(chunk)
         size += len(chunk)
         if size > limit:
             raise DataError(
                 f"{name}: more than {limit} bytes: too large for a kronos document (a device or a "
                 "stream that does not end?)"
             )
-    return chunks[0][:0].join(chunks) if chunks else src.read(0)
+        yield chunk
+
+
+def read_bounded(src: IO[bytes], name: str) -> bytes:
+    """All of ``src``, or DataError (65) when it holds more than :data:`MAX_DOCUMENT_BYTES`."""
+    return b"".join(_bounded(src, name))
+
+
+def _read_utf8(src: IO[str] | IO[bytes], name: str) -> str:
+    """All of ``src`` as text, bytes decoded as they arrive: ``kronos plan /dev/urandom`` is
+    refused at its first MiB, not after reading a GiB to decode."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    parts: list[str] = []
+    read = 0  # bytes given to the decoder
+    for chunk in itertools.chain(_bounded(src, name), [b""]):  # b"": the end, final
+        if isinstance(chunk, str):  # a text stream: decoded already
+            parts.append(chunk)
+            continue
+        start = read - len(decoder.getstate()[0])  # of what the decoder holds, and this chunk
+        read += len(chunk)
+        try:
+            parts.append(decoder.decode(chunk, final=not chunk))
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{name}: not UTF-8 text ({exc.reason} at byte {start + exc.start})") from exc
+    return "".join(parts)
 
 
 def read_text(src: PathOrFile) -> tuple[str, str]:
@@ -93,21 +111,18 @@ def read_text(src: PathOrFile) -> tuple[str, str]:
         if isinstance(src, str | os.PathLike) and str(src) == "-":
             if sys.stdin is None:  # started with it closed (<&-)
                 raise NoInputError(f"{name}: standard input is closed")
-            data = read_bounded(getattr(sys.stdin, "buffer", sys.stdin), name)
+            text = _read_utf8(getattr(sys.stdin, "buffer", sys.stdin), name)
         elif isinstance(src, str | os.PathLike):
             with Path(src).open("rb") as fh:
-                data = read_bounded(fh, name)
+                text = _read_utf8(fh, name)
         else:
-            data = read_bounded(src, name)
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
+            text = _read_utf8(src, name)
     except FileNotFoundError as exc:
         raise NoInputError(f"{name}: no such file") from exc
     except IsADirectoryError as exc:
         raise NoInputError(f"{name}: is a directory, expected a file") from exc
     except PermissionError as exc:  # sysexits: EX_NOINPUT is "did not exist or was not readable"
         raise NoInputError(f"{name}: not readable (permission denied)") from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except OSError as exc:
         raise KronosIOError(f"{name}: {exc.strerror or exc}") from exc
     return text.removeprefix(BOM), name
