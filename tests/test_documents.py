@@ -799,7 +799,12 @@ def test_a_document_past_the_size_limit_is_refused_before_it_fills_memory(
     assert endless.returncode == 65 and f"/dev/zero: more than {size} bytes" in endless.stderr, endless.stderr
     piped = kronos_cli("plan", "-", stdin="{" + " " * size + "}")
     assert piped.returncode == 65 and f"<stdin>: more than {size} bytes" in piped.stderr, piped.stderr
+    import kronos.adapters.config
+
+    monkeypatch.setattr(kronos.adapters.config, "MAX_CONFIG_BYTES", size)  # kronos.conf's own cap
     conf = tmp_path / "kronos.conf"
     conf.write_text("[engine]\naggregates = a\n" + "#" * size + "\n")
     config = kronos_cli("check-config", "--config", str(conf))
     assert config.returncode == 78 and f"kronos.conf: more than {size} bytes" in config.stdout + config.stderr
+    noise = kronos_cli("check-config", "--config", "/dev/urandom")  # read until the cap, not a GiB
+    assert noise.returncode == 78 and f"/dev/urandom: more than {size} bytes" in noise.stdout + noise.stderr

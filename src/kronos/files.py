@@ -64,24 +64,24 @@ BOM = "\ufeff"
 MAX_DOCUMENT_BYTES = 1 << 30
 
 
-def _bounded(src: IO[Any], name: str) -> Iterator[Any]:
-    """``src`` in chunks, DataError (65) once it has held more than :data:`MAX_DOCUMENT_BYTES`."""
-    limit = MAX_DOCUMENT_BYTES
+def _bounded(src: IO[Any], name: str, limit: int | None = None) -> Iterator[Any]:
+    """``src`` in chunks, DataError (65) once it has held more than ``limit`` bytes
+    (:data:`MAX_DOCUMENT_BYTES` unless told)."""
+    limit = MAX_DOCUMENT_BYTES if limit is None else limit
     size = 0
     # a MiB at a time: read(limit + 1) would reserve the whole limit for every 3-byte file
     while chunk := src.read(min(1 << 20, limit + 1 - size)):
         size += len(chunk)
         if size > limit:
             raise DataError(
-                f"{name}: more than {limit} bytes: too large for a kronos document (a device or a "
-                "stream that does not end?)"
+                f"{name}: more than {limit} bytes: too large (a device or a stream that does not end?)"
             )
         yield chunk
 
 
-def read_bounded(src: IO[bytes], name: str) -> bytes:
-    """All of ``src``, or DataError (65) when it holds more than :data:`MAX_DOCUMENT_BYTES`."""
-    return b"".join(_bounded(src, name))
+def read_bounded(src: IO[bytes], name: str, limit: int | None = None) -> bytes:
+    """All of ``src``, or DataError (65) when it holds more than ``limit`` bytes."""
+    return b"".join(_bounded(src, name, limit))
 
 
 def _read_utf8(src: IO[str] | IO[bytes], name: str) -> str:

@@ -347,11 +347,16 @@ def _read_file(path: str) -> tuple[dict[str, dict[str, _Value]], list[str]]:
     return values, problems
 
 
+#: the largest kronos.conf read: a few KiB are usual; it is decoded whole (its errors name
+#: the line), so ``--config /dev/urandom`` is refused after this much, not after a GiB
+MAX_CONFIG_BYTES = 16 << 20
+
+
 def _read_text(path: str) -> str:
     """The file's text; missing or unreadable is exit 66, not UTF-8 exit 78 with where it broke."""
     try:
         with Path(path).open("rb") as fh:
-            data = read_bounded(fh, path)
+            data = read_bounded(fh, path, MAX_CONFIG_BYTES)
     except FileNotFoundError:
         raise NoInputError(f"{path}: no such file (--config)") from None
     except IsADirectoryError:
