@@ -269,6 +269,10 @@ def test_a_results_log_line_too_long_for_a_row_is_refused_unread(tmp_path: Path)
         done_steps(results, "p")
     results.write_text(row * 3 + row.replace("1", "2"))
     assert done_steps(results, "p") == {1, 2}
+    # a line of exactly the cap, with its end, is a line (readline's cap + 1 took its newline)
+    head = '{"plan": "p", "seq": 3, "outcome": "Succeeded", "x": "'
+    results.write_text(row + head + "x" * (MAX_ROW_BYTES - len(head) - 2) + '"}\n' + row.replace("1", "4"))
+    assert done_steps(results, "p") == {1, 3, 4}
 
 
 def test_a_results_log_that_is_a_device_is_not_read() -> None:
@@ -313,18 +317,18 @@ def test_a_log_cut_mid_line_gets_its_next_row_on_a_line_of_its_own(tmp_path: Pat
 
 
 def test_a_log_file_that_fills_up_says_so_once_and_the_command_goes_on() -> None:
-    """logging's own handler printed a traceback on stderr for every line a full disk refused."""
-    import subprocess
-    import sys
-
+    """logging's own handler printed a traceback on stderr for every line a full disk refused. A
+    record that does not format (a bug, not the disk) keeps logging's own report."""
     script = (
         "import logging; from kronos.logs import configure\n"
         "configure(1, log_file='/dev/full')\n"
+        "logging.getLogger('kronos.engine').warning('bad %d', 'x')\n"
         "for k in range(5): logging.getLogger('kronos.engine').warning('line %d', k)\n"
         "print('went on')\n"
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout == "went on\n", proc.stderr
-    assert proc.stderr == (
-        "kronos: --log-file /dev/full: cannot write (No space left on device); its lines are lost from here on\n"
-    )
+    bad, _, rest = proc.stderr.partition("Message: 'bad %d'")
+    assert bad.startswith("--- Logging error ---") and "TypeError" in bad, proc.stderr
+    said = "kronos: --log-file /dev/full: cannot write (No space left on device); its lines are lost from here on"
+    assert rest.count("kronos: --log-file") == 1 and rest.endswith(said + "\n"), proc.stderr

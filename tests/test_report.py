@@ -696,5 +696,6 @@ def test_png_file_names_of_long_names_fit_and_stay_apart(tmp_path: Path) -> None
     assert len(set(names)) == 3 and all(len(n.encode()) <= 210 for n in names)
     assert names[0].startswith("a" * 91 + "~") and names[2] == names[0].removesuffix(".png") + "-2.png"
     assert _file_name({}, "agg-01", "cpu spread") == "agg-01--cpu_spread.png"  # short names kept
+    assert _file_name({}, "\udcff" * 150 + "a" * 150, "p").endswith("--p.png")  # hashed all the same
     written = write_pngs(taken, tmp_path / "png")
     assert [p.read_bytes() for p in written] == [b"\x89PNG"] * 3

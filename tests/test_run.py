@@ -214,3 +214,17 @@ def test_an_aggregate_skipped_for_bad_data_logs_no_imbalance() -> None:
     assert (
         logged(Reason("aggregate.cooldown", aggregate="a"), "bad data: lookalike")["imbalance_before"] == 0.0
     )
+
+
+def test_a_saved_plans_name_fits_a_file_system_whatever_the_aggregate(tmp_path: Path) -> None:
+    """An aggregate name of 300 characters made a dry run's plan file name the file system
+    refused; two such names alike in their first hundred must stay two files."""
+    from datetime import UTC, datetime
+
+    from kronos.adapters.engine import saved_plan_name
+
+    at = datetime(2026, 12, 4, 2, 30, tzinfo=UTC)
+    assert saved_plan_name("agg 01", at) == "plan-agg_01-20261204T023000Z.json"
+    one, two = (saved_plan_name("a" * 299 + end, at) for end in "12")
+    assert one != two and len(one.encode()) <= 140
+    (tmp_path / one).write_text("{}")  # and the file system takes it, temporary affixes aside

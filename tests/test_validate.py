@@ -152,11 +152,16 @@ def test_a_plans_options_are_checked_like_the_planners(
 
 
 def test_a_plans_extensions_and_what_older_plans_recorded_still_load() -> None:
-    """x_ keys are a producer's (FORMATS §0); prune and max_parallel 0 are what 0.1.0 wrote."""
+    """x_ keys are a producer's (FORMATS §0); prune and max_parallel 0 are what 0.1.0 wrote, a
+    move_cost over 1000 what plans made before its cap recorded."""
     made = kronos.plan(kronos.generate(hosts=6, vms=40, groups=0, seed=5))
     doc = json.loads(kronos.files.render(made))
-    doc["options"].update(x_producer="tool", prune=True, max_parallel=0)
-    assert kronos.load_plan(io.StringIO(json.dumps(doc))).options["x_producer"] == "tool"
+    doc["options"].update(x_producer="tool", prune=True, max_parallel=0, move_cost=5000.0)
+    loaded = kronos.load_plan(io.StringIO(json.dumps(doc)))
+    assert loaded.options["x_producer"] == "tool" and loaded.options["move_cost"] == 5000.0
+    doc["options"]["move_cost"] = -1.0  # but no more than that: a negative cost never was one
+    with pytest.raises(kronos.errors.DataError, match="move_cost"):
+        kronos.load_plan(io.StringIO(json.dumps(doc)))
 
 
 def _with_steps(doc: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import gc
+import hashlib
 import io
 import itertools
 import json
@@ -117,6 +118,8 @@ def read_text(src: PathOrFile) -> tuple[str, str]:
                 text = _read_utf8(fh, name)
         else:
             text = _read_utf8(src, name)
+    except UnicodeDecodeError as exc:  # an open text stream decodes inside read(): its offset
+        raise DataError(f"{name}: not UTF-8 text ({exc.reason})") from exc  # is of its buffer
     except FileNotFoundError as exc:
         raise NoInputError(f"{name}: no such file") from exc
     except IsADirectoryError as exc:
@@ -358,13 +361,28 @@ def folder_wanted(path: str | os.PathLike[str], why: str, label: str = "") -> Pa
     return where
 
 
+#: the longest user-chosen name put into a file name (a chart's, a saved plan's): with the rest
+#: of the name and a temporary file's affixes it stays under the 255 bytes file systems allow
+NAME_PART_MAX = 100
+
+
+def shortened(part: str, name: str) -> str:
+    """``part`` (``name`` made fit for a file name) cut to :data:`NAME_PART_MAX` characters, with a
+    hash of the whole ``name``, so that two names alike in their first hundred stay two files."""
+    if len(part) <= NAME_PART_MAX:
+        return part
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{part[: NAME_PART_MAX - 9]}~{digest}"
+
+
 def make_folder(path: str | os.PathLike[str], why: str = "", label: str = "") -> Path:
     """``mkdir -p``, with an error that names the folder (74)."""
     where = folder_wanted(path, why, label) if why else Path(path)
     try:
         where.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise KronosIOError(f"{where}: cannot make the folder ({exc.strerror or exc})") from exc
+        named = f"{label} {where}" if label else str(where)
+        raise KronosIOError(f"{named}: cannot make the folder ({exc.strerror or exc})") from exc
     return where
 
 

@@ -50,7 +50,7 @@ def configure(verbose: int = 0, debug: bool = False, log_file: str | None = None
 
 
 class LogFile(logging.FileHandler):
-    """``--log-file``: a line it cannot take is said once on stderr, with the reason.
+    """``--log-file``: a line the file refuses is said once on stderr, with the reason.
 
     logging's own handler prints a traceback for every record it loses (a full
     disk: one per line, for the rest of the run); the command itself goes on,
@@ -60,11 +60,14 @@ class LogFile(logging.FileHandler):
     lost = False
 
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):  # a record that does not format: logging's report of it
+            super().handleError(record)
+            return
         if self.lost:
             return
         self.lost = True
-        exc = sys.exc_info()[1]
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        reason = exc.strerror or exc
         echo(
             f"kronos: --log-file {self.baseFilename}: cannot write ({reason}); "
             "its lines are lost from here on",

@@ -48,6 +48,7 @@ from kronos.errors import (
     TemporaryFailure,
     UsageError,
 )
+from kronos.files import make_folder, shortened
 from kronos.logs import JsonFormatter
 
 #: a failed step makes a one-shot cycle exit 1, as ``kronos execute`` does
@@ -260,10 +261,7 @@ class Engine:
         sees half a plan)."""
         folder = self.config.path(self.config.engine.plan_dir)
         assert folder is not None  # only called with a plan_dir
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise KronosIOError(f"[engine] plan_dir = {str(folder)!r}: {exc.strerror or exc}") from None
+        make_folder(folder, "kronos run saves its dry-run plans in it", "[engine] plan_dir =")
         path = folder / saved_plan_name(agg, at)
         kronos.dump(plan, path)
         return path
@@ -299,7 +297,7 @@ class Engine:
 def saved_plan_name(aggregate: str, at: datetime) -> str:
     """``plan-<aggregate>-<UTC time>.json``: sorted by name, a folder lists each aggregate's plans
     oldest first; characters a file name should not hold become ``_``."""
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", aggregate)
+    safe = shortened(re.sub(r"[^A-Za-z0-9._-]", "_", aggregate), aggregate)
     return f"plan-{safe}-{at.astimezone(UTC):%Y%m%dT%H%M%SZ}.json"
 
 

@@ -271,10 +271,14 @@ def result_rows(results_path: str | Path | None) -> list[dict[str, Any]]:
     (``results_file = /dev/stdout``) is not read, as :func:`_ends_mid_line` does not read one:
     on a terminal that would wait for input, and ``/dev/zero`` never ends.
     """
-    path = Path(results_path) if results_path else None
-    if path is None or not (path.is_file() or path.is_dir()):  # a directory: refused (74) as read
+    if not results_path:
         return []
-    label = f"--results {str(results_path)!r}"
+    path, label = Path(results_path), f"--results {str(results_path)!r}"
+    try:  # is_file re-raises EACCES: a folder on the way that may not be searched
+        if not (path.is_file() or path.is_dir()):  # a directory: refused (74) as read
+            return []
+    except OSError as exc:
+        raise KronosIOError(f"{label}: cannot read it: {_why(exc, path)}") from None
     rows = []
     for n, line in _lines(path, label):
         try:
@@ -296,7 +300,7 @@ def _lines(path: Path, label: str) -> Iterator[tuple[int, str]]:
     try:
         with path.open("rb") as fh:
             for n, raw in enumerate(iter(partial(fh.readline, MAX_ROW_BYTES + 1), b""), 1):
-                if len(raw) > MAX_ROW_BYTES:
+                if len(raw) > MAX_ROW_BYTES and not raw.endswith(b"\n"):  # (MAX bytes and its end: one)
                     raise DataError(f"{label}:{n}: a line of more than {MAX_ROW_BYTES} bytes; {_NO_LOG}")
                 yield n, raw.decode("utf-8", errors="replace").rstrip("\r\n")
     except OSError as exc:

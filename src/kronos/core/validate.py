@@ -43,7 +43,7 @@ from kronos.core.model import (
     State,
     Step,
 )
-from kronos.core.options import MAX_SECONDS, MIN_SECONDS, nearest
+from kronos.core.options import MAX_MOVE_COST, MAX_SECONDS, MIN_SECONDS, nearest
 from kronos.core.phases import MODES
 
 if TYPE_CHECKING:
@@ -967,6 +967,8 @@ def _plan_options(options: Mapping[str, Any]) -> list[Issue]:
             continue
         if key == "max_parallel" and value == 0:  # 0.1.0 took 0 for one step a wave
             continue
+        if key == "move_cost" and isinstance(value, int | float) and MAX_MOVE_COST < value < math.inf:
+            continue  # taken before the cap (no move either way): the plan stands as it was made
         if key in PLAN_RECORDS:
             test, said = PLAN_RECORDS[key]
             if not test(value):

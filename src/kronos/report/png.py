@@ -9,7 +9,6 @@ pyplot: no global figure state, no GUI backend).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import re
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kronos.errors import UnavailableError
-from kronos.files import make_folder, write_atomic
+from kronos.files import make_folder, shortened, write_atomic
 from kronos.report.figures import PolicyChart, Report, sampled, score_axis
 
 if TYPE_CHECKING:
@@ -99,11 +98,6 @@ def _lines(ax: Axes, chart: PolicyChart) -> None:
     ax.set_axisbelow(True)
 
 
-#: the longest a name may be in a file name: two of them, a clash's number and the temporary
-#: file's affixes stay under the 255 bytes file systems allow
-_PART_MAX = 100
-
-
 def _file_name(taken: dict[str, bytes], aggregate: str, policy: str) -> str:
     """A portable file name from user-chosen names; a clash gets a number."""
     stem = "--".join(_portable(s) for s in (aggregate, policy))
@@ -116,10 +110,7 @@ def _file_name(taken: dict[str, bytes], aggregate: str, policy: str) -> str:
 def _portable(name: str) -> str:
     """``name`` in letters, digits and ``._-``; a long one cut, with a hash of the whole so that
     two names alike in their first hundred characters stay two files."""
-    part = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "_"
-    if len(part) <= _PART_MAX:
-        return part
-    return f"{part[: _PART_MAX - 9]}~{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return shortened(re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "_", name)
 
 
 def chart_folder(directory: str | os.PathLike[str]) -> Path:
