@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 
 import kronos
@@ -125,9 +126,36 @@ def test_a_time_whose_cooldown_arithmetic_overflows_is_a_usage_error(tmp_path: P
         err = usage_error(*args)
         assert f"{flag} '9999-12-31T23:59:59Z': must be a time between 1970-01-01 and 9000-01-01" in err
     assert not state.exists()
-    ok = kronos_cli("plan", EXAMPLE, "--state", str(state), "--now", "8999-01-01T00:00:00Z", "-o", "-")
-    assert ok.returncode == 0, ok.stderr
-    assert kronos.load_state(state).aggregate_cooldown_until  # the cooldowns of year 8999 are dates
+    ok = kronos_cli("plan", EXAMPLE, "--now", "8999-01-01T00:00:00Z", "-o", "-")  # no state kept
+    assert ok.returncode == 0 and json.loads(ok.stdout)["created_at"].startswith("8999"), ok.stderr
+
+
+def test_a_state_is_never_judged_ahead_of_the_clock(tmp_path: Path) -> None:
+    """record-result --at 2027 dropped a live quarantine (pruned as over by then) and plan --now
+    far ahead wrote cooldowns months long; a snapshot dated ahead did the same through --now's
+    default. Each is refused, the state untouched; a time that has come works as before."""
+    from datetime import UTC, datetime, timedelta
+
+    from kronos.core.convert import format_time
+
+    state = tmp_path / "state.json"
+    failed = ("state", "record-result", "--state", str(state), "--instance", "vm-failed", "--outcome")
+    assert kronos_cli(*failed, "MigrationFailed").returncode == 0
+    before = state.read_text()
+    later = format_time(datetime.now(UTC) + timedelta(days=30))
+    err = usage_error(*failed[:-2], "vm-other", "--outcome", "Succeeded", "--at", later)
+    assert f"--at {later} is " in err and "ahead of this machine's clock" in err
+    err = usage_error("plan", EXAMPLE, "--state", str(state), "--now", later)
+    assert f"--now {later} is " in err and "drop every quarantine" in err
+    ahead = tmp_path / "ahead.json"
+    snap = kronos.load_snapshot(EXAMPLE)
+    kronos.dump(attrs.evolve(snap, taken_at=datetime.now(UTC) + timedelta(days=30)), ahead)
+    proc = kronos_cli("plan", str(ahead), "--state", str(state))
+    assert proc.returncode == 65 and f"{ahead}: taken_at " in proc.stderr, proc.stderr
+    assert state.read_text() == before and "vm-failed" in kronos.load_state(state).quarantined_until
+    assert kronos_cli("plan", str(ahead), "-o", "-").returncode == 0  # no state kept: a what-if
+    fine = kronos_cli(*failed[:-2], "vm-other", "--outcome", "Succeeded")
+    assert fine.returncode == 0 and "vm-failed" in kronos.load_state(state).quarantined_until
 
 
 @pytest.mark.parametrize(

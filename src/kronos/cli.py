@@ -142,6 +142,21 @@ def _parse_now(text: str | None, flag: str = "--now") -> datetime | None:
     return None if text is None else parse_time_flag(flag, text)
 
 
+def _kept_at(when: datetime, what: str, error: type[Exception]) -> None:
+    """Refuse a time ahead of this machine's clock for a state that is written: judged then, it
+    drops every hold that ends before it (:mod:`kronos.adapters.clock`)."""
+    from kronos.adapters.clock import CLOCK_SKEW_SECONDS, seconds_ahead
+    from kronos.core.convert import format_time
+
+    ahead = seconds_ahead(when)
+    if ahead > CLOCK_SKEW_SECONDS:
+        raise error(
+            f"{what} {format_time(when)} is {ahead:.0f}s ahead of this machine's clock (more than "
+            f"{CLOCK_SKEW_SECONDS:g}s of skew): the state written would drop every quarantine and "
+            "cooldown ending before then and start new ones from then; give a time that has come"
+        )
+
+
 class FiniteRange(click.FloatRange):
     """click's FloatRange lets ``nan`` and ``inf`` through its bounds; this one refuses them."""
 
@@ -708,8 +723,15 @@ def _run_planner(
     when = _parse_now(now)
     with timer.phase("load"):
         import kronos
+        from kronos.errors import DataError
 
         snap = kronos.load_snapshot(snapshot)
+        if state_path is not None:  # written at the plan's time: --now, else the snapshot's
+            _kept_at(
+                when or snap.taken_at,
+                "--now" if when else f"{snapshot}: taken_at",
+                UsageError if when else DataError,
+            )
         state = _load_state(state_path)
     with timer.phase("validate"):
         problems = [i for i in kronos.validate(snap) if i.severity == "error"]
@@ -729,7 +751,6 @@ def _run_planner(
                 warm(_phases_of(entry, snap, kwargs))
     with timer.phase("plan"):
         from kronos.core import planner
-        from kronos.errors import DataError
 
         try:
             ready = planner.prepare(snap, state, when, validate_input=False)
@@ -1384,6 +1405,7 @@ def record_result_cmd(
     import kronos
 
     when, given = _now_or_clock(at, "--at"), _parse_sets(sets)
+    _kept_at(when, "--at", UsageError)
     unread = [k for k in given if k.replace("-", "_") not in RESULT_OPTIONS]
     if unread:
         raise UsageError(f"--set {unread[0]}: record-result reads only {' and '.join(RESULT_OPTIONS)}")

@@ -35,6 +35,7 @@ from typing import Any
 
 from attrs import Factory, define, frozen
 
+from kronos.adapters.clock import CLOCK_SKEW_SECONDS, seconds_ahead
 from kronos.adapters.config import ExecutorConfig
 from kronos.adapters.nova_actions import Compute, Refused, Transient
 from kronos.core.convert import format_time
@@ -96,14 +97,10 @@ def plan_id(plan: Plan) -> str:
     return f"{plan.created_at.strftime('%Y-%m-%dT%H:%M:%SZ')} {plan.snapshot_digest}"
 
 
-#: how far a plan's created_at may be ahead of this machine's clock (clocks drift apart)
-CLOCK_SKEW_SECONDS = 300.0
-
-
 def check_plan_age(plan: Plan, now: datetime, max_age: float) -> None:
     """Refuse a stale plan (75: plan again) and one dated ahead of the clock (65): a plan made
     with ``--now`` in the future, or on a machine whose clock is wrong, would pass any age."""
-    age = (now - plan.created_at).total_seconds()
+    age = -seconds_ahead(plan.created_at, now)
     if age < -CLOCK_SKEW_SECONDS:
         raise DataError(
             f"plan created_at {format_time(plan.created_at)} is {-age:.0f}s ahead of this machine's "
