@@ -218,3 +218,18 @@ def test_a_host_of_an_aggregate_the_plan_did_not_cover_says_so() -> None:
     assert kronos.core.reasons.render(x.decision[0]) == f"none of {other}'s aggregates was planned"
     inside = next(a for a in snap.aggregates if a.name == "agg-01").hosts[0]
     assert "explain.host_out_of_scope" not in [r.rule for r in explain_host(snap, plan, inside).decision]
+
+
+def test_a_vm_moved_twice_names_both_steps_and_its_last_host() -> None:
+    """Only the first step was named: 'moved to cmp-003' of a VM a later step moved on."""
+    from kronos.testing import generate_tight
+
+    snap = generate_tight(hosts=20, vms=300, groups=30, seed=0)
+    plan = kronos.plan(snap, mode="spread", budget="unlimited")
+    seen: dict[str, list[kronos.Step]] = {}
+    for s in plan.steps:
+        seen.setdefault(s.instance, []).append(s)
+    vm, steps = next((k, v) for k, v in seen.items() if len(v) == 2)  # this cloud makes one
+    moved = [d for d in explain_vm(snap, plan, vm).decision if d.rule == "explain.moved"]
+    assert [(d.count, d.host) for d in moved] == [(s.seq, s.destination) for s in steps]
+    assert steps[1].repeat_reason and explain_vm(snap, plan, vm).step == steps[0]

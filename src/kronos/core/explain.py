@@ -165,8 +165,9 @@ def explain_vm(snapshot: Snapshot, plan: Plan, vm: str, state: State | None = No
     a = int(world.vm_host[v])
     stop = rules.why_not_movable(world, v, how)
     views = [_view(world, v, name, balancing=how.balancing) for name in _aggregates_of(world, a)]
-    step = next((s for s in plan.steps if s.instance == world.vm_ids[v]), None)
-    decision = _vm_decision(world, snapshot, plan, v, how, stop, step)
+    moves = sorted((s for s in plan.steps if s.instance == world.vm_ids[v]), key=lambda s: s.seq)
+    step = moves[0] if moves else None
+    decision = _vm_decision(world, snapshot, plan, v, how, stop, moves)
     return VMExplanation(
         instance=world.vm_ids[v],
         name=world.vm_names[v],
@@ -186,19 +187,25 @@ def _vm_decision(
     v: int,
     how: rules.Movement,
     stop: tuple[Reason, ...],
-    step: Step | None,
+    moves: list[Step],
 ) -> tuple[Reason, ...]:
+    """Each of the VM's moves (a VM may move twice, the second with a ``repeat_reason``), with
+    its reasons; or why it stayed."""
     vid = world.vm_ids[v]
-    if step is not None:
-        return (
-            Reason(
-                "explain.moved",
-                host=step.destination,
-                aggregate=step.aggregate,
-                count=step.seq,
-                detail=step.phase,
-            ),
-            *(step.why or ()),
+    if moves:
+        return tuple(
+            reason
+            for step in moves
+            for reason in (
+                Reason(
+                    "explain.moved",
+                    host=step.destination,
+                    aggregate=step.aggregate,
+                    count=step.seq,
+                    detail=step.phase,
+                ),
+                *(step.why or ()),
+            )
         )
     for u in (*plan.summary.unplaced, *(plan.summary.not_selected or ())):
         if u.instance == vid:
