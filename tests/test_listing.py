@@ -126,15 +126,24 @@ def test_validate_and_state_rows(tmp_path: Path) -> None:
 
 
 def test_kronos_plans_lists_saved_plans_and_leaves_others_out(tmp_path: Path) -> None:
-    kronos_cli("plan", EXAMPLE, "-o", str(tmp_path / "plan-b.json"))
+    """Oldest first by created_at (names sort by aggregate first), a row per aggregate moved with
+    its own figures (the first aggregate's stood, unlabelled, for the whole plan)."""
+    kronos_cli("plan", EXAMPLE, "-o", str(tmp_path / "plan-b.json"), "--now", "2026-11-21T11:00:00Z")
     kronos_cli("plan", EXAMPLE, "-o", str(tmp_path / "plan-c.yaml"))  # an operator's copy as YAML
     (tmp_path / "notes.json").write_text('{"x": 1}')
-    proc = kronos_cli("plans", str(tmp_path), "-f", "csv", "-c", "file", "-c", "steps")
+    (tmp_path / "gone.json").symlink_to(tmp_path / "nothing.json")  # a link to nothing: said
+    proc = kronos_cli("plans", str(tmp_path), "-f", "json")
     assert proc.returncode == 0, proc.stderr
-    rows = list(csv.reader(io.StringIO(proc.stdout)))
-    assert rows[0] == ["file", "steps"] and [r[0] for r in rows[1:]] == ["plan-b.json", "plan-c.yaml"]
-    assert int(rows[1][1]) == len(kronos.load_plan(tmp_path / "plan-b.json").steps)
+    rows = json.loads(proc.stdout)
+    plan = kronos.load_plan(tmp_path / "plan-c.yaml")
+    moved = {n: a for n, a in plan.summary.aggregates.items() if a.migrations}
+    assert len(moved) == 2 and [r["file"] for r in rows] == ["plan-c.yaml"] * 2 + ["plan-b.json"] * 2
+    assert [(r["aggregate"], r["steps"], r["combined_before"], r["combined_after"]) for r in rows[:2]] == [
+        (n, a.migrations, a.combined_before, a.combined_after) for n, a in moved.items()
+    ]
     assert "notes.json: not a plan, left out" in proc.stderr
+    assert "gone.json: not a plan, left out" in proc.stderr
+    (tmp_path / "gone.json").unlink()
     plan = json.loads((tmp_path / "plan-b.json").read_text())
     plan["steps"][0]["destinaton"] = plan["steps"][0].pop("destination")  # one misspelled key
     (tmp_path / "typo.json").write_text(json.dumps(plan))

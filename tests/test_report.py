@@ -699,3 +699,14 @@ def test_png_file_names_of_long_names_fit_and_stay_apart(tmp_path: Path) -> None
     assert _file_name({}, "\udcff" * 150 + "a" * 150, "p").endswith("--p.png")  # hashed all the same
     written = write_pngs(taken, tmp_path / "png")
     assert [p.read_bytes() for p in written] == [b"\x89PNG"] * 3
+
+
+def test_a_names_bidi_and_control_characters_are_shown_not_obeyed(spread: Any) -> None:
+    """A right-to-left override in a name reached the page raw and reversed what followed it
+    (the figures of a caption, a UUID); it is shown as the terminal shows it, ``\\u202e``."""
+    snap, _ = spread
+    odd = "vm\u202eevil\x1b"
+    snap = attrs.evolve(snap, vms=tuple(attrs.evolve(v, name=odd) for v in snap.vms))
+    page = render_html(build_report(snap, kronos.plan(snap)))
+    assert "\u202e" not in page and "\x1b" not in page
+    assert "vm\\u202eevil\\u001b" in page

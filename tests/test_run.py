@@ -101,8 +101,8 @@ def test_dry_run_logs_the_plan_as_json_lines_and_moves_nothing(
     plan = kronos.load_plan(saved["path"])
     assert [s.instance for s in plan.steps] == [e["instance"] for e in steps]
     listed = json.loads(kronos_cli("plans", "--config", str(conf), "-f", "json").stdout)
-    assert [(r["file"], r["steps"], r["aggregates"]) for r in listed] == [
-        (Path(saved["path"]).name, len(steps), ["agg-run"])
+    assert [(r["file"], r["steps"], r["aggregate"]) for r in listed] == [
+        (Path(saved["path"]).name, len(steps), "agg-run")
     ]
 
 

@@ -225,6 +225,27 @@ def test_a_plan_that_moves_a_vm_nowhere_or_twice_is_refused(tmp_path: Path) -> N
     assert kronos.load_plan(io.StringIO(json.dumps(fine))).steps[1].repeat_reason == "parking"
 
 
+def test_a_plan_whose_file_seq_and_wave_orders_differ_is_refused(tmp_path: Path) -> None:
+    """The executor runs by (wave, seq); report, explain and the dry run replayed the file's
+    order. A hand-edited plan whose orders differ showed one sequence and would carry out another."""
+    snap = kronos.generate(hosts=6, vms=40, groups=0, seed=5)
+    doc = json.loads(kronos.files.render(kronos.plan(snap, budget="unlimited")))
+    first, second = doc["steps"][:2]
+    assert first["wave"] < second["wave"]  # two waves, so a swap of either order shows
+    for steps, said in [
+        ([second, first], f"steps[1].seq = {first['seq']}: steps are written in seq order"),
+        (
+            [{**first, "wave": second["wave"]}, {**second, "wave": first["wave"]}],
+            f"steps[1].wave = {first['wave']}: waves run in seq order",
+        ),
+    ]:
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps(_with_steps(doc, steps)))
+        proc = kronos_cli("show", str(bad))
+        assert proc.returncode == 65 and said in proc.stderr, proc.stderr
+    assert kronos.load_plan(io.StringIO(json.dumps(_with_steps(doc, [first, second])))).steps
+
+
 def test_amounts_and_steps_past_what_sums_and_clocks_hold_are_refused(tmp_path: Path) -> None:
     """Each of 1e308 is finite, but two summed are not: a drain's moved_memory_mb came out
     infinite and the plan could not be written (70); a step of 1e-310 s overflowed the window."""

@@ -986,7 +986,8 @@ def warm(names: tuple[str, ...]) -> None:
 @click.option("--config", "config_path", help="kronos.conf: list its [engine] plan_dir")
 @listing.options()
 def plans(folder: str | None, config_path: str | None, **shown: Any) -> None:
-    """List the plans `kronos run` recommended in dry run ([engine] plan_dir), oldest first.
+    """List the plans `kronos run` recommended in dry run ([engine] plan_dir), oldest first,
+    a row per aggregate each moves.
 
     Approve one by running it: `kronos execute FILE` (its age and drift gates
     apply). A file that is not a plan is reported on stderr and left out.
@@ -1012,8 +1013,14 @@ def plans(folder: str | None, config_path: str | None, **shown: Any) -> None:
         raise NoInputError(f"{where}: no such folder (plans are saved there by kronos run in dry run)")
     if not os.access(where, os.R_OK | os.X_OK):  # glob would see an unreadable folder as empty
         raise NoInputError(f"{where}: folder not readable (permission denied)")
-    rows = []
-    documents = (p for p in where.iterdir() if p.suffix.lower() in DOCUMENT_SUFFIXES and p.is_file())
+    rows: list[tuple[Any, ...]] = []
+    # a link to nothing is listed as left out, not passed over (is_file follows it: False)
+    documents = (
+        p
+        for p in where.iterdir()
+        if p.suffix.lower() in DOCUMENT_SUFFIXES and (p.is_file() or p.is_symlink())
+    )
+    plans = []
     for path in sorted(documents):  # a plan an operator saved as YAML is one too
         try:
             saved = kronos.load_plan(path)
@@ -1022,19 +1029,15 @@ def plans(folder: str | None, config_path: str | None, **shown: Any) -> None:
             said = "\n".join(f"  {line.strip()}" for line in str(exc).splitlines() if line.strip())
             echo(f"{path}: not a plan, left out:\n{said}", err=True)
             continue
+        plans.append((saved.created_at, path.name, saved))
+    # oldest first by when they were made: names sort by aggregate first (plan-<aggregate>-<time>)
+    for _, name, saved in sorted(plans, key=lambda p: (p[0], p[1])):
         moved = {n: a for n, a in saved.summary.aggregates.items() if a.migrations}
-        first = next(iter(moved.values()), None)
-        rows.append(
-            (
-                path.name,
-                format_time(saved.created_at),
-                list(moved),
-                len(saved.steps),
-                None if first is None else first.combined_before,
-                None if first is None else first.combined_after,
-            )
-        )
-    columns = ("file", "created_at", "aggregates", "steps", "combined_before", "combined_after")
+        made = format_time(saved.created_at)
+        rows += [  # a row per aggregate moved, each with its own figures
+            (name, made, agg, a.migrations, a.combined_before, a.combined_after) for agg, a in moved.items()
+        ] or [(name, made, None, 0, None, None)]
+    columns = ("file", "created_at", "aggregate", "steps", "combined_before", "combined_after")
     shape = listing.shape_of(shown)
     echo(listing.render(listing.Listing(columns, tuple(rows)), shape), nl=False)
 

@@ -875,6 +875,7 @@ def validate_plan(plan: Plan) -> list[Issue]:
             out.append(
                 Issue(f"{at}.destination", "must differ from source (a move to where it is)", s.destination)
             )
+    out += _out_of_order(plan.steps)
     out += _repeated_moves(plan.steps)
     out += _plan_options(plan.options)
     steps_in = Counter(s.aggregate for s in plan.steps)
@@ -890,6 +891,26 @@ def validate_plan(plan: Plan) -> list[Issue]:
             if _blank(u.instance):
                 out.append(Issue(f"summary.{field}[{i}].instance", "must not be blank", u.instance))
     return out
+
+
+def _out_of_order(steps: tuple[Step, ...]) -> list[Issue]:
+    """The file's order, ``seq`` order and the waves' order are one. The executor runs a plan by
+    (wave, seq); report, explain and the dry run replay it as written: a hand-edited plan whose
+    orders differ would show one sequence and carry out another. The first break is enough."""
+    for i in range(1, len(steps)):
+        before, s = steps[i - 1], steps[i]
+        if not all(isinstance(x, int) for x in (before.seq, s.seq, before.wave, s.wave)):
+            continue  # reported as such already
+        if s.seq < before.seq:
+            return [
+                Issue(
+                    f"steps[{i}].seq", f"steps are written in seq order: it follows seq {before.seq}", s.seq
+                )
+            ]
+        if s.wave < before.wave:
+            said = f"waves run in seq order: seq {before.seq}, before it, is in wave {before.wave}"
+            return [Issue(f"steps[{i}].wave", said, s.wave)]
+    return []
 
 
 def _repeated_moves(steps: tuple[Step, ...]) -> list[Issue]:

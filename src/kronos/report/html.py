@@ -26,6 +26,7 @@ from kronos.report.figures import (
     sampled,
     score_axis,
 )
+from kronos.terminal import printable
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#1a202c}
@@ -65,7 +66,10 @@ table.stats td,table.stats th{padding:1px 8px;font-size:12px}
 
 
 def _e(value: object) -> str:
-    return escape(str(value), quote=True)
+    """Escaped for HTML, and a name's control and bidi characters shown, as on the terminal
+    (:func:`kronos.terminal.printable`): a right-to-left override in a VM's name reversed the
+    figures after it on the page."""
+    return escape(printable(str(value)), quote=True)
 
 
 def _f(x: float | None, digits: int = 4) -> str:
