@@ -360,3 +360,23 @@ def test_a_log_file_that_fills_up_says_so_once_and_the_command_goes_on() -> None
     assert bad.startswith("--- Logging error ---") and "TypeError" in bad, proc.stderr
     said = "kronos: --log-file /dev/full: cannot write (No space left on device); its lines are lost from here on"
     assert rest.count("kronos: --log-file") == 1 and rest.endswith(said + "\n"), proc.stderr
+
+
+def test_a_scope_is_given_once_and_kronos_conf_s_is_its_own_fault(tmp_path: Path) -> None:
+    """--aggregate A --set aggregates=B planned A and dropped B unsaid; an aggregate kronos.conf
+    names that the snapshot lacks was a usage error (64) naming neither the file nor the key."""
+    err = usage_error("plan", EXAMPLE, "--aggregate", "agg-01", "--set", "aggregates=agg-02")
+    assert "--aggregate and --set aggregates: give it once" in err
+    err = usage_error("drain", EXAMPLE, "--host", "cmp-001", "--aggregate", "agg-01", "--set", "aggregates=x")
+    assert "--aggregate and --set aggregates: give it once" in err
+    err = usage_error("plan", EXAMPLE, "--solver", "exact", "--set", "solver=greedy")
+    assert "--solver and --set solver: give it once" in err
+    conf = tmp_path / "kronos.conf"
+    conf.write_text(f"[engine]\naggregates = agg-99\npolicies_file = {ROOT / 'examples' / 'policies.yaml'}\n")
+    proc = kronos_cli("plan", EXAMPLE, "--config", str(conf))
+    said = f"{conf}: [engine] aggregates: aggregate 'agg-99' is not in the snapshot"
+    assert proc.returncode == 78 and said in proc.stderr, proc.stderr
+    flag = usage_error("plan", EXAMPLE, "--config", str(conf), "--aggregate", "agg-98")  # the flag's: 64
+    assert "aggregate 'agg-98' is not in the snapshot" in flag
+    ok = kronos_cli("plan", EXAMPLE, "--config", str(conf), "--aggregate", "agg-01", "-o", "-")
+    assert ok.returncode == 0 and {s["aggregate"] for s in json.loads(ok.stdout)["steps"]} == {"agg-01"}

@@ -34,7 +34,7 @@ from kronos.cli_paths import (
 )
 from kronos.core.phases import MODES
 from kronos.core.phases import PHASES as PHASE_NAMES
-from kronos.errors import KronosError, KronosIOError, UsageError
+from kronos.errors import KronosError, KronosIOError, UnknownAggregate, UsageError
 from kronos.terminal import echo, prepare_streams, settle_stdout, unwritable
 
 EX_USAGE, EX_SOFTWARE = 64, 70
@@ -661,13 +661,14 @@ def plan(
     On the terminal: the steps and the summary, or with -f/-c the steps as rows
     (-f json|yaml|value|csv). -o FILE (- for stdout) writes the plan document.
     """
-    options: dict[str, Any] = {**_engine_options(config_path), **_parse_sets(sets)}
-    if solver is not None:
-        options["solver"] = solver
-    if time_limit is not None:
-        options["time_limit"] = time_limit
-    if aggregates:
-        options["aggregates"] = aggregates
+    given = _parse_sets(sets)
+    engine = _engine_options(config_path)
+    options: dict[str, Any] = {**engine, **given}
+    flags = {"solver": ("--solver", solver), "time_limit": ("--time-limit", time_limit)}
+    for key, (flag, value) in {**flags, "aggregates": ("--aggregate", aggregates or None)}.items():
+        if value is not None:
+            _once(given, key, flag)
+            options[key] = value
     if drain_hosts:
         options.update(drain=drain_hosts, cold_migrate_stopped=cold_migrate_stopped)
     elif cold_migrate_stopped:
@@ -675,9 +676,22 @@ def plan(
     if time_limit is not None and str(options.get("solver", "greedy")).strip() != "exact":
         raise UsageError("--time-limit is the exact solver's: give --solver exact too")
     shape = listing.shape_of(shown)
-    _run_planner(
-        "plan", snapshot, state_path, now, output, shape, timing, mode=mode, budget=budget, **options
-    )
+    try:
+        _run_planner(
+            "plan", snapshot, state_path, now, output, shape, timing, mode=mode, budget=budget, **options
+        )
+    except UnknownAggregate as exc:  # kronos.conf's scope, not a flag: its fault, said there
+        if options.get("aggregates") != engine.get("aggregates"):
+            raise
+        from kronos.errors import ConfigError
+
+        raise ConfigError(f"{config_path}: [engine] aggregates: {exc}") from None
+
+
+def _once(given: dict[str, Any], key: str, flag: str) -> None:
+    """A flag that is also a ``--set`` key, given both ways: which would win is no one's guess."""
+    if key in given:
+        raise UsageError(f"{flag} and --set {key}: give it once")
 
 
 def _engine_options(config_path: str | None) -> dict[str, Any]:
@@ -846,6 +860,7 @@ def _leaving_kwargs(kw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     options = _parse_sets(kw.pop("sets"))
     aggregates = kw.pop("aggregates")
     if aggregates:
+        _once(options, "aggregates", "--aggregate")
         options["aggregates"] = aggregates
     kw["flavor_specs"] = _parse_sets(kw["flavor_specs"], "--flavor-spec")
     kw["metadata"] = _parse_sets(kw["metadata"], "--metadata")

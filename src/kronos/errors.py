@@ -35,6 +35,11 @@ class UsageError(KronosError):
     exit_code = 64
 
 
+class UnknownAggregate(UsageError):
+    """An aggregate to plan that the snapshot does not have; the caller knows who named it
+    (a flag: 64; kronos.conf: the CLI says so, 78)."""
+
+
 class DataError(KronosError):
     exit_code = 65
 

@@ -43,7 +43,7 @@ from kronos.core.reasons import render
 from kronos.core.spread import plan_spread
 from kronos.core.validate import errors_only, validate_snapshot
 from kronos.core.waves import assign_waves
-from kronos.errors import DataError, UsageError, ValidationError
+from kronos.errors import DataError, UnknownAggregate, UsageError, ValidationError
 
 UNLIMITED = "unlimited"
 
@@ -467,7 +467,7 @@ def _scope(world: World, opts: PlannerOptions) -> list[str]:
         return list(world.aggregates)
     unknown = [a for a in chosen if a not in world.aggregates]
     if unknown:
-        raise UsageError(
+        raise UnknownAggregate(
             f"aggregate {unknown[0]!r} is not in the snapshot (known: {', '.join(world.aggregates)})"
         )
     return list(dict.fromkeys(chosen))
