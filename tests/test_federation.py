@@ -458,6 +458,12 @@ def test_cli_generates_clouds_and_plans_them(tmp_path) -> None:  # type: ignore[
     rows = kronos_cli("show", str(plan_path), "-f", "json", "-c", "instance", "-c", "destination_cloud")
     assert rows.returncode == 0, rows.stderr
     assert {r["destination_cloud"] for r in json.loads(rows.stdout)} <= {"beta", "gamma"}
+    # report and explain read one cloud's plan: a federation plan was 'made for another snapshot'
+    vm = plan.steps[0].instance
+    for args in (("report", files[0], str(plan_path), "-o", str(tmp_path / "r.html")),
+                 ("explain", files[0], str(plan_path), "--vm", vm)):  # fmt: skip
+        r = kronos_cli(*args)
+        assert r.returncode == 65 and "a federation plan (its steps cross clouds)" in r.stderr, r.stderr
     # a VM the state holds (the executor quarantined it) is not planned again
     held = plan.steps[0].instance
     kronos.dump(kronos.State(quarantined_until={held: None}), str(tmp_path / "state.json"))
@@ -552,6 +558,10 @@ def test_cli_errors_name_the_file(tmp_path) -> None:  # type: ignore[no-untyped-
     assert r.returncode == 74 and f"--then-spread {note}: not a folder (the spread plans" in r.stderr
     r = kronos_cli("generate", "--clouds", "2", "--hosts", "3", "--vms", "10", "-o", str(note))
     assert r.returncode == 74 and f"-o {note}: not a folder (--clouds writes" in r.stderr
+    # --policies is checked as for one snapshot: 'a,a' made clouds that validate refused
+    for names, said in (("a,a", "'a' given twice"), ("", "give at least one policy name")):
+        r = kronos_cli("generate", "--clouds", "2", "--policies", names, "-o", str(tmp_path / "pol"))
+        assert r.returncode == 64 and said in r.stderr and not (tmp_path / "pol").exists(), r.stderr
     assert note.read_text() == "a file"
 
 

@@ -411,12 +411,7 @@ def generate(
         keep = ("hosts", "vms", "groups", "seed", "aggregates", "heterogeneous")
         kronos.dump(generate_evacuable(failed=evacuable, **{k: kw[k] for k in keep}), output)
         return
-    names = tuple(p.strip() for p in policies.split(",") if p.strip())
-    if not names:
-        raise UsageError("--policies: give at least one policy name")
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise UsageError(f"--policies {policies!r}: {twice[0]!r} given twice")
+    names = _policy_names(policies)
     if kw["numa_vms"] > 0 and kw["numa"] == 0:
         raise UsageError("--numa-vms places VMs on NUMA cells: give --numa CELLS too")
     snap = kronos.generate(policies=names, **kw)
@@ -425,6 +420,17 @@ def generate(
 
         snap = with_history(snap, history, kw["seed"])
     kronos.dump(snap, output)
+
+
+def _policy_names(policies: str) -> tuple[str, ...]:
+    """``--policies``: at least one name, each once (one snapshot's, or every cloud's)."""
+    names = tuple(p.strip() for p in policies.split(",") if p.strip())
+    if not names:
+        raise UsageError("--policies: give at least one policy name")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(f"--policies {policies!r}: {twice[0]!r} given twice")
+    return names
 
 
 def _refuse_unused_generate_flags(ctx: click.Context, kind: str | None, pinned: bool) -> None:
@@ -449,11 +455,9 @@ def _generate_clouds(clouds: int, output: str, policies: str, kw: dict[str, Any]
 
     if output == "-":
         raise UsageError("--clouds writes several files: give -o DIRECTORY")
+    names = _policy_names(policies)
     where = make_folder(output, "--clouds writes one snapshot per cloud into it", "-o")
-    names = tuple(p.strip() for p in policies.split(",") if p.strip())
-    snaps, policy = generate_clouds(
-        clouds, kw["hosts"], kw["vms"], kw["groups"], kw["seed"], policies=names or ("cpu", "mem")
-    )
+    snaps, policy = generate_clouds(clouds, kw["hosts"], kw["vms"], kw["groups"], kw["seed"], policies=names)
     files = [where / f"{name}.json" for name in snaps] + [where / "federation.yaml"]
     for f in files:  # a folder in a file's place: found before any file is written
         if f.is_dir():

@@ -41,6 +41,11 @@ def apply_steps(world: World, steps: Iterable[Step]) -> None:
 
 def check_digest(snapshot_digest: str, plan: Plan) -> None:
     """A plan is read against the snapshot it was made for, or not at all."""
+    if plan.options.get("mode") == "federate":  # its digest is of every cloud's: none matches one
+        raise DataError(
+            "a federation plan (its steps cross clouds) is read against one cloud's snapshot here: "
+            "give the plan of that cloud (federate --then-spread writes them), or read it with kronos show"
+        )
     if plan.snapshot_digest != snapshot_digest:
         raise DataError(
             f"the plan was made for snapshot {plan.snapshot_digest}, not for this one ({snapshot_digest})"
