@@ -23,6 +23,7 @@ from tests.conftest import ROOT, kronos_cli
 from tests.fault_proxy import FaultProxy, proxied
 
 EXAMPLE = str(ROOT / "examples" / "snapshot.json")
+EXAMPLE_PLAN = str(ROOT / "examples" / "plan.json")
 POLICIES = (ROOT / "etc" / "kronos" / "policies.yaml.sample").read_text()
 
 
@@ -66,6 +67,8 @@ def usage_error(*args: str, code: int = 64) -> str:
         (["generate", "--fill", "nan"], "Invalid value for '--fill': 'nan' is not a finite number"),
         (["generate", "--unmovable", "nan"], "'--unmovable': 'nan' is not a finite number"),
         (["generate", "--policies", "cpu,mem,cpu"], "--policies 'cpu,mem,cpu': 'cpu' given twice"),
+        (["plan", EXAMPLE, "-f", "csv", "--noindent"], "--noindent puts -f json on one line; this is -f csv"),
+        (["show", EXAMPLE_PLAN, "-f", "json", "--no-reasons"], "--no-reasons shortens the table; with -f"),
         (["plan", EXAMPLE, "--aggregate", ""], "Invalid value for '--aggregate': must not be empty"),
         (["plan", EXAMPLE, "--drain", " "], "Invalid value for '--drain': must not be empty"),
         (["drain", EXAMPLE, "--host", ""], "Invalid value for '--host': must not be empty"),

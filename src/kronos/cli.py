@@ -964,6 +964,8 @@ def show(plan_file: str, no_reasons: bool, **shown: Any) -> None:
     from kronos.render import plan_rows, plan_table
 
     shape = listing.shape_of(shown)
+    if shape.asked and no_reasons:  # the rows have a column each: -c chooses them
+        raise UsageError("--no-reasons shortens the table; with -f or -c choose the columns with -c")
     the_plan = kronos.load_plan(plan_file)
     if shape.asked:
         echo(listing.render(plan_rows(the_plan), shape), nl=False)

@@ -76,7 +76,10 @@ def options(default: str = "table") -> Callable[[Callable[..., Any]], Callable[.
 
 def shape_of(kw: dict[str, Any]) -> Shape:
     """Take the :func:`options` keywords out of a command's ``kw``."""
-    return Shape(kw.pop("fmt"), tuple(kw.pop("columns")), tuple(kw.pop("sort")), bool(kw.pop("noindent")))
+    shape = Shape(kw.pop("fmt"), tuple(kw.pop("columns")), tuple(kw.pop("sort")), bool(kw.pop("noindent")))
+    if shape.noindent and shape.fmt != "json":  # a flag that would change nothing is a mistake to name
+        raise UsageError(f"--noindent puts -f json on one line; this is -f {shape.fmt}")
+    return shape
 
 
 def check_output(shape: Shape, output: str | None) -> None:
