@@ -560,6 +560,16 @@ def test_times_without_a_utc_offset_are_errors(kind: str, where: tuple[str, ...]
     )
 
 
+def test_a_lowercase_z_is_utc_as_rfc_3339_allows() -> None:
+    """RFC 3339 §5.6: 'T' and 'Z' may be lowercase; '…10:00:00z' was refused."""
+    doc = DOCS["snapshot"]()
+    doc["taken_at"] = "2026-11-21t10:00:00z"
+    assert problems(doc) == []
+    assert LOADERS["snapshot"](io.StringIO(json.dumps(doc))).taken_at == T0
+    doc["taken_at"] = "2026-11-21T10:00:00"  # and no offset at all is still refused
+    assert problems(doc) and "with a UTC offset" in problems(doc)[0]
+
+
 def test_blank_ids_and_names_are_errors() -> None:
     doc = _snapshot()
     doc["hosts"][0]["name"] = ""

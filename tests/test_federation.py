@@ -502,6 +502,9 @@ def test_cli_errors_name_the_file(tmp_path) -> None:  # type: ignore[no-untyped-
     r = kronos_cli("federate", str(a), str(b), "--policy", str(pol), "--then-spread", str(tmp_path / "ts"))
     assert r.returncode == 65 and f"{b}: cloud = '../escaped': a cloud's name is letters" in r.stderr
     assert not (tmp_path / "escaped.after.json").exists()
+    kronos.dump(attrs.evolve(snaps["beta"], cloud=""), str(b))  # empty: a name, not the file's stem
+    r = kronos_cli("federate", str(a), str(b), "--policy", str(pol))
+    assert r.returncode == 65 and f"{b}: cloud = '': a cloud's name is letters" in r.stderr, r.stderr
     kronos.dump(snaps["beta"], str(b))
     # --state is only read here (execute writes it): missing, it is a first run's, and said so,
     # since a mistyped name plans as if nothing were held

@@ -535,7 +535,11 @@ def federate(
         if problems:
             raise ValidationError(path, problems)
         loaded.append(snap)
-    names = [s.cloud or Path(p).name.split(".")[0] for p, s in zip(snapshots, loaded, strict=True)]
+    # a cloud named "" is a name, refused below as "  " is, not the file's stem in disguise
+    names = [
+        Path(p).name.split(".")[0] if s.cloud is None else s.cloud
+        for p, s in zip(snapshots, loaded, strict=True)
+    ]
     for path, name in zip(snapshots, names, strict=True):
         if not _CLOUD_NAME.fullmatch(name):
             raise DataError(

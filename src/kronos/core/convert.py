@@ -69,7 +69,10 @@ def parse_time(text: str) -> datetime:
     """RFC 3339 → aware UTC datetime; naive input is taken as UTC (command-line convenience)."""
     if not isinstance(text, str):
         raise ValueError(f"expected an RFC 3339 time string, got {text!r}")
-    t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    stripped = text.strip()
+    if stripped[-1:] in ("Z", "z"):  # RFC 3339 §5.6 allows either for UTC
+        stripped = stripped[:-1] + "+00:00"
+    t = datetime.fromisoformat(stripped)
     if t.tzinfo is None:
         t = t.replace(tzinfo=UTC)
     return t.astimezone(UTC)
