@@ -145,16 +145,13 @@ def _parse_now(text: str | None, flag: str = "--now") -> datetime | None:
 def _kept_at(when: datetime, what: str, error: type[Exception]) -> None:
     """Refuse a time ahead of this machine's clock for a state that is written: judged then, it
     drops every hold that ends before it (:mod:`kronos.adapters.clock`)."""
-    from kronos.adapters.clock import CLOCK_SKEW_SECONDS, seconds_ahead
-    from kronos.core.convert import format_time
+    from kronos.adapters.clock import refuse_ahead
 
-    ahead = seconds_ahead(when)
-    if ahead > CLOCK_SKEW_SECONDS:
-        raise error(
-            f"{what} {format_time(when)} is {ahead:.0f}s ahead of this machine's clock (more than "
-            f"{CLOCK_SKEW_SECONDS:g}s of skew): the state written would drop every quarantine and "
-            "cooldown ending before then and start new ones from then; give a time that has come"
-        )
+    why = (
+        "the state written would drop every quarantine and cooldown ending before then and start "
+        "new ones from then; give a time that has come"
+    )
+    refuse_ahead(when, what, why, error)
 
 
 class FiniteRange(click.FloatRange):

@@ -13,11 +13,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from kronos.core.convert import format_time
+
 #: how far a given time may be ahead of this machine's clock (clocks drift apart)
 CLOCK_SKEW_SECONDS = 300.0
 
 
-def seconds_ahead(when: datetime, now: datetime | None = None) -> float:
-    """How many seconds ``when`` is ahead of ``now`` (this machine's clock unless given);
-    negative for a time that has come."""
-    return (when - (now or datetime.now(UTC))).total_seconds()
+def refuse_ahead(
+    when: datetime, what: str, why: str, error: type[Exception], now: datetime | None = None
+) -> None:
+    """Raise ``error`` when ``when`` (``what`` names it) is more than :data:`CLOCK_SKEW_SECONDS`
+    ahead of ``now``, this machine's clock unless given; ``why`` says what it would do."""
+    ahead = (when - (now or datetime.now(UTC))).total_seconds()
+    if ahead > CLOCK_SKEW_SECONDS:
+        raise error(
+            f"{what} {format_time(when)} is {ahead:.0f}s ahead of this machine's clock (more than "
+            f"{CLOCK_SKEW_SECONDS:g}s of skew): {why}"
+        )

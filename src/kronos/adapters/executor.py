@@ -35,10 +35,9 @@ from typing import Any
 
 from attrs import Factory, define, frozen
 
-from kronos.adapters.clock import CLOCK_SKEW_SECONDS, seconds_ahead
+from kronos.adapters.clock import refuse_ahead
 from kronos.adapters.config import ExecutorConfig
 from kronos.adapters.nova_actions import Compute, Refused, Transient
-from kronos.core.convert import format_time
 from kronos.core.model import Plan, Step
 from kronos.errors import DataError, TemporaryFailure
 
@@ -100,13 +99,9 @@ def plan_id(plan: Plan) -> str:
 def check_plan_age(plan: Plan, now: datetime, max_age: float) -> None:
     """Refuse a stale plan (75: plan again) and one dated ahead of the clock (65): a plan made
     with ``--now`` in the future, or on a machine whose clock is wrong, would pass any age."""
-    age = -seconds_ahead(plan.created_at, now)
-    if age < -CLOCK_SKEW_SECONDS:
-        raise DataError(
-            f"plan created_at {format_time(plan.created_at)} is {-age:.0f}s ahead of this machine's "
-            f"clock (more than {CLOCK_SKEW_SECONDS:g}s of skew): a plan made with --now in the "
-            "future, or a clock that is wrong; plan again"
-        )
+    why = "a plan made with --now in the future, or a clock that is wrong; plan again"
+    refuse_ahead(plan.created_at, "plan created_at", why, DataError, now)
+    age = (now - plan.created_at).total_seconds()
     if age > max_age:
         raise TemporaryFailure(
             f"plan created {age:.0f}s ago, older than [executor] max_plan_age = {max_age:g}s: plan again"
