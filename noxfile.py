@@ -41,7 +41,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     session.install("-e", ".[test]")
-    session.run("python", "-m", "pytest", "benchmarks", "--benchmark-only", *session.posargs)
+    session.run("python", "-m", "pytest", "benchmarks", "--benchmark-only", "-n", "0", *session.posargs)
 
 
 @nox.session
@@ -54,6 +54,8 @@ def fuzz(session: nox.Session) -> None:
         "-m",
         "pytest",
         "tests/test_fuzz_documents.py",
+        "-n",
+        "0",
         *session.posargs,
         env={"FUZZ_EXAMPLES": examples},
     )
@@ -73,6 +75,8 @@ def sweep(session: nox.Session) -> None:
         "pytest",
         "tests/test_sweep.py",
         "-s",
+        "-n",
+        "0",
         *session.posargs,
         env={"SWEEP_SNAPSHOTS": snapshots},
     )

@@ -36,6 +36,42 @@ settings.register_profile("ci", parent=settings.get_profile("default"), max_exam
 settings.load_profile("ci" if os.environ.get("CI") == "true" else "default")
 
 
+#: the order the two test workers (pyproject's addopts) take modules in. test_ha.py (~4 minutes
+#: of engines, etcd and a Nova migrating one VM at a time) first, while the other worker runs modules
+#: without a Nova of their own: beside another Nova its migrations took twice as long. Then the
+#: other Nova modules, longest first, and the rest as collected. xdist's own order (most tests
+#: first) started test_ha.py when the other worker had little left to do
+SLOWEST_FIRST = (
+    "test_ha.py",
+    "test_sweep.py",
+    "test_coordination.py",
+    "test_jit.py",
+    "test_fuzz_config.py",
+    "test_pack.py",
+    "test_pairs.py",
+    "test_docs.py",
+    "test_engines_bench.py",
+    "test_fuzz_documents.py",
+    "test_osc.py",
+    "test_evacuate.py",
+    "test_prometheus.py",
+    "test_affinity.py",
+    "test_simulate.py",
+    "test_execute.py",
+    "test_federation_execute.py",
+    "test_nova.py",
+    "test_execute_faults.py",
+    "test_execute_evacuate.py",
+    "test_nova_placement.py",
+    "test_run.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a module keeps its order
+
+
 def run_checker(tmp: Path, snap: kronos.Snapshot, plan: kronos.Plan, *extra: str) -> dict[str, Any] | None:
     """Run ../shared/tools/check.py when it is there (it is a development aid, not a dependency)."""
     if not CHECKER.exists():
