@@ -325,9 +325,10 @@ def _generate(
     disk = np.array([classes[c][2] for c in cls], dtype=float)
     probs = np.array([f[4] for f in shape.flavors])
     probs /= probs.sum()
-    mean_vcpu = float(np.dot(probs, [f[1] for f in shape.flavors]))
-    mean_mb = float(np.dot(probs, [f[2] for f in shape.flavors]))
-    mean_gb = float(np.dot(probs, [f[3] for f in shape.flavors]))
+    # summed in order, not np.dot: OpenBLAS's kernel (chosen by the CPU) changed the last bit of
+    # one mean, and with it the world a seed gives, between AVX-512 and AVX2 machines
+    shares = list(zip(probs.tolist(), shape.flavors, strict=True))
+    mean_vcpu, mean_mb, mean_gb = (sum(p * f[i] for p, f in shares) for i in (1, 2, 3))
     cpu_demand = vms * mean_vcpu / (cores.sum() * ratio)
     pin_rng = _stream(seed, "pinned")
     pcpu_host = np.zeros(hosts, dtype=bool)

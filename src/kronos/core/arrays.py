@@ -400,4 +400,18 @@ def imbalance(world: World, hosts: np.ndarray) -> tuple[np.ndarray, float]:
     if act.size == 0 or world.pw.size == 0:
         return np.zeros(world.pw.size), 0.0
     std = world.score[act].std(axis=0)
-    return std, float(np.dot(world.pw, std))
+    return std, float(weighted(std, world.pw))
+
+
+def weighted(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``x @ w`` over the last axis of ``x``, summed in index order.
+
+    Not ``@`` or ``np.dot``: they call the BLAS kernel OpenBLAS picks for the
+    CPU, and its kernels sum in different orders, so the same snapshot gave
+    plans whose figures differed in the last bit on an AVX-512 machine and
+    an AVX2 one. Sums of a few policies cost nothing either way.
+    """
+    out = np.zeros(x.shape[:-1])
+    for j in range(w.size):
+        out = out + x[..., j] * w[j]
+    return out

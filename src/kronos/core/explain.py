@@ -13,7 +13,7 @@ import numpy as np
 from attrs import frozen
 
 from kronos.core import kernels, phases, rules
-from kronos.core.arrays import World, build_world, imbalance, value_arrays
+from kronos.core.arrays import World, build_world, imbalance, value_arrays, weighted
 from kronos.core.model import Plan, Reason, Snapshot, State, Step
 from kronos.core.options import did_you_mean
 from kronos.core.replay import apply_steps
@@ -355,9 +355,9 @@ def _not_a_destination(world: World, h: int, aggregate: str, how: rules.Movement
         index = rules.first_failing(v, int(world.vm_host[v]), h, w, how.balancing)
         counts[index] = counts.get(index, 0) + 1
     name = world.host_names[h]
-    combined = float(world.score[h] @ world.pw)
+    combined = float(weighted(world.score[h], world.pw))
     act = hosts[world.active[hosts]]
-    mean = float((world.score[act] @ world.pw).mean()) if act.size else 0.0
+    mean = float(weighted(world.score[act], world.pw).mean()) if act.size else 0.0
     out = [
         Reason(
             "explain.not_chosen_host",

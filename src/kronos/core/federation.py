@@ -51,6 +51,7 @@ from kronos.core.arrays import (
     SHUTOFF,
     World,
     build_world,
+    weighted,
 )
 from kronos.core.convert import digest_of
 from kronos.core.federation_policy import (
@@ -115,7 +116,7 @@ class _Cloud:
         if act.size == 0:
             return 0.0
         per = (w.score[act] * w.sc[act]).sum(axis=0) / w.sc[act].sum(axis=0)
-        return float(np.dot(w.pw, per) / w.pw.sum())
+        return float(weighted(per, w.pw) / w.pw.sum())
 
     def capacity(self) -> np.ndarray:
         """Per policy, the sum of score capacity over the active hosts (what a load divides by)."""
@@ -133,13 +134,13 @@ class _Cloud:
         tot, sq = s.sum(axis=0), (s * s).sum(axis=0)
         if host is None or delta is None:
             var = sq / n - (tot / n) ** 2
-            return np.array([np.dot(w.pw, np.sqrt(np.maximum(var, 0.0)))])
+            return np.array([weighted(np.sqrt(np.maximum(var, 0.0)), w.pw)])
         cur = w.score[host]
         live = w.active[host][:, None]
         t2 = tot[None, :] + np.where(live, delta, 0.0)
         q2 = sq[None, :] + np.where(live, 2 * cur * delta + delta * delta, 0.0)
         var = q2 / n - (t2 / n) ** 2
-        return np.asarray(np.sqrt(np.maximum(var, 0.0)) @ w.pw)
+        return weighted(np.sqrt(np.maximum(var, 0.0)), w.pw)
 
 
 @frozen
@@ -486,7 +487,7 @@ def _deltas(giver: _Cloud, taker: _Cloud, vs: np.ndarray) -> tuple[np.ndarray, n
     share = w.pw / w.pw.sum()
     cg, ct = giver.capacity(), taker.capacity()
     load = w.load[vs]
-    return (load / cg) @ share, (load / np.where(ct > 0, ct, np.inf)) @ share
+    return weighted(load / cg, share), weighted(load / np.where(ct > 0, ct, np.inf), share)
 
 
 def _best_move(
@@ -510,7 +511,7 @@ def _best_move(
     vs, after, down = vs[keep], after[keep], down[keep]
     if vs.size == 0:
         return None
-    busy = gw.score[gw.vm_host[vs]] @ gw.pw  # ties: relieve the busiest host first
+    busy = weighted(gw.score[gw.vm_host[vs]], gw.pw)  # ties: relieve the busiest host first
     order = np.lexsort((vs, -busy, np.round(after, 9)))[:SHORTLIST]
     base = giver.imbalance()[0] + taker.imbalance()[0]
     best: tuple[float, int, int] | None = None

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from kronos.core import kernels, rules
-from kronos.core.arrays import SHUTOFF, Arrays, World
+from kronos.core.arrays import SHUTOFF, Arrays, World, weighted
 from kronos.core.model import Reason
 from kronos.core.moves import AggregateOutcome, GroupOutcome, Move, cells_taken, describe_arrival
 from kronos.core.options import PackOptions
@@ -100,7 +100,7 @@ def reserve_hosts(world: World, act: np.ndarray, count: np.ndarray, n: int) -> n
     """The ``n`` emptiest enabled hosts (fewest VMs, then lowest combined score)."""
     if n <= 0 or act.size == 0:
         return np.zeros(0, dtype=np.int64)
-    combined = world.score[act] @ world.pw
+    combined = weighted(world.score[act], world.pw)
     order = np.lexsort((act, combined, count[act]))
     return act[order[:n]]
 

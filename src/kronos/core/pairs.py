@@ -38,7 +38,7 @@ import numpy as np
 from attrs import frozen
 
 from kronos.core import kernels, rules
-from kronos.core.arrays import Arrays, World
+from kronos.core.arrays import Arrays, World, weighted
 
 #: busiest hosts whose VMs may leave, least busy hosts whose VMs may make room
 HOT, COLD = 4, 8
@@ -80,7 +80,7 @@ def best_pair(
     P = world.pw.size
     var, tot = np.zeros(P), np.zeros(P)
     n, _ = kernels.stats(hosts, world.active, world.score, world.pw, var, tot)
-    combined = world.score[act] @ world.pw
+    combined = weighted(world.score[act], world.pw)
     order = act[np.argsort(combined, kind="stable")]
     hot, cold = order[::-1][:HOT], order[:COLD]
     cold = cold[~np.isin(cold, hot)]

@@ -21,7 +21,7 @@ import numpy as np
 from attrs import define
 
 from kronos.core import exact_spread, kernels, pairs, rules
-from kronos.core.arrays import Overlap, World, imbalance
+from kronos.core.arrays import Overlap, World, imbalance, weighted
 from kronos.core.model import Reason
 from kronos.core.moves import AggregateOutcome, GroupOutcome, Move, cells_taken, describe_move
 from kronos.core.options import SpreadOptions
@@ -46,7 +46,7 @@ def gate(world: World, hosts: np.ndarray, opts: SpreadOptions) -> Reason | None:
     over = std > world.threshold
     if not over.any():
         return Reason("aggregate.balanced")
-    combined = world.score[act] @ world.pw
+    combined = weighted(world.score[act], world.pw)
     busiest, idlest = float(combined.max()), float(combined.min())
     if busiest < opts.min_load:
         return Reason("aggregate.min_load", value=busiest, limit=opts.min_load)
