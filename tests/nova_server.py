@@ -6,9 +6,13 @@ gets a fresh cloud: the fake cloud slows down over hundreds of operations.
 Without the environment the tests skip locally and fail under ``CI=true``.
 
 Setup helpers drive Nova through its REST API with openstacksdk, exactly as
-an operator's tooling would; boots go at most ``BOOTS_IN_FLIGHT`` at a time
-(Nova's test fixtures can deadlock under more concurrency: at 4, two CI runs
-in a row had a cloud's API stop answering for 120 s in the middle of a boot).
+an operator's tooling would; boots go one at a time (``BOOTS_IN_FLIGHT``):
+Nova's test fixtures deadlock under concurrency. At 4, two CI runs in a row
+had a cloud's API stop answering for 120 s in the middle of a boot; at 2,
+one CI run on two test workers did: two conductor threads building servers,
+one holding the cell fixture's read lock while it waited for the database
+fixture's write lock, the other waiting for the cell fixture's write lock
+to recheck quotas, and every API read queued behind that writer.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from tests.conftest import ROOT
 
 IMAGE = "155d900f-4e14-4e4c-a73d-069cbf4541e6"  # the Glance fixture's first image
 MV = "2.74"  # server create with a requested host
-BOOTS_IN_FLIGHT = 2
+BOOTS_IN_FLIGHT = 1
 #: [nova] timeout for the tests: the fake cloud on a busy 2-core machine can take tens of seconds
 SLOW = 120
 #: one poll of a server's status: a cloud that has not answered in this long is asked for its
