@@ -133,12 +133,46 @@ def _stacks_on_sigusr1() -> None:
     faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
 
 
+def _readers_never_wait_for_writers() -> None:
+    """The CellDatabases fixture's lock lets a reader in while a writer only waits for it.
+
+    The fixture guards its "last targeted cell" with a readers-writer lock
+    that queues new readers behind a waiting writer. Under native threads a
+    reader can hold the lock while it waits on another thread (a conductor
+    inside ``target_cell`` waiting for the database fixture's write lock, or
+    for a compute's RPC answer): the writer waits for that reader, every
+    other reader for the writer, and the thread the first reader waits on
+    is one of them. A CI run lost a cloud that way, every API read stuck
+    for good (tests/nova_server.py's docstring says what its stacks
+    showed). Readers that pass a waiting writer cannot close that circle;
+    the writer still excludes them once it holds the lock, which is all
+    the fixture needs.
+    """
+    import importlib
+
+    nova_fixtures = importlib.import_module("nova.tests.fixtures.nova")
+
+    class ReaderFirst(nova_fixtures.ReaderWriterLock):
+        def _acquire_read_lock(self, me):  # type: ignore[no-untyped-def]
+            if me in self._pending_writers:
+                raise RuntimeError(
+                    f"Writer {me} can not acquire a read lock while waiting for the write lock"
+                )
+            with self._cond:
+                while not (self._writer is None or self._writer == me):
+                    self._cond.wait()
+                self._readers[me] = self._readers.get(me, 0) + 1
+
+    nova_fixtures.ReaderWriterLock = ReaderFirst
+
+
 def main(hosts: list[str]) -> None:
     from nova import quota
     from nova.api import wsgi
     from placement import deploy
 
     _stacks_on_sigusr1()
+    _readers_never_wait_for_writers()
     cloud = Cloud()
     cloud.setUp()
     cloud.flags(driver="nova.quota.NoopQuotaDriver", group="quota")

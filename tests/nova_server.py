@@ -12,7 +12,8 @@ had a cloud's API stop answering for 120 s in the middle of a boot; at 2,
 one CI run on two test workers did: two conductor threads building servers,
 one holding the cell fixture's read lock while it waited for the database
 fixture's write lock, the other waiting for the cell fixture's write lock
-to recheck quotas, and every API read queued behind that writer.
+to recheck quotas, and every API read queued behind that writer (the cell
+fixture's readers now pass a waiting writer: ``tests/nova_cloud.py``).
 """
 
 from __future__ import annotations
