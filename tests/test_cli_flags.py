@@ -133,6 +133,23 @@ def test_a_time_whose_cooldown_arithmetic_overflows_is_a_usage_error(tmp_path: P
     assert ok.returncode == 0 and json.loads(ok.stdout)["created_at"].startswith("8999"), ok.stderr
 
 
+def test_a_time_without_an_offset_is_utc_whatever_the_machine_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/cli.md: no offset means UTC, as Nova takes changes-since, never local time."""
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # UTC+9 all year: a local reading would be 9 h off
+    time.tzset()
+    try:
+        made = {
+            when: json.loads(kronos_cli("plan", EXAMPLE, "--now", when, "-o", "-").stdout)["created_at"]
+            for when in ("2026-11-21T10:00", "2026-11-21T10:00:00Z", "2026-11-21T11:00:00+01:00")
+        }
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert set(made.values()) == {"2026-11-21T10:00:00Z"}, made
+
+
 def test_a_state_is_never_judged_ahead_of_the_clock(tmp_path: Path) -> None:
     """record-result --at 2027 dropped a live quarantine (pruned as over by then) and plan --now
     far ahead wrote cooldowns months long; a snapshot dated ahead did the same through --now's
