@@ -599,3 +599,32 @@ def test_then_spread_plans_each_cloud_after_the_arrivals(checker) -> None:  # ty
         spread = done.spread[name]
         assert not {s.instance for s in spread.steps} & set(came)  # twins get new ids: never moved
         checker(after, spread)
+
+
+def test_then_spread_keeps_the_state_the_cross_cloud_plan_kept() -> None:
+    """Each cloud's spread plan was made without the state: VMs quarantined by hand and
+    aggregates in cooldown were moved (check.py --state: 20 violations on alpha alone)."""
+    from kronos.core.federation import federate_all
+
+    snaps, text = generate_clouds(3, hosts=12, vms=300, groups=6, seed=3)
+    policy = parse_federation(text, "f.yaml")
+    free = federate_all(snaps, policy, then_spread=True, budget="unlimited")
+    assert free.spread is not None and all(p.steps for p in free.spread.values())
+    ids = [v.id for s in snaps.values() for v in s.vms]
+    held = federate_all(
+        snaps,
+        policy,
+        then_spread=True,
+        budget="unlimited",
+        state=kronos.State(quarantined_until=dict.fromkeys(ids)),
+    )
+    assert held.plan.steps == () and held.spread is not None
+    assert {name: p.steps for name, p in held.spread.items()} == {name: () for name in snaps}
+    later = DEFAULT_TAKEN_AT + timedelta(hours=1)
+    aggs = {a.name for s in snaps.values() for a in s.aggregates}
+    cooling = kronos.State(aggregate_cooldown_until=dict.fromkeys(aggs, later))
+    done = federate_all(snaps, policy, then_spread=True, budget="unlimited", state=cooling)
+    assert done.spread is not None and all(p.steps == () for p in done.spread.values())
+    # judged at --now: once the cooldowns are over, the clouds spread again
+    after = federate_all(snaps, policy, then_spread=True, budget="unlimited", state=cooling, now=later)
+    assert after.spread is not None and any(p.steps for p in after.spread.values())

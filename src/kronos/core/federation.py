@@ -264,7 +264,11 @@ def federate_all(
         return Federated(plan, after)
     from kronos.core.planner import plan as plan_cloud
 
-    spread = {name: plan_cloud(snap, mode="spread", budget=budget) for name, snap in after.items()}
+    # the state holds a cloud's own VMs in its spread plan as in the cross-cloud one
+    spread = {
+        name: plan_cloud(snap, mode="spread", budget=budget, state=state, now=now)
+        for name, snap in after.items()
+    }
     return Federated(plan, after, spread)
 
 
