@@ -68,6 +68,42 @@ def test_record_result_semantics() -> None:
         kronos.record_result(s, "x", "Exploded", at=t)
 
 
+def test_a_new_failure_never_shortens_a_quarantine() -> None:
+    """A second failure wrote its own hour over a quarantine until released by hand (which then
+    ended by itself) or over a longer one; the later end is kept, by hand the latest of all."""
+    t = DEFAULT_TAKEN_AT
+    by_hand = kronos.record_result(None, "a", "MigrationFailed", at=t, instance_quarantine_seconds=-1)
+    again = kronos.record_result(by_hand, "a", "MigrationTimeout", at=t + timedelta(minutes=5))
+    assert again.quarantined_until == {"a": None}
+    long = kronos.record_result(None, "b", "MigrationFailed", at=t, instance_quarantine_seconds=86_400)
+    short = kronos.record_result(long, "b", "MigrationFailed", at=t + timedelta(hours=1))
+    assert short.quarantined_until == {"b": t + timedelta(days=1)}
+    longer = kronos.record_result(
+        short, "b", "MigrationFailed", at=t + timedelta(hours=2), instance_quarantine_seconds=90_000
+    )
+    assert longer.quarantined_until == {"b": t + timedelta(hours=2, seconds=90_000)}
+    forever = kronos.record_result(longer, "b", "MigrationFailed", at=t, instance_quarantine_seconds=-1)
+    assert forever.quarantined_until == {"b": None}
+    assert [r.outcome for r in again.results] == ["MigrationFailed", "MigrationTimeout"]  # still recorded
+
+
+def test_a_hold_recorded_over_already_says_so(tmp_path: Path) -> None:
+    """record-result --at in the past printed "quarantined until <then>" for a hold that was
+    over, which `state show` then did not list: the line says it is over."""
+    state = str(tmp_path / "state.json")
+    for vm, outcome, hold in (("vm-1", "MigrationFailed", "quarantined until 2020-01-01T01:00:00Z"),
+                              ("vm-2", "PreFlightError", "in cooldown until 2020-01-01T00:15:00Z")):  # fmt: skip
+        r = kronos_cli("state", "record-result", "--state", state, "--instance", vm, "--outcome", outcome,
+                       "--at", "2020-01-01T00:00:00Z")  # fmt: skip
+        assert r.returncode == 0 and r.stdout == f"{vm}: {outcome}; {hold} (over already)\n", (
+            r.stdout + r.stderr
+        )
+    r = kronos_cli(
+        "state", "record-result", "--state", state, "--instance", "vm-3", "--outcome", "MigrationFailed"
+    )
+    assert r.returncode == 0 and "quarantined until" in r.stdout and "over already" not in r.stdout, r.stdout
+
+
 def test_state_commands(tmp_path: Path) -> None:
     st = tmp_path / "state.json"
     at = "--at=2026-11-21T10:00:00Z"

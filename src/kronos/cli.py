@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -1394,8 +1394,6 @@ def _state_store(state_path: str | None, config_path: str | None) -> Any:
 
 
 def _now_or_clock(text: str | None, flag: str) -> datetime:
-    from datetime import UTC
-
     return _parse_now(text, flag) or datetime.now(UTC)
 
 
@@ -1452,13 +1450,16 @@ def record_result_cmd(
         )
     from kronos.core.convert import format_time
 
+    # an --at in the past may record a hold that is over already: said, or it reads as in force
+    over = " (over already)"
+    clock = datetime.now(UTC)
     if instance in new.quarantined_until:
         q = new.quarantined_until[instance]
-        echo(
-            f"{instance}: {outcome}; quarantined until {'released by hand' if q is None else format_time(q)}"
-        )
+        until = "released by hand" if q is None else format_time(q) + (over if q <= clock else "")
+        echo(f"{instance}: {outcome}; quarantined until {until}")
     elif instance in new.instance_cooldown_until:
-        echo(f"{instance}: {outcome}; in cooldown until {format_time(new.instance_cooldown_until[instance])}")
+        c = new.instance_cooldown_until[instance]
+        echo(f"{instance}: {outcome}; in cooldown until {format_time(c)}{over if c <= clock else ''}")
     else:
         echo(f"{instance}: {outcome}")
 

@@ -83,7 +83,13 @@ def record_result(
     quar = dict(state.quarantined_until)
     if outcome in DEFINITIVE_FAILURES:
         secs = opts.common.instance_quarantine_seconds
-        quar[instance] = None if secs < 0 else after(at, secs)
+        held = instance in quar
+        if held and quar[instance] is None:
+            pass  # held until released by hand: no new failure shortens that
+        elif secs < 0:
+            quar[instance] = None
+        else:
+            quar[instance] = _later(quar[instance] if held else None, after(at, secs))
     elif opts.common.instance_cooldown > 0:
         inst[instance] = _later(inst.get(instance), after(at, opts.common.instance_cooldown))
     results = (*state.results, Result(instance, outcome, at, error))[-MAX_RESULTS:]
