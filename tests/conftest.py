@@ -37,10 +37,10 @@ settings.load_profile("ci" if os.environ.get("CI") == "true" else "default")
 
 
 #: the order the two test workers (pyproject's addopts) take modules in. test_ha.py (~4 minutes
-#: of engines, etcd and a Nova migrating one VM at a time) first, while the other worker runs modules
-#: without a Nova of their own: beside another Nova its migrations took twice as long. Then the
-#: other Nova modules, longest first, and the rest as collected. xdist's own order (most tests
-#: first) started test_ha.py when the other worker had little left to do
+#: of engines, etcd and a Nova migrating one VM at a time) first, while the other worker runs the
+#: long modules without a Nova of their own: beside another Nova its migrations took twice as
+#: long. Then the Nova modules, longest first, and the rest as collected. xdist's own order (most
+#: tests first) started test_ha.py when the other worker had little left to do
 SLOWEST_FIRST = (
     "test_ha.py",
     "test_sweep.py",

@@ -10,7 +10,7 @@ so every run covers the same ground and says how much it covered.
 a minute when the machine is slow; ``nox -s sweep`` runs thousands) starting at ``SWEEP_FIRST``
 (default 0). Snapshot ``i`` is the same whatever the count, so a failure
 reported for snapshot ``i`` is reproduced by
-``SWEEP_FIRST=i SWEEP_SNAPSHOTS=1 python -m pytest tests/test_sweep.py -s``.
+``SWEEP_FIRST=i SWEEP_SNAPSHOTS=1 python -m pytest tests/test_sweep.py -s -n 0``.
 
 Every plan must pass :func:`tests.naive.replay` and, when ``../shared`` is
 there, ``check.py --strict-waves --strict-claims``; no step but an
@@ -275,7 +275,7 @@ class Sweep:
     def fail(self, c: Case, mode: Mode | str, problem: str) -> None:
         self.failures.append(
             f"snapshot {c.index}: snap = {c}\n  {mode}\n  {problem}\n"
-            f"  again: SWEEP_FIRST={c.index} SWEEP_SNAPSHOTS=1 python -m pytest tests/test_sweep.py -s"
+            f"  again: SWEEP_FIRST={c.index} SWEEP_SNAPSHOTS=1 python -m pytest tests/test_sweep.py -s -n 0"
         )
 
     def report(self) -> str:
