@@ -357,7 +357,8 @@ def _generate(
         share = pinned_vcpu / (fill * cores[pcpu_host].sum())
         dedicated = np.where(pcpu_host, np.minimum(np.ceil(cores * share), cores - 1), 0.0)
         cap[:, 0] = (cores - dedicated) * ratio
-    heat = np.exp(skew * rng.standard_normal(hosts))
+    # math.exp, not np.exp: numpy's own AVX-512 exp differs from libm's in the last bit
+    heat = np.array([math.exp(skew * z) for z in rng.standard_normal(hosts).tolist()])
     names = [f"cmp-{i + 1:03d}" if hosts < 1000 else f"cmp-{i + 1:04d}" for i in range(hosts)]
 
     # -- aggregates (contiguous slices; odd ones carry ssd=true) ------------

@@ -411,6 +411,8 @@ def weighted(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     plans whose figures differed in the last bit on an AVX-512 machine and
     an AVX2 one. Sums of a few policies cost nothing either way.
     """
+    if w.ndim != 1 or x.shape[-1:] != w.shape:
+        raise ValueError(f"weighted: {x.shape} by {w.shape}")  # what @ refused
     out = np.zeros(x.shape[:-1])
     for j in range(w.size):
         out = out + x[..., j] * w[j]
