@@ -150,6 +150,16 @@ def test_a_time_without_an_offset_is_utc_whatever_the_machine_zone(monkeypatch: 
     assert set(made.values()) == {"2026-11-21T10:00:00Z"}, made
 
 
+def test_plan_reads_a_kronos_conf_without_the_policies_file_it_never_uses(tmp_path: Path) -> None:
+    """plan --config took the [engine] options but demanded policies.yaml (66), whose policies it
+    never reads: they come with the snapshot."""
+    conf = tmp_path / "kronos.conf"
+    conf.write_text("[engine]\nmin_load = 0.1\n")
+    r = kronos_cli("plan", EXAMPLE, "--config", str(conf), "-o", "-")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["options"]["min_load"] == 0.1
+
+
 def test_a_state_is_never_judged_ahead_of_the_clock(tmp_path: Path) -> None:
     """record-result --at 2027 dropped a live quarantine (pruned as over by then) and plan --now
     far ahead wrote cooldowns months long; a snapshot dated ahead did the same through --now's

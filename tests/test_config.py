@@ -377,6 +377,13 @@ def test_a_non_utf8_file_is_a_config_error_naming_file_line_and_byte(tmp_path: P
         ),
         ("[prometheus]\nurl = http://[::1", "url = 'http://[::1': expected http(s)://HOST"),
         ("[prometheus]\nurl = http://prom:99999", "url = 'http://prom:99999': expected http(s)://HOST"),
+        # requests refused these at the first query (a traceback); the query would precede the API path
+        ("[prometheus]\nurl = http://prom :9090", "url = 'http://prom :9090': expected http(s)://HOST"),
+        (
+            "[prometheus]\nurl = http://prom:9090/p?x=1",
+            "url = 'http://prom:9090/p?x=1': expected http(s)://HOST",
+        ),
+        ("[nova]\nauth_url = http://k:5000/v3#x", "auth_url = 'http://k:5000/v3#x': expected http(s)://HOST"),
         ("[engine]\nhistory_window = -60", "[engine] history_window = '-60': must be in [0, 604800]"),
         ("[engine]\nhistory_window = 30m", "[engine] history_window = '30m': expected a number"),
         ("[engine]\nhistory_step = 0", "[engine] history_step = '0': must be in [1, 86400]"),

@@ -316,6 +316,14 @@ def test_a_url_that_is_no_prometheus_api_names_the_setting(status: int, body: by
         PrometheusClient("http://prom:9090/graph", session=Canned(status, body)).query("up", AT)
 
 
+def test_json_nested_deeper_than_python_recurses_is_no_prometheus_answer() -> None:
+    """json.loads raised RecursionError, a traceback and exit 70; it is an answer that is not
+    Prometheus's, as any other body that is not its JSON."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(ConfigError, match=r"\[prometheus\] url = 'http://prom:9090': /api/v1/query answered"):
+        PrometheusClient("http://prom:9090", session=Canned(200, deep)).query("up", AT)
+
+
 def test_credentials_that_cannot_go_in_a_header_are_config_errors_that_never_show_them(
     tmp_path: Path,
 ) -> None:

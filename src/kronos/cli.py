@@ -706,7 +706,8 @@ def _engine_options(config_path: str | None) -> dict[str, Any]:
     from kronos.cli_cloud import load_config
     from kronos.core.options import PlannerOptions
 
-    config = load_config(config_path, require_scope=False)
+    # the snapshot brings the policies: a kronos.conf read for its [engine] needs no policies file
+    config = load_config(config_path, require_scope=False, policies=False)
     defaults = PlannerOptions().as_dict()
     chosen = {k: v for k, v in config.engine.options.as_dict().items() if v != defaults[k]}
     if config.scope:

@@ -675,9 +675,20 @@ def _placed(problem: str, values: dict[str, dict[str, _Value]]) -> str:
 
 
 def _is_http_url(text: str) -> bool:
+    """http(s)://HOST[:PORT][/PATH]: no blank or control character (urlparse keeps them, requests
+    refuses them at the first query), no query or fragment (the API's path is appended)."""
+    if any(c.isspace() or not c.isprintable() for c in text):
+        return False
     try:
         url = urlparse(text)
-        return url.scheme in ("http", "https") and bool(url.hostname) and (url.port is None or url.port > 0)
+        return (
+            url.scheme in ("http", "https")
+            and bool(url.hostname)
+            and (url.port is None or url.port > 0)
+            and not url.query
+            and not url.fragment
+            and not text.endswith(("?", "#"))
+        )
     except ValueError:  # "http://[::1", "http://h:99999"
         return False
 

@@ -273,7 +273,7 @@ def _labelled(item: Any) -> bool:
 def _json(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw)
-    except ValueError:  # (UnicodeDecodeError too)
+    except (ValueError, RecursionError):  # (UnicodeDecodeError too; nesting deeper than Python recurses)
         return {}
     return body if isinstance(body, dict) else {}
 
