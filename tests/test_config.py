@@ -753,3 +753,25 @@ def test_two_files_an_engine_writes_may_not_be_one(tmp_path: Path) -> None:
         load_config(str(_write(tmp_path, "[engine]\naggregates = a\naudit_file = kronos-state.json\n")))
     both = "[engine]\naggregates = a\nresults_file = /dev/stdout\nlog_file = /dev/stdout\n"
     assert load_config(str(_write(tmp_path, both))).engine.log_file == "/dev/stdout"  # a device: shared
+
+
+def test_prometheus_files_are_found_beside_the_config_file_wherever_kronos_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ca_file and bearer_token_file were read from the working directory, unlike every other
+    file kronos.conf names: `cd / && kronos scores --config /etc/kronos/kronos.conf` said 'no such
+    file' of a token beside it."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "token").write_text("t0ken\n")
+    (etc / "ca.pem").write_text("not checked here\n")
+    conf = _write(
+        etc, "[engine]\naggregates = a\n[prometheus]\nca_file = ca.pem\nbearer_token_file = token\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    config = load_config(str(conf))
+    assert config.prometheus.bearer_token_file == str(etc / "token")
+    assert config.prometheus.ca_file == str(etc / "ca.pem")
+    (etc / "token").unlink()
+    with pytest.raises(ConfigError, match=r"bearer_token_file = '.*etc/token': no such file"):
+        load_config(str(conf))

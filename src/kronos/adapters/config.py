@@ -674,6 +674,17 @@ def _placed(problem: str, values: dict[str, dict[str, _Value]]) -> str:
     return f"{where.where}: {problem}" if where else problem
 
 
+def _files_beside(config: Config) -> PrometheusConfig:
+    """[prometheus]'s ca_file and bearer_token_file, relative to the config file's folder as every
+    other file it names (they were taken from the working directory: cd / broke them)."""
+    p = config.prometheus
+
+    def beside(name: str | None) -> str | None:
+        return str(config.path(name)) if name else name
+
+    return attrs.evolve(p, ca_file=beside(p.ca_file), bearer_token_file=beside(p.bearer_token_file))
+
+
 def _is_http_url(text: str) -> bool:
     """http(s)://HOST[:PORT][/PATH]: no blank or control character (urlparse keeps them, requests
     refuses them at the first query), no query or fragment (the API's path is appended)."""
@@ -719,6 +730,7 @@ def load_config(
     clouds = _build_clouds(values, problems)
     source = path or "(environment)"
     config = Config(source=source, clouds=clouds, **{s: _SECTIONS[s](**f) for s, f in built.items()})
+    config = attrs.evolve(config, prometheus=_files_beside(config))
     checked: list[str] = []
     _check(config, checked, require_scope)
     problems += [_placed(problem, values) for problem in checked]
