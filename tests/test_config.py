@@ -386,6 +386,9 @@ def test_a_non_utf8_file_is_a_config_error_naming_file_line_and_byte(tmp_path: P
         ("[nova]\nauth_url = http://k:5000/v3#x", "auth_url = 'http://k:5000/v3#x': expected http(s)://HOST"),
         ("[engine]\nhistory_window = -60", "[engine] history_window = '-60': must be in [0, 604800]"),
         ("[engine]\nhistory_window = 30m", "[engine] history_window = '30m': expected a number"),
+        # the planner options said int()'s and float()'s own words ("invalid literal for int()")
+        ("[engine]\nmax_parallel = 2.5", "[engine] option max_parallel = '2.5': expected a whole number"),
+        ("[engine]\nmin_load = abc", "[engine] option min_load = 'abc': expected a number"),
         ("[engine]\nhistory_step = 0", "[engine] history_step = '0': must be in [1, 86400]"),
         ("[engine]\nhistory_step = inf", "[engine] history_step = 'inf': must be a finite number"),
         (

@@ -194,11 +194,17 @@ def coerce(name: str, value: Any, typ: Any) -> Any:
             raise ValueError("expected an integer")
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        return int(str(value).strip()) if isinstance(value, str) else int(value)
+        try:  # int()'s own words ("invalid literal for int() with base 10") are Python's, not ours
+            return int(str(value).strip()) if isinstance(value, str) else int(value)
+        except (TypeError, ValueError, OverflowError):  # (int(inf) overflows)
+            raise ValueError("expected a whole number") from None
     if typ is float:
         if isinstance(value, bool):
             raise ValueError("expected a number")
-        x = float(value)
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            raise ValueError("expected a number") from None
         if math.isnan(x):
             raise ValueError("NaN is not a value")
         return x
