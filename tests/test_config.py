@@ -778,3 +778,16 @@ def test_prometheus_files_are_found_beside_the_config_file_wherever_kronos_runs(
     (etc / "token").unlink()
     with pytest.raises(ConfigError, match=r"bearer_token_file = '.*etc/token': no such file"):
         load_config(str(conf))
+
+
+def test_a_policies_file_that_is_a_pipe_or_a_device_is_refused_unread(tmp_path: Path) -> None:
+    """A FIFO as policies_file hung check-config for ever (waiting for a writer); /dev/zero was
+    read to the 1 GiB cap before it was refused."""
+    import os
+
+    os.mkfifo(tmp_path / "fifo.yaml")
+    for name in (str(tmp_path / "fifo.yaml"), "/dev/zero"):
+        conf = tmp_path / "kronos.conf"
+        conf.write_text(f"[engine]\naggregates = a\npolicies_file = {name}\n")
+        with pytest.raises(ConfigError, match=r"not a regular file \(\[engine\] policies_file\)"):
+            load_config(str(conf))

@@ -14,6 +14,7 @@ import math
 import os
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from kronos.core.model import Policy, Snapshot
@@ -174,8 +175,13 @@ def load_policies(path: str | os.PathLike[str]) -> tuple[Policy, ...]:
     """Read and validate a policies.yaml; every problem in it is a ConfigError (exit 78).
 
     A policies file that is missing or cannot be read is exit 66, as any
-    input file is; one that is not UTF-8 is a configuration error.
+    input file is; one that is not UTF-8 is a configuration error; a device or
+    a pipe is no policies file (a FIFO waited for a writer for ever, /dev/zero
+    was read to the 1 GiB cap).
     """
+    where = Path(path)
+    if where.exists() and not where.is_file() and not where.is_dir():  # (a folder: read_text says so)
+        raise ConfigError(f"{where}: not a regular file ([engine] policies_file)")
     try:
         text, name = read_text(path)
     except (NoInputError, PermissionDenied) as exc:  # PermissionDenied: a file mode, not a cloud policy
