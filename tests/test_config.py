@@ -145,7 +145,11 @@ def test_secrets_never_show(tmp_path: Path) -> None:
         ("[engine]\nkey without value\n", "kronos.conf:3: expected 'key = value', a [section] header"),
         (
             "[engine]\naggregates = a\naggregates = b\n",
-            "option 'aggregates' in section 'engine' already exists",
+            "kronos.conf:3: [engine] aggregates a second time: give each setting once",
+        ),
+        (  # configparser's own words, and no line, before
+            "[engine]\naggregates = a\n[prometheus]\n[engine]\n",
+            "kronos.conf:4: [engine] a second time: give each section once",
         ),
         (  # options that do not go together are named with their lines
             "[engine]\naggregates = a\nplan_on = max\nmin_gain = 0.1\n",
@@ -487,7 +491,7 @@ def test_the_nova_test_environment_is_chosen_by_nova_test_python(monkeypatch: py
 @pytest.mark.parametrize(
     ("conf", "env", "expected"),
     [
-        ("[enigne]\n", {}, "[enigne]: unknown section (did you mean engine?)"),
+        ("\n[enigne]\n", {}, "kronos.conf:4: [enigne]: unknown section (did you mean engine?)"),
         ("[nova]\npasword = x\n", {}, "[nova] pasword: unknown option (did you mean password?)"),
         ("[engine]\ncooldwn = 5\n", {}, "[engine] cooldwn: unknown option (did you mean cooldown?)"),
         (

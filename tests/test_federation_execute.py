@@ -207,9 +207,9 @@ def test_nova_sections_per_cloud_are_read_and_checked_like_nova(tmp_path: Path) 
     text = str(err.value)
     assert f"{bad}:2: [nova:alpha] pasword: unknown option (did you mean password?)" in text
     assert f"{bad}:4: [nova:alpha] timeout = 'soon': expected a number" in text
-    assert f"{bad}: [nova:]: name the cloud" in text
+    assert f"{bad}:5: [nova:]: name the cloud" in text
     assert "[nova:gamma]: say how to reach this cloud" in text
-    assert "[nova-delta]: unknown section" in text and "[nova:NAME]" in text
+    assert f"{bad}:9: [nova-delta]: unknown section" in text and "[nova:NAME]" in text
 
 
 def test_a_plan_naming_a_cloud_without_a_section_is_a_config_error(tmp_path: Path) -> None:

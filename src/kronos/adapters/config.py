@@ -291,13 +291,15 @@ class _Value:
 
 
 def _lines(text: str) -> dict[tuple[str, str], int]:
-    """(section, key) → 1-based line, for error messages (configparser keeps none)."""
+    """(section, key) → 1-based line, for error messages (configparser keeps none); a section's
+    header is (section, "")."""
     out: dict[tuple[str, str], int] = {}
     section = ""
     for n, line in enumerate(text.splitlines(), 1):
         m = re.match(r"\s*\[([^\]]+)\]", line)
         if m:
             section = m.group(1).strip()
+            out.setdefault((section, ""), n)
             continue
         m = re.match(r"\s*([^#;=:\s][^=:]*?)\s*[=:]", line)
         if m and section:
@@ -318,7 +320,15 @@ def _read_file(path: str) -> tuple[dict[str, dict[str, _Value]], list[str]]:
         )
         bad = [f"{path}:{n}: {what}" for n, _ in exc.errors]
         raise ConfigError(f"{path}: {len(bad)} problem(s)\n  " + "\n  ".join(bad)) from None
-    except configparser.Error as exc:  # duplicates: names only, no values
+    except configparser.DuplicateSectionError as exc:
+        raise ConfigError(
+            f"{path}:{exc.lineno}: [{exc.section}] a second time: give each section once"
+        ) from None
+    except configparser.DuplicateOptionError as exc:  # names only, never the values
+        raise ConfigError(
+            f"{path}:{exc.lineno}: [{exc.section}] {exc.option} a second time: give each setting once"
+        ) from None
+    except configparser.Error as exc:
         raise ConfigError(f"{path}: {redact(exc.message)}") from None
     lines = _lines(text)
     values: dict[str, dict[str, _Value]] = {}
@@ -327,20 +337,22 @@ def _read_file(path: str) -> tuple[dict[str, dict[str, _Value]], list[str]]:
         if section.startswith(CLOUD_PREFIX):
             name = section[len(CLOUD_PREFIX) :].strip()
             if not name:
-                problems.append(f"{path}: [{section}]: name the cloud: [{CLOUD_PREFIX}NAME]")
+                where = f"{path}:{lines.get((section.strip(), ''), '?')}"
+                problems.append(f"{where}: [{section}]: name the cloud: [{CLOUD_PREFIX}NAME]")
                 continue
             for key, raw in parser.items(section):
                 where = f"{path}:{lines.get((section, key), '?')}"
                 values.setdefault(CLOUD_PREFIX + name, {})[key] = _Value(raw, where)
             continue
         if section not in _SECTIONS:
+            where = f"{path}:{lines.get((section.strip(), ''), '?')}"
             if section == "messaging":
-                problems.append(f"{path}: [messaging]: not used (plans are files; no RabbitMQ): remove it")
+                problems.append(f"{where}: [messaging]: not used (plans are files; no RabbitMQ): remove it")
             else:
                 hint = did_you_mean(section, _SECTIONS)
                 if section.startswith("nova"):
                     hint += f" (one cloud of a federation plan: [{CLOUD_PREFIX}NAME])"
-                problems.append(f"{path}: [{section}]: unknown section{hint}")
+                problems.append(f"{where}: [{section}]: unknown section{hint}")
             continue
         for key, raw in parser.items(section):
             values.setdefault(section, {})[key] = _Value(raw, f"{path}:{lines.get((section, key), '?')}")
