@@ -141,7 +141,7 @@ def test_a_redacted_json_line_is_still_json_and_holds_no_secret(
         (f"[prometheus]\npassword {PROM_PASS}\n", {}, "kronos.conf:4: expected 'key = value'"),
         (f"[nova]\npassword =\n{NOVA_PASS}\n", {}, "kronos.conf:5: expected 'key = value'"),
         (f"password = {NOVA_PASS}\n[nova]\n", {}, "kronos.conf:1: a setting before the first [section]"),
-        (f"[nova]\npassword = {NOVA_PASS}\npassword = {NOVA_PASS}\n", {}, "option 'password' in section"),
+        (f"[nova]\npassword = {NOVA_PASS}\npassword = {NOVA_PASS}\n", {}, "[nova] password a second time"),
         (f"[prometheus]\nurl = ftp://u:{USERINFO}@prom\n", {}, "url = 'ftp://***@prom': expected http(s)"),
         (
             f"[nova]\nauth_url = http://k:5000/v3\nusername = u\npassword = {NOVA_PASS}\nretries = 2\n",
