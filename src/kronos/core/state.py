@@ -83,13 +83,9 @@ def record_result(
     quar = dict(state.quarantined_until)
     if outcome in DEFINITIVE_FAILURES:
         secs = opts.common.instance_quarantine_seconds
-        held = instance in quar
-        if held and quar[instance] is None:
-            pass  # held until released by hand: no new failure shortens that
-        elif secs < 0:
-            quar[instance] = None
-        else:
-            quar[instance] = _later(quar[instance] if held else None, after(at, secs))
+        held = quar.get(instance, at)  # (not held: nothing beyond the failure's own time)
+        if held is not None:  # None: until released by hand, which no new failure shortens
+            quar[instance] = None if secs < 0 else _later(held, after(at, secs))
     elif opts.common.instance_cooldown > 0:
         inst[instance] = _later(inst.get(instance), after(at, opts.common.instance_cooldown))
     results = (*state.results, Result(instance, outcome, at, error))[-MAX_RESULTS:]
