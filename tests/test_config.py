@@ -641,6 +641,37 @@ def test_a_backend_url_no_tooz_driver_takes_is_78_naming_file_key_value_and_the_
         assert expected in str(err.value) and "s3cret" not in str(err.value)
 
 
+def test_a_backend_url_tooz_would_refuse_on_first_use_is_78_at_load(tmp_path: Path) -> None:
+    """A timeout that is no whole number (tooz's int() ValueError at the first connection) and a
+    file:// folder that cannot be one (``kronos status`` said "0 member(s)" and exit 0 for ever)."""
+    pytest.importorskip("tooz")
+    (tmp_path / "plain").write_text("")
+    (tmp_path / "folder").mkdir()
+    conf = _write(tmp_path, "")
+    for url, expected in [
+        (
+            "etcd3+http://h:2379?timeout=abc",
+            "timeout = 'abc': expected a whole number of seconds, at least 1",
+        ),
+        ("etcd3+http://h:2379?lock_timeout=0", "lock_timeout = '0': expected a whole number of seconds"),
+        (f"file://{tmp_path}/plain", f"'{tmp_path}/plain' is not a folder"),
+        (f"file://{tmp_path}/plain/g", f"'{tmp_path}/plain/g' cannot be a folder: '{tmp_path}/plain' is not"),
+    ]:
+        conf.write_text(f"[engine]\naggregates = a\n[coordination]\nbackend_url = {url}\n")
+        with pytest.raises(ConfigError) as err:
+            load_config(str(conf))
+        assert f"{conf}:4: [coordination] backend_url = '{url}': {expected}" in str(err.value)
+    out = kronos_cli("status", "--config", str(conf))
+    assert out.returncode == 78 and "Traceback" not in out.stderr, out.stderr
+    for url in (
+        f"file://{tmp_path}/folder?timeout=5",
+        f"file://{tmp_path}/not-yet/g",
+        "etcd3+http://h:2379?timeout=30",
+    ):
+        conf.write_text(f"[engine]\naggregates = a\n[coordination]\nbackend_url = {url}\n")
+        assert load_config(str(conf)).coordination.backend_url == url
+
+
 def test_a_tooz_driver_that_cannot_load_is_78_and_is_not_offered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -25,7 +25,7 @@ import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlparse, urlsplit
 
 import attrs
 from attrs import field, frozen
@@ -642,7 +642,7 @@ def backend_url_problem(url: str) -> str:
     driver = drivers.get(parts.scheme)
     fault = _driver_fault(driver) if driver is not None else ""
     if driver is not None and not fault:
-        return ""
+        return _driver_option_problem(parts)
     schemes = ", ".join(tooz_schemes()) or "none"
     if driver is None:
         hint = f"; did you mean etcd3+{parts.scheme}://…?" if parts.scheme in ("http", "https") else ""
@@ -651,6 +651,26 @@ def backend_url_problem(url: str) -> str:
         f"tooz's {parts.scheme!r} driver cannot load ({redact(fault)}): install its client library, "
         f"or use one of: {schemes}"
     )
+
+
+#: the query options tooz's drivers read with ``int()`` (etcd3gw's and file's)
+_WHOLE_SECONDS = ("timeout", "lock_timeout", "membership_timeout")
+
+
+def _driver_option_problem(parts: SplitResult) -> str:
+    """What tooz would only say on first use, in its own words: an option that is no number
+    (``int()``'s ValueError), a ``file://`` folder that cannot be one (a regular file on its path:
+    ``kronos status`` would say "no members" for ever, ``kronos run`` fail at its first lock)."""
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key in _WHOLE_SECONDS and not (value.isascii() and value.isdigit() and int(value) > 0):
+            return f"{key} = {value!r}: expected a whole number of seconds, at least 1"
+    if parts.scheme == "file":
+        folder = Path(parts.path)
+        on_path = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if on_path is not None and not on_path.is_dir():
+            named = "is" if on_path == folder else f"cannot be a folder: {str(on_path)!r} is"
+            return f"{str(folder)!r} {named} not a folder"
+    return ""
 
 
 def _history_problems(e: EngineConfig) -> list[str]:
