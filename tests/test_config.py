@@ -268,6 +268,13 @@ def test_policies_defaults() -> None:
             "p.yaml: 2 problem(s)\n  p.yaml: expected a top-level 'policies:' list\n"
             "  p.yaml:1: 'polices': unknown top-level key (did you mean policies?)",
         ),
+        (
+            (
+                "    threshold: 0.05\n",
+                "    threshold: 0.05\n    max_migrations_per_cycle: 9223372036854775808\n",
+            ),
+            "policies[0].max_migrations_per_cycle = 9223372036854775808: integer out of range (it must fit",
+        ),
         (("policies:\n", "policies: []\nextra:\n"), "p.yaml:2: 'extra': unknown top-level key"),
         (
             ("policies:\n", "policis: 1\npolicies:\n"),
@@ -372,6 +379,10 @@ def test_a_non_utf8_file_is_a_config_error_naming_file_line_and_byte(tmp_path: P
         ("[engine]\ncooldown = inf", "[engine] option cooldown = 'inf': must be a finite number"),
         ("[engine]\ncooldown = 1e12", "[engine] option cooldown = '1e12': must be at most 315360000 seconds"),
         ("[engine]\nmin_load = inf", "[engine] option min_load = 'inf': must be a finite number"),
+        (
+            "[engine]\nmax_parallel = 9223372036854775808",
+            "[engine] option max_parallel = '9223372036854775808': must be below 2**63",
+        ),
         ("[nova]\ninterface = privat", "[nova] interface = 'privat': one of public, internal, admin"),
         ("[nova]\npinned_tag =", "[nova] pinned_tag is empty"),
         ("[engine]\npolicies_file =", "[engine] policies_file is empty"),

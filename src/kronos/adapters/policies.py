@@ -71,6 +71,8 @@ def _type_problem(field: str, value: Any) -> str | None:
     if isinstance(value, allowed):
         if isinstance(value, float) and not math.isfinite(value):
             return "must be a finite number"
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:  # a snapshot could not hold it
+            return "integer out of range (it must fit in 64 bits)"
         return None
     return f"expected {_TYPE_WORDS[allowed[0]]}"
 

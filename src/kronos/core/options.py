@@ -271,6 +271,8 @@ def make_options(
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if number and not math.isfinite(value):
             raise UsageError(f"option {name} = {raw!r}: must be a finite number")
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 2**63:
+            raise UsageError(f"option {name} = {raw!r}: must be below 2**63 (a plan's integers fit 64 bits)")
         if number and value < 0 and not (name == "instance_quarantine_seconds" and value == -1):
             raise UsageError(f"option {name} = {raw!r}: must be >= 0")
         if name in _SECONDS and value > MAX_SECONDS:
