@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import time
+from pathlib import Path
+
+import pytest
 
 from kronos.compile_notice import CompileNotice
 from tests.conftest import kronos_cli
@@ -48,3 +51,20 @@ def test_kronos_warm_readies_the_phases_asked() -> None:
     assert proc.stdout.startswith("kernels of affinity, spread ready in ")
     bad = kronos_cli("warm", "--phase", "balance")
     assert bad.returncode == 64 and "Invalid value for '--phase'" in bad.stderr
+
+
+def test_kronos_warm_refuses_a_cache_folder_numba_would_pass_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """numba caches beside the code when NUMBA_CACHE_DIR cannot be used: warm said "ready (cache:
+    FILE)", exit 0, and the image it was building had no cache where it was asked for."""
+    (tmp_path / "plain").write_text("")
+    for given in (tmp_path / "plain", tmp_path / "plain" / "numba"):
+        monkeypatch.setenv("NUMBA_CACHE_DIR", str(given))
+        proc = kronos_cli("warm", "--phase", "affinity")
+        assert proc.returncode == 78, proc.stdout + proc.stderr
+        assert f"NUMBA_CACHE_DIR = '{given}': not a folder, and cannot be made one: " in proc.stderr
+    made = tmp_path / "new" / "numba"
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(made))
+    proc = kronos_cli("warm", "--phase", "affinity")
+    assert proc.returncode == 0 and made.is_dir() and f"(cache: {made})" in proc.stdout, proc.stderr

@@ -993,8 +993,17 @@ def warm(names: tuple[str, ...]) -> None:
     """
     from kronos.compile_notice import CompileNotice
     from kronos.core import warm as kernels
+    from kronos.errors import ConfigError
 
     chosen = names or PHASE_NAMES
+    given = os.environ.get("NUMBA_CACHE_DIR")
+    if given and not Path(given).is_dir():  # numba would cache beside the code instead, unsaid
+        try:
+            Path(given).mkdir(parents=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"NUMBA_CACHE_DIR = {given!r}: not a folder, and cannot be made one: {exc.strerror}"
+            ) from None
     t0 = time.perf_counter()
     with CompileNotice(
         sys.stderr, sys.stderr.isatty(), delay=0.0, what=f"the kernels of {', '.join(chosen)}"
