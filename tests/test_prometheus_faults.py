@@ -324,6 +324,21 @@ def test_json_nested_deeper_than_python_recurses_is_no_prometheus_answer() -> No
         PrometheusClient("http://prom:9090", session=Canned(200, deep)).query("up", AT)
 
 
+def test_json_that_is_not_utf8_is_a_failed_query_and_a_latin1_page_a_wrong_url() -> None:
+    """Prometheus's JSON in other bytes (a label value in Latin-1) was "answered HTTP 200 without
+    Prometheus's JSON: name Prometheus's root", exit 78, for a URL that was right."""
+    body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": []}})
+    garbled = body.replace('"result"', '"r\xe9sult"').encode("latin-1")
+    reading = read_policy(PrometheusClient("http://prom:9090", session=Canned(200, garbled)), POLICY, AT)
+    assert (
+        reading.error is not None
+        and "the answer is JSON but not UTF-8 (byte b'\\xe9' at offset" in reading.error
+    )
+    page = "<html><title>Connexion refusée</title></html>".encode("latin-1")
+    with pytest.raises(ConfigError, match=r"/api/v1/query answered HTTP 200 without Prometheus's JSON"):
+        PrometheusClient("http://prom:9090", session=Canned(200, page)).query("up", AT)
+
+
 def test_credentials_that_cannot_go_in_a_header_are_config_errors_that_never_show_them(
     tmp_path: Path,
 ) -> None:

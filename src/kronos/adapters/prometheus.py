@@ -271,9 +271,18 @@ def _labelled(item: Any) -> bool:
 
 
 def _json(raw: bytes) -> dict[str, Any]:
+    """The answer's JSON object, or {} for a body that is none (a page, a list, nesting deeper
+    than Python recurses). JSON in bytes that are not UTF-8 is a garbled answer, not a wrong URL."""
     try:
         body = json.loads(raw)
-    except (ValueError, RecursionError):  # (UnicodeDecodeError too; nesting deeper than Python recurses)
+    except UnicodeDecodeError as exc:
+        if not _json(raw.decode("utf-8", errors="replace").encode()):
+            return {}  # not JSON either: a page in another charset
+        raise QueryFailed(
+            f"the answer is JSON but not UTF-8 (byte {raw[exc.start : exc.start + 1]!r} at offset "
+            f"{exc.start}): Prometheus sends UTF-8; is something between rewriting its answers?"
+        ) from None
+    except (ValueError, RecursionError):
         return {}
     return body if isinstance(body, dict) else {}
 
