@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kronos.adapters.config import Secret, load_config
+from kronos.adapters.config import Secret, load_config, unwritable
 from kronos.adapters.policies import load_policies, parse_policies
 from kronos.errors import ConfigError, NoInputError
 from tests.conftest import ROOT, kronos_cli
@@ -736,6 +736,7 @@ def test_check_config_lists_a_nova_client_it_cannot_make_and_says_failed(
     lines = out.stdout.splitlines()
     assert [line.split(":")[0] for line in lines] == [
         "PASS  configuration",
+        "PASS  files",
         "FAIL  prometheus",
         "FAIL  nova client",
         "check-config",
@@ -837,3 +838,34 @@ def test_a_policies_file_that_is_a_pipe_or_a_device_is_refused_unread(tmp_path: 
         conf.write_text(f"[engine]\naggregates = a\npolicies_file = {name}\n")
         with pytest.raises(ConfigError, match=r"not a regular file \(\[engine\] policies_file\)"):
             load_config(str(conf))
+
+
+def test_check_config_says_which_written_file_or_folder_kronos_run_could_not_write(tmp_path: Path) -> None:
+    """plan_dir naming a regular file passed check-config; kronos run failed on its first dry-run
+    plan. Nothing is made by the check: a plan_dir that is not there yet is fine, it is made."""
+    (tmp_path / "plain").write_text("")
+    (tmp_path / "folder").mkdir()
+    settings = {
+        "state_file": "folder",
+        "log_file": "missing/kronos.log",
+        "audit_file": "plain/audit.jsonl",
+        "plan_dir": "plain/plans",
+        "results_file": "results.jsonl",
+    }
+    conf = _write(
+        tmp_path, "[engine]\naggregates = a\n" + "".join(f"{k} = {v}\n" for k, v in settings.items())
+    )
+    assert unwritable(load_config(str(conf))) == [
+        f"[engine] state_file = 'folder': {tmp_path}/folder is a folder",
+        f"[engine] audit_file = 'plain/audit.jsonl': no folder {tmp_path}/plain",
+        f"[engine] log_file = 'missing/kronos.log': no folder {tmp_path}/missing",
+        f"[engine] plan_dir = 'plain/plans': {tmp_path}/plain is not a folder",
+    ]
+    out = kronos_cli("check-config", "--config", str(conf))
+    assert out.returncode == 74 and "FAIL  files: [engine] state_file = 'folder': " in out.stdout, out.stdout
+    conf.write_text("[engine]\naggregates = a\nplan_dir = later/plans\n")
+    assert unwritable(load_config(str(conf))) == [] and not (tmp_path / "later").exists()
+    conf.write_text(
+        "[engine]\naggregates = a\nstate_file = folder\n[coordination]\nbackend_url = etcd3+http://h:2379\n"
+    )
+    assert unwritable(load_config(str(conf))) == []  # the state is in the backend

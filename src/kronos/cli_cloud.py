@@ -18,7 +18,7 @@ import click
 
 from kronos import listing
 from kronos.cli_paths import DOCUMENT, a_path, distinct_files
-from kronos.errors import ConfigError, DataError, KronosError, UsageError
+from kronos.errors import ConfigError, DataError, KronosError, KronosIOError, UsageError
 from kronos.redact import redact
 from kronos.terminal import echo, stdout_refusals
 
@@ -183,6 +183,18 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None, os
     if not checks.run("configuration", config):
         checks.verdict()
     c = holder["config"]
+
+    def files() -> str:
+        from kronos.adapters.config import unwritable
+
+        problems = unwritable(c)
+        if problems:
+            raise KronosIOError("; ".join(problems))
+        named = [k for k in ("state_file", "lock_file", "log_file", "results_file", "audit_file", "plan_dir")
+                 if getattr(c.engine, k)]  # fmt: skip
+        return f"kronos run can write {', '.join(named)}" if named else "kronos run writes none"
+
+    checks.run("files", files)
 
     def prometheus() -> str:
         from kronos.adapters.history import Window

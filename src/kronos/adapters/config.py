@@ -19,6 +19,7 @@ from __future__ import annotations
 import configparser
 import importlib.metadata
 import math
+import os
 import re
 import types
 import typing
@@ -583,6 +584,31 @@ def _shared_files(config: Config) -> list[str]:
         return []
     key, earlier = found
     return [f"[engine] {key} = {getattr(config.engine, key)!r}: the same file as {earlier}"]
+
+
+def unwritable(config: Config) -> list[str]:
+    """The files and the folder ``kronos run`` writes that it could not write (check-config's
+    "files" line; not checked at load: a plan or a status never writes them). Files are written
+    into their folder, which must be there; ``plan_dir`` is made when missing."""
+    problems = []
+    for key in (*_WRITTEN, "plan_dir"):
+        path = config.path(getattr(config.engine, key))
+        if path is None or (key == "state_file" and config.coordination.backend_url):
+            continue
+        where = f"[engine] {key} = {getattr(config.engine, key)!r}"
+        if key == "plan_dir":
+            there = next(p for p in (path, *path.parents) if p.exists())
+            if not there.is_dir():
+                problems.append(f"{where}: {there} is not a folder")
+            elif not os.access(there, os.W_OK | os.X_OK):
+                problems.append(f"{where}: cannot write in {there}")
+        elif path.is_dir():
+            problems.append(f"{where}: {path} is a folder")
+        elif not path.parent.is_dir():
+            problems.append(f"{where}: no folder {path.parent}")
+        elif not os.access(path if path.exists() else path.parent, os.W_OK):
+            problems.append(f"{where}: cannot write {path}")
+    return problems
 
 
 def _coordination_problems(config: Config) -> list[str]:
