@@ -825,3 +825,23 @@ def test_a_document_past_the_size_limit_is_refused_before_it_fills_memory(
     assert config.returncode == 78 and f"kronos.conf: more than {size} bytes" in config.stdout + config.stderr
     noise = kronos_cli("check-config", "--config", "/dev/urandom")  # read until the cap, not a GiB
     assert noise.returncode == 78 and "/dev/urandom: more than " in noise.stdout + noise.stderr
+
+
+def test_a_document_with_thousands_of_problems_lists_the_first_fifty(tmp_path: Path) -> None:
+    """Every one of 480 bad VMs was a line on stderr (a generated snapshot gone wrong buries the
+    first screenful, where the cause is); the library's error keeps them all."""
+    doc = json.loads((ROOT / "examples" / "snapshot.json").read_text())
+    for vm in doc["vms"]:
+        vm["weights"]["cpu-spread"] = -1
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    proc = kronos_cli("plan", str(bad))
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 65 and lines[0] == f"kronos: error: {bad}: {len(doc['vms'])} problem(s)", lines[
+        :2
+    ]
+    assert len(lines) == 52 and lines[-1] == f"  … and {len(doc['vms']) - 50} more", lines[-3:]
+    assert all(".weights.cpu-spread = -1" in line for line in lines[1:51])
+    with pytest.raises(ValidationError) as err:
+        kronos.plan(kronos.load_snapshot(str(bad)))
+    assert len(err.value.issues) == len(doc["vms"])

@@ -25,6 +25,19 @@ if TYPE_CHECKING:
     from kronos.core.validate import Issue
 
 
+#: the problems a message lists: a document with thousands (a generated snapshot gone wrong)
+#: would bury the first screenful, which is where the cause usually is
+PROBLEMS_LISTED = 50
+
+
+def problem_list(source: str, problems: Sequence[object]) -> str:
+    """``source: N problem(s)`` and the first :data:`PROBLEMS_LISTED` of them, a line each."""
+    lines = [f"{source}: {len(problems)} problem(s)", *(f"  {p}" for p in problems[:PROBLEMS_LISTED])]
+    if len(problems) > PROBLEMS_LISTED:
+        lines.append(f"  … and {len(problems) - PROBLEMS_LISTED} more")
+    return "\n".join(lines)
+
+
 class KronosError(Exception):
     """Base class; ``exit_code`` follows sysexits.h."""
 
@@ -45,14 +58,13 @@ class DataError(KronosError):
 
 
 class ValidationError(DataError):
-    """A document failed validation; ``issues`` holds every problem found."""
+    """A document failed validation; ``issues`` holds every problem found (the message, the first
+    :data:`PROBLEMS_LISTED`)."""
 
     def __init__(self, source: str, issues: Sequence[Issue]) -> None:
         self.source = source
         self.issues = list(issues)
-        lines = [f"{source}: {len(self.issues)} problem(s)"]
-        lines += [f"  {issue}" for issue in self.issues]
-        super().__init__("\n".join(lines))
+        super().__init__(problem_list(source, self.issues))
 
 
 class NoInputError(KronosError):

@@ -41,7 +41,7 @@ from kronos.core.options import (
     make_options,
     nearest,
 )
-from kronos.errors import ConfigError, DataError, KronosError, KronosIOError, NoInputError
+from kronos.errors import ConfigError, DataError, KronosError, KronosIOError, NoInputError, problem_list
 from kronos.files import read_bounded, shared_file
 from kronos.redact import redact
 
@@ -320,7 +320,7 @@ def _read_file(path: str) -> tuple[dict[str, dict[str, _Value]], list[str]]:
             "expected 'key = value', a [section] header or a comment (line not shown: it may hold a secret)"
         )
         bad = [f"{path}:{n}: {what}" for n, _ in exc.errors]
-        raise ConfigError(f"{path}: {len(bad)} problem(s)\n  " + "\n  ".join(bad)) from None
+        raise ConfigError(problem_list(path, bad)) from None
     except configparser.DuplicateSectionError as exc:
         raise ConfigError(
             f"{path}:{exc.lineno}: [{exc.section}] a second time: give each section once"
@@ -793,7 +793,7 @@ def load_config(
     _check(config, checked, require_scope)
     problems += [_placed(problem, values) for problem in checked]
     if problems:
-        raise ConfigError(f"{source}: {len(problems)} problem(s)\n  " + "\n  ".join(problems))
+        raise ConfigError(problem_list(source, problems))
     if not policies:
         return config
     from kronos.adapters.policies import load_policies

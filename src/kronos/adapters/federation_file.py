@@ -16,7 +16,7 @@ from typing import Any
 
 from kronos.core.federation_policy import PRECONDITIONS, Budget, Eligible, FederationPolicy, Receive, Trigger
 from kronos.core.options import did_you_mean
-from kronos.errors import ConfigError, DataError
+from kronos.errors import ConfigError, DataError, problem_list
 from kronos.files import parse_yaml, read_text
 
 _TOP = ("eligible", "trigger", "budget", "receive", "networks", "data")
@@ -179,7 +179,7 @@ def parse_federation(text: str, name: str) -> FederationPolicy:
     elif data not in PRECONDITIONS:
         r.fail(doc, "data", "data", f"must be one of {', '.join(PRECONDITIONS)}", data)
     if r.problems:
-        raise ConfigError(f"{name}: {len(r.problems)} problem(s)\n  " + "\n  ".join(r.problems))
+        raise ConfigError(problem_list(name, r.problems))
     return FederationPolicy(
         eligible=eligible,
         trigger=trigger,

@@ -20,7 +20,7 @@ from typing import Any
 from kronos.core.model import Policy, Snapshot
 from kronos.core.options import did_you_mean
 from kronos.core.validate import Issue, validate_policies
-from kronos.errors import ConfigError, DataError, NoInputError, PermissionDenied
+from kronos.errors import ConfigError, DataError, NoInputError, PermissionDenied, problem_list
 from kronos.files import parse_yaml, read_text
 
 LABEL_TYPES = ("nova_instance_uuid", "libvirt_domain_name", "server_name")
@@ -152,7 +152,7 @@ def parse_policies(text: str, name: str) -> tuple[Policy, ...]:
     if "policies" not in doc:
         problems.insert(0, f"{name}: expected a top-level 'policies:' list")
     if problems:
-        raise ConfigError(f"{name}: {len(problems)} problem(s)\n  " + "\n  ".join(problems))
+        raise ConfigError(problem_list(name, problems))
     entries = doc["policies"]
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{name}:{_line(doc, 'policies')}: policies must be a non-empty list")
@@ -169,7 +169,7 @@ def parse_policies(text: str, name: str) -> tuple[Policy, ...]:
             issues.append((_line(node, field if field in node else None), issue))
     if issues:
         lines = [f"{name}:{line}: {issue}" if line else f"{name}: {issue}" for line, issue in issues]
-        raise ConfigError(f"{name}: {len(issues)} problem(s)\n  " + "\n  ".join(lines))
+        raise ConfigError(problem_list(name, lines))
     return policies
 
 
