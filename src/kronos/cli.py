@@ -448,7 +448,7 @@ def _generate_clouds(clouds: int, output: str, policies: str, kw: dict[str, Any]
     import kronos
     from kronos.errors import KronosIOError
     from kronos.files import make_folder, write_atomic
-    from kronos.testing import generate_clouds
+    from kronos.testing import CLOUD_NAMES, generate_clouds
 
     if output == "-":
         raise UsageError("--clouds writes several files: give -o DIRECTORY")
@@ -467,6 +467,12 @@ def _generate_clouds(clouds: int, output: str, policies: str, kw: dict[str, Any]
         f"kronos federate {' '.join(str(where / f'{n}.json') for n in snaps)} "
         f"--policy {where / 'federation.yaml'}"
     )
+    stale = [f"{n}.json" for n in CLOUD_NAMES if n not in snaps and (where / f"{n}.json").exists()]
+    if stale:  # `kronos federate DIR/*.json` would take them for clouds of this run
+        echo(
+            f"kronos: note: {', '.join(stale)} in {output} are from an earlier run, not clouds of this one",
+            err=True,
+        )
 
 
 @cli.command()
