@@ -554,7 +554,7 @@ def test_cli_errors_name_the_file(tmp_path) -> None:  # type: ignore[no-untyped-
     assert kronos_cli(*three).returncode == 0
     r = kronos_cli(*three[:2], "2", *three[3:])  # a glob of the folder would take gamma for a cloud
     assert (
-        r.returncode == 0 and f"note: gamma.json in {tmp_path / 'three'} are from an earlier run" in r.stderr
+        r.returncode == 0 and f"note: gamma.json in {tmp_path / 'three'} is from an earlier run" in r.stderr
     )
     (tmp_path / "gen" / "beta.json").mkdir(parents=True)
     r = kronos_cli("generate", "--clouds", "2", "--hosts", "3", "--vms", "10", "-o", str(tmp_path / "gen"))

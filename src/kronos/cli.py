@@ -469,8 +469,9 @@ def _generate_clouds(clouds: int, output: str, policies: str, kw: dict[str, Any]
     )
     stale = [f"{n}.json" for n in CLOUD_NAMES if n not in snaps and (where / f"{n}.json").exists()]
     if stale:  # `kronos federate DIR/*.json` would take them for clouds of this run
+        verb = "is" if len(stale) == 1 else "are"
         echo(
-            f"kronos: note: {', '.join(stale)} in {output} are from an earlier run, not clouds of this one",
+            f"kronos: note: {', '.join(stale)} in {output} {verb} from an earlier run, not of this one",
             err=True,
         )
 
