@@ -185,13 +185,12 @@ def check_config(config_path: str, at_text: str | None, os_cloud: str | None, os
     c = holder["config"]
 
     def files() -> str:
-        from kronos.adapters.config import unwritable
+        from kronos.adapters.config import unwritable, written_keys
 
         problems = unwritable(c)
         if problems:
             raise KronosIOError("; ".join(problems))
-        named = [k for k in ("state_file", "lock_file", "log_file", "results_file", "audit_file", "plan_dir")
-                 if getattr(c.engine, k)]  # fmt: skip
+        named = written_keys(c)
         return f"kronos run can write {', '.join(named)}" if named else "kronos run writes none"
 
     checks.run("files", files)

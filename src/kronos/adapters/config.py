@@ -586,15 +586,21 @@ def _shared_files(config: Config) -> list[str]:
     return [f"[engine] {key} = {getattr(config.engine, key)!r}: the same file as {earlier}"]
 
 
+def written_keys(config: Config) -> list[str]:
+    """The ``[engine]`` keys naming a file or folder ``kronos run`` writes (with ``[coordination]``,
+    the state is in the backend, not in its file)."""
+    keys = [k for k in (*_WRITTEN, "plan_dir") if getattr(config.engine, k)]
+    return [k for k in keys if not (k == "state_file" and config.coordination.backend_url)]
+
+
 def unwritable(config: Config) -> list[str]:
     """The files and the folder ``kronos run`` writes that it could not write (check-config's
     "files" line; not checked at load: a plan or a status never writes them). Files are written
     into their folder, which must be there; ``plan_dir`` is made when missing."""
     problems = []
-    for key in (*_WRITTEN, "plan_dir"):
+    for key in written_keys(config):
         path = config.path(getattr(config.engine, key))
-        if path is None or (key == "state_file" and config.coordination.backend_url):
-            continue
+        assert path is not None  # (written_keys: the keys set)
         where = f"[engine] {key} = {getattr(config.engine, key)!r}"
         if key == "plan_dir":
             there = next(p for p in (path, *path.parents) if p.exists())
