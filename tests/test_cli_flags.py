@@ -12,8 +12,9 @@ import json
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -288,15 +289,73 @@ def test_output_paths_that_cannot_be_written_are_74_naming_them(
     )
 
 
+def _rows_of(plan: kronos.Plan) -> Callable[..., str]:
+    """A results-log line of ``plan``'s step ``seq``, as kronos writes it, changed by ``fields``."""
+    from kronos.adapters.executor import plan_id
+
+    steps = {s.seq: s for s in plan.steps}
+
+    def row(seq: Any, outcome: str = "Succeeded", **fields: Any) -> str:
+        instance = steps[seq].instance if seq in steps and type(seq) is int else None
+        written = {"plan": plan_id(plan), "seq": seq, "instance": instance, "outcome": outcome}
+        return json.dumps({**written, **fields}) + "\n"
+
+    return row
+
+
 def test_execute_results_lines_from_a_foreign_file_are_not_trusted(tmp_path: Path) -> None:
     from kronos.adapters.journal import done_steps
 
+    plan = kronos.load_plan(EXAMPLE_PLAN)
+    row = _rows_of(plan)
     results = tmp_path / "results.jsonl"
     results.write_text(
-        '{"plan": "p", "seq": 2, "outcome": "Succeeded"}\n[1]\n"x"\n{"plan": "p", "seq": "3"}\n'
-        '{"plan": "p", "seq": 4, "outc{"plan": "p", "seq": 5, "outcome": "Succeeded"}\n'  # cut by a kill
+        row(2) + '[1]\n"x"\n' + row(3, plan="another plan") + row(5, "Interrupted")
+        + row(4)[:30] + row(6)  # cut by a kill
+    )  # fmt: skip
+    assert done_steps(results, plan) == {2}
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"outcome": "Succeded"}, "outcome = 'Succeded': expected one of Succeeded, PreFlightError, "),
+        ({"seq": 99}, "seq = 99: the plan has no such step"),
+        ({"seq": "1"}, "seq = '1': the plan has no such step"),
+        ({"seq": True}, "seq = True: the plan has no such step"),
+        ({"instance": "vm-x"}, "instance = 'vm-x': step 1 moves '886e9cef-"),
+        ({"instance": None}, "instance = None: step 1 moves "),
+    ],
+)
+def test_a_row_of_the_plan_not_as_kronos_writes_it_is_refused(
+    tmp_path: Path, change: dict[str, Any], said: str
+) -> None:
+    """A mistyped outcome made execute skip the step as done (exit 0, "1 already done"), as did a
+    row with no instance or another VM's; a seq the plan does not have counted as a step done."""
+    from kronos.adapters.journal import done_steps
+    from kronos.errors import DataError
+
+    plan = kronos.load_plan(EXAMPLE_PLAN)
+    row = _rows_of(plan)
+    results = tmp_path / "results.jsonl"
+    results.write_text(row(2) + row(**{"seq": 1, **change}))
+    with pytest.raises(DataError) as err:
+        done_steps(results, plan)
+    assert f"--results '{results}':2: {said}" in str(err.value)
+    assert "is trusted only as kronos wrote it: correct or remove the line" in str(err.value)
+
+
+def test_execute_refuses_a_mistyped_outcome_before_asking_nova(
+    conf: Path, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    plan = tmp_path / "plan.json"
+    assert kronos_cli("plan", EXAMPLE, "-o", str(plan)).returncode == 0
+    results = tmp_path / "results.jsonl"
+    results.write_text(_rows_of(kronos.load_plan(str(plan)))(1, "Succeded"))
+    said = usage_error(
+        "execute", str(plan), "--config", str(conf), "--results", str(results), "--dry-run", code=65
     )
-    assert done_steps(results, "p") == {2}
+    assert f"--results '{results}':1: outcome = 'Succeded': expected one of " in said and proxy.log == []
 
 
 @pytest.mark.parametrize(
@@ -317,12 +376,13 @@ def test_a_file_that_is_no_results_log_is_refused_before_a_run_appends_to_it(
     from kronos.adapters.journal import done_steps
     from kronos.errors import DataError
 
+    plan = kronos.load_plan(EXAMPLE_PLAN)
     results = tmp_path / "p.json"
     results.write_text(text)
     with pytest.raises(DataError, match=f"--results '{results}'{said}"):
-        done_steps(results, "p")
+        done_steps(results, plan)
     results.write_text('{"plan": "p", "se')  # a first line cut by a kill is a log still
-    assert done_steps(results, "p") == set()
+    assert done_steps(results, plan) == set()
 
 
 def test_a_results_log_line_too_long_for_a_row_is_refused_unread(tmp_path: Path) -> None:
@@ -331,21 +391,20 @@ def test_a_results_log_line_too_long_for_a_row_is_refused_unread(tmp_path: Path)
     from kronos.adapters.journal import MAX_ROW_BYTES, done_steps
     from kronos.errors import DataError
 
+    plan = kronos.load_plan(EXAMPLE_PLAN)
+    row = _rows_of(plan)
     results = tmp_path / "results.jsonl"
-    row = '{"plan": "p", "seq": 1, "outcome": "Succeeded"}\n'
-    results.write_text(
-        row + '{"plan": "p", "seq": 2, "outcome": "Succeeded", "x": "' + "x" * MAX_ROW_BYTES + '"}\n'
-    )
+    results.write_text(row(1) + row(2, x="x" * MAX_ROW_BYTES))
     with pytest.raises(
         DataError, match=f"--results '{results}':2: a line of more than {MAX_ROW_BYTES} bytes"
     ):
-        done_steps(results, "p")
-    results.write_text(row * 3 + row.replace("1", "2"))
-    assert done_steps(results, "p") == {1, 2}
+        done_steps(results, plan)
+    results.write_text(row(1) * 3 + row(2))
+    assert done_steps(results, plan) == {1, 2}
     # a line of exactly the cap, with its end, is a line (readline's cap + 1 took its newline)
-    head = '{"plan": "p", "seq": 3, "outcome": "Succeeded", "x": "'
-    results.write_text(row + head + "x" * (MAX_ROW_BYTES - len(head) - 2) + '"}\n' + row.replace("1", "4"))
-    assert done_steps(results, "p") == {1, 3, 4}
+    three = row(3, x="")
+    results.write_text(row(1) + row(3, x="x" * (MAX_ROW_BYTES - len(three))) + row(4))
+    assert done_steps(results, plan) == {1, 3, 4}
 
 
 def test_a_results_log_that_is_a_device_is_not_read() -> None:
@@ -353,8 +412,9 @@ def test_a_results_log_that_is_a_device_is_not_read() -> None:
     memory (here: a MemoryError under a 256 MiB limit). A device holds no earlier rows."""
     code = (
         "import resource; resource.setrlimit(resource.RLIMIT_AS, (256 << 20, 256 << 20))\n"
+        "import kronos\n"
         "from kronos.adapters.journal import done_steps\n"
-        "assert done_steps('/dev/zero', 'p') == set()"
+        f"assert done_steps('/dev/zero', kronos.load_plan({EXAMPLE_PLAN!r})) == set()"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
@@ -381,12 +441,14 @@ def test_a_log_cut_mid_line_gets_its_next_row_on_a_line_of_its_own(tmp_path: Pat
     line then hid that row (and, once refused as no log, every row)."""
     from kronos.adapters.journal import done_steps, open_append
 
+    plan = kronos.load_plan(EXAMPLE_PLAN)
+    row = _rows_of(plan)
     results = tmp_path / "results.jsonl"
-    results.write_text('{"plan": "p", "seq": 1, "outc')  # the first row, cut
+    results.write_text(row(1)[:30])  # the first row, cut
     with open_append(results, "--results") as fh:
-        fh.write('{"plan": "p", "seq": 2, "outcome": "Succeeded"}\n')
-    assert results.read_text().splitlines()[1] == '{"plan": "p", "seq": 2, "outcome": "Succeeded"}'
-    assert done_steps(results, "p") == {2}
+        fh.write(row(2))
+    assert results.read_text().splitlines()[1] == row(2).strip()
+    assert done_steps(results, plan) == {2}
 
 
 def test_a_log_file_that_fills_up_says_so_once_and_the_command_goes_on() -> None:

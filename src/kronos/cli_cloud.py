@@ -441,9 +441,9 @@ def execute(
     if federation:
         _no_single_cloud(os_cloud, os_region)
     networks = crosscloud.check_plan(plan, plan_file, config) if federation else {}
-    skip = done_steps(results_path, plan_id(plan))
+    skip = done_steps(results_path, plan)
     if federation:  # a step whose original could not be deleted is finished by a rerun
-        skip -= crosscloud.unfinished(results_path, plan_id(plan))
+        skip -= crosscloud.unfinished(results_path, plan)
     todo = [s for s in plan.steps if s.seq not in skip]
     if dry_run:
         for s in todo:

@@ -43,7 +43,7 @@ from attrs import frozen
 from kronos.adapters.config import CLOUD_PREFIX, Config, ExecutorConfig
 from kronos.adapters.crosscloud_nova import CloudCompute, Gone
 from kronos.adapters.executor import PreFlightError, StepResult, Waves, _Failure, _Tries
-from kronos.adapters.journal import result_rows
+from kronos.adapters.journal import plan_rows
 from kronos.adapters.nova_actions import Refused, Transient
 from kronos.core.model import Plan, Step
 from kronos.errors import ConfigError, DataError
@@ -562,16 +562,14 @@ def describe(step: Step) -> str:
     )
 
 
-def unfinished(results_path: str | Path | None, pid: str) -> set[int]:
+def unfinished(results_path: str | Path | None, plan: Plan) -> set[int]:
     """Steps of plan ``pid`` whose last outcome was no success but left a twin behind (the
     original could not be deleted) or the original stopped (a rollback that could not start it,
     a create whose fate was unreadable, a stop that timed out): a rerun takes them up again
     instead of skipping them as done, so no VM is left with no running copy."""
     last: dict[int, dict[str, Any]] = {}
-    for row in result_rows(results_path):
-        if row.get("plan") != pid or not isinstance(row.get("seq"), int):
-            continue
-        if row.get("outcome") != "Interrupted":  # as done_steps: an interruption is no outcome
+    for row in plan_rows(results_path, plan):
+        if row["outcome"] != "Interrupted":  # as done_steps: an interruption is no outcome
             last[row["seq"]] = row
     return {
         seq

@@ -52,6 +52,11 @@ ALLOWED = {
 }
 
 
+#: what a step came to (a results log's ``outcome``); Interrupted is no outcome: the next run
+#: reconciles that step from Nova
+OUTCOMES = ("Succeeded", "PreFlightError", "MigrationFailed", "MigrationTimeout", "Interrupted")
+
+
 @frozen
 class StepResult:
     seq: int
@@ -60,7 +65,7 @@ class StepResult:
     action: str
     source: str
     destination: str
-    outcome: str  # Succeeded | PreFlightError | MigrationFailed | MigrationTimeout | Interrupted
+    outcome: str  # one of OUTCOMES
     attempts: int
     started_at: str
     finished_at: str

@@ -27,7 +27,7 @@ from typing import IO, Any, Protocol
 import attrs
 
 import kronos
-from kronos.adapters.executor import StepResult
+from kronos.adapters.executor import OUTCOMES, StepResult, plan_id
 from kronos.core.model import Plan, State, Step
 from kronos.errors import DataError, KronosIOError, TemporaryFailure
 from kronos.redact import redact
@@ -258,8 +258,8 @@ _NO_LOG = (
 )
 
 
-def result_rows(results_path: str | Path | None) -> list[dict[str, Any]]:
-    """The JSON-object rows of a results log (none if there is no file yet).
+def _numbered_rows(results_path: str | Path | None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The JSON-object rows of a results log, with their line numbers (none if there is no file yet).
 
     A line that does not parse was cut by SIGKILL or a full disk: skipped, that step is
     reconciled from Nova instead. But a file whose first line does not start as a row does
@@ -272,14 +272,13 @@ def result_rows(results_path: str | Path | None) -> list[dict[str, Any]]:
     on a terminal that would wait for input, and ``/dev/zero`` never ends.
     """
     if not results_path:
-        return []
-    path, label = Path(results_path), f"--results {str(results_path)!r}"
+        return
+    path, label = Path(results_path), _label(results_path)
     try:  # is_file re-raises EACCES: a folder on the way that may not be searched
         if not (path.is_file() or path.is_dir()):  # a directory: refused (74) as read
-            return []
+            return
     except OSError as exc:
         raise KronosIOError(f"{label}: cannot read it: {_why(exc, path)}") from None
-    rows = []
     for n, line in _lines(path, label):
         try:
             row = json.loads(line)
@@ -290,7 +289,38 @@ def result_rows(results_path: str | Path | None) -> list[dict[str, Any]]:
             what = f"a {row['format']} document" if document else "not a JSON object"
             raise DataError(f"{label}:{n}: {what}; {_NO_LOG}")
         if isinstance(row, dict):
+            yield n, row
+
+
+def _label(results_path: str | Path) -> str:
+    return f"--results {str(results_path)!r}"
+
+
+def plan_rows(results_path: str | Path | None, plan: Plan) -> list[dict[str, Any]]:
+    """The rows of ``plan`` (those naming its id), each one as kronos writes it for that plan:
+    a step of it, its VM, a known outcome. One that is not was edited or written by something
+    else, and trusting it could skip a step never made (``"outcome": "Succeded"``): refused (65)
+    with its line, field and value. Rows of other plans are history, not read."""
+    pid, steps = plan_id(plan), {s.seq: s for s in plan.steps}
+    rows = []
+    for n, row in _numbered_rows(results_path):
+        if row.get("plan") != pid:
+            continue
+        seq, outcome, instance = row.get("seq"), row.get("outcome"), row.get("instance")
+        step = steps.get(seq) if type(seq) is int else None
+        if step is None:
+            problem = f"seq = {seq!r}: the plan has no such step"
+        elif outcome not in OUTCOMES:
+            problem = f"outcome = {outcome!r}: expected one of {', '.join(OUTCOMES)}"
+        elif instance != step.instance:
+            problem = f"instance = {instance!r}: step {seq} moves {step.instance!r}"
+        else:
             rows.append(row)
+            continue
+        raise DataError(
+            f"{_label(results_path or '')}:{n}: {problem}; a row of plan {pid!r} is trusted only "
+            "as kronos wrote it: correct or remove the line"
+        )
     return rows
 
 
@@ -307,11 +337,6 @@ def _lines(path: Path, label: str) -> Iterator[tuple[int, str]]:
         raise KronosIOError(f"{label}: cannot read it: {_why(exc, path)}") from None
 
 
-def done_steps(results_path: str | Path | None, pid: str) -> set[int]:
-    """Steps of plan ``pid`` an earlier run finished (any outcome but Interrupted); a row
-    without an integer ``seq`` is not one kronos wrote: reconciled from Nova, never trusted."""
-    return {
-        row["seq"]
-        for row in result_rows(results_path)
-        if isinstance(row.get("seq"), int) and row.get("plan") == pid and row.get("outcome") != "Interrupted"
-    }
+def done_steps(results_path: str | Path | None, plan: Plan) -> set[int]:
+    """Steps of ``plan`` an earlier run finished (any outcome but Interrupted)."""
+    return {row["seq"] for row in plan_rows(results_path, plan) if row["outcome"] != "Interrupted"}
