@@ -170,6 +170,43 @@ def test_changes_by_hand_go_to_the_audit_log(tmp_path: Path) -> None:
     assert lines[1]["who"]["pid"] != lines[0]["who"]["pid"]  # each line says which process acted
 
 
+def test_an_audit_file_that_is_no_audit_log_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """``--audit-file plan.json`` appended an event to the plan (exit 0), and the plan could not
+    be read again; a log whose first event was cut by a kill is a log still."""
+    state = tmp_path / "state.json"
+    hold = (
+        "state",
+        "record-result",
+        "--state",
+        str(state),
+        "--instance",
+        "vm-1",
+        "--outcome",
+        "MigrationFailed",
+    )
+    assert kronos_cli(*hold).returncode == 0
+    held = state.read_text()
+    plan = tmp_path / "plan.json"
+    assert kronos_cli("plan", str(ROOT / "examples" / "snapshot.json"), "-o", str(plan)).returncode == 0
+    compact = tmp_path / "compact.json"
+    compact.write_text(json.dumps(json.loads(plan.read_text())) + "\n")
+    for victim, what in ((plan, "no event"), (compact, "a kronos.plan/1 document")):
+        before = victim.read_text()
+        out = kronos_cli("state", "release", "--state", str(state), "vm-1", "--audit-file", str(victim))
+        assert out.returncode == 65, out.stderr
+        assert (
+            f"--audit-file {str(victim)!r}: line 1 is {what}: an audit log has one JSON event" in out.stderr
+        )
+        assert victim.read_text() == before and state.read_text() == held
+    cut = tmp_path / "audit.jsonl"
+    cut.write_text('{"event": "released", "ts": "2026-')
+    assert (
+        kronos_cli("state", "release", "--state", str(state), "vm-1", "--audit-file", str(cut)).returncode
+        == 0
+    )
+    assert json.loads(cut.read_text().splitlines()[1])["event"] == "released"
+
+
 def test_an_audit_file_that_cannot_be_written_leaves_the_state_as_it_was(tmp_path: Path) -> None:
     """The state used to change first: the release was done, unlogged, and a retry said the VM
     was not held (64)."""

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from kronos.adapters.executor import iso
-from kronos.adapters.journal import append_line, close_appended, open_append
+from kronos.adapters.journal import MAX_ROW_BYTES, append_line, close_appended, open_append
+from kronos.errors import DataError
 from kronos.redact import redact_data
 
 
@@ -44,6 +45,31 @@ def _plain(x: Any) -> str:
     return iso(x) if isinstance(x, datetime) else str(x)
 
 
+def _must_be_an_audit_log(path: Path, label: str) -> None:
+    """A file that is there must already be an audit log: one whose first line is an event, or
+    a line cut as it was written. ``--audit-file plan.json`` appended a line to the plan, and
+    no command could read it again (65, before anything is written)."""
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return  # a new log, or a device (/dev/stdout): nothing to check
+        with path.open("rb") as fh:
+            first = fh.readline(MAX_ROW_BYTES + 1).rstrip(b"\r\n")
+    except OSError:
+        return  # open_append says why it cannot be written
+    try:
+        event = json.loads(first)
+    except ValueError:  # (UnicodeDecodeError too) the first event, cut by a kill, is still a log
+        event = {"event": "cut"} if first.startswith(b'{"') and len(first) <= MAX_ROW_BYTES else None
+    document = isinstance(event, dict) and "format" in event
+    if not document and isinstance(event, dict) and "event" in event:
+        return
+    what = f"a {event['format']} document" if document else "no event"
+    raise DataError(
+        f"{label} {str(path)!r}: line 1 is {what}: an audit log has one JSON event per line, "
+        "as kronos appends them (name a new file to start one)"
+    )
+
+
 class Audit:
     """Append-only, fsynced JSON lines: ``{"ts", "event", "who", ...}``."""
 
@@ -59,6 +85,7 @@ class Audit:
         self.who = who(member)
         self._lock = threading.Lock()
         self._label = label
+        _must_be_an_audit_log(Path(path), label)
         self._out: IO[str] | None = open_append(path, label)
 
     def __call__(self, event: str, **fields: Any) -> None:
