@@ -207,6 +207,24 @@ def test_output_to_dev_stdout_goes_down_the_pipe(tmp_path: Path) -> None:
     assert kronos.load_snapshot(io.StringIO(proc.stdout)).hosts
 
 
+def test_a_document_to_dev_stdout_is_all_stdout_holds(tmp_path: Path) -> None:
+    """``plan -o /dev/stdout`` printed the plan's JSON and then its table: neither could be read.
+    It is ``-o -`` now, for every command that shows a listing after writing its document; the
+    table still shows when the document goes to stderr."""
+    example = str(ROOT / "examples" / "snapshot.json")
+    plan = kronos_cli("plan", example, "-o", "/dev/stdout", process=True)
+    assert plan.returncode == 0 and kronos.load_plan(io.StringIO(plan.stdout)).steps, plan.stderr
+    saved = tmp_path / "plan.json"
+    saved.write_text(plan.stdout)
+    vm = kronos.load_plan(saved).steps[0].instance
+    why = kronos_cli("explain", example, str(saved), "--vm", vm, "-o", "/dev/stdout", process=True)
+    assert why.returncode == 0 and json.loads(why.stdout), why.stderr
+    aside = kronos_cli("plan", example, "-o", "/dev/stderr", process=True)
+    assert aside.stdout.startswith("plan sha256:") and kronos.load_plan(io.StringIO(aside.stderr)).steps
+    rows = kronos_cli("plan", example, "-o", "/dev/stdout", "-c", "seq", process=True)
+    assert rows.returncode == 64 and "-o /dev/stdout writes the whole document to stdout" in rows.stderr
+
+
 def test_a_yaml_suffix_in_capitals_writes_yaml(tmp_path: Path) -> None:
     upper = tmp_path / "plan.YAML"
     assert kronos_cli("plan", str(ROOT / "examples" / "snapshot.json"), "-o", str(upper)).returncode == 0

@@ -951,11 +951,12 @@ def _no_state_yet(path: str, named: str = "--state") -> None:
 def _emit(result: Any, output: str | None, shape: listing.Shape) -> None:
     """The document to ``output``; on the terminal the human view or the rows asked for."""
     import kronos
+    from kronos.files import is_stdout
     from kronos.render import plan_rows, plan_table
 
     if output is not None:
         kronos.dump(result, output)
-        if output == "-":
+        if is_stdout(output):
             return
     if shape.asked:
         echo(listing.render(plan_rows(result), shape), nl=False)
@@ -1209,10 +1210,10 @@ def explain(
     except DataError as exc:  # a step that does not fit the snapshot
         raise DataError(f"{plan_file} on {snapshot}: {exc}") from None
     if output is not None:
-        from kronos.files import render, yaml_named
+        from kronos.files import is_stdout, render, yaml_named
 
         _write(output, render(answers, yaml=yaml_named(output)))
-        if output == "-":
+        if is_stdout(output):
             return
     if shape.asked:
         echo(listing.render(explain_rows(answers, as_flags), shape), nl=False)
@@ -1320,8 +1321,10 @@ def scores(
         limits=config.prometheus,
     )
     if output is not None:
+        from kronos.files import is_stdout
+
         _write(output, _scores_json(reports, format_time(at)) + "\n")
-        if output == "-":
+        if is_stdout(output):
             return
     if shape.asked:  # redacted as the report is: a failed query's words may carry the URL
         echo(redact(listing.render(scores_rows(reports, down), shape)), nl=False)

@@ -326,6 +326,20 @@ def render(obj: Any, yaml: bool = False) -> str:
 _FD_PATH = re.compile(r"/dev/(?:stdout|stderr|fd/\d+)|/proc/(?:self|\d+)/fd/\d+")
 
 
+def is_stdout(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is ``-`` or names this process's standard output (``/dev/stdout``,
+    ``/dev/fd/1``): a command writing its document there prints nothing else on it (the table
+    after a plan's JSON made the output neither)."""
+    if str(path) == "-":
+        return True
+    if not _FD_PATH.fullmatch(str(Path(path).absolute())):
+        return False
+    try:
+        return os.path.samestat(Path(path).stat(), os.fstat(1))
+    except OSError:
+        return False
+
+
 def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
     """Write ``data`` (text as UTF-8) to ``path`` so that readers see the old file or the new,
     never half.

@@ -85,9 +85,11 @@ def shape_of(kw: dict[str, Any]) -> Shape:
 def check_output(shape: Shape, output: str | None) -> None:
     """``-o -`` puts the whole document on stdout, where the rows asked for would go: they were
     dropped in silence (``plan s.json -o - -c seq`` printed the plan)."""
-    if output == "-" and shape.asked:
+    from kronos.files import is_stdout
+
+    if output is not None and shape.asked and is_stdout(output):
         raise UsageError(
-            "-o - writes the whole document to stdout; -f, -c and --sort-column shape the listing "
+            f"-o {output} writes the whole document to stdout; -f, -c and --sort-column shape the listing "
             "shown without it: give one or the other (or -o FILE and the listing)"
         )
 
