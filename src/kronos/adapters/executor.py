@@ -38,6 +38,7 @@ from attrs import Factory, define, frozen
 from kronos.adapters.clock import refuse_ahead
 from kronos.adapters.config import ExecutorConfig
 from kronos.adapters.nova_actions import Compute, Refused, Transient
+from kronos.core.model import OUTCOMES as STATE_OUTCOMES
 from kronos.core.model import Plan, Step
 from kronos.errors import DataError, TemporaryFailure
 
@@ -52,9 +53,9 @@ ALLOWED = {
 }
 
 
-#: what a step came to (a results log's ``outcome``); Interrupted is no outcome: the next run
-#: reconciles that step from Nova
-OUTCOMES = ("Succeeded", "PreFlightError", "MigrationFailed", "MigrationTimeout", "Interrupted")
+#: what a step came to in a results log: the state's outcomes, and Interrupted, which is none
+#: (the next run reconciles that step from Nova)
+OUTCOMES = (*STATE_OUTCOMES, "Interrupted")
 
 
 @frozen

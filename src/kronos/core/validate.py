@@ -173,6 +173,20 @@ def _blank(s: Any) -> bool:
     return not isinstance(s, str) or not s or s.isspace()
 
 
+#: C0 (tab and line break among them), DEL and C1: Nova's names never hold one (its API takes
+#: no character of Unicode's "C" categories), and a name with a line break forged a line of its
+#: own in every table and listing
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROL_SAID = "must not hold a control character (a tab, a line break): Nova's names never do"
+
+
+def _name_problem(s: Any, blank: str = "must not be blank") -> str | None:
+    """What is wrong with a name or an id (``blank``: what a blank one is told), or None."""
+    if _blank(s):
+        return blank
+    return _CONTROL_SAID if _CONTROL.search(s) else None
+
+
 def _duplicates(names: Iterable[str]) -> set[str]:
     return {n for n, c in Counter(names).items() if c > 1}
 
@@ -313,8 +327,8 @@ def _hosts(s: Snapshot) -> list[Issue]:
     names = [p.name for p in s.enabled_policies]
     for i, h in enumerate(s.hosts):
         at = f"hosts[{i}]"
-        if _blank(h.name):
-            out.append(Issue(f"{at}.name", "must not be blank", h.name))
+        if problem := _name_problem(h.name):
+            out.append(Issue(f"{at}.name", problem, h.name))
         elif h.name in dup:
             out.append(Issue(f"{at}.name", "duplicate host name", h.name))
         for r in RESOURCES:
@@ -418,8 +432,8 @@ def _aggregates(s: Snapshot) -> list[Issue]:
     az_of: dict[str, tuple[str, str]] = {}
     for i, a in enumerate(s.aggregates):
         at = f"aggregates[{i}]"
-        if _blank(a.name):
-            out.append(Issue(f"{at}.name", "must not be blank", a.name))
+        if problem := _name_problem(a.name):
+            out.append(Issue(f"{at}.name", problem, a.name))
         elif a.name in dup:
             out.append(Issue(f"{at}.name", "duplicate aggregate name", a.name))
         if a.name == UNASSIGNED:
@@ -476,8 +490,9 @@ def _plain(
         return bool(
             v.id
             and not v.id.isspace()
+            and not _CONTROL.search(v.id)
             and v.id not in dup
-            and (v.name is None or (v.name and not v.name.isspace()))
+            and (v.name is None or (v.name and not v.name.isspace() and not _CONTROL.search(v.name)))
             and v.host in known
             and v.status in _STATUSES
             and v.task_state is None
@@ -520,12 +535,12 @@ def _suspects(
     V = len(vms)
     odd = np.zeros(V, dtype=np.bool_)
     if not _all_text(ids):
-        odd[[i for i, x in enumerate(ids) if _blank(x)]] = True
+        odd[[i for i, x in enumerate(ids) if _name_problem(x)]] = True
     if dup:
         odd[[i for i, x in enumerate(ids) if x in dup]] = True
     names = cols.names
     if not _all_text(names, optional=True):
-        odd[[i for i, x in enumerate(names) if x is not None and _blank(x)]] = True
+        odd[[i for i, x in enumerate(names) if x is not None and _name_problem(x)]] = True
     if sizes is None:  # (capacity found every VM's host)
         hosts = cols.hosts
         if not known.issuperset(hosts):
@@ -559,13 +574,18 @@ def _suspects(
 
 
 def _all_text(values: list[Any], optional: bool = False) -> bool:
-    """Every value a string, neither empty nor blank (``optional``: or None), in C loops."""
+    """Every value a string, neither empty nor blank nor holding a control character
+    (``optional``: or None), in C loops."""
     try:
         if optional and not all(values):
             given = list(filter(None, values))  # without None and ""
             nones = sum(map(_IS_NONE, values))
-            return len(given) + nones == len(values) and not any(map(str.isspace, given))
-        return all(values) and not any(map(str.isspace, values))
+            return (
+                len(given) + nones == len(values)
+                and not any(map(str.isspace, given))
+                and not _CONTROL.search(" ".join(given))
+            )
+        return all(values) and not any(map(str.isspace, values)) and not _CONTROL.search(" ".join(values))
     except TypeError:  # not a string
         return False
 
@@ -675,12 +695,12 @@ def _vm_issues(
     unit: Any,
 ) -> list[Issue]:
     out: list[Issue] = []
-    if _blank(v.id):
-        out.append(Issue(f"{at}.id", "must not be blank", v.id))
+    if problem := _name_problem(v.id):
+        out.append(Issue(f"{at}.id", problem, v.id))
     elif v.id in dup:
         out.append(Issue(f"{at}.id", "duplicate VM id", v.id))
-    if v.name is not None and _blank(v.name):
-        out.append(Issue(f"{at}.name", "must not be blank (leave it out instead)", v.name))
+    if v.name is not None and (problem := _name_problem(v.name, "must not be blank (leave it out instead)")):
+        out.append(Issue(f"{at}.name", problem, v.name))
     if v.host not in known:
         out.append(Issue(f"{at}.host", "unknown host", v.host))
     if v.status not in NOVA_STATUSES:
@@ -779,12 +799,14 @@ def _groups(s: Snapshot, known: Collection[Any] | None = None) -> list[Issue]:
     owner: dict[str, str] = {}
     for i, g in enumerate(s.server_groups):
         at = f"server_groups[{i}]"
-        if _blank(g.id):
-            out.append(Issue(f"{at}.id", "must not be blank", g.id))
+        if problem := _name_problem(g.id):
+            out.append(Issue(f"{at}.id", problem, g.id))
         elif g.id in dup:
             out.append(Issue(f"{at}.id", "duplicate server group id", g.id))
-        if g.name is not None and _blank(g.name):
-            out.append(Issue(f"{at}.name", "must not be blank (leave it out instead)", g.name))
+        if g.name is not None and (
+            problem := _name_problem(g.name, "must not be blank (leave it out instead)")
+        ):
+            out.append(Issue(f"{at}.name", problem, g.name))
         if g.policy not in GROUP_POLICIES:
             out.append(Issue(f"{at}.policy", f"must be one of {', '.join(GROUP_POLICIES)}", g.policy))
         for rule in g.rules:
@@ -856,8 +878,8 @@ def validate_plan(plan: Plan) -> list[Issue]:
         if s.action not in ACTIONS:
             out.append(Issue(f"{at}.action", f"must be one of {', '.join(ACTIONS)}", s.action))
         for name in ("instance", "source", "destination", "aggregate"):
-            if _blank(getattr(s, name)):
-                out.append(Issue(f"{at}.{name}", "must not be blank", getattr(s, name)))
+            if problem := _name_problem(getattr(s, name)):
+                out.append(Issue(f"{at}.{name}", problem, getattr(s, name)))
         if not _finite(s.combined_after):
             out.append(Issue(f"{at}.combined_after", "must be a finite number", s.combined_after))
         if s.repeat_reason is not None and _blank(s.repeat_reason):
@@ -1087,8 +1109,8 @@ def validate_state(state: State) -> list[Issue]:
             if _blank(key):
                 out.append(Issue(key_path(name, key), "keys must not be blank"))
     for i, r in enumerate(state.results):
-        if _blank(r.instance):
-            out.append(Issue(f"results[{i}].instance", "must not be blank", r.instance))
+        if problem := _name_problem(r.instance):
+            out.append(Issue(f"results[{i}].instance", problem, r.instance))
         if r.outcome not in OUTCOMES:
             out.append(Issue(f"results[{i}].outcome", f"must be one of {', '.join(OUTCOMES)}", r.outcome))
     return out
