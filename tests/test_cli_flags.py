@@ -345,6 +345,29 @@ def test_a_row_of_the_plan_not_as_kronos_writes_it_is_refused(
     assert "is trusted only as kronos wrote it: correct or remove the line" in str(err.value)
 
 
+def test_a_dry_run_refuses_the_state_and_results_files_the_run_would(
+    conf: Path, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """--dry-run listed the steps, exit 0, for a --state that was a snapshot (the run: 65), a
+    folder, or a file in a folder not there (the run: 74)."""
+    plan = tmp_path / "plan.json"
+    assert kronos_cli("plan", EXAMPLE, "-o", str(plan)).returncode == 0
+    gone = tmp_path / "gone"
+    for flag, path, code, said in (
+        ("--state", EXAMPLE, 65, "expected kronos.state/1"),
+        ("--state", str(tmp_path), 74, "is a directory, expected a file"),
+        ("--state", str(gone / "s.json"), 74, f"directory '{gone}' does not exist"),
+        ("--results", str(gone / "r.jsonl"), 74, f"directory '{gone}' does not exist"),
+    ):
+        out = kronos_cli("execute", str(plan), "--config", str(conf), flag, path, "--dry-run")
+        assert out.returncode == code and said in out.stderr and "would live-migrate" not in out.stdout, (
+            flag, path, out.returncode, out.stderr)  # fmt: skip
+    fine = kronos_cli(
+        "execute", str(plan), "--config", str(conf), "--state", str(tmp_path / "s.json"), "--dry-run"
+    )
+    assert "would live-migrate" in fine.stdout and not (tmp_path / "s.json").exists() and proxy.log == []
+
+
 def test_execute_refuses_a_mistyped_outcome_before_asking_nova(
     conf: Path, proxy: FaultProxy, tmp_path: Path
 ) -> None:

@@ -421,7 +421,7 @@ def execute(
     from kronos.adapters import crosscloud
     from kronos.adapters.audit import Audit
     from kronos.adapters.executor import Executor, Waves, check_plan_age, plan_id
-    from kronos.adapters.journal import Journal, done_steps, state_options
+    from kronos.adapters.journal import Journal, check_journal, done_steps, state_options
     from kronos.adapters.nova import connect
     from kronos.adapters.nova_actions import Compute
     from kronos.progress import Progress
@@ -446,6 +446,7 @@ def execute(
         skip -= crosscloud.unfinished(results_path, plan)
     todo = [s for s in plan.steps if s.seq not in skip]
     if dry_run:
+        check_journal(results_path, state_path)  # as the run would find them
         for s in todo:
             echo(
                 crosscloud.describe(s)

@@ -183,6 +183,28 @@ class Journal:
             self._out = None
 
 
+def check_journal(
+    results_path: str | Path | None,
+    state_path: str | Path | None,
+    labels: tuple[str, str] = ("--results", "--state"),
+) -> None:
+    """What :class:`Journal` finds wrong with its files, found without writing either: a dry
+    run fails as the run would (``--state snapshot.json``: 65; a folder, a missing folder, a
+    file it may not write: 74), not exit 0 and then the run fail."""
+    if state_path:
+        check_writable(Path(state_path), labels[1])
+        FileState(state_path).load()
+        _check_may_write(Path(state_path), labels[1])
+    if results_path:
+        check_writable(Path(results_path), labels[0])
+        _check_may_write(Path(results_path), labels[0])
+
+
+def _check_may_write(path: Path, label: str) -> None:
+    if not os.access(path if path.exists() else path.parent, os.W_OK):
+        raise KronosIOError(f"{label} {str(path)!r}: cannot write it: Permission denied")
+
+
 def state_options(config: Any) -> dict[str, Any]:
     """The [engine] options the state needs to turn an outcome into a cooldown or a quarantine."""
     opts = config.engine.options
