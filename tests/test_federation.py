@@ -8,6 +8,7 @@ wait on) and recomputes the clouds' loads from the snapshots.
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta
 
@@ -140,6 +141,35 @@ def _dumped(plan: kronos.Plan):  # type: ignore[no-untyped-def]
     buf = io.StringIO()
     kronos.dump(plan, buf)
     return io.StringIO(buf.getvalue())
+
+
+@pytest.mark.parametrize(
+    ("step", "field", "said"),
+    [
+        (
+            0,
+            {"destination_cloud": "zeta"},
+            "steps[0].destination_cloud = 'zeta': not one of the plan's clouds ",
+        ),
+        (0, {"source_cloud": "a b"}, "steps[0].source_cloud = 'a b': a cloud's name is letters, digits and"),
+        (
+            1,
+            {"action": "live-migrate"},
+            "steps[1].source_cloud = 'alpha': only a cross-cloud-migrate step has",
+        ),
+    ],
+)
+def test_a_federation_plan_names_only_its_own_clouds(step: int, field: dict[str, str], said: str) -> None:
+    """A step sent to a cloud the plan never named ('zeta', with a [nova:zeta] there) was carried
+    out; 'a b' passed as a cloud's name and then failed as kronos.conf's fault (78); a live
+    migration with a source_cloud was taken as within a cloud."""
+    snaps, text = generate_clouds(3, hosts=16, vms=400, groups=12, seed=1)
+    doc = json.loads(_dumped(federate(snaps, parse_federation(text, "federation.yaml"))).getvalue())
+    assert len(doc["steps"]) > 1
+    doc["steps"][step].update(field)
+    with pytest.raises(DataError) as err:
+        kronos.load_plan(io.StringIO(json.dumps(doc)))
+    assert said in str(err.value)
 
 
 @pytest.mark.parametrize(

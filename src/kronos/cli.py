@@ -11,7 +11,6 @@ import contextlib
 import functools
 import math
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -519,6 +518,7 @@ def federate(
     """
     import kronos
     from kronos.adapters.federation_file import load_federation
+    from kronos.core.validate import CLOUD_NAME
     from kronos.errors import DataError, ValidationError
 
     shape = listing.shape_of(shown)
@@ -545,7 +545,7 @@ def federate(
         for p, s in zip(snapshots, loaded, strict=True)
     ]
     for path, name in zip(snapshots, names, strict=True):
-        if not _CLOUD_NAME.fullmatch(name):
+        if not CLOUD_NAME.fullmatch(name):
             raise DataError(
                 f"{path}: cloud = {name!r}: a cloud's name is letters, digits and . _ - "
                 "(it names [nova:<cloud>] and the --then-spread files)"
@@ -917,9 +917,6 @@ def drain(**kw: Any) -> None:
 #: snapshots of a federation taken further apart than this (seconds; [executor] max_plan_age's
 #: default) get a warning
 FEDERATE_SNAPSHOTS_APART = 900.0
-
-#: a cloud's name as federate uses it: in [nova:<cloud>] and as a file name under --then-spread
-_CLOUD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def _load_state(path: str | None, read_only: bool = False) -> Any:

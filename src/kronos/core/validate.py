@@ -858,6 +858,23 @@ def _capacity_warnings(s: Snapshot, sizes: Sizes | None) -> list[Issue]:
 # --------------------------------------------------------------------- plan
 
 
+#: a cloud's name: in ``[nova:<cloud>]``, and a file name under ``federate --then-spread``
+CLOUD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _cloud_issues(at: str, name: Any, clouds: Any) -> list[Issue]:
+    """A step's cloud: a cloud's name, and one of the plan's ``options.clouds`` when it lists them."""
+    if _blank(name):
+        return []  # (said above)
+    if not CLOUD_NAME.fullmatch(name):
+        return [Issue(at, "a cloud's name is letters, digits and . _ -", name)]
+    if isinstance(clouds, list) and name not in clouds:
+        return [
+            Issue(at, f"not one of the plan's clouds (options.clouds: {', '.join(map(str, clouds))})", name)
+        ]
+    return []
+
+
 def validate_plan(plan: Plan) -> list[Issue]:
     """What a consumer of a plan relies on: known actions, one step per ``seq``, finite figures."""
     out = check_format(plan.format, "kronos.plan")
@@ -865,6 +882,7 @@ def validate_plan(plan: Plan) -> list[Issue]:
     if not (isinstance(digest, str) and digest.startswith("sha256:") and len(digest) > len("sha256:")):
         out.append(Issue("snapshot_digest", "expected sha256:<hex digest of the snapshot>", digest))
     dup = _duplicates(str(s.seq) for s in plan.steps)
+    clouds = plan.options.get("clouds")
     for i, s in enumerate(plan.steps):
         at = f"steps[{i}]"
         if not (isinstance(s.seq, int) and s.seq >= 1):
@@ -888,9 +906,16 @@ def validate_plan(plan: Plan) -> list[Issue]:
             for name in ("source_cloud", "destination_cloud", "precondition"):
                 if _blank(getattr(s, name)):
                     out.append(Issue(f"{at}.{name}", "a cross-cloud step must name it", getattr(s, name)))
+            for name in ("source_cloud", "destination_cloud"):
+                out += _cloud_issues(f"{at}.{name}", getattr(s, name), clouds)
             if s.source_cloud is not None and s.source_cloud == s.destination_cloud:
                 same = "must differ from source_cloud"
                 out.append(Issue(f"{at}.destination_cloud", same, s.destination_cloud))
+        else:
+            for name in ("source_cloud", "destination_cloud", "precondition"):
+                if getattr(s, name) is not None:
+                    said = f"only a cross-cloud-migrate step has it (this one is {s.action})"
+                    out.append(Issue(f"{at}.{name}", said, getattr(s, name)))
         if s.numa_cells is not None and not _distinct_ids(s.numa_cells):
             out.append(Issue(f"{at}.numa_cells", "cell ids must be distinct integers >= 0", s.numa_cells))
         if s.action != "cross-cloud-migrate" and not _blank(s.source) and s.source == s.destination:
