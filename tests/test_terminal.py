@@ -73,6 +73,29 @@ def test_no_command_writes_a_raw_control_character(evil_snapshot: Path, args: tu
         assert EVIL in set(_strings(json.loads(out.stdout)))
 
 
+def test_a_vm_name_with_a_line_break_or_a_tab_stays_on_its_line(tmp_path: Path) -> None:
+    """A VM's name is its owner's free text and stays in the data as it is; shown, a line break
+    in it forged a row of the plan's table and of `-f value`, and a tab split a row's columns."""
+    doc = json.loads(EXAMPLE.read_text())
+    (vm,) = [v for v in doc["vms"] if v["name"] == "vm-000234"]  # the first step of examples/plan.txt
+    vm["name"] = "web\nFAKE-LINE\tx"
+    path = tmp_path / "snapshot.json"
+    path.write_text(json.dumps(doc))
+    shown = "web\\u000aFAKE-LINE\\u0009x"
+    table = kronos_cli("plan", str(path))
+    assert (
+        table.returncode == 0
+        and shown in table.stdout
+        and not any(line.startswith("FAKE-LINE") for line in table.stdout.splitlines())
+    ), table.stdout
+    rows = kronos_cli("plan", str(path), "-f", "value", "-c", "seq", "-c", "name")
+    assert rows.stdout.splitlines()[0] == f"1 {shown}", rows.stdout
+    document = kronos_cli("plan", str(path), "-o", "-")
+    assert json.loads(document.stdout)["steps"][0]["name"] == "web\nFAKE-LINE\tx"
+    why = kronos_cli("explain", str(path), "--vm", vm["id"])
+    assert why.returncode == 0 and f"VM {shown} (" in why.stdout, why.stdout
+
+
 def _strings(doc: object) -> Iterator[str]:
     if isinstance(doc, str):
         yield doc

@@ -20,7 +20,7 @@ from kronos import listing
 from kronos.cli_paths import DOCUMENT, a_path, distinct_files
 from kronos.errors import ConfigError, DataError, KronosError, KronosIOError, UsageError
 from kronos.redact import redact
-from kronos.terminal import echo, stdout_refusals
+from kronos.terminal import echo, one_line, stdout_refusals
 
 
 def OS_CLOUD(f: Any) -> Any:  # noqa: N802 - a decorator named as the option it adds
@@ -448,10 +448,11 @@ def execute(
     if dry_run:
         check_journal(results_path, state_path)  # as the run would find them
         for s in todo:
+            who = one_line(s.name or s.instance)
             echo(
                 crosscloud.describe(s)
                 if federation
-                else f"would {s.action} {s.name or s.instance} {s.source} -> {s.destination} (wave {s.wave})"
+                else f"would {s.action} {who} {s.source} -> {s.destination} (wave {s.wave})"
             )
         echo(f"dry run: {len(todo)} step(s), {len(skip)} already done")
         check_plan_age(plan, datetime.now(UTC), config.executor.max_plan_age)  # as a run would

@@ -24,6 +24,7 @@ import click
 from attrs import frozen
 
 from kronos.errors import UsageError
+from kronos.terminal import one_line
 
 FORMATS = ("table", "json", "yaml", "value", "csv")
 #: a table never gets narrower than this, whatever the terminal says
@@ -156,7 +157,7 @@ def _text(x: Any) -> str:
         return ",".join(map(_text, x))
     if isinstance(x, float):
         return f"{x:.6g}"
-    return str(x)
+    return one_line(str(x))  # a cell is one line: a name's line break would forge a row
 
 
 def _csv(x: Any) -> Any:

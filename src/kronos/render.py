@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from kronos.core.model import Plan, Reason, State, Step
 from kronos.core.validate import NO_VALUE, Issue, show
 from kronos.listing import Listing
+from kronos.terminal import one_line
 
 if TYPE_CHECKING:
     from kronos.adapters.scores import AggregateReport, PolicyReport
@@ -63,7 +64,7 @@ def plan_table(plan: Plan, reasons: bool = True) -> str:
         )
     if plan.steps:
         lines.append("")
-        names = [s.name or s.instance[:13] for s in plan.steps]
+        names = [one_line(s.name) if s.name else s.instance[:13] for s in plan.steps]
         width = min(max(14, *map(len, names)), WIDEST)
         pw = max(9, *(len(s.phase) for s in plan.steps))  # federation's are longer than the others'
         aw = max(13, *(len(s.action) for s in plan.steps))
@@ -80,9 +81,9 @@ def plan_table(plan: Plan, reasons: bool = True) -> str:
             lines.append(f"{s.seq:>4} {s.wave:>4}  {s.phase:<{pw}} {s.action:<{aw}} {first:<{width}} {move}")
             lines += [f"{'':>{pw + aw + 13}}{part}" for part in rest]  # under the instance column
             if reasons:
-                lines.append(f"{'':>11}{s.reason}")
+                lines.append(f"{'':>11}{one_line(s.reason)}")  # (it may name the VM)
                 if s.repeat_reason:
-                    lines.append(f"{'':>11}moves again: {s.repeat_reason}")
+                    lines.append(f"{'':>11}moves again: {one_line(s.repeat_reason)}")
     lines.append("")
     if plan.summary.clouds is not None:
         lines += _clouds_table(plan)
@@ -293,7 +294,7 @@ def explain_vm_text(x: VMExplanation, most: int = 5) -> str:
     """A VM's explanation in a screenful: hosts ruled out by the same rule share a line."""
     from kronos.core.reasons import render
 
-    who = f"{x.name} ({x.instance})" if x.name and x.name != x.instance else x.instance
+    who = f"{one_line(x.name)} ({x.instance})" if x.name and x.name != x.instance else x.instance
     lines = [f"VM {who} on {x.host}, {x.phase}"]
     lines.append(
         "  may move"

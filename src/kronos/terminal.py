@@ -67,6 +67,16 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda m: _escape(m.group()), text)
 
 
+#: what :func:`printable` leaves for the lines of a message, and a name must not hold
+_BREAKS = re.compile("[\t\n]")
+
+
+def one_line(text: str) -> str:
+    """``text`` (a VM's name, its owner's free text) with its tabs and line breaks spelled as
+    :func:`printable` spells the rest: a name with a line break forged a row of a table."""
+    return _BREAKS.sub(lambda m: _escape(m.group()), text)
+
+
 def echo(message: Any = None, **kwargs: Any) -> None:
     """:func:`click.echo`, with text passed through :func:`printable` first."""
     import click  # the command line's: the library (`kronos.dump` to "-") uses printable alone

@@ -47,6 +47,7 @@ from kronos.adapters.journal import plan_rows
 from kronos.adapters.nova_actions import Refused, Transient
 from kronos.core.model import Plan, Step
 from kronos.errors import ConfigError, DataError
+from kronos.terminal import one_line
 
 log = logging.getLogger(__name__)
 
@@ -557,7 +558,7 @@ def connect_clouds(config: Config, plan: Plan) -> dict[str, CloudCompute]:
 def describe(step: Step) -> str:
     """A dry run's line."""
     return (
-        f"would {ACTION} {step.name or step.instance} {step.source_cloud}/{step.source} -> "
+        f"would {ACTION} {one_line(step.name or step.instance)} {step.source_cloud}/{step.source} -> "
         f"{step.destination_cloud}/{step.destination} (wave {step.wave}, {step.precondition})"
     )
 

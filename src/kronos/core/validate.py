@@ -173,17 +173,17 @@ def _blank(s: Any) -> bool:
     return not isinstance(s, str) or not s or s.isspace()
 
 
-#: C0 (tab and line break among them), DEL and C1: Nova's names never hold one (its API takes
-#: no character of Unicode's "C" categories), and a name with a line break forged a line of its
-#: own in every table and listing
+#: C0 (tab and line break among them), DEL and C1: no id or host name Nova gives holds one, and
+#: a host named with a line break forged a line of its own in every table and listing (a VM's
+#: name is its owner's free text: shown escaped, :func:`kronos.terminal.one_line`)
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-_CONTROL_SAID = "must not hold a control character (a tab, a line break): Nova's names never do"
+_CONTROL_SAID = "must not hold a control character (a tab, a line break): Nova's never do"
 
 
-def _name_problem(s: Any, blank: str = "must not be blank") -> str | None:
-    """What is wrong with a name or an id (``blank``: what a blank one is told), or None."""
+def _name_problem(s: Any) -> str | None:
+    """What is wrong with an id or a host's or an aggregate's name, or None."""
     if _blank(s):
-        return blank
+        return "must not be blank"
     return _CONTROL_SAID if _CONTROL.search(s) else None
 
 
@@ -492,7 +492,7 @@ def _plain(
             and not v.id.isspace()
             and not _CONTROL.search(v.id)
             and v.id not in dup
-            and (v.name is None or (v.name and not v.name.isspace() and not _CONTROL.search(v.name)))
+            and (v.name is None or (v.name and not v.name.isspace()))
             and v.host in known
             and v.status in _STATUSES
             and v.task_state is None
@@ -539,8 +539,8 @@ def _suspects(
     if dup:
         odd[[i for i, x in enumerate(ids) if x in dup]] = True
     names = cols.names
-    if not _all_text(names, optional=True):
-        odd[[i for i, x in enumerate(names) if x is not None and _name_problem(x)]] = True
+    if not _all_text(names, optional=True, free=True):
+        odd[[i for i, x in enumerate(names) if x is not None and _blank(x)]] = True
     if sizes is None:  # (capacity found every VM's host)
         hosts = cols.hosts
         if not known.issuperset(hosts):
@@ -573,19 +573,18 @@ def _suspects(
     return np.flatnonzero(odd).tolist()
 
 
-def _all_text(values: list[Any], optional: bool = False) -> bool:
-    """Every value a string, neither empty nor blank nor holding a control character
-    (``optional``: or None), in C loops."""
+def _all_text(values: list[Any], optional: bool = False, free: bool = False) -> bool:
+    """Every value a string, neither empty nor blank (``optional``: or None) nor, but for ``free``
+    text such as a VM's name, holding a control character; in C loops."""
     try:
         if optional and not all(values):
             given = list(filter(None, values))  # without None and ""
             nones = sum(map(_IS_NONE, values))
-            return (
-                len(given) + nones == len(values)
-                and not any(map(str.isspace, given))
-                and not _CONTROL.search(" ".join(given))
-            )
-        return all(values) and not any(map(str.isspace, values)) and not _CONTROL.search(" ".join(values))
+            plain = len(given) + nones == len(values) and not any(map(str.isspace, given))
+        else:
+            given = values
+            plain = all(values) and not any(map(str.isspace, values))
+        return bool(plain and (free or not _CONTROL.search(" ".join(given))))
     except TypeError:  # not a string
         return False
 
@@ -699,8 +698,8 @@ def _vm_issues(
         out.append(Issue(f"{at}.id", problem, v.id))
     elif v.id in dup:
         out.append(Issue(f"{at}.id", "duplicate VM id", v.id))
-    if v.name is not None and (problem := _name_problem(v.name, "must not be blank (leave it out instead)")):
-        out.append(Issue(f"{at}.name", problem, v.name))
+    if v.name is not None and _blank(v.name):
+        out.append(Issue(f"{at}.name", "must not be blank (leave it out instead)", v.name))
     if v.host not in known:
         out.append(Issue(f"{at}.host", "unknown host", v.host))
     if v.status not in NOVA_STATUSES:
@@ -803,10 +802,8 @@ def _groups(s: Snapshot, known: Collection[Any] | None = None) -> list[Issue]:
             out.append(Issue(f"{at}.id", problem, g.id))
         elif g.id in dup:
             out.append(Issue(f"{at}.id", "duplicate server group id", g.id))
-        if g.name is not None and (
-            problem := _name_problem(g.name, "must not be blank (leave it out instead)")
-        ):
-            out.append(Issue(f"{at}.name", problem, g.name))
+        if g.name is not None and _blank(g.name):
+            out.append(Issue(f"{at}.name", "must not be blank (leave it out instead)", g.name))
         if g.policy not in GROUP_POLICIES:
             out.append(Issue(f"{at}.policy", f"must be one of {', '.join(GROUP_POLICIES)}", g.policy))
         for rule in g.rules:

@@ -10,13 +10,16 @@ moves between hosts of different ``score_capacity`` and of the
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
 import numpy as np
 from attrs import frozen
 
+from kronos.core.arrays import World, imbalance
 from kronos.core.model import AggregateSummary, Plan, Snapshot, State
+from kronos.errors import DataError
 
 #: Up to this many hosts a chart draws one labelled pair of bars per host;
 #: beyond it, the sorted scores as two curves (a 1 000-label axis reads as noise).
@@ -105,7 +108,9 @@ def build_report(snapshot: Snapshot, plan: Plan, state: State | None = None) -> 
     check_digest(digest, plan)
     world = build_world(snapshot)
     before = world.score.copy()
+    measured_before = {name: imbalance(world, world.aggregates[name]) for name in _summarised(world, plan)}
     apply_steps(world, plan.steps)
+    _check_claims(world, plan, measured_before)
 
     figures = []
     for name, summary in plan.summary.aggregates.items():
@@ -143,6 +148,43 @@ def build_report(snapshot: Snapshot, plan: Plan, state: State | None = None) -> 
             for x in not_movable(snapshot, plan, state)
         ),
     )
+
+
+def _summarised(world: World, plan: Plan) -> list[str]:
+    """The aggregates the plan's summary speaks of, each one of the snapshot's."""
+    unknown = [name for name in plan.summary.aggregates if name not in world.aggregates]
+    if unknown:
+        raise DataError(f"summary.aggregates.{unknown[0]}: no such aggregate in the snapshot")
+    return list(plan.summary.aggregates)
+
+
+def _check_claims(world: World, plan: Plan, before: dict[str, tuple[np.ndarray, float]]) -> None:
+    """The summary's figures as the steps, replayed, give them (FORMATS §2; check.py's claims):
+    a page whose table said one imbalance and its charts another was drawn for a plan edited
+    by hand (``steps: []`` under the old figures)."""
+    moves = Counter(step.aggregate for step in plan.steps)
+    for name, summary in plan.summary.aggregates.items():
+        after = imbalance(world, world.aggregates[name])
+        at = f"summary.aggregates.{name}"
+        if summary.migrations != moves[name]:
+            raise DataError(
+                f"{at}.migrations = {summary.migrations}: the plan has {moves[name]} step(s) there"
+            )
+        for when, (stds, combined) in (("before", before[name]), ("after", after)):
+            claimed = getattr(summary, f"imbalance_{when}")
+            for policy, value in claimed.items():
+                if policy not in world.policy_names:
+                    raise DataError(f"{at}.imbalance_{when}.{policy}: no enabled policy of the snapshot")
+                _same(f"{at}.imbalance_{when}.{policy}", value, float(stds[world.policy_names.index(policy)]))
+            _same(f"{at}.combined_{when}", getattr(summary, f"combined_{when}"), combined)
+
+
+def _same(at: str, claimed: float, replayed: float) -> None:
+    if not math.isclose(claimed, replayed, rel_tol=1e-6, abs_tol=1e-9):
+        raise DataError(
+            f"{at} = {claimed:.6g}: the plan's steps, replayed on the snapshot, give {replayed:.6g} "
+            "(a plan edited by hand?)"
+        )
 
 
 def score_axis(chart: PolicyChart) -> tuple[float, float]:
