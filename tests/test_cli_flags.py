@@ -68,6 +68,14 @@ def usage_error(*args: str, code: int = 64) -> str:
         (["generate", "--fill", "nan"], "Invalid value for '--fill': 'nan' is not a finite number"),
         (["generate", "--unmovable", "nan"], "'--unmovable': 'nan' is not a finite number"),
         (["generate", "--policies", "cpu,mem,cpu"], "--policies 'cpu,mem,cpu': 'cpu' given twice"),
+        (
+            ["generate", "--vms", "2300000"],
+            "Invalid value for '--vms': 2300000 is not in the range 0<=x<=1000000",
+        ),
+        (
+            ["plan", EXAMPLE, "--budget", "9223372036854775808"],
+            "--budget 9223372036854775808: must be below 2**63",
+        ),
         (["plan", EXAMPLE, "-f", "csv", "--noindent"], "--noindent puts -f json on one line; this is -f csv"),
         (["show", EXAMPLE_PLAN, "-f", "json", "--no-reasons"], "--no-reasons shortens the table; with -f"),
         (["plan", EXAMPLE, "--aggregate", ""], "Invalid value for '--aggregate': must not be empty"),

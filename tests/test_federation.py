@@ -432,6 +432,11 @@ def test_federation_yaml_every_problem_with_its_line() -> None:
         "eligible: opt VMs in by tags, metadata or projects",
     ):
         assert expected in said, said
+    huge = "eligible: {projects: [p1]}\nbudget: {moves: 9223372036854775808}\ndata: stateless-image\n"
+    with pytest.raises(
+        ConfigError, match=r"budget.moves = 9223372036854775808: expected an integer >= 0 \(and below"
+    ):
+        parse_federation(huge, "f")  # the plan records it; FORMATS' integers fit 64 bits
     # percentages where shares are meant: accepted, they made a trigger that never fires
     with pytest.raises(ConfigError) as err:
         parse_federation(

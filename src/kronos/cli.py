@@ -239,7 +239,9 @@ def _uses(kind: str) -> str:
 
 @cli.command()
 @click.option("--hosts", default=50, show_default=True, type=click.IntRange(1, 100_000))
-@click.option("--vms", default=5000, show_default=True, type=click.IntRange(0, 10_000_000))
+@click.option(
+    "--vms", default=5000, show_default=True, type=click.IntRange(0, 1_000_000)
+)  # 2.2 M: over 1 GiB
 @click.option("--groups", default=100, show_default=True, type=click.IntRange(0, 1_000_000))
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0))
 @click.option(

@@ -153,8 +153,8 @@ def parse_federation(text: str, name: str) -> FederationPolicy:
         )
     bu = r.mapping(doc, "budget", "budget", _SECTIONS["budget"])
     moves = bu.get("moves", Budget().moves)
-    if isinstance(moves, bool) or not isinstance(moves, int) or moves < 0:
-        r.fail(bu, "moves", "budget.moves", "expected an integer >= 0", moves)
+    if isinstance(moves, bool) or not isinstance(moves, int) or not 0 <= moves < 2**63:
+        r.fail(bu, "moves", "budget.moves", "expected an integer >= 0 (and below 2**63)", moves)
         moves = 0
     budget = Budget(
         moves=moves, memory_gb=r.number(bu, "memory_gb", "budget", lambda x: x > 0, "must be above 0")

@@ -93,6 +93,8 @@ def effective_budget(snapshot: Snapshot, budget: int | str | None) -> int | None
             raise UsageError(f"budget={budget!r}: expected a whole number or 'unlimited'") from None
     if isinstance(budget, bool) or budget < 0:
         raise UsageError(f"budget={budget!r}: must be >= 0 or 'unlimited'")
+    if budget >= 2**63:  # the plan records it; FORMATS' integers fit 64 bits
+        raise UsageError(f"budget={budget!r}: must be below 2**63 (or 'unlimited')")
     return int(budget)
 
 
