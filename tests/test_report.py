@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -443,6 +444,20 @@ def test_pngs_one_per_aggregate_and_policy_and_drawn(which: str, request: pytest
         assert _colours(px) > 20  # not blank
         assert _has_colour(px, AFTER_BLUE, 200)  # the "after" bars or curve are there
         assert _has_colour(px, (0xC5, 0x30, 0x30), 100)  # the max_host_score line
+
+
+@pytest.mark.usefixtures("matplotlib_or_fail")
+def test_a_name_the_font_cannot_draw_is_no_warning(spread: Any) -> None:
+    """matplotlib warned once per glyph its font lacks (a host named in Japanese, an emoji), each
+    line with its own source path, on the operator's stderr; the chart draws them as boxes."""
+    snap, _ = spread
+    aggregate = snap.aggregates[0]
+    named = attrs.evolve(aggregate, name="東京-🙂")
+    snap = attrs.evolve(snap, aggregates=(named, *snap.aggregates[1:]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (the suite's own filters make a warning fail the test too)
+        files = render_pngs(build_report(snap, kronos.plan(snap)))
+    assert len(files) == len(snap.enabled_policies) * len(snap.aggregates) and all(files.values())
 
 
 # -- a real browser -----------------------------------------------------------

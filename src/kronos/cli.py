@@ -1104,6 +1104,8 @@ def report(snapshot: str, plan_file: str, output: str | None, png_dir: str | Non
     """
     if output is None and png_dir is None:
         raise UsageError("nothing to write: give -o FILE, --png DIR or both")
+    if png_dir == "-":  # it made a folder named "-"
+        raise UsageError("--png names a folder for the PNG files; - (standard output) cannot hold them")
     distinct_files(("SNAPSHOT", snapshot), ("PLAN", plan_file), ("-o", output), ("--png", png_dir))
     import kronos
     from kronos.errors import DataError, ValidationError
