@@ -69,6 +69,10 @@ def usage_error(*args: str, code: int = 64) -> str:
         (["generate", "--unmovable", "nan"], "'--unmovable': 'nan' is not a finite number"),
         (["generate", "--policies", "cpu,mem,cpu"], "--policies 'cpu,mem,cpu': 'cpu' given twice"),
         (
+            ["report", EXAMPLE, EXAMPLE_PLAN, "--png", "-"],
+            "--png names a folder for the PNG files; - (standard",
+        ),
+        (
             ["generate", "--vms", "2300000"],
             "Invalid value for '--vms': 2300000 is not in the range 0<=x<=1000000",
         ),
