@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, ClassVar
@@ -35,7 +35,7 @@ from kronos.core.explain import not_movable
 from kronos.core.reasons import render_all
 from kronos.report import build_report, render_html, render_pngs, write_pngs
 from kronos.report.figures import LABELLED_HOSTS_MAX
-from tests.conftest import kronos_cli
+from tests.conftest import ROOT, kronos_cli
 
 AFTER_BLUE = (0x2B, 0x6C, 0xB0)  # the "score after" bars of both renderers
 
@@ -444,6 +444,45 @@ def test_pngs_one_per_aggregate_and_policy_and_drawn(which: str, request: pytest
         assert _colours(px) > 20  # not blank
         assert _has_colour(px, AFTER_BLUE, 200)  # the "after" bars or curve are there
         assert _has_colour(px, (0xC5, 0x30, 0x30), 100)  # the max_host_score line
+
+
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        (  # (the plan's loader counts each aggregate's steps against its migrations)
+            lambda d, a: (
+                [x.update(migrations=0) for x in d["summary"]["aggregates"].values()] and d.update(steps=[])
+            ),
+            "summary.aggregates.{a}.imbalance_after.cpu-spread = ",
+        ),
+        (
+            lambda d, a: d["summary"]["aggregates"][a]["imbalance_after"].update({"cpu-spread": -1}),
+            "summary.aggregates.{a}.imbalance_after.cpu-spread = -1: the plan's steps, replayed on the",
+        ),
+        (
+            lambda d, a: d["summary"]["aggregates"][a]["imbalance_after"].update({"bogus": 7}),
+            "summary.aggregates.{a}.imbalance_after.bogus: no enabled policy of the snapshot",
+        ),
+        (
+            lambda d, a: d["summary"]["aggregates"][a].update(combined_before=0.5),
+            "combined_before = 0.5: the",
+        ),
+    ],
+)
+def test_a_summary_its_steps_do_not_give_is_refused(
+    tmp_path: Path, edit: Callable[[dict[str, Any], str], Any], said: str
+) -> None:
+    """The page's table said the plan's figures and its charts the replayed ones: a plan edited
+    by hand (steps removed, figures kept) drew a report that contradicted itself, exit 0."""
+    snapshot = ROOT / "examples" / "snapshot.json"
+    doc = json.loads((ROOT / "examples" / "plan.json").read_text())
+    aggregate = doc["steps"][0]["aggregate"]
+    edit(doc, aggregate)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(doc))
+    out = kronos_cli("report", str(snapshot), str(plan), "-o", str(tmp_path / "r.html"))
+    assert out.returncode == 65 and said.format(a=aggregate) in out.stderr, out.stderr
+    assert not (tmp_path / "r.html").exists()
 
 
 @pytest.mark.usefixtures("matplotlib_or_fail")
