@@ -328,6 +328,23 @@ def test_execute_results_lines_from_a_foreign_file_are_not_trusted(tmp_path: Pat
     assert done_steps(results, plan) == {2}
 
 
+def test_rows_of_another_plan_of_the_same_snapshot_are_not_its(tmp_path: Path) -> None:
+    """A plan's id was its created_at and snapshot digest, which a spread and a drain of one
+    snapshot share: one's rows were read as the other's (a step skipped as done, or 65)."""
+    from kronos.adapters.executor import plan_id
+    from kronos.adapters.journal import done_steps
+
+    spread, drain = tmp_path / "spread.json", tmp_path / "drain.json"
+    assert kronos_cli("plan", EXAMPLE, "-o", str(spread)).returncode == 0
+    assert kronos_cli("drain", EXAMPLE, "--host", "cmp-001", "-o", str(drain)).returncode == 0
+    one, other = kronos.load_plan(spread), kronos.load_plan(drain)
+    assert (one.created_at, one.snapshot_digest) == (other.created_at, other.snapshot_digest)
+    assert plan_id(one) != plan_id(other)
+    results = tmp_path / "results.jsonl"
+    results.write_text(_rows_of(one)(1) + _rows_of(one)(2))
+    assert done_steps(results, one) == {1, 2} and done_steps(results, other) == set()
+
+
 @pytest.mark.parametrize(
     ("change", "said"),
     [

@@ -23,6 +23,8 @@ and the state), so a stop at any point loses nothing that happened.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 import time
@@ -99,7 +101,12 @@ class _Failure(Exception):
 
 
 def plan_id(plan: Plan) -> str:
-    return f"{plan.created_at.strftime('%Y-%m-%dT%H:%M:%SZ')} {plan.snapshot_digest}"
+    """Which plan a results-log row belongs to: its time, its snapshot and a digest of its moves.
+    Every plan of one snapshot (a spread, a drain, a re-plan with another budget) has the time
+    and the snapshot; without the moves, a row of one was taken for a step done of another."""
+    moves = json.dumps([[s.seq, s.action, s.instance, s.source, s.destination] for s in plan.steps])
+    steps = hashlib.sha256(moves.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{plan.created_at.strftime('%Y-%m-%dT%H:%M:%SZ')} {plan.snapshot_digest} steps:{steps}"
 
 
 def check_plan_age(plan: Plan, now: datetime, max_age: float) -> None:
