@@ -170,6 +170,22 @@ def test_changes_by_hand_go_to_the_audit_log(tmp_path: Path) -> None:
     assert lines[1]["who"]["pid"] != lines[0]["who"]["pid"]  # each line says which process acted
 
 
+def test_an_instance_with_a_control_character_is_refused_where_it_is_typed(tmp_path: Path) -> None:
+    """``--instance "$(cat id)"`` from a CRLF file wrote 'vm\r' into the state, exit 0, and every
+    command reading that state then failed (65); a state that holds one is still read."""
+    state = tmp_path / "state.json"
+    for command in (
+        ("state", "record-result", "--state", str(state), "--instance", "vm-1\r", "--outcome", "Succeeded"),
+        ("state", "release", "--state", str(state), "vm-1\t"),
+    ):
+        out = kronos_cli(*command)
+        assert out.returncode == 64 and "must not hold a control character" in out.stderr, out.stderr
+    assert not state.exists()
+    state.write_text(json.dumps({"format": "kronos.state/1", "quarantined_until": {"vm\r": None},
+                                 "results": [{"instance": "vm\r", "outcome": "Succeeded", "at": "2026-11-21T10:00:00Z"}]}))  # fmt: skip
+    assert kronos_cli("state", "show", "--state", str(state)).returncode == 0
+
+
 def test_an_audit_file_that_is_no_audit_log_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     """``--audit-file plan.json`` appended an event to the plan (exit 0), and the plan could not
     be read again; a log whose first event was cut by a kill is a log still."""

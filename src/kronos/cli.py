@@ -26,6 +26,7 @@ from kronos.cli_paths import (
     DOCUMENT,
     DOCUMENT_SUFFIXES,
     a_path,
+    an_id,
     distinct_files,
     misnamed,
     nonblank,
@@ -1426,7 +1427,7 @@ RESULT_OPTIONS = ("instance_cooldown", "instance_quarantine_seconds")
 @state.command("record-result")
 @STATE_OPT
 @CONFIG_OPT
-@click.option("--instance", required=True, callback=nonblank, help="instance UUID")
+@click.option("--instance", required=True, callback=an_id, help="instance UUID")
 @click.option(
     "--outcome",
     required=True,
@@ -1489,7 +1490,7 @@ def record_result_cmd(
 @state.command("release")
 @STATE_OPT
 @CONFIG_OPT
-@click.argument("instance", callback=nonblank)
+@click.argument("instance", callback=an_id)
 @AUDIT_OPT
 def release_cmd(
     state_path: str | None, config_path: str | None, instance: str, audit_path: str | None

@@ -47,6 +47,20 @@ def refuse_blank(why: Callable[[str], str]) -> Callable[[click.Context, click.Pa
 
 #: a name (``--instance ''``) that would match nothing, silently
 nonblank = refuse_blank(lambda _: "must not be empty")
+
+
+def an_id(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Click callback for a VM's id: not blank, no control character (``--instance "$(cat id)"``
+    from a CRLF file: a state holding it could not be read back, by any engine)."""
+    from kronos.core.validate import name_problem
+
+    nonblank(ctx, param, value)
+    problem = name_problem(value) if isinstance(value, str) else None
+    if problem:
+        raise click.BadParameter(problem, ctx, param)
+    return value
+
+
 #: a file or folder: the OS would read '' as the current folder, and ``--state "$UNSET"`` would pass
 a_path = refuse_blank(lambda v: f"{v!r} names nothing: give a path")
 

@@ -180,7 +180,7 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _CONTROL_SAID = "must not hold a control character (a tab, a line break): Nova's never do"
 
 
-def _name_problem(s: Any) -> str | None:
+def name_problem(s: Any) -> str | None:
     """What is wrong with an id or a host's or an aggregate's name, or None."""
     if _blank(s):
         return "must not be blank"
@@ -327,7 +327,7 @@ def _hosts(s: Snapshot) -> list[Issue]:
     names = [p.name for p in s.enabled_policies]
     for i, h in enumerate(s.hosts):
         at = f"hosts[{i}]"
-        if problem := _name_problem(h.name):
+        if problem := name_problem(h.name):
             out.append(Issue(f"{at}.name", problem, h.name))
         elif h.name in dup:
             out.append(Issue(f"{at}.name", "duplicate host name", h.name))
@@ -432,7 +432,7 @@ def _aggregates(s: Snapshot) -> list[Issue]:
     az_of: dict[str, tuple[str, str]] = {}
     for i, a in enumerate(s.aggregates):
         at = f"aggregates[{i}]"
-        if problem := _name_problem(a.name):
+        if problem := name_problem(a.name):
             out.append(Issue(f"{at}.name", problem, a.name))
         elif a.name in dup:
             out.append(Issue(f"{at}.name", "duplicate aggregate name", a.name))
@@ -535,7 +535,7 @@ def _suspects(
     V = len(vms)
     odd = np.zeros(V, dtype=np.bool_)
     if not _all_text(ids):
-        odd[[i for i, x in enumerate(ids) if _name_problem(x)]] = True
+        odd[[i for i, x in enumerate(ids) if name_problem(x)]] = True
     if dup:
         odd[[i for i, x in enumerate(ids) if x in dup]] = True
     names = cols.names
@@ -694,7 +694,7 @@ def _vm_issues(
     unit: Any,
 ) -> list[Issue]:
     out: list[Issue] = []
-    if problem := _name_problem(v.id):
+    if problem := name_problem(v.id):
         out.append(Issue(f"{at}.id", problem, v.id))
     elif v.id in dup:
         out.append(Issue(f"{at}.id", "duplicate VM id", v.id))
@@ -798,7 +798,7 @@ def _groups(s: Snapshot, known: Collection[Any] | None = None) -> list[Issue]:
     owner: dict[str, str] = {}
     for i, g in enumerate(s.server_groups):
         at = f"server_groups[{i}]"
-        if problem := _name_problem(g.id):
+        if problem := name_problem(g.id):
             out.append(Issue(f"{at}.id", problem, g.id))
         elif g.id in dup:
             out.append(Issue(f"{at}.id", "duplicate server group id", g.id))
@@ -893,7 +893,7 @@ def validate_plan(plan: Plan) -> list[Issue]:
         if s.action not in ACTIONS:
             out.append(Issue(f"{at}.action", f"must be one of {', '.join(ACTIONS)}", s.action))
         for name in ("instance", "source", "destination", "aggregate"):
-            if problem := _name_problem(getattr(s, name)):
+            if problem := name_problem(getattr(s, name)):
                 out.append(Issue(f"{at}.{name}", problem, getattr(s, name)))
         if not _finite(s.combined_after):
             out.append(Issue(f"{at}.combined_after", "must be a finite number", s.combined_after))
@@ -1131,8 +1131,9 @@ def validate_state(state: State) -> list[Issue]:
             if _blank(key):
                 out.append(Issue(key_path(name, key), "keys must not be blank"))
     for i, r in enumerate(state.results):
-        if problem := _name_problem(r.instance):
-            out.append(Issue(f"results[{i}].instance", problem, r.instance))
+        # (a control character is refused where an id is typed: one in a state made it unreadable)
+        if _blank(r.instance):
+            out.append(Issue(f"results[{i}].instance", "must not be blank", r.instance))
         if r.outcome not in OUTCOMES:
             out.append(Issue(f"results[{i}].outcome", f"must be one of {', '.join(OUTCOMES)}", r.outcome))
     return out
