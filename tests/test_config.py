@@ -866,6 +866,35 @@ def test_check_config_says_which_written_file_or_folder_kronos_run_could_not_wri
     conf.write_text("[engine]\naggregates = a\nplan_dir = later/plans\n")
     assert unwritable(load_config(str(conf))) == [] and not (tmp_path / "later").exists()
     conf.write_text(
-        "[engine]\naggregates = a\nstate_file = folder\n[coordination]\nbackend_url = etcd3+http://h:2379\n"
+        "[engine]\naggregates = a\nstate_file = folder\nlock_file = folder\n"
+        "[coordination]\nbackend_url = etcd3+http://h:2379\n"
     )
-    assert unwritable(load_config(str(conf))) == []  # the state is in the backend
+    assert unwritable(load_config(str(conf))) == []  # the state is in the backend, the lock too
+
+
+def test_a_folder_this_user_may_not_search_is_said_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Path.exists() raises PermissionError under a 0700 folder of another user: loading a
+    config with a file:// backend there, check-config's files line and kronos status were exit 70
+    with a traceback (injected here: tests run as root, which may search anything)."""
+    pytest.importorskip("tooz")
+    hidden = tmp_path / "hidden"
+    real_stat = Path.stat
+
+    def stat(self: Path, **kwargs: Any) -> Any:
+        if str(self).startswith(str(hidden)):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_stat(self, **kwargs)
+
+    conf = _write(tmp_path, f"[engine]\naggregates = a\nplan_dir = {hidden}/plans\n"
+                            f"[coordination]\nbackend_url = file://{hidden}/tooz\n")  # fmt: skip
+    monkeypatch.setattr(Path, "stat", stat)
+    config = load_config(str(conf))  # tooz says what it cannot do when it tries
+    assert unwritable(config) == [
+        f"[engine] plan_dir = '{hidden}/plans': cannot look at {hidden}/plans: Permission denied"
+    ]
+    out = kronos_cli("status", "--config", str(conf))
+    assert out.returncode == 77 and f"cannot look at {hidden}/tooz: Permission denied" in out.stderr, (
+        out.stderr
+    )

@@ -578,19 +578,23 @@ _WRITTEN = ("state_file", "results_file", "audit_file", "log_file", "lock_file")
 
 def _shared_files(config: Config) -> list[str]:
     """Two of the engine's written files that are one (``audit_file = kronos-state.json``)."""
-    written = [k for k in _WRITTEN if not (k == "state_file" and config.coordination.backend_url)]
+    written = [k for k in written_keys(config) if k != "plan_dir"]
     found = shared_file((key, config.path(getattr(config.engine, key))) for key in written)
-    if found is None:  # (with [coordination], the state is in the backend, not in its file)
+    if found is None:
         return []
     key, earlier = found
     return [f"[engine] {key} = {getattr(config.engine, key)!r}: the same file as {earlier}"]
 
 
+#: what ``kronos run`` in a group does not write: the state is in the backend, and the
+#: backend's locks keep a second engine off, not the lock file
+_NOT_IN_A_GROUP = ("state_file", "lock_file")
+
+
 def written_keys(config: Config) -> list[str]:
-    """The ``[engine]`` keys naming a file or folder ``kronos run`` writes (with ``[coordination]``,
-    the state is in the backend, not in its file)."""
+    """The ``[engine]`` keys naming a file or folder ``kronos run`` writes."""
     keys = [k for k in (*_WRITTEN, "plan_dir") if getattr(config.engine, k)]
-    return [k for k in keys if not (k == "state_file" and config.coordination.backend_url)]
+    return [k for k in keys if not (k in _NOT_IN_A_GROUP and config.coordination.backend_url)]
 
 
 def unwritable(config: Config) -> list[str]:
@@ -602,19 +606,28 @@ def unwritable(config: Config) -> list[str]:
         path = config.path(getattr(config.engine, key))
         assert path is not None  # (written_keys: the keys set)
         where = f"[engine] {key} = {getattr(config.engine, key)!r}"
-        if key == "plan_dir":
-            there = next(p for p in (path, *path.parents) if p.exists())
-            if not there.is_dir():
-                problems.append(f"{where}: {there} is not a folder")
-            elif not os.access(there, os.W_OK | os.X_OK):
-                problems.append(f"{where}: cannot write in {there}")
-        elif path.is_dir():
-            problems.append(f"{where}: {path} is a folder")
-        elif not path.parent.is_dir():
-            problems.append(f"{where}: no folder {path.parent}")
-        elif not os.access(path if path.exists() else path.parent, os.W_OK):
-            problems.append(f"{where}: cannot write {path}")
+        try:
+            problem = _folder_problem(path) if key == "plan_dir" else _file_problem(path)
+        except OSError as exc:  # a folder on the way this user may not search (0700 /var/lib/kronos)
+            problem = f"cannot look at {path}: {exc.strerror or exc}"
+        if problem:
+            problems.append(f"{where}: {problem}")
     return problems
+
+
+def _folder_problem(path: Path) -> str:
+    there = next(p for p in (path, *path.parents) if p.exists())
+    if not there.is_dir():
+        return f"{there} is not a folder"
+    return "" if os.access(there, os.W_OK | os.X_OK) else f"cannot write in {there}"
+
+
+def _file_problem(path: Path) -> str:
+    if path.is_dir():
+        return f"{path} is a folder"
+    if not path.parent.is_dir():
+        return f"no folder {path.parent}"
+    return "" if os.access(path if path.exists() else path.parent, os.W_OK) else f"cannot write {path}"
 
 
 def _coordination_problems(config: Config) -> list[str]:
@@ -698,7 +711,10 @@ def _driver_option_problem(parts: SplitResult) -> str:
             return f"{key} = {value!r}: expected a whole number of seconds, at least 1"
     if parts.scheme == "file":
         folder = Path(parts.path)
-        on_path = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        try:
+            on_path = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        except OSError:  # a folder on the way this user may not search: tooz says so when it tries
+            on_path = None
         if on_path is not None and not on_path.is_dir():
             named = "is" if on_path == folder else f"cannot be a folder: {str(on_path)!r} is"
             return f"{str(folder)!r} {named} not a folder"

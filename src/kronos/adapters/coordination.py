@@ -45,7 +45,7 @@ from attrs import frozen
 import kronos
 from kronos.adapters.config import CoordinationConfig, backend_url_problem
 from kronos.core.model import State
-from kronos.errors import ConfigError, KronosError, TemporaryFailure
+from kronos.errors import ConfigError, KronosError, PermissionDenied, TemporaryFailure
 from kronos.files import render
 from kronos.redact import redact
 
@@ -448,7 +448,13 @@ def status(config: CoordinationConfig, aggregates: tuple[str, ...]) -> Status:
     """Read the group without joining it: members, the owner of each aggregate (the ring every
     member computes, :class:`tooz.partitioner.Partitioner`'s), locks and slots held."""
     parts = urlsplit(config.backend_url)
-    if parts.scheme == "file" and not Path(parts.path).exists():
+    try:
+        never_used = parts.scheme == "file" and not Path(parts.path).exists()
+    except OSError as exc:  # a folder on the way this user may not search
+        raise PermissionDenied(
+            f"{_shown(config)}: cannot look at {parts.path}: {exc.strerror or exc}"
+        ) from None
+    if never_used:
         # no engine ever used this folder; tooz's file driver would create it, and a read of
         # the group should leave the machine as it found it
         return Status(config.group, (), {a: "" for a in aggregates}, (), 0)
