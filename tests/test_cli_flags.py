@@ -173,21 +173,6 @@ def test_plan_reads_a_kronos_conf_without_the_policies_file_it_never_uses(tmp_pa
     assert json.loads(r.stdout)["options"]["min_load"] == 0.1
 
 
-def test_plan_reads_the_environment_s_planner_options_without_a_kronos_conf(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """KRONOS_ENGINE_MIN_LOAD was read only with --config: without one it was dropped unsaid, where
-    a kronos.conf without the key would have let it win. --set still wins; a typo is an error."""
-    monkeypatch.setenv("KRONOS_ENGINE_MIN_LOAD", "0.1")
-    r = kronos_cli("plan", EXAMPLE, "-o", "-")
-    assert r.returncode == 0 and json.loads(r.stdout)["options"]["min_load"] == 0.1, r.stderr
-    r = kronos_cli("plan", EXAMPLE, "--set", "min_load=0.2", "-o", "-")
-    assert json.loads(r.stdout)["options"]["min_load"] == 0.2
-    monkeypatch.setenv("KRONOS_ENGINE_MIN_LAOD", "0.3")
-    r = kronos_cli("plan", EXAMPLE, "-o", "-")
-    assert r.returncode == 78 and "$KRONOS_ENGINE_MIN_LAOD: [engine] min_laod: unknown option" in r.stderr
-
-
 def test_a_state_is_never_judged_ahead_of_the_clock(tmp_path: Path) -> None:
     """record-result --at 2027 dropped a live quarantine (pruned as over by then) and plan --now
     far ahead wrote cooldowns months long; a snapshot dated ahead did the same through --now's

@@ -710,9 +710,8 @@ def _once(given: dict[str, Any], key: str, flag: str) -> None:
 
 
 def _engine_options(config_path: str | None) -> dict[str, Any]:
-    """The planner options kronos.conf sets (its [engine] section and KRONOS_ENGINE_*): without
-    a file, those of the environment, which a kronos.conf would not have changed either."""
-    if config_path is None and not any(v.startswith("KRONOS_ENGINE_") for v in os.environ):
+    """The planner options kronos.conf sets (its [engine] section and KRONOS_ENGINE_*)."""
+    if config_path is None:
         return {}
     from kronos.cli_cloud import load_config
     from kronos.core.options import PlannerOptions
