@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import subprocess
+import threading
 from pathlib import Path
 
 import attrs
@@ -223,6 +227,35 @@ def test_a_document_to_dev_stdout_is_all_stdout_holds(tmp_path: Path) -> None:
     assert aside.stdout.startswith("plan sha256:") and kronos.load_plan(io.StringIO(aside.stderr)).steps
     rows = kronos_cli("plan", example, "-o", "/dev/stdout", "-c", "seq", process=True)
     assert rows.returncode == 64 and "-o /dev/stdout writes the whole document to stdout" in rows.stderr
+
+
+def test_dev_stderr_on_the_same_terminal_is_not_stdout() -> None:
+    """On a terminal, stdout and stderr are one device: judged by the file, ``-o /dev/stderr -c
+    seq`` was refused as if the document went to stdout, and the table was not shown."""
+    import pty
+    import sys
+
+    primary, secondary = pty.openpty()
+    shown: list[bytes] = []
+
+    def drain() -> None:  # a terminal nobody reads fills, and the writer waits
+        with contextlib.suppress(OSError):
+            while chunk := os.read(primary, 65536):
+                shown.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", "from kronos.cli import main; main()", "plan",
+             str(ROOT / "examples" / "snapshot.json"), "-o", "/dev/stderr", "-c", "seq"],
+            stdout=secondary, stderr=secondary, timeout=120, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(secondary)
+        reader.join(timeout=10)
+        os.close(primary)
+    assert proc.returncode == 0, b"".join(shown)[-400:]
 
 
 def test_a_yaml_suffix_in_capitals_writes_yaml(tmp_path: Path) -> None:

@@ -327,17 +327,12 @@ _FD_PATH = re.compile(r"/dev/(?:stdout|stderr|fd/\d+)|/proc/(?:self|\d+)/fd/\d+"
 
 
 def is_stdout(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is ``-`` or names this process's standard output (``/dev/stdout``,
+    """Whether ``path`` is ``-`` or a name of this process's standard output (``/dev/stdout``,
     ``/dev/fd/1``): a command writing its document there prints nothing else on it (the table
-    after a plan's JSON made the output neither)."""
-    if str(path) == "-":
-        return True
-    if not _FD_PATH.fullmatch(str(Path(path).absolute())):
-        return False
-    try:
-        return os.path.samestat(Path(path).stat(), os.fstat(1))
-    except OSError:
-        return False
+    after a plan's JSON made the output neither). By name, not by the file: on a terminal
+    ``/dev/stderr`` is the same device, and its document goes beside the table."""
+    named = str(path) if str(path) == "-" else str(Path(path).absolute())
+    return named in ("-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1", f"/proc/{os.getpid()}/fd/1")
 
 
 def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
