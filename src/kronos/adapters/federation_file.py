@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kronos.core.federation_policy import PRECONDITIONS, Budget, Eligible, FederationPolicy, Receive, Trigger
-from kronos.core.options import did_you_mean
+from kronos.core.options import INT64, did_you_mean
 from kronos.errors import ConfigError, DataError, problem_list
 from kronos.files import parse_yaml, read_text
 
@@ -153,7 +153,7 @@ def parse_federation(text: str, name: str) -> FederationPolicy:
         )
     bu = r.mapping(doc, "budget", "budget", _SECTIONS["budget"])
     moves = bu.get("moves", Budget().moves)
-    if isinstance(moves, bool) or not isinstance(moves, int) or not 0 <= moves < 2**63:
+    if isinstance(moves, bool) or not isinstance(moves, int) or not 0 <= moves < INT64:
         r.fail(bu, "moves", "budget.moves", "expected an integer >= 0 (and below 2**63)", moves)
         moves = 0
     budget = Budget(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kronos.core.model import Policy, Snapshot
-from kronos.core.options import did_you_mean
+from kronos.core.options import INT64, did_you_mean
 from kronos.core.validate import Issue, validate_policies
 from kronos.errors import ConfigError, DataError, NoInputError, PermissionDenied, problem_list
 from kronos.files import parse_yaml, read_text
@@ -71,7 +71,7 @@ def _type_problem(field: str, value: Any) -> str | None:
     if isinstance(value, allowed):
         if isinstance(value, float) and not math.isfinite(value):
             return "must be a finite number"
-        if isinstance(value, int) and not -(2**63) <= value < 2**63:  # a snapshot could not hold it
+        if isinstance(value, int) and not -INT64 <= value < INT64:  # a snapshot could not hold it
             return "integer out of range (it must fit in 64 bits)"
         return None
     return f"expected {_TYPE_WORDS[allowed[0]]}"

@@ -51,7 +51,7 @@ from kronos.core.model import (
     Snapshot,
     State,
 )
-from kronos.core.options import nearest
+from kronos.core.options import INT64, nearest
 from kronos.core.validate import NO_VALUE, Issue, check_format, key_path, validate
 from kronos.errors import ValidationError
 
@@ -59,7 +59,6 @@ T = TypeVar("T")
 
 #: deepest nesting a document may have (the model needs 6; free-form ``source`` gets the rest)
 MAX_DEPTH = 64
-_INT64 = 2**63
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
 _CUSTOM_CLASS = re.compile(r"CUSTOM_[A-Z0-9_]+")
@@ -206,11 +205,11 @@ def _float(v: Any, parent: Path, key: Any, p: _Problems) -> Any:
 def _int(v: Any, parent: Path, key: Any, p: _Problems) -> Any:
     t = type(v)
     if t is int:
-        if -_INT64 <= v < _INT64:
+        if -INT64 <= v < INT64:
             return v
         return p.fail((*parent, key), "integer out of range (it must fit in 64 bits)", v)
     if t is float and v.is_integer():
-        if -_INT64 <= v < _INT64:
+        if -INT64 <= v < INT64:
             return int(v)
         return p.fail((*parent, key), "integer out of range (it must fit in 64 bits)", v)
     return p.fail((*parent, key), "expected an integer", v)

@@ -21,6 +21,10 @@ from attrs import frozen
 from kronos.core.phases import AFFINITY, PACK, SPREAD
 from kronos.errors import UsageError
 
+#: every integer a document holds is below this in magnitude (FORMATS: integers fit 64 bits;
+#: a reader in another language takes no more)
+INT64 = 2**63
+
 
 @frozen
 class CommonOptions:
@@ -271,7 +275,7 @@ def make_options(
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if number and not math.isfinite(value):
             raise UsageError(f"option {name} = {raw!r}: must be a finite number")
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 2**63:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= INT64:
             raise UsageError(f"option {name} = {raw!r}: must be below 2**63 (a plan's integers fit 64 bits)")
         if number and value < 0 and not (name == "instance_quarantine_seconds" and value == -1):
             raise UsageError(f"option {name} = {raw!r}: must be >= 0")

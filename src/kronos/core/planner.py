@@ -36,7 +36,14 @@ from kronos.core.model import (
     Step,
 )
 from kronos.core.moves import AggregateOutcome, GroupOutcome, Move
-from kronos.core.options import AffinityOptions, PackOptions, PlannerOptions, SpreadOptions, make_options
+from kronos.core.options import (
+    INT64,
+    AffinityOptions,
+    PackOptions,
+    PlannerOptions,
+    SpreadOptions,
+    make_options,
+)
 from kronos.core.outlook import History, outlook
 from kronos.core.pack import plan_pack
 from kronos.core.reasons import render
@@ -93,7 +100,7 @@ def effective_budget(snapshot: Snapshot, budget: int | str | None) -> int | None
             raise UsageError(f"budget={budget!r}: expected a whole number or 'unlimited'") from None
     if isinstance(budget, bool) or budget < 0:
         raise UsageError(f"budget={budget!r}: must be >= 0 or 'unlimited'")
-    if budget >= 2**63:  # the plan records it; FORMATS' integers fit 64 bits
+    if budget >= INT64:  # the plan records it; FORMATS' integers fit 64 bits
         raise UsageError(f"budget={budget!r}: must be below 2**63 (or 'unlimited')")
     return int(budget)
 
