@@ -845,3 +845,22 @@ def test_a_document_with_thousands_of_problems_lists_the_first_fifty(tmp_path: P
     with pytest.raises(ValidationError) as err:
         kronos.plan(kronos.load_snapshot(str(bad)))
     assert len(err.value.issues) == len(doc["vms"])
+
+
+def test_a_document_no_reader_would_take_is_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """generate --vms 2300000 wrote 1.13 GB, which validate and plan then refused (65 over
+    1 GiB). The bound is lowered here so that a small snapshot is over it."""
+    import kronos.files
+
+    snap = kronos.generate(hosts=5, vms=40, groups=2, seed=1)
+    size = len(kronos.files.render(snap))
+    monkeypatch.setattr(kronos.files, "MAX_DOCUMENT_BYTES", size - 1)
+    out = tmp_path / "big.json"
+    with pytest.raises(DataError, match=f"{out}: the document would be {size} bytes, over the {size - 1}"):
+        kronos.dump(snap, out)
+    assert not out.exists()
+    monkeypatch.setattr(kronos.files, "MAX_DOCUMENT_BYTES", size)
+    kronos.dump(snap, out)
+    assert kronos.load_snapshot(out) == snap

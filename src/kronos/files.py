@@ -447,11 +447,25 @@ def _umask() -> int:
     return mask
 
 
+def _readable_size(text: str, name: str) -> None:
+    """A document no reader would take is not written (``generate --vms 2300000`` wrote 1.13 GB
+    that ``validate`` and ``plan`` then refused): 65, before a byte is written."""
+    if (
+        len(text) > MAX_DOCUMENT_BYTES // 4
+        and (size := len(text.encode("utf-8", "surrogatepass"))) > MAX_DOCUMENT_BYTES
+    ):
+        raise DataError(
+            f"{name}: the document would be {size} bytes, over the {MAX_DOCUMENT_BYTES} every reader "
+            "takes: not written (fewer VMs, hosts or history samples)"
+        )
+
+
 def dump(obj: Any, dest: PathOrFile) -> None:
     """Write a Snapshot, Plan or State as JSON (YAML for .yaml/.yml paths)."""
     if isinstance(dest, str | os.PathLike):
         name = str(dest)
         text = render(obj, yaml=yaml_named(name))
+        _readable_size(text, name)
         if name == "-":  # JSON escapes C0 itself; printable() the rest, which reads back the same
             if sys.stdout is None:  # started with it closed (>&-)
                 raise KronosIOError("standard output: closed, nowhere to write the document")
