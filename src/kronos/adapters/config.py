@@ -698,8 +698,10 @@ def backend_url_problem(url: str) -> str:
     )
 
 
-#: the query options tooz's drivers read with ``int()`` (etcd3gw's and file's)
+#: the query options tooz's etcd3gw and file drivers read with ``int()`` (redis reads some with
+#: ``float()``: other drivers' options are theirs to check)
 _WHOLE_SECONDS = ("timeout", "lock_timeout", "membership_timeout")
+_INT_DRIVERS = ("etcd3+http", "etcd3+https", "file")
 
 
 def _driver_option_problem(parts: SplitResult) -> str:
@@ -707,7 +709,8 @@ def _driver_option_problem(parts: SplitResult) -> str:
     (``int()``'s ValueError), a ``file://`` folder that cannot be one (a regular file on its path:
     ``kronos status`` would say "no members" for ever, ``kronos run`` fail at its first lock)."""
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key in _WHOLE_SECONDS and not (value.isascii() and value.isdigit() and int(value) > 0):
+        whole = value.isascii() and value.isdigit() and int(value) > 0
+        if parts.scheme in _INT_DRIVERS and key in _WHOLE_SECONDS and not whole:
             return f"{key} = {value!r}: expected a whole number of seconds, at least 1"
     if parts.scheme == "file":
         folder = Path(parts.path)
