@@ -326,6 +326,25 @@ def render(obj: Any, yaml: bool = False) -> str:
 _FD_PATH = re.compile(r"/dev/(?:stdout|stderr|fd/\d+)|/proc/(?:self|\d+)/fd/\d+")
 
 
+def unmakeable_folder(path: Path) -> str:
+    """Why ``path`` cannot be made a folder this process writes in ("" if it can), read without
+    making anything; OSError for a folder on the way it may not search."""
+    there = next(p for p in (path, *path.parents) if p.exists())
+    if not there.is_dir():
+        return f"{there} is not a folder"
+    return "" if os.access(there, os.W_OK | os.X_OK) else f"cannot write in {there}"
+
+
+def unwritable_file(path: Path) -> str:
+    """Why this process could not write the file ``path`` into its folder ("" if it could), read
+    without writing; OSError for a folder on the way it may not search."""
+    if path.is_dir():
+        return f"{path} is a folder"
+    if not path.parent.is_dir():
+        return f"no folder {path.parent}"
+    return "" if os.access(path if path.exists() else path.parent, os.W_OK) else f"cannot write {path}"
+
+
 def is_stdout(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is ``-`` or a name of this process's standard output (``/dev/stdout``,
     ``/dev/fd/1``): a command writing its document there prints nothing else on it (the table

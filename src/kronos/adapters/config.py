@@ -19,7 +19,6 @@ from __future__ import annotations
 import configparser
 import importlib.metadata
 import math
-import os
 import re
 import types
 import typing
@@ -42,7 +41,7 @@ from kronos.core.options import (
     nearest,
 )
 from kronos.errors import ConfigError, DataError, KronosError, KronosIOError, NoInputError, problem_list
-from kronos.files import read_bounded, shared_file
+from kronos.files import read_bounded, shared_file, unmakeable_folder, unwritable_file
 from kronos.redact import redact
 
 ENV_PREFIX = "KRONOS_"
@@ -607,27 +606,12 @@ def unwritable(config: Config) -> list[str]:
         assert path is not None  # (written_keys: the keys set)
         where = f"[engine] {key} = {getattr(config.engine, key)!r}"
         try:
-            problem = _folder_problem(path) if key == "plan_dir" else _file_problem(path)
+            problem = unmakeable_folder(path) if key == "plan_dir" else unwritable_file(path)
         except OSError as exc:  # a folder on the way this user may not search (0700 /var/lib/kronos)
             problem = f"cannot look at {path}: {exc.strerror or exc}"
         if problem:
             problems.append(f"{where}: {problem}")
     return problems
-
-
-def _folder_problem(path: Path) -> str:
-    there = next(p for p in (path, *path.parents) if p.exists())
-    if not there.is_dir():
-        return f"{there} is not a folder"
-    return "" if os.access(there, os.W_OK | os.X_OK) else f"cannot write in {there}"
-
-
-def _file_problem(path: Path) -> str:
-    if path.is_dir():
-        return f"{path} is a folder"
-    if not path.parent.is_dir():
-        return f"no folder {path.parent}"
-    return "" if os.access(path if path.exists() else path.parent, os.W_OK) else f"cannot write {path}"
 
 
 def _coordination_problems(config: Config) -> list[str]:

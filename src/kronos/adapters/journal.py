@@ -30,6 +30,7 @@ import kronos
 from kronos.adapters.executor import OUTCOMES, StepResult, plan_id
 from kronos.core.model import Plan, State, Step
 from kronos.errors import DataError, KronosIOError, TemporaryFailure
+from kronos.files import unwritable_file
 from kronos.redact import redact
 
 log = logging.getLogger(__name__)
@@ -191,18 +192,14 @@ def check_journal(
     """What :class:`Journal` finds wrong with its files, found without writing either: a dry
     run fails as the run would (``--state snapshot.json``: 65; a folder, a missing folder, a
     file it may not write: 74), not exit 0 and then the run fail."""
-    if state_path:
-        check_writable(Path(state_path), labels[1])
-        FileState(state_path).load()
-        _check_may_write(Path(state_path), labels[1])
-    if results_path:
-        check_writable(Path(results_path), labels[0])
-        _check_may_write(Path(results_path), labels[0])
-
-
-def _check_may_write(path: Path, label: str) -> None:
-    if not os.access(path if path.exists() else path.parent, os.W_OK):
-        raise KronosIOError(f"{label} {str(path)!r}: cannot write it: Permission denied")
+    for path, label in ((state_path, labels[1]), (results_path, labels[0])):
+        if path:
+            check_writable(Path(path), label)
+            if path == state_path:
+                FileState(path).load()
+            problem = unwritable_file(Path(path))
+            if problem:
+                raise KronosIOError(f"{label} {str(path)!r}: {problem}")
 
 
 def state_options(config: Any) -> dict[str, Any]:
