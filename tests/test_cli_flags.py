@@ -52,6 +52,13 @@ def conf(tmp_path: Path, proxy: FaultProxy) -> Path:
     return path
 
 
+def _fresh_plan(folder: Path) -> Path:
+    """A plan of the example made now, saved in ``folder`` (execute refuses the stale example's)."""
+    plan = folder / "plan.json"
+    assert kronos_cli("plan", EXAMPLE, "-o", str(plan)).returncode == 0
+    return plan
+
+
 def usage_error(*args: str, code: int = 64) -> str:
     proc = kronos_cli(*args)
     assert proc.returncode == code, (args, proc.returncode, proc.stderr)
@@ -244,8 +251,7 @@ def test_scores_aggregate_without_snapshot_is_64_before_any_network_call(
 def test_output_paths_that_cannot_be_written_are_74_naming_them(
     conf: Path, proxy: FaultProxy, tmp_path: Path
 ) -> None:
-    plan = tmp_path / "plan.json"
-    assert kronos_cli("plan", EXAMPLE, "-o", str(plan)).returncode == 0
+    plan = _fresh_plan(tmp_path)
     folder = tmp_path / "a-directory"
     folder.mkdir()
     for args, words in (
@@ -364,8 +370,7 @@ def test_a_dry_run_refuses_the_state_and_results_files_the_run_would(
 ) -> None:
     """--dry-run listed the steps, exit 0, for a --state that was a snapshot (the run: 65), a
     folder, or a file in a folder not there (the run: 74)."""
-    plan = tmp_path / "plan.json"
-    assert kronos_cli("plan", EXAMPLE, "-o", str(plan)).returncode == 0
+    plan = _fresh_plan(tmp_path)
     gone = tmp_path / "gone"
     for flag, path, code, said in (
         ("--state", EXAMPLE, 65, "expected kronos.state/1"),
@@ -385,8 +390,7 @@ def test_a_dry_run_refuses_the_state_and_results_files_the_run_would(
 def test_execute_refuses_a_mistyped_outcome_before_asking_nova(
     conf: Path, proxy: FaultProxy, tmp_path: Path
 ) -> None:
-    plan = tmp_path / "plan.json"
-    assert kronos_cli("plan", EXAMPLE, "-o", str(plan)).returncode == 0
+    plan = _fresh_plan(tmp_path)
     results = tmp_path / "results.jsonl"
     results.write_text(_rows_of(kronos.load_plan(str(plan)))(1, "Succeded"))
     said = usage_error(

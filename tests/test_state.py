@@ -170,6 +170,20 @@ def test_changes_by_hand_go_to_the_audit_log(tmp_path: Path) -> None:
     assert lines[1]["who"]["pid"] != lines[0]["who"]["pid"]  # each line says which process acted
 
 
+def _quarantine(instance: str, state: Path) -> tuple[str, ...]:
+    """The command that quarantines ``instance`` in ``state`` (a failed migration by hand)."""
+    return (
+        "state",
+        "record-result",
+        "--state",
+        str(state),
+        "--instance",
+        instance,
+        "--outcome",
+        "MigrationFailed",
+    )
+
+
 def test_an_instance_with_a_control_character_is_refused_where_it_is_typed(tmp_path: Path) -> None:
     """``--instance "$(cat id)"`` from a CRLF file wrote 'vm\r' into the state, exit 0, and every
     command reading that state then failed (65); a state that holds one is still read."""
@@ -190,16 +204,7 @@ def test_an_audit_file_that_is_no_audit_log_is_refused_before_anything_is_writte
     """``--audit-file plan.json`` appended an event to the plan (exit 0), and the plan could not
     be read again; a log whose first event was cut by a kill is a log still."""
     state = tmp_path / "state.json"
-    hold = (
-        "state",
-        "record-result",
-        "--state",
-        str(state),
-        "--instance",
-        "vm-1",
-        "--outcome",
-        "MigrationFailed",
-    )
+    hold = _quarantine("vm-1", state)
     assert kronos_cli(*hold).returncode == 0
     held = state.read_text()
     plan = tmp_path / "plan.json"
@@ -228,16 +233,7 @@ def test_an_audit_file_that_cannot_be_written_leaves_the_state_as_it_was(tmp_pat
     was not held (64)."""
     state, folder = tmp_path / "state.json", tmp_path / "a-folder"
     folder.mkdir()
-    failed = (
-        "state",
-        "record-result",
-        "--state",
-        str(state),
-        "--instance",
-        "vm-1",
-        "--outcome",
-        "MigrationFailed",
-    )
+    failed = _quarantine("vm-1", state)
     refused = kronos_cli(*failed, "--audit-file", str(folder))
     assert refused.returncode == 74 and "--audit-file" in refused.stderr and not state.exists()
     assert kronos_cli(*failed).returncode == 0
