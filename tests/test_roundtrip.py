@@ -170,3 +170,22 @@ def test_generated_snapshot_roundtrips_through_yaml(tmp_path: Path) -> None:
     snap = kronos.generate(hosts=6, vms=60, groups=4, seed=11, heterogeneous=True, down=1)
     kronos.dump(snap, tmp_path / "s.yaml")
     assert kronos.load_snapshot(tmp_path / "s.yaml") == snap
+
+
+def test_yaml_documents_read_the_same_in_pyyaml(small: kronos.Snapshot, tmp_path: Path) -> None:
+    """Written as YAML 1.2, a plan's `min_improvement: 1e-06` was a string to PyYAML (YAML 1.1,
+    Ansible's reader) and a VM named `yes` a boolean; every reader now gets what JSON says."""
+    import json
+
+    import attrs
+    import yaml as pyyaml
+
+    from kronos.files import render
+
+    snap = attrs.evolve(small, vms=(attrs.evolve(small.vms[0], name="yes"), *small.vms[1:]))
+    plan = kronos.plan(snap)
+    for document in (snap, plan):
+        text = render(document, yaml=True)
+        assert pyyaml.safe_load(text) == json.loads(render(document)), text[:300]
+    kronos.dump(snap, tmp_path / "s.yaml")
+    assert kronos.load_snapshot(tmp_path / "s.yaml") == snap  # and Kronos reads what it wrote

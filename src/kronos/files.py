@@ -317,6 +317,9 @@ def render(obj: Any, yaml: bool = False) -> str:
     y = YAML(typ="safe", pure=True)
     y.default_flow_style = False
     y.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
+    # as YAML 1.1, which PyYAML (Ansible's) reads: written as 1.2, `1e-06` was a string there and
+    # a host named `yes` a boolean; 1.1 spells `1.0e-06` and quotes 'yes', and 1.2 readers agree
+    y.version = (1, 1)
     y.dump(data, out)
     return out.getvalue()
 
