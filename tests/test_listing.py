@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml as pyyaml
 from hypothesis import given
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
@@ -83,6 +84,9 @@ def test_kronos_plan_rows_are_the_documents_steps(tmp_path: Path) -> None:
     got = json.loads(rows.stdout)
     assert [r["instance"] for r in got] == [s["instance"] for s in doc["steps"]]
     assert [r["destination"] for r in got] == [s["destination"] for s in doc["steps"]]
+    as_yaml = kronos_cli("plan", EXAMPLE, "-f", "yaml")  # a traceback: YAML knew no numpy float
+    assert as_yaml.returncode == 0, as_yaml.stderr
+    assert pyyaml.safe_load(as_yaml.stdout) == got  # and PyYAML reads what JSON says
     ids = kronos_cli("plan", EXAMPLE, "-f", "value", "-c", "instance").stdout.split()
     assert ids == [s["instance"] for s in doc["steps"]]
     out = tmp_path / "p.json"

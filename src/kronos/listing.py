@@ -136,8 +136,11 @@ def render(listing: Listing, shape: Shape, width: int | None = None) -> str:
 
         yaml = YAML()  # round-trip: the columns keep their order
         yaml.default_flow_style = False
+        yaml.version = (1, 1)  # as documents are (kronos.files.render): PyYAML reads it alike
         buf = io.StringIO()
-        yaml.dump([dict(zip(out.columns, r, strict=True)) for r in out.rows], buf)
+        # plain JSON values: numpy's float64 (a plan's figures) is JSON's float, no type YAML's knows
+        rows = json.loads(json.dumps([dict(zip(out.columns, r, strict=True)) for r in out.rows]))
+        yaml.dump(rows, buf)
         return buf.getvalue()
     if shape.fmt == "value":
         return "".join(" ".join(_text(x) for x in r) + "\n" for r in out.rows)
