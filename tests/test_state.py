@@ -184,6 +184,20 @@ def _quarantine(instance: str, state: Path) -> tuple[str, ...]:
     )
 
 
+def test_release_in_a_state_whose_folder_is_not_there_is_66_as_show_says(tmp_path: Path) -> None:
+    """`state show` said 66 "no such file, nor folder" and `state release` 64 "neither quarantined
+    nor in cooldown" for the same mistyped path; a state not written yet holds nothing (64)."""
+    gone = tmp_path / "gone" / "state.json"
+    for command in (
+        ("state", "show", "--state", str(gone)),
+        ("state", "release", "--state", str(gone), "vm-1"),
+    ):
+        out = kronos_cli(*command)
+        assert out.returncode == 66 and f"--state {gone}: no such file, nor folder" in out.stderr, out.stderr
+    fresh = kronos_cli("state", "release", "--state", str(tmp_path / "state.json"), "vm-1")
+    assert fresh.returncode == 64 and "no such file yet: no VM or aggregate is held" in fresh.stderr
+
+
 def test_an_instance_with_a_control_character_is_refused_where_it_is_typed(tmp_path: Path) -> None:
     """``--instance "$(cat id)"`` from a CRLF file wrote 'vm\r' into the state, exit 0, and every
     command reading that state then failed (65); a state that holds one is still read."""

@@ -1501,6 +1501,9 @@ def release_cmd(
         _state_store(state_path, config_path) as (store, _),
         _audit(audit_path, store, config_path) as audit,
     ):
+        path = getattr(store, "path", None)
+        if isinstance(path, str) and path != "-" and not Path(path).exists():  # as `state show` says it
+            _no_state_yet(path, "--state" if config_path is None else "[engine] state_file")
         store.update(lambda current: kronos.release(current or kronos.State(), instance))
         audit("released", instance=instance, state_file=store.label)
     echo(f"{instance}: released")
