@@ -534,12 +534,12 @@ def _suspects(
     vms, ids = s.vms, cols.ids
     V = len(vms)
     odd = np.zeros(V, dtype=np.bool_)
-    if not _all_text(ids):
+    if not _all_text(ids, control=True):
         odd[[i for i, x in enumerate(ids) if name_problem(x)]] = True
     if dup:
         odd[[i for i, x in enumerate(ids) if x in dup]] = True
     names = cols.names
-    if not _all_text(names, optional=True, free=True):
+    if not _all_text(names, optional=True):
         odd[[i for i, x in enumerate(names) if x is not None and _blank(x)]] = True
     if sizes is None:  # (capacity found every VM's host)
         hosts = cols.hosts
@@ -573,9 +573,10 @@ def _suspects(
     return np.flatnonzero(odd).tolist()
 
 
-def _all_text(values: list[Any], optional: bool = False, free: bool = False) -> bool:
-    """Every value a string, neither empty nor blank (``optional``: or None) nor, but for ``free``
-    text such as a VM's name, holding a control character; in C loops."""
+def _all_text(values: list[Any], optional: bool = False, control: bool = False) -> bool:
+    """Every value a string, neither empty nor blank (``optional``: or None) nor, with ``control``
+    (ids: not a VM's name, a tag or a device, which are free text), holding a control character;
+    in C loops."""
     try:
         if optional and not all(values):
             given = list(filter(None, values))  # without None and ""
@@ -584,7 +585,7 @@ def _all_text(values: list[Any], optional: bool = False, free: bool = False) -> 
         else:
             given = values
             plain = all(values) and not any(map(str.isspace, values))
-        return bool(plain and (free or not _CONTROL.search(" ".join(given))))
+        return bool(plain and not (control and _CONTROL.search(" ".join(given))))
     except TypeError:  # not a string
         return False
 
